@@ -1,0 +1,257 @@
+"""What a backbone is: a name, a static layer map, preprocessing, and a builder.
+
+A :class:`Backbone` never loads weights to describe itself: ``layer_map`` is data.
+``build(weights)`` returns the frozen network; :class:`FeatureNet` wraps it so that a
+forward pass returns only the requested layers and runs no further than the deepest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import OptionError, UserError, WeightsError
+from ..layers import Layer, LayerMap
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an RGB image in [0, 1] becomes the network's input.
+
+    ``channel_order`` is the order the network expects ("RGB" or "BGR"); ``scale``
+    multiplies the [0, 1] image (255 for Caffe-style weights); ``mean`` and ``std`` are in
+    the network's channel order and value range.
+    """
+
+    channel_order: str = "RGB"
+    scale: float = 1.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict:
+        return {"channel_order": self.channel_order, "scale": self.scale,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    def module(self):
+        """An ``nn.Module`` mapping RGB [0, 1] to the network's input: ``x * w + b``."""
+        import torch
+        from torch import nn
+
+        std = torch.tensor(self.std)
+        mean = torch.tensor(self.mean)
+        bgr = self.channel_order.upper() == "BGR"
+
+        class Normalize(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("w", (self_scale / std).view(1, 3, 1, 1))
+                self.register_buffer("b", (-mean / std).view(1, 3, 1, 1))
+
+            def forward(self, x):
+                if bgr:
+                    x = x.flip(1)
+                return torch.addcmul(self.b, x, self.w)
+
+        self_scale = self.scale
+        return Normalize()
+
+
+IMAGENET = Preprocess()
+CAFFE_BGR = Preprocess(channel_order="BGR", scale=255.0,
+                       mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+
+
+@dataclass
+class Backbone:
+    """A network users can tap. Subclasses fill in ``_layers`` and ``_make``."""
+
+    name: str
+    description: str = ""
+    preprocess: Preprocess = IMAGENET
+    min_size: int = 32
+    native_size: int = 224
+    content_layers: Sequence[str] = ()
+    style_layers: Sequence[str] = ()
+    dream_layers: Sequence[str] = ()
+    poolings: Sequence[str] = ("max",)
+    weights_note: str = ""
+    # state-dict key prefixes a weights file may have or lack (classifier heads we never run)
+    optional_prefixes: Sequence[str] = ()
+    plugin: str = ""  # filled in by the registry: which plugin supplied it
+
+    # --- static description -------------------------------------------------
+    @property
+    def layer_map(self) -> LayerMap:
+        cached = self.__dict__.get("_layer_map")
+        if cached is None:
+            cached = LayerMap(self._layers(), backbone=self.name)
+            self.__dict__["_layer_map"] = cached
+        return cached
+
+    def _layers(self) -> list[Layer]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "plugin": self.plugin,
+            "min_size": self.min_size,
+            "preprocess": self.preprocess.to_dict(),
+            "poolings": list(self.poolings),
+            "content_layers": list(self.content_layers),
+            "style_layers": list(self.style_layers),
+            "dream_layers": list(self.dream_layers),
+            "layers": len(self.layer_map),
+        }
+
+    # --- building -------------------------------------------------------------
+    def _make(self, pooling: str = "max"):
+        """The architecture with random weights (subclasses)."""
+        raise NotImplementedError
+
+    def _load_pretrained(self, model) -> Preprocess:
+        """Load the default pretrained weights into ``model`` (subclasses)."""
+        raise WeightsError(f"backbone {self.name!r} has no pretrained weights; use --weights random or --weights FILE")
+
+    def _load_file(self, model, path: Path) -> Preprocess:
+        """Load a local state dict file; returns the preprocessing the weights expect."""
+        state = read_state_dict(path)
+        load_state_dict_checked(model, state, self, source=str(path))
+        return self.preprocess
+
+    def build(self, weights: str | os.PathLike | None = None, pooling: str = "max"):
+        """The frozen full network and the preprocessing its weights expect.
+
+        ``weights``: ``None``/"default"/"pretrained" for the pretrained weights,
+        "random" for random initialization, or a path to a state dict file.
+        """
+        if pooling not in self.poolings:
+            raise OptionError(
+                f"backbone {self.name!r} does not offer --pooling {pooling}; it offers: {', '.join(self.poolings)}"
+            )
+        model = self._make(pooling=pooling)
+        if weights in (None, "default", "pretrained"):
+            pre = self._load_pretrained(model)
+        elif weights == "random":
+            pre = self.preprocess
+        else:
+            path = Path(weights).expanduser()
+            if not path.is_file():
+                raise WeightsError(f"weights file not found: {path}")
+            pre = self._load_file(model, path)
+        model.eval().requires_grad_(False)
+        disable_inplace(model)
+        return model, pre
+
+    def extractor(self, model, modules: list[str]):
+        """A module returning the outputs of ``modules`` (a list, in that order),
+        computing nothing past the deepest one. Default: torch.fx graph extraction."""
+        return FxExtractor(model, modules)
+
+    def check_size(self, height: int, width: int, what: str = "input") -> None:
+        if min(height, width) < self.min_size:
+            raise UserError(
+                f"{what} is {width}x{height} px, below the {self.min_size} px minimum of backbone {self.name!r}"
+            )
+
+
+def disable_inplace(model) -> None:
+    """In-place activations would overwrite features captured just before them."""
+    for module in model.modules():
+        if hasattr(module, "inplace") and isinstance(module.inplace, bool):
+            module.inplace = False
+
+
+def FxExtractor(model, modules: list[str]):
+    import torch
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    class _Fx(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.body = create_feature_extractor(model, return_nodes={m: m for m in modules})
+            self.modules_ = list(modules)
+
+        def forward(self, x):
+            out = self.body(x)
+            return [out[m] for m in self.modules_]
+
+    return _Fx()
+
+
+def read_state_dict(path: Path) -> dict:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip or format errors: all mean "not a state dict we can read"
+        raise WeightsError(f"cannot read weights file {path}: not a PyTorch state dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _short(keys, n=4) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def load_state_dict_checked(model, state: dict, backbone: Backbone, source: str) -> None:
+    """Load ``state`` into ``model``; say exactly which keys or shapes differ if it does not fit."""
+    own = model.state_dict()
+    optional = tuple(backbone.optional_prefixes)
+    state = {k: v for k, v in state.items() if k in own or not k.startswith(optional)}
+    missing = [k for k in own if k not in state and not k.startswith(optional)
+               and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_short(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_short(unexpected)}")
+    if shapes:
+        problems.append(f"shapes differ (file vs {backbone.name}): {_short(shapes, 3)}")
+    if problems:
+        raise WeightsError(f"weights in {source} do not fit backbone {backbone.name!r}: " + "; ".join(problems))
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def hub_checkpoint(url: str, backbone: Backbone) -> dict:
+    """A torchvision-hub checkpoint from the cache, downloading it if the cache lacks it."""
+    import torch
+
+    hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    path = hub_dir / os.path.basename(url)
+    if not path.is_file():
+        try:
+            return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, weights_only=True)
+        except Exception as exc:
+            raise WeightsError(
+                f"pretrained weights for {backbone.name!r} are not in the torch hub cache ({path}) and could not be "
+                f"downloaded ({type(exc).__name__}); put the file there, or pass --weights FILE or --weights random"
+            ) from None
+    return read_state_dict(path)
+
+
+def load_torchvision_pretrained(backbone: Backbone, model) -> Preprocess:
+    """Load torchvision's default weights for ``backbone`` (``backbone.tv_weights`` names the enum)."""
+    import torchvision.models
+
+    url = getattr(torchvision.models, backbone.tv_weights).DEFAULT.url
+    state = hub_checkpoint(url, backbone)
+    load_state_dict_checked(model, state, backbone, source=f"the torch hub cache ({os.path.basename(url)})")
+    return backbone.preprocess

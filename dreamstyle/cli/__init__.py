@@ -1,0 +1,154 @@
+"""The ``dreamstyle`` command line. A thin layer over the library: it parses options, draws
+progress with rich and turns a :class:`~dreamstyle.errors.UserError` into one line and exit 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import UserError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def echo_error(message: str) -> None:
+    click.echo(f"dreamstyle: error: {message}", err=True)
+
+
+def user_errors(func):
+    """Turn library errors into one clear line and a non-zero exit (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def warn_plugin_errors(host) -> None:
+    for line in host.errors:
+        click.echo(f"dreamstyle: warning: {line}", err=True)
+
+
+def host():
+    from ..plugins import get_host
+
+    h = get_host()
+    if not getattr(h, "_warned", False):
+        warn_plugin_errors(h)
+        h._warned = True
+    return h
+
+
+class DreamstyleGroup(click.Group):
+    """Loads commands that plugins add (``register_commands``) on first use."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self):
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            host().pm.hook.register_commands(cli=self)
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None:
+            self._load_plugin_commands()
+            cmd = super().get_command(ctx, name)
+        return cmd
+
+
+@click.group(cls=DreamstyleGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="dreamstyle")
+def main():
+    """Neural style transfer, DeepDream and their hybrid, over swappable CNN backbones."""
+
+
+def complete_backbone(ctx, param, incomplete):
+    try:
+        names = host().backbones.names()
+    except Exception:
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def plugins(as_json):
+    """List loaded plugins, the hooks each implements, and its version."""
+    h = host()
+    rows = [p.to_dict() for p in h.plugins()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("plugin", "hooks", "version", "builtin")
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["hooks"]), r["version"] or "", "yes" if r["builtin"] else "no")
+    Console().print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def backbones(as_json):
+    """List the backbones (built-in and from plugins)."""
+    reg = host().backbones
+    rows = []
+    for name in reg.names():
+        entry = reg.entries[name]
+        if hasattr(entry, "resolve"):
+            rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name], "family": True})
+        else:
+            rows.append({**entry.to_dict(), "family": False})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("backbone", "description", "min px", "plugin")
+    for r in rows:
+        table.add_row(r["name"], r["description"], str(r.get("min_size", "")), r["plugin"].rsplit(".", 1)[-1])
+    Console().print(table)
+
+
+@main.command()
+@click.argument("backbone", shell_complete=complete_backbone)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@user_errors
+def layers(backbone, as_json):
+    """List the layers of BACKBONE in network order: name, module, channels, stride.
+
+    Listing never loads weights."""
+    bb = host().backbones.get(backbone)
+    rows = [layer.to_dict() for layer in bb.layer_map]
+    defaults = {"content": set(bb.content_layers), "style": set(bb.style_layers), "dream": set(bb.dream_layers)}
+    for r in rows:
+        r["default_for"] = [role for role, names in defaults.items() if r["name"] in names]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("layer", "module", "channels", "stride", "default for", title=bb.name)
+    for r in rows:
+        table.add_row(r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"]))
+    Console().print(table)
+
+
+def run():  # console-script entry point
+    main(prog_name="dreamstyle")

@@ -1,0 +1,12 @@
+"""The built-in backbones, registered like any plugin's."""
+
+from ..backbones.graph import TimmFamily, builtin_graph
+from ..backbones.vgg import builtin_sequential
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_backbones(register):
+    for backbone in builtin_sequential() + builtin_graph():
+        register(backbone)
+    register(TimmFamily())

@@ -1,0 +1,29 @@
+"""The built-in loss terms, registered like any plugin's (torch is imported only when built)."""
+
+from ..hookspecs import hookimpl
+from ..termspec import TermSpec
+
+
+def _content(layers=("relu4_2",)):
+    from ..terms import ContentLoss
+
+    return ContentLoss(layers)
+
+
+def _style(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+    from ..terms import StyleLoss
+
+    return StyleLoss(layers)
+
+
+def _tv():
+    from ..terms import TVLoss
+
+    return TVLoss()
+
+
+@hookimpl
+def register_loss_terms(register):
+    register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, 5.0))
+    register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, 100.0))
+    register(TermSpec("tv", "total variation: smooths the image", _tv, 1e-3))

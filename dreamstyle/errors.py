@@ -1,0 +1,60 @@
+"""Typed errors. Library code raises these; the CLI turns a ``UserError`` into one line."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class DreamstyleError(Exception):
+    """Base class of every error dreamstyle raises on purpose."""
+
+
+class UserError(DreamstyleError):
+    """Something the user can fix: bad input, a bad option, a missing file."""
+
+
+class UnknownNameError(UserError, KeyError):
+    """A backbone, layer or loss-term name that is not registered."""
+
+    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = ""):
+        self.kind, self.name = kind, name
+        self.choices = list(choices)
+        close = difflib.get_close_matches(name, self.choices, n=3, cutoff=0.5)
+        msg = f"unknown {kind} {name!r}"
+        if close:
+            msg += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class PluginError(DreamstyleError):
+    """A plugin failed to load or registered something it may not."""
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins registered the same name."""
+
+
+class WeightsError(UserError):
+    """Weights are missing, unreadable, or for another architecture."""
+
+
+class ImageError(UserError):
+    """An input image is missing, unreadable, too small or too large."""
+
+
+class OutputError(UserError):
+    """An output path cannot be written."""
+
+
+class OptionError(UserError):
+    """An option value that makes no sense."""
+
+
+class DivergedError(DreamstyleError):
+    """The optimization produced NaN or inf."""

@@ -1,0 +1,202 @@
+"""The plugin host: one pluggy manager, built-ins first, then entry points of group ``dreamstyle``.
+
+The host owns the registrar: each hook implementation gets a ``register`` callback bound to its
+plugin, so every backbone and loss term records who supplied it, and a name registered twice is
+refused with an error naming both plugins. A broken plugin (import error, misspelled hook,
+failing hook, duplicate name) is left out with one recorded error; everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .errors import DuplicateNameError, PluginError, UnknownNameError
+
+ENTRY_POINT_GROUP = "dreamstyle"
+DISABLE_ENV = "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD"
+DEFAULT_PLUGINS = ("dreamstyle.default_plugins.backbones", "dreamstyle.default_plugins.losses")
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    builtin: bool
+    version: str | None = None
+    distribution: str | None = None
+    hooks: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "hooks": self.hooks, "builtin": self.builtin,
+                "version": self.version, "distribution": self.distribution}
+
+
+class Registry:
+    """Name -> entry, with the plugin that supplied each. Duplicates are refused."""
+
+    def __init__(self, kind: str, list_hint: str):
+        self.kind, self.list_hint = kind, list_hint
+        self.entries: dict[str, Any] = {}
+        self.owner: dict[str, str] = {}
+        self.families: list[Any] = []  # objects with .prefix and .resolve(name)
+
+    def add(self, entry: Any, plugin: str) -> None:
+        name = getattr(entry, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {self.kind} without a name")
+        if name in self.entries:
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} is registered by both {self.owner[name]!r} and {plugin!r}; "
+                f"{plugin!r}'s is ignored"
+            )
+        try:
+            entry.plugin = plugin
+        except AttributeError:
+            pass
+        self.entries[name] = entry
+        self.owner[name] = plugin
+        if hasattr(entry, "prefix") and hasattr(entry, "resolve"):
+            self.families.append(entry)
+
+    def get(self, name: str) -> Any:
+        entry = self.entries.get(name)
+        if entry is not None and not hasattr(entry, "resolve"):
+            return entry
+        for family in self.families:
+            if name.startswith(family.prefix) and len(name) > len(family.prefix):
+                resolved = family.resolve(name)
+                resolved.plugin = self.owner[family.name]
+                return resolved
+        raise UnknownNameError(self.kind, name, self.names(), hint=self.list_hint)
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except UnknownNameError:
+            return False
+        return True
+
+
+class PluginHost:
+    def __init__(self, load_entry_points: bool | None = None):
+        self.pm = pluggy.PluginManager("dreamstyle")
+        self.pm.add_hookspecs(hookspecs)
+        self.errors: list[str] = []
+        self.infos: dict[str, PluginInfo] = {}
+        for module_name in DEFAULT_PLUGINS:
+            self.register(importlib.import_module(module_name), name=module_name, builtin=True)
+        if load_entry_points is None:
+            load_entry_points = not os.environ.get(DISABLE_ENV)
+        if load_entry_points:
+            self._load_entry_points()
+        self._backbones: Registry | None = None
+        self._terms: Registry | None = None
+
+    # --- loading -----------------------------------------------------------------
+    def register(self, plugin: Any, name: str | None = None, builtin: bool = False,
+                 version: str | None = None, distribution: str | None = None) -> bool:
+        """Register one plugin; a plugin that does not validate is refused with an error."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy.PluginValidationError, ValueError (already registered)
+            self.errors.append(f"plugin {name!r} not loaded: {_first_line(exc)}")
+            return False
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(plugin)
+            self.errors.append(f"plugin {name!r} not loaded: {_first_line(exc)}")
+            return False
+        hooks = sorted(impl.name for impl in self.pm.get_hookcallers(plugin) or [])
+        self.infos[name] = PluginInfo(name, builtin, version, distribution, hooks)
+        self._backbones = self._terms = None
+        return True
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.infos.pop(name, None)
+        self._backbones = self._terms = None
+
+    def _load_entry_points(self) -> None:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self.errors.append(f"plugin {ep.name!r} not loaded: {type(exc).__name__}: {_first_line(exc)}")
+                continue
+            self.register(plugin, name=ep.name, builtin=False,
+                          version=getattr(dist, "version", None), distribution=getattr(dist, "name", None))
+
+    # --- collecting ----------------------------------------------------------------
+    def _collect(self, hook_name: str, registry: Registry) -> Registry:
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            def register(entry, _plugin=impl.plugin_name):
+                try:
+                    registry.add(entry, _plugin)
+                except PluginError as exc:
+                    self.errors.append(str(exc))
+
+            try:
+                impl.function(*[register for _ in impl.argnames])
+            except Exception as exc:
+                self.errors.append(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                                   f"{type(exc).__name__}: {_first_line(exc)}")
+        return registry
+
+    @property
+    def backbones(self) -> Registry:
+        if self._backbones is None:
+            self._backbones = self._collect(
+                "register_backbones", Registry("backbone", "list them with: dreamstyle backbones"))
+        return self._backbones
+
+    @property
+    def loss_terms(self) -> Registry:
+        if self._terms is None:
+            self._terms = self._collect(
+                "register_loss_terms", Registry("loss term", "list them with: dreamstyle plugins"))
+        return self._terms
+
+    def plugins(self) -> list[PluginInfo]:
+        return list(self.infos.values())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+_host: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, loaded on first use."""
+    global _host
+    if _host is None:
+        _host = PluginHost()
+    return _host
+
+
+def reset_host(host: PluginHost | None = None) -> None:
+    """Drop (or replace) the process-wide host; the next ``get_host`` reloads plugins."""
+    global _host
+    _host = host
+
+
+def get_backbone(name: str):
+    return get_host().backbones.get(name)
+
+
+def get_loss_term(name: str):
+    return get_host().loss_terms.get(name)

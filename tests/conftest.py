@@ -1,0 +1,27 @@
+import os
+
+import pytest
+
+# Tests see only the built-in plugins unless a test installs or registers one itself.
+os.environ.setdefault("DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.fixture
+def host():
+    """A fresh plugin host for the test, restored afterwards."""
+    from dreamstyle import plugins
+
+    fresh = plugins.PluginHost(load_entry_points=False)
+    previous = plugins._host
+    plugins.reset_host(fresh)
+    try:
+        yield fresh
+    finally:
+        plugins.reset_host(previous)
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
