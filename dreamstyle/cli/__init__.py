@@ -152,3 +152,7 @@ def layers(backbone, as_json):
 
 def run():  # console-script entry point
     main(prog_name="dreamstyle")
+
+
+# Commands living in their own modules register themselves on ``main``.
+from . import transfer_cmd  # noqa: E402,F401

@@ -1,0 +1,75 @@
+"""dreamstyle transfer CONTENT STYLE [STYLE ...] -o OUT"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import main, user_errors
+from .common import (Progress, check_outputs, engine_options, finish, intermediate_path, sigterm_as_interrupt,
+                     snapshot_interval)
+
+
+def float_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma list of numbers") from None
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("content", type=click.Path(path_type=Path))
+@click.argument("styles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@engine_options(default_iterations=500)
+@click.option("--style-scale", type=float, default=1.0, help="Style image size relative to the output.")
+@click.option("--style-blend", callback=float_list, default=None, help="Weights of the style images: w1,w2,...")
+@click.option("--content-layers", default=None, help="Comma list of layers (LAYER or LAYER=WEIGHT).")
+@click.option("--style-layers", default=None, help="Comma list of layers (LAYER or LAYER=WEIGHT).")
+@click.option("--content-weight", type=float, default=5.0)
+@click.option("--style-weight", type=float, default=100.0)
+@click.option("--tv-weight", type=float, default=1e-3)
+@click.option("--loss", "losses", multiple=True, metavar="NAME=WEIGHT",
+              help="Add a registered loss term (e.g. from a plugin); repeatable.")
+@click.option("--pooling", type=click.Choice(["max", "avg"]), default="max")
+@click.option("--init", default="content", help="content, noise, style, or an image FILE.")
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs")
+@click.option("--scales", default=None, help="Coarse-to-fine: a count N, or sizes like 256,512.")
+@click.option("--preserve-color", type=click.Choice(["luminance", "histogram"]), default=None,
+              help="Keep the content's colours.")
+@user_errors
+def transfer(content, styles, output, backbone, weights, device, seed, size, iterations, lr, precision,
+             log_json, log_every, save_every, gif, max_pixels, overwrite, quiet, style_scale, style_blend,
+             content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
+             optimizer, scales, preserve_color):
+    """Style transfer: CONTENT painted in the style of STYLE (several styles blend)."""
+    from ..style import scale_sizes
+    from ..style import transfer as run_transfer
+
+    check_outputs(output, overwrite, log_json, gif)
+    n_stages = len(scale_sizes(size, scales))
+    snap = snapshot_interval(save_every, gif, iterations)
+
+    with Progress(iterations * n_stages, quiet) as progress, sigterm_as_interrupt():
+        def callback(event):
+            progress(event)
+            if save_every and event.snapshot is not None and event.iteration % save_every == 0:
+                from ..images import save_png, to_pil
+
+                save_png(to_pil(event.snapshot), intermediate_path(output, event.stage, event.stages,
+                                                                   event.iteration))
+
+        try:
+            result = run_transfer(
+                str(content), [str(s) for s in styles], backbone=backbone, weights=weights, device=device,
+                seed=seed, size=size, style_scale=style_scale, style_blend=style_blend,
+                content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
+                style_weight=style_weight, tv_weight=tv_weight, losses=list(losses), pooling=pooling, init=init,
+                optimizer=optimizer, iterations=iterations, lr=lr, scales=scales, preserve_color=preserve_color,
+                precision=precision, callback=callback, log_every=log_every, snapshot_every=snap,
+                max_pixels=max_pixels)
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted before the first iteration; nothing was written") from None
+    finish(result, output, log_json, gif, quiet)

@@ -1,0 +1,188 @@
+"""The one optimization engine. Transfer, dream, reconstruct, compare and clips are drivers over it.
+
+The engine optimizes pixels of one image (one stage: one size) against an ``evaluate`` function
+that returns ``(total, per_term_values)``. It never prints: it emits a :class:`StepEvent` to a
+callback every step. Loss values are copied to the host only on logged steps, so nothing in the
+loop forces a device sync otherwise (L-BFGS syncs by its nature). It keeps the best image so far
+on the device, and stops cleanly on Ctrl-C or when the loss stops being finite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import OptionError
+
+OPTIMIZERS = ("lbfgs", "adam", "normalized")
+
+
+@dataclass
+class StepEvent:
+    """One optimizer step. ``losses``/``total`` are set on logged steps only (else None)."""
+
+    iteration: int
+    iterations: int
+    stage: int = 1
+    stages: int = 1
+    size: tuple[int, int] = (0, 0)  # (width, height)
+    elapsed: float = 0.0  # seconds since the stage started
+    losses: dict[str, float] | None = None
+    total: float | None = None
+    memory: int | None = None  # peak CUDA bytes, on CUDA
+    snapshot: object | None = None  # a (1, 3, H, W) CPU tensor on snapshot steps
+    label: str = ""
+
+    def to_record(self) -> dict:
+        record = {"stage": self.stage, "iteration": self.iteration, "total": self.total,
+                  "time": round(self.elapsed, 4)}
+        if self.losses:
+            record.update(self.losses)
+        if self.memory is not None:
+            record["memory"] = self.memory
+        return record
+
+
+@dataclass
+class StageResult:
+    image: torch.Tensor  # the best image (lowest total), detached, on the device
+    best_loss: float
+    iterations: int  # steps taken
+    stopped: str | None = None  # None, "interrupted" or "diverged"
+    history: list[dict] = field(default_factory=list)
+
+
+class NormalizedGradient(torch.optim.Optimizer):
+    """DeepDream's step: ``x -= lr * g / mean(|g|)`` (gradient ascent on the negated loss)."""
+
+    def __init__(self, params, lr: float = 1.5):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = p.grad
+                    p.sub_(g / (g.abs().mean() + 1e-8), alpha=group["lr"])
+        return loss
+
+
+def make_optimizer(name: str, params, lr: float | None):
+    if name == "lbfgs":
+        return torch.optim.LBFGS(params, lr=1.0 if lr is None else lr, max_iter=1, history_size=100)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=5.0 if lr is None else lr)
+    if name == "normalized":
+        return NormalizedGradient(params, lr=1.5 if lr is None else lr)
+    raise OptionError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+def autograd_gradient(evaluate):
+    """The default gradient: one forward over the whole image, one backward."""
+
+    def gradient(param, scale):
+        total, values = evaluate(param / scale)
+        total.backward()
+        return total, values
+
+    return gradient
+
+
+def optimize(
+    init: torch.Tensor,
+    evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    names: Sequence[str],
+    *,
+    iterations: int,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    callback: Callable[[StepEvent], None] | None = None,
+    log_every: int = 1,
+    snapshot_every: int = 0,
+    stage: int = 1,
+    stages: int = 1,
+    clamp: bool = True,
+    gradient: Callable | None = None,
+    before_step: Callable[[torch.Tensor, int], None] | None = None,
+    label: str = "",
+    pixel_scale: float = 255.0,
+) -> StageResult:
+    """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``iterations`` steps; return
+    the best image found.
+
+    The optimizer works on pixel values times ``pixel_scale`` (0-255 by default, as neural-style
+    does), so learning rates are in those units and L-BFGS sees a well-scaled problem.
+    ``evaluate(image) -> (total, values)`` takes the [0, 1] image; ``values`` is a 1-D tensor
+    aligned with ``names``. ``gradient(param, pixel_scale) -> (total, values)`` may replace the
+    default single backward (tiling): it must leave d total / d param in ``param.grad``.
+    ``before_step(param, i)`` may modify the scaled image in place before step ``i`` (jitter).
+    """
+    if iterations < 1:
+        raise OptionError("iterations must be at least 1")
+    scale = float(pixel_scale)
+    param = (init.detach() * scale).requires_grad_(True)
+    opt = make_optimizer(optimizer, [param], lr)
+    grad_fn = gradient or autograd_gradient(evaluate)
+    best = param.detach().clone()
+    best_loss = torch.full((), math.inf, device=param.device)
+    last: dict[str, torch.Tensor] = {}
+    on_cuda = param.device.type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(param.device)
+    h, w = param.shape[-2:]
+    history: list[dict] = []
+    stopped = None
+    step = 0
+    start = time.perf_counter()
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        total, values = grad_fn(param, scale)
+        with torch.no_grad():
+            t = total.detach().float()
+            better = t < best_loss  # NaN compares False: the best image is never a diverged one
+            best_loss.copy_(torch.where(better, t, best_loss))
+            best.copy_(torch.where(better, param.detach(), best))
+        last["total"], last["values"] = t, values.detach()
+        return total
+
+    try:
+        for step in range(1, iterations + 1):
+            if before_step is not None:
+                with torch.no_grad():
+                    before_step(param, step)
+            opt.step(closure)
+            if clamp:
+                with torch.no_grad():
+                    param.clamp_(0, scale)
+            event = StepEvent(step, iterations, stage, stages, (w, h), time.perf_counter() - start, label=label)
+            if step % max(1, log_every) == 0 or step == iterations:
+                values = last["values"].tolist()
+                event.total = float(last["total"])
+                event.losses = dict(zip(names, values))
+                if on_cuda:
+                    event.memory = torch.cuda.max_memory_allocated(param.device)
+                history.append(event.to_record())
+                if not math.isfinite(event.total):
+                    stopped = "diverged"
+            if snapshot_every and (step % snapshot_every == 0 or step == iterations):
+                event.snapshot = (param.detach() / scale).clamp(0, 1).to("cpu", copy=True)
+            if callback is not None:
+                callback(event)
+            if stopped:
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    if stopped is None and not bool(torch.isfinite(best_loss)):
+        stopped = "diverged"
+    final = best / scale if bool(torch.isfinite(best_loss)) else init.detach()
+    return StageResult(final.clamp(0, 1), float(best_loss), step, stopped, history)

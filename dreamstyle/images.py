@@ -1,0 +1,159 @@
+"""Reading images as users have them, and writing outputs atomically with their recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from .errors import ImageError, OutputError
+
+DEFAULT_MAX_PIXELS = 64_000_000  # refuse larger inputs (decompression bombs) unless raised
+RECIPE_KEY = "dreamstyle"
+
+
+def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """An RGB PIL image: EXIF orientation applied, alpha composited on white, any mode converted."""
+    if isinstance(path, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(path))
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"image not found: {path}")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image")
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageError(
+                        f"{path} is {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}; "
+                        "raise it with --max-pixels if you trust the file")
+                if w == 0 or h == 0:
+                    raise ImageError(f"{path} has no pixels ({w}x{h})")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path} has more pixels than the limit of {max_pixels:,}; "
+                         "raise it with --max-pixels if you trust the file") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+        raise ImageError(f"cannot read image {path}: {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray((np.clip(arr / top, 0, 1) * 255 + 0.5).astype("uint8"), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def fit_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled so the long side is ``long_side`` (aspect kept)."""
+    w, h = size
+    if not long_side:
+        return w, h
+    scale = long_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def to_tensor(img: Image.Image, size: tuple[int, int] | None = None, device=None):
+    """PIL RGB -> float tensor (1, 3, H, W) in [0, 1]; ``size`` is (width, height)."""
+    import numpy as np
+    import torch
+
+    if size is not None and tuple(size) != img.size:
+        img = img.resize(tuple(size), Image.LANCZOS)
+    arr = np.array(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous().to(device or "cpu")
+
+
+def to_pil(tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> PIL RGB."""
+    t = tensor.detach().float()
+    if t.dim() == 4:
+        t = t[0]
+    arr = (t.clamp(0, 1).mul(255).add(0.5).to("cpu").permute(1, 2, 0).numpy()).astype("uint8")
+    return Image.fromarray(arr, "RGB")
+
+
+def check_output(path: str | os.PathLike, overwrite: bool, suffixes: Sequence[str] = (".png",)) -> Path:
+    """Validate an output path before any work is done."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputError(f"cannot write {path}: the output must end in {' or '.join(suffixes)}")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def save_png(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None) -> Path:
+    """Write ``img`` as PNG atomically (temporary file, then rename), recipe in a tEXt chunk."""
+    info = PngImagePlugin.PngInfo()
+    if recipe is not None:
+        info.add_text(RECIPE_KEY, json.dumps(recipe, default=str))
+    return _atomic(Path(path), lambda fh: img.save(fh, format="PNG", pnginfo=info))
+
+
+def save_gif(frames: Iterable[Image.Image], path: str | os.PathLike, duration_ms: int | Sequence[int] = 100,
+             loop: int = 0) -> Path:
+    frames = list(frames)
+    if not frames:
+        raise OutputError(f"no frames to write to {path}")
+    fmt = "WEBP" if str(path).lower().endswith(".webp") else "GIF"
+    return _atomic(Path(path), lambda fh: frames[0].save(
+        fh, format=fmt, save_all=True, append_images=frames[1:], duration=duration_ms, loop=loop))
+
+
+def read_recipe(path: str | os.PathLike) -> dict | None:
+    with Image.open(path) as img:
+        text = img.info.get(RECIPE_KEY) or getattr(img, "text", {}).get(RECIPE_KEY)
+    return json.loads(text) if text else None

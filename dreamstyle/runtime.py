@@ -1,0 +1,120 @@
+"""Pieces every driver shares: device choice, seeding, precision, versions, the evaluate closure."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import random
+from typing import Callable
+
+import torch
+
+from .errors import OptionError
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    if isinstance(spec, torch.device):
+        return spec
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise OptionError(f"--device {spec}: CUDA is not available on this machine; use --device cpu or auto")
+        try:
+            dev = torch.device(spec)
+        except RuntimeError:
+            raise OptionError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise OptionError(f"--device {spec}: there are {torch.cuda.device_count()} CUDA devices")
+        return dev
+    raise OptionError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
+def seed_everything(seed: int | None) -> int:
+    if seed is None:
+        seed = random.randrange(2**31)
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return seed
+
+
+def amp_dtype(device: torch.device, precision: str = "auto"):
+    """The autocast dtype for feature extraction, or None for fp32.
+
+    "auto": bf16 on CUDA devices that support it (fp16 otherwise), fp32 on the CPU."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision in ("auto", "bf16"):
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    raise OptionError(f"--precision {precision!r}: choose auto, fp32, bf16 or fp16")
+
+
+def autocast(device: torch.device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def make_evaluate(net, objective, device: torch.device, dtype=None, transform: Callable | None = None):
+    """``evaluate(image) -> (total, values)``: features (under autocast) then the objective in fp32."""
+    channels_last = device.type == "cuda"
+
+    def evaluate(image):
+        x = transform(image) if transform is not None else image
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            feats = net(x)
+        return objective(feats, image)
+
+    return evaluate
+
+
+def make_extract(net, device: torch.device, dtype=None):
+    """``extract(image) -> features`` without gradients, for computing targets."""
+
+    @torch.no_grad()
+    def extract(image):
+        x = image.to(device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            return {k: v.detach() for k, v in net(x).items()}
+
+    return extract
+
+
+def prepare_net(net, device: torch.device):
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+def versions() -> dict:
+    import PIL
+    import torchvision
+
+    from . import __version__
+
+    out = {"dreamstyle": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+           "pillow": PIL.__version__, "python": platform.python_version()}
+    try:
+        import timm
+
+        out["timm"] = timm.__version__
+    except Exception:  # pragma: no cover - timm is a dependency
+        pass
+    return out
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"

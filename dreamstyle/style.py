@@ -1,0 +1,307 @@
+"""Style transfer (Gatys et al.) as a driver over the engine: build the objective per scale,
+compute targets once per scale, optimize coarse to fine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from .errors import OptionError
+
+INITS = ("content", "noise", "style")
+COLOR_MODES = ("luminance", "histogram")
+
+
+@dataclass
+class Result:
+    """What a run returns. Unpacks as ``image, history = dreamstyle.transfer(...)``."""
+
+    image: object  # PIL.Image.Image
+    history: list[dict]
+    recipe: dict = field(default_factory=dict)
+    stopped: str | None = None  # None, "interrupted" or "diverged"
+    frames: list = field(default_factory=list)  # PIL snapshots (for GIFs), if asked for
+    tensor: object = None  # the final image as a (1, 3, H, W) tensor in [0, 1]
+
+    def __iter__(self):
+        yield self.image
+        yield self.history
+
+
+def scale_sizes(size: int, scales: int | Sequence[int] | str | None) -> list[int]:
+    """Sizes (long side, px) coarse to fine: ``N`` halves each step down from ``size``;
+    an explicit list is used as given (sorted)."""
+    if size is not None and size < 1:
+        raise OptionError(f"--size must be a positive number of pixels, not {size}")
+    if scales is None or scales == 1 or scales == "1":
+        return [size]
+    if isinstance(scales, str):
+        parts = [p for p in scales.split(",") if p.strip()]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise OptionError(f"--scales {scales!r}: give a count N or a list of sizes like 256,512") from None
+        if len(values) == 1:
+            scales = values[0]
+        else:
+            scales = values
+    if isinstance(scales, int):
+        if scales < 1:
+            raise OptionError(f"--scales must be at least 1, not {scales}")
+        return [max(1, round(size / 2 ** (scales - 1 - i))) for i in range(scales)]
+    sizes = sorted(int(s) for s in scales)
+    if any(s < 1 for s in sizes):
+        raise OptionError("--scales sizes must be positive")
+    return sizes
+
+
+def _positive(name: str, value, allow_zero=False):
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or value != value or value < 0 or (value == 0 and not allow_zero):
+        raise OptionError(f"--{name} must be {'zero or more' if allow_zero else 'more than zero'}, not {value}")
+
+
+def resolve_layers(spec, defaults: Sequence[str], layer_map, what: str) -> dict[str, float]:
+    from .terms import parse_layer_weights
+
+    weights = parse_layer_weights(spec) if spec else {name: 1.0 for name in defaults}
+    for name in weights:
+        layer_map.get(name)  # raises UnknownNameError with suggestions
+    if not weights:
+        raise OptionError(f"--{what}-layers is empty")
+    return weights
+
+
+def build_terms(spec: dict, ctx_backbone) -> dict:
+    """{"name": (weight, options)} -> {"name": (LossTerm, weight)} through the registry."""
+    from .plugins import get_host
+
+    host = get_host()
+    terms = {}
+    for name, (weight, options) in spec.items():
+        if not weight:
+            continue
+        term_spec = host.loss_terms.get(name)
+        try:
+            term = term_spec.build(**options)
+        except TypeError as exc:
+            raise OptionError(f"loss term {name!r}: {exc}") from None
+        terms[name] = (term, float(weight))
+    return terms
+
+
+def normalize_losses(losses) -> dict:
+    """Accept {"name": weight} or {"name": (weight, {options})} or "name=w,name2=w2"."""
+    if not losses:
+        return {}
+    if isinstance(losses, str):
+        losses = [losses]
+    if not isinstance(losses, dict):
+        out = {}
+        for item in losses:
+            for part in str(item).split(","):
+                name, _, w = part.partition("=")
+                name = name.strip()
+                if not name:
+                    continue
+                try:
+                    out[name] = float(w) if w else None
+                except ValueError:
+                    raise OptionError(f"--loss {part!r}: the weight must be a number (NAME=WEIGHT)") from None
+        losses = out
+    result = {}
+    for name, value in losses.items():
+        if isinstance(value, tuple):
+            weight, options = value
+        else:
+            weight, options = value, {}
+        result[name] = (weight, dict(options))
+    return result
+
+
+def transfer(
+    content,
+    styles,
+    *,
+    backbone: str = "vgg19",
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    seed: int | None = None,
+    size: int = 512,
+    style_scale: float = 1.0,
+    style_blend: Sequence[float] | None = None,
+    content_layers=None,
+    style_layers=None,
+    content_weight: float = 5.0,
+    style_weight: float = 100.0,
+    tv_weight: float = 1e-3,
+    losses=None,
+    pooling: str = "max",
+    init: str = "content",
+    optimizer: str = "lbfgs",
+    iterations: int = 500,
+    lr: float | None = None,
+    scales=None,
+    preserve_color: str | None = None,
+    precision: str = "auto",
+    callback: Callable | None = None,
+    log_every: int = 1,
+    snapshot_every: int = 0,
+    max_pixels: int | None = None,
+    loaded=None,
+    term_hook: Callable | None = None,
+) -> Result:
+    """Gatys style transfer of ``content`` (path or PIL image) in the style of ``styles``.
+
+    Returns a :class:`Result`: ``image, history = transfer(...)``. ``callback(event)`` receives a
+    :class:`~dreamstyle.engine.StepEvent` every step. ``losses`` adds registered terms by name:
+    ``{"histogram": 10.0}`` or ``{"name": (weight, {options})}``.
+    """
+    import torch
+
+    from .backbones import LoadedBackbone
+    from .color import luminance, match_color_histogram, recombine_luminance
+    from .engine import OPTIMIZERS, optimize
+    from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_pil, to_tensor
+    from .plugins import get_backbone
+    from .runtime import (amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device,
+                          seed_everything, versions)
+    from .terms import Objective
+    from .termspec import TermContext
+
+    # --- validate everything before any work ------------------------------------------------
+    if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "size"):
+        styles = [styles]
+    styles = list(styles)
+    if not styles:
+        raise OptionError("give at least one style image")
+    for name, value in [("content-weight", content_weight), ("style-weight", style_weight),
+                        ("tv-weight", tv_weight)]:
+        _positive(name, value, allow_zero=True)
+    _positive("style-scale", style_scale)
+    _positive("iterations", iterations)
+    if lr is not None:
+        _positive("lr", lr)
+    if not isinstance(iterations, int):
+        raise OptionError(f"--iterations must be a whole number, not {iterations}")
+    if optimizer not in OPTIMIZERS[:2]:
+        raise OptionError(f"--optimizer {optimizer!r}: choose lbfgs or adam")
+    if preserve_color not in (None, *COLOR_MODES):
+        raise OptionError(f"--preserve-color {preserve_color!r}: choose luminance or histogram")
+    if style_blend is not None:
+        style_blend = [float(w) for w in style_blend]
+        if len(style_blend) != len(styles):
+            raise OptionError(f"--style-blend has {len(style_blend)} weights for {len(styles)} style images")
+        if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
+            raise OptionError("--style-blend weights must be zero or more and not all zero")
+    sizes = scale_sizes(size, scales)
+    dev = resolve_device(device)
+    seed = seed_everything(seed)
+    dtype = amp_dtype(dev, precision)
+    bb = loaded.backbone if loaded is not None else (get_backbone(backbone) if isinstance(backbone, str) else backbone)
+    c_layers = resolve_layers(content_layers, bb.content_layers, bb.layer_map, "content")
+    s_layers = resolve_layers(style_layers, bb.style_layers, bb.layer_map, "style")
+    term_spec = {"content": (content_weight, {"layers": c_layers}),
+                 "style": (style_weight, {"layers": s_layers}),
+                 "tv": (tv_weight, {})}
+    extra = normalize_losses(losses)
+    from .plugins import get_host
+
+    for name, (w, opts) in extra.items():
+        spec = get_host().loss_terms.get(name)
+        term_spec[name] = (spec.default_weight if w is None else w, opts)
+    notes: dict = {}
+    if term_hook is not None:  # drivers (the hybrid) add or check terms here
+        term_hook(term_spec, bb, notes)
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    content_img = load_image(content, max_pixels)
+    style_imgs = [load_image(s, max_pixels) for s in styles]
+    init_img = None
+    if init not in INITS:
+        init_img = load_image(init, max_pixels)
+    for long_side in sizes:
+        w, h = fit_size(content_img.size, long_side)
+        bb.check_size(h, w, "the output at --size %d" % long_side)
+    if loaded is None:
+        loaded = LoadedBackbone(bb, weights, pooling, dev)
+
+    recipe = {
+        "command": "transfer", "backbone": bb.name, "weights": loaded.weights, "pooling": pooling,
+        "content": str(content) if isinstance(content, (str, os.PathLike)) else "<image>",
+        "styles": [str(s) if isinstance(s, (str, os.PathLike)) else "<image>" for s in styles],
+        "size": size, "scales": sizes, "style_scale": style_scale, "style_blend": style_blend,
+        "content_layers": c_layers, "style_layers": s_layers, "content_weight": content_weight,
+        "style_weight": style_weight, "tv_weight": tv_weight,
+        "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
+        "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": seed,
+        "device": str(dev), "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
+        "versions": versions(), **notes,
+    }
+
+    # --- colour handling ----------------------------------------------------------------------
+    full_content = to_tensor(content_img)
+    style_tensors_full = [to_tensor(s) for s in style_imgs]
+    if preserve_color == "histogram":
+        style_tensors_full = [match_color_histogram(s, full_content) for s in style_tensors_full]
+    elif preserve_color == "luminance":
+        style_tensors_full = [luminance(s, match=full_content) for s in style_tensors_full]
+        full_content_for_opt = luminance(full_content)
+    if preserve_color != "luminance":
+        full_content_for_opt = full_content
+
+    def resized(t, wh):
+        return torch.nn.functional.interpolate(t, size=(wh[1], wh[0]), mode="bicubic", align_corners=False,
+                                               antialias=True).clamp(0, 1).to(dev)
+
+    history: list[dict] = []
+    frames: list = []
+    image = None
+    stopped = None
+    net = None
+
+    def on_event(event):
+        if event.snapshot is not None:
+            frames.append(to_pil(event.snapshot))
+        if callback is not None:
+            callback(event)
+
+    for stage, long_side in enumerate(sizes, start=1):
+        wh = fit_size(content_img.size, long_side)
+        content_t = resized(full_content_for_opt, wh)
+        style_ts = []
+        for s_img, s_t in zip(style_imgs, style_tensors_full):
+            s_wh = fit_size(s_img.size, max(1, round(long_side * style_scale)))
+            bb.check_size(s_wh[1], s_wh[0], f"style image at --style-scale {style_scale}")
+            style_ts.append(resized(s_t, s_wh))
+        objective = Objective(build_terms(term_spec, bb)).to(dev)
+        if net is None or net.names != bb.layer_map.order(objective.layers):
+            net = prepare_net(loaded.features(objective.layers), dev) if objective.layers else None
+        extract = make_extract(net, dev, dtype) if net is not None else (lambda img: {})
+        ctx = TermContext(bb, images={"content": [content_t], "style": style_ts}, blend=style_blend,
+                          options={"stage": stage, "size": wh})
+        objective.prepare(ctx, extract)
+        if image is not None:
+            start = resized(image, wh)
+        elif init == "content":
+            start = content_t
+        elif init == "noise":
+            start = torch.rand(content_t.shape, device=dev)
+        elif init == "style":
+            start = resized(style_tensors_full[0], wh)
+        else:
+            start = resized(to_tensor(init_img), wh)
+        evaluate = make_evaluate(net if net is not None else (lambda x: {}), objective, dev, dtype)
+        result = optimize(start, evaluate, objective.names, iterations=iterations, optimizer=optimizer, lr=lr,
+                          callback=on_event, log_every=log_every, snapshot_every=snapshot_every,
+                          stage=stage, stages=len(sizes), clamp=optimizer != "lbfgs")
+        history.extend(result.history)
+        image = result.image
+        if result.stopped:
+            stopped = result.stopped
+            break
+    if preserve_color == "luminance":
+        image = recombine_luminance(image, full_content.to(dev))
+    recipe["stopped"] = stopped
+    return Result(to_pil(image), history, recipe, stopped, frames, image.detach())

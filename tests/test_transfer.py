@@ -1,0 +1,199 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import dreamstyle
+from dreamstyle.cli import main
+from dreamstyle.errors import OptionError, UnknownNameError
+from dreamstyle.images import read_recipe
+from dreamstyle.plugins import get_host
+from dreamstyle.terms import Objective, gram
+from dreamstyle.termspec import TermContext
+from dreamstyle.style import scale_sizes, transfer
+
+from helpers import make_image
+
+FAST = dict(weights="random", size=40, iterations=6, seed=0, device="cpu")
+
+
+@pytest.fixture
+def images(tmp_path):
+    return make_image(tmp_path / "content.png"), make_image(tmp_path / "style.png", (44, 44), 1, "stripes")
+
+
+def test_api_returns_image_and_history_and_loss_goes_down(images):
+    content, style = images
+    image, history = transfer(content, style, optimizer="adam", lr=0.05, **{**FAST, "iterations": 25})
+    assert isinstance(image, Image.Image) and max(image.size) == 40
+    assert [h["iteration"] for h in history] == list(range(1, 26))
+    assert set(history[0]) >= {"iteration", "total", "content", "style", "tv"}
+    assert history[-1]["style"] < history[0]["style"] and history[-1]["total"] < history[0]["total"]
+
+
+def test_lbfgs_lowers_the_loss(images):
+    result = transfer(*images, optimizer="lbfgs", **{**FAST, "iterations": 15})
+    assert result.history[-1]["total"] < result.history[0]["total"]
+
+
+def test_callback_gets_every_step_and_losses_only_when_logged(images):
+    events = []
+    transfer(*images, callback=events.append, log_every=3, **FAST)
+    assert [e.iteration for e in events] == [1, 2, 3, 4, 5, 6]
+    assert [e.losses is not None for e in events] == [False, False, True, False, False, True]
+
+
+def test_multiscale_runs_coarse_to_fine(images):
+    events = []
+    result = transfer(*images, scales=2, callback=events.append, **FAST)
+    sizes = sorted({e.size for e in events}, key=max)
+    assert [max(s) for s in sizes] == [20, 40] and result.image.size == (40, 33)
+    assert scale_sizes(512, 3) == [128, 256, 512] and scale_sizes(512, "200,100") == [100, 200]
+
+
+@pytest.mark.parametrize("init", ["content", "noise", "style"])
+def test_init_options(images, init):
+    result = transfer(*images, init=init, **{**FAST, "iterations": 1})
+    assert result.image.size == (40, 33)
+
+
+def test_init_from_file_and_recipe(images, tmp_path):
+    init = make_image(tmp_path / "init.png", (20, 20), 5)
+    result = transfer(*images, init=str(init), **{**FAST, "iterations": 1})
+    assert result.recipe["init"] == str(init) and result.recipe["backbone"] == "vgg19"
+
+
+def test_style_blend_and_several_styles(images, tmp_path):
+    content, style = images
+    other = make_image(tmp_path / "s2.png", (40, 40), 3)
+    result = transfer(content, [style, other], style_blend=[0.7, 0.3], **FAST)
+    assert result.recipe["style_blend"] == [0.7, 0.3]
+    with pytest.raises(OptionError, match="2 weights for 1 style"):
+        transfer(content, style, style_blend=[1, 2], **FAST)
+
+
+def test_style_targets_blend_grams():
+    torch.manual_seed(0)
+    from dreamstyle.backbones import load_backbone
+
+    loaded = load_backbone("vgg19", weights="random")
+    net = loaded.features(["relu1_1"])
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    term = get_host().loss_terms.get("style").build(layers=["relu1_1"])
+    ctx = TermContext(loaded.backbone, images={"style": [a, b]}, blend=[3, 1])
+    term.prepare(ctx, lambda x: net(x))
+    expected = 0.75 * gram(net(a)["relu1_1"]) + 0.25 * gram(net(b)["relu1_1"])
+    assert torch.allclose(term.target0, expected, rtol=1e-5)
+
+
+def test_gram_is_fp32_under_autocast():
+    x = torch.rand(1, 4, 5, 5, dtype=torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g = gram(x)
+    assert g.dtype == torch.float32
+    assert torch.allclose(g, gram(x.float()))
+
+
+def test_preserve_color_luminance_keeps_content_chroma(images):
+    from dreamstyle.color import rgb_to_yiq
+    from dreamstyle.images import to_tensor
+
+    content, style = images
+    result = transfer(content, style, preserve_color="luminance", **FAST)
+    out = rgb_to_yiq(result.tensor)
+    ref = rgb_to_yiq(to_tensor(Image.open(content).convert("RGB"), result.image.size))
+    chroma_gap = (out[:, 1:] - ref[:, 1:]).abs().mean()
+    luma_gap = (out[:, :1] - ref[:, :1]).abs().mean()
+    assert chroma_gap < 0.02 and luma_gap > 2 * chroma_gap  # chroma kept, luminance transferred
+
+
+def test_preserve_color_histogram_matches_style_colours_to_content():
+    from dreamstyle.color import match_color_histogram
+
+    torch.manual_seed(0)
+    content = torch.rand(1, 3, 30, 30) * torch.tensor([0.2, 0.5, 0.9]).view(1, 3, 1, 1)
+    style = torch.rand(1, 3, 20, 20) * 0.3 + 0.6
+    matched = match_color_histogram(style, content)
+    assert torch.allclose(matched.mean((2, 3)), content.mean((2, 3)), atol=0.02)
+    cov = lambda x: torch.cov(x[0].reshape(3, -1))  # noqa: E731
+    assert torch.allclose(cov(matched), cov(content), atol=0.005)
+
+
+def test_preserve_color_histogram_runs(images):
+    assert transfer(*images, preserve_color="histogram", **FAST).recipe["preserve_color"] == "histogram"
+
+
+def test_layers_and_weights_per_layer(images):
+    result = transfer(*images, content_layers="relu3_1", style_layers="relu1_1=0.5,relu2_1", **FAST)
+    assert result.recipe["style_layers"] == {"relu1_1": 0.5, "relu2_1": 1.0}
+    with pytest.raises(UnknownNameError, match="relu2_1"):
+        transfer(*images, style_layers="relu2_9", **FAST)
+
+
+def test_other_backbone_and_pooling(images):
+    assert transfer(*images, backbone="squeezenet1_1", size=48, weights="random", iterations=2).image
+    assert transfer(*images, pooling="avg", **FAST).recipe["pooling"] == "avg"
+
+
+def test_snapshots_collect_frames(images):
+    result = transfer(*images, snapshot_every=2, **FAST)
+    assert len(result.frames) == 3
+
+
+def test_every_registered_term_goes_down_under_a_few_steps():
+    """The generic property test: for every registered loss term, a few optimizer steps lower it."""
+    from dreamstyle.backbones import load_backbone
+
+    torch.manual_seed(0)
+    loaded = load_backbone("vgg19", weights="random")
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    for name in get_host().loss_terms.names():
+        spec = get_host().loss_terms.get(name)
+        term = spec.build()
+        layers = term.layers or ["relu1_1"]
+        net = loaded.features(layers)
+        ctx = TermContext(loaded.backbone, images={"content": [content], "style": [style],
+                                                     "guide": [style]})
+        term.prepare(ctx, lambda x: net(x))
+        objective = Objective({name: (term, 1.0)})
+        image = torch.rand(1, 3, 32, 32, requires_grad=True)
+        opt = torch.optim.Adam([image], lr=0.02)
+        values = []
+        for _ in range(8):
+            opt.zero_grad()
+            total, _ = objective(net(image), image)
+            values.append(total.item())
+            total.backward()
+            opt.step()
+        assert values[-1] < values[0], (name, values)
+
+
+def test_cli_transfer_writes_png_with_recipe_and_log(images, tmp_path, runner):
+    content, style = images
+    out, log, gif = tmp_path / "out.png", tmp_path / "log.json", tmp_path / "anim.gif"
+    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
+                                  "--size", "40", "--iterations", "4", "--seed", "3", "--log-json", str(log),
+                                  "--log-every", "2", "--gif", str(gif), "--save-every", "2", "-q",
+                                  "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    recipe = read_recipe(out)
+    assert recipe["seed"] == 3 and recipe["iterations"] == 4 and recipe["versions"]["torch"]
+    rows = json.loads(log.read_text())
+    assert [r["iteration"] for r in rows] == [2, 4] and {"total", "content", "style", "tv"} <= set(rows[0])
+    assert Image.open(gif).n_frames == 2
+    assert (tmp_path / "out_00002.png").exists() and (tmp_path / "out_00004.png").exists()
+
+
+def test_cli_refuses_existing_output_unless_overwrite(images, tmp_path, runner):
+    out = tmp_path / "o.png"
+    out.write_bytes(b"keep me")
+    args = ["transfer", str(images[0]), str(images[1]), "-o", str(out), "--weights", "random", "--size", "40",
+            "--iterations", "1", "-q"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1 and "--overwrite" in result.output and out.read_bytes() == b"keep me"
+    assert runner.invoke(main, args + ["--overwrite"]).exit_code == 0
+
+
+def test_package_exposes_api():
+    assert dreamstyle.transfer is transfer
