@@ -132,7 +132,7 @@ def test_layers_and_weights_per_layer(images):
 
 
 def test_other_backbone_and_pooling(images):
-    assert transfer(*images, backbone="squeezenet1_1", size=48, weights="random", iterations=2).image
+    assert transfer(*images, backbone="squeezenet1_1", size=64, weights="random", iterations=2).image
     assert transfer(*images, pooling="avg", **FAST).recipe["pooling"] == "avg"
 
 

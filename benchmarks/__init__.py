@@ -1,0 +1,1 @@
+"""Benchmarks: dreamstyle's engine against a naive reference, timed in the same run."""
