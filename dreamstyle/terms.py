@@ -18,9 +18,12 @@ from .termspec import TermContext, TermSpec  # noqa: F401  (re-exported)
 
 
 class LossTerm(nn.Module):
-    """Base class. Subclasses set ``self.layers`` (feature layers they read)."""
+    """Base class. Subclasses set ``self.layers`` (feature layers they read) and may declare
+    ``reads``, the image roles ``prepare`` reads: a driver that keeps some roles fixed (a clip's or
+    a folder's style images) prepares such a term once. ``None`` means unknown: prepared every time."""
 
     layers: list[str] = []
+    reads: tuple[str, ...] | None = None
 
     def prepare(self, ctx: TermContext, extract: Callable[[torch.Tensor], dict]) -> None:
         """Compute targets; ``extract(image)`` gives that image's features (no grad)."""
@@ -71,6 +74,8 @@ class _LayerWeighted(LossTerm):
 class ContentLoss(_LayerWeighted):
     """Feature MSE against the content image, per layer weighted."""
 
+    reads = ("content",)
+
     def prepare(self, ctx, extract):
         feats = extract(ctx.first("content"))
         for i, name in enumerate(self.layers):
@@ -86,6 +91,8 @@ class ContentLoss(_LayerWeighted):
 
 class StyleLoss(_LayerWeighted):
     """Gram-matrix MSE against the (blended) style images, per layer weighted; fp32 throughout."""
+
+    reads = ("style",)
 
     def prepare(self, ctx, extract):
         styles = ctx.images.get("style") or []
@@ -114,14 +121,16 @@ class StyleLoss(_LayerWeighted):
 
 
 class TVLoss(LossTerm):
-    """Total variation of the image (sum of absolute neighbour differences, 0-255 scale, per pixel)."""
+    """Total variation of the image (sum of absolute neighbour differences, 0-255 scale, per pixel),
+    averaged over a batch like the other terms."""
 
     layers: list[str] = []
+    reads = ()
 
     def forward(self, feats, image):
         dx = (image[..., :, 1:] - image[..., :, :-1]).abs().sum()
         dy = (image[..., 1:, :] - image[..., :-1, :]).abs().sum()
-        return (dx + dy) * 255.0
+        return (dx + dy) * (255.0 / image.shape[0])
 
 
 class Objective(nn.Module):
@@ -152,3 +161,53 @@ class Objective(nn.Module):
         values = torch.stack([torch.as_tensor(v, device=image.device, dtype=torch.float32).reshape(())
                               for v in values])
         return values.sum(), values
+
+
+def temporal_mask(content: torch.Tensor, before: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """Where the content did not change: 1 where ``content`` equals ``before``, falling linearly to 0
+    where their mean absolute difference (0-1 scale, 3x3 smoothed) reaches ``threshold``. (B, 1, H, W)."""
+    diff = (content.float() - before.float()).abs().mean(1, keepdim=True)
+    diff = torch.nn.functional.avg_pool2d(diff, 3, stride=1, padding=1, count_include_pad=False)
+    return (1.0 - diff / threshold).clamp(0, 1)
+
+
+class TemporalLoss(LossTerm):
+    """Temporal coherence for clips (after Ruder et al. 2016): the squared change (0-255 units,
+    averaged per pixel) against the previous output frame, counted where the content did not change.
+
+    Reads "previous" (the previous output frame, warped to this frame when flow is used) and
+    "previous_content" (the previous content frame, warped the same way); the mask is
+    :func:`temporal_mask` of the content against it. In a batch of consecutive frames each frame is
+    also tied to the one before it. An empty "previous" list means there is no previous frame (a
+    clip's first frame: the term is 0 there); with no "previous" role at all (a single image) the
+    content image stands in for the previous frame, so the term holds the image near the content.
+    """
+
+    layers: list[str] = []
+    reads = ("content", "previous", "previous_content")
+
+    def __init__(self, threshold: float = 0.1):
+        super().__init__()
+        if not threshold > 0:
+            raise OptionError(f"the temporal term's threshold must be more than 0, not {threshold}")
+        self.threshold = float(threshold)
+
+    def prepare(self, ctx, extract):
+        content = ctx.first("content").float()
+        previous = ctx.images.get("previous")
+        before = ctx.images.get("previous_content")
+        if previous is None:  # not a clip: the content is the reference
+            previous, before = [content[:1]], [content[:1]]
+        has_previous = len(previous) > 0
+        ref = previous[0].to(content) if has_previous else torch.zeros_like(content[:1])
+        before0 = before[0].to(content) if before else content[:1]
+        mask = temporal_mask(content, torch.cat([before0, content[:-1]]), self.threshold)
+        if not has_previous:
+            mask[:1] = 0
+        self.register_buffer("previous", ref, persistent=False)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, feats, image):
+        ref = self.previous if image.shape[0] == 1 else torch.cat([self.previous, image[:-1]])
+        diff = (image.float() - ref) * 255.0
+        return (self.mask * diff * diff).mean()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import main, user_errors
+from .clip_cmd import clip_options
 from .common import (Progress, check_outputs, engine_options, finish, intermediate_path, sigterm_as_interrupt,
                      snapshot_interval)
 
@@ -39,12 +40,23 @@ def float_list(ctx, param, value):
 @click.option("--scales", default=None, help="Coarse-to-fine: a count N, or sizes like 256,512.")
 @click.option("--preserve-color", type=click.Choice(["luminance", "histogram"]), default=None,
               help="Keep the content's colours.")
+@clip_options
 @user_errors
 def transfer(content, styles, output, backbone, weights, device, seed, size, iterations, lr, precision,
              log_json, log_every, save_every, gif, max_pixels, overwrite, quiet, style_scale, style_blend,
              content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
-             optimizer, scales, preserve_color):
-    """Style transfer: CONTENT painted in the style of STYLE (several styles blend)."""
+             optimizer, scales, preserve_color, **clip):
+    """Style transfer: CONTENT painted in the style of STYLE (several styles blend).
+
+    CONTENT may also be a clip (an animated GIF, WebP or PNG, or a folder of frames with --frames):
+    OUT is then a .gif, .webp, .png (animated) or a folder of PNG frames, with the source's timing.
+    A folder of still images writes one PNG per image into the folder OUT."""
+    from .clip_cmd import content_kind, transfer_many
+
+    kind = content_kind(content, clip["as_frames"])
+    if kind != "image":
+        return transfer_many(kind, {**locals(), **clip})
+
     from ..style import scale_sizes
     from ..style import transfer as run_transfer
 

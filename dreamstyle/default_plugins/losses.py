@@ -22,8 +22,16 @@ def _tv():
     return TVLoss()
 
 
+def _temporal(threshold=0.1):
+    from ..terms import TemporalLoss
+
+    return TemporalLoss(threshold)
+
+
 @hookimpl
 def register_loss_terms(register):
     register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, 5.0))
     register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, 100.0))
     register(TermSpec("tv", "total variation: smooths the image", _tv, 1e-3))
+    register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
+                      "change (transfer --temporal-weight)", _temporal, 1e3))
