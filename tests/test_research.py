@@ -1,0 +1,168 @@
+"""dreamstyle compare and dreamstyle reconstruct: CPU, random weights, tiny images, few steps."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from dreamstyle.cli import main
+from dreamstyle.errors import OptionError
+from dreamstyle.images import read_recipe
+from dreamstyle.research import compare, parse_variants, reconstruct
+from dreamstyle.sheets import Panel, contact_sheet, grid_shape
+
+from helpers import make_image
+
+PAD, MIN_W = 8, 160  # contact_sheet defaults: cells narrower than 160 px are scaled up to it
+
+
+def sheet_width(columns):
+    return columns * (MIN_W + PAD) + PAD
+
+
+@pytest.fixture
+def images(tmp_path):
+    return make_image(tmp_path / "content.png"), make_image(tmp_path / "style.png", (44, 44), 1, "stripes")
+
+
+def test_variants_parse_pooling_weights_and_unique_file_names():
+    vs = parse_variants("vgg19, vgg19:avg ,alexnet:random,vgg19,resnet18:weights=/x/r18:v2.pth", pooling="max")
+    assert [(v.name, v.pooling, v.weights) for v in vs] == [
+        ("vgg19", "max", None), ("vgg19", "avg", None), ("alexnet", "max", "random"), ("vgg19", "max", None),
+        ("resnet18", "max", "/x/r18:v2.pth")]
+    assert [v.slug for v in vs] == ["vgg19", "vgg19-avg", "alexnet-random", "vgg19-2", "resnet18-r18-v2"]
+    assert vs[2].label == "alexnet (random weights)" and vs[1].label == "vgg19 (avg pool)"
+    assert parse_variants("vgg19", weights="random")[0].weights == "random"
+    assert parse_variants("vgg19:pretrained", weights="random")[0].weights is None
+    with pytest.raises(OptionError, match="unknown option 'fast'"):
+        parse_variants("vgg19:fast")
+    with pytest.raises(OptionError, match="empty"):
+        parse_variants(" , ")
+
+
+def test_contact_sheet_geometry_and_failed_panel():
+    img = Image.new("RGB", (200, 100), "red")
+    panels = [Panel(img, ["a", "long caption " * 5]), Panel(None, ["b", "failed"], note="why it failed")] * 2
+    sheet = contact_sheet(panels, (200, 100), columns=3, title="t")
+    assert sheet.width == 3 * (200 + PAD) + PAD
+    assert grid_shape(4, 3) == (3, 2) and grid_shape(5) == (5, 1) and grid_shape(7) == (3, 3)
+    # the grey "failed" box is drawn where the image would be
+    assert sheet.getpixel((PAD + 208 + 5, sheet.height // 4)) != (255, 0, 0)
+
+
+def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_stop_the_others(images, tmp_path, runner):
+    content, style = images
+    out = tmp_path / "cmp"
+    res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19,nosuchnet,alexnet,vgg19:avg",
+                               "--weights", "random", "--size", "40", "--iterations", "2", "--seed", "0",
+                               "--device", "cpu", "-o", str(out), "--gif", "-q"])
+    assert res.exit_code == 0, res.output
+    table = json.loads((out / "compare.json").read_text())
+    rows = {r["label"]: r for r in table["backbones"]}
+    ok, avg = rows["vgg19 (random weights)"], rows["vgg19 (avg pool, random weights)"]
+    assert ok["status"] == avg["status"] == "ok" and avg["pooling"] == "avg"
+    assert ok["output"] == "vgg19-random.png" and avg["output"] == "vgg19-avg-random.png"
+    for row in (ok, avg):
+        assert row["iterations"] == 2 and row["ms_per_iteration"] > 0 and row["total_seconds"] > 0
+        assert row["peak_memory_bytes"] is not None and set(row["losses"]) >= {"content", "style", "tv", "total"}
+        assert (out / row["output"]).is_file()
+    unknown, small = rows["nosuchnet (random weights)"], rows["alexnet (random weights)"]
+    assert unknown["status"] == small["status"] == "failed" and unknown["output"] is None
+    assert "unknown backbone 'nosuchnet'" in unknown["error"] and "minimum" in small["error"]
+    assert table["settings"]["seed"] == 0 and "peak_memory" in table
+    md = (out / "compare.md").read_text()
+    assert "| vgg19 (random weights) | ok |" in md and "nosuchnet" in md and "Peak memory:" in md
+    assert "nosuchnet" in res.output and "ms/it" in res.output  # the rich table is printed
+    sheet = Image.open(out / "compare.png")
+    assert sheet.width == sheet_width(6)  # content, style, four backbones in one row
+    assert read_recipe(out / "compare.png")["command"] == "compare"
+    assert read_recipe(out / "vgg19-random.png")["backbone"] == "vgg19"
+    with Image.open(out / "compare.gif") as gif:
+        assert gif.width == sheet_width(2)  # the two that ran, side by side
+    # outputs are never replaced silently, and nothing runs when they would be
+    again = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19", "--weights", "random",
+                                 "--size", "40", "--iterations", "1", "-o", str(out), "-q"])
+    assert again.exit_code == 1 and "--overwrite" in again.output and "Traceback" not in again.output
+
+
+def test_compare_when_every_backbone_fails_still_writes_the_table(images, tmp_path, runner):
+    content, style = images
+    out = tmp_path / "cmp"
+    res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "nope,alexnet", "--weights",
+                               "random", "--size", "40", "--iterations", "1", "-o", str(out), "-q"])
+    assert res.exit_code == 1 and "every backbone failed" in res.output
+    rows = json.loads((out / "compare.json").read_text())["backbones"]
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert Image.open(out / "compare.png").width == sheet_width(4)
+
+
+def test_compare_api_survives_an_unexpected_error(images, monkeypatch):
+    import dreamstyle.style
+
+    real = dreamstyle.style.transfer
+
+    def flaky(*args, **kwargs):
+        if kwargs.get("pooling") == "avg":
+            raise RuntimeError("CUDA out of memory (simulated)\nmore detail")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dreamstyle.style, "transfer", flaky)
+    seen = []
+    comp = compare(*images, "vgg19:avg,vgg19", weights="random", size=40, iterations=2, seed=0, device="cpu",
+                   on_start=lambda row, i, n: seen.append((row.variant.label, i, n)))
+    assert [r.status for r in comp.rows] == ["failed", "ok"]
+    assert comp.rows[0].error == "RuntimeError: CUDA out of memory (simulated)"
+    assert seen == [("vgg19 (avg pool, random weights)", 0, 2), ("vgg19 (random weights)", 1, 2)]
+    assert comp.rows[1].result.image.size == (40, 33)
+
+
+def test_reconstruct_content_one_panel_per_layer_sharing_one_network(images, tmp_path, runner, monkeypatch):
+    import dreamstyle.backbones as backbones
+
+    loads = []
+    real_init = backbones.LoadedBackbone.__init__
+
+    def counting(self, *a, **k):
+        loads.append(1)
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(backbones.LoadedBackbone, "__init__", counting)
+    content, _ = images
+    out = tmp_path / "rec.png"
+    res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1,relu2_1,relu3_1", "--weights",
+                               "random", "--size", "40", "--iterations", "2", "--seed", "0", "--device", "cpu",
+                               "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert len(loads) == 1
+    grid = Image.open(out)
+    assert grid.width == sheet_width(4)  # the original, then one panel per layer
+    recipe = read_recipe(out)
+    assert recipe["mode"] == "content" and [p["layers"] for p in recipe["panels"]] == [["relu1_1"], ["relu2_1"],
+                                                                                         ["relu3_1"]]
+    assert all(set(p["loss"]) >= {"content", "total"} and "style" not in p["loss"] for p in recipe["panels"])
+
+
+def test_reconstruct_style_uses_growing_sets_of_layers(images):
+    content, _ = images
+    rec = reconstruct(content, "relu1_1,relu2_1,relu3_1", style=True, weights="random", size=40, iterations=2,
+                      seed=0, device="cpu")
+    assert [layers for _, layers, _, _ in rec.panels] == [["relu1_1"], ["relu1_1", "relu2_1"],
+                                                          ["relu1_1", "relu2_1", "relu3_1"]]
+    for _, _, result, _ in rec.panels:
+        assert result.image.size == (40, 33) and "content" not in result.history[-1]
+        assert result.recipe["init"] == "noise" and result.recipe["tv_weight"] == 0
+    sheet = rec.sheet(columns=2)
+    assert sheet.width == sheet_width(2) and rec.recipe["mode"] == "style"
+
+
+def test_reconstruct_default_layers_and_clear_errors(images, tmp_path, runner):
+    content, _ = images
+    res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1,relu9_9", "--weights", "random",
+                               "-o", str(tmp_path / "r.png")])
+    assert res.exit_code == 1 and "unknown layer 'relu9_9'" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r.png").exists()
+    res = runner.invoke(main, ["reconstruct", str(content), "--weights", "random", "--size", "8",
+                               "-o", str(tmp_path / "r.png")])
+    assert res.exit_code == 1 and "minimum" in res.output
+    res = runner.invoke(main, ["reconstruct", str(content), "-o", str(tmp_path / "r.jpg")])
+    assert res.exit_code == 1 and ".png" in res.output
