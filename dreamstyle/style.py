@@ -152,12 +152,17 @@ def transfer(
     max_pixels: int | None = None,
     loaded=None,
     term_hook: Callable | None = None,
+    dream_layers=None,
+    dream_weight: float | None = None,
+    allow_overlap: bool = False,
 ) -> Result:
     """Gatys style transfer of ``content`` (path or PIL image) in the style of ``styles``.
 
     Returns a :class:`Result`: ``image, history = transfer(...)``. ``callback(event)`` receives a
     :class:`~dreamstyle.engine.StepEvent` every step. ``losses`` adds registered terms by name:
-    ``{"histogram": 10.0}`` or ``{"name": (weight, {options})}``.
+    ``{"histogram": 10.0}`` or ``{"name": (weight, {options})}``. The hybrid: ``dream_layers`` (specs
+    like ``"relu4_4"``, ``"relu4_4:12"``, or ``"auto"``) adds an activation term of ``dream_weight``
+    on layers content and style do not use (``allow_overlap`` permits those too).
     """
     import torch
 
@@ -213,6 +218,11 @@ def transfer(
         spec = get_host().loss_terms.get(name)
         term_spec[name] = (spec.default_weight if w is None else w, opts)
     notes: dict = {}
+    if dream_layers:  # the hybrid: activation terms on layers (or "auto") content and style leave unused
+        from .deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
+
+        term_hook = hybrid_hook(dream_layers, DEFAULT_DREAM_WEIGHT if dream_weight is None else dream_weight,
+                                allow_overlap, then=term_hook)
     if term_hook is not None:  # drivers (the hybrid) add or check terms here
         term_hook(term_spec, bb, notes)
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS

@@ -156,4 +156,5 @@ def run():  # console-script entry point
 
 # Commands living in their own modules register themselves on ``main``.
 from . import transfer_cmd  # noqa: E402,F401
+from . import dream_cmd  # noqa: E402,F401
 from . import research_cmd  # noqa: E402,F401

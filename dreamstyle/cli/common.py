@@ -110,19 +110,21 @@ class Progress:
             self.task = self.progress.add_task(title, total=iterations_total, rate="", losses="")
         self._t0 = None
 
-    def __enter__(self):
-        if self.progress is not None:
-            self.progress.start()
+    def __enter__(self):  # the bar appears with the first step, so an error before it stays one line
+        self._started = False
         return self
 
     def __exit__(self, *exc):
-        if self.progress is not None:
+        if self.progress is not None and self._started:
             self.progress.stop()
 
     def __call__(self, event) -> None:
         self.done += 1
         if self.progress is None:
             return
+        if not self._started:
+            self._started = True
+            self.progress.start()
         fields = {}
         if event.iteration > 1 and event.elapsed > 0:
             fields["rate"] = f"{(event.iteration - 1) / event.elapsed:.1f} it/s"

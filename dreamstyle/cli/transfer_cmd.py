@@ -40,12 +40,17 @@ def float_list(ctx, param, value):
 @click.option("--scales", default=None, help="Coarse-to-fine: a count N, or sizes like 256,512.")
 @click.option("--preserve-color", type=click.Choice(["luminance", "histogram"]), default=None,
               help="Keep the content's colours.")
+@click.option("--dream-layer", "dream_layers", multiple=True, metavar="SPEC",
+              help="The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, =WEIGHT), "
+                   "or 'auto' for one neither content nor style uses. Repeatable.")
+@click.option("--dream-weight", type=float, default=None, help="Weight of the dream term. [default: 2.0]")
+@click.option("--allow-overlap", is_flag=True, help="Let a --dream-layer be a content or style layer too.")
 @clip_options
 @user_errors
 def transfer(content, styles, output, backbone, weights, device, seed, size, iterations, lr, precision,
              log_json, log_every, save_every, gif, max_pixels, overwrite, quiet, style_scale, style_blend,
              content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
-             optimizer, scales, preserve_color, **clip):
+             optimizer, scales, preserve_color, dream_layers, dream_weight, allow_overlap, **clip):
     """Style transfer: CONTENT painted in the style of STYLE (several styles blend).
 
     CONTENT may also be a clip (an animated GIF, WebP or PNG, or a folder of frames with --frames):
@@ -61,6 +66,15 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
     from ..style import transfer as run_transfer
 
     check_outputs(output, overwrite, log_json, gif)
+    term_hook = None
+    if dream_layers:
+        from ..deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
+
+        term_hook = hybrid_hook(list(dream_layers), DEFAULT_DREAM_WEIGHT if dream_weight is None else dream_weight,
+                                allow_overlap, announce=None if quiet else lambda line: click.echo(f"dreamstyle: {line}",
+                                                                                                    err=True))
+    elif dream_weight is not None or allow_overlap:
+        raise click.ClickException("--dream-weight and --allow-overlap go with --dream-layer")
     n_stages = len(scale_sizes(size, scales))
     snap = snapshot_interval(save_every, gif, iterations)
 
@@ -81,7 +95,7 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
                 style_weight=style_weight, tv_weight=tv_weight, losses=list(losses), pooling=pooling, init=init,
                 optimizer=optimizer, iterations=iterations, lr=lr, scales=scales, preserve_color=preserve_color,
                 precision=precision, callback=callback, log_every=log_every, snapshot_every=snap,
-                max_pixels=max_pixels)
+                max_pixels=max_pixels, term_hook=term_hook)
         except KeyboardInterrupt:
             raise click.ClickException("interrupted before the first iteration; nothing was written") from None
     finish(result, output, log_json, gif, quiet)

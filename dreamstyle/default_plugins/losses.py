@@ -28,6 +28,18 @@ def _temporal(threshold=0.1):
     return TemporalLoss(threshold)
 
 
+def _activation(layers="relu4_4", objective="mean"):
+    from ..activation import ActivationLoss
+
+    return ActivationLoss(layers, objective)
+
+
+def _guide(layers="relu4_4"):
+    from ..activation import GuideLoss
+
+    return GuideLoss(layers)
+
+
 @hookimpl
 def register_loss_terms(register):
     register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, 5.0))
@@ -35,3 +47,7 @@ def register_loss_terms(register):
     register(TermSpec("tv", "total variation: smooths the image", _tv, 1e-3))
     register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
                       "change (transfer --temporal-weight)", _temporal, 1e3))
+    register(TermSpec("activation", "minus the mean (or l2) activation of layers, channels or neurons: "
+                      "DeepDream (dreamstyle dream --layer, transfer --dream-layer)", _activation, 1.0))
+    register(TermSpec("guide", "minus each position's best dot product with a guide image's features "
+                      "(dreamstyle dream --guide)", _guide, 1.0))
