@@ -529,7 +529,7 @@ class _Transfer:
         source = self.style_full[0] if self.init == "style" else to_tensor(self.init_img)
         return self.resized(source, (w, h)).expand(content.shape[0], -1, -1, -1)
 
-    def run(self, content, init, images, label, callback=None):
+    def run(self, content, init, images, label, callback=None, iterations=None):
         """Optimize one batch; returns (outputs, final losses, history, stopped)."""
         from .engine import optimize
         from .termspec import TermContext
@@ -544,7 +544,7 @@ class _Transfer:
             if not self.prepared or reads is None or not set(reads) <= self.FIXED:
                 term.prepare(ctx, self.extract)
         self.prepared = True
-        result = optimize(init, self.evaluate, self.objective.names, iterations=self.iterations,
+        result = optimize(init, self.evaluate, self.objective.names, iterations=iterations or self.iterations,
                           optimizer=self.optimizer, lr=self.lr, callback=callback, log_every=self.log_every,
                           clamp=self.optimizer != "lbfgs", label=label)
         last = dict(result.history[-1]) if result.history else {}
@@ -562,6 +562,7 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
                   lr: float | None = None, preserve_color: str | None = None, precision: str = "auto",
                   temporal_weight: float = 1e3, temporal_init: float = 0.0, temporal_threshold: float = 0.1,
                   flow: str | None = None, batch: int = 1, fps: float | None = None,
+                  frame_iterations: int | None = None,
                   callback: Callable | None = None, on_frame: Callable | None = None, log_every: int = 1,
                   max_pixels: int | None = None, loaded=None) -> ClipResult:
     """Style transfer of every frame of ``clip`` (a path or a :class:`Clip`) with temporal coherence.
@@ -570,7 +571,9 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
     its own start (``temporal_init``: 0 = the previous frame only, 1 = independent frames), and
     the ``temporal`` term (``temporal_weight``; 0 turns it off) penalizes change against the
     previous output where the content did not change. ``flow`` ("ilk" or "tvl1", scikit-image)
-    warps the previous frame along the optical flow first. ``batch`` frames are optimized together
+    warps the previous frame along the optical flow first. ``frame_iterations`` (default:
+    ``iterations``) is the step count of the warm-started frames after the first, which need
+    fewer. ``batch`` frames are optimized together
     (faster on a GPU; frames in a batch start from the same previous frame and are tied to each
     other by the temporal term). ``callback`` gets every engine step, ``on_frame`` a
     :class:`FrameDone` per frame. Returns a :class:`ClipResult`; Ctrl-C stops it with the frames
@@ -590,13 +593,16 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
                     iterations=iterations, lr=lr, preserve_color=preserve_color, precision=precision,
                     log_every=log_every, max_pixels=max_pixels, loaded=loaded, temporal_weight=temporal_weight,
                     temporal_threshold=temporal_threshold)
+    if frame_iterations is not None and (not isinstance(frame_iterations, int) or frame_iterations < 1):
+        raise OptionError(f"--frame-iterations must be a whole number of at least 1, not {frame_iterations}")
     contents = [to_tensor(f, wh, run.dev) for f in clip.frames]
     if preserve_color:
         run.set_color_reference(contents[0])  # style colours follow the first frame, for every frame
     optimized = [run.for_optimizing(c) for c in contents]
     run.recipe.update({"content": clip.source or "<clip>", "frames": len(clip), "durations": clip.durations,
                        "loop": clip.loop, "temporal_weight": temporal_weight, "temporal_init": temporal_init,
-                       "temporal_threshold": temporal_threshold, "flow": flow or "none", "batch": batch})
+                       "temporal_threshold": temporal_threshold, "flow": flow or "none", "batch": batch,
+                       "frame_iterations": frame_iterations or iterations})
 
     def frame_done(i, tensor, frame_losses):
         if on_frame is not None:
@@ -608,7 +614,8 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
             if callback is not None:
                 callback(event)
 
-        return run.run(content, inits, images, label, step)
+        warm = bool(images["previous"])
+        return run.run(content, inits, images, label, step, frame_iterations if warm else None)
 
     outputs, frame_losses, history, stopped = clip_loop(
         optimized, process, start=lambda i: run.start(optimized[i]), temporal_init=temporal_init, flow=flow,
@@ -703,3 +710,132 @@ _TRANSFER_DEFAULTS = dict(backbone="vgg19", weights=None, device="auto", seed=No
                           style_weight=100.0, tv_weight=1e-3, losses=None, pooling="max", init="content",
                           optimizer="lbfgs", iterations=500, lr=None, preserve_color=None, precision="auto",
                           log_every=1, loaded=None)
+
+
+# --- DeepDream over frames ------------------------------------------------------------------------
+
+
+def _dream_setup(frame_size, backbone, weights, device, pooling, loaded, seed):
+    import random
+
+    from .backbones import LoadedBackbone
+    from .plugins import get_backbone
+    from .runtime import resolve_device
+
+    dev = resolve_device(device)
+    bb = loaded.backbone if loaded is not None else (get_backbone(backbone) if isinstance(backbone, str)
+                                                     else backbone)
+    if frame_size is not None:
+        bb.check_size(frame_size[1], frame_size[0], "a frame")
+    if loaded is None:
+        loaded = LoadedBackbone(bb, weights, pooling, dev)
+    return dev, loaded, (random.randrange(2**31) if seed is None else seed)
+
+
+def _dream_one(image, layers, loaded, dev, seed, pooling, label, callback, options):
+    """One frame or image through :func:`dreamstyle.deepdream.dream` with the shared backbone."""
+    from .deepdream import dream
+
+    def relabel(event):
+        event.label = f"{label} {event.label}".strip()
+        if callback is not None:
+            callback(event)
+
+    result = dream(image, layers, loaded=loaded, device=dev, seed=seed, pooling=pooling, callback=relabel,
+                   **options)
+    last = result.history[-1] if result.history else {}
+    losses = {k: v for k, v in last.items() if k not in ("stage", "iteration", "time", "memory")}
+    return result, losses
+
+
+def dream_clip(clip, layers=None, *, backbone: str = "vgg19", weights=None, device: str = "auto",
+               seed: int | None = None, size: int | None = 512, pooling: str = "max", temporal_init: float = 0.5,
+               flow: str | None = None, fps: float | None = None, callback: Callable | None = None,
+               on_frame: Callable | None = None, max_pixels: int | None = None, loaded=None,
+               **options) -> ClipResult:
+    """DeepDream over every frame of ``clip`` (a path or a :class:`Clip`), with one loaded backbone.
+
+    Each frame after the first is dreamed from ``(1 - temporal_init)`` of the previous dreamed frame
+    (warped along the optical flow with ``flow``) plus ``temporal_init`` of the new frame, so the
+    dream carries over and does not flicker; 1 dreams each frame on its own, 0 would dream ever
+    deeper into the first frame. Every frame uses the same seed (the same jitter). ``options``
+    are :func:`dreamstyle.dream`'s (octaves, iterations, objective, jitter, tile, guide, ...).
+    """
+    from .images import fit_size, to_pil, to_tensor
+
+    if options.get("init", "image") != "image":
+        raise OptionError("--init noise does not apply to a clip")
+    options.pop("init", None)
+    if not isinstance(clip, Clip):
+        clip = read_clip(clip, fps=fps, max_pixels=max_pixels)
+    if not len(clip):
+        raise ImageError("the clip has no frames")
+    wh = fit_size(clip.frames[0].size, size)
+    dev, loaded, seed = _dream_setup(wh, backbone, weights, device, pooling, loaded, seed)
+    contents = [to_tensor(f, wh, dev) for f in clip.frames]
+    recipe: dict = {}
+
+    def process(content, inits, images, label):
+        outs, history, losses, stopped = [], [], {}, None
+        for j in range(inits.shape[0]):
+            result, losses = _dream_one(to_pil(inits[j : j + 1]), layers, loaded, dev, seed, pooling, label,
+                                        callback, {**options, "size": None, "max_pixels": max_pixels})
+            if not recipe:
+                recipe.update(result.recipe)
+            outs.append(result.tensor.to(dev))
+            history.extend(result.history)
+            if result.stopped:
+                stopped = result.stopped
+                break
+        if stopped:
+            return content, {}, history, stopped
+        import torch
+
+        return torch.cat(outs), losses, history, None
+
+    def frame_done(i, tensor, frame_losses):
+        if on_frame is not None:
+            on_frame(FrameDone(i, len(clip), to_pil(tensor), frame_losses, tensor.cpu(), clip.names[i]))
+
+    outputs, frame_losses, history, stopped = clip_loop(contents, process, temporal_init=temporal_init, flow=flow,
+                                                        batch=1, on_frame=frame_done)
+    recipe.update({"input": clip.source or "<clip>", "size": size, "frames": len(clip), "durations": clip.durations,
+                   "loop": clip.loop, "temporal_init": temporal_init, "flow": flow or "none", "stopped": stopped})
+    n = len(outputs)
+    return ClipResult([to_pil(t) for t in outputs], clip.durations[:n], clip.loop, clip.names[:n], history, recipe,
+                      stopped, frame_losses, [t.cpu() for t in outputs])
+
+
+def dream_folder(folder, layers=None, *, backbone: str = "vgg19", weights=None, device: str = "auto",
+                 seed: int | None = None, size: int | None = 512, pooling: str = "max",
+                 callback: Callable | None = None, on_frame: Callable | None = None, max_pixels: int | None = None,
+                 loaded=None, **options) -> ClipResult:
+    """DeepDream over every still image of ``folder`` (or a list of paths), one loaded backbone;
+    ``on_frame`` gets a :class:`FrameDone` (with the image's recipe) as each is finished."""
+    from .images import to_pil
+
+    paths = list_images(folder) if isinstance(folder, (str, os.PathLike)) else [Path(p) for p in folder]
+    dev, loaded, seed = _dream_setup(None, backbone, weights, device, pooling, loaded, seed)
+    frames, names, history, losses, tensors = [], [], [], [], []
+    stopped = None
+    recipe: dict = {}
+    for i, path in enumerate(paths):
+        try:
+            result, image_losses = _dream_one(str(path), layers, loaded, dev, seed, pooling,
+                                              f"image {i + 1}/{len(paths)}", callback,
+                                              {**options, "size": size, "max_pixels": max_pixels})
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            break
+        if result.stopped:
+            stopped = result.stopped
+            break
+        recipe = result.recipe
+        for row in result.history:
+            row["image"] = path.name
+        frames.append(result.image), names.append(path.stem), losses.append(image_losses)
+        tensors.append(result.tensor.cpu())
+        history.extend(result.history)
+        if on_frame is not None:
+            on_frame(FrameDone(i, len(paths), result.image, image_losses, tensors[-1], path.stem, result.recipe))
+    return ClipResult(frames, [], None, names, history, {**recipe, "stopped": stopped}, stopped, losses, tensors)

@@ -310,3 +310,41 @@ def test_write_clip_refuses_nothing_and_bad_suffix(tmp_path):
     with pytest.raises(OutputError):
         write_clip(make_frames(2), tmp_path / "a.bmp", [10, 10])
     assert isinstance(read_clip(write_clip(make_frames(2), tmp_path / "b.gif", [10, 10], None)), Clip)
+
+
+DREAM_FAST = dict(size=40, iterations=3, octaves=2, jitter=4, seed=0, device="cpu")
+
+
+def test_dream_clip_keeps_timing_and_carrying_the_dream_steadies_it(clip_gif, loaded):
+    from dreamstyle.clips import dream_clip
+
+    steady = dream_clip(clip_gif, "relu3_1", loaded=loaded, temporal_init=0.3, **DREAM_FAST)
+    free = dream_clip(clip_gif, "relu3_1", loaded=loaded, temporal_init=1.0, **DREAM_FAST)
+    for result in (steady, free):
+        assert len(result.frames) == 4 and result.durations == DURATIONS and result.loop == 3
+        assert result.recipe["command"] == "dream" and result.stopped is None
+    assert {r["frame"] for r in steady.history} == {1, 2, 3, 4}
+    assert consecutive_difference(steady.tensors) < consecutive_difference(free.tensors)
+    with pytest.raises(OptionError, match="noise"):
+        dream_clip(clip_gif, "relu3_1", loaded=loaded, init="noise", **DREAM_FAST)
+
+
+def test_cli_dream_over_a_clip_and_a_folder(clip_gif, tmp_path, runner):
+    base = ["--layer", "relu3_1", "--weights", "random", "--size", "40", "--iterations", "2", "--octaves", "1",
+            "--device", "cpu", "-q"]
+    out = tmp_path / "dream.webp"
+    result = runner.invoke(main, ["dream", str(clip_gif), "-o", str(out), *base])
+    assert result.exit_code == 0, result.output
+    clip = read_clip(out)
+    assert len(clip) == 4 and clip.durations == DURATIONS and clip.loop == 3
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    make_image(folder / "p.png", seed=1)
+    make_image(folder / "q.jpg", seed=2)
+    result = runner.invoke(main, ["dream", str(folder), "-o", str(tmp_path / "dreams"), *base])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "dreams").iterdir()) == ["p.png", "q.png"]
+    assert read_recipe(tmp_path / "dreams" / "q.png")["command"] == "dream"
+    result = runner.invoke(main, ["dream", str(clip_gif), "-o", str(tmp_path / "x.gif"), "--gif",
+                                  str(tmp_path / "y.gif"), *base])
+    assert result.exit_code == 2 and "--gif is not available with a clip" in result.output

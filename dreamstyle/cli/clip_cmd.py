@@ -30,6 +30,9 @@ def clip_options(func):
                           "(0 = previous frame only, 1 = independent frames)."),
         click.option("--flow", type=click.Choice(["none", "ilk", "tvl1"]), default="none", show_default=True,
                      help="Clips: warp the previous frame along optical flow (needs scikit-image)."),
+        click.option("--frame-iterations", type=int, default=None,
+                     help="Clips: optimizer steps for each frame after the first (warm-started, they need "
+                          "fewer). [default: --iterations]"),
         click.option("--fps", type=float, default=None,
                      help="Clips: frame rate, overriding the source's timing (a folder of frames: 10)."),
     ]
@@ -64,14 +67,15 @@ HANDLED = {"content", "styles", "output", "backbone", "weights", "device", "seed
            "precision", "log_json", "log_every", "max_pixels", "overwrite", "quiet", "style_scale",
            "style_blend", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight",
            "losses", "pooling", "init", "optimizer", "preserve_color", "as_frames", "batch"}
-CLIP_ONLY = {"temporal_weight", "temporal_init", "flow", "fps"}
+CLIP_ONLY = {"temporal_weight", "temporal_init", "flow", "fps", "frame_iterations"}
 
 
-def _reject_unsupported(params: dict, kind: str) -> None:
+def _reject_unsupported(params: dict, kind: str, allowed: set | None = None) -> None:
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
-    allowed = HANDLED | (CLIP_ONLY if kind == "clip" else set())
+    if allowed is None:
+        allowed = HANDLED | (CLIP_ONLY if kind == "clip" else set())
     what = "a clip" if kind == "clip" else "a folder of images"
     for param in ctx.command.params:
         if param.name in allowed or param.name not in params:
@@ -81,7 +85,7 @@ def _reject_unsupported(params: dict, kind: str) -> None:
             raise click.UsageError(f"{param.opts[-1]} is not available with {what}")
     if params.get("scales") not in (None, "1"):
         raise click.UsageError(f"--scales is not available with {what}")
-    if params["batch"] < 1:
+    if params.get("batch", 1) < 1:
         raise click.BadParameter(f"must be at least 1, not {params['batch']}", param_hint="--batch")
 
 
@@ -167,7 +171,8 @@ def _transfer_clip(p: dict) -> None:
     with FrameProgress(len(clip), p["quiet"]) as progress, sigterm_as_interrupt():
         result = transfer_clip(clip, [str(s) for s in p["styles"]], **_common(p), batch=p["batch"],
                                temporal_weight=p["temporal_weight"], temporal_init=p["temporal_init"],
-                               flow=p["flow"], callback=progress.step, on_frame=progress.frame)
+                               flow=p["flow"], frame_iterations=p["frame_iterations"], callback=progress.step,
+                               on_frame=progress.frame)
     result.recipe["content"] = str(p["content"])
     n, total = len(result.frames), len(clip)
     if n:
@@ -232,3 +237,102 @@ def _transfer_folder(p: dict) -> None:
                                    "Try a smaller --size")
     if not p["quiet"]:
         click.echo(f"wrote {n} images to {output}", err=True)
+
+
+# --- dreamstyle dream over a clip or a folder --------------------------------------------------------
+
+
+def dream_clip_options(func):
+    """The options for clips and folders, added to ``dream`` (they arrive as ``**clip``)."""
+    options = [
+        click.option("--frames", "as_frames", is_flag=True,
+                     help="INPUT is a folder of a clip's frames (sorted by name), not of still images."),
+        click.option("--temporal-init", type=float, default=0.5, show_default=True,
+                     help="Clips: dream each frame from the previous dreamed frame blended with F of the new "
+                          "frame (1 = independent frames)."),
+        click.option("--flow", type=click.Choice(["none", "ilk", "tvl1"]), default="none", show_default=True,
+                     help="Clips: warp the previous frame along optical flow (needs scikit-image)."),
+        click.option("--fps", type=float, default=None,
+                     help="Clips: frame rate, overriding the source's timing (a folder of frames: 10)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+DREAM_HANDLED = {"input", "layers", "output", "backbone", "weights", "device", "seed", "size", "iterations", "lr",
+                 "precision", "log_json", "log_every", "max_pixels", "overwrite", "quiet", "objective", "octaves",
+                 "octave_scale", "step", "optimizer", "jitter", "tile", "tile_overlap", "guide", "pooling",
+                 "as_frames"}
+
+
+def dream_many(kind: str, params: dict) -> None:
+    """Run ``dream`` over a clip or a folder; ``params`` are the command's parameters."""
+    from ..clips import (check_clip_output, check_folder_output, dream_clip, dream_folder, list_images, read_clip,
+                         write_clip)
+    from ..errors import OptionError
+    from ..images import check_output, save_png
+    from .common import sigterm_as_interrupt
+
+    allowed = DREAM_HANDLED | ({"temporal_init", "flow", "fps"} if kind == "clip" else set())
+    _reject_unsupported(params, kind, allowed)
+    p = params
+    if p["step"] is not None and p["lr"] is not None and p["step"] != p["lr"]:
+        raise OptionError("--step and --lr are the same setting; give one of them")
+    output: Path = p["output"]
+    options = dict(layers=list(p["layers"]) or None, backbone=p["backbone"], weights=p["weights"],
+                   device=p["device"], seed=p["seed"], size=p["size"], objective=p["objective"], octaves=p["octaves"],
+                   octave_scale=p["octave_scale"], iterations=p["iterations"], optimizer=p["optimizer"],
+                   lr=p["step"] if p["step"] is not None else p["lr"], jitter=p["jitter"], tile=p["tile"],
+                   tile_overlap=p["tile_overlap"], guide=str(p["guide"]) if p["guide"] is not None else None,
+                   pooling=p["pooling"], precision=p["precision"], log_every=p["log_every"],
+                   max_pixels=p["max_pixels"])
+    if kind == "clip":
+        clip = read_clip(p["input"], fps=p["fps"], max_pixels=p["max_pixels"])
+        check_clip_output(output, p["overwrite"], clip.names)
+    else:
+        paths = list_images(p["input"])
+        if output.suffix and not output.is_dir():
+            raise OutputError(f"the output for a folder of images is a folder; {output} looks like a file "
+                              "(to make a clip of the images, add --frames)")
+        outs = check_folder_output(output, [q.stem for q in paths], p["overwrite"])
+    if p["log_json"] is not None:
+        check_output(p["log_json"], p["overwrite"], (".json",))
+    written = []
+
+    def on_image(done):
+        progress.frame(done)
+        output.mkdir(exist_ok=True)
+        try:
+            save_png(done.image, outs[done.index], done.recipe)
+        except OSError as exc:
+            raise OutputError(f"cannot write {outs[done.index]}: {exc.strerror or exc}") from None
+        written.append(done.index)
+
+    total = len(clip) if kind == "clip" else len(paths)
+    with FrameProgress(total, p["quiet"], "dreaming") as progress, sigterm_as_interrupt():
+        if kind == "clip":
+            result = dream_clip(clip, temporal_init=p["temporal_init"], flow=p["flow"], callback=progress.step,
+                                on_frame=progress.frame, **options)
+        else:
+            result = dream_folder(paths, callback=progress.step, on_frame=on_image, **options)
+    if kind == "clip":
+        result.recipe["input"] = str(p["input"])
+        if result.frames:
+            try:
+                write_clip(result.frames, output, result.durations, result.loop, result.names, result.recipe)
+            except OSError as exc:
+                raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    _write_log(p["log_json"], result.history)
+    n = len(result.frames)
+    what = f"the {n} of {total} frames done are in {output}" if kind == "clip" else \
+        f"{n} of {total} images were written to {output}"
+    if result.stopped == "interrupted":
+        if not n:
+            raise click.ClickException("interrupted before the first frame was done; nothing was written")
+        click.echo(f"dreamstyle: interrupted; {what}", err=True)
+        sys.exit(130)
+    if result.stopped:
+        raise click.ClickException(f"stopped ({result.stopped}); {what}")
+    if not p["quiet"]:
+        click.echo(f"wrote {output} ({n} {'frames' if kind == 'clip' else 'images'})", err=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from . import main, user_errors
+from .clip_cmd import dream_clip_options
 from .common import (Progress, check_outputs, engine_options, finish, intermediate_path, non_negative,
                      positive_float, positive_int, sigterm_as_interrupt, snapshot_interval)
 
@@ -46,11 +47,22 @@ def complete_layer(ctx, param, incomplete):
 @click.option("--init", type=click.Choice(["image", "noise"]), default="image",
               help="noise: visualize the layer or channel from noise (INPUT then only sets the aspect).")
 @click.option("--pooling", type=click.Choice(["max", "avg"]), default="max")
+@dream_clip_options
 @user_errors
 def dream(input, layers, output, backbone, weights, device, seed, size, iterations, lr, precision, log_json,
           log_every, save_every, gif, max_pixels, overwrite, quiet, objective, octaves, octave_scale, step,
-          optimizer, jitter, tile, tile_overlap, guide, init, pooling):
-    """DeepDream: INPUT with what the network sees in it, amplified (octaves, jitter, tiles)."""
+          optimizer, jitter, tile, tile_overlap, guide, init, pooling, **clip):
+    """DeepDream: INPUT with what the network sees in it, amplified (octaves, jitter, tiles).
+
+    INPUT may also be a clip (an animated GIF, WebP or PNG, or a folder of frames with --frames):
+    OUT is then a .gif, .webp, .png (animated) or a folder of PNG frames, with the source's timing.
+    A folder of still images writes one PNG per image into the folder OUT."""
+    if input is not None:
+        from .clip_cmd import content_kind, dream_many
+
+        kind = content_kind(input, clip["as_frames"])
+        if kind != "image":
+            return dream_many(kind, {**locals(), **clip})
     from ..deepdream import dream as run_dream
     from ..errors import OptionError
 
