@@ -200,6 +200,7 @@ def dream(
     from .activation import OBJECTIVES, check_positions, check_targets, parse_targets
     from .backbones import LoadedBackbone
     from .engine import optimize
+    from .faults import OOM, OutOfMemory, oom_message
     from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_pil, to_tensor
     from .plugins import get_backbone
     from .runtime import amp_dtype, make_extract, prepare_net, resolve_device, seed_everything, versions
@@ -292,6 +293,7 @@ def dream(
     history: list[dict] = []
     frames: list = []
     stopped = None
+    fault = ""
     image_t = None  # the current octave's dreamed image
     base_k = None
 
@@ -319,6 +321,15 @@ def dream(
                               stages=len(sizes), gradient=gradient,
                               label=f"octave {k}/{len(sizes)} {size_k[0]}x{size_k[1]}")
             history.extend(result.history)
+            if result.stopped == OOM:  # say what was tried and what would fit; keep what was made
+                fault = oom_message(result.memory, max(size_k), min_size=bb.min_size, option="--size",
+                                    fitted=max(sizes[k - 2]) if k > 1 else None, precision=recipe["precision"],
+                                    hints=_tile_hint(tile, size_k, bb.min_size))
+                if not math.isfinite(result.best_loss):  # nothing new at this octave
+                    if image_t is None:
+                        raise OutOfMemory(f"{fault}; nothing was written")
+                    stopped = OOM
+                    break
             image_t = result.image
             detail = image_t - base_k
             if result.stopped:
@@ -331,9 +342,17 @@ def dream(
     if image_t is None:
         raise KeyboardInterrupt
     if tuple(image_t.shape[-2:]) != (wh[1], wh[0]):  # stopped early: carry the detail up to full size
-        image_t = (base + resized(image_t - base_k, wh)).clamp(0, 1)
+        own_base = resized(base, (image_t.shape[-1], image_t.shape[-2])).clamp(0, 1)  # base_k may be the next's
+        image_t = (base + resized(image_t - own_base, wh)).clamp(0, 1)
     recipe["stopped"] = stopped
-    return Result(to_pil(image_t), history, recipe, stopped, frames, image_t.detach())
+    return Result(to_pil(image_t), history, recipe, stopped, frames, image_t.detach(), fault)
+
+
+def _tile_hint(tile: int, size: tuple[int, int], min_size: int) -> tuple[str, ...]:
+    """Smaller tiles bound a dream's memory: half the tile in use, or half the image if it was untiled."""
+    current = tile if tile and tile < max(size) else max(size)
+    smaller = current // 2 // 16 * 16
+    return (f"--tile {smaller}",) if smaller >= min_size else ()
 
 
 # --- the hybrid ----------------------------------------------------------------------------------

@@ -52,8 +52,9 @@ class StageResult:
     image: torch.Tensor  # the best image (lowest total), detached, on the device
     best_loss: float
     iterations: int  # steps taken
-    stopped: str | None = None  # None, "interrupted" or "diverged"
+    stopped: str | None = None  # None, "interrupted", "diverged" or "out of memory"
     history: list[dict] = field(default_factory=list)
+    memory: dict | None = None  # on "out of memory": faults.memory_report (size tried, bytes)
 
 
 class NormalizedGradient(torch.optim.Optimizer):
@@ -140,7 +141,7 @@ def optimize(
         torch.cuda.reset_peak_memory_stats(param.device)
     h, w = param.shape[-2:]
     history: list[dict] = []
-    stopped = None
+    stopped = memory = None
     step = 0
     start = time.perf_counter()
 
@@ -182,7 +183,17 @@ def optimize(
                 break
     except KeyboardInterrupt:
         stopped = "interrupted"
+    except Exception as exc:  # out of memory stops like Ctrl-C, keeping the best image; the rest propagates
+        from .faults import OOM, is_out_of_memory, memory_report
+
+        if not is_out_of_memory(exc):
+            raise
+        stopped, memory = OOM, memory_report(param.device, exc, (w, h))
+        opt.state.clear()
+        param.grad = None
+        if on_cuda:
+            torch.cuda.empty_cache()
     if stopped is None and not bool(torch.isfinite(best_loss)):
         stopped = "diverged"
     final = best / scale if bool(torch.isfinite(best_loss)) else init.detach()
-    return StageResult(final.clamp(0, 1), float(best_loss), step, stopped, history)
+    return StageResult(final.clamp(0, 1), float(best_loss), step, stopped, history, memory)

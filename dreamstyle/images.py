@@ -26,8 +26,10 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
         raise ImageError(f"image not found: {path}")
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path} is empty (0 bytes), not an image")
     previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = None  # Pillow's check (on open) would not say the size; ours, from the header, does
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -46,6 +48,8 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
         raise ImageError(f"{path} has more pixels than the limit of {max_pixels:,}; "
                          "raise it with --max-pixels if you trust the file") from None
     except UnidentifiedImageError:
+        if _png_without_pixels(path):
+            raise ImageError(f"{path} has no pixels (its PNG header says {_png_without_pixels(path)})") from None
         raise ImageError(f"{path} is not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise ImageError(f"cannot read image {path}: {exc}") from None
@@ -53,12 +57,24 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def _png_without_pixels(path: Path) -> str:
+    """"0x10" if ``path`` is a PNG whose header gives a zero width or height (Pillow will not open it)."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if w == 0 or h == 0:
+            return f"{w}x{h}"
+    return ""
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         import numpy as np
 
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        peak = float(arr.max()) if arr.size else 0.0
+        top = 65535.0 if img.mode.startswith("I;16") or peak > 255 else 1.0 if img.mode == "F" and peak <= 1 else 255.0
         img = Image.fromarray((np.clip(arr / top, 0, 1) * 255 + 0.5).astype("uint8"), "L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
@@ -121,6 +137,7 @@ def _atomic(path: Path, write) -> Path:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -133,6 +150,12 @@ def _atomic(path: Path, write) -> Path:
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_png(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None) -> Path:

@@ -3,6 +3,8 @@ compute targets once per scale, optimize coarse to fine."""
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -20,9 +22,10 @@ class Result:
     image: object  # PIL.Image.Image
     history: list[dict]
     recipe: dict = field(default_factory=dict)
-    stopped: str | None = None  # None, "interrupted" or "diverged"
+    stopped: str | None = None  # None, "interrupted", "diverged" or "out of memory"
     frames: list = field(default_factory=list)  # PIL snapshots (for GIFs), if asked for
     tensor: object = None  # the final image as a (1, 3, H, W) tensor in [0, 1]
+    fault: str = ""  # on "out of memory": one line saying what was tried and what would fit
 
     def __iter__(self):
         yield self.image
@@ -59,7 +62,8 @@ def scale_sizes(size: int, scales: int | Sequence[int] | str | None) -> list[int
 def _positive(name: str, value, allow_zero=False):
     if value is None:
         return
-    if not isinstance(value, (int, float)) or value != value or value < 0 or (value == 0 and not allow_zero):
+    if (not isinstance(value, (int, float)) or value != value or value < 0 or value == float("inf")
+            or (value == 0 and not allow_zero)):
         raise OptionError(f"--{name} must be {'zero or more' if allow_zero else 'more than zero'}, not {value}")
 
 
@@ -168,7 +172,8 @@ def transfer(
 
     from .backbones import LoadedBackbone
     from .color import luminance, match_color_histogram, recombine_luminance
-    from .engine import OPTIMIZERS, optimize
+    from .engine import OPTIMIZERS, StageResult, optimize
+    from .faults import OOM, OutOfMemory, is_out_of_memory, memory_report, oom_message
     from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_pil, to_tensor
     from .plugins import get_backbone
     from .runtime import (amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device,
@@ -230,12 +235,24 @@ def transfer(
     style_imgs = [load_image(s, max_pixels) for s in styles]
     init_img = None
     if init not in INITS:
+        close = difflib.get_close_matches(init, INITS, n=1, cutoff=0.6) if isinstance(init, str) else []
+        if close and not os.path.exists(init):
+            raise OptionError(f"--init {init!r} is not content, noise, style or an image file; "
+                              f"did you mean {close[0]!r}?")
         init_img = load_image(init, max_pixels)
     for long_side in sizes:
         w, h = fit_size(content_img.size, long_side)
-        bb.check_size(h, w, "the output at --size %d" % long_side)
+        of = f"of the {content_img.size[0]}x{content_img.size[1]} content image"
+        bb.check_size(h, w, f"the output at --size {long_side} {of}" if long_side == max(sizes)
+                      else f"the {long_side} px stage of --scales {scales} {of}")
     if loaded is None:
-        loaded = LoadedBackbone(bb, weights, pooling, dev)
+        try:
+            loaded = LoadedBackbone(bb, weights, pooling, dev)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise OutOfMemory(f"out of memory on {dev} loading backbone {bb.name!r}; try --device cpu "
+                              "or a smaller backbone") from None
 
     recipe = {
         "command": "transfer", "backbone": bb.name, "weights": loaded.weights, "pooling": pooling,
@@ -269,6 +286,7 @@ def transfer(
     frames: list = []
     image = None
     stopped = None
+    fault = ""
     net = None
 
     def on_event(event):
@@ -279,34 +297,53 @@ def transfer(
 
     for stage, long_side in enumerate(sizes, start=1):
         wh = fit_size(content_img.size, long_side)
-        content_t = resized(full_content_for_opt, wh)
-        style_ts = []
-        for s_img, s_t in zip(style_imgs, style_tensors_full):
-            s_wh = fit_size(s_img.size, max(1, round(long_side * style_scale)))
-            bb.check_size(s_wh[1], s_wh[0], f"style image at --style-scale {style_scale}")
-            style_ts.append(resized(s_t, s_wh))
-        objective = Objective(build_terms(term_spec, bb)).to(dev)
-        if net is None or net.names != bb.layer_map.order(objective.layers):
-            net = prepare_net(loaded.features(objective.layers), dev) if objective.layers else None
-        extract = make_extract(net, dev, dtype) if net is not None else (lambda img: {})
-        ctx = TermContext(bb, images={"content": [content_t], "style": style_ts}, blend=style_blend,
-                          options={"stage": stage, "size": wh})
-        objective.prepare(ctx, extract)
-        if image is not None:
-            start = resized(image, wh)
-        elif init == "content":
-            start = content_t
-        elif init == "noise":
-            start = torch.rand(content_t.shape, device=dev)
-        elif init == "style":
-            start = resized(style_tensors_full[0], wh)
-        else:
-            start = resized(to_tensor(init_img), wh)
-        evaluate = make_evaluate(net if net is not None else (lambda x: {}), objective, dev, dtype)
-        result = optimize(start, evaluate, objective.names, iterations=iterations, optimizer=optimizer, lr=lr,
-                          callback=on_event, log_every=log_every, snapshot_every=snapshot_every,
-                          stage=stage, stages=len(sizes), clamp=optimizer != "lbfgs")
+        try:
+            content_t = resized(full_content_for_opt, wh)
+            style_ts = []
+            for s_img, s_t in zip(style_imgs, style_tensors_full):
+                s_wh = fit_size(s_img.size, max(1, round(long_side * style_scale)))
+                bb.check_size(s_wh[1], s_wh[0], f"style image at --style-scale {style_scale}")
+                style_ts.append(resized(s_t, s_wh))
+            objective = Objective(build_terms(term_spec, bb)).to(dev)
+            if net is None or net.names != bb.layer_map.order(objective.layers):
+                net = prepare_net(loaded.features(objective.layers), dev) if objective.layers else None
+            extract = make_extract(net, dev, dtype) if net is not None else (lambda img: {})
+            ctx = TermContext(bb, images={"content": [content_t], "style": style_ts}, blend=style_blend,
+                              options={"stage": stage, "size": wh})
+            objective.prepare(ctx, extract)
+            if image is not None:
+                start = resized(image, wh)
+            elif init == "content":
+                start = content_t
+            elif init == "noise":
+                start = torch.rand(content_t.shape, device=dev)
+            elif init == "style":
+                start = resized(style_tensors_full[0], wh)
+            else:
+                start = resized(to_tensor(init_img), wh)
+            evaluate = make_evaluate(net if net is not None else (lambda x: {}), objective, dev, dtype)
+            result = optimize(start, evaluate, objective.names, iterations=iterations, optimizer=optimizer, lr=lr,
+                              callback=on_event, log_every=log_every, snapshot_every=snapshot_every,
+                              stage=stage, stages=len(sizes), clamp=optimizer != "lbfgs")
+        except KeyboardInterrupt:  # between stages (targets, resizing): keep the last stage's image
+            if image is None:
+                raise
+            stopped = "interrupted"
+            break
+        except Exception as exc:  # out of memory outside the engine stops like inside it; the rest propagates
+            if not is_out_of_memory(exc):
+                raise
+            result = StageResult(image, math.inf, 0, OOM, [], memory_report(dev, exc, wh))
         history.extend(result.history)
+        if result.stopped == OOM:  # keep the best of this stage, else the last stage's image
+            if math.isfinite(result.best_loss):
+                image = result.image
+            fault = oom_message(result.memory, long_side, min_size=bb.min_size,
+                                fitted=sizes[stage - 2] if stage > 1 else None, precision=recipe["precision"])
+            if image is None:
+                raise OutOfMemory(f"{fault}; nothing was written")
+            stopped = OOM
+            break
         image = result.image
         if result.stopped:
             stopped = result.stopped
@@ -314,4 +351,4 @@ def transfer(
     if preserve_color == "luminance":
         image = recombine_luminance(image, full_content.to(dev))
     recipe["stopped"] = stopped
-    return Result(to_pil(image), history, recipe, stopped, frames, image.detach())
+    return Result(to_pil(image), history, recipe, stopped, frames, image.detach(), fault)

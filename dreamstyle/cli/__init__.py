@@ -42,6 +42,7 @@ def host():
 
     h = get_host()
     if not getattr(h, "_warned", False):
+        h.backbones, h.loss_terms  # collect, so errors found while registering are in h.errors too
         warn_plugin_errors(h)
         h._warned = True
     return h
@@ -67,6 +68,13 @@ class DreamstyleGroup(click.Group):
             self._load_plugin_commands()
             cmd = super().get_command(ctx, name)
         return cmd
+
+    def invoke(self, ctx):
+        """A UserError from any command (plugin commands too) is one line; real bugs keep their traceback."""
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=DreamstyleGroup, context_settings=CONTEXT_SETTINGS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -27,8 +29,8 @@ def non_negative(ctx, param, value):
 
 
 def positive_float(ctx, param, value):
-    if value is not None and not value > 0:
-        raise click.BadParameter(f"must be more than zero, not {value}")
+    if value is not None and not 0 < value < float("inf"):
+        raise click.BadParameter(f"must be more than zero (and finite), not {value}")
     return value
 
 
@@ -73,7 +75,8 @@ def engine_options(default_iterations: int, default_size: int = 512):
     return decorate
 
 
-def check_outputs(output: Path, overwrite: bool, log_json: Path | None = None, gif: Path | None = None):
+def check_outputs(output: Path, overwrite: bool, log_json: Path | None = None, gif: Path | None = None,
+                  intermediates=()):
     from ..images import check_output
 
     check_output(output, overwrite, (".png",))
@@ -81,6 +84,38 @@ def check_outputs(output: Path, overwrite: bool, log_json: Path | None = None, g
         check_output(log_json, overwrite, (".json",))
     if gif is not None:
         check_output(gif, overwrite, (".gif", ".webp"))
+    for path in intermediates:
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path} exists (a --save-every snapshot); pass --overwrite to replace it")
+
+
+def intermediate_paths(output: Path, stages: int, iterations: int, save_every: int) -> list[Path]:
+    """Every file ``--save-every`` will write."""
+    if not save_every:
+        return []
+    return [intermediate_path(output, stage, stages, i) for stage in range(1, stages + 1)
+            for i in range(save_every, iterations + 1, save_every)]
+
+
+class Intermediates:
+    """Writes the ``--save-every`` snapshots; one that cannot be written costs one warning line, not the run."""
+
+    def __init__(self, output: Path, save_every: int):
+        self.output, self.save_every, self.warned = output, save_every, False
+
+    def __call__(self, event) -> None:
+        if not self.save_every or event.snapshot is None or event.iteration % self.save_every:
+            return
+        from ..images import save_png, to_pil
+
+        path = intermediate_path(self.output, event.stage, event.stages, event.iteration)
+        try:
+            save_png(to_pil(event.snapshot), path)
+        except OSError as exc:
+            if not self.warned:
+                self.warned = True
+                click.echo(f"dreamstyle: warning: cannot write {path}: {exc.strerror or exc}; the run goes on",
+                           err=True)
 
 
 def snapshot_interval(save_every: int, gif, iterations: int) -> int:
@@ -166,27 +201,74 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def finish(result, output: Path, log_json: Path | None, gif: Path | None, quiet: bool, what: str = "image"):
-    """Write the outputs of a run atomically; report interruptions and divergence as one line."""
-    from ..images import save_gif, save_png
-
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM wait until the block is done (writing outputs); yields the signals received."""
+    received: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+        except ValueError:  # not the main thread
+            pass
     try:
-        save_png(result.image, output, result.recipe)
-        if log_json is not None:
-            from ..images import _atomic
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
-            _atomic(log_json, lambda fh: fh.write(json.dumps(result.history, indent=1).encode()))
-        if gif is not None and result.frames:
-            save_gif(result.frames, gif, duration_ms=80)
-    except OSError as exc:
-        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+def _rescue(result, output: Path, exc: OSError, what: str) -> str:
+    """The output could not be written: save the image in the temporary folder; say where."""
+    from ..images import save_png
+
+    reason = f"cannot write {output}: {exc.strerror or exc}"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{Path(output).stem}-", suffix=".png")
+        os.close(fd)
+    except OSError:
+        return f"{reason}; the {what} could not be saved anywhere else either"
+    try:
+        save_png(result.image, tmp, result.recipe)
+    except OSError:
+        os.unlink(tmp)
+        return f"{reason}; the {what} could not be saved anywhere else either"
+    return f"{reason}; the {what} was saved to {tmp} instead"
+
+
+def finish(result, output: Path, log_json: Path | None, gif: Path | None, quiet: bool, what: str = "image"):
+    """Write the outputs of a run atomically; report interruptions, divergence and running out of
+    memory as one line. A signal while writing waits until the files are whole; an output that
+    cannot be written (disk full, folder gone) is saved in the temporary folder instead."""
+    from ..images import _atomic, save_gif, save_png
+
+    with signals_deferred() as received:
+        try:
+            save_png(result.image, output, result.recipe)
+        except OSError as exc:
+            raise OutputError(_rescue(result, output, exc, what)) from None
+        extra = None
+        try:
+            if log_json is not None:
+                extra = log_json
+                _atomic(log_json, lambda fh: fh.write(json.dumps(result.history, indent=1).encode()))
+            if gif is not None and result.frames:
+                extra = gif
+                save_gif(result.frames, gif, duration_ms=80)
+        except OSError as exc:
+            raise OutputError(f"cannot write {extra}: {exc.strerror or exc}; the {what} is in {output}") from None
     last = result.history[-1]["iteration"] if result.history else 0
-    if result.stopped == "interrupted":
+    if result.stopped == "interrupted" or received:
         click.echo(f"dreamstyle: interrupted; the best {what} so far is in {output}", err=True)
         sys.exit(130)
     if result.stopped == "diverged":
+        optimizer = (getattr(result, "recipe", None) or {}).get("optimizer")
+        other = {"lbfgs": ", or try --optimizer adam", "adam": ", or try --optimizer lbfgs"}.get(optimizer, "")
         raise click.ClickException(
-            f"the loss became NaN or infinite (after iteration {last}); the last good {what} is in {output}. "
-            "Lower --lr, or the loss weights, or try --optimizer lbfgs")
+            f"the loss became NaN or infinite (by iteration {last}); the last good {what} is in {output}. "
+            f"Lower --lr or the loss weights{other}")
+    if result.stopped == "out of memory":
+        fault = getattr(result, "fault", "") or "out of memory"
+        raise click.ClickException(f"{fault}; the best {what} so far is in {output}")
     if not quiet:
         click.echo(f"wrote {output}", err=True)

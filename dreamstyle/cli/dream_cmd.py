@@ -8,8 +8,8 @@ import click
 
 from . import main, user_errors
 from .clip_cmd import dream_clip_options
-from .common import (Progress, check_outputs, engine_options, finish, intermediate_path, non_negative,
-                     positive_float, positive_int, sigterm_as_interrupt, snapshot_interval)
+from .common import (Intermediates, Progress, check_outputs, engine_options, finish, non_negative, positive_float,
+                     positive_int, sigterm_as_interrupt, snapshot_interval)
 
 
 def complete_layer(ctx, param, incomplete):
@@ -72,6 +72,7 @@ def dream(input, layers, output, backbone, weights, device, seed, size, iteratio
         raise OptionError("--step and --lr are the same setting; give one of them")
     check_outputs(output, overwrite, log_json, gif)
     snap = snapshot_interval(save_every, gif, iterations)
+    save_snapshot = Intermediates(output, save_every)
 
     with Progress(iterations * octaves, quiet, title="dreaming") as progress, sigterm_as_interrupt():
         def callback(event):
@@ -79,11 +80,7 @@ def dream(input, layers, output, backbone, weights, device, seed, size, iteratio
                 # octaves too small for the backbone were dropped
                 progress.progress.update(progress.task, total=iterations * event.stages)
             progress(event)
-            if save_every and event.snapshot is not None and event.iteration % save_every == 0:
-                from ..images import save_png, to_pil
-
-                save_png(to_pil(event.snapshot), intermediate_path(output, event.stage, event.stages,
-                                                                   event.iteration))
+            save_snapshot(event)
 
         try:
             result = run_dream(

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from . import main, user_errors
+from ..errors import OptionError
+from . import host, main, user_errors
 from .clip_cmd import clip_options
-from .common import (Progress, check_outputs, engine_options, finish, intermediate_path, sigterm_as_interrupt,
-                     snapshot_interval)
+from .common import (Intermediates, Progress, check_outputs, engine_options, finish, intermediate_paths,
+                     sigterm_as_interrupt, snapshot_interval)
 
 
 def float_list(ctx, param, value):
@@ -58,6 +59,7 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
     A folder of still images writes one PNG per image into the folder OUT."""
     from .clip_cmd import content_kind, transfer_many
 
+    host()  # plugins that failed to load: one warning line each, before any work
     kind = content_kind(content, clip["as_frames"])
     if kind != "image":
         return transfer_many(kind, {**locals(), **clip})
@@ -65,7 +67,12 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
     from ..style import scale_sizes
     from ..style import transfer as run_transfer
 
-    check_outputs(output, overwrite, log_json, gif)
+    sizes = scale_sizes(size, scales)
+    if len(sizes) > 1 and "," in str(scales) and max(sizes) != size and \
+            click.get_current_context().get_parameter_source("size") != click.core.ParameterSource.DEFAULT:
+        raise OptionError(f"--scales {scales} ends at {max(sizes)} px but --size is {size}; "
+                          "give one of them, or make them agree")
+    check_outputs(output, overwrite, log_json, gif, intermediate_paths(output, len(sizes), iterations, save_every))
     term_hook = None
     if dream_layers:
         from ..deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
@@ -75,17 +82,14 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
                                                                                                     err=True))
     elif dream_weight is not None or allow_overlap:
         raise click.ClickException("--dream-weight and --allow-overlap go with --dream-layer")
-    n_stages = len(scale_sizes(size, scales))
+    n_stages = len(sizes)
     snap = snapshot_interval(save_every, gif, iterations)
+    save_snapshot = Intermediates(output, save_every)
 
     with Progress(iterations * n_stages, quiet) as progress, sigterm_as_interrupt():
         def callback(event):
             progress(event)
-            if save_every and event.snapshot is not None and event.iteration % save_every == 0:
-                from ..images import save_png, to_pil
-
-                save_png(to_pil(event.snapshot), intermediate_path(output, event.stage, event.stages,
-                                                                   event.iteration))
+            save_snapshot(event)
 
         try:
             result = run_transfer(
