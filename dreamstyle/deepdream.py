@@ -16,8 +16,9 @@ from .style import Result, _positive
 
 INITS = ("image", "noise")
 DREAM_OPTIMIZERS = ("normalized", "adam")
-DEFAULT_STEP = 1.0  # per step, mean |change| in 0-255 pixel units: the photo stays recognizable under vgg19
-DEFAULT_DREAM_WEIGHT = 2.0  # the hybrid's activation weight, calibrated against content 5 / style 100
+DEFAULT_STEP = 0.75  # mean |change| per step, 0-255 units: with vgg19 the photo stays recognizable (1.5 drowns it)
+DEFAULT_DREAM_WEIGHT = 1e5  # the hybrid: with vgg19 and the default content 5 / style 100, dreams show and the
+# photo and the style stay (5e4 barely shows, 1e6 is all dream)
 GUIDE_MAX_SIZE = 512  # the guide image's long side is capped: its features are matched everywhere
 
 
@@ -190,9 +191,10 @@ def dream(
 
     ``octaves`` sizes, each ``octave_scale`` smaller than the next, carry their detail up;
     ``iterations`` steps per octave of normalized gradient ascent or Adam (step ``lr``: mean pixel
-    change per step in 0-255 units, 1.0 by default); ``jitter`` px of random roll per step; images
-    larger than ``tile`` px are dreamed in tiles (0: never) overlapping by ``tile_overlap`` px; ``guide`` (an image) dreams
-    toward its features instead; ``init="noise"`` starts from noise (``image`` may then be None).
+    change per step in 0-255 units, 0.75 by default); ``jitter`` px of random roll per step; images
+    larger than ``tile`` px are dreamed in tiles (0: never) overlapping by ``tile_overlap`` px;
+    ``guide`` (an image) dreams toward its features instead; ``init="noise"`` starts from noise
+    (``image`` may then be None).
     Returns the same :class:`~dreamstyle.style.Result` as transfer.
     """
     import torch

@@ -34,7 +34,7 @@ def complete_layer(ctx, param, incomplete):
 @click.option("--octave-scale", type=float, default=1.4, callback=positive_float,
               help="Size ratio between octaves (detail is carried up).")
 @click.option("--step", type=float, default=None, callback=positive_float,
-              help="Step size: mean pixel change per step, 0-255 units (same as --lr). [default: 1.0]")
+              help="Step size: mean pixel change per step, 0-255 units (same as --lr). [default: 0.75]")
 @click.option("--optimizer", type=click.Choice(["normalized", "adam"]), default="normalized",
               help="normalized: DeepDream's gradient ascent step; adam: Adam.")
 @click.option("--jitter", type=int, default=32, callback=non_negative, help="Random roll each step, px.")

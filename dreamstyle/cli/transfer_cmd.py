@@ -44,7 +44,8 @@ def float_list(ctx, param, value):
 @click.option("--dream-layer", "dream_layers", multiple=True, metavar="SPEC",
               help="The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, =WEIGHT), "
                    "or 'auto' for one neither content nor style uses. Repeatable.")
-@click.option("--dream-weight", type=float, default=None, help="Weight of the dream term. [default: 2.0]")
+@click.option("--dream-weight", type=float, default=None,
+              help="Weight of the dream term (on vgg19's scale). [default: 1e5]")
 @click.option("--allow-overlap", is_flag=True, help="Let a --dream-layer be a content or style layer too.")
 @clip_options
 @user_errors
