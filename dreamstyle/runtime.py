@@ -103,19 +103,17 @@ def prepare_net(net, device: torch.device, compile: bool = False):
 
 
 def versions() -> dict:
-    import PIL
-    import torchvision
+    """Versions for the recipe, read from package metadata (importing timm would cost seconds)."""
+    from importlib import metadata
 
     from . import __version__
 
-    out = {"dreamstyle": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-           "pillow": PIL.__version__, "python": platform.python_version()}
-    try:
-        import timm
-
-        out["timm"] = timm.__version__
-    except Exception:  # pragma: no cover - timm is a dependency
-        pass
+    out = {"dreamstyle": __version__, "python": platform.python_version()}
+    for dist in ("torch", "torchvision", "timm", "pillow"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            pass
     return out
 
 
