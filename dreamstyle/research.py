@@ -475,7 +475,8 @@ class Reconstruction:
         r = self.recipe
         what = "style (Gram loss, growing sets of layers)" if style else "content (one layer each)"
         title = (f"reconstruct {what} · {r['backbone']}"
-                 f"{' (random weights)' if r.get('weights') == 'random' else ''} · {r['iterations']} iterations")
+                 f"{' (random weights)' if r.get('weights') == 'random' else ''}"
+                 f"{' · avg pooling' if r.get('pooling') == 'avg' else ''} · {r['iterations']} iterations")
         return contact_sheet(panels, cell, columns=columns, title=title)
 
 

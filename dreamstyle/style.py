@@ -150,6 +150,7 @@ def transfer(
     scales=None,
     preserve_color: str | None = None,
     precision: str = "auto",
+    compile: bool = False,
     callback: Callable | None = None,
     log_every: int = 1,
     snapshot_every: int = 0,
@@ -263,7 +264,7 @@ def transfer(
         "style_weight": style_weight, "tv_weight": tv_weight,
         "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
         "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": seed,
-        "device": str(dev), "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
+        "device": str(dev), "precision": str(dtype).replace("torch.", "") if dtype else "fp32", "compile": compile,
         "versions": versions(), **notes,
     }
 
@@ -306,7 +307,7 @@ def transfer(
                 style_ts.append(resized(s_t, s_wh))
             objective = Objective(build_terms(term_spec, bb)).to(dev)
             if net is None or net.names != bb.layer_map.order(objective.layers):
-                net = prepare_net(loaded.features(objective.layers), dev) if objective.layers else None
+                net = prepare_net(loaded.features(objective.layers), dev, compile) if objective.layers else None
             extract = make_extract(net, dev, dtype) if net is not None else (lambda img: {})
             ctx = TermContext(bb, images={"content": [content_t], "style": style_ts}, blend=style_blend,
                               options={"stage": stage, "size": wh})

@@ -94,6 +94,9 @@ def test_compare_when_every_backbone_fails_still_writes_the_table(images, tmp_pa
     rows = json.loads((out / "compare.json").read_text())["backbones"]
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert Image.open(out / "compare.png").width == sheet_width(4)
+    res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19", "-o",
+                               str(tmp_path / "cmp.png")])
+    assert res.exit_code == 1 and "give a folder" in res.output and not (tmp_path / "cmp.png").exists()
 
 
 def test_compare_api_survives_an_unexpected_error(images, monkeypatch):

@@ -197,3 +197,20 @@ def test_cli_refuses_existing_output_unless_overwrite(images, tmp_path, runner):
 
 def test_package_exposes_api():
     assert dreamstyle.transfer is transfer
+
+
+@pytest.mark.skipif(not __import__("shutil").which("cc"), reason="torch.compile on the CPU needs a C compiler")
+def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
+    content, style = images
+    logs = {}
+    for flag in ([], ["--compile"]):
+        out, log = tmp_path / f"o{len(flag)}.png", tmp_path / f"l{len(flag)}.json"
+        result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
+                                      "--size", "32", "--iterations", "3", "--seed", "1", "--optimizer", "adam",
+                                      "--content-layers", "relu1_1", "--style-layers", "relu1_1,relu2_1",
+                                      "--log-json", str(log), "-q", "--device", "cpu", *flag])
+        assert result.exit_code == 0, result.output
+        logs[bool(flag)] = json.loads(log.read_text())
+        assert read_recipe(out)["compile"] is bool(flag)
+    for eager, compiled in zip(logs[False], logs[True]):
+        assert compiled["total"] == pytest.approx(eager["total"], rel=1e-3)

@@ -26,6 +26,8 @@ def _write(path: Path, write) -> None:
 def _output_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise OutputError(f"-o {path}: it is a file; give a folder for the comparison")
+    if not path.exists() and path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".webp", ".json", ".md"):
+        raise OutputError(f"-o {path}: compare writes several files; give a folder (e.g. -o {path.with_suffix('')})")
     parent = path.parent if str(path.parent) else Path(".")
     if not path.exists() and not parent.is_dir():
         raise OutputError(f"cannot create {path}: folder {parent} does not exist")
@@ -91,6 +93,10 @@ def compare(content, styles, output, backbones, weights, pooling, device, seed, 
             check_output(out / name, overwrite, ())
     n_stages = len(scale_sizes(size, scales))
     snap = max(1, iterations // 30) if gif else 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
     total = iterations * n_stages * len(variants)
 
     with Progress(total, quiet, title="compare") as progress, sigterm_as_interrupt():
@@ -107,10 +113,6 @@ def compare(content, styles, output, backbones, weights, pooling, device, seed, 
             style_weight=style_weight, tv_weight=tv_weight, losses=list(losses), init=init, optimizer=optimizer,
             preserve_color=preserve_color)
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
     from ..images import _atomic
 
     for row in comp.rows:

@@ -39,6 +39,8 @@ def float_list(ctx, param, value):
 @click.option("--init", default="content", help="content, noise, style, or an image FILE.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs")
 @click.option("--scales", default=None, help="Coarse-to-fine: a count N, or sizes like 256,512.")
+@click.option("--compile", "compile_net", is_flag=True,
+              help="torch.compile the feature network (slower start, faster steps; best on CUDA).")
 @click.option("--preserve-color", type=click.Choice(["luminance", "histogram"]), default=None,
               help="Keep the content's colours.")
 @click.option("--dream-layer", "dream_layers", multiple=True, metavar="SPEC",
@@ -52,7 +54,7 @@ def float_list(ctx, param, value):
 def transfer(content, styles, output, backbone, weights, device, seed, size, iterations, lr, precision,
              log_json, log_every, save_every, gif, max_pixels, overwrite, quiet, style_scale, style_blend,
              content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
-             optimizer, scales, preserve_color, dream_layers, dream_weight, allow_overlap, **clip):
+             optimizer, scales, compile_net, preserve_color, dream_layers, dream_weight, allow_overlap, **clip):
     """Style transfer: CONTENT painted in the style of STYLE (several styles blend).
 
     CONTENT may also be a clip (an animated GIF, WebP or PNG, or a folder of frames with --frames):
@@ -99,7 +101,7 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
                 content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
                 style_weight=style_weight, tv_weight=tv_weight, losses=list(losses), pooling=pooling, init=init,
                 optimizer=optimizer, iterations=iterations, lr=lr, scales=scales, preserve_color=preserve_color,
-                precision=precision, callback=callback, log_every=log_every, snapshot_every=snap,
+                precision=precision, compile=compile_net, callback=callback, log_every=log_every, snapshot_every=snap,
                 max_pixels=max_pixels, term_hook=term_hook)
         except KeyboardInterrupt:
             raise click.ClickException("interrupted before the first iteration; nothing was written") from None
