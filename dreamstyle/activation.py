@@ -13,7 +13,7 @@ values of tiles exactly (see :class:`Region`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch

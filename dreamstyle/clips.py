@@ -400,56 +400,28 @@ class _Transfer:
                  content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
                  optimizer, iterations, lr, preserve_color, precision, log_every, max_pixels, loaded,
                  temporal_weight=0.0, temporal_threshold=0.1, color_reference=None):
-        import torch
-
         from .backbones import LoadedBackbone
         from .color import luminance, match_color_histogram
-        from .engine import OPTIMIZERS
         from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_tensor
-        from .plugins import get_backbone, get_host
+        from .plugins import get_backbone
         from .runtime import amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device, seed_everything
-        from .style import COLOR_MODES, INITS, _positive, build_terms, normalize_losses, resolve_layers
+        from .style import (INITS, _positive, build_terms, check_transfer_options,
+                            transfer_term_spec)
         from .terms import Objective
 
-        if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "size"):
-            styles = [styles]
-        styles = list(styles)
-        if not styles:
-            raise OptionError("give at least one style image")
-        for name, value in [("content-weight", content_weight), ("style-weight", style_weight),
-                            ("tv-weight", tv_weight), ("temporal-weight", temporal_weight)]:
-            _positive(name, value, allow_zero=True)
-        _positive("style-scale", style_scale)
+        styles, style_blend = check_transfer_options(
+            styles, style_blend, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            style_scale=style_scale, iterations=iterations, lr=lr, optimizer=optimizer,
+            preserve_color=preserve_color, temporal_weight=temporal_weight)
         _positive("size", size)
-        if lr is not None:
-            _positive("lr", lr)
-        if not isinstance(iterations, int) or iterations < 1:
-            raise OptionError(f"--iterations must be a whole number of at least 1, not {iterations}")
-        if optimizer not in OPTIMIZERS[:2]:
-            raise OptionError(f"--optimizer {optimizer!r}: choose lbfgs or adam")
-        if preserve_color not in (None, *COLOR_MODES):
-            raise OptionError(f"--preserve-color {preserve_color!r}: choose luminance or histogram")
-        if style_blend is not None:
-            style_blend = [float(w) for w in style_blend]
-            if len(style_blend) != len(styles):
-                raise OptionError(f"--style-blend has {len(style_blend)} weights for {len(styles)} style images")
-            if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
-                raise OptionError("--style-blend weights must be zero or more and not all zero")
         self.dev = dev = resolve_device(device)
         self.seed = seed_everything(seed)
         self.dtype = amp_dtype(dev, precision)
         bb = loaded.backbone if loaded is not None else (get_backbone(backbone) if isinstance(backbone, str)
                                                          else backbone)
-        c_layers = resolve_layers(content_layers, bb.content_layers, bb.layer_map, "content")
-        s_layers = resolve_layers(style_layers, bb.style_layers, bb.layer_map, "style")
-        term_spec = {"content": (content_weight, {"layers": c_layers}),
-                     "style": (style_weight, {"layers": s_layers}),
-                     "tv": (tv_weight, {}),
-                     "temporal": (temporal_weight, {"threshold": temporal_threshold})}
-        extra = normalize_losses(losses)
-        for name, (w, opts) in extra.items():
-            spec = get_host().loss_terms.get(name)
-            term_spec[name] = (spec.default_weight if w is None else w, opts)
+        term_spec, extra = transfer_term_spec(bb, content_layers, style_layers, content_weight, style_weight,
+                                              tv_weight, losses)
+        term_spec["temporal"] = (temporal_weight, {"threshold": temporal_threshold})
         max_pixels = max_pixels or DEFAULT_MAX_PIXELS
         style_imgs = [load_image(s, max_pixels) for s in styles]
         self.init, self.init_img = init, None
@@ -466,7 +438,8 @@ class _Transfer:
             "command": "transfer", "backbone": bb.name, "weights": loaded.weights, "pooling": loaded.pooling,
             "styles": [str(s) if isinstance(s, (str, os.PathLike)) else "<image>" for s in styles],
             "size": size, "style_scale": style_scale, "style_blend": style_blend,
-            "content_layers": c_layers, "style_layers": s_layers, "content_weight": content_weight,
+            "content_layers": term_spec["content"][1]["layers"], "style_layers": term_spec["style"][1]["layers"],
+            "content_weight": content_weight,
             "style_weight": style_weight, "tv_weight": tv_weight,
             "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
             "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": self.seed,
@@ -812,7 +785,6 @@ def dream_folder(folder, layers=None, *, backbone: str = "vgg19", weights=None, 
                  loaded=None, **options) -> ClipResult:
     """DeepDream over every still image of ``folder`` (or a list of paths), one loaded backbone;
     ``on_frame`` gets a :class:`FrameDone` (with the image's recipe) as each is finished."""
-    from .images import to_pil
 
     paths = list_images(folder) if isinstance(folder, (str, os.PathLike)) else [Path(p) for p in folder]
     dev, loaded, seed = _dream_setup(None, backbone, weights, device, pooling, loaded, seed)

@@ -7,7 +7,7 @@ import difflib
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from .errors import OptionError
 
@@ -65,6 +65,61 @@ def _positive(name: str, value, allow_zero=False):
     if (not isinstance(value, (int, float)) or value != value or value < 0 or value == float("inf")
             or (value == 0 and not allow_zero)):
         raise OptionError(f"--{name} must be {'zero or more' if allow_zero else 'more than zero'}, not {value}")
+
+
+def check_transfer_options(styles, style_blend, *, content_weight, style_weight, tv_weight, style_scale,
+                           iterations, lr, optimizer, preserve_color, **more_weights):
+    """Validate the options every transfer driver shares (stills, clips, folders), before any work.
+
+    Returns the style images as a list and the blend as floats (or None). ``more_weights`` are
+    further loss weights (``temporal_weight=...``) that must be zero or more.
+    """
+    from .engine import OPTIMIZERS
+
+    if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "size"):
+        styles = [styles]
+    styles = list(styles)
+    if not styles:
+        raise OptionError("give at least one style image")
+    weights = {"content-weight": content_weight, "style-weight": style_weight, "tv-weight": tv_weight,
+               **{k.replace("_", "-"): v for k, v in more_weights.items()}}
+    for name, value in weights.items():
+        _positive(name, value, allow_zero=True)
+    _positive("style-scale", style_scale)
+    if lr is not None:
+        _positive("lr", lr)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise OptionError(f"--iterations must be a whole number of at least 1, not {iterations}")
+    if optimizer not in OPTIMIZERS[:2]:
+        raise OptionError(f"--optimizer {optimizer!r}: choose lbfgs or adam")
+    if preserve_color not in (None, *COLOR_MODES):
+        raise OptionError(f"--preserve-color {preserve_color!r}: choose luminance or histogram")
+    if style_blend is not None:
+        style_blend = [float(w) for w in style_blend]
+        if len(style_blend) != len(styles):
+            raise OptionError(f"--style-blend has {len(style_blend)} weights for {len(styles)} style images")
+        if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
+            raise OptionError("--style-blend weights must be zero or more and not all zero")
+    return styles, style_blend
+
+
+def transfer_term_spec(bb, content_layers, style_layers, content_weight, style_weight, tv_weight, losses):
+    """The term spec of a transfer: content, style and TV on resolved layers, plus any --loss terms.
+
+    Returns ``(term_spec, extra)`` where ``extra`` is the normalized ``--loss`` mapping.
+    """
+    from .plugins import get_host
+
+    c_layers = resolve_layers(content_layers, bb.content_layers, bb.layer_map, "content")
+    s_layers = resolve_layers(style_layers, bb.style_layers, bb.layer_map, "style")
+    term_spec = {"content": (content_weight, {"layers": c_layers}),
+                 "style": (style_weight, {"layers": s_layers}),
+                 "tv": (tv_weight, {})}
+    extra = normalize_losses(losses)
+    for name, (w, opts) in extra.items():
+        spec = get_host().loss_terms.get(name)
+        term_spec[name] = (spec.default_weight if w is None else w, opts)
+    return term_spec, extra
 
 
 def resolve_layers(spec, defaults: Sequence[str], layer_map, what: str) -> dict[str, float]:
@@ -173,7 +228,7 @@ def transfer(
 
     from .backbones import LoadedBackbone
     from .color import luminance, match_color_histogram, recombine_luminance
-    from .engine import OPTIMIZERS, StageResult, optimize
+    from .engine import StageResult, optimize
     from .faults import OOM, OutOfMemory, is_out_of_memory, memory_report, oom_message
     from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_pil, to_tensor
     from .plugins import get_backbone
@@ -183,46 +238,16 @@ def transfer(
     from .termspec import TermContext
 
     # --- validate everything before any work ------------------------------------------------
-    if isinstance(styles, (str, os.PathLike)) or hasattr(styles, "size"):
-        styles = [styles]
-    styles = list(styles)
-    if not styles:
-        raise OptionError("give at least one style image")
-    for name, value in [("content-weight", content_weight), ("style-weight", style_weight),
-                        ("tv-weight", tv_weight)]:
-        _positive(name, value, allow_zero=True)
-    _positive("style-scale", style_scale)
-    _positive("iterations", iterations)
-    if lr is not None:
-        _positive("lr", lr)
-    if not isinstance(iterations, int):
-        raise OptionError(f"--iterations must be a whole number, not {iterations}")
-    if optimizer not in OPTIMIZERS[:2]:
-        raise OptionError(f"--optimizer {optimizer!r}: choose lbfgs or adam")
-    if preserve_color not in (None, *COLOR_MODES):
-        raise OptionError(f"--preserve-color {preserve_color!r}: choose luminance or histogram")
-    if style_blend is not None:
-        style_blend = [float(w) for w in style_blend]
-        if len(style_blend) != len(styles):
-            raise OptionError(f"--style-blend has {len(style_blend)} weights for {len(styles)} style images")
-        if any(w < 0 for w in style_blend) or sum(style_blend) <= 0:
-            raise OptionError("--style-blend weights must be zero or more and not all zero")
+    styles, style_blend = check_transfer_options(
+        styles, style_blend, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+        style_scale=style_scale, iterations=iterations, lr=lr, optimizer=optimizer, preserve_color=preserve_color)
     sizes = scale_sizes(size, scales)
     dev = resolve_device(device)
     seed = seed_everything(seed)
     dtype = amp_dtype(dev, precision)
     bb = loaded.backbone if loaded is not None else (get_backbone(backbone) if isinstance(backbone, str) else backbone)
-    c_layers = resolve_layers(content_layers, bb.content_layers, bb.layer_map, "content")
-    s_layers = resolve_layers(style_layers, bb.style_layers, bb.layer_map, "style")
-    term_spec = {"content": (content_weight, {"layers": c_layers}),
-                 "style": (style_weight, {"layers": s_layers}),
-                 "tv": (tv_weight, {})}
-    extra = normalize_losses(losses)
-    from .plugins import get_host
-
-    for name, (w, opts) in extra.items():
-        spec = get_host().loss_terms.get(name)
-        term_spec[name] = (spec.default_weight if w is None else w, opts)
+    term_spec, extra = transfer_term_spec(bb, content_layers, style_layers, content_weight, style_weight,
+                                          tv_weight, losses)
     notes: dict = {}
     if dream_layers:  # the hybrid: activation terms on layers (or "auto") content and style leave unused
         from .deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
@@ -260,7 +285,7 @@ def transfer(
         "content": str(content) if isinstance(content, (str, os.PathLike)) else "<image>",
         "styles": [str(s) if isinstance(s, (str, os.PathLike)) else "<image>" for s in styles],
         "size": size, "scales": sizes, "style_scale": style_scale, "style_blend": style_blend,
-        "content_layers": c_layers, "style_layers": s_layers, "content_weight": content_weight,
+        "content_layers": term_spec["content"][1]["layers"], "style_layers": term_spec["style"][1]["layers"], "content_weight": content_weight,
         "style_weight": style_weight, "tv_weight": tv_weight,
         "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
         "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": seed,

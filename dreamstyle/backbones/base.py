@@ -8,9 +8,9 @@ forward pass returns only the requested layers and runs no further than the deep
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..errors import OptionError, UserError, WeightsError
 from ..layers import Layer, LayerMap

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ..errors import UnknownNameError, UserError, WeightsError
 from ..layers import Layer
-from .base import Backbone, Preprocess, load_state_dict_checked, load_torchvision_pretrained, read_state_dict
+from .base import Backbone, Preprocess, load_torchvision_pretrained
 
 GOOGLENET = [
     ("conv1", 64, 2), ("maxpool1", 64, 4), ("conv2", 64, 4), ("conv3", 192, 4), ("maxpool2", 192, 8),

@@ -4,7 +4,7 @@ alexnet, squeezenet1_0, squeezenet1_1. Their layer maps use the classic names.""
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
