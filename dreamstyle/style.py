@@ -133,6 +133,29 @@ def resolve_layers(spec, defaults: Sequence[str], layer_map, what: str) -> dict[
     return weights
 
 
+def _option_names(build) -> list[str]:
+    import inspect
+
+    try:
+        params = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _unknown_options(build, options: dict) -> list[str]:
+    """Options ``build`` cannot take (none when it accepts **kwargs or has no readable signature)."""
+    import inspect
+
+    try:
+        params = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return []
+    return [k for k in options if k not in _option_names(build)]
+
+
 def build_terms(spec: dict, ctx_backbone) -> dict:
     """{"name": (weight, options)} -> {"name": (LossTerm, weight)} through the registry."""
     from .plugins import get_host
@@ -143,16 +166,26 @@ def build_terms(spec: dict, ctx_backbone) -> dict:
         if not weight:
             continue
         term_spec = host.loss_terms.get(name)
+        unknown = _unknown_options(term_spec.build, options)
+        if unknown:
+            raise OptionError(f"loss term {name!r} has no option {', '.join(map(repr, unknown))}"
+                              f" (its options: {', '.join(_option_names(term_spec.build)) or 'none'})")
         try:
             term = term_spec.build(**options)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise OptionError(f"loss term {name!r}: {exc}") from None
+        missing = [layer for layer in getattr(term, "layers", ()) if layer not in ctx_backbone.layer_map]
+        if missing:
+            raise OptionError(f"loss term {name!r} uses layer {missing[0]!r}, which {ctx_backbone.name} does not have;"
+                              f" give it layers of {ctx_backbone.name} (e.g. --loss {name}:layers=...; list them"
+                              f" with: dreamstyle layers {ctx_backbone.name})")
         terms[name] = (term, float(weight))
     return terms
 
 
 def normalize_losses(losses) -> dict:
-    """Accept {"name": weight} or {"name": (weight, {options})} or "name=w,name2=w2"."""
+    """Accept {"name": weight}, {"name": (weight, {options})}, "name=w,name2=w2", or one term with
+    options, "name=w:key=value:key=value" (the value may hold commas: "histogram=10:layers=relu1_1,relu3_1")."""
     if not losses:
         return {}
     if isinstance(losses, str):
@@ -160,15 +193,26 @@ def normalize_losses(losses) -> dict:
     if not isinstance(losses, dict):
         out = {}
         for item in losses:
-            for part in str(item).split(","):
+            head, *opt_parts = str(item).split(":")
+            parts = [head] if opt_parts else head.split(",")
+            for part in parts:
                 name, _, w = part.partition("=")
                 name = name.strip()
                 if not name:
+                    if opt_parts:
+                        raise OptionError(f"--loss {item!r}: give the term's name first (NAME=WEIGHT:KEY=VALUE)")
                     continue
                 try:
-                    out[name] = float(w) if w else None
+                    weight = float(w) if w.strip() else None
                 except ValueError:
                     raise OptionError(f"--loss {part!r}: the weight must be a number (NAME=WEIGHT)") from None
+                options = {}
+                for opt in opt_parts:
+                    key, eq, value = opt.partition("=")
+                    if not eq or not key.strip():
+                        raise OptionError(f"--loss {item!r}: options are KEY=VALUE after a colon, not {opt!r}")
+                    options[key.strip()] = value.strip()
+                out[name] = (weight, options) if options else weight
         losses = out
     result = {}
     for name, value in losses.items():

@@ -287,6 +287,11 @@ def test_unknown_init_suggests_the_closest(images, tmp_path, runner):
     ("--tv-weight", "nan", ["--tv-weight", "nan"], 1),
     ("--style-weight", "inf", ["--style-weight", "inf"], 1),
     ("--loss", "tv=lots", ["--loss 'tv=lots'", "number"], 1),
+    ("--loss", "tv=1:foo=2", ["loss term 'tv' has no option 'foo'", "none"], 1),
+    ("--loss", "activation=1:layers", ["KEY=VALUE", "'layers'"], 1),
+    ("--loss", "activation=1:layers=fc7", ["'activation'", "'fc7'", "vgg19 does not have", "dreamstyle layers vgg19"],
+     1),
+    ("--loss", "activation=1:objective=max", ["max", "mean or l2"], 1),
     ("--style-layers", "relu1_1=x", ["'x'", "relu1_1", "not a number"], 1),
     ("--style-blend", "1,x", ["--style-blend"], 2),
 ])

@@ -214,3 +214,18 @@ def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
         assert read_recipe(out)["compile"] is bool(flag)
     for eager, compiled in zip(logs[False], logs[True]):
         assert compiled["total"] == pytest.approx(eager["total"], rel=1e-3)
+
+
+def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):
+    from dreamstyle.style import normalize_losses
+
+    assert normalize_losses(["tv=2,content", "activation=0.5:layers=relu1_1,relu2_1:objective=l2"]) == {
+        "tv": (2.0, {}), "content": (None, {}),
+        "activation": (0.5, {"layers": "relu1_1,relu2_1", "objective": "l2"})}
+    log = tmp_path / "log.json"
+    result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.png"), "--weights", "random",
+                                  "--size", "32", "--iterations", "2", "-q", "--device", "cpu", "--log-json", str(log),
+                                  "--loss", "activation=0.5:layers=relu2_1:objective=l2"])
+    assert result.exit_code == 0, result.output
+    assert "activation" in json.loads(log.read_text())[-1]
+    assert read_recipe(tmp_path / "o.png")["losses"] == {"activation": 0.5}

@@ -57,7 +57,7 @@ def _output_dir(path: Path) -> Path:
 @click.option("--content-weight", type=float, default=5.0)
 @click.option("--style-weight", type=float, default=100.0)
 @click.option("--tv-weight", type=float, default=1e-3)
-@click.option("--loss", "losses", multiple=True, metavar="NAME=WEIGHT", help="Add a registered loss term; repeatable.")
+@click.option("--loss", "losses", multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]", help="Add a registered loss term, options after colons (NAME=W:KEY=VALUE); repeatable.")
 @click.option("--init", default="content", help="content, noise, style, or an image FILE.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs")
 @click.option("--scales", default=None, help="Coarse-to-fine: a count N, or sizes like 256,512.")

@@ -33,8 +33,9 @@ def float_list(ctx, param, value):
 @click.option("--content-weight", type=float, default=5.0)
 @click.option("--style-weight", type=float, default=100.0)
 @click.option("--tv-weight", type=float, default=1e-3)
-@click.option("--loss", "losses", multiple=True, metavar="NAME=WEIGHT",
-              help="Add a registered loss term (e.g. from a plugin); repeatable.")
+@click.option("--loss", "losses", multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]",
+              help="Add a registered loss term (e.g. from a plugin), with its options after colons: "
+                   "histogram=10:layers=relu1_1,relu3_1; repeatable.")
 @click.option("--pooling", type=click.Choice(["max", "avg"]), default="max")
 @click.option("--init", default="content", help="content, noise, style, or an image FILE.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs")
