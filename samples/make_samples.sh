@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Regenerate samples/: the inputs (exported from scikit-image's bundled, licence-clean images, or made
+# by dreamstyle itself) and every output, with the exact commands that samples/README.md lists.
+#
+#   bash samples/make_samples.sh                 # everything (what `make samples` runs)
+#   bash samples/make_samples.sh inputs transfer # only some sections
+#
+# Sizes and iteration counts are kept CPU-friendly (the default vgg19 weights, no download).
+# To add samples, append a section: `if want NAME; then run $DS ...; fi`, and list its outputs
+# and commands in samples/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+DS=${DREAMSTYLE:-$([ -x .venv/bin/dreamstyle ] && echo .venv/bin/dreamstyle || echo dreamstyle)}
+IN=samples/inputs
+SECTIONS=" ${*:-all} "
+want() { [[ "$SECTIONS" == *" all "* || "$SECTIONS" == *" $1 "* ]]; }
+run() { echo "+ $*" >&2; "$@"; }
+mkdir -p "$IN"
+
+# --- inputs: scikit-image's bundled photos, licences in samples/README.md -------------------------
+if want inputs; then
+  "$PY" - <<'EOF'
+from PIL import Image
+import skimage.data as data
+
+for name, longest in [("chelsea", None), ("astronaut", 384), ("immunohistochemistry", 384),
+                      ("hubble_deep_field", 384)]:
+    img = Image.fromarray(getattr(data, name)())
+    if longest:
+        img.thumbnail((longest, longest), Image.LANCZOS)
+    img.save(f"samples/inputs/{name}.png", optimize=True)
+    print("wrote", f"samples/inputs/{name}.png", img.size)
+EOF
+  # The demo's style image: a DeepDream of the immunohistochemistry slide, made by dreamstyle.
+  run $DS dream $IN/immunohistochemistry.png -o $IN/dream_style.png --size 320 --seed 0 --overwrite -q
+fi
+
+# --- style transfer -----------------------------------------------------------------------------
+if want transfer; then
+  run $DS transfer $IN/chelsea.png $IN/dream_style.png -o samples/transfer_chelsea_dream.png \
+    --size 256 --iterations 200 --seed 0 --overwrite -q
+  run $DS transfer $IN/astronaut.png $IN/hubble_deep_field.png -o samples/transfer_astronaut_hubble.png \
+    --size 256 --iterations 200 --seed 0 --overwrite -q
+fi
+
+# --- compare: the same transfer on several backbones (only vgg19 has real weights offline) ------------
+if want compare; then
+  run $DS compare $IN/chelsea.png $IN/dream_style.png --backbones vgg19,vgg19:avg,vgg19:random \
+    -o samples/compare --size 192 --iterations 100 --seed 0 --overwrite -q
+fi
+
+# --- reconstruct: what single layers keep of the content, and growing sets of layers of the style -----
+if want reconstruct; then
+  run $DS reconstruct $IN/chelsea.png --layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 --pooling avg \
+    -o samples/reconstruct_content.png --size 192 --iterations 150 --seed 0 --overwrite -q
+  run $DS reconstruct $IN/dream_style.png --style --layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 --pooling avg \
+    -o samples/reconstruct_style.png --size 192 --iterations 200 --seed 0 --overwrite -q
+fi
+
+# --- clip: a pan and zoom over chelsea.png, stylized with temporal coherence along optical flow ------
+if want clip; then
+  "$PY" - <<'PYEOF'
+from PIL import Image
+import skimage.data as data
+
+cat = Image.fromarray(data.chelsea())  # 451x300
+frames = []
+for k in range(8):  # a slow pan to the right with a slight zoom in
+    w = 380 - 8 * k
+    h = w * 3 / 4
+    cx, cy = 196 + 8 * k, 150
+    box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+    frames.append(cat.transform((160, 120), Image.Transform.EXTENT, box, Image.Resampling.BICUBIC))
+frames[0].save("samples/inputs/chelsea_pan.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+print("wrote samples/inputs/chelsea_pan.png (APNG)", frames[0].size, len(frames), "frames")
+PYEOF
+  run $DS transfer $IN/chelsea_pan.png $IN/dream_style.png -o samples/transfer_clip_chelsea.gif \
+    --flow ilk --size 160 --iterations 120 --frame-iterations 50 --seed 0 --overwrite -q
+fi
+
+# --- DeepDream and the hybrid ------------------------------------------------------------------------
+if want dream; then
+  # the defaults: vgg19 relu4_4, 4 octaves x 10 steps of 0.75, 32 px jitter
+  run $DS dream $IN/chelsea.png -o samples/dream_chelsea.png --size 320 --seed 0 --overwrite -q
+  # a shallower layer paints patterns rather than creatures
+  run $DS dream $IN/astronaut.png --layer relu3_3 -o samples/dream_astronaut_relu3_3.png --size 320 --seed 0 \
+    --overwrite -q
+  # controlling dreams: the astronaut dreamed toward what the network sees in the cat
+  run $DS dream $IN/astronaut.png --guide $IN/chelsea.png -o samples/dream_astronaut_guided_by_chelsea.png \
+    --size 320 --seed 0 --overwrite -q
+  # one channel visualized from noise
+  run $DS dream --init noise --layer relu4_4:65 -o samples/dream_noise_relu4_4_65.png --size 192 --iterations 15 \
+    --seed 0 --overwrite -q
+  # the hybrid: style transfer that keeps a dream on a layer content and style leave unused (auto: relu4_4)
+  run $DS transfer $IN/chelsea.png $IN/immunohistochemistry.png --dream-layer auto -o samples/hybrid_chelsea_ihc.png \
+    --size 256 --iterations 150 --seed 0 --overwrite -q
+fi
