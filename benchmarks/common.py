@@ -77,6 +77,19 @@ def write_results(name: str, record: dict, out: str | None) -> Path:
     device = record["device_name"].split(":")[0].replace(" ", "-").lower()
     path = Path(out) if out else RESULTS / f"{name}-{device}-{datetime.date.today().isoformat()}.json"
     existing = json.loads(path.read_text()) if path.exists() else []
-    existing.append(record)
+    existing.append({**record, "commit": git_commit()})
     path.write_text(json.dumps(existing, indent=1) + "\n")
     return path
+
+
+def git_commit() -> str | None:
+    """The commit measured (``+dirty`` when the working tree has changes), or None outside git."""
+    root = Path(__file__).parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")

@@ -50,12 +50,32 @@ def parse_layer_weights(spec: str | Sequence[str] | None) -> dict[str, float]:
     return out
 
 
+class _Gram(torch.autograd.Function):
+    """``G = F Fᵀ · scale`` for F (B, C, N). Its backward is one batched matmul,
+    ``dF = (dG + dGᵀ) F · scale``: the symmetric part is formed on the small C×C matrix first,
+    where autograd's generic backward would do two (C×C)·(C×N) products and add two C×N
+    gradients. That is about a third less work and memory traffic per Gram per step."""
+
+    @staticmethod
+    def forward(ctx, f, scale):
+        ctx.save_for_backward(f)
+        ctx.scale = scale
+        return torch.baddbmm(f.new_zeros(()).expand(f.shape[0], f.shape[1], f.shape[1]), f, f.transpose(1, 2),
+                             beta=0, alpha=scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (f,) = ctx.saved_tensors
+        sym = grad + grad.transpose(1, 2)
+        return torch.baddbmm(f.new_zeros(()).expand_as(f), sym, f, beta=0, alpha=ctx.scale), None
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices (B, C, C) normalized by C*H*W, always computed in fp32."""
     with torch.autocast(features.device.type, enabled=False):
         b, c, h, w = features.shape
         f = features.float().reshape(b, c, h * w)
-        return torch.baddbmm(f.new_zeros(()).expand(b, c, c), f, f.transpose(1, 2), beta=0, alpha=1.0 / (c * h * w))
+        return _Gram.apply(f, 1.0 / (c * h * w))
 
 
 class _LayerWeighted(LossTerm):

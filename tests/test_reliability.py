@@ -620,6 +620,15 @@ def dream(runner, image, out, *extra):
                                 "--size", "40", "--iterations", "1", "--octaves", "1", "-q", *map(str, extra)])
 
 
+def test_dream_refuses_existing_snapshots_unless_overwrite(images, tmp_path, runner):
+    out = tmp_path / "d.png"
+    (tmp_path / "d_00001.png").write_bytes(b"from the last run")
+    refused(dream(runner, images[0], out, "--save-every", "1"), "d_00001.png", "--overwrite")
+    assert (tmp_path / "d_00001.png").read_bytes() == b"from the last run" and not out.exists()
+    assert dream(runner, images[0], out, "--save-every", "1", "--overwrite").exit_code == 0
+    assert Image.open(tmp_path / "d_00001.png").size == Image.open(out).size
+
+
 @pytest.mark.parametrize("spec, words", [
     ("relu2_1:300", ["channel 300 is out of range", "128 channels (0-127)"]),
     ("relu2_1:5@40,0", ["position 40,0 is outside the grid of relu2_1", "rows 0-"]),

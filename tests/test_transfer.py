@@ -95,6 +95,21 @@ def test_gram_is_fp32_under_autocast():
     assert torch.allclose(g, gram(x.float()))
 
 
+
+def test_gram_gradient_matches_autograd():
+    from dreamstyle.terms import _Gram
+
+    f = torch.randn(2, 5, 12, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: _Gram.apply(t, 0.3), (f,))
+    x = torch.rand(2, 6, 7, 9, requires_grad=True)
+    target = torch.rand(2, 6, 6)
+    ((gram(x) - target) ** 2).sum().backward()
+    ours = x.grad.clone()
+    x.grad = None
+    plain = x.reshape(2, 6, 63)
+    (((plain @ plain.transpose(1, 2)) / (6 * 63) - target) ** 2).sum().backward()
+    assert torch.allclose(ours, x.grad, rtol=1e-5, atol=1e-7)
+
 def test_preserve_color_luminance_keeps_content_chroma(images):
     from dreamstyle.color import rgb_to_yiq
     from dreamstyle.images import to_tensor

@@ -197,28 +197,43 @@ def _transfer_clip(p: dict) -> None:
         click.echo(f"wrote {output} ({n} frames)", err=True)
 
 
-def _transfer_folder(p: dict) -> None:
-    from ..clips import check_folder_output, list_images, transfer_folder
-    from ..images import check_output, save_png
-    from .common import sigterm_as_interrupt
+def _plan_folder(folder, output: Path, overwrite: bool):
+    """The still images of ``folder`` and the output path of each, refused before any work if the
+    output names a file or an output exists without --overwrite."""
+    from ..clips import check_folder_output, list_images
 
-    output: Path = p["output"]
-    paths = list_images(p["content"])
+    paths = list_images(folder)
     if output.suffix and not output.is_dir():
         raise OutputError(f"the output for a folder of images is a folder; {output} looks like a file "
                           "(to make a clip of the images, add --frames)")
-    outs = check_folder_output(output, [q.stem for q in paths], p["overwrite"])
+    return paths, check_folder_output(output, [q.stem for q in paths], overwrite)
+
+
+def _save_image(output: Path, path: Path, done) -> None:
+    """Write one finished image of a folder run (atomically, with its recipe)."""
+    from ..images import save_png
+
+    try:
+        output.mkdir(exist_ok=True)
+        save_png(done.image, path, done.recipe)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _transfer_folder(p: dict) -> None:
+    from ..clips import transfer_folder
+    from ..images import check_output
+    from .common import sigterm_as_interrupt
+
+    output: Path = p["output"]
+    paths, outs = _plan_folder(p["content"], output, p["overwrite"])
     if p["log_json"] is not None:
         check_output(p["log_json"], p["overwrite"], (".json",))
     written = []
 
     def on_image(done):
         progress.frame(done)
-        try:
-            output.mkdir(exist_ok=True)
-            save_png(done.image, outs[done.index], done.recipe)
-        except OSError as exc:
-            raise OutputError(f"cannot write {outs[done.index]}: {exc.strerror or exc}") from None
+        _save_image(output, outs[done.index], done)
         written.append(outs[done.index])
 
     with FrameProgress(len(paths), p["quiet"], "images") as progress, sigterm_as_interrupt():
@@ -268,10 +283,9 @@ DREAM_HANDLED = {"input", "layers", "output", "backbone", "weights", "device", "
 
 def dream_many(kind: str, params: dict) -> None:
     """Run ``dream`` over a clip or a folder; ``params`` are the command's parameters."""
-    from ..clips import (check_clip_output, check_folder_output, dream_clip, dream_folder, list_images, read_clip,
-                         write_clip)
+    from ..clips import check_clip_output, dream_clip, dream_folder, read_clip, write_clip
     from ..errors import OptionError
-    from ..images import check_output, save_png
+    from ..images import check_output
     from .common import sigterm_as_interrupt
 
     allowed = DREAM_HANDLED | ({"temporal_init", "flow", "fps"} if kind == "clip" else set())
@@ -291,22 +305,14 @@ def dream_many(kind: str, params: dict) -> None:
         clip = read_clip(p["input"], fps=p["fps"], max_pixels=p["max_pixels"])
         check_clip_output(output, p["overwrite"], clip.names)
     else:
-        paths = list_images(p["input"])
-        if output.suffix and not output.is_dir():
-            raise OutputError(f"the output for a folder of images is a folder; {output} looks like a file "
-                              "(to make a clip of the images, add --frames)")
-        outs = check_folder_output(output, [q.stem for q in paths], p["overwrite"])
+        paths, outs = _plan_folder(p["input"], output, p["overwrite"])
     if p["log_json"] is not None:
         check_output(p["log_json"], p["overwrite"], (".json",))
     written = []
 
     def on_image(done):
         progress.frame(done)
-        output.mkdir(exist_ok=True)
-        try:
-            save_png(done.image, outs[done.index], done.recipe)
-        except OSError as exc:
-            raise OutputError(f"cannot write {outs[done.index]}: {exc.strerror or exc}") from None
+        _save_image(output, outs[done.index], done)
         written.append(done.index)
 
     total = len(clip) if kind == "clip" else len(paths)

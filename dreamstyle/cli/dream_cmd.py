@@ -9,7 +9,8 @@ import click
 from . import main, user_errors
 from .clip_cmd import dream_clip_options
 from .common import (Intermediates, Progress, check_outputs, engine_options, finish, non_negative, positive_float,
-                     positive_int, sigterm_as_interrupt, snapshot_interval)
+                     intermediate_paths, positive_int, sigterm_as_interrupt,
+                     snapshot_interval)
 
 
 def complete_layer(ctx, param, incomplete):
@@ -70,7 +71,7 @@ def dream(input, layers, output, backbone, weights, device, seed, size, iteratio
         raise OptionError("give an INPUT image (or --init noise to dream from noise)")
     if step is not None and lr is not None and step != lr:
         raise OptionError("--step and --lr are the same setting; give one of them")
-    check_outputs(output, overwrite, log_json, gif)
+    check_outputs(output, overwrite, log_json, gif, intermediate_paths(output, octaves, iterations, save_every))
     snap = snapshot_interval(save_every, gif, iterations)
     save_snapshot = Intermediates(output, save_every)
 
