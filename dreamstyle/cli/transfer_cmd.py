@@ -77,6 +77,10 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
         raise OptionError(f"--scales {scales} ends at {max(sizes)} px but --size is {size}; "
                           "give one of them, or make them agree")
     check_outputs(output, overwrite, log_json, gif, intermediate_paths(output, len(sizes), iterations, save_every))
+    if compile_net:  # torch's compiler logs a warning about CUDA_HOME on CPU-only machines: not the user's concern
+        import logging
+
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     term_hook = None
     if dream_layers:
         from ..deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
