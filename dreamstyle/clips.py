@@ -259,7 +259,8 @@ def estimate_flow(current, previous, method: str = "ilk"):
     try:
         from skimage.registration import optical_flow_ilk, optical_flow_tvl1
     except ImportError:
-        raise OptionError(f"--flow {method} needs scikit-image: pip install scikit-image") from None
+        raise OptionError(f"--flow {method} needs scikit-image: pip install 'dreamstyle[flow]'"
+                          " (or scikit-image)") from None
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     gray = lambda t: (t.detach().float().cpu() * weights).sum(1)[0].numpy()  # noqa: E731
     fn = {"ilk": optical_flow_ilk, "tvl1": optical_flow_tvl1}[method]
