@@ -9,7 +9,9 @@ on the device, and stops cleanly on Ctrl-C or when the loss stops being finite.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -77,6 +79,31 @@ class NormalizedGradient(torch.optim.Optimizer):
         return loss
 
 
+# torch.optim wraps a few Optimizer methods (add_param_group, zero_grad, state_dict, ...) in
+# torch._disable_dynamo, whose first call imports torch._dynamo (about 3 s on two CPU cores, ~30% of
+# a short run) only to mark them "do not trace". The wrapper skips that import when the wrapped
+# function already carries its cached result; nothing the engine runs is traced by torch.compile,
+# so while it runs (and dynamo is not loaded anyway) each function stands for itself.
+_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+@contextlib.contextmanager
+def _without_dynamo_import():
+    marked = []
+    if "torch._dynamo" not in sys.modules:
+        for name in _DYNAMO_WRAPPED:
+            inner = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+            if inner is not None and not hasattr(inner, "__dynamo_disable"):
+                setattr(inner, "__dynamo_disable", inner)
+                marked.append(inner)
+    try:
+        yield
+    finally:
+        for inner in marked:
+            if getattr(inner, "__dynamo_disable", None) is inner:
+                delattr(inner, "__dynamo_disable")
+
+
 def make_optimizer(name: str, params, lr: float | None):
     if name == "lbfgs":
         return torch.optim.LBFGS(params, lr=1.0 if lr is None else lr, max_iter=1, history_size=100)
@@ -98,6 +125,7 @@ def autograd_gradient(evaluate):
     return gradient
 
 
+@_without_dynamo_import()
 def optimize(
     init: torch.Tensor,
     evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],

@@ -244,3 +244,19 @@ def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):
     assert result.exit_code == 0, result.output
     assert "activation" in json.loads(log.read_text())[-1]
     assert read_recipe(tmp_path / "o.png")["losses"] == {"activation": 0.5}
+
+
+def test_lbfgs_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images):
+    """torch.optim's first call would import torch._dynamo (seconds of start-up) for nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from dreamstyle.style import transfer\n"
+        f"transfer({str(images[0])!r}, [{str(images[1])!r}], weights='random', size=32, iterations=2, "
+        "device='cpu')\n"
+        "inner = torch.optim.Optimizer.zero_grad.__wrapped__\n"
+        "print('torch._dynamo' in sys.modules, hasattr(inner, '__dynamo_disable'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
