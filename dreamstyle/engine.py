@@ -104,11 +104,31 @@ def _without_dynamo_import():
                 delattr(inner, "__dynamo_disable")
 
 
+class _Adam(torch.optim.Adam):
+    """torch's Adam, stepped without its ``_use_grad`` wrapper: that wrapper only sets the grad
+    mode and marks graph breaks for torch.compile, and it imports torch._dynamo to do so (seconds
+    of start-up). The update itself is torch's own (``Adam.step.__wrapped__``), run under no_grad
+    as the wrapper would (Adam's ``differentiable`` is False here)."""
+
+    _raw_step = getattr(torch.optim.Adam.step, "__wrapped__", None)
+
+    def step(self, closure=None):
+        if self._raw_step is None or "torch._dynamo" in sys.modules:
+            return super().step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            self._raw_step()
+        return loss
+
+
 def make_optimizer(name: str, params, lr: float | None):
     if name == "lbfgs":
         return torch.optim.LBFGS(params, lr=1.0 if lr is None else lr, max_iter=1, history_size=100)
     if name == "adam":
-        return torch.optim.Adam(params, lr=5.0 if lr is None else lr)
+        return _Adam(params, lr=5.0 if lr is None else lr)
     if name == "normalized":
         return NormalizedGradient(params, lr=1.5 if lr is None else lr)
     raise OptionError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")

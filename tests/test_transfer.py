@@ -246,7 +246,8 @@ def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):
     assert read_recipe(tmp_path / "o.png")["losses"] == {"activation": 0.5}
 
 
-def test_lbfgs_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images):
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_a_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images, optimizer):
     """torch.optim's first call would import torch._dynamo (seconds of start-up) for nothing."""
     import subprocess
     import sys
@@ -255,8 +256,29 @@ def test_lbfgs_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images):
         "import sys, torch\n"
         "from dreamstyle.style import transfer\n"
         f"transfer({str(images[0])!r}, [{str(images[1])!r}], weights='random', size=32, iterations=2, "
-        "device='cpu')\n"
+        f"device='cpu', optimizer={optimizer!r})\n"
         "inner = torch.optim.Optimizer.zero_grad.__wrapped__\n"
         "print('torch._dynamo' in sys.modules, hasattr(inner, '__dynamo_disable'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_engine_adam_steps_exactly_like_torch_adam():
+    from dreamstyle.engine import make_optimizer
+
+    target = torch.linspace(-1, 1, 12).reshape(3, 4)
+    params = {}
+    for kind in ("ours", "torch"):
+        p = torch.zeros(3, 4, requires_grad=True)
+        opt = make_optimizer("adam", [p], 0.1) if kind == "ours" else torch.optim.Adam([p], lr=0.1)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((p - target) ** 2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(5):
+            opt.step(closure)
+        params[kind] = p.detach()
+    assert torch.equal(params["ours"], params["torch"]) and not torch.equal(params["ours"], torch.zeros(3, 4))
