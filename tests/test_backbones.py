@@ -103,6 +103,25 @@ def test_weights_file_torchvision_layout(tmp_path):
     assert torch.equal(loaded.model.features[28].weight, state["features.28.weight"])
 
 
+
+def test_loading_skips_the_random_init_and_every_weight_comes_from_the_file(tmp_path, monkeypatch):
+    from dreamstyle.backbones.base import skipped_init
+
+    before = torch.nn.init.kaiming_uniform_
+    with skipped_init():
+        assert torch.nn.init.kaiming_uniform_ is not before
+    assert torch.nn.init.kaiming_uniform_ is before  # restored
+    calls = []
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", lambda t, *a, **k: calls.append(t.shape) or t)
+    state = load_backbone("alexnet", weights="random").model.state_dict()
+    assert calls  # random weights are initialized
+    calls.clear()
+    path = tmp_path / "alexnet.pth"
+    torch.save(state, path)
+    loaded = load_backbone("alexnet", weights=path).model.state_dict()
+    assert not calls and loaded.keys() == state.keys()  # a file: no init, and the file fills everything
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+
 def test_weights_file_for_another_architecture_names_keys(tmp_path):
     import torchvision
 

@@ -7,6 +7,7 @@ forward pass returns only the requested layers and runs no further than the deep
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,10 @@ class Backbone:
         }
 
     # --- building -------------------------------------------------------------
+    # True where loading weights (pretrained or a file) is checked to set every parameter the
+    # extraction can reach: the random initialization is then skipped (it is work thrown away).
+    skip_init_when_loading = False
+
     def _make(self, pooling: str = "max"):
         """The architecture with random weights (subclasses)."""
         raise NotImplementedError
@@ -132,7 +137,9 @@ class Backbone:
             raise OptionError(
                 f"backbone {self.name!r} does not offer --pooling {pooling}; it offers: {', '.join(self.poolings)}"
             )
-        model = self._make(pooling=pooling)
+        loading = weights != "random"
+        with skipped_init() if loading and self.skip_init_when_loading else contextlib.nullcontext():
+            model = self._make(pooling=pooling)
         if weights in (None, "default", "pretrained"):
             pre = self._load_pretrained(model)
         elif weights == "random":
@@ -156,6 +163,25 @@ class Backbone:
             raise UserError(
                 f"{what} is {width}x{height} px, below the {self.min_size} px minimum of backbone {self.name!r}"
             )
+
+
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
+                   "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def skipped_init():
+    """Build modules without running torch.nn.init on their parameters (they are loaded next)."""
+    from torch.nn import init
+
+    saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS if hasattr(init, name)}
+    try:
+        for name in saved:
+            setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
 
 
 def disable_inplace(model) -> None:

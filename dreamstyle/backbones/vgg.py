@@ -82,6 +82,8 @@ class SequentialBackbone(Backbone):
 
     tv_weights: str = ""  # name of the torchvision weights enum, e.g. "VGG16_Weights"
     optional_prefixes: Sequence[str] = ("classifier", "avgpool")
+    # the model is the features Sequential alone, and loading checks every one of its keys
+    skip_init_when_loading = True
 
     def _features(self):
         raise NotImplementedError
