@@ -209,15 +209,24 @@ def _plan_folder(folder, output: Path, overwrite: bool):
     return paths, check_folder_output(output, [q.stem for q in paths], overwrite)
 
 
-def _save_image(output: Path, path: Path, done) -> None:
-    """Write one finished image of a folder run (atomically, with its recipe)."""
-    from ..images import save_png
+class _FolderWriter:
+    """``on_frame`` of a folder run: shows the image done and writes it (atomically, with its
+    recipe) to its planned path; ``written`` lists the paths written."""
 
-    try:
-        output.mkdir(exist_ok=True)
-        save_png(done.image, path, done.recipe)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    def __init__(self, output: Path, outs: list[Path], progress):
+        self.output, self.outs, self.progress, self.written = output, outs, progress, []
+
+    def __call__(self, done) -> None:
+        from ..images import save_png
+
+        self.progress.frame(done)
+        path = self.outs[done.index]
+        try:
+            self.output.mkdir(exist_ok=True)
+            save_png(done.image, path, done.recipe)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self.written.append(path)
 
 
 def _transfer_folder(p: dict) -> None:
@@ -229,18 +238,12 @@ def _transfer_folder(p: dict) -> None:
     paths, outs = _plan_folder(p["content"], output, p["overwrite"])
     if p["log_json"] is not None:
         check_output(p["log_json"], p["overwrite"], (".json",))
-    written = []
-
-    def on_image(done):
-        progress.frame(done)
-        _save_image(output, outs[done.index], done)
-        written.append(outs[done.index])
-
     with FrameProgress(len(paths), p["quiet"], "images") as progress, sigterm_as_interrupt():
+        writer = _FolderWriter(output, outs, progress)
         result = transfer_folder(paths, [str(s) for s in p["styles"]], **_common(p), batch=p["batch"],
-                                 callback=progress.step, on_frame=on_image)
+                                 callback=progress.step, on_frame=writer)
     _write_log(p["log_json"], result.history)
-    n, total = len(written), len(paths)
+    n, total = len(writer.written), len(paths)
     if result.stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; {n} of {total} images were written to {output}", err=True)
         sys.exit(130)
@@ -308,20 +311,14 @@ def dream_many(kind: str, params: dict) -> None:
         paths, outs = _plan_folder(p["input"], output, p["overwrite"])
     if p["log_json"] is not None:
         check_output(p["log_json"], p["overwrite"], (".json",))
-    written = []
-
-    def on_image(done):
-        progress.frame(done)
-        _save_image(output, outs[done.index], done)
-        written.append(done.index)
-
     total = len(clip) if kind == "clip" else len(paths)
     with FrameProgress(total, p["quiet"], "dreaming") as progress, sigterm_as_interrupt():
         if kind == "clip":
             result = dream_clip(clip, temporal_init=p["temporal_init"], flow=p["flow"], callback=progress.step,
                                 on_frame=progress.frame, **options)
         else:
-            result = dream_folder(paths, callback=progress.step, on_frame=on_image, **options)
+            result = dream_folder(paths, callback=progress.step, on_frame=_FolderWriter(output, outs, progress),
+                                  **options)
     if kind == "clip":
         result.recipe["input"] = str(p["input"])
         if result.frames:
