@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -207,12 +207,12 @@ class ActivationLoss(SpatialTerm):
             y, x = y - region.offset[0], x - region.offset[1]
             if not (y0 <= y < y1 and x0 <= x < x1):
                 return None  # another tile owns this neuron
-        return f[:, t.channels[0], y, x].mean()
+        return f[:, t.channels[0], y, x].float().mean()
 
     def forward(self, feats, image, regions=None):
         total = image.new_zeros((), dtype=torch.float32)
         for t in self.targets:
-            f = feats[t.layer].float()
+            f = feats[t.layer]  # sliced before .float(): no fp32 copy of the whole layer under autocast
             region = regions.get(t.layer) if regions is not None else None
             if t.position is not None:
                 v = self._neuron(t, f, region)
@@ -222,6 +222,7 @@ class ActivationLoss(SpatialTerm):
             else:
                 if t.channels is not None:
                     f = f[:, list(t.channels)]
+                f = f.float()
                 per_position = (f * f if self.objective == "l2" else f).mean(1)
                 v = _region_mean(per_position, region)
             total = total - t.weight * v
@@ -260,7 +261,7 @@ class GuideLoss(SpatialTerm):
         total = image.new_zeros((), dtype=torch.float32)
         for i, t in enumerate(self.targets):
             guide = getattr(self, f"guide{i}")
-            f = self._select(t, feats[t.layer].float())
+            f = self._select(t, feats[t.layer]).float()
             b, c, h, w = f.shape
             x = f.flatten(2)  # (B, C, P)
             with torch.no_grad():  # the best guide position for each image position, in chunks
@@ -272,6 +273,3 @@ class GuideLoss(SpatialTerm):
             total = total - t.weight * _region_mean(per_position, region)
         return total
 
-
-def targets_layers(targets: Iterable[DreamTarget]) -> list[str]:
-    return list(dict.fromkeys(t.layer for t in targets))

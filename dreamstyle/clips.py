@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import ImageError, OptionError, OutputError
+from .faults import OOM as OUT_OF_MEMORY  # the engine's stop reason when the device runs out of memory
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 ANIMATION_SUFFIXES = (".gif", ".webp", ".png")  # .png is written as APNG
 DEFAULT_FPS = 10.0
 FLOWS = ("none", "ilk", "tvl1")
 TIMING_FILE = "clip.json"  # frame timing of a folder of frames (written with it, read back)
-OUT_OF_MEMORY = "out of memory"  # the engine's stop reason when the device runs out of memory
 
 
 # --- reading and writing clips ----------------------------------------------------------------
@@ -311,10 +311,6 @@ class ClipResult:
     losses: list[dict] = field(default_factory=list)  # each frame's final (batch) losses
     tensors: list = field(default_factory=list)  # (1, 3, H, W) CPU tensors before colour recombination
 
-    @property
-    def complete(self) -> bool:
-        return self.stopped is None
-
 
 def clip_loop(contents: Sequence, process: Callable, *, start: Callable | None = None, temporal_init: float = 0.0,
               flow: str | None = None, batch: int = 1, on_frame: Callable | None = None):
@@ -350,17 +346,18 @@ def clip_loop(contents: Sequence, process: Callable, *, start: Callable | None =
         try:
             with torch.no_grad():
                 content = torch.cat([contents[i] for i in idx])
-                starts = torch.cat([start(i) for i in idx])
                 if previous is None:
                     images = {"previous": [], "previous_content": []}
-                    inits = starts
+                    inits = torch.cat([start(i) for i in idx])
                 else:
                     prev, before = previous, contents[first - 1]
                     if flow is not None:
                         f = estimate_flow(contents[first], before, flow)
                         prev, before = warp(prev, f), warp(before, f)
                     images = {"previous": [prev], "previous_content": [before]}
-                    inits = (1 - temporal_init) * prev + temporal_init * starts
+                    inits = prev.expand_as(content)
+                    if temporal_init:  # the starts count only when blended in
+                        inits = (1 - temporal_init) * prev + temporal_init * torch.cat([start(i) for i in idx])
             out, batch_losses, batch_history, stop = process(content, inits, images, label)
         except KeyboardInterrupt:
             stop = "interrupted"
@@ -400,7 +397,7 @@ class _Transfer:
     def __init__(self, styles, *, frame_size, backbone, weights, device, seed, size, style_scale, style_blend,
                  content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
                  optimizer, iterations, lr, preserve_color, precision, log_every, max_pixels, loaded,
-                 temporal_weight=0.0, temporal_threshold=0.1, color_reference=None):
+                 temporal_weight=0.0, temporal_threshold=0.1):
         from .backbones import LoadedBackbone
         from .color import luminance, match_color_histogram
         from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_tensor
@@ -427,12 +424,12 @@ class _Transfer:
         style_imgs = [load_image(s, max_pixels) for s in styles]
         self.init, self.init_img = init, None
         if init not in INITS:
-            self.init_img = load_image(init, max_pixels)
+            self.init_img = to_tensor(load_image(init, max_pixels))
         if frame_size is not None:
             bb.check_size(frame_size[1], frame_size[0], "a frame at --size %d" % size)
         if loaded is None:
             loaded = LoadedBackbone(bb, weights, pooling, dev)
-        self.bb, self.loaded = bb, loaded
+        self.bb = bb
         self.preserve_color, self.style_blend = preserve_color, style_blend
         self.optimizer, self.iterations, self.lr, self.log_every = optimizer, iterations, lr, log_every
         self.recipe = {
@@ -454,9 +451,6 @@ class _Transfer:
             bb.check_size(s_wh[1], s_wh[0], f"style image at --style-scale {style_scale}")
             self.styles.append(self.resized(s_t, s_wh))
         self._style_sources = list(self.styles)
-        self.color_reference = None
-        if color_reference is not None:
-            self.set_color_reference(color_reference)
         self.objective = Objective(build_terms(term_spec, bb)).to(dev)
         layers = self.objective.layers
         net = prepare_net(loaded.features(layers), dev) if layers else (lambda x: {})
@@ -478,7 +472,6 @@ class _Transfer:
             self.styles = [self._match(s, content.to(s.device)) for s in self._style_sources]
         elif self.preserve_color == "luminance":
             self.styles = [self._luminance(s, match=content.to(s.device)) for s in self._style_sources]
-        self.color_reference = content
         self.prepared = False
 
     def for_optimizing(self, content):
@@ -493,14 +486,12 @@ class _Transfer:
         """The starting image --init gives for a (B, 3, H, W) content batch."""
         import torch
 
-        from .images import to_tensor
-
         h, w = content.shape[-2:]
         if self.init == "content":
             return content
         if self.init == "noise":
             return torch.rand(content.shape, device=self.dev)
-        source = self.style_full[0] if self.init == "style" else to_tensor(self.init_img)
+        source = self.style_full[0] if self.init == "style" else self.init_img
         return self.resized(source, (w, h)).expand(content.shape[0], -1, -1, -1)
 
     def run(self, content, init, images, label, callback=None, iterations=None):
@@ -578,27 +569,25 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
                        "temporal_threshold": temporal_threshold, "flow": flow or "none", "batch": batch,
                        "frame_iterations": frame_iterations or iterations})
 
+    frames, tensors = [], []
+
     def frame_done(i, tensor, frame_losses):
+        frames.append(to_pil(run.finish(tensor, contents[i])))
+        tensors.append(tensor.cpu())
         if on_frame is not None:
-            image = to_pil(run.finish(tensor, contents[i]))
-            on_frame(FrameDone(i, len(clip), image, frame_losses, tensor.cpu(), clip.names[i]))
+            on_frame(FrameDone(i, len(clip), frames[-1], frame_losses, tensors[-1], clip.names[i]))
 
     def process(content, inits, images, label):
-        def step(event):
-            if callback is not None:
-                callback(event)
-
         warm = bool(images["previous"])
-        return run.run(content, inits, images, label, step, frame_iterations if warm else None)
+        return run.run(content, inits, images, label, callback, frame_iterations if warm else None)
 
-    outputs, frame_losses, history, stopped = clip_loop(
+    _, frame_losses, history, stopped = clip_loop(
         optimized, process, start=lambda i: run.start(optimized[i]), temporal_init=temporal_init, flow=flow,
         batch=batch, on_frame=frame_done)
-    frames = [to_pil(run.finish(t, contents[i])) for i, t in enumerate(outputs)]
     run.recipe["stopped"] = stopped
     n = len(frames)
     return ClipResult(frames, clip.durations[:n], clip.loop, clip.names[:n], history, run.recipe, stopped,
-                      frame_losses, [t.cpu() for t in outputs])
+                      frame_losses, tensors)
 
 
 def transfer_folder(folder, styles, *, size: int = 512, batch: int = 1, callback: Callable | None = None,
@@ -619,7 +608,6 @@ def transfer_folder(folder, styles, *, size: int = 512, batch: int = 1, callback
     if options.get("scales") not in (None, 1, "1"):
         raise OptionError("--scales is not available over a folder; run the images one by one for coarse-to-fine")
     options.pop("scales", None)
-    options.setdefault("init", "content")
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     images = [load_image(p, max_pixels) for p in paths]
     sizes = [fit_size(img.size, size) for img in images]
@@ -767,17 +755,21 @@ def dream_clip(clip, layers=None, *, backbone: str = "vgg19", weights=None, devi
 
         return torch.cat(outs), losses, history, None
 
-    def frame_done(i, tensor, frame_losses):
-        if on_frame is not None:
-            on_frame(FrameDone(i, len(clip), to_pil(tensor), frame_losses, tensor.cpu(), clip.names[i]))
+    frames, tensors = [], []
 
-    outputs, frame_losses, history, stopped = clip_loop(contents, process, temporal_init=temporal_init, flow=flow,
-                                                        batch=1, on_frame=frame_done)
+    def frame_done(i, tensor, frame_losses):
+        frames.append(to_pil(tensor))
+        tensors.append(tensor.cpu())
+        if on_frame is not None:
+            on_frame(FrameDone(i, len(clip), frames[-1], frame_losses, tensors[-1], clip.names[i]))
+
+    _, frame_losses, history, stopped = clip_loop(contents, process, temporal_init=temporal_init, flow=flow,
+                                                  batch=1, on_frame=frame_done)
     recipe.update({"input": clip.source or "<clip>", "size": size, "frames": len(clip), "durations": clip.durations,
                    "loop": clip.loop, "temporal_init": temporal_init, "flow": flow or "none", "stopped": stopped})
-    n = len(outputs)
-    return ClipResult([to_pil(t) for t in outputs], clip.durations[:n], clip.loop, clip.names[:n], history, recipe,
-                      stopped, frame_losses, [t.cpu() for t in outputs])
+    n = len(frames)
+    return ClipResult(frames, clip.durations[:n], clip.loop, clip.names[:n], history, recipe, stopped,
+                      frame_losses, tensors)
 
 
 def dream_folder(folder, layers=None, *, backbone: str = "vgg19", weights=None, device: str = "auto",

@@ -297,7 +297,6 @@ def dream(
     stopped = None
     fault = ""
     image_t = None  # the current octave's dreamed image
-    base_k = None
 
     def on_event(event):
         if event.snapshot is not None:
@@ -341,8 +340,6 @@ def dream(
         if image_t is None:
             raise
         stopped = "interrupted"
-    if image_t is None:
-        raise KeyboardInterrupt
     if tuple(image_t.shape[-2:]) != (wh[1], wh[0]):  # stopped early: carry the detail up to full size
         own_base = resized(base, (image_t.shape[-1], image_t.shape[-2])).clamp(0, 1)  # base_k may be the next's
         image_t = (base + resized(image_t - own_base, wh)).clamp(0, 1)

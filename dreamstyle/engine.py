@@ -161,7 +161,6 @@ def optimize(
     stages: int = 1,
     clamp: bool = True,
     gradient: Callable | None = None,
-    before_step: Callable[[torch.Tensor, int], None] | None = None,
     label: str = "",
     pixel_scale: float = 255.0,
 ) -> StageResult:
@@ -173,7 +172,6 @@ def optimize(
     ``evaluate(image) -> (total, values)`` takes the [0, 1] image; ``values`` is a 1-D tensor
     aligned with ``names``. ``gradient(param, pixel_scale) -> (total, values)`` may replace the
     default single backward (tiling): it must leave d total / d param in ``param.grad``.
-    ``before_step(param, i)`` may modify the scaled image in place before step ``i`` (jitter).
     """
     if iterations < 1:
         raise OptionError("iterations must be at least 1")
@@ -206,9 +204,6 @@ def optimize(
 
     try:
         for step in range(1, iterations + 1):
-            if before_step is not None:
-                with torch.no_grad():
-                    before_step(param, step)
             opt.step(closure)
             if clamp:
                 with torch.no_grad():

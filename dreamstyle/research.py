@@ -489,6 +489,8 @@ def reconstruct(image, layers=None, *, style: bool = False, backbone: str = "vgg
     layer alone. Style mode (``style=True``): the Gram loss on the first layer, the first two, ... (as
     in Gatys et al.'s figure). ``layers`` defaults to the backbone's style layers (a spread of depths).
     Every panel starts from the same noise and shares one loaded network."""
+    from PIL import Image
+
     from .backbones import LoadedBackbone
     from .images import DEFAULT_MAX_PIXELS, fit_size, load_image
     from .plugins import get_backbone
@@ -520,7 +522,7 @@ def reconstruct(image, layers=None, *, style: bool = False, backbone: str = "vgg
               "backbone": bb.name, "weights": loaded.weights, "pooling": pooling, "layers": names,
               "size": size, "iterations": iterations, "optimizer": optimizer, "lr": lr, "seed": seed,
               "weight": weight, "tv_weight": tv_weight, "device": str(dev), "versions": versions(), "panels": []}
-    original = img.resize((w, h), _lanczos()) if (w, h) != img.size else img
+    original = img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img
     rec = Reconstruction(original, [], recipe)
     for i, (label, subset) in enumerate(jobs, start=1):
         def on_event(event, _label=f"{label} ({i}/{len(jobs)})"):
@@ -548,8 +550,3 @@ def reconstruct(image, layers=None, *, style: bool = False, backbone: str = "vgg
     recipe["stopped"] = rec.stopped
     return rec
 
-
-def _lanczos():
-    from PIL import Image
-
-    return Image.LANCZOS

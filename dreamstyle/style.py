@@ -329,8 +329,8 @@ def transfer(
         "content": str(content) if isinstance(content, (str, os.PathLike)) else "<image>",
         "styles": [str(s) if isinstance(s, (str, os.PathLike)) else "<image>" for s in styles],
         "size": size, "scales": sizes, "style_scale": style_scale, "style_blend": style_blend,
-        "content_layers": term_spec["content"][1]["layers"], "style_layers": term_spec["style"][1]["layers"], "content_weight": content_weight,
-        "style_weight": style_weight, "tv_weight": tv_weight,
+        "content_layers": term_spec["content"][1]["layers"], "style_layers": term_spec["style"][1]["layers"],
+        "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
         "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
         "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": seed,
         "device": str(dev), "precision": str(dtype).replace("torch.", "") if dtype else "fp32", "compile": compile,
@@ -340,13 +340,12 @@ def transfer(
     # --- colour handling ----------------------------------------------------------------------
     full_content = to_tensor(content_img)
     style_tensors_full = [to_tensor(s) for s in style_imgs]
+    full_content_for_opt = full_content
     if preserve_color == "histogram":
         style_tensors_full = [match_color_histogram(s, full_content) for s in style_tensors_full]
     elif preserve_color == "luminance":
         style_tensors_full = [luminance(s, match=full_content) for s in style_tensors_full]
         full_content_for_opt = luminance(full_content)
-    if preserve_color != "luminance":
-        full_content_for_opt = full_content
 
     def resized(t, wh):
         return torch.nn.functional.interpolate(t, size=(wh[1], wh[0]), mode="bicubic", align_corners=False,

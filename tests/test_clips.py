@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from dreamstyle.cli import main
-from dreamstyle.clips import (Clip, clip_loop, estimate_flow, is_animation, read_clip, transfer_clip,
+from dreamstyle.clips import (clip_loop, estimate_flow, is_animation, read_clip, transfer_clip,
                               transfer_folder, warp, write_clip)
 from dreamstyle.errors import OptionError, OutputError
 from dreamstyle.images import read_recipe
@@ -309,7 +309,8 @@ def test_write_clip_refuses_nothing_and_bad_suffix(tmp_path):
         write_clip([], tmp_path / "a.gif", [])
     with pytest.raises(OutputError):
         write_clip(make_frames(2), tmp_path / "a.bmp", [10, 10])
-    assert isinstance(read_clip(write_clip(make_frames(2), tmp_path / "b.gif", [10, 10], None)), Clip)
+    once = read_clip(write_clip(make_frames(2), tmp_path / "b.gif", [10, 10], None))  # loop=None: play once
+    assert len(once) == 2 and once.loop is None and once.durations == [10, 10]
 
 
 DREAM_FAST = dict(size=40, iterations=3, octaves=2, jitter=4, seed=0, device="cpu")

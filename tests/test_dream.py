@@ -279,6 +279,7 @@ def test_hybrid_auto_avoids_the_layers_in_use_and_announces_its_choice():
     # a term with weight 0 uses no layer
     term_spec = {"content": (0.0, {"layers": {"relu4_4": 1.0}}), "style": (1.0, {"layers": {"relu1_1": 1.0}})}
     hybrid_hook("relu4_4")(term_spec, get_backbone("vgg19"), {})
+    assert "activation" in term_spec  # not refused as an overlap with the unweighted content layer
     with pytest.raises(OptionError, match="both add the activation term"):
         hybrid_hook("auto")({"activation": (1.0, {})}, get_backbone("vgg19"), {})
 

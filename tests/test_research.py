@@ -9,7 +9,7 @@ from dreamstyle.cli import main
 from dreamstyle.errors import OptionError
 from dreamstyle.images import read_recipe
 from dreamstyle.research import compare, parse_variants, reconstruct
-from dreamstyle.sheets import Panel, contact_sheet, grid_shape
+from dreamstyle.sheets import FAILED, Panel, contact_sheet, grid_shape
 
 from helpers import make_image
 
@@ -46,8 +46,11 @@ def test_contact_sheet_geometry_and_failed_panel():
     sheet = contact_sheet(panels, (200, 100), columns=3, title="t")
     assert sheet.width == 3 * (200 + PAD) + PAD
     assert grid_shape(4, 3) == (3, 2) and grid_shape(5) == (5, 1) and grid_shape(7) == (3, 3)
-    # the grey "failed" box is drawn where the image would be
-    assert sheet.getpixel((PAD + 208 + 5, sheet.height // 4)) != (255, 0, 0)
+    # the grey "failed" box is drawn where the second image would be, the first image is there
+    second = [sheet.getpixel((2 * PAD + 200 + 3, y)) for y in range(sheet.height // 2)]
+    first = [sheet.getpixel((PAD + 3, y)) for y in range(sheet.height // 2)]
+    assert FAILED in second and (255, 0, 0) not in second
+    assert (255, 0, 0) in first and FAILED not in first
 
 
 def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_stop_the_others(images, tmp_path, runner):
