@@ -13,7 +13,6 @@ import json
 import sys
 import time
 
-T_IMPORT = time.perf_counter()
 
 VGG19_TAPS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu4_2": 22, "relu5_1": 29}
 
@@ -39,8 +38,6 @@ def images(size: int):
 
 
 def side_ours(args, t0):
-    import torch
-
     from benchmarks.common import StepClock, peak_memory
     from dreamstyle.images import to_pil
     from dreamstyle.style import transfer

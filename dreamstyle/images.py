@@ -48,8 +48,9 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
         raise ImageError(f"{path} has more pixels than the limit of {max_pixels:,}; "
                          "raise it with --max-pixels if you trust the file") from None
     except UnidentifiedImageError:
-        if _png_without_pixels(path):
-            raise ImageError(f"{path} has no pixels (its PNG header says {_png_without_pixels(path)})") from None
+        header = _png_without_pixels(path)
+        if header:
+            raise ImageError(f"{path} has no pixels (its PNG header says {header})") from None
         raise ImageError(f"{path} is not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
         raise ImageError(f"cannot read image {path}: {exc}") from None

@@ -147,7 +147,8 @@ def test_layers_and_weights_per_layer(images):
 
 
 def test_other_backbone_and_pooling(images):
-    assert transfer(*images, backbone="squeezenet1_1", size=64, weights="random", iterations=2).image
+    result = transfer(*images, backbone="squeezenet1_1", size=64, weights="random", iterations=2)
+    assert max(result.image.size) == 64 and result.recipe["backbone"] == "squeezenet1_1"
     assert transfer(*images, pooling="avg", **FAST).recipe["pooling"] == "avg"
 
 

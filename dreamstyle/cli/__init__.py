@@ -3,7 +3,6 @@ progress with rich and turns a :class:`~dreamstyle.errors.UserError` into one li
 
 from __future__ import annotations
 
-import functools
 import json
 
 import click
@@ -16,19 +15,6 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 def echo_error(message: str) -> None:
     click.echo(f"dreamstyle: error: {message}", err=True)
-
-
-def user_errors(func):
-    """Turn library errors into one clear line and a non-zero exit (no traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 def warn_plugin_errors(host) -> None:
@@ -135,7 +121,6 @@ def backbones(as_json):
 @main.command()
 @click.argument("backbone", shell_complete=complete_backbone)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-@user_errors
 def layers(backbone, as_json):
     """List the layers of BACKBONE in network order: name, module, channels, stride.
 

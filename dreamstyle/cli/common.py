@@ -142,10 +142,9 @@ class Progress:
                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                 TextColumn("{task.fields[losses]}"), console=_stderr_console(), transient=False)
             self.task = self.progress.add_task(title, total=iterations_total, rate="", losses="")
-        self._t0 = None
+        self._started = False
 
     def __enter__(self):  # the bar appears with the first step, so an error before it stays one line
-        self._started = False
         return self
 
     def __exit__(self, *exc):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import main, user_errors
+from . import main
 from .clip_cmd import dream_clip_options
 from .common import (Intermediates, Progress, check_outputs, engine_options, finish, non_negative, positive_float,
                      intermediate_paths, positive_int, sigterm_as_interrupt,
@@ -49,7 +49,6 @@ def complete_layer(ctx, param, incomplete):
               help="noise: visualize the layer or channel from noise (INPUT then only sets the aspect).")
 @click.option("--pooling", type=click.Choice(["max", "avg"]), default="max")
 @dream_clip_options
-@user_errors
 def dream(input, layers, output, backbone, weights, device, seed, size, iterations, lr, precision, log_json,
           log_every, save_every, gif, max_pixels, overwrite, quiet, objective, octaves, octave_scale, step,
           optimizer, jitter, tile, tile_overlap, guide, init, pooling, **clip):

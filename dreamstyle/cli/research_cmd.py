@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import complete_backbone, main, user_errors
+from . import complete_backbone, main
 from .common import Progress, positive_float, positive_int, sigterm_as_interrupt
 from .transfer_cmd import float_list
 from ..errors import OutputError
@@ -69,7 +69,6 @@ def _output_dir(path: Path) -> Path:
               help="Refuse input images with more pixels than this (default 64M).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files in the output folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display (the table is still printed).")
-@user_errors
 def compare(content, styles, output, backbones, weights, pooling, device, seed, size, iterations, lr, precision,
             style_scale, style_blend, content_layers, style_layers, content_weight, style_weight, tv_weight, losses,
             init, optimizer, scales, preserve_color, gif, columns, max_pixels, overwrite, quiet):
@@ -191,7 +190,6 @@ def print_table(comp) -> None:
               help="Refuse input images with more pixels than this (default 64M).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-@user_errors
 def reconstruct(image, output, style, layers, backbone, weights, pooling, device, seed, size, iterations, optimizer,
                 lr, weight, tv_weight, precision, columns, max_pixels, overwrite, quiet):
     """Reconstruct IMAGE from noise to see what layers keep: the content loss at each single layer

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import OptionError
-from . import host, main, user_errors
+from . import host, main
 from .clip_cmd import clip_options
 from .common import (Intermediates, Progress, check_outputs, engine_options, finish, intermediate_paths,
                      sigterm_as_interrupt, snapshot_interval)
@@ -51,7 +51,6 @@ def float_list(ctx, param, value):
               help="Weight of the dream term (on vgg19's scale). [default: 1e5]")
 @click.option("--allow-overlap", is_flag=True, help="Let a --dream-layer be a content or style layer too.")
 @clip_options
-@user_errors
 def transfer(content, styles, output, backbone, weights, device, seed, size, iterations, lr, precision,
              log_json, log_every, save_every, gif, max_pixels, overwrite, quiet, style_scale, style_blend,
              content_layers, style_layers, content_weight, style_weight, tv_weight, losses, pooling, init,
