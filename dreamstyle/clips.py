@@ -251,20 +251,23 @@ def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[in
 # --- flow ---------------------------------------------------------------------------------------
 
 
-def estimate_flow(current, previous, method: str = "ilk"):
-    """Backward optical flow, (1, 2, H, W) as (dy, dx) in pixels: pixel p of ``current`` was at
-    p + flow(p) in ``previous`` (both (1, 3, H, W) in [0, 1]). Uses scikit-image."""
-    import torch
-
+def _flow_function(method: str):
     try:
         from skimage.registration import optical_flow_ilk, optical_flow_tvl1
     except ImportError:
         raise OptionError(f"--flow {method} needs scikit-image: pip install 'dreamstyle[flow]'"
                           " (or scikit-image)") from None
+    return {"ilk": optical_flow_ilk, "tvl1": optical_flow_tvl1}[method]
+
+
+def estimate_flow(current, previous, method: str = "ilk"):
+    """Backward optical flow, (1, 2, H, W) as (dy, dx) in pixels: pixel p of ``current`` was at
+    p + flow(p) in ``previous`` (both (1, 3, H, W) in [0, 1]). Uses scikit-image."""
+    import torch
+
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     gray = lambda t: (t.detach().float().cpu() * weights).sum(1)[0].numpy()  # noqa: E731
-    fn = {"ilk": optical_flow_ilk, "tvl1": optical_flow_tvl1}[method]
-    flow = fn(gray(current), gray(previous))
+    flow = _flow_function(method)(gray(current), gray(previous))
     return torch.from_numpy(flow).float().unsqueeze(0).to(current.device)
 
 
@@ -312,6 +315,21 @@ class ClipResult:
     tensors: list = field(default_factory=list)  # (1, 3, H, W) CPU tensors before colour recombination
 
 
+def check_clip_options(temporal_init: float, batch: int, flow: str | None) -> str | None:
+    """Refuse bad clip options before any work (scikit-image included, for ``flow``); returns the
+    flow method, or None for none."""
+    if not 0.0 <= temporal_init <= 1.0:
+        raise OptionError(f"--temporal-init must be between 0 and 1, not {temporal_init}")
+    if batch < 1:
+        raise OptionError(f"--batch must be at least 1, not {batch}")
+    flow = None if flow in (None, "none") else flow
+    if flow is not None and flow not in FLOWS:
+        raise OptionError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
+    if flow is not None:
+        _flow_function(flow)
+    return flow
+
+
 def clip_loop(contents: Sequence, process: Callable, *, start: Callable | None = None, temporal_init: float = 0.0,
               flow: str | None = None, batch: int = 1, on_frame: Callable | None = None):
     """Run ``process`` over consecutive batches of ``contents`` ((1, 3, H, W) tensors, one per frame).
@@ -326,13 +344,7 @@ def clip_loop(contents: Sequence, process: Callable, *, start: Callable | None =
     """
     import torch
 
-    if not 0.0 <= temporal_init <= 1.0:
-        raise OptionError(f"--temporal-init must be between 0 and 1, not {temporal_init}")
-    if batch < 1:
-        raise OptionError(f"--batch must be at least 1, not {batch}")
-    flow = None if flow in (None, "none") else flow
-    if flow is not None and flow not in FLOWS:
-        raise OptionError(f"--flow {flow!r}: choose one of {', '.join(FLOWS)}")
+    flow = check_clip_options(temporal_init, batch, flow)
     start = start or (lambda i: contents[i])
     n = len(contents)
     outputs, losses, history = [], [], []
@@ -402,7 +414,8 @@ class _Transfer:
         from .color import luminance, match_color_histogram
         from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_tensor
         from .plugins import get_backbone
-        from .runtime import amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device, seed_everything
+        from .runtime import (amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device, seed_everything,
+                              versions)
         from .style import (INITS, _positive, build_terms, check_transfer_options,
                             transfer_term_spec)
         from .terms import Objective
@@ -442,6 +455,7 @@ class _Transfer:
             "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
             "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": self.seed,
             "device": str(dev), "precision": str(self.dtype).replace("torch.", "") if self.dtype else "fp32",
+            "versions": versions(),
         }
 
         self.style_full = [to_tensor(s) for s in style_imgs]
@@ -546,6 +560,9 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
     """
     from .images import fit_size, to_pil, to_tensor
 
+    check_clip_options(temporal_init, batch, flow)
+    if frame_iterations is not None and (not isinstance(frame_iterations, int) or frame_iterations < 1):
+        raise OptionError(f"--frame-iterations must be a whole number of at least 1, not {frame_iterations}")
     if not isinstance(clip, Clip):
         clip = read_clip(clip, fps=fps, max_pixels=max_pixels)
     if not len(clip):
@@ -558,8 +575,6 @@ def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device
                     iterations=iterations, lr=lr, preserve_color=preserve_color, precision=precision,
                     log_every=log_every, max_pixels=max_pixels, loaded=loaded, temporal_weight=temporal_weight,
                     temporal_threshold=temporal_threshold)
-    if frame_iterations is not None and (not isinstance(frame_iterations, int) or frame_iterations < 1):
-        raise OptionError(f"--frame-iterations must be a whole number of at least 1, not {frame_iterations}")
     contents = [to_tensor(f, wh, run.dev) for f in clip.frames]
     if preserve_color:
         run.set_color_reference(contents[0])  # style colours follow the first frame, for every frame
@@ -728,6 +743,7 @@ def dream_clip(clip, layers=None, *, backbone: str = "vgg19", weights=None, devi
     if options.get("init", "image") != "image":
         raise OptionError("--init noise does not apply to a clip")
     options.pop("init", None)
+    check_clip_options(temporal_init, 1, flow)
     if not isinstance(clip, Clip):
         clip = read_clip(clip, fps=fps, max_pixels=max_pixels)
     if not len(clip):

@@ -534,10 +534,16 @@ def reconstruct(image, layers=None, *, style: bool = False, backbone: str = "vgg
                      style_layers=subset) if style else \
             dict(style_weight=0.0, content_weight=weight if weight is not None else 5.0, content_layers=subset)
         start = time.perf_counter()
-        result = transfer(img, img, backbone=bb.name, weights=weights, device=dev, seed=seed, size=size,
-                          init="noise", tv_weight=tv_weight, optimizer=optimizer, lr=lr, iterations=iterations,
-                          pooling=pooling, precision=precision, callback=on_event, loaded=loaded,
-                          max_pixels=max_pixels, **terms)
+        try:
+            result = transfer(img, img, backbone=bb.name, weights=weights, device=dev, seed=seed, size=size,
+                              init="noise", tv_weight=tv_weight, optimizer=optimizer, lr=lr, iterations=iterations,
+                              pooling=pooling, precision=precision, callback=on_event, loaded=loaded,
+                              max_pixels=max_pixels, **terms)
+        except KeyboardInterrupt:  # before this panel's first step: keep the panels already finished
+            if not rec.panels:
+                raise
+            rec.stopped = "interrupted"
+            break
         seconds = time.perf_counter() - start
         rec.panels.append((label, subset, result, seconds))
         recipe["panels"].append({"label": label, "layers": subset, "seconds": round(seconds, 2),

@@ -122,6 +122,7 @@ def test_clip_keeps_frame_count_and_timing_and_temporal_coherence_steadies_it(cl
         assert result.frames[0].size == (40, 33) and result.stopped is None
     assert "temporal" in steady.history[-1] and "temporal" not in free.history[-1]
     assert [r["frame"] for r in steady.history if r["iteration"] == 6] == [1, 2, 3, 4]
+    assert steady.recipe["versions"]["torch"] and steady.recipe["frames"] == 4
     assert consecutive_difference(steady.tensors) < 0.5 * consecutive_difference(free.tensors)
 
 
@@ -132,6 +133,31 @@ def test_clip_batch_and_flow_run(clip_gif, style, loaded):
     assert len(result.frames) == 4 and [r["frame"] for r in result.history] == [1, 1, 4, 4]
     assert result.history[0]["frames"] == 3
 
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"temporal_init": 1.5}, "--temporal-init must be between 0 and 1"),
+    ({"batch": 0}, "--batch must be at least 1"),
+    ({"flow": "farneback"}, "--flow 'farneback'"),
+    ({"frame_iterations": 0}, "--frame-iterations must be a whole number"),
+])
+def test_clip_options_are_refused_before_any_work(clip_gif, style, monkeypatch, options, words):
+    import dreamstyle.clips
+
+    monkeypatch.setattr(dreamstyle.clips, "_Transfer", lambda *a, **k: pytest.fail("set up before refusing"))
+    with pytest.raises(OptionError, match=words):
+        transfer_clip(clip_gif, style, **FAST, **options)
+
+
+def test_flow_without_scikit_image_is_refused_before_the_first_frame(clip_gif, style, monkeypatch):
+    import sys
+
+    import dreamstyle.clips
+
+    monkeypatch.setitem(sys.modules, "skimage.registration", None)  # import fails as if not installed
+    monkeypatch.setattr(dreamstyle.clips, "_Transfer", lambda *a, **k: pytest.fail("set up before refusing"))
+    with pytest.raises(OptionError, match=r"needs scikit-image: pip install 'dreamstyle\[flow\]'"):
+        transfer_clip(clip_gif, style, flow="ilk", **FAST)
 
 def test_style_targets_are_prepared_once_per_clip(clip_gif, style, loaded, monkeypatch):
     from dreamstyle.terms import ContentLoss, StyleLoss

@@ -161,6 +161,28 @@ def test_reconstruct_style_uses_growing_sets_of_layers(images):
     assert sheet.width == sheet_width(2) and rec.recipe["mode"] == "style"
 
 
+
+def test_reconstruct_interrupted_before_a_later_panel_keeps_the_panels_done(images, monkeypatch):
+    import dreamstyle.style
+
+    real, calls = dreamstyle.style.transfer, []
+
+    def interrupted_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as transfer does when stopped before its first step
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dreamstyle.style, "transfer", interrupted_on_the_second)
+    rec = reconstruct(images[0], "relu1_1,relu2_1,relu3_1", weights="random", size=40, iterations=2, seed=0,
+                      device="cpu")
+    assert [layers for _, layers, _, _ in rec.panels] == [["relu1_1"]] and rec.stopped == "interrupted"
+    assert rec.recipe["stopped"] == "interrupted" and rec.sheet().width == sheet_width(2)
+    calls.clear()
+    monkeypatch.setattr(dreamstyle.style, "transfer", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # nothing made yet: the interrupt goes on to the caller
+        reconstruct(images[0], "relu1_1", weights="random", size=40, iterations=2, device="cpu")
+
 def test_reconstruct_default_layers_and_clear_errors(images, tmp_path, runner):
     content, _ = images
     res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1,relu9_9", "--weights", "random",

@@ -215,7 +215,17 @@ def test_package_exposes_api():
     assert dreamstyle.transfer is transfer
 
 
-@pytest.mark.skipif(not __import__("shutil").which("cc"), reason="torch.compile on the CPU needs a C compiler")
+def _can_compile_on_cpu() -> bool:
+    import os
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    return bool(shutil.which(os.environ.get("CXX", "g++")) and
+                Path(sysconfig.get_paths()["include"], "Python.h").exists())
+
+
+@pytest.mark.skipif(not _can_compile_on_cpu(), reason="torch.compile on the CPU needs g++ and Python's headers")
 def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
     content, style = images
     logs = {}

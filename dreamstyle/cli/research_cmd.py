@@ -213,8 +213,6 @@ def reconstruct(image, output, style, layers, backbone, weights, pooling, device
                                   precision=precision, callback=progress, max_pixels=max_pixels)
         except KeyboardInterrupt:
             raise click.ClickException("interrupted before the first iteration; nothing was written") from None
-    if not rec.panels:
-        raise click.ClickException("interrupted before the first panel; nothing was written")
     sheet = rec.sheet(columns)
     _write(output, lambda: save_png(sheet, output, rec.recipe))
     if rec.stopped == "interrupted":
