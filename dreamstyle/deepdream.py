@@ -374,11 +374,13 @@ def choose_dream_layer(backbone, used) -> str:
     return (activations or free)[-1]
 
 
-def hybrid_hook(dream_layers, weight: float = DEFAULT_DREAM_WEIGHT, allow_overlap: bool = False,
+def hybrid_hook(dream_layers, weight: float | None = None, allow_overlap: bool = False,
                 objective: str = "mean", announce: Callable[[str], None] | None = None,
                 then: Callable | None = None):
     """A ``term_hook`` for :func:`~dreamstyle.style.transfer` that adds an activation term on
-    ``dream_layers`` (specs, or "auto": a layer neither content nor style uses)."""
+    ``dream_layers`` (specs, or "auto": a layer neither content nor style uses) of ``weight``
+    (default :data:`DEFAULT_DREAM_WEIGHT`)."""
+    weight = DEFAULT_DREAM_WEIGHT if weight is None else weight
     if isinstance(dream_layers, str):
         dream_layers = [dream_layers]
     specs = list(dream_layers or [])

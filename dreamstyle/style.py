@@ -259,6 +259,7 @@ def transfer(
     dream_layers=None,
     dream_weight: float | None = None,
     allow_overlap: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> Result:
     """Gatys style transfer of ``content`` (path or PIL image) in the style of ``styles``.
 
@@ -266,7 +267,8 @@ def transfer(
     :class:`~dreamstyle.engine.StepEvent` every step. ``losses`` adds registered terms by name:
     ``{"histogram": 10.0}`` or ``{"name": (weight, {options})}``. The hybrid: ``dream_layers`` (specs
     like ``"relu4_4"``, ``"relu4_4:12"``, or ``"auto"``) adds an activation term of ``dream_weight``
-    on layers content and style do not use (``allow_overlap`` permits those too).
+    on layers content and style do not use (``allow_overlap`` permits those too); ``announce(line)``
+    is told which layer ``"auto"`` chose.
     """
     import torch
 
@@ -294,10 +296,11 @@ def transfer(
                                           tv_weight, losses)
     notes: dict = {}
     if dream_layers:  # the hybrid: activation terms on layers (or "auto") content and style leave unused
-        from .deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
+        from .deepdream import hybrid_hook
 
-        term_hook = hybrid_hook(dream_layers, DEFAULT_DREAM_WEIGHT if dream_weight is None else dream_weight,
-                                allow_overlap, then=term_hook)
+        term_hook = hybrid_hook(dream_layers, dream_weight, allow_overlap, announce=announce, then=term_hook)
+    elif dream_weight is not None or allow_overlap:
+        raise OptionError("--dream-weight and --allow-overlap go with --dream-layer")
     if term_hook is not None:  # drivers (the hybrid) add or check terms here
         term_hook(term_spec, bb, notes)
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS

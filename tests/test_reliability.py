@@ -301,6 +301,8 @@ def test_nonsensical_numbers(images, tmp_path, runner, option, value, words, exi
 
 @pytest.mark.parametrize("args, words", [
     (["--style-blend", "0.5,0.5"], ["--style-blend has 2 weights for 1 style"]),
+    (["--dream-weight", "5"], ["--dream-weight and --allow-overlap go with --dream-layer"]),
+    (["--allow-overlap"], ["--dream-weight and --allow-overlap go with --dream-layer"]),
     (["--backbone", "resnet18", "--pooling", "avg"], ["resnet18", "--pooling avg", "max"]),
     (["--scales", "20,40", "--size", "64"], ["--scales 20,40", "--size is 64"]),
 ])

@@ -80,15 +80,6 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
         import logging
 
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    term_hook = None
-    if dream_layers:
-        from ..deepdream import DEFAULT_DREAM_WEIGHT, hybrid_hook
-
-        term_hook = hybrid_hook(list(dream_layers), DEFAULT_DREAM_WEIGHT if dream_weight is None else dream_weight,
-                                allow_overlap, announce=None if quiet else lambda line: click.echo(f"dreamstyle: {line}",
-                                                                                                    err=True))
-    elif dream_weight is not None or allow_overlap:
-        raise click.ClickException("--dream-weight and --allow-overlap go with --dream-layer")
     n_stages = len(sizes)
     snap = snapshot_interval(save_every, gif, iterations)
     save_snapshot = Intermediates(output, save_every)
@@ -106,7 +97,9 @@ def transfer(content, styles, output, backbone, weights, device, seed, size, ite
                 style_weight=style_weight, tv_weight=tv_weight, losses=list(losses), pooling=pooling, init=init,
                 optimizer=optimizer, iterations=iterations, lr=lr, scales=scales, preserve_color=preserve_color,
                 precision=precision, compile=compile_net, callback=callback, log_every=log_every, snapshot_every=snap,
-                max_pixels=max_pixels, term_hook=term_hook)
+                max_pixels=max_pixels, dream_layers=list(dream_layers) or None, dream_weight=dream_weight,
+                allow_overlap=allow_overlap,
+                announce=None if quiet else lambda line: click.echo(f"dreamstyle: {line}", err=True))
         except KeyboardInterrupt:
             raise click.ClickException("interrupted before the first iteration; nothing was written") from None
     finish(result, output, log_json, gif, quiet)
