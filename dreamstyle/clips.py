@@ -337,9 +337,10 @@ def clip_loop(contents: Sequence, process: Callable, *, start: Callable | None =
     ``process(contents, inits, images, label) -> (outputs, losses, history, stopped)`` handles one
     batch: ``contents`` and ``inits`` are (B, 3, H, W); ``images`` holds the temporal roles
     "previous" and "previous_content" (empty lists for the first batch; warped by ``flow``);
-    ``outputs`` is (B, 3, H, W). Each frame starts from ``(1 - temporal_init) * previous +
-    temporal_init * start(i)`` (``start(i)`` defaults to the content frame); the first frame from
-    ``start(0)``. Returns (outputs, losses, history, stopped); on a stop (Ctrl-C, out of memory)
+    ``outputs`` is (B, 3, H, W). Each frame starts from ``(1 - temporal_init) * carried +
+    temporal_init * start(i)``, where ``carried`` is the previous output plus the content's change
+    since the previous frame (so the start follows the content's motion; ``start(i)`` defaults to
+    the content frame); the first frame from ``start(0)``. Returns (outputs, losses, history, stopped); on a stop (Ctrl-C, out of memory)
     the unfinished batch is left out. A batch that runs out of memory is retried at half the size.
     """
     import torch
@@ -367,9 +368,11 @@ def clip_loop(contents: Sequence, process: Callable, *, start: Callable | None =
                         f = estimate_flow(contents[first], before, flow)
                         prev, before = warp(prev, f), warp(before, f)
                     images = {"previous": [prev], "previous_content": [before]}
-                    inits = prev.expand_as(content)
+                    # the previous output with the content's change added: where the content did not
+                    # change it is the previous output itself, where it moved the new content shows
+                    inits = (prev + (content - before)).clamp(0, 1)
                     if temporal_init:  # the starts count only when blended in
-                        inits = (1 - temporal_init) * prev + temporal_init * torch.cat([start(i) for i in idx])
+                        inits = (1 - temporal_init) * inits + temporal_init * torch.cat([start(i) for i in idx])
             out, batch_losses, batch_history, stop = process(content, inits, images, label)
         except KeyboardInterrupt:
             stop = "interrupted"

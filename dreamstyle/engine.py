@@ -124,9 +124,35 @@ class _Adam(torch.optim.Adam):
         return loss
 
 
-def make_optimizer(name: str, params, lr: float | None):
+LBFGS_FIRST_STEP = 8.0  # mean |change| of the first L-BFGS step, 0-255 pixel units
+
+
+class _LBFGS(torch.optim.LBFGS):
+    """torch's L-BFGS, one iteration per ``step``, with a first step that moves pixels.
+
+    torch sizes its first step (plain gradient descent) ``lr / |g|_1``: on a loss of 1e8 over 0-255
+    pixels that moves each pixel by about 1e-5, too little for float32 to see the curvature, so the
+    second step's Hessian estimate is noise and overshoots (a 96 px transfer reached a loss of 2e15
+    at iteration 3 and needed five more to come back). Here the first step moves pixels by
+    ``first_step`` on average (``lr / |g|_1`` times the pixel count), then steps are torch's own.
+    """
+
+    def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP):
+        super().__init__(params, lr=lr, max_iter=1, history_size=100)
+        self._lr = lr
+        if first_step is not None:  # None: torch's own first step
+            self.param_groups[0]["lr"] = first_step * max(1, sum(p.numel() for p in self._params))
+
+    def step(self, closure):
+        loss = super().step(closure)
+        self.param_groups[0]["lr"] = self._lr
+        return loss
+
+
+def make_optimizer(name: str, params, lr: float | None, pixel_scale: float = 255.0):
     if name == "lbfgs":
-        return torch.optim.LBFGS(params, lr=1.0 if lr is None else lr, max_iter=1, history_size=100)
+        first = None if LBFGS_FIRST_STEP is None else LBFGS_FIRST_STEP * pixel_scale / 255.0
+        return _LBFGS(params, lr=1.0 if lr is None else lr, first_step=first)
     if name == "adam":
         return _Adam(params, lr=5.0 if lr is None else lr)
     if name == "normalized":
@@ -177,7 +203,7 @@ def optimize(
         raise OptionError("iterations must be at least 1")
     scale = float(pixel_scale)
     param = (init.detach() * scale).requires_grad_(True)
-    opt = make_optimizer(optimizer, [param], lr)
+    opt = make_optimizer(optimizer, [param], lr, scale)
     grad_fn = gradient or autograd_gradient(evaluate)
     best = param.detach().clone()
     best_loss = torch.full((), math.inf, device=param.device)
@@ -208,8 +234,12 @@ def optimize(
             if clamp:
                 with torch.no_grad():
                     param.clamp_(0, scale)
+            final = step == iterations
+            if final:  # the image after the last step is measured too, so that it can win
+                closure()
+                param.grad = None
             event = StepEvent(step, iterations, stage, stages, (w, h), time.perf_counter() - start, label=label)
-            if step % max(1, log_every) == 0 or step == iterations:
+            if step % max(1, log_every) == 0 or final:
                 values = last["values"].tolist()
                 event.total = float(last["total"])
                 event.losses = dict(zip(names, values))
@@ -218,8 +248,10 @@ def optimize(
                 history.append(event.to_record())
                 if not math.isfinite(event.total):
                     stopped = "diverged"
-            if snapshot_every and (step % snapshot_every == 0 or step == iterations):
-                event.snapshot = (param.detach() / scale).clamp(0, 1).to("cpu", copy=True)
+            if snapshot_every and (step % snapshot_every == 0 or final):
+                # the last snapshot is the stage's result: the best image measured
+                shown = best if final and bool(torch.isfinite(best_loss)) else param.detach()
+                event.snapshot = (shown / scale).clamp(0, 1).to("cpu", copy=True)
             if callback is not None:
                 callback(event)
             if stopped:

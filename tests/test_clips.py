@@ -185,7 +185,8 @@ def test_ctrl_c_keeps_the_frames_done(clip_gif, style, loaded):
 
 
 def test_clip_loop_is_driver_independent():
-    """Other drivers (DeepDream) plug in a ``process``: it sees inits blended from the previous output."""
+    """Other drivers (DeepDream) plug in a ``process``: it sees inits blended from the previous output
+    carried along the content's change (0.2 + (0.5 - 0.0) = 0.7, blended half with the content 0.5)."""
     contents = [torch.full((1, 3, 4, 4), v) for v in (0.0, 0.5, 1.0)]
     seen = []
 
@@ -195,7 +196,7 @@ def test_clip_loop_is_driver_independent():
 
     outputs, losses, history, stopped = clip_loop(contents, process, temporal_init=0.5)
     assert len(outputs) == 3 and stopped is None and [h["frame"] for h in history] == [1, 2, 3]
-    assert seen == [(0.0, 0), (pytest.approx(0.35), 1), (pytest.approx(0.6), 1)]
+    assert seen == [(0.0, 0), (pytest.approx(0.6), 1), (pytest.approx(0.85), 1)]
     with pytest.raises(OptionError):
         clip_loop(contents, process, temporal_init=2)
 

@@ -1,0 +1,112 @@
+"""The engine: every step counts (the last one too), L-BFGS's first step, precision on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dreamstyle
+from dreamstyle import engine, runtime
+from dreamstyle.cli import main
+from dreamstyle.clips import Clip, transfer_clip
+from dreamstyle.errors import OptionError
+from dreamstyle.images import read_recipe, to_tensor
+
+from helpers import make_image
+
+FAST = dict(weights="random", size=40, seed=0, device="cpu")
+
+
+@pytest.fixture
+def images(tmp_path):
+    return make_image(tmp_path / "content.png"), make_image(tmp_path / "style.png", (44, 44), 1, "stripes")
+
+
+def quadratic(target):
+    def evaluate(image):
+        value = ((image - target) ** 2).mean() * 1e8
+        return value, value.reshape(1)
+
+    return evaluate
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam", "normalized"])
+def test_one_iteration_returns_the_image_after_the_step(optimizer):
+    """The image after the last step is measured, so one step is never thrown away."""
+    torch.manual_seed(0)
+    init, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    result = engine.optimize(init, quadratic(target), ["q"], iterations=1, optimizer=optimizer, lr=1.0)
+    before = float(quadratic(target)(init)[0])
+    assert not torch.equal(result.image, init)
+    assert result.best_loss < before and result.history[-1]["total"] == pytest.approx(result.best_loss)
+
+
+def test_a_worse_last_step_does_not_win():
+    """Every image is measured before it can be returned: steps that overshoot lose to the start."""
+    init = torch.full((1, 3, 4, 4), 0.5)
+
+    def evaluate(image):  # lowest at 0.4; each fixed step of 0.25 lands 0.15 from it, farther than the start
+        value = ((image - 0.4) ** 2).sum()
+        return value, value.reshape(1)
+
+    result = engine.optimize(init, evaluate, ["q"], iterations=3, optimizer="normalized", lr=0.25 * 255)
+    assert torch.allclose(result.image, init)
+    assert result.history[-1]["total"] > result.best_loss
+
+
+def test_lbfgs_first_step_moves_pixels_by_the_set_amount():
+    """torch sizes the first step 1/|g|_1, which on a 1e8 loss moves pixels by ~1e-5 (0-255 units)."""
+    torch.manual_seed(0)
+    init, target = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    opt = engine.make_optimizer("lbfgs", [p := (init * 255).requires_grad_(True)], None)
+    start = p.detach().clone()
+
+    def closure():
+        opt.zero_grad()
+        loss = quadratic(target)(p / 255)[0]
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert (p.detach() - start).abs().mean().item() == pytest.approx(engine.LBFGS_FIRST_STEP, rel=1e-3)
+    assert opt.param_groups[0]["lr"] == 1.0  # later steps are torch's own
+
+
+def test_one_iteration_of_transfer_and_dream_changes_the_image(images):
+    content, style = images
+    result = dreamstyle.transfer(content, style, iterations=1, **FAST)
+    start = to_tensor(Image.open(content).convert("RGB"), result.image.size)
+    assert (result.tensor - start).abs().mean() * 255 > 0.5
+    dream = dreamstyle.dream(content, "relu3_1", octaves=1, iterations=1, jitter=0, **FAST)
+    assert (dream.tensor - start).abs().mean() * 255 > 0.1
+
+
+def test_the_written_output_equals_the_final_snapshot(images, tmp_path, runner):
+    content, style = images
+    out = tmp_path / "out.png"
+    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
+                                  "--size", "40", "--iterations", "4", "--save-every", "2", "--device", "cpu",
+                                  "--seed", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    last = tmp_path / "out_00004.png"
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(last)))
+
+
+def test_a_three_iteration_clip_follows_the_contents_motion():
+    """Warm-started frames start from the previous output carried along the content's change, and
+    their steps count: the bright square moves in the output as it moves in the content."""
+    frames = []
+    for i in range(4):
+        a = np.full((40, 64, 3), 30, np.uint8)
+        a[12:28, 8 + 10 * i: 24 + 10 * i] = 230
+        frames.append(Image.fromarray(a))
+    style = Image.fromarray(np.tile(np.array([[0], [255]], np.uint8), (20, 40))[..., None].repeat(3, 2))
+    result = transfer_clip(Clip(frames, [100] * 4, 0, [f"f{i}" for i in range(4)]), [style], iterations=3,
+                           **{**FAST, "size": 64})
+
+    def corr(a, b):
+        a, b = np.asarray(a, float).mean(2).ravel(), np.asarray(b, float).mean(2).ravel()
+        return np.corrcoef(a, b)[0, 1]
+
+    for k in range(1, 4):  # each output frame matches its own content frame better than the one before
+        assert corr(result.frames[k], frames[k]) > corr(result.frames[k], frames[k - 1]) + 0.1
