@@ -417,7 +417,8 @@ class _Transfer:
         from .color import luminance, match_color_histogram
         from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_tensor
         from .plugins import get_backbone
-        from .runtime import (amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device, seed_everything,
+        from .runtime import (amp_dtype, make_evaluate, make_extract, precision_name, prepare_net, resolve_device,
+                              seed_everything,
                               versions)
         from .style import (INITS, _positive, build_terms, check_transfer_options,
                             transfer_term_spec)
@@ -457,7 +458,7 @@ class _Transfer:
             "style_weight": style_weight, "tv_weight": tv_weight,
             "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
             "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": self.seed,
-            "device": str(dev), "precision": str(self.dtype).replace("torch.", "") if self.dtype else "fp32",
+            "device": str(dev), "precision": precision_name(self.dtype),
             "versions": versions(),
         }
 

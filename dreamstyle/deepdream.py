@@ -205,7 +205,7 @@ def dream(
     from .faults import OOM, OutOfMemory, oom_message
     from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_pil, to_tensor
     from .plugins import get_backbone
-    from .runtime import amp_dtype, make_extract, prepare_net, resolve_device, seed_everything, versions
+    from .runtime import amp_dtype, make_extract, precision_name, prepare_net, resolve_device, seed_everything, versions
     from .style import build_terms
     from .terms import Objective
     from .termspec import TermContext
@@ -270,7 +270,7 @@ def dream(
         "size": size, "octaves": octaves, "octave_scale": octave_scale, "octave_sizes": [list(s) for s in sizes],
         "iterations": iterations, "optimizer": optimizer, "step": step, "jitter": jitter, "tile": tile,
         "tile_overlap": overlap, "init": init, "seed": seed, "device": str(dev),
-        "precision": str(dtype).replace("torch.", "") if dtype else "fp32", "versions": versions(),
+        "precision": precision_name(dtype), "versions": versions(),
     }
 
     # --- the octaves ---------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import torch
 
 from .errors import OptionError
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if isinstance(spec, torch.device):
@@ -41,19 +43,51 @@ def seed_everything(seed: int | None) -> int:
     return seed
 
 
+def cpu_runs_bf16() -> bool:
+    """True where this CPU computes bf16 natively (x86 AVX512-BF16 or AMX, Arm BF16), as oneDNN
+    reports it. On x86, oneDNN also says yes for plain AVX-512, where bf16 is emulated and no
+    faster, so the CPU's own flags must name bf16 too."""
+    try:
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+    except (AttributeError, RuntimeError):  # an older torch, or a build without oneDNN
+        return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:  # not Linux: trust oneDNN
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def amp_dtype(device: torch.device, precision: str = "auto"):
     """The autocast dtype for feature extraction, or None for fp32.
 
-    "auto": bf16 on CUDA devices that support it (fp16 otherwise), fp32 on the CPU."""
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+    "auto": bf16 on CUDA devices that support it (fp16 otherwise), bf16 on CPUs that compute it
+    natively (:func:`cpu_runs_bf16`), fp32 on other CPUs. Gram matrices and losses stay fp32."""
+    if precision not in PRECISIONS:
+        raise OptionError(f"--precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    if precision == "fp32":
         return None
+    if device.type == "cpu":
+        if precision == "fp16":
+            raise OptionError("--precision fp16 is not available on the CPU (it diverges there); "
+                              "use --precision bf16 (or auto)")
+        if precision == "auto" and not cpu_runs_bf16():
+            return None
+        return torch.bfloat16
     if precision in ("auto", "bf16"):
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             return torch.float16
         return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    raise OptionError(f"--precision {precision!r}: choose auto, fp32, bf16 or fp16")
+    return torch.float16
+
+
+def precision_name(dtype) -> str:
+    """What the recipe records: "fp32", "bfloat16" or "float16"."""
+    return str(dtype).replace("torch.", "") if dtype is not None else "fp32"
 
 
 def autocast(device: torch.device, dtype):

@@ -278,7 +278,7 @@ def transfer(
     from .faults import OOM, OutOfMemory, is_out_of_memory, memory_report, oom_message
     from .images import DEFAULT_MAX_PIXELS, fit_size, load_image, to_pil, to_tensor
     from .plugins import get_backbone
-    from .runtime import (amp_dtype, make_evaluate, make_extract, prepare_net, resolve_device,
+    from .runtime import (amp_dtype, make_evaluate, make_extract, precision_name, prepare_net, resolve_device,
                           seed_everything, versions)
     from .terms import Objective
     from .termspec import TermContext
@@ -336,7 +336,7 @@ def transfer(
         "content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight,
         "losses": {k: v[0] for k, v in extra.items()}, "init": str(init), "optimizer": optimizer,
         "iterations": iterations, "lr": lr, "preserve_color": preserve_color, "seed": seed,
-        "device": str(dev), "precision": str(dtype).replace("torch.", "") if dtype else "fp32", "compile": compile,
+        "device": str(dev), "precision": precision_name(dtype), "compile": compile,
         "versions": versions(), **notes,
     }
 

@@ -110,3 +110,34 @@ def test_a_three_iteration_clip_follows_the_contents_motion():
 
     for k in range(1, 4):  # each output frame matches its own content frame better than the one before
         assert corr(result.frames[k], frames[k]) > corr(result.frames[k], frames[k - 1]) + 0.1
+
+
+def test_auto_precision_on_the_cpu_is_bf16_where_it_runs_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_runs_bf16", lambda: True)
+    assert runtime.amp_dtype(cpu, "auto") is torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_runs_bf16", lambda: False)
+    assert runtime.amp_dtype(cpu, "auto") is None
+    assert runtime.amp_dtype(cpu, "bf16") is torch.bfloat16 and runtime.amp_dtype(cpu, "fp32") is None
+
+
+def test_fp16_on_the_cpu_is_refused_naming_bf16(images, tmp_path, runner):
+    with pytest.raises(OptionError, match="bf16"):
+        runtime.amp_dtype(torch.device("cpu"), "fp16")
+    content, style = images
+    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"),
+                                  "--weights", "random", "--size", "40", "--iterations", "1", "--device", "cpu",
+                                  "--precision", "fp16"])
+    assert result.exit_code == 1 and "--precision bf16" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o.png").exists()
+
+
+def test_the_recipe_says_which_precision_ran(images, tmp_path, runner, monkeypatch):
+    content, style = images
+    for native, expected in ((True, "bfloat16"), (False, "fp32")):
+        monkeypatch.setattr(runtime, "cpu_runs_bf16", lambda: native, raising=False)
+        out = tmp_path / f"{expected}.png"
+        result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
+                                      "--size", "40", "--iterations", "1", "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        assert read_recipe(out)["precision"] == expected

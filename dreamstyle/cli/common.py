@@ -53,7 +53,7 @@ def engine_options(default_iterations: int, default_size: int = 512):
             click.option("--lr", type=float, default=None, callback=positive_float,
                          help="Learning rate / step size (default depends on the optimizer)."),
             click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-                         show_default=True, help="Feature precision: auto = bf16 autocast on CUDA, fp32 on CPU."),
+                         show_default=True, help="Feature precision: auto = bf16 autocast on CUDA and on CPUs with native bf16, else fp32."),
             click.option("--log-json", type=click.Path(path_type=Path), default=None,
                          help="Write the loss history as a JSON list."),
             click.option("--log-every", type=int, default=1, show_default=True, callback=positive_int,
