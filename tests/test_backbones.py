@@ -80,17 +80,105 @@ def test_torchvision_pretrained_read_from_hub_cache(tmp_path, monkeypatch):
     assert torch.equal(loaded.model.conv1.weight, state["conv1.weight"])
 
 
-def test_missing_pretrained_offline_is_one_clear_error(tmp_path, monkeypatch):
+@pytest.fixture
+def offline(monkeypatch):
+    """No host answers, and any download attempt fails the test."""
+    from dreamstyle.backbones import hub
+
+    monkeypatch.setattr(hub, "reachable", lambda host, *a, **k: False)
+
+    def no_download(*a, **k):
+        raise AssertionError("tried to download while offline")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+
+
+def test_missing_pretrained_offline_names_the_file_to_place(tmp_path, monkeypatch, offline):
+    import torchvision
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-
-    def offline(*a, **k):
-        raise OSError("no network")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsError) as err:
         load_backbone("alexnet")
+    url = torchvision.models.AlexNet_Weights.DEFAULT.url
     msg = str(err.value)
-    assert "alexnet" in msg and str(tmp_path / "checkpoints") in msg and "--weights" in msg
+    assert "alexnet" in msg and url in msg and "--weights" in msg
+    assert str(tmp_path / "checkpoints" / url.rsplit("/", 1)[1]) in msg and "\n" not in msg
+
+
+def test_pretrained_is_downloaded_into_the_cache_when_the_host_answers(tmp_path, monkeypatch):
+    import torchvision
+
+    from dreamstyle.backbones import hub
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(hub, "reachable", lambda host, *a, **k: host == "download.pytorch.org")
+    torch.manual_seed(2)
+    state = torchvision.models.alexnet().state_dict()
+    fetched = []
+
+    def download(url, dst, progress=True):
+        fetched.append((url, progress))
+        torch.save(state, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    loaded = load_backbone("alexnet")
+    assert fetched == [(torchvision.models.AlexNet_Weights.DEFAULT.url, False)]  # nothing printed
+    assert torch.equal(loaded.model.features[0].weight, state["features.0.weight"])
+
+
+def test_reachable_gives_up_on_a_hanging_lookup(monkeypatch):
+    import threading
+
+    from dreamstyle.backbones import hub
+
+    never = threading.Event()
+
+    def hang(*a, **k):
+        never.wait()
+        raise OSError("gave up")
+
+    monkeypatch.setattr(hub.socket, "create_connection", hang)
+    monkeypatch.setattr(hub, "_reachable", {})
+    assert hub.reachable("hangs.example", timeout=0.05) is False
+    never.set()
+
+
+def _timm_state(name):
+    import timm
+
+    torch.manual_seed(3)
+    return timm.create_model(name, pretrained=False).state_dict()
+
+
+def test_timm_pretrained_from_the_hugging_face_cache(tmp_path, monkeypatch, offline):
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    repo = tmp_path / "hf" / "models--timm--resnet18.a1_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    state = _timm_state("resnet18")
+    save_file(state, repo / "snapshots" / "abc123" / "model.safetensors")
+    loaded = load_backbone("timm/resnet18")
+    assert torch.equal(loaded.model.conv1.weight, state["conv1.weight"])
+
+
+def test_timm_pretrained_from_a_placed_file_or_one_line_naming_it(tmp_path, monkeypatch, offline):
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch"))
+    with pytest.raises(WeightsError) as err:
+        load_backbone("timm/resnet18")
+    placed = tmp_path / "torch" / "checkpoints" / "timm--resnet18.a1_in1k.safetensors"
+    msg = str(err.value)
+    assert str(placed) in msg and "https://huggingface.co/timm/resnet18.a1_in1k/resolve/main/model.safetensors" in msg
+    placed.parent.mkdir(parents=True)
+    state = _timm_state("resnet18")
+    save_file(state, placed)
+    assert torch.equal(load_backbone("timm/resnet18").model.conv1.weight, state["conv1.weight"])
 
 
 def test_weights_file_torchvision_layout(tmp_path):

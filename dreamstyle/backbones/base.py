@@ -256,28 +256,14 @@ def load_state_dict_checked(model, state: dict, backbone: Backbone, source: str)
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-def hub_checkpoint(url: str, backbone: Backbone) -> dict:
-    """A torchvision-hub checkpoint from the cache, downloading it if the cache lacks it."""
-    import torch
-
-    hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
-    path = hub_dir / os.path.basename(url)
-    if not path.is_file():
-        try:
-            return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, weights_only=True)
-        except Exception as exc:
-            raise WeightsError(
-                f"pretrained weights for {backbone.name!r} are not in the torch hub cache ({path}) and could not be "
-                f"downloaded ({type(exc).__name__}); put the file there, or pass --weights FILE or --weights random"
-            ) from None
-    return read_state_dict(path)
-
-
 def load_torchvision_pretrained(backbone: Backbone, model) -> Preprocess:
-    """Load torchvision's default weights for ``backbone`` (``backbone.tv_weights`` names the enum)."""
+    """Load torchvision's default weights for ``backbone`` (``backbone.tv_weights`` names the enum)
+    from the torch hub cache, downloaded first where the host answers."""
     import torchvision.models
 
+    from .hub import torch_hub_file
+
     url = getattr(torchvision.models, backbone.tv_weights).DEFAULT.url
-    state = hub_checkpoint(url, backbone)
-    load_state_dict_checked(model, state, backbone, source=f"the torch hub cache ({os.path.basename(url)})")
+    path = torch_hub_file(url, backbone.name)
+    load_state_dict_checked(model, read_state_dict(path), backbone, source=f"the torch hub cache ({path})")
     return backbone.preprocess

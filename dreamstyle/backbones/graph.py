@@ -7,7 +7,6 @@ requested layers need (dead code, the classifier included, is eliminated).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from ..errors import UnknownNameError, UserError, WeightsError
@@ -125,17 +124,15 @@ class TimmBackbone(Backbone):
     def _load_pretrained(self, model) -> Preprocess:
         import timm
 
-        try:
-            pretrained = timm.create_model(self.model_name, pretrained=True)
-        except Exception as exc:
-            from huggingface_hub.constants import HF_HUB_CACHE
-            import torch
+        from .hub import timm_file
 
-            raise WeightsError(
-                f"pretrained weights for {self.name!r} are not in the Hugging Face cache ({HF_HUB_CACHE}) or the "
-                f"torch hub cache ({Path(torch.hub.get_dir()) / 'checkpoints'}) and could not be downloaded "
-                f"({type(exc).__name__}); pass --weights FILE or --weights random"
-            ) from None
+        cfg = timm.models.get_pretrained_cfg(self.model_name)
+        path = timm_file(cfg, self.name)
+        try:  # timm's own loader (with the model's checkpoint filter), from the local file only
+            pretrained = timm.create_model(self.model_name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+        except Exception as exc:  # noqa: BLE001 - a file that does not fit this model
+            raise WeightsError(f"cannot load {path} into {self.name!r}: {type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         model.load_state_dict(pretrained.state_dict())
         return self.preprocess
 
