@@ -124,7 +124,8 @@ class _Adam(torch.optim.Adam):
         return loss
 
 
-LBFGS_FIRST_STEP = 8.0  # mean |change| of the first L-BFGS step, 0-255 pixel units
+LBFGS_FIRST_STEP = 8.0  # mean |change| of the first L-BFGS step's first guess, 0-255 pixel units
+LBFGS_FIRST_EVALUATIONS = 12  # at most, for the first step's line search (one, when the guess is good)
 
 
 class _LBFGS(torch.optim.LBFGS):
@@ -133,19 +134,23 @@ class _LBFGS(torch.optim.LBFGS):
     torch sizes its first step (plain gradient descent) ``lr / |g|_1``: on a loss of 1e8 over 0-255
     pixels that moves each pixel by about 1e-5, too little for float32 to see the curvature, so the
     second step's Hessian estimate is noise and overshoots (a 96 px transfer reached a loss of 2e15
-    at iteration 3 and needed five more to come back). Here the first step moves pixels by
-    ``first_step`` on average (``lr / |g|_1`` times the pixel count), then steps are torch's own.
+    at iteration 3 and needed five more to come back). Here the first step starts from a guess that
+    moves pixels by ``first_step`` on average and is checked by torch's strong-Wolfe line search:
+    a fresh start accepts the guess (one evaluation more per stage), a warm start (a clip's next
+    frame, a finer scale), where the guess overshoots, gets a shorter step. Later steps are
+    torch's own, without a line search.
     """
 
     def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP):
         super().__init__(params, lr=lr, max_iter=1, history_size=100)
         self._lr = lr
         if first_step is not None:  # None: torch's own first step
-            self.param_groups[0]["lr"] = first_step * max(1, sum(p.numel() for p in self._params))
+            self.param_groups[0].update(lr=first_step * max(1, sum(p.numel() for p in self._params)),
+                                        line_search_fn="strong_wolfe", max_eval=LBFGS_FIRST_EVALUATIONS)
 
     def step(self, closure):
         loss = super().step(closure)
-        self.param_groups[0]["lr"] = self._lr
+        self.param_groups[0].update(lr=self._lr, line_search_fn=None, max_eval=1)
         return loss
 
 

@@ -54,22 +54,34 @@ def test_a_worse_last_step_does_not_win():
     assert result.history[-1]["total"] > result.best_loss
 
 
-def test_lbfgs_first_step_moves_pixels_by_the_set_amount():
-    """torch sizes the first step 1/|g|_1, which on a 1e8 loss moves pixels by ~1e-5 (0-255 units)."""
-    torch.manual_seed(0)
-    init, target = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
-    opt = engine.make_optimizer("lbfgs", [p := (init * 255).requires_grad_(True)], None)
-    start = p.detach().clone()
+def _first_lbfgs_step(scale, init, target):
+    p = (init * 255).requires_grad_(True)
+    opt = engine.make_optimizer("lbfgs", [p], None)
 
     def closure():
         opt.zero_grad()
-        loss = quadratic(target)(p / 255)[0]
+        loss = ((p / 255 - target) ** 2).mean() * scale
         loss.backward()
         return loss
 
+    before = float(closure().detach())
     opt.step(closure)
-    assert (p.detach() - start).abs().mean().item() == pytest.approx(engine.LBFGS_FIRST_STEP, rel=1e-3)
-    assert opt.param_groups[0]["lr"] == 1.0  # later steps are torch's own
+    assert opt.param_groups[0]["lr"] == 1.0 and opt.param_groups[0]["line_search_fn"] is None  # later: torch's
+    return (p.detach() / 255 - init).abs().mean().item() * 255, float(closure().detach()), before
+
+
+def test_lbfgs_first_step_moves_pixels_and_the_line_search_keeps_it_a_descent():
+    """torch sizes the first step 1/|g|_1, which on a 1e8 loss moves pixels by ~1e-5 (0-255 units):
+    too little to measure the curvature. Ours starts from a guess of LBFGS_FIRST_STEP px, and a line
+    search shortens it where it overshoots (a stiff loss) or lengthens it where it is too timid."""
+    torch.manual_seed(0)
+    init, target = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    for scale in (1e8, 1e2):
+        moved, after, before = _first_lbfgs_step(scale, init, target)
+        assert moved > 1.0 and after < 0.8 * before, (scale, moved, after, before)
+    target = init + 0.004  # one pixel step away: the 8 px guess overshoots and is shortened
+    moved, after, before = _first_lbfgs_step(1e8, init, target)
+    assert moved < engine.LBFGS_FIRST_STEP and after < 0.1 * before
 
 
 def test_one_iteration_of_transfer_and_dream_changes_the_image(images):
@@ -141,3 +153,16 @@ def test_the_recipe_says_which_precision_ran(images, tmp_path, runner, monkeypat
                                       "--size", "40", "--iterations", "1", "--device", "cpu"])
         assert result.exit_code == 0, result.output
         assert read_recipe(out)["precision"] == expected
+
+
+def test_progress_without_a_terminal_is_a_plain_line_every_log_every_steps(images, tmp_path, runner):
+    content, style = images
+    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"),
+                                  "--weights", "random", "--size", "40", "--iterations", "4", "--log-every", "2",
+                                  "--device", "cpu", "--scales", "2"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if " it " in line]
+    assert [line.split("  ")[:2] for line in lines] == [["scale 1/2 20x17", "it 2/4"], ["scale 1/2 20x17", "it 4/4"],
+                                                         ["scale 2/2 40x33", "it 2/4"], ["scale 2/2 40x33", "it 4/4"]]
+    assert all("total " in line and "style " in line and "elapsed " in line for line in lines)
+    assert "eta " in lines[0] and "eta " not in lines[-1]

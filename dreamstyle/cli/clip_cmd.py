@@ -109,20 +109,26 @@ def _common(p: dict) -> dict:
 
 
 class FrameProgress:
-    """One bar over the frames (or images): the frame being optimized, its iteration, its losses."""
+    """One bar over the frames (or images): the frame being optimized, its iteration, its losses;
+    where stderr is no terminal, plain lines (each logged step, and each frame done)."""
 
     def __init__(self, total: int, quiet: bool, title: str = "frames"):
-        self.progress = None
+        from .common import PlainLines, _stderr_console
+
+        self.progress = self.plain = None
+        self.total, self.done = total, 0
         if not quiet:
+            console = _stderr_console()
+            if not console.is_terminal:
+                self.plain = PlainLines(console, total)
+                return
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
-
-            from .common import _stderr_console
 
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 TimeRemainingColumn(), TextColumn("{task.fields[step]}"), TextColumn("{task.fields[losses]}"),
-                console=_stderr_console(), transient=False)
+                console=console, transient=False)
             self.task = self.progress.add_task(title, total=total, step="", losses="")
 
     def __enter__(self):
@@ -134,21 +140,35 @@ class FrameProgress:
         if self.progress is not None:
             self.progress.stop()
 
-    @staticmethod
-    def _losses(losses: dict) -> str:
-        return "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
-
     def step(self, event) -> None:
+        from .common import format_losses
+
+        if self.plain is not None:
+            self.plain.elapsed()  # starts the clock on the first step
+            if event.losses is not None:
+                self.plain.line(event.label or "frames", event)
+            return
         if self.progress is None:
             return
         fields = {"step": f"it {event.iteration}/{event.iterations}"}
         if event.losses is not None:
-            fields["losses"] = self._losses({"total": event.total, **event.losses})
+            fields["losses"] = format_losses({"total": event.total, **event.losses})
         self.progress.update(self.task, description=event.label or "frames", **fields)
 
     def frame(self, done) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=1, losses=self._losses(done.losses))
+        from .common import _duration, format_losses
+
+        self.done += 1
+        if self.plain is not None:
+            self.plain.done = self.done
+            elapsed = self.plain.elapsed()
+            eta = (f"  eta {_duration(elapsed / self.done * (self.total - self.done))}"
+                   if self.done < self.total else "")
+            self.plain.console.print(f"{done.name or 'frame'} done ({self.done}/{self.total})  "
+                                     f"{format_losses(done.losses)}  elapsed {_duration(elapsed)}{eta}",
+                                     highlight=False, soft_wrap=True)
+        elif self.progress is not None:
+            self.progress.update(self.task, advance=1, losses=format_losses(done.losses))
 
 
 def _write_log(log_json: Path | None, history: list) -> None:

@@ -125,23 +125,73 @@ def snapshot_interval(save_every: int, gif, iterations: int) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_losses(losses: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
+
+
+class PlainLines:
+    """Progress where stderr is no terminal (a log file, a pipe, nohup, CI): one plain line per
+    logged step (every ``--log-every``), with the stage, the iteration, the losses, the time spent
+    and the time left, as neural-style's ``-print_iter`` does."""
+
+    def __init__(self, console, total: int):
+        self.console, self.total, self.done = console, total, 0
+        self.start = None  # the clock starts with the first step: loading is not in the estimate
+
+    def elapsed(self) -> float:
+        import time
+
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+        return now - self.start
+
+    def line(self, where: str, event, extra: str = "") -> None:
+        elapsed = self.elapsed()
+        parts = [where, f"it {event.iteration}/{event.iterations}"]
+        if event.losses is not None:
+            parts.append(format_losses({"total": event.total, **event.losses}))
+        parts.append(f"elapsed {_duration(elapsed)}")
+        if 0 < self.done < self.total:
+            parts.append(f"eta {_duration(elapsed / self.done * (self.total - self.done))}")
+        if extra:
+            parts.append(extra)
+        self.console.print("  ".join(parts), highlight=False, soft_wrap=True)
+
+
 class Progress:
-    """Draws engine events with rich: a bar, per-term losses, iterations/s and GPU memory."""
+    """Draws engine events with rich: a bar, per-term losses, iterations/s and GPU memory; where
+    stderr is no terminal, a plain line per logged step instead (:class:`PlainLines`)."""
 
     def __init__(self, iterations_total: int, quiet: bool = False, title: str = "optimizing"):
         self.quiet = quiet
         self.done = 0
-        self.last_losses = ""
-        self.progress = None
+        self.total = iterations_total
+        self.progress = self.plain = None
         if not quiet:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            console = _stderr_console()
+            if not console.is_terminal:
+                self.plain = PlainLines(console, iterations_total)
+            else:
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                                           TimeElapsedColumn, TimeRemainingColumn)
 
-            self.progress = RichProgress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[losses]}"), console=_stderr_console(), transient=False)
-            self.task = self.progress.add_task(title, total=iterations_total, rate="", losses="")
+                self.progress = RichProgress(
+                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[losses]}"), console=console, transient=False)
+                self.task = self.progress.add_task(title, total=iterations_total, rate="", losses="")
         self._started = False
 
     def __enter__(self):  # the bar appears with the first step, so an error before it stays one line
@@ -151,8 +201,31 @@ class Progress:
         if self.progress is not None and self._started:
             self.progress.stop()
 
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self.plain is not None:
+            self.plain.total = total
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)
+
+    def note(self, text: str) -> None:
+        """A line above the bar (or among the plain lines)."""
+        if self.progress is not None:
+            self.progress.console.print(text)
+        elif self.plain is not None:
+            self.plain.console.print(text, highlight=False, soft_wrap=True)
+
     def __call__(self, event) -> None:
         self.done += 1
+        desc = event.label or (f"scale {event.stage}/{event.stages} {event.size[0]}x{event.size[1]}"
+                               if event.stages > 1 else f"{event.size[0]}x{event.size[1]}")
+        if self.plain is not None:
+            self.plain.done = self.done
+            self.plain.elapsed()  # starts the clock on the first step
+            if event.losses is not None:
+                extra = f"GPU {event.memory / 2**30:.2f} GiB" if event.memory is not None else ""
+                self.plain.line(desc, event, extra)
+            return
         if self.progress is None:
             return
         if not self._started:
@@ -162,12 +235,10 @@ class Progress:
         if event.iteration > 1 and event.elapsed > 0:
             fields["rate"] = f"{(event.iteration - 1) / event.elapsed:.1f} it/s"
         if event.losses is not None:
-            parts = [f"{k} {v:.4g}" for k, v in event.losses.items()]
+            parts = [format_losses(event.losses)]
             if event.memory is not None:
                 parts.append(f"GPU {event.memory / 2**30:.2f} GiB")
             fields["losses"] = "  ".join(parts)
-        desc = event.label or (f"scale {event.stage}/{event.stages} {event.size[0]}x{event.size[1]}"
-                               if event.stages > 1 else f"{event.size[0]}x{event.size[1]}")
         self.progress.update(self.task, completed=self.done, description=desc, **fields)
 
 

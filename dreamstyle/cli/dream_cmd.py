@@ -76,9 +76,8 @@ def dream(input, layers, output, backbone, weights, device, seed, size, iteratio
 
     with Progress(iterations * octaves, quiet, title="dreaming") as progress, sigterm_as_interrupt():
         def callback(event):
-            if event.iteration == 1 and event.stage == 1 and event.stages != octaves and progress.progress:
-                # octaves too small for the backbone were dropped
-                progress.progress.update(progress.task, total=iterations * event.stages)
+            if event.iteration == 1 and event.stage == 1 and event.stages != octaves:
+                progress.set_total(iterations * event.stages)  # octaves too small for the backbone were dropped
             progress(event)
             save_snapshot(event)
 

@@ -100,8 +100,7 @@ def compare(content, styles, output, backbones, weights, pooling, device, seed, 
 
     with Progress(total, quiet, title="compare") as progress, sigterm_as_interrupt():
         def on_start(row, index, count):
-            if progress.progress is not None:
-                progress.progress.console.print(f"[bold]{index + 1}/{count}[/bold] {row.variant.label}")
+            progress.note(f"{index + 1}/{count} {row.variant.label}")
             progress.done = iterations * n_stages * index
 
         comp = run_compare(
