@@ -540,7 +540,7 @@ class _Transfer:
 def transfer_clip(clip, styles, *, backbone: str = "vgg19", weights=None, device: str = "auto",
                   seed: int | None = None, size: int = 512, style_scale: float = 1.0,
                   style_blend: Sequence[float] | None = None, content_layers=None, style_layers=None,
-                  content_weight: float = 5.0, style_weight: float = 100.0, tv_weight: float = 1e-3, losses=None,
+                  content_weight: float = 5.0, style_weight: float = 100.0, tv_weight: float = 3e4, losses=None,
                   pooling: str = "max", init: str = "content", optimizer: str = "lbfgs", iterations: int = 500,
                   lr: float | None = None, preserve_color: str | None = None, precision: str = "auto",
                   temporal_weight: float = 1e3, temporal_init: float = 0.0, temporal_threshold: float = 0.1,
@@ -688,7 +688,7 @@ def transfer_folder(folder, styles, *, size: int = 512, batch: int = 1, callback
 
 _TRANSFER_DEFAULTS = dict(backbone="vgg19", weights=None, device="auto", seed=None, style_scale=1.0,
                           style_blend=None, content_layers=None, style_layers=None, content_weight=5.0,
-                          style_weight=100.0, tv_weight=1e-3, losses=None, pooling="max", init="content",
+                          style_weight=100.0, tv_weight=3e4, losses=None, pooling="max", init="content",
                           optimizer="lbfgs", iterations=500, lr=None, preserve_color=None, precision="auto",
                           log_every=1, loaded=None)
 

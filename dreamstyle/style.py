@@ -239,7 +239,7 @@ def transfer(
     style_layers=None,
     content_weight: float = 5.0,
     style_weight: float = 100.0,
-    tv_weight: float = 1e-3,
+    tv_weight: float = 3e4,
     losses=None,
     pooling: str = "max",
     init: str = "content",

@@ -115,12 +115,13 @@ def test_temporal_term_is_zero_on_a_first_frame_and_masks_what_moved():
 
 def test_clip_keeps_frame_count_and_timing_and_temporal_coherence_steadies_it(clip_gif, style, loaded):
     clip = read_clip(clip_gif)
-    steady = transfer_clip(clip, style, loaded=loaded, **FAST)
-    free = transfer_clip(clip, style, loaded=loaded, temporal_weight=0, temporal_init=1.0, **FAST)
+    # no TV: with random weights it outweighs style and content and smooths both runs alike
+    steady = transfer_clip(clip, style, loaded=loaded, tv_weight=0, **FAST)
+    free = transfer_clip(clip, style, loaded=loaded, tv_weight=0, temporal_weight=0, temporal_init=1.0, **FAST)
     for result in (steady, free):
         assert len(result.frames) == 4 and result.durations == DURATIONS and result.loop == 3
         assert result.frames[0].size == (40, 33) and result.stopped is None
-    assert "temporal" in steady.history[-1] and "temporal" not in free.history[-1]
+    assert "temporal" in steady.history[-1] and "temporal" not in free.history[-1] and "tv" not in free.history[-1]
     assert [r["frame"] for r in steady.history if r["iteration"] == 6] == [1, 2, 3, 4]
     assert steady.recipe["versions"]["torch"] and steady.recipe["frames"] == 4
     assert consecutive_difference(steady.tensors) < 0.5 * consecutive_difference(free.tensors)

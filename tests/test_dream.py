@@ -268,7 +268,7 @@ def test_hybrid_auto_avoids_the_layers_in_use_and_announces_its_choice():
     said = []
     hook = hybrid_hook(["auto", "auto", "relu3_3:4=0.5"], 2.0, announce=said.append)
     term_spec = {"content": (5.0, {"layers": {"relu2_1": 1.0}}), "style": (100.0, {"layers": {"relu4_4": 1.0}}),
-                 "tv": (1e-3, {})}
+                 "tv": (3e4, {})}
     notes = {}
     hook(term_spec, get_backbone("vgg19"), notes)
     weight, options = term_spec["activation"]

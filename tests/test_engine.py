@@ -166,3 +166,12 @@ def test_progress_without_a_terminal_is_a_plain_line_every_log_every_steps(image
                                                          ["scale 2/2 40x33", "it 2/4"], ["scale 2/2 40x33", "it 4/4"]]
     assert all("total " in line and "style " in line and "elapsed " in line for line in lines)
     assert "eta " in lines[0] and "eta " not in lines[-1]
+
+
+@pytest.mark.parametrize("size", [8, 32, 128])
+def test_total_variation_does_not_depend_on_the_image_size(size):
+    """The TV weight means the same at every size: stripes a pixel wide cost 255 (0-255 units)."""
+    from dreamstyle.terms import TVLoss
+
+    stripes = (torch.arange(size) % 2).float().expand(1, 3, size // 2, size).contiguous()
+    assert TVLoss()(None, stripes).item() == pytest.approx(255.0)

@@ -56,7 +56,7 @@ def _output_dir(path: Path) -> Path:
 @click.option("--style-layers", default=None, help="Layers for every backbone (default: each backbone's own).")
 @click.option("--content-weight", type=float, default=5.0)
 @click.option("--style-weight", type=float, default=100.0)
-@click.option("--tv-weight", type=float, default=1e-3)
+@click.option("--tv-weight", type=float, default=3e4, help="Total variation: W x mean |neighbour difference| (0-255); smooths speckle, size-independent.")
 @click.option("--loss", "losses", multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]", help="Add a registered loss term, options after colons (NAME=W:KEY=VALUE); repeatable.")
 @click.option("--init", default="content", help="content, noise, style, or an image FILE.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs")

@@ -32,7 +32,7 @@ def float_list(ctx, param, value):
 @click.option("--style-layers", default=None, help="Comma list of layers (LAYER or LAYER=WEIGHT).")
 @click.option("--content-weight", type=float, default=5.0)
 @click.option("--style-weight", type=float, default=100.0)
-@click.option("--tv-weight", type=float, default=1e-3)
+@click.option("--tv-weight", type=float, default=3e4, help="Total variation: W x mean |neighbour difference| (0-255); smooths speckle, size-independent.")
 @click.option("--loss", "losses", multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]",
               help="Add a registered loss term (e.g. from a plugin), with its options after colons: "
                    "histogram=10:layers=relu1_1,relu3_1; repeatable.")

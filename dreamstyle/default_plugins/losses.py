@@ -44,7 +44,7 @@ def _guide(layers="relu4_4"):
 def register_loss_terms(register):
     register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, 5.0))
     register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, 100.0))
-    register(TermSpec("tv", "total variation: smooths the image", _tv, 1e-3))
+    register(TermSpec("tv", "total variation: mean |difference| of neighbouring pixels (0-255), smooths speckle", _tv, 3e4))
     register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
                       "change (transfer --temporal-weight)", _temporal, 1e3))
     register(TermSpec("activation", "minus the mean (or l2) activation of layers, channels or neurons: "
