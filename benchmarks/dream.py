@@ -36,6 +36,7 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--layer", default="relu4_4")
     p.add_argument("--weights", choices=["random", "default"], default="default")
+    p.add_argument("--precision", default="auto", help="ours and the bare pass (the reference is fp32)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
@@ -46,6 +47,7 @@ def main(argv=None):
     from benchmarks.transfer import images
     from dreamstyle.backbones import load_backbone
     from dreamstyle.images import to_pil
+    from dreamstyle.runtime import amp_dtype, autocast, precision_name
 
     weights = None if args.weights == "default" else "random"
     content, _ = images(args.size)
@@ -56,9 +58,13 @@ def main(argv=None):
     net = loaded.features([args.layer])
     img = x.clone().requires_grad_(True)
 
+    dtype = amp_dtype(torch.device(args.device), args.precision)
+
     def bare():
         img.grad = None
-        net(img)[args.layer].mean().backward()
+        with autocast(torch.device(args.device), dtype):
+            feats = net(img)
+        feats[args.layer].float().mean().backward()
 
     bare_ms = timed(bare, args.iterations, args.device)
 
@@ -91,15 +97,16 @@ def main(argv=None):
 
     dreamstyle.dream(to_pil(content), [args.layer], loaded=loaded, device=args.device, size=args.size,
                      octaves=1, iterations=args.iterations + 1, tile=0, seed=0, callback=on_step,
-                     log_every=args.iterations + 1)
+                     log_every=args.iterations + 1, precision=args.precision)
     ours_ms = (stamps[-1] - stamps[0]) / (len(stamps) - 1) * 1000
     record = {"benchmark": "dream", "device": args.device, "device_name": device_name(args.device),
               "size": args.size, "iterations": args.iterations, "layer": args.layer, "weights": args.weights,
+              "precision": precision_name(dtype),
               "date": time.strftime("%Y-%m-%d"), "bare_ms": round(bare_ms, 2), "ours_ms": round(ours_ms, 2),
               "reference_ms": round(ref_ms, 2), "overhead": round(ours_ms / bare_ms - 1, 3),
               "speedup": round(ref_ms / ours_ms, 3), **peak_memory(args.device)}
     path = write_results("dream", record, args.json)
-    print(f"device: {record['device_name']}  size {args.size}  layer {args.layer}")
+    print(f"device: {record['device_name']}  size {args.size}  layer {args.layer}  {record['precision']}")
     print(f"bare fwd+bwd {bare_ms:.1f} ms   dreamstyle {ours_ms:.1f} ms/step   reference {ref_ms:.1f} ms/step")
     print(f"overhead over bare: {record['overhead'] * 100:+.1f}%   speedup vs reference: {record['speedup']:.2f}x"
           f"   -> {path}")

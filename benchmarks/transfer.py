@@ -46,7 +46,7 @@ def side_ours(args, t0):
     clock = StepClock(t0, args.device)
     transfer(to_pil(content), [to_pil(style)], weights=None if args.weights == "default" else "random",
              device=args.device, size=args.size, iterations=args.iterations, optimizer=args.optimizer,
-             seed=0, log_every=args.iterations, callback=clock)
+             seed=0, log_every=args.iterations, callback=clock, precision=args.precision)
     return {**clock.summary(), **peak_memory(args.device)}
 
 
@@ -82,7 +82,7 @@ def cli_wall(args) -> float:
         to_pil(style).save(f"{tmp}/s.png")
         cmd = [sys.executable, "-m", "dreamstyle", "transfer", f"{tmp}/c.png", f"{tmp}/s.png", "-o", f"{tmp}/o.png",
                "--size", str(args.size), "--iterations", str(args.iterations), "--optimizer", args.optimizer,
-               "--device", args.device, "-q", "--log-every", str(args.iterations)]
+               "--device", args.device, "-q", "--log-every", str(args.iterations), "--precision", args.precision]
         if args.weights == "random":
             cmd += ["--weights", "random"]
         t0 = time.time()
@@ -97,6 +97,8 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--optimizer", choices=["adam", "lbfgs"], default="adam")
     p.add_argument("--weights", choices=["random", "default"], default="default")
+    p.add_argument("--precision", default="auto", help="dreamstyle's (the reference is always fp32)")
+    p.add_argument("--sides", default="reference,ours", help="which sides to run (ours alone for big prints)")
     p.add_argument("--repeat", type=int, default=1,
                    help="alternate the sides this many times and keep each side's fastest run")
     p.add_argument("--json", default=None, help="append the record to this file")
@@ -111,27 +113,38 @@ def main(argv=None):
         return
     from benchmarks.common import device_name, run_side, write_results
 
+    import torch
+
+    from dreamstyle.runtime import amp_dtype, precision_name
+
     forwarded = ["--device", args.device, "--size", str(args.size), "--iterations", str(args.iterations),
-                 "--optimizer", args.optimizer, "--weights", args.weights]
-    runs = {"reference": [], "ours": []}
+                 "--optimizer", args.optimizer, "--weights", args.weights, "--precision", args.precision]
+    sides = [s.strip() for s in args.sides.split(",") if s.strip() in ("reference", "ours")]
+    runs = {side: [] for side in sides}
     for _ in range(max(1, args.repeat)):
         for side in runs:
             runs[side].append(run_side("benchmarks.transfer", side, forwarded))
-    reference, ours = (min(runs[side], key=lambda r: r["ms_per_iteration"]) for side in ("reference", "ours"))
-    ours["cli_wall_s"] = cli_wall(args)
+    best = {side: min(found, key=lambda r: r["ms_per_iteration"]) for side, found in runs.items()}
+    if "ours" in best:
+        best["ours"]["cli_wall_s"] = cli_wall(args)
     record = {"benchmark": "transfer", "device": args.device, "device_name": device_name(args.device),
               "size": args.size, "iterations": args.iterations, "optimizer": args.optimizer,
               "weights": args.weights, "repeat": args.repeat, "date": time.strftime("%Y-%m-%d"),
-              "ours": ours, "reference": reference,
-              "speedup": round(reference["ms_per_iteration"] / ours["ms_per_iteration"], 3)}
+              "precision": precision_name(amp_dtype(torch.device(args.device), args.precision)), **best}
+    if len(best) == 2:
+        record["speedup"] = round(best["reference"]["ms_per_iteration"] / best["ours"]["ms_per_iteration"], 3)
     path = write_results("transfer", record, args.json)
-    print(f"device: {record['device_name']}  size {args.size}  {args.optimizer}  {args.iterations} iterations")
+    print(f"device: {record['device_name']}  size {args.size}  {args.optimizer}  {args.iterations} iterations"
+          f"  dreamstyle in {record['precision']} (the reference in fp32)")
     print(f"{'':12}{'ms/iter':>10}{'startup s':>11}{'wall s':>9}{'peak MB':>9}")
-    for name, r in (("reference", reference), ("dreamstyle", ours)):
-        mem = r.get("peak_gpu_mb", r["peak_rss_mb"])
-        print(f"{name:12}{r['ms_per_iteration']:>10.1f}{r['startup_s']:>11.2f}{r['wall_s']:>9.2f}{mem:>9.0f}")
-    print(f"dreamstyle command, shell to written PNG: {ours['cli_wall_s']:.2f} s")
-    print(f"speedup (reference / ours): {record['speedup']:.2f}x   -> {path}")
+    for name, r in (("reference", best.get("reference")), ("dreamstyle", best.get("ours"))):
+        if r is not None:
+            mem = r.get("peak_gpu_mb", r["peak_rss_mb"])
+            print(f"{name:12}{r['ms_per_iteration']:>10.1f}{r['startup_s']:>11.2f}{r['wall_s']:>9.2f}{mem:>9.0f}")
+    if "ours" in best:
+        print(f"dreamstyle command, shell to written PNG: {best['ours']['cli_wall_s']:.2f} s")
+    if "speedup" in record:
+        print(f"speedup (reference / ours): {record['speedup']:.2f}x   -> {path}")
 
 
 if __name__ == "__main__":

@@ -471,7 +471,7 @@ class _Transfer:
         self._style_sources = list(self.styles)
         self.objective = Objective(build_terms(term_spec, bb)).to(dev)
         layers = self.objective.layers
-        net = prepare_net(loaded.features(layers), dev) if layers else (lambda x: {})
+        net = prepare_net(loaded.features(layers), dev, dtype=self.dtype) if layers else (lambda x: {})
         self.extract = make_extract(net, dev, self.dtype) if layers else (lambda img: {})
         self.evaluate = make_evaluate(net, self.objective, dev, self.dtype)
         self.prepared = False

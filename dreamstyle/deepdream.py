@@ -64,7 +64,7 @@ def make_gradient(net, objective, backbone, device, dtype=None, *, jitter: int =
     equals the untiled one, and there are no seams at all."""
     import torch
 
-    from .runtime import autocast, make_evaluate
+    from .runtime import autocast, make_evaluate, use_channels_last
 
     layers = objective.layers
     strides = {name: backbone.layer_map.get(name).stride for name in layers}
@@ -80,15 +80,16 @@ def make_gradient(net, objective, backbone, device, dtype=None, *, jitter: int =
         dy, dx = torch.randint(-jitter, jitter + 1, (2,)).tolist()
         return dy % shape[-2], dx % shape[-1]
 
-    def gradient(param, scale):
+    def gradient(param, scale, backward=True):
         h, w = param.shape[-2:]
-        dy, dx = shifts(param.shape)
+        dy, dx = shifts(param.shape) if backward else (0, 0)
         if not tile or (h <= tile and w <= tile):
             x = param / scale
             if dy or dx:
                 x = torch.roll(x, (dy, dx), (2, 3))
             total, values = evaluate(x)
-            total.backward()
+            if backward:
+                total.backward()
             return total, values
         if not spatial:
             raise OptionError("tiling needs terms that are means over positions (activation, guide); "
@@ -102,8 +103,8 @@ def make_gradient(net, objective, backbone, device, dtype=None, *, jitter: int =
         order = [(r, c) for r in reversed(rows) for c in reversed(cols)]
         grids: dict[str, tuple[int, int]] = {}
         for r, c in order:
-            crop = x[..., r.p0:r.p1, c.p0:c.p1].clone().requires_grad_(True)
-            inp = crop.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else crop
+            crop = x[..., r.p0:r.p1, c.p0:c.p1].clone().requires_grad_(backward)
+            inp = crop.contiguous(memory_format=torch.channels_last) if use_channels_last(device, dtype) else crop
             with autocast(device, dtype):
                 feats = net(inp)
             regions = {}
@@ -115,10 +116,13 @@ def make_gradient(net, objective, backbone, device, dtype=None, *, jitter: int =
                 regions[name] = _region(r, c, s, fh, fw, grids[name])
             values = torch.stack([wt * term(feats, crop, regions=regions).float().reshape(())
                                   for term, wt in zip(objective.terms, objective.weights)])
-            values.sum().backward()
-            grad[..., r.p0:r.p1, c.p0:c.p1] += crop.grad
+            if backward:
+                values.sum().backward()
+                grad[..., r.p0:r.p1, c.p0:c.p1] += crop.grad
             totals += values.detach()
             del feats, values, crop
+        if not backward:
+            return totals.sum(), totals
         g = torch.roll(grad, (-dy, -dx), (2, 3)) / scale
         if param.grad is None:
             param.grad = g
@@ -288,7 +292,7 @@ def dream(
     guide_t = to_tensor(guide_img) if guide_img is not None else None
 
     objective_mod = objective_mod.to(dev)
-    net = prepare_net(loaded.features(objective_mod.layers), dev)
+    net = prepare_net(loaded.features(objective_mod.layers), dev, dtype=dtype)
     extract = make_extract(net, dev, dtype)
     gradient = make_gradient(net, objective_mod, bb, dev, dtype, jitter=jitter, tile=tile, overlap=overlap)
 

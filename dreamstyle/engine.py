@@ -168,9 +168,10 @@ def make_optimizer(name: str, params, lr: float | None, pixel_scale: float = 255
 def autograd_gradient(evaluate):
     """The default gradient: one forward over the whole image, one backward."""
 
-    def gradient(param, scale):
+    def gradient(param, scale, backward=True):
         total, values = evaluate(param / scale)
-        total.backward()
+        if backward:
+            total.backward()
         return total, values
 
     return gradient
@@ -201,8 +202,9 @@ def optimize(
     The optimizer works on pixel values times ``pixel_scale`` (0-255 by default, as neural-style
     does), so learning rates are in those units and L-BFGS sees a well-scaled problem.
     ``evaluate(image) -> (total, values)`` takes the [0, 1] image; ``values`` is a 1-D tensor
-    aligned with ``names``. ``gradient(param, pixel_scale) -> (total, values)`` may replace the
-    default single backward (tiling): it must leave d total / d param in ``param.grad``.
+    aligned with ``names``. ``gradient(param, pixel_scale, backward=True) -> (total, values)`` may replace
+    the default single backward (tiling): it must leave d total / d param in ``param.grad``, and
+    with ``backward=False`` (under no_grad: the last image's measurement) only score the image.
     """
     if iterations < 1:
         raise OptionError("iterations must be at least 1")
@@ -222,9 +224,7 @@ def optimize(
     step = 0
     start = time.perf_counter()
 
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        total, values = grad_fn(param, scale)
+    def measured(total, values):
         with torch.no_grad():
             t = total.detach().float()
             better = t < best_loss  # NaN compares False: the best image is never a diverged one
@@ -233,6 +233,10 @@ def optimize(
         last["total"], last["values"] = t, values.detach()
         return total
 
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        return measured(*grad_fn(param, scale))
+
     try:
         for step in range(1, iterations + 1):
             opt.step(closure)
@@ -240,9 +244,9 @@ def optimize(
                 with torch.no_grad():
                     param.clamp_(0, scale)
             final = step == iterations
-            if final:  # the image after the last step is measured too, so that it can win
-                closure()
-                param.grad = None
+            if final:  # the image after the last step is measured too (no backward), so that it can win
+                with torch.no_grad():
+                    measured(*grad_fn(param, scale, backward=False))
             event = StepEvent(step, iterations, stage, stages, (w, h), time.perf_counter() - start, label=label)
             if step % max(1, log_every) == 0 or final:
                 values = last["values"].tolist()

@@ -378,7 +378,7 @@ def transfer(
                 style_ts.append(resized(s_t, s_wh))
             objective = Objective(build_terms(term_spec, bb)).to(dev)
             if net is None or net.names != bb.layer_map.order(objective.layers):
-                net = prepare_net(loaded.features(objective.layers), dev, compile) if objective.layers else None
+                net = prepare_net(loaded.features(objective.layers), dev, compile, dtype) if objective.layers else None
             extract = make_extract(net, dev, dtype) if net is not None else (lambda img: {})
             ctx = TermContext(bb, images={"content": [content_t], "style": style_ts}, blend=style_blend,
                               options={"stage": stage, "size": wh})

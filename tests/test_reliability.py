@@ -649,10 +649,10 @@ def test_dream_out_of_memory_offers_smaller_tiles_and_keeps_the_last_octave(imag
     def make_gradient(*args, **kwargs):
         gradient = real(*args, **kwargs)
 
-        def failing(param, scale):
+        def failing(param, scale, backward=True):
             if param.shape[-1] > 50:
                 raise cuda_oom("512.00 MiB")
-            return gradient(param, scale)
+            return gradient(param, scale, backward)
 
         return failing
 
