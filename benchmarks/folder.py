@@ -48,7 +48,7 @@ def main(argv=None):
     from benchmarks.common import device_name, peak_memory, write_results
     from benchmarks.transfer import images
     from dreamstyle.backbones import load_backbone
-    from dreamstyle.clips import transfer_folder
+    from dreamstyle import transfer_folder
     from dreamstyle.images import to_pil
 
     weights = None if args.weights == "default" else "random"

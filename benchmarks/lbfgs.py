@@ -23,28 +23,23 @@ MARKS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500)
 def curve(run):
     """Run ``run(callback)`` counting loss evaluations; returns (every loss evaluated, the count of
     evaluations at each iteration's end, seconds)."""
-    from dreamstyle import engine
+    from dreamstyle import tiling
 
     totals, marks = [], []
-    original = engine.autograd_gradient
+    original = tiling.Gradient.__call__
 
-    def counting(evaluate):
-        inner = original(evaluate)
+    def counting(self, param, scale, backward=True):
+        total, values = original(self, param, scale, backward)
+        totals.append(float(total.detach()))
+        return total, values
 
-        def gradient(param, scale, backward=True):
-            total, values = inner(param, scale, backward)
-            totals.append(float(total.detach()))
-            return total, values
-
-        return gradient
-
-    engine.autograd_gradient = counting
+    tiling.Gradient.__call__ = counting
     try:
         t0 = time.perf_counter()
         run(lambda event: marks.append(len(totals)))
         seconds = time.perf_counter() - t0
     finally:
-        engine.autograd_gradient = original
+        tiling.Gradient.__call__ = original
     return totals, marks, seconds
 
 
@@ -68,8 +63,8 @@ def main(argv=None):
 
     import dreamstyle
     from benchmarks.common import device_name, write_results
-    from dreamstyle import engine
-    from dreamstyle.clips import Clip, transfer_clip
+    from dreamstyle import optimizers, transfer_clip
+    from dreamstyle.clips import Clip
 
     content, style = ROOT / "samples/inputs/chelsea.png", ROOT / "samples/inputs/starry_night.jpg"
     photo = Image.open(content).convert("RGB")
@@ -78,9 +73,9 @@ def main(argv=None):
     options = dict(size=args.size, seed=0, device=args.device)
     record = {"benchmark": "lbfgs", "device": args.device, "device_name": device_name(args.device),
               "size": args.size, "iterations": args.iterations, "date": time.strftime("%Y-%m-%d"), "runs": {}}
-    default_first = engine.LBFGS_FIRST_STEP
+    default_first = optimizers.LBFGS_FIRST_STEP
     for name, first in (("torch first step", None), ("dreamstyle first step", default_first)):
-        engine.LBFGS_FIRST_STEP = first
+        optimizers.LBFGS_FIRST_STEP = first
         try:
             fresh = curve(lambda cb: dreamstyle.transfer(content, [style], iterations=args.iterations, callback=cb,
                                                          **options))
@@ -88,7 +83,7 @@ def main(argv=None):
                                                   iterations=args.iterations,
                                                   frame_iterations=args.frame_iterations, callback=cb, **options))
         finally:
-            engine.LBFGS_FIRST_STEP = default_first
+            optimizers.LBFGS_FIRST_STEP = default_first
         n = args.iterations
         record["runs"][name] = {"fresh": {**segment(*fresh[:2], 1, n), "seconds": round(fresh[2], 2)},
                                 "warm_frame": segment(*warm[:2], n + 1, n + args.frame_iterations)}

@@ -40,7 +40,7 @@ def images(size: int):
 def side_ours(args, t0):
     from benchmarks.common import StepClock, peak_memory
     from dreamstyle.images import to_pil
-    from dreamstyle.style import transfer
+    from dreamstyle import transfer
 
     content, style = images(args.size)
     clock = StepClock(t0, args.device)

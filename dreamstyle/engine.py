@@ -1,17 +1,18 @@
-"""The one optimization engine. Transfer, dream, reconstruct, compare and clips are drivers over it.
+"""The one optimization engine: one stage (one image size) of pixels against an objective.
 
-The engine optimizes pixels of one image (one stage: one size) against an ``evaluate`` function
-that returns ``(total, per_term_values)``. It never prints: it emits a :class:`StepEvent` to a
-callback every step. Loss values are copied to the host only on logged steps, so nothing in the
-loop forces a device sync otherwise (L-BFGS syncs by its nature). It keeps the best image so far
-on the device, and stops cleanly on Ctrl-C or when the loss stops being finite.
+``optimize`` takes the image to start from and a ``gradient(param, scale, backward=True)`` (or an
+``evaluate(image) -> (total, values)`` for the plain single backward), steps a registered optimizer,
+and returns the best image it measured, the last step's included. It never prints: every step is a
+:class:`StepEvent` to a callback. Loss values are copied to the host only on logged steps, so nothing
+in the loop forces a device sync otherwise (L-BFGS syncs by its nature). It stops cleanly, keeping
+the best image, on Ctrl-C, when the loss stops being finite, and when memory runs out
+(:class:`Stop`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import enum
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -19,8 +20,16 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import OptionError
+from .faults import is_out_of_memory, memory_report
+from .optimizers import get_optimizer, make_optimizer, without_dynamo_import
 
-OPTIMIZERS = ("lbfgs", "adam", "normalized")
+
+class Stop(str, enum.Enum):
+    """Why a run stopped early (its value is what recipes and the JSON log record)."""
+
+    INTERRUPTED = "interrupted"
+    DIVERGED = "diverged"
+    OUT_OF_MEMORY = "out of memory"
 
 
 @dataclass
@@ -36,7 +45,7 @@ class StepEvent:
     losses: dict[str, float] | None = None
     total: float | None = None
     memory: int | None = None  # peak CUDA bytes, on CUDA
-    snapshot: object | None = None  # a (1, 3, H, W) CPU tensor on snapshot steps
+    snapshot: object | None = None  # a (B, 3, H, W) CPU tensor on snapshot steps
     label: str = ""
 
     def to_record(self) -> dict:
@@ -51,118 +60,16 @@ class StepEvent:
 
 @dataclass
 class StageResult:
-    image: torch.Tensor  # the best image (lowest total), detached, on the device
+    image: torch.Tensor | None  # the best image (lowest total measured), detached, on the device
     best_loss: float
     iterations: int  # steps taken
-    stopped: str | None = None  # None, "interrupted", "diverged" or "out of memory"
+    stopped: Stop | None = None
     history: list[dict] = field(default_factory=list)
-    memory: dict | None = None  # on "out of memory": faults.memory_report (size tried, bytes)
+    memory: dict | None = None  # on running out of memory: faults.memory_report (size tried, bytes)
 
-
-class NormalizedGradient(torch.optim.Optimizer):
-    """DeepDream's step: ``x -= lr * g / mean(|g|)`` (gradient ascent on the negated loss)."""
-
-    def __init__(self, params, lr: float = 1.5):
-        super().__init__(params, {"lr": lr})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    g = p.grad
-                    p.sub_(g / (g.abs().mean() + 1e-8), alpha=group["lr"])
-        return loss
-
-
-# torch.optim wraps a few Optimizer methods (add_param_group, zero_grad, state_dict, ...) in
-# torch._disable_dynamo, whose first call imports torch._dynamo (about 3 s on two CPU cores, ~30% of
-# a short run) only to mark them "do not trace". The wrapper skips that import when the wrapped
-# function already carries its cached result; nothing the engine runs is traced by torch.compile,
-# so while it runs (and dynamo is not loaded anyway) each function stands for itself.
-_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
-
-
-@contextlib.contextmanager
-def _without_dynamo_import():
-    marked = []
-    if "torch._dynamo" not in sys.modules:
-        for name in _DYNAMO_WRAPPED:
-            inner = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
-            if inner is not None and not hasattr(inner, "__dynamo_disable"):
-                setattr(inner, "__dynamo_disable", inner)
-                marked.append(inner)
-    try:
-        yield
-    finally:
-        for inner in marked:
-            if getattr(inner, "__dynamo_disable", None) is inner:
-                delattr(inner, "__dynamo_disable")
-
-
-class _Adam(torch.optim.Adam):
-    """torch's Adam, stepped without its ``_use_grad`` wrapper: that wrapper only sets the grad
-    mode and marks graph breaks for torch.compile, and it imports torch._dynamo to do so (seconds
-    of start-up). The update itself is torch's own (``Adam.step.__wrapped__``), run under no_grad
-    as the wrapper would (Adam's ``differentiable`` is False here)."""
-
-    _raw_step = getattr(torch.optim.Adam.step, "__wrapped__", None)
-
-    def step(self, closure=None):
-        if self._raw_step is None or "torch._dynamo" in sys.modules:
-            return super().step(closure)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        with torch.no_grad():
-            self._raw_step()
-        return loss
-
-
-LBFGS_FIRST_STEP = 8.0  # mean |change| of the first L-BFGS step's first guess, 0-255 pixel units
-LBFGS_FIRST_EVALUATIONS = 12  # at most, for the first step's line search (one, when the guess is good)
-
-
-class _LBFGS(torch.optim.LBFGS):
-    """torch's L-BFGS, one iteration per ``step``, with a first step that moves pixels.
-
-    torch sizes its first step (plain gradient descent) ``lr / |g|_1``: on a loss of 1e8 over 0-255
-    pixels that moves each pixel by about 1e-5, too little for float32 to see the curvature, so the
-    second step's Hessian estimate is noise and overshoots (a 96 px transfer reached a loss of 2e15
-    at iteration 3 and needed five more to come back). Here the first step starts from a guess that
-    moves pixels by ``first_step`` on average and is checked by torch's strong-Wolfe line search:
-    a fresh start accepts the guess (one evaluation more per stage), a warm start (a clip's next
-    frame, a finer scale), where the guess overshoots, gets a shorter step. Later steps are
-    torch's own, without a line search.
-    """
-
-    def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP):
-        super().__init__(params, lr=lr, max_iter=1, history_size=100)
-        self._lr = lr
-        if first_step is not None:  # None: torch's own first step
-            self.param_groups[0].update(lr=first_step * max(1, sum(p.numel() for p in self._params)),
-                                        line_search_fn="strong_wolfe", max_eval=LBFGS_FIRST_EVALUATIONS)
-
-    def step(self, closure):
-        loss = super().step(closure)
-        self.param_groups[0].update(lr=self._lr, line_search_fn=None, max_eval=1)
-        return loss
-
-
-def make_optimizer(name: str, params, lr: float | None, pixel_scale: float = 255.0):
-    if name == "lbfgs":
-        first = None if LBFGS_FIRST_STEP is None else LBFGS_FIRST_STEP * pixel_scale / 255.0
-        return _LBFGS(params, lr=1.0 if lr is None else lr, first_step=first)
-    if name == "adam":
-        return _Adam(params, lr=5.0 if lr is None else lr)
-    if name == "normalized":
-        return NormalizedGradient(params, lr=1.5 if lr is None else lr)
-    raise OptionError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    @property
+    def measured(self) -> bool:
+        return self.image is not None and math.isfinite(self.best_loss)
 
 
 def autograd_gradient(evaluate):
@@ -177,107 +84,117 @@ def autograd_gradient(evaluate):
     return gradient
 
 
-@_without_dynamo_import()
-def optimize(
-    init: torch.Tensor,
-    evaluate: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-    names: Sequence[str],
-    *,
-    iterations: int,
-    optimizer: str = "lbfgs",
-    lr: float | None = None,
-    callback: Callable[[StepEvent], None] | None = None,
-    log_every: int = 1,
-    snapshot_every: int = 0,
-    stage: int = 1,
-    stages: int = 1,
-    clamp: bool = True,
-    gradient: Callable | None = None,
-    label: str = "",
-    pixel_scale: float = 255.0,
-) -> StageResult:
-    """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``iterations`` steps; return
-    the best image found.
+class _Best:
+    """The best image measured so far, kept on the device (a comparison, no host sync)."""
 
-    The optimizer works on pixel values times ``pixel_scale`` (0-255 by default, as neural-style
-    does), so learning rates are in those units and L-BFGS sees a well-scaled problem.
-    ``evaluate(image) -> (total, values)`` takes the [0, 1] image; ``values`` is a 1-D tensor
-    aligned with ``names``. ``gradient(param, pixel_scale, backward=True) -> (total, values)`` may replace
-    the default single backward (tiling): it must leave d total / d param in ``param.grad``, and
-    with ``backward=False`` (under no_grad: the last image's measurement) only score the image.
-    """
+    def __init__(self, param):
+        self.param = param
+        self.image = param.detach().clone()
+        self.loss = torch.full((), math.inf, device=param.device)
+        self.total = self.values = None
+
+    def measure(self, total, values):
+        with torch.no_grad():
+            t = total.detach().float()
+            better = t < self.loss  # NaN compares False: the best image is never a diverged one
+            self.loss.copy_(torch.where(better, t, self.loss))
+            self.image.copy_(torch.where(better, self.param.detach(), self.image))
+        self.total, self.values = t, values.detach()
+        return total
+
+    @property
+    def finite(self) -> bool:
+        return bool(torch.isfinite(self.loss))
+
+
+@without_dynamo_import()
+def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str], *, iterations: int,
+             optimizer: str = "lbfgs", lr: float | None = None, callback: Callable[[StepEvent], None] | None = None,
+             log_every: int = 1, snapshot_every: int = 0, stage: int = 1, stages: int = 1,
+             gradient: Callable | None = None, label: str = "", pixel_scale: float = 255.0) -> StageResult:
+    """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``iterations`` steps; return the
+    best image measured. The optimizer works on pixel values times ``pixel_scale`` (0-255, as
+    neural-style does), so learning rates are in those units. ``evaluate(image) -> (total, values)``
+    takes the [0, 1] image; ``values`` is a 1-D tensor aligned with ``names``. ``gradient`` may
+    replace the single backward (jitter, tiles): it must leave d total / d param in ``param.grad``,
+    and with ``backward=False`` (under no_grad) only score the image."""
     if iterations < 1:
         raise OptionError("iterations must be at least 1")
     scale = float(pixel_scale)
     param = (init.detach() * scale).requires_grad_(True)
+    spec = get_optimizer(optimizer)
     opt = make_optimizer(optimizer, [param], lr, scale)
     grad_fn = gradient or autograd_gradient(evaluate)
-    best = param.detach().clone()
-    best_loss = torch.full((), math.inf, device=param.device)
-    last: dict[str, torch.Tensor] = {}
-    on_cuda = param.device.type == "cuda"
-    if on_cuda:
+    best = _Best(param)
+    if param.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(param.device)
-    h, w = param.shape[-2:]
-    history: list[dict] = []
-    stopped = memory = None
-    step = 0
-    start = time.perf_counter()
-
-    def measured(total, values):
-        with torch.no_grad():
-            t = total.detach().float()
-            better = t < best_loss  # NaN compares False: the best image is never a diverged one
-            best_loss.copy_(torch.where(better, t, best_loss))
-            best.copy_(torch.where(better, param.detach(), best))
-        last["total"], last["values"] = t, values.detach()
-        return total
+    loop = _Loop(param, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback, scale)
 
     def closure():
         opt.zero_grad(set_to_none=True)
-        return measured(*grad_fn(param, scale))
+        return best.measure(*grad_fn(param, scale))
 
+    stopped = memory = None
     try:
         for step in range(1, iterations + 1):
             opt.step(closure)
-            if clamp:
+            if spec.clamp:
                 with torch.no_grad():
                     param.clamp_(0, scale)
-            final = step == iterations
-            if final:  # the image after the last step is measured too (no backward), so that it can win
+            if step == iterations:  # the image after the last step is measured too, so that it can win
                 with torch.no_grad():
-                    measured(*grad_fn(param, scale, backward=False))
-            event = StepEvent(step, iterations, stage, stages, (w, h), time.perf_counter() - start, label=label)
-            if step % max(1, log_every) == 0 or final:
-                values = last["values"].tolist()
-                event.total = float(last["total"])
-                event.losses = dict(zip(names, values))
-                if on_cuda:
-                    event.memory = torch.cuda.max_memory_allocated(param.device)
-                history.append(event.to_record())
-                if not math.isfinite(event.total):
-                    stopped = "diverged"
-            if snapshot_every and (step % snapshot_every == 0 or final):
-                # the last snapshot is the stage's result: the best image measured
-                shown = best if final and bool(torch.isfinite(best_loss)) else param.detach()
-                event.snapshot = (shown / scale).clamp(0, 1).to("cpu", copy=True)
-            if callback is not None:
-                callback(event)
-            if stopped:
+                    best.measure(*grad_fn(param, scale, backward=False))
+            if loop.step(step):
+                stopped = Stop.DIVERGED
                 break
     except KeyboardInterrupt:
-        stopped = "interrupted"
+        stopped = Stop.INTERRUPTED
     except Exception as exc:  # out of memory stops like Ctrl-C, keeping the best image; the rest propagates
-        from .faults import OOM, is_out_of_memory, memory_report
-
         if not is_out_of_memory(exc):
             raise
-        stopped, memory = OOM, memory_report(param.device, exc, (w, h))
+        stopped, memory = Stop.OUT_OF_MEMORY, memory_report(param.device, exc, loop.size)
         opt.state.clear()
         param.grad = None
-        if on_cuda:
+        if param.device.type == "cuda":
             torch.cuda.empty_cache()
-    if stopped is None and not bool(torch.isfinite(best_loss)):
-        stopped = "diverged"
-    final = best / scale if bool(torch.isfinite(best_loss)) else init.detach()
-    return StageResult(final.clamp(0, 1), float(best_loss), step, stopped, history, memory)
+    finite = best.finite
+    if stopped is None and not finite:
+        stopped = Stop.DIVERGED
+    image = (best.image / scale).clamp(0, 1) if finite else None
+    return StageResult(image, float(best.loss), loop.done, stopped, loop.history, memory)
+
+
+class _Loop:
+    """The per-step bookkeeping: events, logged losses, snapshots."""
+
+    def __init__(self, param, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback,
+                 scale):
+        self.param, self.best, self.names = param, best, list(names)
+        self.iterations, self.log_every, self.snapshot_every = iterations, max(1, log_every), snapshot_every
+        self.stage, self.stages, self.label, self.callback, self.scale = stage, stages, label, callback, scale
+        self.size = (param.shape[-1], param.shape[-2])
+        self.history: list[dict] = []
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def step(self, step: int) -> bool:
+        """Report step ``step``; True when its loss is no longer finite."""
+        self.done = step
+        final = step == self.iterations
+        event = StepEvent(step, self.iterations, self.stage, self.stages, self.size, time.perf_counter() - self.start,
+                          label=self.label)
+        diverged = False
+        if step % self.log_every == 0 or final:
+            event.total = float(self.best.total)
+            event.losses = dict(zip(self.names, self.best.values.tolist()))
+            if self.param.device.type == "cuda":
+                event.memory = torch.cuda.max_memory_allocated(self.param.device)
+            self.history.append(event.to_record())
+            diverged = not math.isfinite(event.total)
+        if self.snapshot_every and (step % self.snapshot_every == 0 or final):
+            # the last snapshot is the stage's result: the best image measured
+            shown = self.best.image if final and self.best.finite else self.param.detach()
+            event.snapshot = (shown / self.scale).clamp(0, 1).to("cpu", copy=True)
+        if self.callback is not None:
+            self.callback(event)
+        return diverged

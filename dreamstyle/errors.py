@@ -56,5 +56,9 @@ class OptionError(UserError):
     """An option value that makes no sense."""
 
 
+class Interrupted(UserError):
+    """Ctrl-C (or SIGTERM) came before anything worth keeping was made."""
+
+
 class DivergedError(DreamstyleError):
     """The optimization produced NaN or inf."""

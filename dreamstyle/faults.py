@@ -11,7 +11,6 @@ import re
 
 from .errors import UserError
 
-OOM = "out of memory"  # the ``stopped`` value of a run that ran out of memory
 
 _MARKERS = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
@@ -22,11 +21,12 @@ class OutOfMemory(UserError):
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """``torch.OutOfMemoryError`` (CUDA), or an allocator failure reported as a RuntimeError."""
+    """``torch.OutOfMemoryError`` (CUDA), Python's ``MemoryError`` (the host), or an allocator failure
+    reported as a RuntimeError."""
     import torch
 
     oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    if isinstance(exc, oom_type):
+    if isinstance(exc, (oom_type, MemoryError)):  # MemoryError: the host ran out
         return True
     return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _MARKERS)
 

@@ -22,5 +22,17 @@ def register_loss_terms(register):
 
 
 @hookspec
+def register_optimizers(register):
+    """Register optimizers: call ``register(spec)`` with a :class:`dreamstyle.optimizers.OptimizerSpec`
+    (name, description, ``build(params, lr, pixel_scale)``, default lr, whether pixels are clamped)."""
+
+
+@hookspec
+def register_writers(register):
+    """Register output formats: call ``register(writer)`` with a :class:`dreamstyle.writers.Writer`
+    (name, suffixes, kind "image" or "clip", ``write(fh, images, recipe, **options)``)."""
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``dreamstyle`` command line: ``cli`` is its click group."""

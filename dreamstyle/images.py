@@ -1,26 +1,24 @@
-"""Reading images as users have them, and writing outputs atomically with their recipe."""
+"""Reading images as users have them, and converting between PIL images and tensors.
+(Writing outputs, atomically and with their recipe, is :mod:`dreamstyle.writers`.)"""
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, OutputError
-
-DEFAULT_MAX_PIXELS = 64_000_000  # refuse larger inputs (decompression bombs) unless raised
-RECIPE_KEY = "dreamstyle"
+from .errors import ImageError
+from .settings import DEFAULT_MAX_PIXELS  # refuse larger inputs (decompression bombs) unless raised
 
 
 def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """An RGB PIL image: EXIF orientation applied, alpha composited on white, any mode converted."""
     if isinstance(path, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(path))
+        return to_rgb(ImageOps.exif_transpose(path))
     path = Path(path)
     if not path.exists():
         raise ImageError(f"image not found: {path}")
@@ -43,12 +41,12 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
                     raise ImageError(f"{path} has no pixels ({w}x{h})")
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return _to_rgb(img)
+                return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{path} has more pixels than the limit of {max_pixels:,}; "
                          "raise it with --max-pixels if you trust the file") from None
     except UnidentifiedImageError:
-        header = _png_without_pixels(path)
+        header = png_without_pixels(path)
         if header:
             raise ImageError(f"{path} has no pixels (its PNG header says {header})") from None
         raise ImageError(f"{path} is not an image Pillow can read") from None
@@ -58,7 +56,7 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def _png_without_pixels(path: Path) -> str:
+def png_without_pixels(path: Path) -> str:
     """"0x10" if ``path`` is a PNG whose header gives a zero width or height (Pillow will not open it)."""
     with open(path, "rb") as fh:
         head = fh.read(24)
@@ -69,10 +67,8 @@ def _png_without_pixels(path: Path) -> str:
     return ""
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        import numpy as np
-
         arr = np.asarray(img, dtype=np.float64)
         peak = float(arr.max()) if arr.size else 0.0
         top = 65535.0 if img.mode.startswith("I;16") or peak > 255 else 1.0 if img.mode == "F" and peak <= 1 else 255.0
@@ -97,9 +93,6 @@ def fit_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
 
 def to_tensor(img: Image.Image, size: tuple[int, int] | None = None, device=None):
     """PIL RGB -> float tensor (1, 3, H, W) in [0, 1]; ``size`` is (width, height)."""
-    import numpy as np
-    import torch
-
     if size is not None and tuple(size) != img.size:
         img = img.resize(tuple(size), Image.LANCZOS)
     arr = np.array(img, dtype=np.float32) / 255.0
@@ -113,71 +106,3 @@ def to_pil(tensor) -> Image.Image:
         t = t[0]
     arr = (t.clamp(0, 1).mul(255).add(0.5).to("cpu").permute(1, 2, 0).numpy()).astype("uint8")
     return Image.fromarray(arr, "RGB")
-
-
-def check_output(path: str | os.PathLike, overwrite: bool, suffixes: Sequence[str] = (".png",)) -> Path:
-    """Validate an output path before any work is done."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
-    if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise OutputError(f"cannot write {path}: the output must end in {' or '.join(suffixes)}")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
-    return path
-
-
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save_png(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None) -> Path:
-    """Write ``img`` as PNG atomically (temporary file, then rename), recipe in a tEXt chunk."""
-    info = PngImagePlugin.PngInfo()
-    if recipe is not None:
-        info.add_text(RECIPE_KEY, json.dumps(recipe, default=str))
-    return _atomic(Path(path), lambda fh: img.save(fh, format="PNG", pnginfo=info))
-
-
-def save_gif(frames: Iterable[Image.Image], path: str | os.PathLike, duration_ms: int | Sequence[int] = 100,
-             loop: int = 0) -> Path:
-    frames = list(frames)
-    if not frames:
-        raise OutputError(f"no frames to write to {path}")
-    fmt = "WEBP" if str(path).lower().endswith(".webp") else "GIF"
-    return _atomic(Path(path), lambda fh: frames[0].save(
-        fh, format=fmt, save_all=True, append_images=frames[1:], duration=duration_ms, loop=loop))
-
-
-def read_recipe(path: str | os.PathLike) -> dict | None:
-    with Image.open(path) as img:
-        text = img.info.get(RECIPE_KEY) or getattr(img, "text", {}).get(RECIPE_KEY)
-    return json.loads(text) if text else None

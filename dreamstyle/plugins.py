@@ -21,7 +21,17 @@ from .errors import DuplicateNameError, PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "dreamstyle"
 DISABLE_ENV = "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD"
-DEFAULT_PLUGINS = ("dreamstyle.default_plugins.backbones", "dreamstyle.default_plugins.losses")
+DEFAULT_PLUGINS = ("dreamstyle.default_plugins.backbones", "dreamstyle.default_plugins.losses",
+                   "dreamstyle.default_plugins.optimizers", "dreamstyle.default_plugins.writers")
+
+
+# hook -> (what it registers, where to list them)
+REGISTRIES = {
+    "register_backbones": ("backbone", "list them with: dreamstyle backbones"),
+    "register_loss_terms": ("loss term", "list them with: dreamstyle plugins"),
+    "register_optimizers": ("optimizer", "list them with: dreamstyle plugins"),
+    "register_writers": ("output format", "list them with: dreamstyle plugins"),
+}
 
 
 @dataclass
@@ -92,18 +102,18 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.errors: list[str] = []
         self.infos: dict[str, PluginInfo] = {}
+        self._registries: dict[str, Registry] = {}
         for module_name in DEFAULT_PLUGINS:
             self.register(importlib.import_module(module_name), name=module_name, builtin=True)
         if load_entry_points is None:
             load_entry_points = not os.environ.get(DISABLE_ENV)
         if load_entry_points:
             self._load_entry_points()
-        self._backbones: Registry | None = None
-        self._terms: Registry | None = None
         # Collect now (cheap: describing builds no model and imports no torch), so that errors
         # found while registering (a duplicate name, a failing hook) are in ``errors`` as soon as
         # the host exists, like load errors, and the command line names the plugin at once.
-        self.backbones, self.loss_terms
+        for hook in REGISTRIES:
+            self.registry(hook)
 
     # --- loading -----------------------------------------------------------------
     def register(self, plugin: Any, name: str | None = None, builtin: bool = False,
@@ -123,13 +133,13 @@ class PluginHost:
             return False
         hooks = sorted(impl.name for impl in self.pm.get_hookcallers(plugin) or [])
         self.infos[name] = PluginInfo(name, builtin, version, distribution, hooks)
-        self._backbones = self._terms = None
+        self._registries.clear()
         return True
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
         self.infos.pop(name, None)
-        self._backbones = self._terms = None
+        self._registries.clear()
 
     def _load_entry_points(self) -> None:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -162,19 +172,28 @@ class PluginHost:
         if message not in self.errors:  # registries are collected again after a register()
             self.errors.append(message)
 
+    def registry(self, hook_name: str) -> Registry:
+        """What the plugins registered through ``hook_name`` (collected once, again after a register)."""
+        if hook_name not in self._registries:
+            kind, hint = REGISTRIES[hook_name]
+            self._registries[hook_name] = self._collect(hook_name, Registry(kind, hint))
+        return self._registries[hook_name]
+
     @property
     def backbones(self) -> Registry:
-        if self._backbones is None:
-            self._backbones = self._collect(
-                "register_backbones", Registry("backbone", "list them with: dreamstyle backbones"))
-        return self._backbones
+        return self.registry("register_backbones")
 
     @property
     def loss_terms(self) -> Registry:
-        if self._terms is None:
-            self._terms = self._collect(
-                "register_loss_terms", Registry("loss term", "list them with: dreamstyle plugins"))
-        return self._terms
+        return self.registry("register_loss_terms")
+
+    @property
+    def optimizers(self) -> Registry:
+        return self.registry("register_optimizers")
+
+    @property
+    def writers(self) -> Registry:
+        return self.registry("register_writers")
 
     def plugins(self) -> list[PluginInfo]:
         return list(self.infos.values())

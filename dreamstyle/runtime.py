@@ -1,10 +1,10 @@
-"""Pieces every driver shares: device choice, seeding, precision, versions, the evaluate closure."""
+"""Device and precision: which device, which autocast dtype, which memory format; the evaluate and
+extract closures over a feature net; versions for the recipe."""
 
 from __future__ import annotations
 
 import contextlib
 import platform
-import random
 from typing import Callable
 
 import torch
@@ -33,14 +33,6 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
             raise OptionError(f"--device {spec}: there are {torch.cuda.device_count()} CUDA devices")
         return dev
     raise OptionError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N")
-
-
-def seed_everything(seed: int | None) -> int:
-    if seed is None:
-        seed = random.randrange(2**31)
-    random.seed(seed)
-    torch.manual_seed(seed)
-    return seed
 
 
 def cpu_runs_bf16() -> bool:

@@ -3,7 +3,7 @@
 A term is registered as a :class:`TermSpec` through ``register_loss_terms``; ``spec.build(**options)``
 makes the module. Before optimizing, the driver calls ``term.prepare(ctx, extract)`` so the term can
 compute its targets (as buffers) from the images in ``ctx``; then ``term(features, image)`` returns
-a scalar to minimize. Terms compose with weights into an :class:`Objective`.
+a scalar to minimize. Terms compose with weights into an :class:`~dreamstyle.objective.Objective`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .errors import OptionError
-from .termspec import TermContext, TermSpec  # noqa: F401  (re-exported)
+from .termspec import TermContext
 
 
 class LossTerm(nn.Module):
@@ -144,45 +144,23 @@ class TVLoss(LossTerm):
     """Total variation: the mean absolute difference between horizontally neighbouring pixels plus
     that between vertically neighbouring ones (0-255 units, channels and a batch averaged), so
     its weight means the same at every image size (a sum over pixels would weigh 16x more at 4x
-    the side)."""
+    the side). ``wrap``: the last column neighbours the first, and the last row the first row."""
 
     layers: list[str] = []
     reads = ()
 
-    def forward(self, feats, image):
-        dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-        dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
-        return (dx + dy) * 255.0
-
-
-class Objective(nn.Module):
-    """Weighted sum of named terms. ``forward`` returns (total, per-term weighted values)."""
-
-    def __init__(self, terms: dict[str, tuple[LossTerm, float]]):
+    def __init__(self, wrap: bool = False):
         super().__init__()
-        if not terms:
-            raise OptionError("nothing to optimize: every loss weight is 0")
-        self.names = list(terms)
-        self.terms = nn.ModuleList([t for t, _ in terms.values()])
-        self.weights = [float(w) for _, w in terms.values()]
-
-    @property
-    def layers(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for term in self.terms:
-            for name in term.layers:
-                seen[name] = None
-        return list(seen)
-
-    def prepare(self, ctx, extract) -> None:
-        for term in self.terms:
-            term.prepare(ctx, extract)
+        self.wrap = wrap in (True, "true", "yes", "1")  # the right edge neighbours the left (tileable textures)
 
     def forward(self, feats, image):
-        values = [w * term(feats, image) for term, w in zip(self.terms, self.weights)]
-        values = torch.stack([torch.as_tensor(v, device=image.device, dtype=torch.float32).reshape(())
-                              for v in values])
-        return values.sum(), values
+        if self.wrap:
+            dx = (image - image.roll(1, -1)).abs().mean()
+            dy = (image - image.roll(1, -2)).abs().mean()
+        else:
+            dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+            dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
+        return (dx + dy) * 255.0
 
 
 def temporal_mask(content: torch.Tensor, before: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:

@@ -8,10 +8,12 @@ import torch
 from PIL import Image
 
 from dreamstyle.cli import main
-from dreamstyle.clips import (clip_loop, estimate_flow, is_animation, read_clip, transfer_clip,
-                              transfer_folder, warp, write_clip)
+from dreamstyle import dream_clip, transfer_clip, transfer_folder
+from dreamstyle.clips import estimate_flow, is_animation, read_clip, warp
+from dreamstyle.sequence import carried_start
+from dreamstyle.writers import write_clip
 from dreamstyle.errors import OptionError, OutputError
-from dreamstyle.images import read_recipe
+from dreamstyle.writers import read_recipe
 from dreamstyle.terms import TemporalLoss
 from dreamstyle.termspec import TermContext
 
@@ -137,15 +139,15 @@ def test_clip_batch_and_flow_run(clip_gif, style, loaded):
 
 
 @pytest.mark.parametrize("options, words", [
-    ({"temporal_init": 1.5}, "--temporal-init must be between 0 and 1"),
-    ({"batch": 0}, "--batch must be at least 1"),
+    ({"temporal_init": 1.5}, "--temporal-init must be a finite number from 0 to 1"),
+    ({"batch": 0}, "--batch must be a whole number from 1"),
     ({"flow": "farneback"}, "--flow 'farneback'"),
     ({"frame_iterations": 0}, "--frame-iterations must be a whole number"),
 ])
 def test_clip_options_are_refused_before_any_work(clip_gif, style, monkeypatch, options, words):
-    import dreamstyle.clips
+    import dreamstyle.api
 
-    monkeypatch.setattr(dreamstyle.clips, "_Transfer", lambda *a, **k: pytest.fail("set up before refusing"))
+    monkeypatch.setattr(dreamstyle.api, "TransferJob", lambda *a, **k: pytest.fail("set up before refusing"))
     with pytest.raises(OptionError, match=words):
         transfer_clip(clip_gif, style, **FAST, **options)
 
@@ -153,10 +155,10 @@ def test_clip_options_are_refused_before_any_work(clip_gif, style, monkeypatch, 
 def test_flow_without_scikit_image_is_refused_before_the_first_frame(clip_gif, style, monkeypatch):
     import sys
 
-    import dreamstyle.clips
+    import dreamstyle.api
 
     monkeypatch.setitem(sys.modules, "skimage.registration", None)  # import fails as if not installed
-    monkeypatch.setattr(dreamstyle.clips, "_Transfer", lambda *a, **k: pytest.fail("set up before refusing"))
+    monkeypatch.setattr(dreamstyle.api, "TransferJob", lambda *a, **k: pytest.fail("set up before refusing"))
     with pytest.raises(OptionError, match=r"needs scikit-image: pip install 'dreamstyle\[flow\]'"):
         transfer_clip(clip_gif, style, flow="ilk", **FAST)
 
@@ -185,35 +187,28 @@ def test_ctrl_c_keeps_the_frames_done(clip_gif, style, loaded):
     assert result.stopped == "interrupted" and len(result.frames) == 2 and result.durations == DURATIONS[:2]
 
 
-def test_clip_loop_is_driver_independent():
-    """Other drivers (DeepDream) plug in a ``process``: it sees inits blended from the previous output
-    carried along the content's change (0.2 + (0.5 - 0.0) = 0.7, blended half with the content 0.5)."""
-    contents = [torch.full((1, 3, 4, 4), v) for v in (0.0, 0.5, 1.0)]
-    seen = []
-
-    def process(content, inits, images, label):
-        seen.append((inits.mean().item(), len(images["previous"])))
-        return content * 0 + 0.2, {"total": 1.0}, [{"iteration": 1}], None
-
-    outputs, losses, history, stopped = clip_loop(contents, process, temporal_init=0.5)
-    assert len(outputs) == 3 and stopped is None and [h["frame"] for h in history] == [1, 2, 3]
-    assert seen == [(0.0, 0), (pytest.approx(0.6), 1), (pytest.approx(0.85), 1)]
-    with pytest.raises(OptionError):
-        clip_loop(contents, process, temporal_init=2)
+def test_warm_frames_start_from_the_previous_output_carried_along_the_content():
+    """0.2 + (0.5 - 0.0) = 0.7, blended half with the frame's own start 0.5: 0.6."""
+    prev, before, content = (torch.full((1, 3, 4, 4), v) for v in (0.2, 0.0, 0.5))
+    assert torch.allclose(carried_start(prev, content, before), torch.full_like(prev, 0.7))
+    assert torch.allclose(carried_start(prev, content, before, 0.5, content), torch.full_like(prev, 0.6))
 
 
-def test_clip_loop_halves_a_batch_that_runs_out_of_memory():
-    contents = [torch.full((1, 3, 4, 4), v) for v in (0.0, 0.5, 1.0)]
-    sizes = []
+def test_a_clip_batch_that_runs_out_of_memory_is_halved(clip_gif, style, loaded, monkeypatch):
+    from dreamstyle import sequence
+    from dreamstyle.faults import OutOfMemory
 
-    def process(content, inits, images, label):
-        sizes.append(content.shape[0])
-        if content.shape[0] > 1:
-            return content, {}, [], "out of memory"
-        return content, {"total": 1.0}, [{"iteration": 1}], None
+    real, sizes = sequence.runner.run, []
 
-    outputs, _, _, stopped = clip_loop(contents, process, batch=3)
-    assert sizes == [3, 1, 1, 1] and len(outputs) == 3 and stopped is None
+    def run(job, item, callback=None, snapshot_every=0):
+        sizes.append(item.content.shape[0])
+        if item.content.shape[0] > 1:
+            raise OutOfMemory("out of memory on cpu at 40x33 px; nothing was written")
+        return real(job, item, callback, snapshot_every)
+
+    monkeypatch.setattr(sequence.runner, "run", run)
+    result = transfer_clip(clip_gif, style, loaded=loaded, batch=3, **{**FAST, "iterations": 1})
+    assert sizes == [3, 1, 1, 1, 1] and len(result.frames) == 4 and result.stopped is None
 
 
 def test_warp_follows_a_shift():
@@ -295,16 +290,16 @@ def test_cli_folder_of_stills_writes_one_png_each(tmp_path, style, runner):
 
 
 def test_cli_ctrl_c_writes_a_valid_shorter_animation(clip_gif, style, tmp_path, runner, monkeypatch):
-    from dreamstyle.cli import clip_cmd
+    from dreamstyle.cli import progress
 
-    original = clip_cmd.FrameProgress.step
+    original = progress.FrameProgress.step
 
     def step(self, event):
         if event.label.startswith("frame 3"):
             raise KeyboardInterrupt
         original(self, event)
 
-    monkeypatch.setattr(clip_cmd.FrameProgress, "step", step)
+    monkeypatch.setattr(progress.FrameProgress, "step", step)
     out = tmp_path / "cut.gif"
     result = runner.invoke(main, ["transfer", str(clip_gif), str(style), "-o", str(out), "--weights", "random",
                                   "--size", "40", "--iterations", "2", "--device", "cpu", "--temporal-init", "0.5",
@@ -315,10 +310,10 @@ def test_cli_ctrl_c_writes_a_valid_shorter_animation(clip_gif, style, tmp_path, 
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--scales", "2"], "--scales is not available with a clip"),
+    (["--save-every", "2"], "--save-every is not available with a clip"),
     (["--gif", "x.gif"], "--gif is not available with a clip"),
     (["--frames"], "--frames needs a folder"),
-    (["-o", "x.jpg"], "give a .gif, .webp or .png"),
+    (["-o", "x.jpg"], "give a .gif, .webp or .png file or a folder"),
 ])
 def test_cli_clip_option_errors(clip_gif, style, tmp_path, runner, extra, message):
     args = ["transfer", str(clip_gif), str(style), "-o", str(tmp_path / "o.gif"), "--weights", "random", *extra]
@@ -345,8 +340,6 @@ DREAM_FAST = dict(size=40, iterations=3, octaves=2, jitter=4, seed=0, device="cp
 
 
 def test_dream_clip_keeps_timing_and_carrying_the_dream_steadies_it(clip_gif, loaded):
-    from dreamstyle.clips import dream_clip
-
     steady = dream_clip(clip_gif, "relu3_1", loaded=loaded, temporal_init=0.3, **DREAM_FAST)
     free = dream_clip(clip_gif, "relu3_1", loaded=loaded, temporal_init=1.0, **DREAM_FAST)
     for result in (steady, free):

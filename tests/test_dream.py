@@ -8,18 +8,21 @@ import torch
 from PIL import Image
 
 import dreamstyle
-from dreamstyle import deepdream
+from dreamstyle import dream, transfer
 from dreamstyle.activation import ActivationLoss, DreamTarget, GuideLoss, Region, check_targets, parse_target
 from dreamstyle.backbones import load_backbone
 from dreamstyle.cli import main
-from dreamstyle.deepdream import choose_dream_layer, dream, hybrid_hook, make_gradient, octave_sizes, tile_spans
 from dreamstyle.errors import OptionError, UnknownNameError
-from dreamstyle.images import read_recipe
+from dreamstyle.jobs.transfer import choose_dream_layer, dream_terms
+from dreamstyle.objective import term as make_term
 from dreamstyle.plugins import get_backbone
 from dreamstyle.runtime import make_extract
-from dreamstyle.style import build_terms, transfer
-from dreamstyle.terms import Objective
+from dreamstyle.schedule import octave_sizes
+from dreamstyle.session import Session
+from dreamstyle.settings import DREAM_STEP
 from dreamstyle.termspec import TermContext
+from dreamstyle.tiling import Gradient, tile_spans
+from dreamstyle.writers import read_recipe
 
 from helpers import make_image
 
@@ -139,7 +142,7 @@ def test_tile_cores_partition_the_axis_and_crops_contain_them(length, tile, over
 def test_tiled_gradient_equals_the_untiled_one(vgg, term, options):
     """With an overlap as wide as the receptive field, tiles reproduce the whole image's gradient
     exactly (jitter included), so nothing is missing and no seam can show."""
-    obj = Objective(build_terms({term: (1.0, options)}, vgg.backbone))
+    obj = make_term(term, 1.0, backbone=vgg.backbone, **options)
     net = vgg.features(obj.layers)
     torch.manual_seed(3)
     obj.prepare(TermContext(vgg.backbone, images={"guide": [torch.rand(1, 3, 24, 24)]}),
@@ -147,7 +150,8 @@ def test_tiled_gradient_equals_the_untiled_one(vgg, term, options):
     x = torch.rand(1, 3, 44, 36)
     grads = []
     for tile in (0, 20):  # 0: one pass; 20 px: 3 x 2 tiles
-        gradient = make_gradient(net, obj, vgg.backbone, CPU, tile=tile, overlap=12, jitter=5)
+        gradient = Gradient(net, obj, Session(loaded=vgg, device="cpu", precision="fp32"), tile=tile, overlap=12,
+                            jitter=5)
         param = (x * 255).requires_grad_(True)
         torch.manual_seed(1)
         total, values = gradient(param, 255.0)
@@ -171,18 +175,18 @@ def test_dream_api_returns_result_and_raises_the_activation(vgg, photo):
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4] and {"total", "activation"} <= set(rows[0])
     assert rows[-1]["total"] < rows[0]["total"]  # minimized: the activation grew
     assert result.recipe["command"] == "dream" and result.recipe["layers"] == ["relu2_1:3", "relu2_1=0.5"]
-    assert result.recipe["step"] == deepdream.DEFAULT_STEP and result.tensor.shape == (1, 3, 26, 32)
+    assert result.recipe["step"] == DREAM_STEP and result.tensor.shape == (1, 3, 26, 32)
 
 
 def test_default_layer_is_the_backbones_dream_layer(vgg, photo):
-    assert dream(photo, **tiny(vgg, iterations=1)).recipe["layers"] == ["relu4_4"]
+    assert dream(photo, **tiny(vgg, iterations=1)).recipe["layers_used"] == ["relu4_4"]
 
 
 def test_octaves_run_small_to_large_and_carry_the_detail(vgg, photo, monkeypatch):
     starts = []
-    from dreamstyle import engine
+    from dreamstyle import runner
 
-    real = engine.optimize
+    real = runner.optimize
 
     def fake(init, evaluate, names, **kw):  # each octave "dreams" by adding 0.1
         starts.append(init.clone())
@@ -190,7 +194,7 @@ def test_octaves_run_small_to_large_and_carry_the_detail(vgg, photo, monkeypatch
         result.image = (init + 0.1).clamp(0, 1)
         return result
 
-    monkeypatch.setattr(engine, "optimize", fake)
+    monkeypatch.setattr(runner, "optimize", fake)
     events = []
     photo_img = Image.new("RGB", (40, 32), (100, 100, 100))
     result = dream(photo_img, "relu1_1", callback=events.append,
@@ -200,14 +204,14 @@ def test_octaves_run_small_to_large_and_carry_the_detail(vgg, photo, monkeypatch
     for k, s in enumerate(starts):  # the flat base plus the detail carried up: 0.1 per octave so far
         assert torch.allclose(s, torch.full_like(s, base + 0.1 * k), atol=2e-3)
     assert [e.label.split()[1] for e in events] == ["1/3", "2/3", "3/3"]
-    assert result.recipe["octave_sizes"] == [[20, 16], [29, 23], [40, 32]]
+    assert result.recipe["sizes"] == [[20, 16], [29, 23], [40, 32]]
     assert octave_sizes((40, 32), 4, 2.0, 16) == [(20, 16), (40, 32)]  # too small for vgg19: dropped
 
 
 def test_guide_dream(vgg, photo, tmp_path):
     guide = make_image(tmp_path / "guide.png", (30, 30), 2, "stripes")
     result = dream(photo, "relu2_1", guide=guide, **tiny(vgg, iterations=3, jitter=0))
-    assert result.recipe["objective"] == "guide" and "guide" in result.history[0]
+    assert result.recipe["guide"] == str(guide) and "guide" in result.history[0]
     assert result.history[-1]["total"] < result.history[0]["total"]
     with pytest.raises(OptionError, match="not neurons"):
         dream(photo, "relu2_1:1@1,1", guide=guide, **tiny(vgg))
@@ -224,12 +228,12 @@ def test_noise_init_visualizes_a_channel_and_a_neuron(vgg):
 
 
 @pytest.mark.parametrize("kw, words", [
-    ({"optimizer": "lbfgs"}, "normalized"), ({"objective": "max"}, "mean or l2"), ({"octaves": 0}, "octaves"),
+    ({"optimizer": "normalised"}, "'normalized'"), ({"objective": "max"}, "mean or l2"), ({"octaves": 0}, "octaves"),
     ({"octave_scale": 0.5}, "octave-scale"), ({"jitter": -1}, "jitter"), ({"tile": 8}, "minimum"),
     ({"lr": -1.0}, "step"),
 ])
 def test_dream_refuses_bad_options(vgg, photo, kw, words):
-    with pytest.raises(OptionError, match=words):
+    with pytest.raises((OptionError, UnknownNameError), match=words):
         dream(photo, "relu2_1", **tiny(vgg, **kw))
 
 
@@ -259,29 +263,30 @@ def pair(tmp_path):
 def test_hybrid_auto_adds_an_activation_term_and_records_it(pair, vgg):
     result = transfer(*pair, loaded=vgg, size=32, iterations=2, seed=0, device="cpu", optimizer="adam",
                       dream_layers="auto", dream_weight=3.0)
-    assert result.recipe["dream_layers"] == ["relu4_4"] and result.recipe["dream_auto"] == ["relu4_4"]
-    assert result.recipe["dream_weight"] == 3.0
+    assert result.recipe["dream_layers_used"] == ["relu4_4"] and result.recipe["dream_auto"] == ["relu4_4"]
+    assert result.recipe["dream_layers"] == ["auto"] and result.recipe["dream_weight_used"] == 3.0
     assert {"content", "style", "tv", "activation"} <= set(result.history[0])
 
 
 def test_hybrid_auto_avoids_the_layers_in_use_and_announces_its_choice():
     said = []
-    hook = hybrid_hook(["auto", "auto", "relu3_3:4=0.5"], 2.0, announce=said.append)
-    term_spec = {"content": (5.0, {"layers": {"relu2_1": 1.0}}), "style": (100.0, {"layers": {"relu4_4": 1.0}}),
-                 "tv": (3e4, {})}
-    notes = {}
-    hook(term_spec, get_backbone("vgg19"), notes)
-    weight, options = term_spec["activation"]
-    assert weight == 2.0 and [str(t) for t in options["layers"]] == ["relu5_4", "relu5_3", "relu3_3:4=0.5"]
-    assert notes == {"dream_layers": ["relu5_4", "relu5_3", "relu3_3:4=0.5"], "dream_weight": 2.0,
+    vgg19 = get_backbone("vgg19")
+    objective, notes = dream_terms(["auto", "auto", "relu3_3:4=0.5"], 2.0, False,
+                                   {"relu2_1": "content", "relu4_4": "style"}, vgg19, said.append)
+    assert objective.names == ["activation"] and objective.weights == [2.0]
+    assert [str(t) for t in objective.terms[0].targets] == ["relu5_4", "relu5_3", "relu3_3:4=0.5"]
+    assert notes == {"dream_layers_used": ["relu5_4", "relu5_3", "relu3_3:4=0.5"], "dream_weight_used": 2.0,
                      "dream_auto": ["relu5_4", "relu5_3"]}
     assert said == ["dream layers: relu5_4, relu5_3 (auto: neither content nor style uses them)"]
-    # a term with weight 0 uses no layer
-    term_spec = {"content": (0.0, {"layers": {"relu4_4": 1.0}}), "style": (1.0, {"layers": {"relu1_1": 1.0}})}
-    hybrid_hook("relu4_4")(term_spec, get_backbone("vgg19"), {})
-    assert "activation" in term_spec  # not refused as an overlap with the unweighted content layer
+
+
+def test_hybrid_layers_of_unweighted_terms_are_free(pair, vgg):
+    result = transfer(*pair, loaded=vgg, size=32, iterations=1, device="cpu", content_weight=0,
+                      dream_layers="relu4_2")  # the content layer, but content has no weight: no overlap
+    assert result.recipe["dream_layers_used"] == ["relu4_2"]
     with pytest.raises(OptionError, match="both add the activation term"):
-        hybrid_hook("auto")({"activation": (1.0, {})}, get_backbone("vgg19"), {})
+        transfer(*pair, loaded=vgg, size=32, iterations=1, device="cpu", dream_layers="auto",
+                 losses={"activation": 1.0})
 
 
 def test_hybrid_refuses_a_layer_content_or_style_uses_unless_allowed(pair, vgg):
@@ -291,7 +296,7 @@ def test_hybrid_refuses_a_layer_content_or_style_uses_unless_allowed(pair, vgg):
         transfer(*pair, loaded=vgg, size=32, iterations=1, device="cpu", dream_layers=["relu3_3:1", "relu1_1"])
     result = transfer(*pair, loaded=vgg, size=32, iterations=1, device="cpu", dream_layers="relu4_2:7",
                       allow_overlap=True)
-    assert result.recipe["dream_layers"] == ["relu4_2:7"]
+    assert result.recipe["dream_layers_used"] == ["relu4_2:7"]
 
 
 def test_hybrid_on_another_backbone(tmp_path):
@@ -334,7 +339,7 @@ def test_cli_dream_from_noise_without_input(runner, tmp_path):
     (["--layer", "relu9_1"], "dreamstyle layers vgg19"),
     (["--layer", "relu2_1:300"], "0-127"),
     (["--layer", "relu2_1:1@2"], "Y,X"),
-    (["--step", "1", "--lr", "2"], "same setting"),
+    (["--step", "-1"], "--step must be a finite number more than 0"),
     (["--layer", "relu2_1:1@99,0"], "outside the grid"),
 ])
 def test_cli_dream_errors_are_one_line(runner, photo, tmp_path, args, words):
@@ -357,7 +362,7 @@ def test_cli_hybrid_says_which_layer_auto_picked(runner, pair, tmp_path):
     result = run_cli(runner, args)
     assert result.exit_code == 0, result.output
     assert "dream layer: relu4_4" in result.output
-    assert read_recipe(out)["dream_layers"] == ["relu4_4"] and read_recipe(out)["dream_weight"] == 1.5
+    assert read_recipe(out)["dream_layers_used"] == ["relu4_4"] and read_recipe(out)["dream_weight"] == 1.5
 
 
 def test_cli_hybrid_overlap_is_one_line(runner, pair, tmp_path):

@@ -6,11 +6,13 @@ import torch
 from PIL import Image
 
 import dreamstyle
-from dreamstyle import engine, runtime
+from dreamstyle import engine, optimizers, runtime
 from dreamstyle.cli import main
-from dreamstyle.clips import Clip, transfer_clip
+from dreamstyle import transfer_clip
+from dreamstyle.clips import Clip
 from dreamstyle.errors import OptionError
-from dreamstyle.images import read_recipe, to_tensor
+from dreamstyle.images import to_tensor
+from dreamstyle.writers import read_recipe
 
 from helpers import make_image
 
@@ -56,7 +58,7 @@ def test_a_worse_last_step_does_not_win():
 
 def _first_lbfgs_step(scale, init, target):
     p = (init * 255).requires_grad_(True)
-    opt = engine.make_optimizer("lbfgs", [p], None)
+    opt = optimizers.make_optimizer("lbfgs", [p], None)
 
     def closure():
         opt.zero_grad()
@@ -81,7 +83,7 @@ def test_lbfgs_first_step_moves_pixels_and_the_line_search_keeps_it_a_descent():
         assert moved > 1.0 and after < 0.8 * before, (scale, moved, after, before)
     target = init + 0.004  # one pixel step away: the 8 px guess overshoots and is shortened
     moved, after, before = _first_lbfgs_step(1e8, init, target)
-    assert moved < engine.LBFGS_FIRST_STEP and after < 0.1 * before
+    assert moved < optimizers.LBFGS_FIRST_STEP and after < 0.1 * before
 
 
 def test_one_iteration_of_transfer_and_dream_changes_the_image(images):
@@ -152,7 +154,7 @@ def test_the_recipe_says_which_precision_ran(images, tmp_path, runner, monkeypat
         result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
                                       "--size", "40", "--iterations", "1", "--device", "cpu"])
         assert result.exit_code == 0, result.output
-        assert read_recipe(out)["precision"] == expected
+        assert read_recipe(out)["precision"] == "auto" and read_recipe(out)["precision_used"] == expected
 
 
 def test_progress_without_a_terminal_is_a_plain_line_every_log_every_steps(images, tmp_path, runner):

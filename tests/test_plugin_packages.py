@@ -32,7 +32,7 @@ from dreamstyle import hookspecs
 from dreamstyle.backbones import Backbone, load_backbone
 from dreamstyle.plugins import DISABLE_ENV, ENTRY_POINT_GROUP
 from dreamstyle.termspec import TermContext
-from dreamstyle.terms import Objective
+from dreamstyle.objective import Objective
 from test_backbones import check_contract
 
 REPO = Path(__file__).resolve().parents[1]

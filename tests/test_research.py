@@ -7,8 +7,10 @@ from PIL import Image
 
 from dreamstyle.cli import main
 from dreamstyle.errors import OptionError
-from dreamstyle.images import read_recipe
-from dreamstyle.research import compare, parse_variants, reconstruct
+from dreamstyle.writers import read_recipe
+from dreamstyle import compare, reconstruct
+from dreamstyle.errors import Interrupted
+from dreamstyle.jobs.compare import parse_variants
 from dreamstyle.sheets import FAILED, Panel, contact_sheet, grid_shape
 
 from helpers import make_image
@@ -58,7 +60,7 @@ def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_sto
     out = tmp_path / "cmp"
     res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19,nosuchnet,alexnet,vgg19:avg",
                                "--weights", "random", "--size", "40", "--iterations", "2", "--seed", "0",
-                               "--device", "cpu", "-o", str(out), "--gif", "-q"])
+                               "--device", "cpu", "-o", str(out), "--gif", str(tmp_path / "cmp.gif"), "-q"])
     assert res.exit_code == 0, res.output
     table = json.loads((out / "compare.json").read_text())
     rows = {r["label"]: r for r in table["backbones"]}
@@ -80,7 +82,7 @@ def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_sto
     assert sheet.width == sheet_width(6)  # content, style, four backbones in one row
     assert read_recipe(out / "compare.png")["command"] == "compare"
     assert read_recipe(out / "vgg19-random.png")["backbone"] == "vgg19"
-    with Image.open(out / "compare.gif") as gif:
+    with Image.open(tmp_path / "cmp.gif") as gif:
         assert gif.width == sheet_width(2)  # the two that ran, side by side
     # outputs are never replaced silently, and nothing runs when they would be
     again = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19", "--weights", "random",
@@ -103,16 +105,16 @@ def test_compare_when_every_backbone_fails_still_writes_the_table(images, tmp_pa
 
 
 def test_compare_api_survives_an_unexpected_error(images, monkeypatch):
-    import dreamstyle.style
+    import dreamstyle.jobs.compare
 
-    real = dreamstyle.style.transfer
+    real = dreamstyle.jobs.compare.run
 
-    def flaky(*args, **kwargs):
-        if kwargs.get("pooling") == "avg":
+    def flaky(job, *args, **kwargs):
+        if job.settings.pooling == "avg":
             raise RuntimeError("CUDA out of memory (simulated)\nmore detail")
-        return real(*args, **kwargs)
+        return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(dreamstyle.style, "transfer", flaky)
+    monkeypatch.setattr(dreamstyle.jobs.compare, "run", flaky)
     seen = []
     comp = compare(*images, "vgg19:avg,vgg19", weights="random", size=40, iterations=2, seed=0, device="cpu",
                    on_start=lambda row, i, n: seen.append((row.variant.label, i, n)))
@@ -163,24 +165,24 @@ def test_reconstruct_style_uses_growing_sets_of_layers(images):
 
 
 def test_reconstruct_interrupted_before_a_later_panel_keeps_the_panels_done(images, monkeypatch):
-    import dreamstyle.style
+    import dreamstyle.jobs.reconstruct
 
-    real, calls = dreamstyle.style.transfer, []
+    real, calls = dreamstyle.jobs.reconstruct.run, []
 
     def interrupted_on_the_second(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise KeyboardInterrupt  # as transfer does when stopped before its first step
+            raise Interrupted("nothing yet")  # as a run does when stopped before its first step
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dreamstyle.style, "transfer", interrupted_on_the_second)
+    monkeypatch.setattr(dreamstyle.jobs.reconstruct, "run", interrupted_on_the_second)
     rec = reconstruct(images[0], "relu1_1,relu2_1,relu3_1", weights="random", size=40, iterations=2, seed=0,
                       device="cpu")
     assert [layers for _, layers, _, _ in rec.panels] == [["relu1_1"]] and rec.stopped == "interrupted"
     assert rec.recipe["stopped"] == "interrupted" and rec.sheet().width == sheet_width(2)
     calls.clear()
-    monkeypatch.setattr(dreamstyle.style, "transfer", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):  # nothing made yet: the interrupt goes on to the caller
+    monkeypatch.setattr(dreamstyle.jobs.reconstruct, "run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(Interrupted):  # nothing made yet: the caller hears of it
         reconstruct(images[0], "relu1_1", weights="random", size=40, iterations=2, device="cpu")
 
 def test_reconstruct_default_layers_and_clear_errors(images, tmp_path, runner):

@@ -7,11 +7,14 @@ from PIL import Image
 import dreamstyle
 from dreamstyle.cli import main
 from dreamstyle.errors import OptionError, UnknownNameError
-from dreamstyle.images import read_recipe
+from dreamstyle.writers import read_recipe
 from dreamstyle.plugins import get_host
-from dreamstyle.terms import Objective, gram
+from dreamstyle.objective import Objective
+from dreamstyle.schedule import scale_sides
+from dreamstyle.settings import loss_specs, scales
+from dreamstyle.terms import gram
 from dreamstyle.termspec import TermContext
-from dreamstyle.style import scale_sizes, transfer
+from dreamstyle import transfer
 
 from helpers import make_image
 
@@ -50,7 +53,7 @@ def test_multiscale_runs_coarse_to_fine(images):
     result = transfer(*images, scales=2, callback=events.append, **FAST)
     sizes = sorted({e.size for e in events}, key=max)
     assert [max(s) for s in sizes] == [20, 40] and result.image.size == (40, 33)
-    assert scale_sizes(512, 3) == [128, 256, 512] and scale_sizes(512, "200,100") == [100, 200]
+    assert scale_sides(512, 3) == [128, 256, 512] and scale_sides(512, scales("200,100", "--scales")) == [100, 200]
 
 
 @pytest.mark.parametrize("init", ["content", "noise", "style"])
@@ -244,9 +247,7 @@ def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
 
 
 def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):
-    from dreamstyle.style import normalize_losses
-
-    assert normalize_losses(["tv=2,content", "activation=0.5:layers=relu1_1,relu2_1:objective=l2"]) == {
+    assert loss_specs(["tv=2,content", "activation=0.5:layers=relu1_1,relu2_1:objective=l2"], "--loss") == {
         "tv": (2.0, {}), "content": (None, {}),
         "activation": (0.5, {"layers": "relu1_1,relu2_1", "objective": "l2"})}
     log = tmp_path / "log.json"
@@ -255,7 +256,7 @@ def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):
                                   "--loss", "activation=0.5:layers=relu2_1:objective=l2"])
     assert result.exit_code == 0, result.output
     assert "activation" in json.loads(log.read_text())[-1]
-    assert read_recipe(tmp_path / "o.png")["losses"] == {"activation": 0.5}
+    assert read_recipe(tmp_path / "o.png")["losses"] == {"activation": [0.5, {"layers": "relu2_1", "objective": "l2"}]}
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -266,7 +267,7 @@ def test_a_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images, optimiz
 
     code = (
         "import sys, torch\n"
-        "from dreamstyle.style import transfer\n"
+        "from dreamstyle import transfer\n"
         f"transfer({str(images[0])!r}, [{str(images[1])!r}], weights='random', size=32, iterations=2, "
         f"device='cpu', optimizer={optimizer!r})\n"
         "inner = torch.optim.Optimizer.zero_grad.__wrapped__\n"
@@ -276,7 +277,7 @@ def test_a_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images, optimiz
 
 
 def test_engine_adam_steps_exactly_like_torch_adam():
-    from dreamstyle.engine import make_optimizer
+    from dreamstyle.optimizers import make_optimizer
 
     target = torch.linspace(-1, 1, 12).reshape(3, 4)
     params = {}

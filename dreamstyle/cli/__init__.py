@@ -4,11 +4,12 @@ progress with rich and turns a :class:`~dreamstyle.errors.UserError` into one li
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import Interrupted, UserError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -25,9 +26,12 @@ def warn_plugin_errors(host) -> None:
 def host():
     from ..plugins import get_host
 
+    from ..plugins import REGISTRIES
+
     h = get_host()
     if not getattr(h, "_warned", False):
-        h.backbones, h.loss_terms  # collect, so errors found while registering are in h.errors too
+        for hook in REGISTRIES:  # collect, so errors found while registering are in h.errors too
+            h.registry(hook)
         warn_plugin_errors(h)
         h._warned = True
     return h
@@ -58,6 +62,9 @@ class DreamstyleGroup(click.Group):
         """A UserError from any command (plugin commands too) is one line; real bugs keep their traceback."""
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:  # Ctrl-C or SIGTERM before anything was made: 130, as any interruption
+            click.echo(f"dreamstyle: {exc}", err=True)
+            sys.exit(130)
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -147,6 +154,5 @@ def run():  # console-script entry point
 
 
 # Commands living in their own modules register themselves on ``main``.
-from . import transfer_cmd  # noqa: E402,F401
-from . import dream_cmd  # noqa: E402,F401
+from . import commands  # noqa: E402,F401
 from . import research_cmd  # noqa: E402,F401

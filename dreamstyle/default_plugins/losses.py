@@ -16,10 +16,10 @@ def _style(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
     return StyleLoss(layers)
 
 
-def _tv():
+def _tv(wrap=False):
     from ..terms import TVLoss
 
-    return TVLoss()
+    return TVLoss(wrap)
 
 
 def _temporal(threshold=0.1):

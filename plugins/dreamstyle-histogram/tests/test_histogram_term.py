@@ -5,7 +5,8 @@ import dreamstyle_histogram
 from dreamstyle.backbones import load_backbone
 from dreamstyle.errors import OptionError
 from dreamstyle.termspec import TermContext
-from dreamstyle.terms import LossTerm, Objective
+from dreamstyle.objective import Objective
+from dreamstyle.terms import LossTerm
 from dreamstyle_histogram.term import HistogramLoss, resample_sorted
 
 

@@ -1,0 +1,101 @@
+"""The Python API, for notebooks and scripts: keyword arguments build the settings (the same
+options, defaults and checks as the command line), then one job runs on one session.
+
+    image, history = dreamstyle.transfer("photo.jpg", ["painting.jpg"], size=384, iterations=300)
+    result = dreamstyle.dream("photo.jpg", "relu4_4:12", octaves=4)
+    result = dreamstyle.texture(["painting.jpg"], size="768x512", seamless=True)
+
+``callback(event)`` receives a :class:`~dreamstyle.engine.StepEvent` every step; ``loaded`` reuses
+a loaded backbone (:func:`dreamstyle.backbones.load_backbone`); ``snapshot_every`` collects
+``result.frames``. Every function returns a :class:`~dreamstyle.runner.Result` (clips and folders a
+:class:`~dreamstyle.sequence.SequenceResult`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import sequence
+from .jobs.compare import Comparison, compare as compare_backbones
+from .jobs.dream import DreamJob
+from .jobs.reconstruct import Reconstruction, reconstruct as reconstruct_layers
+from .jobs.texture import TextureJob
+from .jobs.transfer import TransferJob
+from .runner import Result, run
+from .session import Session
+from .settings import DreamSettings, ReconstructSettings, TextureSettings, TransferSettings, make
+
+
+def _still(job_cls, settings, callback, loaded, snapshot_every, **job_options) -> Result:
+    job = job_cls(settings, Session.for_settings(settings, loaded), **job_options)
+    return run(job, job.still_item(), callback, snapshot_every)
+
+
+def transfer(content, styles, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0,
+             announce: Callable[[str], None] | None = None, **options) -> Result:
+    """Gatys style transfer of ``content`` (a path or PIL image) in the style of ``styles``; the
+    hybrid with ``dream_layers`` (specs, or "auto"). ``announce(line)`` is told what "auto" chose."""
+    settings = make(TransferSettings, {"content": content, "styles": styles, **options})
+    return _still(TransferJob, settings, callback, loaded, snapshot_every, announce=announce)
+
+
+def dream(image=None, layers=None, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0,
+          **options) -> Result:
+    """DeepDream ``image`` on ``layers``: a spec (``"relu4_4"``, ``"relu4_4:12"``, ``"relu4_4:3,7"``,
+    ``"relu4_4:12@5,9"``, each may end in ``=WEIGHT``), a list of specs, or ``{spec: weight}``; the
+    backbone's dream layer if omitted. ``lr`` is the step."""
+    settings = make(DreamSettings, {"input": image, "layers": layers, **options})
+    return _still(DreamJob, settings, callback, loaded, snapshot_every)
+
+
+def texture(styles, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0, **options) -> Result:
+    """A texture in the style of ``styles`` from noise; ``size`` is N or "WxH"; ``seamless`` tiles."""
+    settings = make(TextureSettings, {"styles": styles, **options})
+    return _still(TextureJob, settings, callback, loaded, snapshot_every)
+
+
+def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+    """Style transfer of every frame of ``clip`` (a path or a :class:`~dreamstyle.clips.Clip`) with
+    temporal coherence; the options are :func:`transfer`'s and the clip options."""
+    settings = make(TransferSettings, {"content": getattr(clip, "source", None) or "<clip>", "styles": styles,
+                                       **options})
+    job = TransferJob(settings, Session.for_settings(settings, loaded), clip=True)
+    return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
+
+
+def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+    """Style transfer of every still image in ``folder`` (or a list of paths), ``batch`` at a time."""
+    settings = make(TransferSettings, {"content": str(folder) if not isinstance(folder, (list, tuple)) else
+                                       "<images>", "styles": styles, **options})
+    job = TransferJob(settings, Session.for_settings(settings, loaded))
+    return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
+
+
+def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+    """DeepDream over every frame of ``clip``: each frame after the first is dreamed from the previous
+    dream carried along the content's change, blended with ``temporal_init`` of the new frame."""
+    settings = make(DreamSettings, {"input": getattr(clip, "source", None) or "<clip>", "layers": layers, **options})
+    job = DreamJob(settings, Session.for_settings(settings, loaded), clip=True)
+    return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
+
+
+def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+    """DeepDream over every still image of ``folder`` (or a list of paths)."""
+    settings = make(DreamSettings, {"input": str(folder) if not isinstance(folder, (list, tuple)) else "<images>",
+                                    "layers": layers, **options})
+    job = DreamJob(settings, Session.for_settings(settings, loaded))
+    return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
+
+
+def compare(content, styles, variants, *, callback=None, on_start=None, snapshot_every: int = 0,
+            **options) -> Comparison:
+    """The same transfer on every variant (``"vgg19,vgg19:avg,alexnet:random"`` or a list)."""
+    settings = make(TransferSettings, {"content": content, "styles": styles, **options})
+    return compare_backbones(settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every)
+
+
+def reconstruct(image, layers=None, *, callback=None, loaded=None, **options) -> Reconstruction:
+    """What single layers keep of ``image``: content per layer, or with ``style=True`` the Gram
+    loss on growing sets of layers; every panel from the same noise, on one loaded network."""
+    settings = make(ReconstructSettings, {"image": image, "layers": layers, **options})
+    return reconstruct_layers(settings, callback=callback, loaded=loaded)

@@ -1,0 +1,131 @@
+"""Click options generated from the settings: one declaration per option (``dreamstyle.settings``).
+
+:func:`settings_params` turns each field of a settings class into a click option (or argument) with
+its flag, type, default and help; :data:`OUTPUT_OPTIONS` are the options about files written, which
+are not settings (they are not in the recipe). The command body gets everything as keyword
+arguments; :func:`split` takes them apart again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from ..settings import Settings, describe_default, flag_of
+
+RECIPE_MODES = ("full", "names", "none")
+
+
+def _complete(kind: str):
+    def complete(ctx, param, incomplete):
+        try:
+            from ..plugins import get_host
+
+            if kind == "backbone":
+                names = get_host().backbones.names()
+            else:
+                names = get_host().backbones.get(ctx.params.get("backbone") or "vgg19").layer_map.names
+        except Exception:  # noqa: BLE001 - completion never fails loudly
+            return []
+        return [n for n in names if n.startswith(incomplete)]
+
+    return complete
+
+
+def _param(f) -> click.Parameter:
+    spec = f.metadata["spec"]
+    if spec.argument:
+        return click.Argument([f.name], nargs=-1 if spec.argument == "many" else 1, required=False,
+                              type=click.Path(path_type=Path), metavar=f.name.upper() + ("..." if spec.argument == "many" else ""))
+    default_text = describe_default(f)
+    help_text = spec.help + (f" [default: {default_text}]" if default_text and spec.type != "flag" else "")
+    if spec.sequences:
+        help_text += " (stills only)"
+    kwargs = dict(help=help_text, metavar=spec.metavar, show_default=False)
+    if spec.complete:
+        kwargs["shell_complete"] = _complete(spec.complete)
+    if spec.type == "flag":
+        return click.Option([flag_of(f), f.name], is_flag=True, default=bool(f.default), **kwargs)
+    if isinstance(spec.type, tuple):
+        kwargs["type"] = click.Choice(spec.type)
+    elif spec.type is not None:
+        kwargs["type"] = spec.type
+    elif f.default is not None:
+        kwargs["type"] = type(f.default)
+    if spec.multiple:
+        return click.Option([flag_of(f), f.name], multiple=True, **kwargs)
+    default = f.default if f.default not in ((),) else None
+    if isinstance(default, tuple):  # shown and given as text (WxH)
+        default = "x".join(map(str, default))
+        kwargs["type"] = str
+    return click.Option([flag_of(f), f.name], default=default, **kwargs)
+
+
+def settings_params(cls: type[Settings], skip=()) -> list[click.Parameter]:
+    """Arguments first, then the job's own options, those every job has, and those of clips and folders."""
+    from ..settings import SEQUENCE_OPTIONS
+
+    common = Settings.names()
+    rank = {name: 2 if name in SEQUENCE_OPTIONS else 1 if name in common and name not in cls.__dict__.get(
+        "__annotations__", {}) else 0 for name in cls.names()}
+    fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and f.name not in skip),
+                    key=lambda f: rank[f.name])
+    args = [_param(f) for f in fields if f.metadata["spec"].argument]
+    return args + [_param(f) for f in fields if not f.metadata["spec"].argument]
+
+
+def output_options() -> list[click.Option]:
+    """The options about the files written (not settings: not in the recipe), fresh for each command."""
+    return [
+        click.Option(["-o", "--output", "output"], required=True, type=click.Path(path_type=Path),
+                     help="Output file (PNG; a clip: .gif, .webp, .png or a folder; a folder of images: a folder)."),
+        click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
+                     help="Replay the recipe stored in an output; the options given override it."),
+        click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,
+                     help="Write the loss history as a JSON list."),
+        click.Option(["--save-every"], type=int, default=0, help="Also write an intermediate image every N "
+                     "iterations (stills only)."),
+        click.Option(["--gif"], type=click.Path(path_type=Path), default=None,
+                     help="Write an animation of the optimization, GIF or WebP (stills only)."),
+        click.Option(["--recipe"], type=click.Choice(RECIPE_MODES), default="full", show_default=True,
+                     help="What the output's recipe says of input files: full paths, file names, or no recipe."),
+        click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."),
+        click.Option(["-q", "--quiet"], is_flag=True, help="No progress display."),
+    ]
+OUTPUT_NAMES = {p.name for p in output_options()}
+STILL_ONLY_OUTPUTS = {"save_every": "--save-every", "gif": "--gif"}
+
+
+def given(name: str) -> bool:
+    """Whether the user gave this option (on the command line or the environment), not its default."""
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def flag_for(name: str) -> str:
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if param.name == name:
+            return param.opts[-1] if isinstance(param, click.Option) else name.upper()
+    return "--" + name.replace("_", "-")
+
+
+def split(cls: type[Settings], params: dict) -> tuple[dict, dict]:
+    """The command's keyword arguments as (settings values, output options)."""
+    values = {}
+    for name in cls.names():
+        if name in params:
+            value = params[name]
+            values[name] = tuple(str(v) for v in value) if isinstance(value, tuple) and name in ("styles",) else value
+    outputs = {name: params[name] for name in OUTPUT_NAMES if name in params}
+    return values, outputs
+
+
+def add_params(command: click.Command, params: list[click.Parameter]) -> click.Command:
+    command.params.extend(params)
+    return command
+
+
+complete_backbones = _complete("backbone")

@@ -1,0 +1,185 @@
+"""Progress on stderr: a rich bar in a terminal, plain lines elsewhere (a log file, a pipe, CI)."""
+
+from __future__ import annotations
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_losses(losses: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in losses.items())
+
+
+class PlainLines:
+    """Progress where stderr is no terminal (a log file, a pipe, nohup, CI): one plain line per
+    logged step (every ``--log-every``), with the stage, the iteration, the losses, the time spent
+    and the time left, as neural-style's ``-print_iter`` does."""
+
+    def __init__(self, console, total: int):
+        self.console, self.total, self.done = console, total, 0
+        self.start = None  # the clock starts with the first step: loading is not in the estimate
+
+    def elapsed(self) -> float:
+        import time
+
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+        return now - self.start
+
+    def line(self, where: str, event, extra: str = "") -> None:
+        elapsed = self.elapsed()
+        parts = [where, f"it {event.iteration}/{event.iterations}"]
+        if event.losses is not None:
+            parts.append(format_losses({"total": event.total, **event.losses}))
+        parts.append(f"elapsed {duration(elapsed)}")
+        if 0 < self.done < self.total:
+            parts.append(f"eta {duration(elapsed / self.done * (self.total - self.done))}")
+        if extra:
+            parts.append(extra)
+        self.console.print("  ".join(parts), highlight=False, soft_wrap=True)
+
+
+class Progress:
+    """Draws engine events with rich: a bar, per-term losses, iterations/s and GPU memory; where
+    stderr is no terminal, a plain line per logged step instead (:class:`PlainLines`)."""
+
+    def __init__(self, iterations_total: int, quiet: bool = False, title: str = "optimizing"):
+        self.quiet = quiet
+        self.done = 0
+        self.total = iterations_total
+        self.progress = self.plain = None
+        if not quiet:
+            console = stderr_console()
+            if not console.is_terminal:
+                self.plain = PlainLines(console, iterations_total)
+            else:
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                                           TimeElapsedColumn, TimeRemainingColumn)
+
+                self.progress = RichProgress(
+                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[losses]}"), console=console, transient=False)
+                self.task = self.progress.add_task(title, total=iterations_total, rate="", losses="")
+        self._started = False
+
+    def __enter__(self):  # the bar appears with the first step, so an error before it stays one line
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None and self._started:
+            self.progress.stop()
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self.plain is not None:
+            self.plain.total = total
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)
+
+    def note(self, text: str) -> None:
+        """A line above the bar (or among the plain lines)."""
+        if self.progress is not None:
+            self.progress.console.print(text)
+        elif self.plain is not None:
+            self.plain.console.print(text, highlight=False, soft_wrap=True)
+
+    def __call__(self, event) -> None:
+        self.done += 1
+        desc = event.label or (f"scale {event.stage}/{event.stages} {event.size[0]}x{event.size[1]}"
+                               if event.stages > 1 else f"{event.size[0]}x{event.size[1]}")
+        if self.plain is not None:
+            self.plain.done = self.done
+            self.plain.elapsed()  # starts the clock on the first step
+            if event.losses is not None:
+                extra = f"GPU {event.memory / 2**30:.2f} GiB" if event.memory is not None else ""
+                self.plain.line(desc, event, extra)
+            return
+        if self.progress is None:
+            return
+        if not self._started:
+            self._started = True
+            self.progress.start()
+        fields = {}
+        if event.iteration > 1 and event.elapsed > 0:
+            fields["rate"] = f"{(event.iteration - 1) / event.elapsed:.1f} it/s"
+        if event.losses is not None:
+            parts = [format_losses(event.losses)]
+            if event.memory is not None:
+                parts.append(f"GPU {event.memory / 2**30:.2f} GiB")
+            fields["losses"] = "  ".join(parts)
+        self.progress.update(self.task, completed=self.done, description=desc, **fields)
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+
+class FrameProgress:
+    """One bar over the frames (or images): the frame being optimized, its iteration, its losses;
+    where stderr is no terminal, plain lines (each logged step, and each frame done)."""
+
+    def __init__(self, total: int, quiet: bool, title: str = "frames"):
+        self.progress = self.plain = None
+        self.total, self.done = total, 0
+        if not quiet:
+            console = stderr_console()
+            if not console.is_terminal:
+                self.plain = PlainLines(console, total)
+                return
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[step]}"), TextColumn("{task.fields[losses]}"),
+                console=console, transient=False)
+            self.task = self.progress.add_task(title, total=total, step="", losses="")
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def step(self, event) -> None:
+        if self.plain is not None:
+            self.plain.elapsed()  # starts the clock on the first step
+            if event.losses is not None:
+                self.plain.line(event.label or "frames", event)
+            return
+        if self.progress is None:
+            return
+        fields = {"step": f"it {event.iteration}/{event.iterations}"}
+        if event.losses is not None:
+            fields["losses"] = format_losses({"total": event.total, **event.losses})
+        self.progress.update(self.task, description=event.label or "frames", **fields)
+
+    def frame(self, done) -> None:
+        self.done += 1
+        if self.plain is not None:
+            self.plain.done = self.done
+            elapsed = self.plain.elapsed()
+            eta = (f"  eta {duration(elapsed / self.done * (self.total - self.done))}"
+                   if self.done < self.total else "")
+            self.plain.console.print(f"{done.name or 'frame'} done ({self.done}/{self.total})  "
+                                     f"{format_losses(done.losses)}  elapsed {duration(elapsed)}{eta}",
+                                     highlight=False, soft_wrap=True)
+        elif self.progress is not None:
+            self.progress.update(self.task, advance=1, losses=format_losses(done.losses))
+
+

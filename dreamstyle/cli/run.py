@@ -1,0 +1,369 @@
+"""Running a job from the command line: settings from the options (or a replayed recipe), the input's
+kind (a still, a clip, a folder of images), outputs checked before any work, progress, files
+written atomically, and one function (:func:`report`) that turns how a run ended into one line and
+an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..errors import OptionError, OutputError, UserError
+from ..settings import settings_for, still_only
+from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
+from .progress import FrameProgress, Progress
+
+WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
+
+
+@dataclass
+class Outputs:
+    output: Path
+    replay: Path | None = None
+    log_json: Path | None = None
+    save_every: int = 0
+    gif: Path | None = None
+    recipe: str = "full"
+    overwrite: bool = False
+    quiet: bool = False
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(f"dreamstyle: {line}", err=True)
+
+
+# --- which input, which options ------------------------------------------------------------------
+
+def content_kind(path, as_frames: bool) -> str:
+    """"image", "clip" (an animated file, or a folder with --frames) or "folder" (still images)."""
+    from ..clips import is_animation
+
+    if path is None or not isinstance(path, (str, os.PathLike)):
+        return "image"
+    path = Path(path)
+    if path.is_dir():
+        return "clip" if as_frames else "folder"
+    if as_frames:
+        raise click.UsageError(f"--frames needs a folder of frames; {path} is not a folder")
+    return "clip" if is_animation(path) else "image"
+
+
+def refuse_inapplicable(cls, kind: str, path) -> None:
+    """Options given that do not apply to this kind of input: one usage line."""
+    from ..settings import SEQUENCE_OPTIONS
+
+    if kind == "image":
+        for name in sorted(SEQUENCE_OPTIONS & cls.names()):
+            if given(name) and name != "frames":
+                raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder; {path} is a single image")
+        return
+    what = "a clip" if kind == "clip" else "a folder of images"
+    for name, reason in {**still_only(cls), **STILL_ONLY_OUTPUTS}.items():
+        if given(name):
+            why = f" ({reason})" if reason and not reason.startswith("--") else ""
+            raise click.UsageError(f"{flag_for(name)} is not available with {what}{why}")
+    if kind == "folder":
+        for name in ("temporal_weight", "temporal_init", "flow", "frame_iterations", "fps"):
+            if name in cls.names() and given(name):
+                raise click.UsageError(f"{flag_for(name)} goes with a clip; a folder of still images has no frames "
+                                       "(add --frames if it holds a clip's frames)")
+
+
+def settings_from(kind: str, params: dict):
+    """The settings of a command: its options, on top of a replayed recipe (``--from``)."""
+    cls = settings_for(kind)
+    values, outputs = split(cls, params)
+    if outputs.get("replay") is not None:
+        from ..replay import recipe_values
+
+        explicit = {name: v for name, v in values.items() if given(name)}
+        values = recipe_values(outputs["replay"], cls, explicit)
+    return cls(**values), Outputs(**outputs)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+def execute(kind: str, params: dict) -> None:
+    """Run the ``kind`` command (transfer, dream, texture) with the command's parameters."""
+    from . import host
+
+    host()  # plugins that failed to load: one warning line each, before any work
+    settings, out = settings_from(kind, params)
+    source = getattr(settings, "content", None) if kind == "transfer" else getattr(settings, "input", None)
+    input_kind = content_kind(source, getattr(settings, "frames", False))
+    refuse_inapplicable(type(settings), input_kind, source)
+    if settings.compile:  # torch's compiler warns about CUDA_HOME on CPU-only machines: not the user's concern
+        import logging
+
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    {"image": run_still, "clip": run_clip, "folder": run_folder}[input_kind](kind, settings, out)
+
+
+def make_job(kind: str, settings, out: Outputs, clip: bool = False):
+    from ..jobs.dream import DreamJob
+    from ..jobs.texture import TextureJob
+    from ..jobs.transfer import TransferJob
+    from ..session import Session
+
+    session = Session.for_settings(settings)
+    paths = "names" if out.recipe == "names" else "full"
+    if kind == "transfer":
+        return TransferJob(settings, session, clip=clip, announce=out.say, recipe_paths=paths)
+    if kind == "dream":
+        return DreamJob(settings, session, clip=clip, recipe_paths=paths)
+    return TextureJob(settings, session, recipe_paths=paths)
+
+
+def run_still(kind: str, settings, out: Outputs) -> None:
+    from .. import runner
+    from ..writers import check_output, suffixes
+
+    check_output(out.output, out.overwrite, suffixes("image"))
+    if out.log_json is not None:
+        check_output(out.log_json, out.overwrite, (".json",))
+    if out.gif is not None:
+        check_output(out.gif, out.overwrite, (".gif", ".webp"))
+    if out.save_every < 0:
+        raise OptionError(f"--save-every must be zero or more, not {out.save_every}")
+    job = make_job(kind, settings, out)
+    item = job.still_item()
+    stages = job.stages(item)
+    snapshots = Snapshots(out.output, out.save_every, stages, out.overwrite)
+    every = out.save_every or (max(1, settings.iterations // 30) if out.gif is not None else 0)
+    with Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing") as progress, \
+            sigterm_as_interrupt():
+        def callback(event):
+            if event.iteration == 1 and event.stage == 1 and event.stages != len(stages):
+                progress.set_total(sum(s.iterations for s in stages[-event.stages:]))
+            progress(event)
+            snapshots(event)
+
+        result = runner.run(job, item, callback, every)
+    with signals_deferred() as received:
+        written = write_still(result, out, WHAT[kind])
+    report(result.stopped, stop_where(result.stopped, WHAT[kind], written), out, result, received)
+
+
+def write_still(result, out: Outputs, what: str) -> Path:
+    from ..writers import save_image, save_gif_frames, write_json
+
+    recipe = None if out.recipe == "none" else result.recipe
+    try:
+        written = save_image(result.image, out.output, recipe, out.overwrite)
+    except OSError as exc:
+        raise OutputError(rescue(result.image, recipe, out.output, exc, what)) from None
+    if written != out.output:
+        out.say(f"{out.output} appeared while this ran; the new {what} is beside it, in {written}")
+    extra = None
+    try:
+        if out.log_json is not None:
+            extra = out.log_json
+            write_json(out.log_json, result.history, out.overwrite)
+        if out.gif is not None and result.frames:
+            extra = out.gif
+            save_gif_frames(result.frames, out.gif, out.overwrite)
+    except OSError as exc:
+        raise OutputError(f"cannot write {extra}: {exc.strerror or exc}; the {what} is in {written}") from None
+    return written
+
+
+def run_clip(kind: str, settings, out: Outputs) -> None:
+    from .. import sequence
+    from ..clips import read_clip
+    from ..writers import check_clip_output, check_output, write_clip, write_json
+
+    clip = read_clip(settings.content if kind == "transfer" else settings.input, fps=settings.fps,
+                     max_pixels=settings.max_pixels)
+    check_clip_output(out.output, out.overwrite, clip.names)
+    if out.log_json is not None:
+        check_output(out.log_json, out.overwrite, (".json",))
+    job = make_job(kind, settings, out, clip=True)
+    with FrameProgress(len(clip), out.quiet, "frames" if kind == "transfer" else "dreaming") as progress, \
+            sigterm_as_interrupt():
+        result = sequence.run_clip(job, clip, callback=progress.step, on_frame=progress.frame)
+    n, total = len(result.frames), len(clip)
+    with signals_deferred() as received:
+        if n:
+            try:
+                write_clip(result.frames, out.output, result.durations, result.loop, result.names,
+                           None if out.recipe == "none" else result.recipe, out.overwrite)
+                if out.log_json is not None:
+                    write_json(out.log_json, result.history, out.overwrite)
+            except OSError as exc:
+                raise OutputError(f"cannot write {out.output}: {exc.strerror or exc}") from None
+    where = f"the {n} of {total} frames done are in {out.output}" if n else "nothing was written"
+    report(result.stopped, where if result.stopped else f"wrote {out.output} ({n} frames)", out, result, received,
+           frame=n + 1)
+
+
+def run_folder(kind: str, settings, out: Outputs) -> None:
+    from .. import sequence
+    from ..clips import list_images
+    from ..writers import check_folder_output, check_output, write_json
+
+    source = settings.content if kind == "transfer" else settings.input
+    paths = list_images(source)
+    if out.output.suffix and not out.output.is_dir():
+        raise OutputError(f"the output for a folder of images is a folder; {out.output} looks like a file "
+                          "(to make a clip of the images, add --frames)")
+    outs = check_folder_output(out.output, [p.stem for p in paths], out.overwrite)
+    if out.log_json is not None:
+        check_output(out.log_json, out.overwrite, (".json",))
+    job = make_job(kind, settings, out)
+    with FrameProgress(len(paths), out.quiet, "images") as progress, sigterm_as_interrupt():
+        writer = FolderWriter(out, outs, progress)
+        result = sequence.run_folder(job, paths, callback=progress.step, on_frame=writer)
+    if out.log_json is not None:
+        write_json(out.log_json, result.history, out.overwrite)
+    n = len(writer.written)
+    where = f"{n} of {len(paths)} images were written to {out.output}"
+    report(result.stopped, where if result.stopped else f"wrote {n} images to {out.output}", out, result, [],
+           frame=n + 1)
+
+
+class FolderWriter:
+    """``on_frame`` of a folder run: shows the image done and writes it (atomically, with its recipe)."""
+
+    def __init__(self, out: Outputs, outs: list[Path], progress):
+        self.out, self.outs, self.progress, self.written = out, outs, progress, []
+
+    def __call__(self, done) -> None:
+        from ..writers import save_image
+
+        self.progress.frame(done)
+        path = self.outs[done.index]
+        try:
+            self.out.output.mkdir(exist_ok=True)
+            save_image(done.image, path, None if self.out.recipe == "none" else done.recipe, self.out.overwrite)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self.written.append(path)
+
+
+# --- how it ended -----------------------------------------------------------------------------------
+
+def stop_where(stopped, what: str, written) -> str:
+    from ..engine import Stop
+
+    if stopped is None:
+        return f"wrote {written}"
+    if stopped is Stop.DIVERGED:
+        return f"the last good {what} is in {written}"
+    return f"the best {what} so far is in {written}"
+
+
+def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None) -> None:
+    """One line for how a run ended, and the exit code: 0, 130 (interrupted), 1 (diverged, out of memory)."""
+    from ..engine import Stop
+
+    if stopped is Stop.INTERRUPTED or received:
+        click.echo(f"dreamstyle: interrupted; {where}", err=True)
+        sys.exit(130)
+    if stopped is Stop.DIVERGED:
+        from ..optimizers import get_optimizer
+
+        last = result.history[-1]["iteration"] if result.history else 0
+        at = f"at frame {frame}" if frame is not None else f"by iteration {last}"
+        other = get_optimizer(result.recipe.get("optimizer", "lbfgs")).alternative if result.recipe else ""
+        raise click.ClickException(f"the loss became NaN or infinite ({at}); {where}. Lower --lr or the loss "
+                                   f"weights{f', or try --optimizer {other}' if other else ''}")
+    if stopped is Stop.OUT_OF_MEMORY:
+        raise click.ClickException(f"{getattr(result, 'fault', '') or 'out of memory'}; {where}")
+    if not out.quiet:
+        click.echo(where, err=True)
+
+
+def rescue(image, recipe, output: Path, exc: OSError, what: str) -> str:
+    """The output could not be written: save the image in the temporary folder; say where."""
+    from ..writers import save_image
+
+    reason = f"cannot write {output}: {exc.strerror or exc}"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{Path(output).stem}-", suffix=".png")
+        os.close(fd)
+        save_image(image, tmp, recipe)
+    except OSError:
+        return f"{reason}; the {what} could not be saved anywhere else either"
+    return f"{reason}; the {what} was saved to {tmp} instead"
+
+
+# --- snapshots --------------------------------------------------------------------------------------
+
+def snapshot_path(output: Path, stage: int, stages: int, iteration: int) -> Path:
+    tag = f"_s{stage}" if stages > 1 else ""
+    return output.with_name(f"{output.stem}{tag}_{iteration:05d}{output.suffix}")
+
+
+class Snapshots:
+    """Writes the ``--save-every`` snapshots; existing ones are refused before the run (unless
+    --overwrite); one that cannot be written costs one warning line, not the run."""
+
+    def __init__(self, output: Path, every: int, stages, overwrite: bool):
+        self.output, self.every, self.count, self.warned = output, every, len(stages), False
+        paths = [snapshot_path(output, s.index, len(stages), i) for s in stages
+                 for i in range(every, s.iterations + 1, every)] if every else []
+        if not overwrite:
+            for path in paths:
+                if path.exists():
+                    raise OutputError(f"{path} exists (a --save-every snapshot); pass --overwrite to replace it")
+
+    def __call__(self, event) -> None:
+        if not self.every or event.snapshot is None or event.iteration % self.every:
+            return
+        from ..images import to_pil
+        from ..writers import save_image
+
+        path = snapshot_path(self.output, event.stage, self.count, event.iteration)
+        try:
+            save_image(to_pil(event.snapshot), path)
+        except OSError as exc:
+            if not self.warned:
+                self.warned = True
+                click.echo(f"dreamstyle: warning: cannot write {path}: {exc.strerror or exc}; the run goes on",
+                           err=True)
+
+
+# --- signals ----------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM stops a run the way Ctrl-C does, so the best image so far is still written."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM wait until the block is done (writing outputs); yields the signals received."""
+    received: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+__all__ = ["execute", "report", "content_kind", "UserError"]

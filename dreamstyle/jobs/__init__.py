@@ -1,0 +1,111 @@
+"""Jobs: what to make. Each builds an objective and a schedule from its settings, and the runner
+(:mod:`dreamstyle.runner`) runs it. A job is built once per run (checks, inputs, terms) and makes
+any number of items (a still, each frame of a clip, each image of a folder) with one session.
+
+A job provides ``stages(item)``, ``plan(item, stage, previous) -> Plan``, ``after(item, stage,
+best)``, ``finish(item, image, done, stages)``, ``recipe(item, stages)`` and ``oom_message``;
+:class:`Job` holds what they share.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ImageError, OptionError
+from ..faults import oom_message
+from ..images import fit_size, load_image, to_tensor
+from ..objective import Objective
+from ..optimizers import get_optimizer
+from ..runtime import versions
+from ..settings import plain
+from ..tiling import Gradient
+
+
+def resized(t: torch.Tensor, wh: tuple[int, int], device=None, clamp: bool = True) -> torch.Tensor:
+    """``t`` (B, 3, H, W) at (width, height), bicubic with antialiasing, clamped to [0, 1] (an image;
+    ``clamp=False`` for a difference, such as a dream's detail)."""
+    t = t.to(device) if device is not None else t
+    if tuple(t.shape[-2:]) == (wh[1], wh[0]):
+        return t
+    out = F.interpolate(t, size=(wh[1], wh[0]), mode="bicubic", align_corners=False, antialias=True)
+    return out.clamp(0, 1) if clamp else out
+
+
+class Job:
+    """What every job shares: settings, session, the seed, the learning rate, recipe notes."""
+
+    def __init__(self, settings, session, recipe_paths: str = "full"):
+        self.settings, self.session = settings, session
+        self.seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+        get_optimizer(settings.optimizer)  # an unknown name is one line, before any work
+        self.lr = settings.lr
+        self.recipe_paths = recipe_paths
+        self.notes: dict = {}  # what the job resolved, for the recipe (layers, auto choices, sizes)
+
+    @property
+    def backbone(self):
+        return self.session.backbone
+
+    @property
+    def device(self):
+        return self.session.device
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def load(self, path_or_image, what: str = "image"):
+        return load_image(path_or_image, self.settings.max_pixels)
+
+    def check_size(self, wh: tuple[int, int], what: str) -> None:
+        """An image the job will make or read is no smaller than the backbone's minimum and no larger
+        than the pixel limit (before any work)."""
+        w, h = wh
+        self.backbone.check_size(h, w, what)
+        if w * h > self.settings.max_pixels:
+            raise ImageError(f"{what} would be {w}x{h} = {w * h:,} pixels, above the limit of "
+                             f"{self.settings.max_pixels:,}; lower --size or raise --max-pixels")
+
+    # --- the engine's pieces --------------------------------------------------------------------------
+    def gradient(self, objective: Objective, jitter: int = 0, tile: int = 0, overlap=None, circular: bool = False):
+        net = self.session.net(objective.layers, circular) if objective.layers else None
+        return Gradient(net, objective, self.session, jitter=jitter, tile=tile, overlap=overlap)
+
+    def extract(self, objective: Objective, circular: bool = False):
+        if not objective.layers:
+            return lambda image: {}
+        return self.session.extract(self.session.net(objective.layers, circular))
+
+    def after(self, item, stage, best):
+        return best
+
+    # --- reporting ----------------------------------------------------------------------------------
+    def recipe(self, item, stages) -> dict:
+        out = self.settings.to_recipe(self.recipe_paths)
+        out.update(seed=self.seed, backbone=self.backbone.name, **self.session.recipe(), **self.notes,
+                   sizes=[list(s.size) for s in stages], versions=versions())
+        if item.source is not None:
+            out[self.source_key] = plain(item.source, self.recipe_paths)
+        return out
+
+    source_key = "content"  # the recipe key of an item's input
+
+    def oom_message(self, stage, memory, stages, hints: tuple[str, ...] = ()) -> str:
+        fitted = stages[stage.index - 2].long_side if stage.index > 1 else None
+        return oom_message(memory, stage.long_side, min_size=self.backbone.min_size, fitted=fitted,
+                           precision=self.session.recipe()["precision_used"], hints=hints)
+
+
+def nothing_to_optimize(objective: Objective) -> Objective:
+    objective = objective.without_zero_weights()
+    if not objective.names:
+        raise OptionError("nothing to optimize: every loss weight is 0")
+    return objective
+
+
+def image_tensor(img, device) -> torch.Tensor:
+    return to_tensor(img).to(device)
+
+
+def output_size(source_wh: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    return fit_size(source_wh, long_side)

@@ -1,0 +1,306 @@
+"""Compare: the same transfer on several backbones (``"vgg19,vgg19:avg,alexnet:random"``), each with
+its own session and its default layers unless layers are given; per backbone the time per
+iteration, the total time, the peak memory and the final losses; a labelled contact sheet. A
+backbone that fails is reported in its row; the others still run."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..engine import Stop
+from ..errors import Interrupted, OptionError, UserError
+from ..images import fit_size, load_image
+from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
+from ..runner import run
+from ..runtime import device_name, resolve_device
+from ..session import Session
+from ..settings import TransferSettings
+from ..sheets import Panel, contact_sheet
+from .transfer import TransferJob
+
+
+@dataclass
+class Variant:
+    """One column of a comparison: a backbone with its weights and pooling."""
+
+    name: str
+    weights: str | None = None  # None: the backbone's pretrained weights
+    pooling: str = "max"
+    stem: str = ""  # file name stem in the output folder (unique within a comparison)
+
+    @property
+    def label(self) -> str:
+        extras = []
+        if self.pooling != "max":
+            extras.append(f"{self.pooling} pool")
+        if self.weights == "random":
+            extras.append("random weights")
+        elif self.weights not in (None, "default", "pretrained"):
+            extras.append(f"weights {Path(self.weights).name}")
+        return self.name + (f" ({', '.join(extras)})" if extras else "")
+
+    @property
+    def slug(self) -> str:
+        if self.stem:
+            return self.stem
+        parts = [self.name]
+        if self.pooling != "max":
+            parts.append(self.pooling)
+        if self.weights == "random":
+            parts.append("random")
+        elif self.weights not in (None, "default", "pretrained"):
+            parts.append(Path(self.weights).stem)
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts)).strip("-.") or "backbone"
+
+
+def parse_variants(spec: str | Sequence[str], weights: str | None = None, pooling: str = "max") -> list[Variant]:
+    """``"vgg19,vgg19:avg,alexnet:random"`` -> variants. After a ``:`` come options, ``:``-separated:
+    ``max``/``avg`` (pooling), ``random``/``pretrained`` or ``weights=FILE`` (the rest of the item).
+    ``weights``/``pooling`` are the defaults for items that do not say."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    variants = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        name, _, rest = item.partition(":")
+        v = Variant(name.strip(), weights, pooling)
+        while rest:
+            if rest.startswith("weights="):
+                v.weights, rest = rest[len("weights="):], ""
+                continue
+            opt, _, rest = rest.partition(":")
+            opt = opt.strip().lower()
+            if opt in ("max", "avg"):
+                v.pooling = opt
+            elif opt in ("random", "pretrained", "default"):
+                v.weights = None if opt != "random" else "random"
+            elif opt:
+                raise OptionError(f"--backbones item {item!r}: unknown option {opt!r} "
+                                  "(use max, avg, random, pretrained or weights=FILE after the name)")
+        if not v.name:
+            raise OptionError(f"--backbones item {item!r} has no backbone name")
+        variants.append(v)
+    if not variants:
+        raise OptionError("--backbones is empty; give a comma list like vgg19,alexnet")
+    seen: dict[str, int] = {}
+    for v in variants:  # unique file names: a repeated variant gets -2, -3, ...
+        base = v.slug
+        seen[base] = seen.get(base, 0) + 1
+        v.stem = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return variants
+
+
+@dataclass
+class CompareRow:
+    variant: Variant
+    status: str = "pending"  # ok, failed, diverged, interrupted, skipped
+    error: str | None = None
+    steps: int = 0
+    ms_per_iteration: float | None = None
+    run_seconds: float | None = None
+    total_seconds: float | None = None
+    memory_bytes: int | None = None
+    losses: dict = field(default_factory=dict)
+    result: object = None  # the transfer Result
+    output: str | None = None  # file name, set by whoever writes it
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+    def to_dict(self) -> dict:
+        v = self.variant
+        return {
+            "label": v.label, "backbone": v.name, "weights": v.weights or "pretrained", "pooling": v.pooling,
+            "status": self.status, "error": self.error, "iterations": self.steps,
+            "ms_per_iteration": _round(self.ms_per_iteration, 2), "run_seconds": _round(self.run_seconds, 3), "total_seconds": _round(self.total_seconds, 3),
+            "peak_memory_bytes": self.memory_bytes, "losses": {k: _round(x, 6, sig=True) for k, x in self.losses.items()},
+            "output": self.output,
+        }
+
+
+def _round(x, digits, sig=False):
+    if x is None or not isinstance(x, float) or not math.isfinite(x):
+        return x
+    if sig:
+        return float(f"{x:.{digits}g}")
+    return round(x, digits)
+
+
+@dataclass
+class Comparison:
+    rows: list[CompareRow]
+    content: object  # PIL
+    styles: list
+    settings: dict
+    device: str
+    memory_kind: str
+    stopped: str | None = None  # "interrupted" when Ctrl-C ended it
+
+    @property
+    def loss_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for row in self.rows:
+            for k in row.losses:
+                names[k] = None
+        return list(names)
+
+    def sheet(self, columns: int | None = None) -> "Image.Image":
+        """Content, style(s), then one result per backbone, with name and time under each."""
+        cell = _cell_size(self)
+        panels = [Panel(self.content, ["content"])]
+        for i, s in enumerate(self.styles):
+            panels.append(Panel(s, ["style" if len(self.styles) == 1 else f"style {i + 1}"]))
+        for row in self.rows:
+            panels.append(Panel(row.result.image if row.ok else None, caption(row), note=row.error or row.status))
+        s = self.settings
+        title = (f"dreamstyle compare · {s.get('size')} px · {s.get('iterations')} iterations · "
+                 f"{s.get('optimizer')} · seed {s.get('seed')} · {self.device}")
+        return contact_sheet(panels, cell, columns=columns, title=title, max_lines=5)
+
+    def gif_frames(self) -> list:
+        """One animation: every backbone's progress side by side (frame k = snapshot k of each)."""
+        rows = [r for r in self.rows if r.ok and r.result.frames]
+        if not rows:
+            return []
+        cell = _cell_size(self)
+        n = max(len(r.result.frames) for r in rows)
+        frames = []
+        for k in range(n):
+            panels = [Panel(r.result.frames[min(k, len(r.result.frames) - 1)], [r.variant.label]) for r in rows]
+            frames.append(contact_sheet(panels, cell, columns=len(panels)))
+        frames.extend([frames[-1]] * 5)  # linger on the result
+        return frames
+
+    def to_dict(self) -> dict:
+        return {"command": "compare", "settings": self.settings, "device": self.device,
+                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped,
+                "backbones": [r.to_dict() for r in self.rows]}
+
+    def to_markdown(self) -> str:
+        s = self.settings
+        terms = self.loss_names
+        lines = ["# dreamstyle compare", "",
+                 f"Content `{s.get('content')}`, style {', '.join(f'`{x}`' for x in s.get('styles', []))}; "
+                 f"{s.get('size')} px, {s.get('iterations')} iterations of {s.get('optimizer')}, "
+                 f"seed {s.get('seed')}, on {self.device}.", ""]
+        header = ["backbone", "status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms] + ["output"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---"] + ["---"] + ["---:"] * (3 + len(terms)) + ["---"]) + "|")
+        for row in self.rows:
+            cells = [row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"),
+                     fmt(row.total_seconds, "{:.1f}"), fmt_bytes(row.memory_bytes)]
+            cells += [fmt(row.losses.get(t), "{:.4g}") for t in terms]
+            cells.append(f"[{row.output}]({row.output})" if row.output else "")
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines += ["", f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
+                  "Total time includes loading the network and computing the targets; "
+                  "ms / iteration is the optimization alone."]
+        failed = [r for r in self.rows if r.error]
+        if failed:
+            lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
+        return "\n".join(lines) + "\n"
+
+
+def fmt(x, pattern):
+    return "" if x is None else pattern.format(x)
+
+
+def fmt_bytes(n):
+    if n is None:
+        return ""
+    return f"{n / 2**20:.0f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+
+
+def caption(row: CompareRow) -> list[str]:
+    lines = [row.variant.label]
+    if row.ok:
+        timing = f"{row.total_seconds:.1f} s"
+        if row.ms_per_iteration is not None:
+            timing += f" · {row.ms_per_iteration:.0f} ms/it"
+        if row.status != "ok":
+            timing += f" · {row.status}"
+        lines.append(timing)
+    else:
+        lines.append(row.status)
+    return lines
+
+
+def _cell_size(comp: Comparison) -> tuple[int, int]:
+    for row in comp.rows:
+        if row.ok:
+            return row.result.image.size
+    return fit_size(comp.content.size, comp.settings.get("size"))
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def compare(settings: TransferSettings, variants: str | Sequence, *, callback: Callable | None = None,
+            on_start: Callable | None = None, snapshot_every: int = 0, recipe_paths: str = "full") -> Comparison:
+    """Run ``settings`` (a transfer) on every variant. ``on_start(row, index, count)`` is called
+    before each; ``callback(event)`` gets every engine step (``event.label`` is the variant's)."""
+    if isinstance(variants, str) or (variants and isinstance(variants[0], str)):
+        variants = parse_variants(variants, settings.weights, settings.pooling)
+    dev = resolve_device(settings.device)
+    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
+    settings = settings.replace(seed=seed)  # one seed: every backbone starts from the same image
+    content = load_image(settings.content, settings.max_pixels)
+    styles = [load_image(s, settings.max_pixels) for s in settings.styles]
+    summary = {**settings.to_recipe(recipe_paths), "device": str(dev)}
+    comp = Comparison([CompareRow(v) for v in variants], content, styles, summary, device_name(dev),
+                      MemoryProbe(dev).kind)
+    for index, row in enumerate(comp.rows):
+        if comp.stopped:
+            row.status, row.error = "skipped", "not run: the comparison was interrupted"
+            continue
+        if on_start is not None:
+            on_start(row, index, len(comp.rows))
+        _run_row(row, settings, dev, callback, snapshot_every, recipe_paths)
+        if row.status == "interrupted":
+            comp.stopped = Stop.INTERRUPTED.value
+    return comp
+
+
+def _run_row(row: CompareRow, settings: TransferSettings, dev, callback, snapshot_every: int, recipe_paths) -> None:
+    v = row.variant
+    stage_time: dict[int, float] = {}
+    probe = MemoryProbe(dev)
+
+    def on_event(event):
+        stage_time[event.stage] = event.elapsed
+        probe.note(event.memory)
+        event.label = v.label
+        if callback is not None:
+            callback(event)
+
+    start = time.perf_counter()
+    try:
+        with probe:  # every check (names, sizes, options) comes before the weights load
+            s = settings.replace(backbone=v.name, weights=v.weights, pooling=v.pooling)
+            job = TransferJob(s, Session.for_settings(s), recipe_paths=recipe_paths)
+            result = run(job, job.still_item(), on_event, snapshot_every)
+    except (KeyboardInterrupt, Interrupted):
+        row.status, row.error = "interrupted", "interrupted before the first iteration"
+    except Exception as exc:  # noqa: BLE001 - one backbone failing must not stop the others
+        row.status, row.error = "failed", error_text(exc)
+    else:
+        row.result, row.status = result, result.stopped.value if result.stopped else "ok"
+        row.steps = sum({h["stage"]: h["iteration"] for h in result.history}.values())
+        row.run_seconds = sum(stage_time.values())
+        row.ms_per_iteration = 1000 * row.run_seconds / row.steps if row.steps else None
+        row.losses = {k: float(x) for k, x in result.losses.items()}
+    row.total_seconds = time.perf_counter() - start
+    row.memory_bytes = probe.bytes if row.ok else None
+    release_memory(dev)

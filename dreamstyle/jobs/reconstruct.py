@@ -1,0 +1,106 @@
+"""Reconstruct: what single layers keep of an image (Gatys et al., figure 1). From the same noise,
+the content loss at one layer per panel, or (``style``) the Gram loss on the first layer, the first
+two, ...; every panel is a transfer job on one shared session."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from PIL import Image
+
+from ..errors import Interrupted, OptionError
+from ..images import fit_size, load_image
+from ..runner import run
+from ..session import Session
+from ..settings import ReconstructSettings, TransferSettings
+from ..sheets import Panel, contact_sheet
+from .transfer import TransferJob
+
+
+@dataclass
+class Reconstruction:
+    original: object  # PIL, at the output size
+    panels: list  # [(label, layers, Result)]
+    recipe: dict
+    stopped: str | None = None
+
+    def sheet(self, columns: int | None = None) -> "Image.Image":
+        cell = self.original.size
+        style = self.recipe.get("mode") == "style"
+        panels = [Panel(self.original, ["original"])]
+        for label, layers, result, seconds in self.panels:
+            total = result.history[-1]["total"] if result.history else float("nan")
+            detail = f"loss {total:.3g} · {seconds:.0f} s"
+            if style:
+                lines = [label, f"{len(layers)} layer{'s' if len(layers) > 1 else ''} · {detail}"]
+            else:
+                lines = [label, detail]
+            if result.stopped:
+                lines.append(result.stopped)
+            panels.append(Panel(result.image, lines))
+        r = self.recipe
+        what = "style (Gram loss, growing sets of layers)" if style else "content (one layer each)"
+        title = (f"reconstruct {what} · {r['backbone']}"
+                 f"{' (random weights)' if r.get('weights') == 'random' else ''}"
+                 f"{' · avg pooling' if r.get('pooling') == 'avg' else ''} · {r['iterations']} iterations")
+        return contact_sheet(panels, cell, columns=columns, title=title)
+
+
+def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, recipe_paths: str = "full") -> Reconstruction:
+    """Every panel of ``settings`` (one per layer, or per growing set of layers with ``style``)."""
+    s = settings
+    session = Session.for_settings(s, loaded)
+    bb = session.backbone
+    names = list(s.layers) if s.layers else list(bb.style_layers)
+    if not names:
+        raise OptionError("--layers is empty")
+    for name in names:
+        bb.layer_map.get(name)  # an unknown layer: one line with suggestions
+    img = load_image(s.image, s.max_pixels)
+    w, h = fit_size(img.size, s.size)
+    bb.check_size(h, w, f"the output at --size {s.size}")
+    if s.style:
+        panels = [(names[k - 1] if k == 1 else f"{names[0]} … {names[k - 1]}", names[:k])
+                  for k in range(1, len(names) + 1)]
+    else:
+        panels = [(name, [name]) for name in names]
+    seed = s.seed if s.seed is not None else random.randrange(2**31)  # every panel starts from the same noise
+    base = TransferSettings(content=img, styles=(img,), init="noise", tv_weight=s.tv_weight, size=s.size,
+                            iterations=s.iterations, optimizer=s.optimizer, lr=s.lr, seed=seed, device=s.device,
+                            precision=s.precision, backbone=s.backbone, weights=s.weights, pooling=s.pooling,
+                            losses=s.losses, log_every=s.log_every, max_pixels=s.max_pixels)
+    recipe = {**s.to_recipe(recipe_paths), "mode": "style" if s.style else "content", "seed": seed,
+              "weights": session.recipe()["weights"], "layers": names,
+              "panels": []}
+    rec = Reconstruction(img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img, [], recipe)
+    for i, (label, subset) in enumerate(panels, start=1):
+        def on_event(event, _label=f"{label} ({i}/{len(panels)})"):
+            event.label = _label
+            if callback is not None:
+                callback(event)
+
+        weight = s.weight if s.weight is not None else (100.0 if s.style else 5.0)
+        terms = dict(content_weight=0.0, style_weight=weight, style_layers=subset) if s.style else \
+            dict(style_weight=0.0, content_weight=weight, content_layers=subset)
+        start = time.perf_counter()
+        try:
+            job = TransferJob(base.replace(**terms), session)
+            result = run(job, job.still_item(), on_event)
+        except (KeyboardInterrupt, Interrupted):  # before this panel's first step: keep the panels finished
+            if not rec.panels:
+                raise Interrupted("interrupted before the first iteration; nothing was written") from None
+            rec.stopped = "interrupted"
+            break
+        seconds = time.perf_counter() - start
+        rec.panels.append((label, subset, result, seconds))
+        recipe["panels"].append({"label": label, "layers": subset, "seconds": round(seconds, 2),
+                                 "loss": result.history[-1] if result.history else None,
+                                 "stopped": result.stopped.value if result.stopped else None})
+        if result.stopped:
+            rec.stopped = result.stopped.value
+            if rec.stopped == "interrupted":
+                break
+    recipe["stopped"] = rec.stopped
+    return rec

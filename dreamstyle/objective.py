@@ -1,0 +1,161 @@
+"""Objectives as values, in the spirit of lucent's: terms add and scale.
+
+    objective = 5 * term("content", layers=...) + 100 * term("style", layers=...) + 3e4 * term("tv")
+    hybrid = objective + 1e5 * term("activation", layers="relu4_4")
+
+An :class:`Objective` is a weighted sum of named leaves (registered loss terms); it keeps one value
+per leaf for the per-term breakdown. Everything is minimized: a negative weight maximizes.
+``objective(features, image)`` returns ``(total, values)`` with ``values`` the weighted value of
+each leaf, in order (a 1-D fp32 tensor aligned with ``objective.names``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import OptionError
+from .plugins import get_host
+from .termspec import TermContext
+
+
+class Objective(nn.Module):
+    """A weighted sum of named loss terms. Build one with :func:`term` and ``+``/``*``, or from a
+    mapping ``{name: (term_module, weight)}``."""
+
+    def __init__(self, leaves: dict | list | None = None):
+        super().__init__()
+        if isinstance(leaves, dict):
+            leaves = [(name, t, w) for name, (t, w) in leaves.items()]
+        leaves = list(leaves or [])
+        self.names = _unique([name for name, _, _ in leaves])
+        self.terms = nn.ModuleList([t for _, t, _ in leaves])
+        self.weights = [float(w) for _, _, w in leaves]
+
+    @property
+    def leaves(self) -> list[tuple[str, nn.Module, float]]:
+        return list(zip(self.names, self.terms, self.weights))
+
+    # --- algebra --------------------------------------------------------------------------
+    def __add__(self, other):
+        if isinstance(other, (int, float)) and other == 0:  # sum() starts from 0
+            return self
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Objective(self.leaves + other.leaves)
+
+    __radd__ = __add__
+
+    def __mul__(self, k):
+        if not isinstance(k, (int, float)):
+            return NotImplemented
+        return Objective([(n, t, w * k) for n, t, w in self.leaves])
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def without_zero_weights(self) -> "Objective":
+        return Objective([leaf for leaf in self.leaves if leaf[2] != 0])
+
+    def describe(self) -> str:
+        return " + ".join(f"{w:g}*{n}" for n, _, w in self.leaves) or "0"
+
+    def __repr__(self) -> str:
+        return f"Objective({self.describe()})"
+
+    # --- what it needs ------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for t in self.terms:
+            for name in getattr(t, "layers", ()):
+                seen[name] = None
+        return list(seen)
+
+    @property
+    def spatial(self) -> bool:
+        """Every term is a mean over feature positions: its tiles' values add up exactly."""
+        return all(getattr(t, "spatial", False) for t in self.terms)
+
+    def prepare(self, ctx: TermContext, extract: Callable, skip: Callable[[nn.Module], bool] | None = None) -> None:
+        """Let each term compute its targets; ``skip(term)`` true leaves a term's targets as they are."""
+        for t in self.terms:
+            if skip is None or not skip(t):
+                t.prepare(ctx, extract)
+
+    def forward(self, feats, image, regions=None):
+        values = []
+        for name, t, w in self.leaves:
+            v = t(feats, image, regions=regions) if regions is not None else t(feats, image)
+            v = torch.as_tensor(v, device=image.device, dtype=torch.float32)
+            if v.numel() != 1:
+                raise OptionError(f"loss term {name!r} returned {tuple(v.shape)} values, not one number")
+            values.append(w * v.reshape(()))
+        values = torch.stack(values)
+        return values.sum(), values
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Leaf names, a repeated name numbered (activation, activation_2, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+# --- leaves from the registry ------------------------------------------------------------------
+
+def option_names(build) -> list[str]:
+    try:
+        params = inspect.signature(build).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _takes_any(build) -> bool:
+    try:
+        return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(build).parameters.values())
+    except (TypeError, ValueError):
+        return True
+
+
+def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> Objective:
+    """One registered loss term as an objective of one leaf. ``weight=None`` takes the term's
+    registered default weight; ``backbone`` (when given) must have every layer the term reads."""
+    spec = get_host().loss_terms.get(name)
+    if not _takes_any(spec.build):
+        unknown = [k for k in options if k not in option_names(spec.build)]
+        if unknown:
+            raise OptionError(f"loss term {name!r} has no option {', '.join(map(repr, unknown))}"
+                              f" (its options: {', '.join(option_names(spec.build)) or 'none'})")
+    try:
+        module = spec.build(**options)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"loss term {name!r}: {exc}") from None
+    if backbone is not None:
+        missing = [layer for layer in getattr(module, "layers", ()) if layer not in backbone.layer_map]
+        if missing:
+            raise OptionError(f"loss term {name!r} uses layer {missing[0]!r}, which {backbone.name} does not have;"
+                              f" give it layers of {backbone.name} (e.g. --loss {name}:layers=...; list them"
+                              f" with: dreamstyle layers {backbone.name})")
+    return Objective([(name, module, spec.default_weight if weight is None else weight)])
+
+
+def default_weight(name: str) -> float:
+    return get_host().loss_terms.get(name).default_weight
+
+
+def extra_terms(losses: dict, backbone) -> Objective:
+    """The ``--loss`` terms: {name: (weight or None, {options})}."""
+    return sum((term(name, w, backbone=backbone, **opts) for name, (w, opts) in losses.items()), Objective())

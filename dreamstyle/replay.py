@@ -1,0 +1,41 @@
+"""Replay: the settings stored in an output's recipe, with any options given on top
+(``dreamstyle transfer --from OUT.png [overrides]``). With the same seed, device and versions the
+image comes out the same, bit for bit on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import OptionError
+from .writers import read_recipe
+
+
+def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
+    """``cls``'s settings values from the recipe in ``path``, ``explicit`` ones on top."""
+    path = Path(path)
+    if not path.is_file():
+        raise OptionError(f"--from {path}: no such file")
+    try:
+        recipe = read_recipe(path)
+    except Exception as exc:  # noqa: BLE001 - not an image we can read
+        raise OptionError(f"--from {path}: cannot read it ({type(exc).__name__})") from None
+    if not recipe:
+        raise OptionError(f"--from {path}: it carries no dreamstyle recipe")
+    if recipe.get("command") != cls.KIND:
+        raise OptionError(f"--from {path}: its recipe is of 'dreamstyle {recipe.get('command')}', "
+                          f"not 'dreamstyle {cls.KIND}'")
+    known = {f.name for f in cls.fields() if f.metadata["spec"].recipe}
+    values = {k: _tuples(v) for k, v in recipe.items() if k in known}
+    for key in [k for k, v in values.items() if v == "<image>"]:
+        if key not in explicit:
+            raise OptionError(f"--from {path}: the recipe's {key} was an image in memory, not a file; give it")
+    values.update(explicit)
+    return values
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value

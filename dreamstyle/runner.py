@@ -1,0 +1,137 @@
+"""The one runner: a job's stages, one loop, one stop policy.
+
+A job (``dreamstyle.jobs``) says what an item needs: its stages (:mod:`~dreamstyle.schedule`),
+for each stage the image to start from and the prepared objective (:class:`Plan`), what the stage's
+best image carries to the next (``after``) and what the output is (``finish``). :func:`run` drives
+the engine over the stages and applies the stop policy in one place:
+
+- Ctrl-C (or SIGTERM) keeps the best image so far: this stage's best, or the last finished stage's;
+  before anything was measured it raises :class:`~dreamstyle.errors.Interrupted`.
+- A loss that is no longer finite stops the run; the last good image is kept.
+- Running out of memory (device or host) keeps the best image so far and says, in one line, what
+  was tried and what would fit; before anything was made it raises ``OutOfMemory``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .engine import StageResult, Stop, optimize
+from .errors import Interrupted
+from .faults import OutOfMemory, is_out_of_memory, memory_report
+from .images import to_pil
+
+
+@dataclass
+class Item:
+    """One picture (or a batch of them, or one frame of a clip) for a job to make."""
+
+    content: torch.Tensor | None  # (B, 3, H, W) in [0, 1], any resolution; None: nothing to start from
+    size: tuple[int, int]  # the output's (width, height)
+    start: torch.Tensor | None = None  # a warm start (a clip's carried previous frame), at the output size
+    images: dict = field(default_factory=dict)  # more image roles for the terms ("previous", ...)
+    iterations: int | None = None  # steps instead of the settings' (a warm-started frame)
+    warm: bool = False  # started from ``start``: a transfer runs its last stage only
+    label: str = ""
+    name: str = ""
+    source: object = None  # what the content was given as (a path), for the recipe
+    source_size: tuple[int, int] | None = None  # the input's own (width, height): coarser stages keep its aspect
+
+
+@dataclass
+class Plan:
+    """What the engine needs for one stage."""
+
+    start: torch.Tensor
+    objective: object  # dreamstyle.objective.Objective, prepared
+    gradient: Callable  # (param, scale, backward=True) -> (total, values)
+
+
+@dataclass
+class Result:
+    """What a run returns. Unpacks as ``image, history = dreamstyle.transfer(...)``."""
+
+    image: object  # PIL.Image.Image (the first of a batch)
+    history: list[dict]
+    recipe: dict = field(default_factory=dict)
+    stopped: Stop | None = None
+    frames: list = field(default_factory=list)  # PIL snapshots (for GIFs), if asked for
+    tensor: object = None  # the final image(s) as a (B, 3, H, W) tensor in [0, 1]
+    fault: str = ""  # on running out of memory: one line saying what was tried and what would fit
+    optimized: object = None  # the image(s) as optimized, before the job's finish (colour recombination)
+
+    losses: dict = field(default_factory=dict)  # the last logged losses: total and per term
+
+    def __iter__(self):
+        yield self.image
+        yield self.history
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(job, item: Item, callback: Callable | None = None, snapshot_every: int = 0) -> Result:
+    """Run ``job`` on ``item``: every stage, one stop policy."""
+    seed_everything(job.seed)
+    stages = job.stages(item)
+    frames: list = []
+
+    def on_event(event):
+        if item.label:
+            event.label = f"{item.label} {event.label}".strip()
+        if event.snapshot is not None:
+            frames.append(to_pil(event.snapshot[:1]).resize(item.size))
+        if callback is not None:
+            callback(event)
+
+    history: list[dict] = []
+    image, stopped, fault, done = None, None, "", 0
+    for stage in stages:
+        plan, result = _stage(job, item, stage, image, on_event, snapshot_every, len(stages))
+        history.extend(result.history)
+        if result.measured:
+            image, done = job.after(item, stage, result.image), stage.index
+        if result.stopped is not None:
+            stopped = result.stopped
+            if stopped is Stop.OUT_OF_MEMORY:
+                fault = job.oom_message(stage, result.memory, stages)
+            if image is None:
+                if stopped is Stop.OUT_OF_MEMORY:
+                    raise OutOfMemory(f"{fault}; nothing was written")
+                if stopped is Stop.INTERRUPTED:
+                    raise Interrupted("interrupted before the first iteration; nothing was written")
+                image = job.after(item, stage, plan.start)  # diverged at its first step: keep the start
+            break
+    final = job.finish(item, image, done, stages)
+    recipe = job.recipe(item, stages)
+    recipe["stopped"] = stopped.value if stopped else None
+    last = history[-1] if history else {}
+    losses = {k: last[k] for k in ("total", *job.objective.names) if k in last}
+    return Result(to_pil(final[:1]), history, recipe, stopped, frames, final.detach(), fault, image.detach(), losses)
+
+
+def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Plan | None, StageResult]:
+    """One stage through the engine; Ctrl-C and running out of memory between its steps (while the
+    targets are computed) stop it like inside the engine."""
+    plan = None
+    try:
+        plan = job.plan(item, stage, image)
+        s = job.settings
+        return plan, optimize(plan.start, None, plan.objective.names, iterations=item.iterations or stage.iterations,
+                        optimizer=s.optimizer, lr=job.lr, callback=on_event, log_every=s.log_every,
+                        snapshot_every=snapshot_every, stage=stage.index, stages=count, gradient=plan.gradient,
+                        label=stage.label)
+    except KeyboardInterrupt:
+        return plan, StageResult(None, math.inf, 0, Stop.INTERRUPTED)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return plan, StageResult(None, math.inf, 0, Stop.OUT_OF_MEMORY, [],
+                                 memory_report(job.session.device, exc, stage.size))

@@ -1,0 +1,84 @@
+"""A session: the device, the precision and the loaded backbone of a run, shared by every stage,
+frame and image of it (and by every panel of a reconstruction)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+
+from .backbones import LoadedBackbone
+from .errors import OptionError
+from .faults import OutOfMemory, is_out_of_memory
+from .plugins import get_backbone
+from .runtime import (amp_dtype, make_evaluate, make_extract, precision_name, prepare_net, resolve_device,
+                      use_channels_last)
+
+
+class Session:
+    """``backbone`` is a registered name or a :class:`~dreamstyle.backbones.Backbone`; ``loaded`` an
+    already loaded one to reuse. Weights load on first use (after every check of the job)."""
+
+    def __init__(self, backbone="vgg19", weights: str | os.PathLike | None = None, pooling: str = "max",
+                 device="auto", precision: str = "auto", compile: bool = False, loaded: LoadedBackbone | None = None):
+        self.device = resolve_device(device)
+        self.dtype = amp_dtype(self.device, precision)
+        self.precision = precision
+        if loaded is not None:
+            self.backbone, weights, pooling = loaded.backbone, loaded.weights, loaded.pooling
+        else:
+            self.backbone = get_backbone(backbone) if isinstance(backbone, str) else backbone
+        if pooling not in self.backbone.poolings:
+            raise OptionError(f"backbone {self.backbone.name!r} does not offer --pooling {pooling}; it offers: "
+                              f"{', '.join(self.backbone.poolings)}")
+        self.weights, self.pooling, self.compile = weights, pooling, compile
+        self._loaded = loaded
+        self._nets: dict[tuple, torch.nn.Module] = {}
+
+    @classmethod
+    def for_settings(cls, settings, loaded: LoadedBackbone | None = None) -> "Session":
+        return cls(settings.backbone, settings.weights, settings.pooling, settings.device, settings.precision,
+                   settings.compile, loaded)
+
+    @property
+    def loaded(self) -> LoadedBackbone:
+        if self._loaded is None:
+            try:
+                self._loaded = LoadedBackbone(self.backbone, self.weights, self.pooling, self.device)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                raise OutOfMemory(f"out of memory on {self.device} loading backbone {self.backbone.name!r}; try "
+                                  "--device cpu or a smaller backbone") from None
+        return self._loaded
+
+    @property
+    def channels_last(self) -> bool:
+        return use_channels_last(self.device, self.dtype)
+
+    def net(self, layers, circular: bool = False):
+        """The feature net returning ``layers`` (truncated after the deepest), built once per set of
+        layers; ``circular`` pads every convolution circularly (seamless textures), on a copy."""
+        names = tuple(self.backbone.layer_map.order(layers))
+        key = (names, circular)
+        if key not in self._nets:
+            net = self.loaded.features(names)
+            if circular:
+                net = copy.deepcopy(net)
+                for module in net.modules():
+                    if isinstance(module, torch.nn.Conv2d):
+                        module.padding_mode = "circular"
+            self._nets[key] = prepare_net(net, self.device, self.compile, self.dtype)
+        return self._nets[key]
+
+    def evaluate(self, net, objective):
+        return make_evaluate(net, objective, self.device, self.dtype)
+
+    def extract(self, net):
+        return make_extract(net, self.device, self.dtype)
+
+    def recipe(self) -> dict:
+        return {"weights": self.loaded.weights if self._loaded is not None else
+                ("default" if self.weights is None else str(self.weights)),
+                "device_used": str(self.device), "precision_used": precision_name(self.dtype)}

@@ -1,0 +1,628 @@
+"""Settings: every option of a job, declared once.
+
+Each job kind has one dataclass (:class:`TransferSettings`, :class:`DreamSettings`,
+:class:`TextureSettings`, :class:`ReconstructSettings`); a field is one option, and its
+:class:`Spec` (in the field's metadata) holds the help text, the check, the command-line flag and
+whether the recipe records it. From these fields the command line builds its click options
+(``dreamstyle.cli.options``), the Python API builds settings from keyword arguments, and the
+recipe in every output is the settings serialized (:meth:`Settings.to_recipe`); replaying a
+recipe (``--from``) is :meth:`Settings.from_recipe`.
+
+Checks run when a settings object is made (or changed with :meth:`Settings.replace`): a bad value
+is one :class:`~dreamstyle.errors.OptionError` naming the flag and the allowed range, before any
+work is done. Checks that need the backbone or the images (layer names, sizes against the
+backbone's minimum, pixel limits) run in the job, also before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from .errors import OptionError
+
+# --- bounds ------------------------------------------------------------------------------------
+MAX_ITERATIONS = 1_000_000
+MAX_SIDE = 65_536  # px; the pixel limit (--max-pixels) bounds the area
+MAX_SCALES = 12
+MAX_OCTAVES = 32
+MAX_SEED = 2**63 - 1
+DEFAULT_MAX_PIXELS = 64_000_000
+DREAM_WEIGHT = 1e5  # the hybrid's --dream-weight: with vgg19 and the default content 5 / style 100, dreams
+# show and the photo and the style stay (5e4 barely shows, 1e6 is all dream)
+DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
+TRANSFER_INITS = ("content", "noise", "style")
+COLOR_MODES = ("luminance", "histogram")
+FLOWS = ("none", "ilk", "tvl1")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+POOLINGS = ("max", "avg")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the command line and the recipe need to know of one option."""
+
+    help: str
+    check: Callable[[Any, str], Any] | None = None  # (value, flag) -> normalized value, or OptionError
+    flag: str | None = None  # the command-line flag; default: --field-name
+    type: Any = None  # the click type (default: from the default value); "flag" for an on/off switch
+    multiple: bool = False  # a repeatable option
+    metavar: str | None = None
+    cli: bool = True  # False: the Python API only
+    argument: str | None = None  # a positional argument: "one", "optional" or "many"
+    recipe: bool = True
+    sequences: str | None = None  # why it does not apply to clips and folders (None: it does)
+    default_text: str | None = None  # what help shows as the default, where the value is computed
+    complete: str | None = None  # shell completion: "backbone" or "layer"
+
+
+def opt(default, help: str, **spec):
+    """A settings field: its default and its :class:`Spec`."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("settings defaults are immutable: use a tuple")
+    return field(default=default, metadata={"spec": Spec(help, **spec)})
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def whole(lo: int = 1, hi: int = MAX_ITERATIONS, allow_none: bool = False):
+    """A whole number from ``lo`` to ``hi``."""
+
+    def check(value, flag):
+        if value is None and allow_none:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise OptionError(f"{flag} must be a whole number from {lo} to {hi:,}, not {value!r}")
+        return value
+
+    return check
+
+
+def number(lo: float = 0.0, hi: float = math.inf, *, above: bool = False, allow_none: bool = False):
+    """A finite number in [lo, hi] (or (lo, hi] with ``above``)."""
+
+    def check(value, flag):
+        if value is None and allow_none:
+            return None
+        if not _is_number(value) or not math.isfinite(value) or value > hi or value < lo or (above and value == lo):
+            low = f"more than {lo:g}" if above else (f"{lo:g} or more" if lo else "zero or more")
+            rng = low if hi == math.inf else f"{low} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
+            raise OptionError(f"{flag} must be a finite number {rng}, not {value!r}")
+        return float(value)
+
+    return check
+
+
+weight_value = number(0.0)  # every loss weight: finite, zero or more
+positive = number(0.0, above=True)
+
+
+def choice(*names: str, allow_none: bool = False):
+    def check(value, flag):
+        if value is None and allow_none:
+            return None
+        if value not in names:
+            listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+            raise OptionError(f"{flag} {value!r}: choose {listed or 'nothing here'}")
+        return value
+
+    return check
+
+
+def flow(value, flag):
+    """none, ilk or tvl1; the last two need scikit-image, checked now (before any work)."""
+    value = choice(*FLOWS)(value or "none", flag)
+    if value != "none":
+        try:
+            import skimage.registration  # noqa: F401
+        except ImportError:
+            raise OptionError(f"{flag} {value} needs scikit-image: pip install 'dreamstyle[flow]'"
+                              " (or scikit-image)") from None
+    return value
+
+
+def seed(value, flag):
+    if value is None:
+        return None
+    return whole(0, MAX_SEED)(value, flag)
+
+
+def flag_value(value, flag):
+    if not isinstance(value, bool):
+        raise OptionError(f"{flag} is on or off (True or False), not {value!r}")
+    return value
+
+
+def text(value, flag):
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise OptionError(f"{flag} must be text, not {value!r}")
+    return str(value)
+
+
+def image_input(value, flag):
+    """A path, or (Python API) a PIL image or a tensor; kept as given."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        return str(value)
+    return value
+
+
+def image_list(value, flag):
+    if value is None or isinstance(value, (str, os.PathLike)) or hasattr(value, "size"):
+        value = () if value is None else (value,)
+    return tuple(image_input(v, flag) for v in value)
+
+
+def float_list(value, flag):
+    """"0.7,0.3" or a sequence of numbers -> a tuple of finite weights, zero or more."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = [p for p in value.split(",") if p.strip()]
+        try:
+            value = [float(p) for p in parts]
+        except ValueError:
+            raise OptionError(f"{flag} {value!r} is not a comma list of numbers") from None
+    return tuple(weight_value(v, f"{flag} weight") for v in value)
+
+
+def layer_weights(value, flag):
+    """"relu1_1,relu2_1=0.5" or a mapping -> {layer: weight} (order kept); weights finite, zero or more."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        items = []
+        for item in (value.split(",") if isinstance(value, str) else value):
+            name, eq, w = str(item).strip().partition("=")
+            if not name.strip():
+                if item.strip():
+                    raise OptionError(f"{flag} {item!r}: give a layer name before '='")
+                continue
+            try:
+                items.append((name.strip(), float(w) if eq else 1.0))
+            except ValueError:
+                raise OptionError(f"{flag}: layer weight {w!r} for {name.strip()!r} is not a number") from None
+    out = {name: weight_value(w, f"{flag} weight of {name}") for name, w in items}
+    if not out:
+        raise OptionError(f"{flag} is empty")
+    return out
+
+
+def loss_specs(value, flag):
+    """``--loss``: "NAME=W:KEY=VALUE:...", several of those, "a=1,b=2", or {name: weight | (weight, {options})}
+    -> {name: (weight or None for the term's default, {options})}. A value may hold commas
+    ("histogram=10:layers=relu1_1,relu3_1")."""
+    if not value:
+        return {}
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, dict):
+        pairs = [(name, v if isinstance(v, tuple) else (v, {})) for name, v in value.items()]
+    else:
+        pairs = []
+        for item in value:
+            head, *opt_parts = str(item).split(":")
+            for part in ([head] if opt_parts else head.split(",")):
+                name, eq, w = part.partition("=")
+                if not name.strip():
+                    if part.strip():
+                        raise OptionError(f"{flag} {item!r}: give the term's name first (NAME=WEIGHT[:KEY=VALUE])")
+                    continue
+                try:
+                    w = float(w) if w.strip() else None
+                except ValueError:
+                    raise OptionError(f"{flag} {part!r}: the weight must be a number (NAME=WEIGHT)") from None
+                options = {}
+                for o in opt_parts:
+                    key, eq2, val = o.partition("=")
+                    if not eq2 or not key.strip():
+                        raise OptionError(f"{flag} {item!r}: options are KEY=VALUE after a colon, not {o!r}")
+                    options[key.strip()] = val.strip()
+                pairs.append((name.strip(), (w, options)))
+    out = {}
+    for name, (w, options) in pairs:
+        out[name] = (None if w is None else weight_value(w, f"{flag} {name}"), dict(options))
+    return out
+
+
+def specs(value, flag):
+    """Dream targets: a spec, several, or {spec: weight} -> a tuple of spec strings."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, dict):
+        return tuple(f"{s}={w}" for s, w in value.items())
+    return tuple(str(v) for v in value)
+
+
+def scales(value, flag):
+    """``--scales``: a count N (halving down to the output size) or sizes like "256,512"."""
+    if value is None or value in (1, "1"):
+        return None
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts:
+            raise OptionError(f"{flag} {value!r}: give a count N or a list of sizes like 256,512")
+        try:
+            ints = [int(p) for p in parts]
+        except ValueError:
+            raise OptionError(f"{flag} {value!r}: give a count N or a list of sizes like 256,512") from None
+        value = ints[0] if len(ints) == 1 else tuple(ints)
+    if isinstance(value, int):
+        count = whole(1, MAX_SCALES)(value, f"{flag} (a count)")
+        return None if count == 1 else count
+    sizes = tuple(sorted(whole(1, MAX_SIDE)(int(s), f"{flag} sizes") for s in value))
+    if len(sizes) > MAX_SCALES:
+        raise OptionError(f"{flag} lists {len(sizes)} sizes; at most {MAX_SCALES}")
+    return sizes
+
+
+def texture_size(value, flag):
+    """``--size N`` (a square) or ``WxH``."""
+    if isinstance(value, str):
+        w, x, h = value.lower().partition("x")
+        try:
+            value = (int(w), int(h)) if x else int(w)
+        except ValueError:
+            raise OptionError(f"{flag} {value!r}: give N or WxH, like 512 or 768x512") from None
+    if isinstance(value, int):
+        value = (value, value)
+    return tuple(whole(1, MAX_SIDE)(v, flag) for v in value)
+
+
+def transfer_init(value, flag):
+    """content, noise, style, or an image file (a near miss of a name is refused with a suggestion)."""
+    if value is None:
+        return "content"
+    if isinstance(value, (str, os.PathLike)):
+        value = str(value)
+        if value not in TRANSFER_INITS and not os.path.exists(value):
+            close = difflib.get_close_matches(value, TRANSFER_INITS, n=1, cutoff=0.6)
+            if close:
+                raise OptionError(f"{flag} {value!r} is not content, noise, style or an image file; "
+                                  f"did you mean {close[0]!r}?")
+    return value
+
+
+def registered(kind: str):
+    """A name that a registry (filled by plugins) must know: checked when the job runs."""
+
+    def check(value, flag):
+        if not isinstance(value, str) or not value.strip():
+            raise OptionError(f"{flag} must name a {kind}, not {value!r}")
+        return value.strip()
+
+    return check
+
+
+# --- the settings classes ----------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    """Base of every job's settings: the options all jobs share."""
+
+    KIND: ClassVar[str] = ""
+
+    backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
+                        complete="backbone")
+    weights: str | None = opt(None, "'random', a state-dict FILE, or omit for the backbone's pretrained weights.",
+                              check=text)
+    pooling: str = opt("max", "Pooling of VGG-like backbones: max or avg.", check=choice(*POOLINGS),
+                       type=POOLINGS)
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N.", check=text)
+    seed: int | None = opt(None, "Random seed (recorded in the output; the same seed gives the same image).",
+                           check=seed, type=int)
+    precision: str = opt("auto", "Feature precision: auto = bf16 autocast on CUDA and on CPUs with native bf16, "
+                         "else fp32.", check=choice(*PRECISIONS), type=PRECISIONS)
+    size: int | None = opt(512, "Long side of the output, px.", check=whole(1, MAX_SIDE, allow_none=True), type=int)
+    iterations: int = opt(500, "Optimizer steps (per scale or octave).", check=whole(1, MAX_ITERATIONS))
+    optimizer: str = opt("lbfgs", "Optimizer (see: dreamstyle plugins; built in: lbfgs, adam, normalized).",
+                         check=registered("optimizer"))
+    lr: float | None = opt(None, "Learning rate / step size, 0-255 pixel units (default: the optimizer's).",
+                           check=number(0.0, above=True, allow_none=True), type=float)
+    losses: dict = opt((), "Add a registered loss term, its options after colons: "
+                       "histogram=10:layers=relu1_1,relu3_1; repeatable.", check=loss_specs, flag="--loss",
+                       multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]", type=str)
+    preserve_color: str | None = opt(None, "Keep the content's colours: luminance or histogram.",
+                                     check=choice(*COLOR_MODES, allow_none=True), type=COLOR_MODES)
+    compile: bool = opt(False, "torch.compile the feature network (slower start, faster steps; best on CUDA).",
+                        check=flag_value, type="flag")
+    max_pixels: int = opt(DEFAULT_MAX_PIXELS, "Refuse inputs, and outputs, with more pixels than this.",
+                          check=whole(1, 10_000_000_000))
+    log_every: int = opt(1, "Log (and show) losses every N iterations.", check=whole(1, MAX_ITERATIONS),
+                         recipe=False)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            spec = f.metadata.get("spec")
+            if spec is not None and spec.check is not None:
+                setattr(self, f.name, spec.check(getattr(self, f.name), flag_of(f)))
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Checks across options (subclasses)."""
+
+    # --- description ------------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(cls) if "spec" in f.metadata]
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in cls.fields()}
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    # --- the recipe ---------------------------------------------------------------------------
+    def to_recipe(self, paths: str = "full") -> dict:
+        """The settings as plain data: every recorded option by name. ``paths``: "full" keeps input
+        paths as given, "names" keeps file names only (the recipe travels inside every output)."""
+        out = {"command": self.KIND}
+        for f in self.fields():
+            if f.metadata["spec"].recipe:
+                out[f.name] = plain(getattr(self, f.name), paths)
+        return out
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, **overrides) -> "Settings":
+        """Settings from a recipe (unknown keys are ignored), with ``overrides`` on top."""
+        known = {f.name for f in cls.fields() if f.metadata["spec"].recipe}
+        values = {k: unplain(v) for k, v in recipe.items() if k in known}
+        values.update(overrides)
+        return cls(**values)
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    spec = f.metadata["spec"]
+    if spec.argument:
+        return f.name.upper()
+    return spec.flag or "--" + f.name.replace("_", "-")
+
+
+def plain(value, paths: str = "full"):
+    """A settings value as JSON-able data; images given as objects become "<image>"."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        if paths == "names" and isinstance(value, str) and os.sep in value and os.path.exists(value):
+            return Path(value).name
+        return value
+    if isinstance(value, os.PathLike):
+        return plain(str(value), paths)
+    if isinstance(value, dict):
+        return {str(k): plain(v, paths) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [plain(v, paths) for v in value]
+    return "<image>"
+
+
+def unplain(value):
+    """JSON lists back to the tuples settings hold."""
+    if isinstance(value, list):
+        return tuple(unplain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: unplain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class SequenceOptions:
+    """Options of clips and folders (a still image refuses them)."""
+
+    frames: bool = opt(False, "INPUT is a folder of a clip's frames (sorted by name), not of still images.",
+                       check=flag_value, type="flag", recipe=False)
+    batch: int = opt(1, "Clips and folders: optimize N frames or same-size images at once (GPU memory allowing).",
+                     check=whole(1, 4096))
+    temporal_weight: float = opt(1e3, "Clips: weight of the temporal term (holds still what did not move; 0: off).",
+                                 check=weight_value)
+    temporal_init: float = opt(0.0, "Clips: start each frame from the previous output carried along the "
+                               "content's change, blended with F of its own start (1: independent frames).",
+                               check=number(0.0, 1.0))
+    flow: str = opt("none", "Clips: warp the previous frame along optical flow (needs scikit-image).",
+                    check=flow, type=FLOWS)
+    frame_iterations: int | None = opt(None, "Clips: optimizer steps for each frame after the first.",
+                                       check=whole(1, MAX_ITERATIONS, allow_none=True), type=int,
+                                       default_text="--iterations")
+    fps: float | None = opt(None, "Clips: frame rate, overriding the source's timing (a folder of frames: 10).",
+                            check=number(0.01, 1000.0, allow_none=True), type=float)
+
+
+SEQUENCE_OPTIONS = {f.name for f in dataclasses.fields(SequenceOptions)}
+
+
+@dataclass
+class TransferSettings(SequenceOptions, Settings):
+    """Style transfer (Gatys et al.): CONTENT painted in the style of STYLE; the hybrid adds dream terms."""
+
+    KIND: ClassVar[str] = "transfer"
+
+    content: Any = opt(None, "The content image (or clip, or folder).", check=image_input, argument="one")
+    size: int | None = opt(None, "Long side of the output, px (with --scales 256,512: the last).",
+                           check=whole(1, MAX_SIDE, allow_none=True), type=int, default_text="512")
+    styles: tuple = opt((), "The style images.", check=image_list, argument="many")
+    style_scale: float = opt(1.0, "Style image size relative to the output.", check=number(0.0, 16.0, above=True))
+    style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
+    content_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
+                                      type=str, default_text="the backbone's")
+    style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
+                                    type=str, default_text="the backbone's")
+    content_weight: float = opt(5.0, "Weight of the content term.", check=weight_value)
+    style_weight: float = opt(100.0, "Weight of the style term.", check=weight_value)
+    tv_weight: float = opt(3e4, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
+                           check=weight_value)
+    init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init)
+    scales: Any = opt(None, "Coarse-to-fine: a count N, or sizes like 256,512 (clips: the first frame).",
+                      check=scales, type=str)
+    dream_layers: tuple = opt((), "The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, "
+                              "=WEIGHT), or 'auto' for one neither content nor style uses. Repeatable.",
+                              check=specs, flag="--dream-layer", multiple=True, metavar="SPEC", type=str)
+    dream_weight: float | None = opt(None, "Weight of the dream term (on vgg19's scale).",
+                                     check=number(0.0, allow_none=True), type=float, default_text=f"{DREAM_WEIGHT:g}")
+    allow_overlap: bool = opt(False, "Let a --dream-layer be a content or style layer too.", check=flag_value,
+                              type="flag")
+
+    def check_together(self) -> None:
+        if self.content is None:
+            raise OptionError("give a content image")
+        if not self.styles:
+            raise OptionError("give at least one style image")
+        if self.style_blend is not None:
+            if len(self.style_blend) != len(self.styles):
+                raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} "
+                                  "style images")
+            if sum(self.style_blend) <= 0:
+                raise OptionError("--style-blend weights must be zero or more and not all zero")
+        if not self.dream_layers and (self.dream_weight is not None or self.allow_overlap):
+            raise OptionError("--dream-weight and --allow-overlap go with --dream-layer")
+        if isinstance(self.scales, tuple):
+            if self.size is not None and max(self.scales) != self.size:
+                raise OptionError(f"--scales {','.join(map(str, self.scales))} ends at {max(self.scales)} px but "
+                                  f"--size is {self.size}; give one of them, or make them agree")
+            self.size = max(self.scales)
+        elif self.size is None:
+            self.size = 512
+
+
+@dataclass
+class DreamSettings(SequenceOptions, Settings):
+    """DeepDream: INPUT with what the network sees in it, amplified (octaves, jitter, tiles)."""
+
+    KIND: ClassVar[str] = "dream"
+
+    input: Any = opt(None, "The image (or clip, or folder) to dream on; optional with --init noise.",
+                     check=image_input, argument="optional")
+    layers: tuple = opt((), "What to maximize: LAYER, LAYER:C, LAYER:C1,C2 (channels) or LAYER:C@Y,X (one neuron, "
+                        "in the layer's grid); =WEIGHT weighs it (negative: suppress). Repeatable.",
+                        check=specs, flag="--layer", multiple=True, metavar="SPEC", type=str,
+                        default_text="the backbone's dream layer", complete="layer")
+    iterations: int = opt(10, "Steps per octave.", check=whole(1, MAX_ITERATIONS))
+    optimizer: str = opt("normalized", "normalized: DeepDream's gradient ascent step; or any registered optimizer.",
+                         check=registered("optimizer"))
+    lr: float | None = opt(None, "Step size: mean pixel change per step, 0-255 units.", flag="--step",
+                           check=number(0.0, above=True, allow_none=True), type=float,
+                           default_text=f"{DREAM_STEP:g}")
+    objective: str = opt("mean", "Maximize the mean activation, or the mean square (the original's L2).",
+                         check=choice("mean", "l2"), type=("mean", "l2"))
+    octaves: int = opt(4, "Number of octaves (image scales).", check=whole(1, MAX_OCTAVES))
+    octave_scale: float = opt(1.4, "Size ratio between octaves (detail is carried up).", check=number(1.0, 16.0))
+    jitter: int = opt(32, "Random roll each step, px.", check=whole(0, 4096))
+    tile: int = opt(1024, "Images larger than this are dreamed in tiles of this size (bounded memory); 0: never.",
+                    check=whole(0, MAX_SIDE))
+    tile_overlap: int | None = opt(None, "Extra context around each tile, px.", check=whole(0, 4096, allow_none=True),
+                                   type=int, default_text="8 x the layer's stride")
+    guide: Any = opt(None, "Dream toward the features of this image (controlling dreams).", check=image_input,
+                     type=str)
+    init: str = opt("image", "noise: visualize the layer or channel from noise (INPUT then only sets the aspect).",
+                    check=choice("image", "noise"), type=("image", "noise"),
+                    sequences="a clip or folder has images to start from")
+    temporal_weight: float = opt(0.0, "Clips: weight of a temporal term (holds still what did not move; 0: off).",
+                                 check=weight_value)
+    temporal_init: float = opt(0.5, "Clips: dream each frame from the previous dream carried along the content's "
+                               "change, blended with F of the new frame (1: independent frames).",
+                               check=number(0.0, 1.0))
+
+    def check_together(self) -> None:
+        if self.input is None and self.init != "noise":
+            raise OptionError("give an input image (or --init noise to dream from noise)")
+
+
+@dataclass
+class TextureSettings(Settings):
+    """Texture synthesis (Gatys et al. 2015): the style of STYLE from noise, no content image."""
+
+    KIND: ClassVar[str] = "texture"
+
+    styles: tuple = opt((), "The style images (several blend).", check=image_list, argument="many")
+    size: tuple = opt((512, 512), "Output size: N (a square) or WxH.", check=texture_size, type=str,
+                      default_text="512")
+    style_scale: float = opt(1.0, "Style image size relative to the output's long side.",
+                             check=number(0.0, 16.0, above=True))
+    style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
+    style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
+                                    type=str, default_text="the backbone's")
+    style_weight: float = opt(100.0, "Weight of the style term.", check=weight_value)
+    tv_weight: float = opt(3e4, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
+                           check=weight_value)
+    init: str = opt("noise", "Start from noise or an image FILE.", check=text)
+    scales: Any = opt(None, "Coarse-to-fine: a count N, or long sides like 256,512.", check=scales, type=str)
+    seamless: bool = opt(False, "Tileable result: circular padding in the network, wrap-around TV and jitter.",
+                         check=flag_value, type="flag")
+    jitter: int = opt(0, "Random roll each step, px (with --seamless: 16 if not given).", check=whole(0, 4096))
+    preserve_color: str | None = opt(None, "Not for textures (no content image).",
+                                     check=choice(allow_none=True), cli=False)
+
+    def check_together(self) -> None:
+        if not self.styles:
+            raise OptionError("give at least one style image")
+        if self.style_blend is not None and len(self.style_blend) != len(self.styles):
+            raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} style images")
+
+
+@dataclass
+class ReconstructSettings(Settings):
+    """What single layers keep of IMAGE: content per layer, or the style of growing sets of layers."""
+
+    KIND: ClassVar[str] = "reconstruct"
+
+    image: Any = opt(None, "The image to reconstruct.", check=image_input, argument="one")
+    style: bool = opt(False, "Reconstruct the style (Gram loss on the first layer, the first two, ...) "
+                      "instead of the content.", check=flag_value, type="flag")
+    layers: dict | None = opt(None, "Comma list of layers (default: the backbone's style layers, a spread of depths).",
+                              check=layer_weights, type=str)
+    size: int | None = opt(256, "Long side of each panel, px.", check=whole(1, MAX_SIDE))
+    iterations: int = opt(200, "Optimizer steps per panel.", check=whole(1, MAX_ITERATIONS))
+    weight: float | None = opt(None, "Loss weight (default: transfer's content weight 5, or style weight 100).",
+                               check=number(0.0, above=True, allow_none=True), type=float)
+    tv_weight: float = opt(0.0, "Total-variation smoothing (0: none, as in the paper).", check=weight_value)
+    columns: int | None = opt(None, "Panels per row (default: one row up to 6 panels).",
+                              check=whole(1, 100, allow_none=True), type=int, recipe=False)
+    preserve_color: str | None = opt(None, "Not for reconstructions.", check=choice(allow_none=True), cli=False)
+
+
+def sequence_only(settings_cls) -> list[str]:
+    return [f.name for f in settings_cls.fields() if f.name in SEQUENCE_OPTIONS and f.name not in ("frames",)]
+
+
+def still_only(settings_cls) -> dict[str, str]:
+    """Options a clip or folder refuses, with the reason."""
+    return {f.name: f.metadata["spec"].sequences for f in settings_cls.fields() if f.metadata["spec"].sequences}
+
+
+def describe_default(f: dataclasses.Field) -> str:
+    spec = f.metadata["spec"]
+    if spec.default_text is not None:
+        return spec.default_text
+    return "" if f.default is None or f.default is False or f.default == () else f"{f.default:g}" \
+        if isinstance(f.default, float) else str(f.default)
+
+
+def settings_for(kind: str):
+    return {"transfer": TransferSettings, "dream": DreamSettings, "texture": TextureSettings,
+            "reconstruct": ReconstructSettings}[kind]
+
+
+def make(cls, values: dict) -> Settings:
+    """``cls(**values)``, refusing unknown names in one line (the Python API's keyword arguments)."""
+    unknown = sorted(set(values) - cls.names())
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(cls.names()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise OptionError(f"{cls.KIND} has no option {unknown[0]!r}{hint}")
+    return cls(**values)
+

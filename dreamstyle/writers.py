@@ -1,0 +1,358 @@
+"""Writing outputs: the format registry (``register_writers`` hook), atomic files, the recipe inside.
+
+Every output file goes through :func:`publish`: it is written to a temporary file beside its
+target (``.NAME.dreamstyle-PID.part``), flushed to disk, then renamed into place, so a crash, a
+full disk or Ctrl-C never leaves a half-written file and an old file is replaced only by a whole
+new one. A format is a :class:`~dreamstyle.records.Writer` registered by suffix and kind
+("image" or "clip"); the built-ins are PNG for images, and GIF, WebP and APNG for clips. A clip can
+also go to a folder of frames (one image per frame, plus ``clip.json`` with the timing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image, PngImagePlugin
+
+from .errors import OutputError
+from .plugins import get_host
+
+RECIPE_KEY = "dreamstyle"
+TIMING_FILE = "clip.json"  # frame timing of a folder of frames (written with it, read back)
+PART = ".part"
+TEMP_TAG = ".dreamstyle-"
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+def writers(kind: str | None = None) -> list:
+    reg = get_host().writers
+    return [reg.get(n) for n in reg.names() if kind is None or reg.get(n).kind == kind]
+
+
+def suffixes(kind: str) -> list[str]:
+    return [s for w in writers(kind) for s in w.suffixes]
+
+
+def writer_for(path: str | os.PathLike, kind: str):
+    """The writer of ``kind`` for ``path``'s suffix, or one line saying which suffixes exist."""
+    suffix = Path(path).suffix.lower()
+    for w in writers(kind):
+        if suffix in w.suffixes:
+            return w
+    what = "an image" if kind == "image" else "a clip"
+    names = sorted(set(suffixes(kind)), key=suffixes(kind).index)
+    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    raise OutputError(f"cannot write {what} to {path}: give a {listed} file" + (" or a folder" if kind == "clip" else ""))
+
+
+# --- atomic files ---------------------------------------------------------------------------------
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temp_path_for(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_TAG}{os.getpid()}-", suffix=PART, dir=path.parent or ".")
+    os.close(fd)
+    return Path(tmp)
+
+
+def clean_stale_temps(path: Path) -> None:
+    """Remove the temporary files an earlier, killed run left for ``path`` (``.NAME.dreamstyle-PID-*.part``
+    of a process that is gone); nothing else is touched."""
+    prefix = f".{path.name}{TEMP_TAG}"
+    try:
+        candidates = [p for p in (path.parent or Path(".")).iterdir() if p.name.startswith(prefix)
+                      and p.name.endswith(PART)]
+    except OSError:
+        return
+    for p in candidates:
+        pid = p.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def free_name(path: Path) -> Path:
+    """``NAME-2.EXT``, ``NAME-3.EXT``, ...: the first that does not exist."""
+    for k in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OutputError(f"cannot find a free name beside {path}")
+
+
+def _place(tmp: Path, path: Path) -> Path:
+    """Rename ``tmp`` to ``path`` without replacing a file that is there (one that appeared while the
+    run worked): it goes beside it under a free name instead. A hard link fails if the target
+    exists, atomically; where links are not supported, the check and the rename are two steps."""
+    target = path
+    while True:
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            target = free_name(path)
+            continue
+        except OSError:  # no hard links here (FAT, some network folders)
+            if target.exists():
+                target = free_name(path)
+                continue
+            os.replace(tmp, target)
+            return target
+        os.unlink(tmp)
+        return target
+
+
+def publish(path: str | os.PathLike, write: Callable, overwrite: bool = True) -> Path:
+    """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which is then
+    renamed into place. Without ``overwrite`` an existing file is never replaced, even one that
+    appeared while the run worked: the new file goes beside it (``NAME-2.EXT``). Returns the path
+    written."""
+    path = Path(path)
+    clean_stale_temps(path)
+    tmp = temp_path_for(path)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+            return path
+        return _place(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> Path:
+    return publish(path, lambda fh: fh.write(data), overwrite)
+
+
+def write_json(path: str | os.PathLike, data, overwrite: bool = True) -> Path:
+    return write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode(), overwrite)
+
+
+# --- checks before any work -------------------------------------------------------------------------
+
+def check_output(path: str | os.PathLike, overwrite: bool, allowed: Sequence[str] | None = (".png",)) -> Path:
+    """Validate an output file path before any work is done (``allowed``: its suffixes, or None)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot write {path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if allowed and path.suffix.lower() not in allowed:
+        raise OutputError(f"cannot write {path}: the output must end in {' or '.join(allowed)}")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
+def is_folder_output(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return path.is_dir() or not path.suffix
+
+
+def folder_outputs(folder: Path, names: Sequence[str], suffix: str = ".png") -> list[Path]:
+    paths = [Path(folder) / f"{name}{suffix}" for name in names]
+    if len({p.name.lower() for p in paths}) != len(paths):
+        raise OutputError(f"two inputs would write the same file in {folder} (names differ only by suffix or case)")
+    return paths
+
+
+def check_folder_output(folder: Path, names: Sequence[str], overwrite: bool, extra: Sequence[str] = ()) -> list[Path]:
+    """Validate a folder output (created later if missing) and the files it will hold."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write into {folder}: it is a file")
+    parent = folder.parent if str(folder.parent) else Path(".")
+    if not folder.exists() and not parent.is_dir():
+        raise OutputError(f"cannot create {folder}: folder {parent} does not exist")
+    if not os.access(folder if folder.exists() else parent, os.W_OK):
+        raise OutputError(f"cannot write into {folder}: not writable")
+    paths = folder_outputs(folder, names)
+    if not overwrite:
+        taken = [p for p in [*paths, *(folder / e for e in extra)] if p.exists()]
+        if taken:
+            more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+            raise OutputError(f"{taken[0]} exists{more}; pass --overwrite to replace it")
+    return paths
+
+
+def check_clip_output(path: str | os.PathLike, overwrite: bool, names: Sequence[str]) -> Path:
+    """Validate a clip's output: a folder of frames, or a file of a registered clip format."""
+    path = Path(path)
+    if is_folder_output(path):
+        check_folder_output(path, names, overwrite, (TIMING_FILE,))
+        return path
+    writer_for(path, "clip")
+    return check_output(path, overwrite, None)
+
+
+# --- writing ----------------------------------------------------------------------------------------
+
+def save_image(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None, overwrite: bool = True) -> Path:
+    """Write one picture in the format its suffix names, atomically, with its recipe."""
+    writer = writer_for(path, "image")
+    return publish(path, lambda fh: writer.write(fh, [img], recipe), overwrite)
+
+
+def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[int], loop: int | None = 0,
+               names: Sequence[str] | None = None, recipe: dict | None = None, overwrite: bool = True) -> Path:
+    """Write ``frames`` (PIL RGB) as an animation (by suffix), or into a folder of PNGs with
+    ``clip.json`` holding the timing; atomically, file by file."""
+    frames = list(frames)
+    durations = [int(d) for d in durations][: len(frames)]
+    if not frames:
+        raise OutputError(f"no frames to write to {path}")
+    path = Path(path)
+    if is_folder_output(path):
+        path.mkdir(exist_ok=True)
+        names = list(names) if names else [f"frame_{i:05d}" for i in range(1, len(frames) + 1)]
+        for frame, out in zip(frames, folder_outputs(path, names[: len(frames)])):
+            save_image(frame, out, recipe, overwrite)
+        write_bytes(path / TIMING_FILE, json.dumps({"durations": durations, "loop": loop}).encode(), overwrite)
+        return path
+    writer = writer_for(path, "clip")
+    return publish(path, lambda fh: writer.write(fh, frames, recipe, durations=durations, loop=loop), overwrite)
+
+
+def save_gif_frames(frames: Sequence, path: str | os.PathLike, overwrite: bool = True, frame_ms: int = 80) -> Path:
+    """The animation of an optimization (``--gif``): its snapshots, 80 ms each."""
+    return write_clip(frames, path, [frame_ms] * len(frames), 0, overwrite=overwrite)
+
+
+def read_recipe(path: str | os.PathLike) -> dict | None:
+    """The recipe an output carries (None if it has none)."""
+    suffix = Path(path).suffix.lower()
+    for w in writers():
+        if suffix in w.suffixes and w.read_recipe is not None:
+            found = w.read_recipe(path)
+            if found is not None:
+                return found
+    return None
+
+
+# --- the built-in formats -----------------------------------------------------------------------------
+
+def _recipe_text(recipe) -> str | None:
+    return json.dumps(recipe, default=str) if recipe is not None else None
+
+
+def png_write(fh, images, recipe, **_):
+    info = PngImagePlugin.PngInfo()
+    text = _recipe_text(recipe)
+    if text:
+        info.add_text(RECIPE_KEY, text)
+    images[0].save(fh, format="PNG", pnginfo=info)
+
+
+def info_recipe(path) -> dict | None:
+    """The recipe in an image's metadata: a PNG text chunk, a GIF comment or WebP XMP."""
+    with Image.open(path) as img:
+        text = img.info.get(RECIPE_KEY) or getattr(img, "text", {}).get(RECIPE_KEY)
+        if not text and isinstance(img.info.get("comment"), bytes):
+            text = img.info["comment"].decode("utf-8", "replace")
+        if not text and img.info.get("xmp"):
+            text = _from_xmp(img.info["xmp"])
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _loop_option(loop, default_once: bool) -> dict:
+    if loop is not None:  # the count is copied as the source states it
+        return {"loop": int(loop)}
+    return {"loop": 1} if default_once else {}
+
+
+def shared_palette(frames: Sequence, colors: int = 256):
+    """One palette for every frame (a per-frame palette flickers): quantize a strip of the frames."""
+    step = max(1, len(frames) // 16)
+    sample = [f.convert("RGB").resize((max(1, f.width // 2), max(1, f.height // 2))) for f in frames[::step]]
+    strip = Image.new("RGB", (sum(s.width for s in sample), max(s.height for s in sample)))
+    x = 0
+    for s in sample:
+        strip.paste(s, (x, 0))
+        x += s.width
+    return strip.quantize(colors, method=Image.Quantize.MEDIANCUT)
+
+
+def gif_write(fh, frames, recipe, durations=(), loop=0, **_):
+    palette = shared_palette(frames)
+    images = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
+    options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
+               **_loop_option(loop, False)}
+    text = _recipe_text(recipe)
+    if text:
+        options["comment"] = text
+    images[0].save(fh, format="GIF", **options)
+
+
+def _xmp(text: str) -> bytes:
+    from xml.sax.saxutils import escape
+
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:dreamstyle="https://github.com/dreamstyle"><dreamstyle:recipe>'
+            f'{escape(text)}</dreamstyle:recipe></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+
+
+def _from_xmp(xmp) -> str | None:
+    from xml.sax.saxutils import unescape
+
+    text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
+    start, end = text.find("<dreamstyle:recipe>"), text.find("</dreamstyle:recipe>")
+    return unescape(text[start + len("<dreamstyle:recipe>"):end]) if start >= 0 and end > start else None
+
+
+def webp_write(fh, frames, recipe, durations=(), loop=0, **_):
+    images = [f.convert("RGB") for f in frames]
+    options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
+               "quality": 90, "method": 4, **_loop_option(loop, True)}
+    text = _recipe_text(recipe)
+    if text:
+        options["xmp"] = _xmp(text)
+    images[0].save(fh, format="WEBP", **options)
+
+
+def apng_write(fh, frames, recipe, durations=(), loop=0, **_):
+    images = [f.convert("RGB") for f in frames]
+    options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
+               **_loop_option(loop, True)}
+    text = _recipe_text(recipe)
+    if text:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(RECIPE_KEY, text)
+        options["pnginfo"] = info
+    images[0].save(fh, format="PNG", **options)
+
