@@ -11,8 +11,7 @@ Importing the package is light (no torch): the API functions load on first use, 
 import ``dreamstyle.hookimpl`` and the command line's ``--help`` stay instant.
 """
 
-__version__ = "0.1.0"
-
+from .version import __version__  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .termspec import TermContext, TermSpec  # noqa: E402
 

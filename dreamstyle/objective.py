@@ -152,10 +152,6 @@ def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> 
     return Objective([(name, module, spec.default_weight if weight is None else weight)])
 
 
-def default_weight(name: str) -> float:
-    return get_host().loss_terms.get(name).default_weight
-
-
 def extra_terms(losses: dict, backbone) -> Objective:
     """The ``--loss`` terms: {name: (weight or None, {options})}."""
     return sum((term(name, w, backbone=backbone, **opts) for name, (w, opts) in losses.items()), Objective())

@@ -139,7 +139,7 @@ def versions() -> dict:
     """Versions for the recipe, read from package metadata (importing timm would cost seconds)."""
     from importlib import metadata
 
-    from . import __version__
+    from .version import __version__
 
     out = {"dreamstyle": __version__, "python": platform.python_version()}
     for dist in ("torch", "torchvision", "timm", "pillow"):

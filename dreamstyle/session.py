@@ -25,8 +25,11 @@ class Session:
         self.device = resolve_device(device)
         self.dtype = amp_dtype(self.device, precision)
         self.precision = precision
-        if loaded is not None:
-            self.backbone, weights, pooling = loaded.backbone, loaded.weights, loaded.pooling
+        if loaded is not None:  # a backbone already loaded: the settings must ask for that one
+            if isinstance(backbone, str) and backbone != loaded.backbone.name or pooling != loaded.pooling:
+                raise OptionError(f"the loaded backbone is {loaded.backbone.name} with {loaded.pooling} pooling; "
+                                  f"the settings ask for {backbone} with {pooling} pooling")
+            self.backbone, weights = loaded.backbone, loaded.weights
         else:
             self.backbone = get_backbone(backbone) if isinstance(backbone, str) else backbone
         if pooling not in self.backbone.poolings:

@@ -6,7 +6,7 @@ Each job kind has one dataclass (:class:`TransferSettings`, :class:`DreamSetting
 whether the recipe records it. From these fields the command line builds its click options
 (``dreamstyle.cli.options``), the Python API builds settings from keyword arguments, and the
 recipe in every output is the settings serialized (:meth:`Settings.to_recipe`); replaying a
-recipe (``--from``) is :meth:`Settings.from_recipe`.
+recipe (``--from``) is :mod:`dreamstyle.replay`.
 
 Checks run when a settings object is made (or changed with :meth:`Settings.replace`): a bad value
 is one :class:`~dreamstyle.errors.OptionError` naming the flag and the allowed range, before any
@@ -33,6 +33,13 @@ MAX_SCALES = 12
 MAX_OCTAVES = 32
 MAX_SEED = 2**63 - 1
 DEFAULT_MAX_PIXELS = 64_000_000
+DEFAULT_SIZE = 512  # px, the long side
+# The built-in terms' default weights (neural-style's content and style; TV chosen by eye, README):
+# the options and the registered terms (default_plugins/losses.py) both read these.
+CONTENT_WEIGHT = 5.0
+STYLE_WEIGHT = 100.0
+TV_WEIGHT = 3e4
+TEMPORAL_WEIGHT = 1e3
 DREAM_WEIGHT = 1e5  # the hybrid's --dream-weight: with vgg19 and the default content 5 / style 100, dreams
 # show and the photo and the style stay (5e4 barely shows, 1e6 is all dream)
 DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
@@ -331,7 +338,8 @@ class Settings:
                            check=seed, type=int)
     precision: str = opt("auto", "Feature precision: auto = bf16 autocast on CUDA and on CPUs with native bf16, "
                          "else fp32.", check=choice(*PRECISIONS), type=PRECISIONS)
-    size: int | None = opt(512, "Long side of the output, px.", check=whole(1, MAX_SIDE, allow_none=True), type=int)
+    size: int | None = opt(DEFAULT_SIZE, "Long side of the output, px.", check=whole(1, MAX_SIDE, allow_none=True),
+                           type=int)
     iterations: int = opt(500, "Optimizer steps (per scale or octave).", check=whole(1, MAX_ITERATIONS))
     optimizer: str = opt("lbfgs", "Optimizer (see: dreamstyle plugins; built in: lbfgs, adam, normalized).",
                          check=registered("optimizer"))
@@ -381,14 +389,6 @@ class Settings:
                 out[f.name] = plain(getattr(self, f.name), paths)
         return out
 
-    @classmethod
-    def from_recipe(cls, recipe: dict, **overrides) -> "Settings":
-        """Settings from a recipe (unknown keys are ignored), with ``overrides`` on top."""
-        known = {f.name for f in cls.fields() if f.metadata["spec"].recipe}
-        values = {k: unplain(v) for k, v in recipe.items() if k in known}
-        values.update(overrides)
-        return cls(**values)
-
 
 def flag_of(f: dataclasses.Field) -> str:
     spec = f.metadata["spec"]
@@ -412,15 +412,6 @@ def plain(value, paths: str = "full"):
     return "<image>"
 
 
-def unplain(value):
-    """JSON lists back to the tuples settings hold."""
-    if isinstance(value, list):
-        return tuple(unplain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: unplain(v) for k, v in value.items()}
-    return value
-
-
 @dataclass
 class SequenceOptions:
     """Options of clips and folders (a still image refuses them)."""
@@ -429,7 +420,7 @@ class SequenceOptions:
                        check=flag_value, type="flag", recipe=False)
     batch: int = opt(1, "Clips and folders: optimize N frames or same-size images at once (GPU memory allowing).",
                      check=whole(1, 4096))
-    temporal_weight: float = opt(1e3, "Clips: weight of the temporal term (holds still what did not move; 0: off).",
+    temporal_weight: float = opt(TEMPORAL_WEIGHT, "Clips: weight of the temporal term (holds still what did not move; 0: off).",
                                  check=weight_value)
     temporal_init: float = opt(0.0, "Clips: start each frame from the previous output carried along the "
                                "content's change, blended with F of its own start (1: independent frames).",
@@ -454,7 +445,7 @@ class TransferSettings(SequenceOptions, Settings):
 
     content: Any = opt(None, "The content image (or clip, or folder).", check=image_input, argument="one")
     size: int | None = opt(None, "Long side of the output, px (with --scales 256,512: the last).",
-                           check=whole(1, MAX_SIDE, allow_none=True), type=int, default_text="512")
+                           check=whole(1, MAX_SIDE, allow_none=True), type=int, default_text=str(DEFAULT_SIZE))
     styles: tuple = opt((), "The style images.", check=image_list, argument="many")
     style_scale: float = opt(1.0, "Style image size relative to the output.", check=number(0.0, 16.0, above=True))
     style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
@@ -462,9 +453,9 @@ class TransferSettings(SequenceOptions, Settings):
                                       type=str, default_text="the backbone's")
     style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
                                     type=str, default_text="the backbone's")
-    content_weight: float = opt(5.0, "Weight of the content term.", check=weight_value)
-    style_weight: float = opt(100.0, "Weight of the style term.", check=weight_value)
-    tv_weight: float = opt(3e4, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
+    content_weight: float = opt(CONTENT_WEIGHT, "Weight of the content term.", check=weight_value)
+    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term.", check=weight_value)
+    tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
     init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init)
     scales: Any = opt(None, "Coarse-to-fine: a count N, or sizes like 256,512 (clips: the first frame).",
@@ -496,7 +487,7 @@ class TransferSettings(SequenceOptions, Settings):
                                   f"--size is {self.size}; give one of them, or make them agree")
             self.size = max(self.scales)
         elif self.size is None:
-            self.size = 512
+            self.size = DEFAULT_SIZE
 
 
 @dataclass
@@ -549,15 +540,15 @@ class TextureSettings(Settings):
     KIND: ClassVar[str] = "texture"
 
     styles: tuple = opt((), "The style images (several blend).", check=image_list, argument="many")
-    size: tuple = opt((512, 512), "Output size: N (a square) or WxH.", check=texture_size, type=str,
-                      default_text="512")
+    size: tuple = opt((DEFAULT_SIZE, DEFAULT_SIZE), "Output size: N (a square) or WxH.", check=texture_size,
+                      type=str, default_text=str(DEFAULT_SIZE))
     style_scale: float = opt(1.0, "Style image size relative to the output's long side.",
                              check=number(0.0, 16.0, above=True))
     style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
     style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
                                     type=str, default_text="the backbone's")
-    style_weight: float = opt(100.0, "Weight of the style term.", check=weight_value)
-    tv_weight: float = opt(3e4, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
+    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term.", check=weight_value)
+    tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
     init: str = opt("noise", "Start from noise or an image FILE.", check=text)
     scales: Any = opt(None, "Coarse-to-fine: a count N, or long sides like 256,512.", check=scales, type=str)
@@ -587,16 +578,13 @@ class ReconstructSettings(Settings):
                               check=layer_weights, type=str)
     size: int | None = opt(256, "Long side of each panel, px.", check=whole(1, MAX_SIDE))
     iterations: int = opt(200, "Optimizer steps per panel.", check=whole(1, MAX_ITERATIONS))
-    weight: float | None = opt(None, "Loss weight (default: transfer's content weight 5, or style weight 100).",
+    weight: float | None = opt(None, f"Loss weight (default: transfer's content weight {CONTENT_WEIGHT:g}, or style "
+                               f"weight {STYLE_WEIGHT:g}).",
                                check=number(0.0, above=True, allow_none=True), type=float)
     tv_weight: float = opt(0.0, "Total-variation smoothing (0: none, as in the paper).", check=weight_value)
     columns: int | None = opt(None, "Panels per row (default: one row up to 6 panels).",
                               check=whole(1, 100, allow_none=True), type=int, recipe=False)
     preserve_color: str | None = opt(None, "Not for reconstructions.", check=choice(allow_none=True), cli=False)
-
-
-def sequence_only(settings_cls) -> list[str]:
-    return [f.name for f in settings_cls.fields() if f.name in SEQUENCE_OPTIONS and f.name not in ("frames",)]
 
 
 def still_only(settings_cls) -> dict[str, str]:

@@ -14,7 +14,7 @@ class TermSpec:
 
     name: str
     description: str
-    build: Callable[..., "LossTerm"]
+    build: Callable[..., object]  # (**options) -> a dreamstyle.terms.LossTerm
     default_weight: float = 1.0
     plugin: str = ""
 

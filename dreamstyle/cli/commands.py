@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from ..settings import settings_for
-from . import main
+from .group import main
 from .options import output_options, settings_params
 
 HELP = {

@@ -123,9 +123,4 @@ def split(cls: type[Settings], params: dict) -> tuple[dict, dict]:
     return values, outputs
 
 
-def add_params(command: click.Command, params: list[click.Parameter]) -> click.Command:
-    command.params.extend(params)
-    return command
-
-
 complete_backbones = _complete("backbone")

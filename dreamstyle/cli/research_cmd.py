@@ -9,7 +9,7 @@ import click
 
 from ..errors import OutputError
 from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings
-from . import main
+from .group import main
 from .options import RECIPE_MODES, complete_backbones, settings_params, split
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
@@ -41,21 +41,34 @@ def compare_body(**params):
     Every transfer option applies to every backbone (layers default to each backbone's own). A
     backbone that fails (unknown name, missing weights, an input too small for it) is reported in
     its row; the others still run."""
-    from ..jobs.compare import compare, parse_variants
-    from ..writers import check_output, save_gif_frames, save_image, write_bytes, write_json
-    from .progress import Progress
-    from .run import Snapshots, sigterm_as_interrupt
+    from ..jobs.compare import parse_variants
 
     values, _ = split(TransferSettings, params)
     settings = TransferSettings(**values)
     variants = parse_variants(params["backbones"], settings.weights, settings.pooling)
-    out, overwrite, quiet = _output_dir(params["output"]), params["overwrite"], params["quiet"]
+    out = _compare_folder(params, variants)
+    comp = _run_compare(settings, variants, out, params)
+    _write_compare(comp, out, params)
+    print_table(comp)
+    if not params["quiet"]:
+        click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON}", err=True)
+    if comp.stopped == "interrupted":
+        click.echo(f"dreamstyle: interrupted; what finished is in {out}", err=True)
+        sys.exit(130)
+    if not any(row.ok for row in comp.rows):
+        raise click.ClickException("every backbone failed; see the table for why")
+
+
+def _compare_folder(params, variants) -> Path:
+    """The output folder, its files refused before any work if they exist (unless --overwrite)."""
+    from ..writers import check_output
+
+    out, overwrite = _output_dir(params["output"]), params["overwrite"]
     for v in variants:
         if f"{v.slug}.png" == SHEET:
             v.stem = f"{v.slug}-backbone"
-    names = [SHEET, TABLE_JSON, TABLE_MD] + [f"{v.slug}.png" for v in variants]
     if out.exists():
-        for name in names:
+        for name in [SHEET, TABLE_JSON, TABLE_MD] + [f"{v.slug}.png" for v in variants]:
             check_output(out / name, overwrite, None)
     for extra in (params["gif"], params["log_json"]):
         if extra is not None:
@@ -64,17 +77,25 @@ def compare_body(**params):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
-    every = params["save_every"] or (max(1, settings.iterations // 30) if params["gif"] else 0)
-    per_row = settings.iterations * (len(settings.scales) if isinstance(settings.scales, tuple) else
-                                     (settings.scales or 1))
-    with Progress(per_row * len(variants), quiet, title="compare") as progress, sigterm_as_interrupt():
-        snapshots = {}
+    return out
 
+
+def _run_compare(settings, variants, out: Path, params):
+    from ..jobs.compare import compare
+    from .progress import Progress
+    from .run import Snapshots, sigterm_as_interrupt
+
+    every = params["save_every"] or (max(1, settings.iterations // 30) if params["gif"] else 0)
+    scales = settings.scales
+    per_row = settings.iterations * (len(scales) if isinstance(scales, tuple) else (scales or 1))
+    snapshots = {}
+    with Progress(per_row * len(variants), params["quiet"], title="compare") as progress, sigterm_as_interrupt():
         def on_start(row, index, count):
             progress.note(f"{index + 1}/{count} {row.variant.label}")
             progress.done = per_row * index
             if params["save_every"]:
-                snapshots["now"] = Snapshots(out / f"{row.variant.slug}.png", params["save_every"], [], overwrite)
+                snapshots["now"] = Snapshots(out / f"{row.variant.slug}.png", params["save_every"], [],
+                                             params["overwrite"])
 
         def callback(event):
             progress(event)
@@ -82,17 +103,21 @@ def compare_body(**params):
                 snapshots["now"].count = event.stages
                 snapshots["now"](event)
 
-        comp = compare(settings, variants, callback=callback, on_start=on_start, snapshot_every=every,
+        return compare(settings, variants, callback=callback, on_start=on_start, snapshot_every=every,
                        recipe_paths="names" if params["recipe"] == "names" else "full")
 
-    keep = params["recipe"] != "none"
+
+def _write_compare(comp, out: Path, params) -> None:
+    from ..writers import save_gif_frames, save_image, write_bytes, write_json
+
+    keep, overwrite = params["recipe"] != "none", params["overwrite"]
     for row in comp.rows:
         if row.ok:
             row.output = f"{row.variant.slug}.png"
             _write(out / row.output, lambda: save_image(row.result.image, out / row.output,
                                                         row.result.recipe if keep else None, overwrite))
-    _write(out / SHEET, lambda: save_image(comp.sheet(params["columns"]), out / SHEET, comp.to_dict() if keep else None,
-                                           overwrite))
+    _write(out / SHEET, lambda: save_image(comp.sheet(params["columns"]), out / SHEET,
+                                           comp.to_dict() if keep else None, overwrite))
     _write(out / TABLE_JSON, lambda: write_json(out / TABLE_JSON, comp.to_dict(), overwrite))
     _write(out / TABLE_MD, lambda: write_bytes(out / TABLE_MD, comp.to_markdown().encode(), overwrite))
     if params["gif"] is not None:
@@ -102,14 +127,6 @@ def compare_body(**params):
     if params["log_json"] is not None:
         _write(params["log_json"], lambda: write_json(params["log_json"], [
             {"backbone": r.variant.label, "history": r.result.history if r.ok else []} for r in comp.rows], overwrite))
-    print_table(comp)
-    if not quiet:
-        click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON}", err=True)
-    if comp.stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; what finished is in {out}", err=True)
-        sys.exit(130)
-    if not any(row.ok for row in comp.rows):
-        raise click.ClickException("every backbone failed; see the table for why")
 
 
 def print_table(comp) -> None:

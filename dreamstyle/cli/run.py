@@ -92,7 +92,7 @@ def settings_from(kind: str, params: dict):
 
 def execute(kind: str, params: dict) -> None:
     """Run the ``kind`` command (transfer, dream, texture) with the command's parameters."""
-    from . import host
+    from .group import host
 
     host()  # plugins that failed to load: one warning line each, before any work
     settings, out = settings_from(kind, params)

@@ -1,6 +1,7 @@
 """The built-in loss terms, registered like any plugin's (torch is imported only when built)."""
 
 from ..hookspecs import hookimpl
+from ..settings import CONTENT_WEIGHT, STYLE_WEIGHT, TEMPORAL_WEIGHT, TV_WEIGHT
 from ..termspec import TermSpec
 
 
@@ -42,11 +43,11 @@ def _guide(layers="relu4_4"):
 
 @hookimpl
 def register_loss_terms(register):
-    register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, 5.0))
-    register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, 100.0))
-    register(TermSpec("tv", "total variation: mean |difference| of neighbouring pixels (0-255), smooths speckle", _tv, 3e4))
+    register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, CONTENT_WEIGHT))
+    register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, STYLE_WEIGHT))
+    register(TermSpec("tv", "total variation: mean |difference| of neighbouring pixels (0-255), smooths speckle", _tv, TV_WEIGHT))
     register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
-                      "change (transfer --temporal-weight)", _temporal, 1e3))
+                      "change (transfer --temporal-weight)", _temporal, TEMPORAL_WEIGHT))
     register(TermSpec("activation", "minus the mean (or l2) activation of layers, channels or neurons: "
                       "DeepDream (dreamstyle dream --layer, transfer --dream-layer)", _activation, 1.0))
     register(TermSpec("guide", "minus each position's best dot product with a guide image's features "

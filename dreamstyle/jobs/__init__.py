@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import ImageError, OptionError
 from ..faults import oom_message
-from ..images import fit_size, load_image, to_tensor
+from ..images import fit_size, load_image
 from ..objective import Objective
 from ..optimizers import get_optimizer
 from ..runtime import versions
@@ -101,10 +101,6 @@ def nothing_to_optimize(objective: Objective) -> Objective:
     if not objective.names:
         raise OptionError("nothing to optimize: every loss weight is 0")
     return objective
-
-
-def image_tensor(img, device) -> torch.Tensor:
-    return to_tensor(img).to(device)
 
 
 def output_size(source_wh: tuple[int, int], long_side: int | None) -> tuple[int, int]:

@@ -152,7 +152,7 @@ class Comparison:
                 names[k] = None
         return list(names)
 
-    def sheet(self, columns: int | None = None) -> "Image.Image":
+    def sheet(self, columns: int | None = None):
         """Content, style(s), then one result per backbone, with name and time under each."""
         cell = _cell_size(self)
         panels = [Panel(self.content, ["content"])]

@@ -13,7 +13,7 @@ from ..images import fit_size, to_tensor
 from ..objective import extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, octave_stages
-from ..settings import DREAM_STEP, DreamSettings
+from ..settings import DEFAULT_SIZE, DREAM_STEP, DreamSettings
 from ..termspec import TermContext
 from ..tiling import default_overlap
 from . import Job, nothing_to_optimize, resized
@@ -62,7 +62,8 @@ class DreamJob(Job):
             content = to_tensor(img, wh) if s.init != "noise" else None
             source_wh = img.size
         else:
-            wh, content, source_wh = (s.size or 512, s.size or 512), None, None
+            side = s.size or DEFAULT_SIZE
+            wh, content, source_wh = (side, side), None, None
         if content is None:  # grey noise, seeded: a layer, channel or neuron visualized from it
             g = torch.Generator().manual_seed(self.seed)
             content = 0.5 + 0.08 * (torch.rand((1, 3, wh[1], wh[0]), generator=g) - 0.5)

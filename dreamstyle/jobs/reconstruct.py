@@ -14,7 +14,7 @@ from ..errors import Interrupted, OptionError
 from ..images import fit_size, load_image
 from ..runner import run
 from ..session import Session
-from ..settings import ReconstructSettings, TransferSettings
+from ..settings import CONTENT_WEIGHT, STYLE_WEIGHT, ReconstructSettings, TransferSettings
 from ..sheets import Panel, contact_sheet
 from .transfer import TransferJob
 
@@ -81,7 +81,7 @@ def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, re
             if callback is not None:
                 callback(event)
 
-        weight = s.weight if s.weight is not None else (100.0 if s.style else 5.0)
+        weight = s.weight if s.weight is not None else (STYLE_WEIGHT if s.style else CONTENT_WEIGHT)
         terms = dict(content_weight=0.0, style_weight=weight, style_layers=subset) if s.style else \
             dict(style_weight=0.0, content_weight=weight, content_layers=subset)
         start = time.perf_counter()

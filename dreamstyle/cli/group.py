@@ -1,0 +1,136 @@
+"""The ``dreamstyle`` command group: plugin commands loaded on first use, every UserError one line,
+and the listing commands (plugins, backbones, layers)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..version import __version__
+from .options import complete_backbones
+from ..errors import Interrupted, UserError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def warn_plugin_errors(host) -> None:
+    for line in host.errors:
+        click.echo(f"dreamstyle: warning: {line}", err=True)
+
+
+def host():
+    from ..plugins import REGISTRIES, get_host
+
+    h = get_host()
+    if not getattr(h, "_warned", False):
+        for hook in REGISTRIES:  # collect, so errors found while registering are in h.errors too
+            h.registry(hook)
+        warn_plugin_errors(h)
+        h._warned = True
+    return h
+
+
+class DreamstyleGroup(click.Group):
+    """Loads commands that plugins add (``register_commands``) on first use."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self):
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            host().pm.hook.register_commands(cli=self)
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None:
+            self._load_plugin_commands()
+            cmd = super().get_command(ctx, name)
+        return cmd
+
+    def invoke(self, ctx):
+        """A UserError from any command (plugin commands too) is one line; real bugs keep their traceback."""
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:  # Ctrl-C or SIGTERM before anything was made: 130, as any interruption
+            click.echo(f"dreamstyle: {exc}", err=True)
+            sys.exit(130)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=DreamstyleGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="dreamstyle")
+def main():
+    """Neural style transfer, DeepDream and their hybrid, over swappable CNN backbones."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def plugins(as_json):
+    """List loaded plugins, the hooks each implements, and its version."""
+    h = host()
+    rows = [p.to_dict() for p in h.plugins()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("plugin", "hooks", "version", "builtin")
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["hooks"]), r["version"] or "", "yes" if r["builtin"] else "no")
+    Console().print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def backbones(as_json):
+    """List the backbones (built-in and from plugins)."""
+    reg = host().backbones
+    rows = []
+    for name in reg.names():
+        entry = reg.entries[name]
+        if hasattr(entry, "resolve"):
+            rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name], "family": True})
+        else:
+            rows.append({**entry.to_dict(), "family": False})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("backbone", "description", "min px", "plugin")
+    for r in rows:
+        table.add_row(r["name"], r["description"], str(r.get("min_size", "")), r["plugin"].rsplit(".", 1)[-1])
+    Console().print(table)
+
+
+@main.command()
+@click.argument("backbone", shell_complete=complete_backbones)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def layers(backbone, as_json):
+    """List the layers of BACKBONE in network order: name, module, channels, stride.
+
+    Listing never loads weights."""
+    bb = host().backbones.get(backbone)
+    rows = [layer.to_dict() for layer in bb.layer_map]
+    defaults = {"content": set(bb.content_layers), "style": set(bb.style_layers), "dream": set(bb.dream_layers)}
+    for r in rows:
+        r["default_for"] = [role for role, names in defaults.items() if r["name"] in names]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("layer", "module", "channels", "stride", "default for", title=bb.name)
+    for r in rows:
+        table.add_row(r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"]))
+    Console().print(table)
