@@ -15,15 +15,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import sequence
-from .jobs.compare import Comparison, compare as compare_backbones
 from .jobs.dream import DreamJob
-from .jobs.reconstruct import Reconstruction, reconstruct as reconstruct_layers
 from .jobs.texture import TextureJob
 from .jobs.transfer import TransferJob
 from .runner import Result, run
 from .session import Session
 from .settings import DreamSettings, ReconstructSettings, TextureSettings, TransferSettings, make
+
+# sequence, compare and reconstruct are imported when used: a still needs none of them (start-up)
 
 
 def _still(job_cls, settings, callback, loaded, snapshot_every, **job_options) -> Result:
@@ -54,33 +53,41 @@ def texture(styles, *, callback: Callable | None = None, loaded=None, snapshot_e
     return _still(TextureJob, settings, callback, loaded, snapshot_every)
 
 
-def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **options):
     """Style transfer of every frame of ``clip`` (a path or a :class:`~dreamstyle.clips.Clip`) with
     temporal coherence; the options are :func:`transfer`'s and the clip options."""
+    from . import sequence
+
     settings = make(TransferSettings, {"content": getattr(clip, "source", None) or "<clip>", "styles": styles,
                                        **options})
     job = TransferJob(settings, Session.for_settings(settings, loaded), clip=True)
     return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
 
 
-def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None, **options):
     """Style transfer of every still image in ``folder`` (or a list of paths), ``batch`` at a time."""
+    from . import sequence
+
     settings = make(TransferSettings, {"content": str(folder) if not isinstance(folder, (list, tuple)) else
                                        "<images>", "styles": styles, **options})
     job = TransferJob(settings, Session.for_settings(settings, loaded))
     return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
 
 
-def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, **options):
     """DeepDream over every frame of ``clip``: each frame after the first is dreamed from the previous
     dream carried along the content's change, blended with ``temporal_init`` of the new frame."""
+    from . import sequence
+
     settings = make(DreamSettings, {"input": getattr(clip, "source", None) or "<clip>", "layers": layers, **options})
     job = DreamJob(settings, Session.for_settings(settings, loaded), clip=True)
     return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
 
 
-def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=None, **options) -> sequence.SequenceResult:
+def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=None, **options):
     """DeepDream over every still image of ``folder`` (or a list of paths)."""
+    from . import sequence
+
     settings = make(DreamSettings, {"input": str(folder) if not isinstance(folder, (list, tuple)) else "<images>",
                                     "layers": layers, **options})
     job = DreamJob(settings, Session.for_settings(settings, loaded))
@@ -88,14 +95,20 @@ def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=No
 
 
 def compare(content, styles, variants, *, callback=None, on_start=None, snapshot_every: int = 0,
-            **options) -> Comparison:
-    """The same transfer on every variant (``"vgg19,vgg19:avg,alexnet:random"`` or a list)."""
+            **options):
+    """The same transfer on every variant (``"vgg19,vgg19:avg,alexnet:random"`` or a list): a
+    :class:`~dreamstyle.jobs.compare.Comparison`."""
+    from .jobs.compare import compare as compare_backbones
+
     settings = make(TransferSettings, {"content": content, "styles": styles, **options})
     return compare_backbones(settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every)
 
 
-def reconstruct(image, layers=None, *, callback=None, loaded=None, **options) -> Reconstruction:
+def reconstruct(image, layers=None, *, callback=None, loaded=None, **options):
     """What single layers keep of ``image``: content per layer, or with ``style=True`` the Gram
-    loss on growing sets of layers; every panel from the same noise, on one loaded network."""
+    loss on growing sets of layers; every panel from the same noise, on one loaded network (a
+    :class:`~dreamstyle.jobs.reconstruct.Reconstruction`)."""
+    from .jobs.reconstruct import reconstruct as reconstruct_layers
+
     settings = make(ReconstructSettings, {"image": image, "layers": layers, **options})
     return reconstruct_layers(settings, callback=callback, loaded=loaded)
