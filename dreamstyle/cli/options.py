@@ -76,11 +76,13 @@ def settings_params(cls: type[Settings], skip=()) -> list[click.Parameter]:
     return args + [_param(f) for f in fields if not f.metadata["spec"].argument]
 
 
-def output_options() -> list[click.Option]:
-    """The options about the files written (not settings: not in the recipe), fresh for each command."""
-    return [
+def output_options(output_help: str | None = None, only: tuple[str, ...] | None = None) -> list[click.Option]:
+    """The options about the files written (not settings: not in the recipe), fresh for each command;
+    ``only`` picks some (by name), ``output_help`` says what ``-o`` is for this command."""
+    options = [
         click.Option(["-o", "--output", "output"], required=True, type=click.Path(path_type=Path),
-                     help="Output file (PNG; a clip: .gif, .webp, .png or a folder; a folder of images: a folder)."),
+                     help=output_help or "Output file (PNG; a clip: .gif, .webp, .png or a folder; a folder of "
+                                         "images: a folder)."),
         click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
                      help="Replay the recipe stored in an output; the options given override it."),
         click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,
@@ -94,6 +96,9 @@ def output_options() -> list[click.Option]:
         click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."),
         click.Option(["-q", "--quiet"], is_flag=True, help="No progress display."),
     ]
+    return [o for o in options if only is None or o.name in only]
+
+
 OUTPUT_NAMES = {p.name for p in output_options()}
 STILL_ONLY_OUTPUTS = {"save_every": "--save-every", "gif": "--gif"}
 

@@ -10,7 +10,7 @@ import click
 from ..errors import OutputError
 from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings
 from .group import main
-from .options import RECIPE_MODES, complete_backbones, settings_params, split
+from .options import complete_backbones, output_options, settings_params, split
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -187,21 +187,17 @@ def reconstruct_body(**params):
         click.echo(f"wrote {output} ({len(rec.panels)} panels)", err=True)
 
 
+COMPARE_HELP = {"gif": "Also write every backbone's progress side by side, as a GIF or WebP.",
+                "log_json": "Write every backbone's loss history as JSON.",
+                "save_every": "Also write each backbone's intermediate image every N iterations."}
+
+
 def _files(output_help: str, gif: bool) -> list[click.Option]:
-    opts = [click.Option(["-o", "--output", "output"], required=True, type=click.Path(path_type=Path),
-                         help=output_help),
-            click.Option(["--recipe"], type=click.Choice(RECIPE_MODES), default="full", show_default=True,
-                         help="What the recipes say of input files: full paths, file names, or no recipe."),
-            click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."),
-            click.Option(["-q", "--quiet"], is_flag=True, help="No progress display.")]
-    if gif:
-        opts += [click.Option(["--gif"], type=click.Path(path_type=Path), default=None,
-                              help="Also write every backbone's progress side by side, as a GIF or WebP."),
-                 click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,
-                              help="Write every backbone's loss history as JSON."),
-                 click.Option(["--save-every"], type=int, default=0,
-                              help="Also write each backbone's intermediate image every N iterations.")]
-    return opts
+    names = ("output", "recipe", "overwrite", "quiet") + (tuple(COMPARE_HELP) if gif else ())
+    options = output_options(output_help, only=names)
+    for option in options:
+        option.help = COMPARE_HELP.get(option.name, option.help)
+    return options
 
 
 _compare_params = [p for p in settings_params(TransferSettings, skip=SEQUENCE_OPTIONS)]
