@@ -15,6 +15,7 @@ from PIL import Image, ImageSequence
 
 from .errors import ImageError, OptionError
 from .images import DEFAULT_MAX_PIXELS, load_image, to_rgb
+from .settings import DEFAULT_MAX_CLIP_PIXELS
 from .writers import TIMING_FILE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -76,34 +77,23 @@ def frame_ms(fps: float | None) -> int:
     return max(1, round(1000.0 / fps))
 
 
-def read_clip(path: str | os.PathLike, fps: float | None = None, max_pixels: int | None = None) -> Clip:
+def read_clip(path: str | os.PathLike, fps: float | None = None, max_pixels: int | None = None,
+              max_total: int = DEFAULT_MAX_CLIP_PIXELS) -> Clip:
     """Read an animated GIF/WebP/PNG, or a folder of frames (sorted by name, timing from its
-    ``clip.json`` if present, else ``fps``). ``fps`` given overrides the source's timing."""
+    ``clip.json`` if present, else ``fps``). ``fps`` given overrides the source's timing. A frame
+    above ``max_pixels``, or frames above ``max_total`` pixels in all, are refused from the header,
+    before anything is decoded."""
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     path = Path(path)
     if not path.exists():
         raise ImageError(f"clip not found: {path}")
     if path.is_dir():
-        files = list_images(path)
-        frames = [load_image(p, max_pixels) for p in files]
-        durations, loop = [frame_ms(fps)] * len(frames), 0
-        timing = path / TIMING_FILE
-        if fps is None and timing.is_file():
-            try:
-                data = json.loads(timing.read_text())
-                if len(data.get("durations", [])) == len(frames):
-                    durations = [int(d) for d in data["durations"]]
-                loop = data.get("loop", 0)
-            except (ValueError, TypeError, AttributeError):
-                pass
-        return Clip(frames, durations, loop, [p.stem for p in files], str(path))
+        return _read_frame_folder(path, fps, max_pixels, max_total)
     try:
         with Image.open(path) as img:
             w, h = img.size
-            n = getattr(img, "n_frames", 1)
-            if w * h > max_pixels:
-                raise ImageError(f"{path} is {w}x{h} = {w * h:,} pixels a frame, above the limit of "
-                                 f"{max_pixels:,}; raise it with --max-pixels if you trust the file")
+            n = getattr(img, "n_frames", 1)  # counted from the frame headers, nothing decoded
+            _check_pixels(path, w, h, n, max_pixels, max_total)
             loop = img.info.get("loop")
             frames, durations = [], []
             for frame in ImageSequence.Iterator(img):
@@ -111,14 +101,49 @@ def read_clip(path: str | os.PathLike, fps: float | None = None, max_pixels: int
                 durations.append(int(frame.info.get("duration") or 0))
     except ImageError:
         raise
-    except Exception as exc:
-        raise ImageError(f"cannot read clip {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a clip Pillow cannot read: say why in one line
+        raise ImageError(f"cannot read clip {path}: {str(exc).strip() or type(exc).__name__}") from None
     if fps is not None:
         durations = [frame_ms(fps)] * len(frames)
     else:  # frames without timing (0 ms) play at the default rate, as browsers do
         durations = [d if d > 0 else frame_ms(None) for d in durations]
     digits = len(str(n))
     return Clip(frames, durations, loop, [f"frame_{i:0{max(5, digits)}d}" for i in range(1, n + 1)], str(path))
+
+
+def _check_pixels(path, w: int, h: int, n: int, max_pixels: int, max_total: int) -> None:
+    if w * h > max_pixels:
+        raise ImageError(f"{path} is {w}x{h} = {w * h:,} pixels a frame, above the limit of "
+                         f"{max_pixels:,}; raise it with --max-pixels if you trust the file")
+    if n * w * h > max_total:
+        raise ImageError(f"{path} has {n} frames of {w}x{h}: {n * w * h:,} pixels in all, above the limit of "
+                         f"{max_total:,}; raise it with --max-clip-pixels if you trust the file")
+
+
+def _read_frame_folder(path: Path, fps, max_pixels: int, max_total: int) -> Clip:
+    files = list_images(path)
+    total = 0
+    for p in files:  # the headers first: nothing is decoded before the whole folder is known to fit
+        try:
+            with Image.open(p) as img:
+                total += img.size[0] * img.size[1]
+        except Exception:  # noqa: BLE001 - load_image below says what is wrong with it
+            continue
+    if total > max_total:
+        raise ImageError(f"{path} holds {len(files)} frames of {total:,} pixels in all, above the limit of "
+                         f"{max_total:,}; raise it with --max-clip-pixels if you trust the files")
+    frames = [load_image(p, max_pixels) for p in files]
+    durations, loop = [frame_ms(fps)] * len(frames), 0
+    timing = path / TIMING_FILE
+    if fps is None and timing.is_file():
+        try:
+            data = json.loads(timing.read_text())
+            if len(data.get("durations", [])) == len(frames):
+                durations = [int(d) for d in data["durations"]]
+            loop = data.get("loop", 0)
+        except (ValueError, TypeError, AttributeError):
+            pass
+    return Clip(frames, durations, loop, [p.stem for p in files], str(path))
 
 
 # --- flow ---------------------------------------------------------------------------------------

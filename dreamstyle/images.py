@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -20,12 +22,7 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
     if isinstance(path, Image.Image):
         return to_rgb(ImageOps.exif_transpose(path))
     path = Path(path)
-    if not path.exists():
-        raise ImageError(f"image not found: {path}")
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path} is empty (0 bytes), not an image")
+    check_image_file(path)
     previous = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # Pillow's check (on open) would not say the size; ours, from the header, does
     try:
@@ -54,6 +51,29 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
         raise ImageError(f"cannot read image {path}: {exc}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
+
+
+def check_image_file(path: Path) -> None:
+    """A regular, readable, non-empty file, or one line saying what it is instead."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageError(f"{path} is a symbolic link to nothing (its target is gone)") from None
+        raise ImageError(f"image not found: {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError(f"{path} is a symbolic link loop, not an image") from None
+        raise ImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"{path} is a folder, not an image")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        raise ImageError(f"{path} is {kind}, not an image file")
+    if st.st_size == 0:
+        raise ImageError(f"{path} is empty (0 bytes), not an image")
+    if not os.access(path, os.R_OK):
+        raise ImageError(f"cannot read image {path}: permission denied")
 
 
 def png_without_pixels(path: Path) -> str:

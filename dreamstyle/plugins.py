@@ -146,8 +146,10 @@ class PluginHost:
             dist = getattr(ep, "dist", None)
             try:
                 plugin = ep.load()
-            except Exception as exc:
-                self.errors.append(f"plugin {ep.name!r} not loaded: {type(exc).__name__}: {_first_line(exc)}")
+            except BaseException as exc:  # a plugin's import may even exit or be interrupted
+                self.errors.append(f"plugin {ep.name!r} not loaded: {describe_failure(exc)}")
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
                 continue
             self.register(plugin, name=ep.name, builtin=False,
                           version=getattr(dist, "version", None), distribution=getattr(dist, "name", None))
@@ -163,9 +165,10 @@ class PluginHost:
 
             try:
                 impl.function(*[register for _ in impl.argnames])
-            except Exception as exc:
-                self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: "
-                            f"{type(exc).__name__}: {_first_line(exc)}")
+            except BaseException as exc:
+                self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}")
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
         return registry
 
     def _error(self, message: str) -> None:
@@ -197,6 +200,26 @@ class PluginHost:
 
     def plugins(self) -> list[PluginInfo]:
         return list(self.infos.values())
+
+
+def call_guarded(host: "PluginHost", hook_name: str, **kwargs) -> None:
+    """Call every implementation of ``hook_name`` on its own: one that raises (or exits) costs one
+    recorded error naming its plugin, and the others still run."""
+    for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
+        try:
+            impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except BaseException as exc:
+            host._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}")
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+
+
+def describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C) while it loaded"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

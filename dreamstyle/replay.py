@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import OptionError
+from .settings import INPUT_FIELDS, file_hash
 from .writers import read_recipe
 
 
@@ -29,8 +30,31 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
     for key in [k for k, v in values.items() if v == "<image>"]:
         if key not in explicit:
             raise OptionError(f"--from {path}: the recipe's {key} was an image in memory, not a file; give it")
+    hashes = recipe.get("inputs") or {}
+    for key in INPUT_FIELDS & set(values) - set(explicit):
+        value = values[key]
+        found = tuple(_find(v, path, hashes, key) for v in value) if isinstance(value, tuple) else \
+            _find(value, path, hashes, key)
+        values[key] = found
     values.update(explicit)
     return values
+
+
+def _find(name, recipe_path: Path, hashes: dict, key: str):
+    """An input the recipe names: as given, else beside the replayed file; checked by its hash."""
+    if not isinstance(name, str) or name in ("content", "noise", "style", "image", "default", "random"):
+        return name
+    for candidate in (Path(name), recipe_path.parent / Path(name).name):
+        if candidate.is_file():
+            want = hashes.get(Path(name).name)
+            if want and file_hash(candidate) != want:
+                raise OptionError(f"--from {recipe_path}: {candidate} is not the {key} file the recipe was made "
+                                  f"from (its SHA-256 differs); give the {key} to use")
+            return str(candidate)
+    if key in ("weights",) and not hashes.get(Path(name).name):
+        return name
+    raise OptionError(f"--from {recipe_path}: the recipe's {key} is {name!r}, which is neither here nor beside "
+                      f"{recipe_path.name}; give it (or put it there)")
 
 
 def _tuples(value):

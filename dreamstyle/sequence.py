@@ -27,7 +27,7 @@ from .faults import OutOfMemory
 from .images import fit_size, to_pil, to_tensor
 from . import runner
 from .runner import Item
-from .settings import flag_of, plain
+from .settings import file_hash, flag_of, plain
 
 
 @dataclass
@@ -107,7 +107,8 @@ def run_clip(job, clip: Clip | str, *, callback: Callable | None = None, on_fram
     check_sequence_options(s, "a clip")
     flow = None if s.flow == "none" else s.flow
     if not isinstance(clip, Clip):
-        clip = read_clip(clip, fps=fps if fps is not None else s.fps, max_pixels=s.max_pixels)
+        clip = read_clip(clip, fps=fps if fps is not None else s.fps, max_pixels=s.max_pixels,
+                         max_total=s.max_clip_pixels)
     if not len(clip):
         raise ImageError("the clip has no frames")
     wh = fit_size(clip.frames[0].size, s.size)
@@ -218,7 +219,8 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
                 row["images"] = [paths[i].name for i in chunk]
         done.history.extend(result.history)
         for j, i in enumerate(chunk):
-            recipe = {**result.recipe, job.source_key: plain(str(paths[i]), job.recipe_paths)}
+            recipe = {**result.recipe, job.source_key: plain(str(paths[i]), job.recipe_paths),
+                      "inputs": {**result.recipe.get("inputs", {}), paths[i].name: file_hash(paths[i])}}
             done.recipe = recipe
             done.add(i, result, j, paths[i].stem, recipe)
         if stop is not None:

@@ -33,6 +33,7 @@ MAX_SCALES = 12
 MAX_OCTAVES = 32
 MAX_SEED = 2**63 - 1
 DEFAULT_MAX_PIXELS = 64_000_000
+DEFAULT_MAX_CLIP_PIXELS = 1_000_000_000  # all the frames of a clip together (3 GB decoded)
 DEFAULT_SIZE = 512  # px, the long side
 # The built-in terms' default weights (neural-style's content and style; TV chosen by eye, README):
 # the options and the registered terms (default_plugins/losses.py) both read these.
@@ -381,13 +382,41 @@ class Settings:
 
     # --- the recipe ---------------------------------------------------------------------------
     def to_recipe(self, paths: str = "full") -> dict:
-        """The settings as plain data: every recorded option by name. ``paths``: "full" keeps input
-        paths as given, "names" keeps file names only (the recipe travels inside every output)."""
+        """The settings as plain data: every recorded option by name, and ``inputs``: the SHA-256 of
+        each input file by name (so a replay can find it again, and tell it is the same file).
+        ``paths``: "full" keeps input paths as given, "names" keeps file names only (the recipe
+        travels inside every output, and a path names someone's folders)."""
         out = {"command": self.KIND}
         for f in self.fields():
             if f.metadata["spec"].recipe:
                 out[f.name] = plain(getattr(self, f.name), paths)
+        inputs = {}
+        for name in INPUT_FIELDS & self.names():
+            value = getattr(self, name)
+            for v in (value if isinstance(value, tuple) else (value,)):
+                if isinstance(v, (str, os.PathLike)) and os.path.isfile(v):
+                    inputs[Path(v).name] = file_hash(v)
+        out["inputs"] = inputs
         return out
+
+
+INPUT_FIELDS = {"content", "styles", "input", "image", "guide", "init", "weights"}
+_hashes: dict[tuple, str] = {}
+
+
+def file_hash(path) -> str:
+    """SHA-256 of a file (remembered per path, size and modification time)."""
+    import hashlib
+
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _hashes:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _hashes[key] = digest.hexdigest()
+    return _hashes[key]
 
 
 def flag_of(f: dataclasses.Field) -> str:
@@ -432,6 +461,9 @@ class SequenceOptions:
                                        default_text="--iterations")
     fps: float | None = opt(None, "Clips: frame rate, overriding the source's timing (a folder of frames: 10).",
                             check=number(0.01, 1000.0, allow_none=True), type=float)
+    max_clip_pixels: int = opt(DEFAULT_MAX_CLIP_PIXELS, "Clips: refuse clips whose frames hold more pixels than "
+                               "this in all (frames x width x height, read from the header before decoding).",
+                               check=whole(1, 10**12), recipe=False)
 
 
 SEQUENCE_OPTIONS = {f.name for f in dataclasses.fields(SequenceOptions)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -148,12 +149,97 @@ def publish(path: str | os.PathLike, write: Callable, overwrite: bool = True) ->
         raise
 
 
-def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> Path:
-    return publish(path, lambda fh: fh.write(data), overwrite)
+def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True, outbox: "Outbox | None" = None):
+    return _put(Path(path), lambda fh: fh.write(data), overwrite, outbox)
 
 
-def write_json(path: str | os.PathLike, data, overwrite: bool = True) -> Path:
-    return write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode(), overwrite)
+def write_json(path: str | os.PathLike, data, overwrite: bool = True, outbox: "Outbox | None" = None):
+    return write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode(), overwrite, outbox)
+
+
+# --- a run's files: where they went ---------------------------------------------------------------------
+
+@dataclass
+class Written:
+    """One file of a run: where it was asked for, where it is, and why not there if so."""
+
+    intended: Path
+    path: Path | None  # None: it could not be written anywhere
+    rescued: bool = False  # in the rescue folder (the temporary folder), not where asked
+    reason: str = ""
+
+    @property
+    def beside(self) -> bool:
+        """The target appeared while the run worked: the new file is beside it."""
+        return self.path is not None and not self.rescued and self.path != self.intended
+
+
+@dataclass
+class Outbox:
+    """Writes a run's files, every one the same way: atomically (:func:`publish`); without
+    ``overwrite`` never over a file, even one that appeared during the run; and what cannot be
+    written where asked (disk full, folder gone, a writer that fails) goes to one rescue folder in
+    the temporary folder instead, in the same format or, if the format itself failed, as PNG frames."""
+
+    overwrite: bool = False
+    written: list[Written] = field(default_factory=list)
+    rescue_dir: Path | None = None
+
+    def _rescue_folder(self) -> Path:
+        if self.rescue_dir is None:
+            self.rescue_dir = Path(tempfile.mkdtemp(prefix="dreamstyle-rescue-"))
+        return self.rescue_dir
+
+    def write(self, path: str | os.PathLike, write: Callable, frames: Sequence | None = None,
+              recipe: dict | None = None) -> Written:
+        """``write(fh)`` to ``path``; ``frames`` (PIL) are what to save as PNGs if the format fails."""
+        path = Path(path)
+        try:
+            done = Written(path, publish(path, write, self.overwrite))
+        except Exception as exc:  # noqa: BLE001 - every failure to write is rescued the same way
+            done = self._rescue(path, write, exc, frames, recipe)
+        self.written.append(done)
+        return done
+
+    def _rescue(self, path: Path, write, exc: Exception, frames, recipe) -> Written:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        try:
+            folder = self._rescue_folder()
+            if isinstance(exc, OSError):  # the place failed, not the format: the same file elsewhere
+                return Written(path, publish(folder / path.name, write, False), True, reason)
+            if frames:  # the format failed: the pictures as PNGs
+                target = folder / path.stem
+                target.mkdir(exist_ok=True)
+                for i, frame in enumerate(frames, start=1):
+                    publish(target / f"frame_{i:05d}.png", lambda fh, f=frame: png_write(fh, [f], recipe), False)
+                return Written(path, target, True, reason)
+        except OSError:
+            pass
+        return Written(path, None, True, reason)
+
+    @property
+    def failed(self) -> list[Written]:
+        return [w for w in self.written if w.rescued]
+
+
+def rescue_line(outbox: "Outbox", what: str, where: str = "") -> str:
+    """One line for files that could not be written where asked: what went where instead."""
+    failed = outbox.failed
+    if not failed:
+        return ""
+    reason = failed[0].reason
+    saved = [w for w in failed if w.path is not None]
+    if len(failed) == 1 and not where:
+        names = str(failed[0].intended)
+    else:
+        names = ", ".join(w.intended.name for w in failed[:4]) + (f" and {len(failed) - 4} more" if len(failed) > 4
+                                                                 else "")
+    head = f"cannot write {names}{' to ' + where if where else ''} ({reason})"
+    if not saved:
+        return f"{head}; the {what} could not be saved anywhere else either"
+    if len(saved) == 1:
+        return f"{head}; the {what} was saved to {saved[0].path} instead"
+    return f"{head}; they were saved in {outbox.rescue_dir} instead"
 
 
 # --- checks before any work -------------------------------------------------------------------------
@@ -220,14 +306,23 @@ def check_clip_output(path: str | os.PathLike, overwrite: bool, names: Sequence[
 
 # --- writing ----------------------------------------------------------------------------------------
 
-def save_image(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None, overwrite: bool = True) -> Path:
+def _put(path: Path, write: Callable, overwrite: bool, outbox: Outbox | None, frames=None, recipe=None) -> Path | None:
+    """Through the outbox (rescued on failure) when there is one, else straight (failures raise)."""
+    if outbox is None:
+        return publish(path, write, overwrite)
+    return outbox.write(path, write, frames, recipe).path
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None, overwrite: bool = True,
+               outbox: Outbox | None = None) -> Path | None:
     """Write one picture in the format its suffix names, atomically, with its recipe."""
     writer = writer_for(path, "image")
-    return publish(path, lambda fh: writer.write(fh, [img], recipe), overwrite)
+    return _put(Path(path), lambda fh: writer.write(fh, [img], recipe), overwrite, outbox, [img], recipe)
 
 
 def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[int], loop: int | None = 0,
-               names: Sequence[str] | None = None, recipe: dict | None = None, overwrite: bool = True) -> Path:
+               names: Sequence[str] | None = None, recipe: dict | None = None, overwrite: bool = True,
+               outbox: Outbox | None = None) -> Path | None:
     """Write ``frames`` (PIL RGB) as an animation (by suffix), or into a folder of PNGs with
     ``clip.json`` holding the timing; atomically, file by file."""
     frames = list(frames)
@@ -236,19 +331,28 @@ def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[in
         raise OutputError(f"no frames to write to {path}")
     path = Path(path)
     if is_folder_output(path):
-        path.mkdir(exist_ok=True)
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError:
+            if outbox is None:
+                raise
         names = list(names) if names else [f"frame_{i:05d}" for i in range(1, len(frames) + 1)]
         for frame, out in zip(frames, folder_outputs(path, names[: len(frames)])):
-            save_image(frame, out, recipe, overwrite)
-        write_bytes(path / TIMING_FILE, json.dumps({"durations": durations, "loop": loop}).encode(), overwrite)
+            save_image(frame, out, recipe, overwrite, outbox)
+        timing = json.dumps({"durations": durations, "loop": loop}).encode()
+        _put(path / TIMING_FILE, lambda fh: fh.write(timing), overwrite, outbox)
+        if outbox is not None and outbox.failed and outbox.rescue_dir is not None:  # the timing goes with them
+            publish(outbox.rescue_dir / TIMING_FILE, lambda fh: fh.write(timing), False)
         return path
     writer = writer_for(path, "clip")
-    return publish(path, lambda fh: writer.write(fh, frames, recipe, durations=durations, loop=loop), overwrite)
+    return _put(path, lambda fh: writer.write(fh, frames, recipe, durations=durations, loop=loop), overwrite, outbox,
+                frames, recipe)
 
 
-def save_gif_frames(frames: Sequence, path: str | os.PathLike, overwrite: bool = True, frame_ms: int = 80) -> Path:
+def save_gif_frames(frames: Sequence, path: str | os.PathLike, overwrite: bool = True, frame_ms: int = 80,
+                    outbox: Outbox | None = None) -> Path | None:
     """The animation of an optimization (``--gif``): its snapshots, 80 ms each."""
-    return write_clip(frames, path, [frame_ms] * len(frames), 0, overwrite=overwrite)
+    return write_clip(frames, path, [frame_ms] * len(frames), 0, overwrite=overwrite, outbox=outbox)
 
 
 def read_recipe(path: str | os.PathLike) -> dict | None:

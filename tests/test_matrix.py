@@ -31,7 +31,7 @@ TRANSFER = {
     "dream_weight": (10.0, {"dream_layers": ("relu3_3",)}),
     "allow_overlap": (True, {"dream_layers": ("relu4_2",)}),
     "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.5, {}), "flow": ("ilk", {}),
-    "frame_iterations": (2, {}), "fps": (5.0, {}),
+    "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
 }
 DREAM = {
     "backbone": ("squeezenet1_1", {"layers": ("fire6",), "size": 64, "octaves": 1}), "pooling": ("avg", {}),
@@ -42,7 +42,7 @@ DREAM = {
     "octaves": (2, {}), "octave_scale": (1.5, {}), "jitter": (3, {}), "tile": (32, {}),
     "tile_overlap": (8, {"tile": 32}), "guide": ("guide", {}), "init": ("noise", {}),
     "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.2, {}), "flow": ("ilk", {}),
-    "frame_iterations": (2, {}), "fps": (5.0, {}),
+    "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
 }
 COVERED_BY_BASE = {"weights", "device", "log_every", "frames", "content", "styles", "input"}
 
@@ -103,6 +103,11 @@ def uses_loaded(options) -> bool:
 
 
 def recorded(recipe, name, value):
+    from dreamstyle.settings import DreamSettings, TransferSettings
+
+    fields = {**TransferSettings.__dataclass_fields__, **DreamSettings.__dataclass_fields__}
+    if not fields[name].metadata["spec"].recipe:
+        return name not in recipe  # an option about reading or showing, not about the picture
     got = recipe[name]
     if isinstance(value, tuple):
         value = list(value)

@@ -713,7 +713,7 @@ def test_failed_final_write_keeps_the_old_file_and_rescues_the_image(images, tmp
             "saved to", str(rescue))
     assert out.read_bytes() == b"the previous result"
     no_partial_files(folder)
-    (rescued,) = rescue.glob("o-*.png")
+    (rescued,) = rescue.glob("dreamstyle-rescue-*/o.png")
     assert Image.open(rescued).size == (40, 33) and read_recipe(rescued)["command"] == "transfer"
 
 

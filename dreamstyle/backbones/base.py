@@ -146,8 +146,7 @@ class Backbone:
             pre = self.preprocess
         else:
             path = Path(weights).expanduser()
-            if not path.is_file():
-                raise WeightsError(f"weights file not found: {path}")
+            check_readable_file(path, "weights file")
             pre = self._load_file(model, path)
         model.eval().requires_grad_(False)
         disable_inplace(model)
@@ -212,11 +211,36 @@ def FxExtractor(model, modules: list[str]):
     return _Fx()
 
 
+def check_readable_file(path: Path, what: str) -> None:
+    """A regular file this process can read, or one line saying what it is instead."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise WeightsError(f"{what} not found: {path}") from None
+    except OSError as exc:  # a symlink loop, a name too long, ...
+        raise WeightsError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise WeightsError(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise WeightsError(f"{what} {path} is {kind}, not a regular file")
+    if not os.access(path, os.R_OK):
+        raise WeightsError(f"cannot read {what} {path}: permission denied")
+
+
 def read_state_dict(path: Path) -> dict:
+    import warnings
+
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on pickles it refuses; the one line below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # pickle, zip or format errors: all mean "not a state dict we can read"
         raise WeightsError(f"cannot read weights file {path}: not a PyTorch state dict ({type(exc).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -40,7 +40,13 @@ class DreamstyleGroup(click.Group):
     def _load_plugin_commands(self):
         if not self._plugins_loaded:
             self._plugins_loaded = True
-            host().pm.hook.register_commands(cli=self)
+            from ..plugins import call_guarded
+
+            h = host()
+            before = len(h.errors)
+            call_guarded(h, "register_commands", cli=self)
+            for line in h.errors[before:]:
+                click.echo(f"dreamstyle: warning: {line}", err=True)
 
     def list_commands(self, ctx):
         self._load_plugin_commands()
@@ -96,10 +102,15 @@ def backbones(as_json):
     rows = []
     for name in reg.names():
         entry = reg.entries[name]
-        if hasattr(entry, "resolve"):
-            rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name], "family": True})
-        else:
-            rows.append({**entry.to_dict(), "family": False})
+        try:
+            if hasattr(entry, "resolve"):
+                rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name],
+                             "family": True})
+            else:
+                rows.append({**entry.to_dict(), "family": False})
+        except Exception as exc:  # noqa: BLE001 - one plugin's broken backbone costs one line, not the listing
+            click.echo(f"dreamstyle: warning: backbone {name!r} of plugin {reg.owner[name]!r} cannot describe "
+                       f"itself ({type(exc).__name__}: {exc}); left out", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -91,8 +91,9 @@ def output_options(output_help: str | None = None, only: tuple[str, ...] | None 
                      "iterations (stills only)."),
         click.Option(["--gif"], type=click.Path(path_type=Path), default=None,
                      help="Write an animation of the optimization, GIF or WebP (stills only)."),
-        click.Option(["--recipe"], type=click.Choice(RECIPE_MODES), default="full", show_default=True,
-                     help="What the output's recipe says of input files: full paths, file names, or no recipe."),
+        click.Option(["--recipe"], type=click.Choice(RECIPE_MODES), default="names", show_default=True,
+                     help="What the output's recipe says of input files: file names and their SHA-256 (the "
+                          "default: no folder names travel with a shared picture), full paths, or no recipe at all."),
         click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."),
         click.Option(["-q", "--quiet"], is_flag=True, help="No progress display."),
     ]

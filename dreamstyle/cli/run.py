@@ -9,7 +9,6 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import click
 
 from ..errors import OptionError, OutputError, UserError
 from ..settings import settings_for, still_only
+from ..writers import Outbox, rescue_line
 from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
 from .progress import FrameProgress, Progress
 
@@ -146,31 +146,24 @@ def run_still(kind: str, settings, out: Outputs) -> None:
             snapshots(event)
 
         result = runner.run(job, item, callback, every)
+    outbox = Outbox(out.overwrite)
     with signals_deferred() as received:
-        written = write_still(result, out, WHAT[kind])
-    report(result.stopped, stop_where(result.stopped, WHAT[kind], written), out, result, received)
+        written = write_still(result, out, outbox)
+    what = WHAT[kind]
+    report(result.stopped, stop_where(result.stopped, what, written), out, result, received,
+           rescue=rescue_line(outbox, what), outbox=outbox, what=what)
 
 
-def write_still(result, out: Outputs, what: str) -> Path:
-    from ..writers import save_image, save_gif_frames, write_json
+def write_still(result, out: Outputs, outbox: Outbox) -> Path | None:
+    """The picture, the log and the animation, each through the outbox; where the picture went."""
+    from ..writers import save_gif_frames, save_image, write_json
 
     recipe = None if out.recipe == "none" else result.recipe
-    try:
-        written = save_image(result.image, out.output, recipe, out.overwrite)
-    except OSError as exc:
-        raise OutputError(rescue(result.image, recipe, out.output, exc, what)) from None
-    if written != out.output:
-        out.say(f"{out.output} appeared while this ran; the new {what} is beside it, in {written}")
-    extra = None
-    try:
-        if out.log_json is not None:
-            extra = out.log_json
-            write_json(out.log_json, result.history, out.overwrite)
-        if out.gif is not None and result.frames:
-            extra = out.gif
-            save_gif_frames(result.frames, out.gif, out.overwrite)
-    except OSError as exc:
-        raise OutputError(f"cannot write {extra}: {exc.strerror or exc}; the {what} is in {written}") from None
+    written = save_image(result.image, out.output, recipe, out.overwrite, outbox)
+    if out.log_json is not None:
+        write_json(out.log_json, result.history, out.overwrite, outbox)
+    if out.gif is not None and result.frames:
+        save_gif_frames(result.frames, out.gif, out.overwrite, outbox=outbox)
     return written
 
 
@@ -180,7 +173,7 @@ def run_clip(kind: str, settings, out: Outputs) -> None:
     from ..writers import check_clip_output, check_output, write_clip, write_json
 
     clip = read_clip(settings.content if kind == "transfer" else settings.input, fps=settings.fps,
-                     max_pixels=settings.max_pixels)
+                     max_pixels=settings.max_pixels, max_total=settings.max_clip_pixels)
     check_clip_output(out.output, out.overwrite, clip.names)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
@@ -189,18 +182,18 @@ def run_clip(kind: str, settings, out: Outputs) -> None:
             sigterm_as_interrupt():
         result = sequence.run_clip(job, clip, callback=progress.step, on_frame=progress.frame)
     n, total = len(result.frames), len(clip)
+    outbox = Outbox(out.overwrite)
+    written = out.output
     with signals_deferred() as received:
         if n:
-            try:
-                write_clip(result.frames, out.output, result.durations, result.loop, result.names,
-                           None if out.recipe == "none" else result.recipe, out.overwrite)
-                if out.log_json is not None:
-                    write_json(out.log_json, result.history, out.overwrite)
-            except OSError as exc:
-                raise OutputError(f"cannot write {out.output}: {exc.strerror or exc}") from None
-    where = f"the {n} of {total} frames done are in {out.output}" if n else "nothing was written"
-    report(result.stopped, where if result.stopped else f"wrote {out.output} ({n} frames)", out, result, received,
-           frame=n + 1)
+            written = write_clip(result.frames, out.output, result.durations, result.loop, result.names,
+                                 None if out.recipe == "none" else result.recipe, out.overwrite, outbox)
+        if out.log_json is not None:
+            write_json(out.log_json, result.history, out.overwrite, outbox)
+    where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
+    report(result.stopped, where if result.stopped else f"wrote {written} ({n} frames)", out, result, received,
+           frame=n + 1, rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"), outbox=outbox,
+           what="clip")
 
 
 def run_folder(kind: str, settings, out: Outputs) -> None:
@@ -217,34 +210,41 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
     job = make_job(kind, settings, out)
+    outbox = Outbox(out.overwrite)
     with FrameProgress(len(paths), out.quiet, "images") as progress, sigterm_as_interrupt():
-        writer = FolderWriter(out, outs, progress)
+        writer = FolderWriter(out, outs, progress, outbox)
         result = sequence.run_folder(job, paths, callback=progress.step, on_frame=writer)
-    if out.log_json is not None:
-        write_json(out.log_json, result.history, out.overwrite)
-    n = len(writer.written)
+    with signals_deferred() as received:
+        if out.log_json is not None:
+            write_json(out.log_json, result.history, out.overwrite, outbox)
+    n = sum(1 for w in outbox.written if w.path is not None and not w.rescued and w.intended in outs)
     where = f"{n} of {len(paths)} images were written to {out.output}"
-    report(result.stopped, where if result.stopped else f"wrote {n} images to {out.output}", out, result, [],
-           frame=n + 1)
+    rescue = rescue_line(outbox, "images", str(out.output))
+    report(result.stopped, where if result.stopped or rescue else f"wrote {n} images to {out.output}", out, result,
+           received, frame=len(result.frames) + 1, rescue=f"{where}; {rescue}" if rescue else "", outbox=outbox,
+           what="image")
 
 
 class FolderWriter:
-    """``on_frame`` of a folder run: shows the image done and writes it (atomically, with its recipe)."""
+    """``on_frame`` of a folder run: shows the image done and writes it through the outbox (atomically,
+    with its recipe; one that cannot be written where asked is rescued, and the run goes on)."""
 
-    def __init__(self, out: Outputs, outs: list[Path], progress):
-        self.out, self.outs, self.progress, self.written = out, outs, progress, []
+    def __init__(self, out: Outputs, outs: list[Path], progress, outbox: Outbox):
+        self.out, self.outs, self.progress, self.outbox = out, outs, progress, outbox
 
     def __call__(self, done) -> None:
         from ..writers import save_image
 
         self.progress.frame(done)
-        path = self.outs[done.index]
         try:
             self.out.output.mkdir(exist_ok=True)
-            save_image(done.image, path, None if self.out.recipe == "none" else done.recipe, self.out.overwrite)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        self.written.append(path)
+        except OSError:
+            pass  # the write below fails too, and is rescued
+        with signals_deferred() as received:
+            save_image(done.image, self.outs[done.index], None if self.out.recipe == "none" else done.recipe,
+                       self.out.overwrite, self.outbox)
+        if received:
+            raise KeyboardInterrupt
 
 
 # --- how it ended -----------------------------------------------------------------------------------
@@ -259,11 +259,23 @@ def stop_where(stopped, what: str, written) -> str:
     return f"the best {what} so far is in {written}"
 
 
-def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None) -> None:
-    """One line for how a run ended, and the exit code: 0, 130 (interrupted), 1 (diverged, out of memory)."""
+def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None, rescue: str = "",
+           outbox: Outbox | None = None, what: str = "image") -> None:
+    """One line for how a run ended, and the exit code: 0, 130 (interrupted), 1 (diverged, out of
+    memory, or an output that could not be written where asked: ``rescue`` says where it went)."""
     from ..engine import Stop
 
-    if stopped is Stop.INTERRUPTED or received:
+    for w in (outbox.written if outbox is not None else []):
+        if w.beside:
+            click.echo(f"dreamstyle: warning: {w.intended} appeared while this ran; the new one is beside it, "
+                       f"in {w.path}", err=True)
+    interrupted = stopped is Stop.INTERRUPTED or bool(received)
+    if rescue:
+        if interrupted:
+            click.echo(f"dreamstyle: interrupted; {rescue}", err=True)
+            sys.exit(130)
+        raise click.ClickException(rescue)
+    if interrupted:
         click.echo(f"dreamstyle: interrupted; {where}", err=True)
         sys.exit(130)
     if stopped is Stop.DIVERGED:
@@ -278,20 +290,6 @@ def report(stopped, where: str, out: Outputs, result, received=(), frame: int | 
         raise click.ClickException(f"{getattr(result, 'fault', '') or 'out of memory'}; {where}")
     if not out.quiet:
         click.echo(where, err=True)
-
-
-def rescue(image, recipe, output: Path, exc: OSError, what: str) -> str:
-    """The output could not be written: save the image in the temporary folder; say where."""
-    from ..writers import save_image
-
-    reason = f"cannot write {output}: {exc.strerror or exc}"
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{Path(output).stem}-", suffix=".png")
-        os.close(fd)
-        save_image(image, tmp, recipe)
-    except OSError:
-        return f"{reason}; the {what} could not be saved anywhere else either"
-    return f"{reason}; the {what} was saved to {tmp} instead"
 
 
 # --- snapshots --------------------------------------------------------------------------------------

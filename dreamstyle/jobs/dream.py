@@ -56,20 +56,16 @@ class DreamJob(Job):
     # --- items ----------------------------------------------------------------------------------------
     def still_item(self) -> Item:
         s = self.settings
-        if s.input is not None:
-            img = self.load(s.input, "input image")
-            wh = fit_size(img.size, s.size)
-            content = to_tensor(img, wh) if s.init != "noise" else None
-            source_wh = img.size
-        else:
-            side = s.size or DEFAULT_SIZE
-            wh, content, source_wh = (side, side), None, None
-        if content is None:  # grey noise, seeded: a layer, channel or neuron visualized from it
+        img = self.load(s.input, "input image") if s.input is not None else None
+        side = s.size or DEFAULT_SIZE
+        wh = fit_size(img.size, s.size) if img is not None else (side, side)
+        self.check_item(Item(None, wh), img.size if img is not None else None)  # before any pixel is made
+        if img is not None and s.init != "noise":
+            content = to_tensor(img, wh)
+        else:  # grey noise, seeded: a layer, channel or neuron visualized from it
             g = torch.Generator().manual_seed(self.seed)
             content = 0.5 + 0.08 * (torch.rand((1, 3, wh[1], wh[0]), generator=g) - 0.5)
-        item = Item(content.to(self.device), wh, source=s.input)
-        self.check_item(item, source_wh)
-        return item
+        return Item(content.to(self.device), wh, source=s.input)
 
     def check_item(self, item: Item, source_wh=None) -> None:
         s = self.settings

@@ -205,6 +205,17 @@ class TransferJob(Job):
         content = resized(self.for_optimizing(item.content.to(self.device)), item.size)
         return self.start(Item(content, item.size), Stage(1, 1, item.size, 1), None, content)
 
+    def oom_message(self, stage, memory, stages, hints=()) -> str:
+        """As every job's, and where a style image at --style-scale is larger than the output, that
+        image is the likely cause: the line says so."""
+        s = self.settings
+        sizes = [output_size(img.size, max(1, round(stage.long_side * s.style_scale))) for img in self.styles]
+        big = max(sizes, key=lambda wh: wh[0] * wh[1])
+        if big[0] * big[1] > stage.size[0] * stage.size[1]:
+            hints = (f"a smaller --style-scale (the style image is {big[0]}x{big[1]} px at --style-scale "
+                     f"{s.style_scale:g}, larger than the {stage.size[0]}x{stage.size[1]} px output)", *hints)
+        return super().oom_message(stage, memory, stages, hints)
+
     def finish(self, item: Item, image, done: int, stages) -> torch.Tensor:
         if self.settings.preserve_color == "luminance":
             return recombine_luminance(image, item.content.to(image.device))
