@@ -25,3 +25,15 @@ def runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny images: one CPU thread is faster, and much faster on a busy machine (use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")`` or an autouse fixture of a module)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,6 +19,8 @@ from dreamstyle.termspec import TermContext
 
 from helpers import make_image
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DURATIONS = [50, 120, 80, 200]
 FAST = dict(size=40, iterations=6, seed=0, device="cpu")
 
@@ -34,15 +36,6 @@ def make_frames(n=4, size=(48, 40), step=3):
         arr[8:20, 6 + step * i : 18 + step * i] = [1.0, 0.1, 0.1]
         frames.append(Image.fromarray((arr * 255).astype("uint8"), "RGB"))
     return frames
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny images: one CPU thread is faster, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,10 @@ from PIL import Image
 
 from dreamstyle import hookimpl
 from dreamstyle.cli import main
-from dreamstyle.termspec import TermSpec
 from dreamstyle.writers import read_recipe
 
 from helpers import make_image
-from test_reliability import FaultTerm, refused
+from test_reliability import fault_term as fault, refused  # noqa: F401  (the fixture)
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "2", "--seed", "0", "-q"]
 
@@ -30,19 +29,6 @@ FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations"
 @pytest.fixture
 def images(tmp_path):
     return make_image(tmp_path / "content.png"), make_image(tmp_path / "style.png", (44, 44), 1, "stripes")
-
-
-@pytest.fixture
-def fault(host):
-    made = {}
-
-    class Plugin:
-        @hookimpl
-        def register_loss_terms(self, register):
-            register(TermSpec("fault", "injects faults", lambda: FaultTerm(**made), default_weight=1.0))
-
-    assert host.register(Plugin(), name="fault-plugin")
-    return lambda **kwargs: made.update(kwargs)
 
 
 def make_frames_gif(path: Path, n: int = 4) -> Path:

@@ -17,6 +17,8 @@ from dreamstyle.settings import SEQUENCE_OPTIONS, DreamSettings, TransferSetting
 
 from helpers import make_image
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 BASE = dict(weights="random", device="cpu", size=48, iterations=1, seed=0)
 
 # option -> a value other than its default (and the options it needs with it)
@@ -51,15 +53,6 @@ def test_every_option_is_in_the_matrix():
     for cls, table in ((TransferSettings, TRANSFER), (DreamSettings, DREAM)):
         missing = cls.names() - set(table) - COVERED_BY_BASE
         assert not missing, f"{cls.__name__} options the matrix does not try: {sorted(missing)}"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny images: one CPU thread is faster, and much faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +116,18 @@ def recorded(recipe, name, value):
 
 
 TRANSFER_CONTEXTS = ["still", "clip", "folder", "compare"]
+CLIP_ONLY = {"temporal_weight", "temporal_init", "flow", "frame_iterations", "fps", "max_clip_pixels"}
+
+
+def skip_unless_applies(name, context):
+    if name in SEQUENCE_OPTIONS and context in ("still", "compare"):
+        pytest.skip("a clip or folder option: a still refuses it on the command line (tested below)")
+    if name in CLIP_ONLY and context == "folder":
+        pytest.skip("a clip option: a folder of stills has no frames")
+    if name == "flow":
+        pytest.importorskip("skimage")
+    if name == "compile" and context != "still":
+        pytest.skip("torch.compile once is enough (the still); clips and folders share the same session")
 
 
 @pytest.mark.parametrize("context", TRANSFER_CONTEXTS)
@@ -130,14 +135,7 @@ TRANSFER_CONTEXTS = ["still", "clip", "folder", "compare"]
 def test_every_transfer_option(name, context, files, vgg):
     options = options_for(TRANSFER, name, files)
     styles = options.pop("styles", [str(files["styles"][0])])
-    if name in SEQUENCE_OPTIONS and context in ("still", "compare"):
-        pytest.skip("a clip or folder option: a still refuses it on the command line (tested below)")
-    if name in ("temporal_weight", "temporal_init", "flow", "frame_iterations", "fps") and context == "folder":
-        pytest.skip("a clip option: a folder of stills has no frames")
-    if name == "flow":
-        pytest.importorskip("skimage")
-    if name == "compile" and context != "still":
-        pytest.skip("torch.compile once is enough (the still); clips and folders share the same session")
+    skip_unless_applies(name, context)
     loaded = {"loaded": vgg} if uses_loaded(options) and context != "compare" else {}
     if context == "still":
         result = dreamstyle.transfer(str(files["content"]), styles, **loaded, **options)
@@ -159,14 +157,7 @@ def test_every_transfer_option(name, context, files, vgg):
 @pytest.mark.parametrize("name", sorted(DREAM))
 def test_every_dream_option(name, context, files, vgg):
     options = {"layers": ("relu3_1",), **options_for(DREAM, name, files)}
-    if name in SEQUENCE_OPTIONS and context == "still":
-        pytest.skip("a clip or folder option: a still refuses it on the command line (tested below)")
-    if name in ("temporal_weight", "temporal_init", "flow", "frame_iterations", "fps") and context == "folder":
-        pytest.skip("a clip option: a folder of stills has no frames")
-    if name == "flow":
-        pytest.importorskip("skimage")
-    if name == "compile" and context != "still":
-        pytest.skip("torch.compile once is enough (the still)")
+    skip_unless_applies(name, context)
     loaded = {"loaded": vgg} if uses_loaded(options) else {}
     layers = options.pop("layers")
     if name in still_only(DreamSettings) and context != "still":
