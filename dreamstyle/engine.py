@@ -93,13 +93,16 @@ class _Best:
         self.loss = torch.full((), math.inf, device=param.device)
         self.total = self.values = None
 
-    def measure(self, total, values):
+    def measure(self, total, values, logged: bool = True):
+        """Compare the image now in ``param`` with the best; ``logged``: its loss is the one a step reports
+        (a step's first measurement: the image the step starts from, not a line search's trials)."""
         with torch.no_grad():
             t = total.detach().float()
             better = t < self.loss  # NaN compares False: the best image is never a diverged one
             self.loss.copy_(torch.where(better, t, self.loss))
             self.image.copy_(torch.where(better, self.param.detach(), self.image))
-        self.total, self.values = t, values.detach()
+        if logged:
+            self.total, self.values = t, values.detach()
         return total
 
     @property
@@ -130,13 +133,17 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
         torch.cuda.reset_peak_memory_stats(param.device)
     loop = _Loop(param, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback, scale)
 
+    calls = [0]
+
     def closure():
         opt.zero_grad(set_to_none=True)
-        return best.measure(*grad_fn(param, scale))
+        calls[0] += 1
+        return best.measure(*grad_fn(param, scale), logged=calls[0] == 1)
 
     stopped = memory = None
     try:
         for step in range(1, iterations + 1):
+            calls[0] = 0
             opt.step(closure)
             if spec.clamp:
                 with torch.no_grad():

@@ -21,7 +21,7 @@ from dreamstyle.cli import main
 from dreamstyle.writers import read_recipe
 
 from helpers import make_image
-from test_reliability import fault_term as fault, refused  # noqa: F401  (the fixture)
+from test_reliability import fault_term, refused  # noqa: F401  (fault_term: a fixture)
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "2", "--seed", "0", "-q"]
 
@@ -29,6 +29,11 @@ FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations"
 @pytest.fixture
 def images(tmp_path):
     return make_image(tmp_path / "content.png"), make_image(tmp_path / "style.png", (44, 44), 1, "stripes")
+
+
+@pytest.fixture
+def fault(fault_term):  # noqa: F811  (the fixture, by name)
+    return fault_term
 
 
 def make_frames_gif(path: Path, n: int = 4) -> Path:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import ImageError, OptionError
 from ..faults import oom_message
-from ..images import fit_size, load_image
+from ..images import load_image
 from ..objective import Objective
 from ..optimizers import get_optimizer
 from ..runtime import versions
@@ -54,7 +54,7 @@ class Job:
         return self.session.device
 
     # --- inputs ---------------------------------------------------------------------------------
-    def load(self, path_or_image, what: str = "image"):
+    def load(self, path_or_image):
         return load_image(path_or_image, self.settings.max_pixels)
 
     def check_size(self, wh: tuple[int, int], what: str) -> None:
@@ -101,7 +101,3 @@ def nothing_to_optimize(objective: Objective) -> Objective:
     if not objective.names:
         raise OptionError("nothing to optimize: every loss weight is 0")
     return objective
-
-
-def output_size(source_wh: tuple[int, int], long_side: int | None) -> tuple[int, int]:
-    return fit_size(source_wh, long_side)

@@ -46,7 +46,7 @@ class DreamJob(Job):
         if clip and s.temporal_weight:
             objective = objective + s.temporal_weight * term("temporal")
         self.objective = nothing_to_optimize(objective)
-        self.guide = self.load(s.guide, "guide image") if s.guide is not None else None
+        self.guide = self.load(s.guide) if s.guide is not None else None
         self.lr = DREAM_STEP if s.lr is None else s.lr
         self.overlap = s.tile_overlap if s.tile_overlap is not None else default_overlap(bb, self.objective.layers,
                                                                                          s.tile)
@@ -56,7 +56,7 @@ class DreamJob(Job):
     # --- items ----------------------------------------------------------------------------------------
     def still_item(self) -> Item:
         s = self.settings
-        img = self.load(s.input, "input image") if s.input is not None else None
+        img = self.load(s.input) if s.input is not None else None
         side = s.size or DEFAULT_SIZE
         wh = fit_size(img.size, s.size) if img is not None else (side, side)
         self.check_item(Item(None, wh), img.size if img is not None else None)  # before any pixel is made

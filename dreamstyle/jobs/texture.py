@@ -28,8 +28,8 @@ class TextureJob(Job):
         objective = (s.style_weight * term("style", layers=self.style_layers)
                      + s.tv_weight * term("tv", wrap=s.seamless) + extra_terms(s.losses, bb))
         self.objective = nothing_to_optimize(objective)
-        self.styles = [self.load(p, "style image") for p in s.styles]
-        self.init_image = None if s.init == "noise" else to_tensor(self.load(s.init, "--init image"))
+        self.styles = [self.load(p) for p in s.styles]
+        self.init_image = None if s.init == "noise" else to_tensor(self.load(s.init))
         self.jitter = s.jitter or (SEAMLESS_JITTER if s.seamless else 0)
         self.notes.update(style_layers_used=self.style_layers, jitter_used=self.jitter)
 

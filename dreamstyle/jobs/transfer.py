@@ -10,13 +10,13 @@ import torch
 from ..activation import DreamTarget, check_targets, parse_target
 from ..color import luminance, match_color_histogram, recombine_luminance
 from ..errors import OptionError
-from ..images import to_tensor
+from ..images import fit_size, to_tensor
 from ..objective import Objective, extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
 from ..settings import DREAM_WEIGHT, TRANSFER_INITS, TransferSettings
 from ..termspec import TermContext
-from . import Job, nothing_to_optimize, output_size, resized
+from . import Job, nothing_to_optimize, resized
 
 FIXED_ROLES = {"style"}  # image roles that stay the same over a run's items (prepared once per size)
 _NOT_ACTIVATIONS = ("conv", "pool", "maxpool", "avgpool", "bn")
@@ -99,7 +99,7 @@ class TransferJob(Job):
         self.objective = nothing_to_optimize(objective)
         self.notes.update(content_layers_used=self.content_layers, style_layers_used=self.style_layers)
         self._styles = None
-        self.init_image = None if s.init in TRANSFER_INITS else to_tensor(self.load(s.init, "--init image"))
+        self.init_image = None if s.init in TRANSFER_INITS else to_tensor(self.load(s.init))
         self.color_reference = None  # the content the style colours follow (--preserve-color)
         self._prepared: dict[int, tuple] = {}  # term -> the stage key its fixed-role targets were made for
 
@@ -107,7 +107,7 @@ class TransferJob(Job):
     def styles(self):
         """The style images, read on first use (after the content: its errors come first)."""
         if self._styles is None:
-            self._styles = [self.load(p, "style image") for p in self.settings.styles]
+            self._styles = [self.load(p) for p in self.settings.styles]
             self._style_tensors = [to_tensor(img) for img in self._styles]
         return self._styles
 
@@ -118,8 +118,8 @@ class TransferJob(Job):
 
     # --- items ------------------------------------------------------------------------------------
     def still_item(self) -> Item:
-        img = self.load(self.settings.content, "content image")
-        item = Item(to_tensor(img).to(self.device), output_size(img.size, self.settings.size), source=self.settings.content,
+        img = self.load(self.settings.content)
+        item = Item(to_tensor(img).to(self.device), fit_size(img.size, self.settings.size), source=self.settings.content,
                     source_size=img.size)
         self.check_item(item, img.size)
         return item
@@ -135,7 +135,7 @@ class TransferJob(Job):
                             f"the {stage.long_side} px stage of --scales {scales} {of}")
         for stage in stages:
             for img in self.styles:
-                s_wh = output_size(img.size, max(1, round(stage.long_side * self.settings.style_scale)))
+                s_wh = fit_size(img.size, max(1, round(stage.long_side * self.settings.style_scale)))
                 at = "" if stage.last else f" in the {stage.long_side} px stage of --scales"
                 self.check_size(s_wh, f"the style image at --style-scale {self.settings.style_scale:g}{at}")
 
@@ -165,7 +165,7 @@ class TransferJob(Job):
                 t = match_color_histogram(t, ref)
             elif ref is not None and s.preserve_color == "luminance":
                 t = luminance(t, match=ref)
-            out.append(resized(t, output_size(img.size, max(1, round(long_side * s.style_scale)))))
+            out.append(resized(t, fit_size(img.size, max(1, round(long_side * s.style_scale)))))
         return out
 
     # --- a stage -------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class TransferJob(Job):
         """As every job's, and where a style image at --style-scale is larger than the output, that
         image is the likely cause: the line says so."""
         s = self.settings
-        sizes = [output_size(img.size, max(1, round(stage.long_side * s.style_scale))) for img in self.styles]
+        sizes = [fit_size(img.size, max(1, round(stage.long_side * s.style_scale))) for img in self.styles]
         big = max(sizes, key=lambda wh: wh[0] * wh[1])
         if big[0] * big[1] > stage.size[0] * stage.size[1]:
             hints = (f"a smaller --style-scale (the style image is {big[0]}x{big[1]} px at --style-scale "
