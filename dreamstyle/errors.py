@@ -40,6 +40,11 @@ class DuplicateNameError(PluginError):
     """Two plugins registered the same name."""
 
 
+class BackboneError(UserError):
+    """A backbone that does not match its own description (its layer map names a module the network
+    lacks, or declares other channels or strides than the network has): the plugin's mistake, named."""
+
+
 class WeightsError(UserError):
     """Weights are missing, unreadable, or for another architecture."""
 

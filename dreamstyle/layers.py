@@ -12,12 +12,21 @@ from typing import Iterable, Iterator, Sequence
 from .errors import UnknownNameError
 
 
+LAYER_KINDS = ("conv", "activation", "pool", "norm", "block")
+DREAMABLE = ("activation", "block")  # what --dream-layer auto may pick
+
+
 @dataclass(frozen=True)
 class Layer:
+    """One tap of a backbone. ``kind`` (optional) says what the layer is: conv, activation, pool,
+    norm or block (a residual or inception block's output); ``--dream-layer auto`` picks among
+    activations and blocks."""
+
     name: str
     module: str
     channels: int
     stride: int
+    kind: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,16 +38,17 @@ class LayerMap(Sequence[Layer]):
     def __init__(self, layers: Iterable[Layer], backbone: str = ""):
         self._layers = list(layers)
         self.backbone = backbone
-        self._index = {layer.name: i for i, layer in enumerate(self._layers)}
-        if len(self._index) != len(self._layers):
-            raise ValueError(f"layer map of {backbone!r} repeats a layer name")
+        self._index: dict[str, int] = {}
         last = 1
-        for layer in self._layers:
-            if layer.channels <= 0 or layer.stride < last:
-                raise ValueError(
-                    f"layer map of {backbone!r}: {layer.name} must have channels > 0 "
-                    "and a stride that never decreases"
-                )
+        for i, layer in enumerate(self._layers):
+            if layer.name in self._index:
+                raise ValueError(f"its layer map repeats the name {layer.name!r}")
+            self._index[layer.name] = i
+            if not isinstance(layer.channels, int) or layer.channels <= 0:
+                raise ValueError(f"its layer {layer.name!r} has {layer.channels!r} channels (more than 0, please)")
+            if not isinstance(layer.stride, int) or layer.stride < last:
+                raise ValueError(f"its layer {layer.name!r} has stride {layer.stride!r} after stride {last} "
+                                 "(strides never decrease along the network)")
             last = layer.stride
 
     def __getitem__(self, item):

@@ -68,6 +68,12 @@ class Objective(nn.Module):
     def describe(self) -> str:
         return " + ".join(f"{w:g}*{n}" for n, _, w in self.leaves) or "0"
 
+    def to_recipe(self) -> dict:
+        """Every term as it ran: its weight, its options and the plugin that supplied it."""
+        return {n: {"weight": w, "options": {k: plain_option(v) for k, v in getattr(t, "dreamstyle_options",
+                                                                                     {}).items()},
+                    "plugin": getattr(t, "dreamstyle_plugin", "")} for n, t, w in self.leaves}
+
     def __repr__(self) -> str:
         return f"Objective({self.describe()})"
 
@@ -97,10 +103,22 @@ class Objective(nn.Module):
             v = t(feats, image, regions=regions) if regions is not None else t(feats, image)
             v = torch.as_tensor(v, device=image.device, dtype=torch.float32)
             if v.numel() != 1:
-                raise OptionError(f"loss term {name!r} returned {tuple(v.shape)} values, not one number")
+                plugin = getattr(t, "dreamstyle_plugin", "")
+                by = f" (plugin {plugin!r})" if plugin and not plugin.startswith("dreamstyle.") else ""
+                raise OptionError(f"loss term {name!r}{by} returned {tuple(v.shape)} values, not one number")
             values.append(w * v.reshape(()))
         values = torch.stack(values)
         return values.sum(), values
+
+
+def plain_option(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain_option(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_option(v) for v in value]
+    return str(value)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -149,6 +167,11 @@ def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> 
             raise OptionError(f"loss term {name!r} uses layer {missing[0]!r}, which {backbone.name} does not have;"
                               f" give it layers of {backbone.name} (e.g. --loss {name}:layers=...; list them"
                               f" with: dreamstyle layers {backbone.name})")
+    try:
+        module.dreamstyle_plugin = spec.plugin  # who made it, for messages and the recipe
+        module.dreamstyle_options = dict(options)
+    except AttributeError:
+        pass
     return Objective([(name, module, spec.default_weight if weight is None else weight)])
 
 

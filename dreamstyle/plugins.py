@@ -25,10 +25,16 @@ DEFAULT_PLUGINS = ("dreamstyle.default_plugins.backbones", "dreamstyle.default_p
                    "dreamstyle.default_plugins.optimizers", "dreamstyle.default_plugins.writers")
 
 
+def autoload_disabled() -> bool:
+    """DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD: 1, true or yes disable entry-point plugins; unset, empty,
+    0, false or no do not."""
+    return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 # hook -> (what it registers, where to list them)
 REGISTRIES = {
     "register_backbones": ("backbone", "list them with: dreamstyle backbones"),
-    "register_loss_terms": ("loss term", "list them with: dreamstyle plugins"),
+    "register_loss_terms": ("loss term", "list them with: dreamstyle losses"),
     "register_optimizers": ("optimizer", "list them with: dreamstyle plugins"),
     "register_writers": ("output format", "list them with: dreamstyle plugins"),
 }
@@ -41,17 +47,19 @@ class PluginInfo:
     version: str | None = None
     distribution: str | None = None
     hooks: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what went wrong in its hooks (it stays loaded)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "hooks": self.hooks, "builtin": self.builtin,
-                "version": self.version, "distribution": self.distribution}
+                "version": self.version, "distribution": self.distribution, "problems": self.problems}
 
 
 class Registry:
-    """Name -> entry, with the plugin that supplied each. Duplicates are refused."""
+    """Name -> entry, with the plugin that supplied each. Duplicates are refused; so is an entry its
+    kind's check refuses (``validate(entry)`` raises ValueError saying why)."""
 
-    def __init__(self, kind: str, list_hint: str):
-        self.kind, self.list_hint = kind, list_hint
+    def __init__(self, kind: str, list_hint: str, validate=None):
+        self.kind, self.list_hint, self.validate = kind, list_hint, validate
         self.entries: dict[str, Any] = {}
         self.owner: dict[str, str] = {}
         self.families: list[Any] = []  # objects with .prefix and .resolve(name)
@@ -65,6 +73,11 @@ class Registry:
                 f"{self.kind} {name!r} is registered by both {self.owner[name]!r} and {plugin!r}; "
                 f"{plugin!r}'s is ignored"
             )
+        if self.validate is not None:
+            try:
+                self.validate(entry)
+            except Exception as exc:  # noqa: BLE001 - whatever the check finds, the entry is left out
+                raise PluginError(f"{self.kind} {name!r} of plugin {plugin!r} left out: {exc}") from None
         try:
             entry.plugin = plugin
         except AttributeError:
@@ -106,7 +119,7 @@ class PluginHost:
         for module_name in DEFAULT_PLUGINS:
             self.register(importlib.import_module(module_name), name=module_name, builtin=True)
         if load_entry_points is None:
-            load_entry_points = not os.environ.get(DISABLE_ENV)
+            load_entry_points = not autoload_disabled()
         if load_entry_points:
             self._load_entry_points()
         # Collect now (cheap: describing builds no model and imports no torch), so that errors
@@ -123,13 +136,13 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy.PluginValidationError, ValueError (already registered)
-            self.errors.append(f"plugin {name!r} not loaded: {_first_line(exc)}")
+            self.errors.append(f"plugin {name!r} not loaded: {one_line(exc)}")
             return False
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            self.errors.append(f"plugin {name!r} not loaded: {_first_line(exc)}")
+            self.errors.append(f"plugin {name!r} not loaded: {one_line(exc)}")
             return False
         hooks = sorted(impl.name for impl in self.pm.get_hookcallers(plugin) or [])
         self.infos[name] = PluginInfo(name, builtin, version, distribution, hooks)
@@ -161,25 +174,29 @@ class PluginHost:
                 try:
                     registry.add(entry, _plugin)
                 except PluginError as exc:
-                    self._error(str(exc))
+                    self._error(str(exc), _plugin)
 
             try:
                 impl.function(*[register for _ in impl.argnames])
             except BaseException as exc:
-                self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}")
+                self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}",
+                            impl.plugin_name)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
         return registry
 
-    def _error(self, message: str) -> None:
+    def _error(self, message: str, plugin: str | None = None) -> None:
         if message not in self.errors:  # registries are collected again after a register()
             self.errors.append(message)
+        info = self.infos.get(plugin) if plugin else None
+        if info is not None and message not in info.problems:
+            info.problems.append(message)
 
     def registry(self, hook_name: str) -> Registry:
         """What the plugins registered through ``hook_name`` (collected once, again after a register)."""
         if hook_name not in self._registries:
             kind, hint = REGISTRIES[hook_name]
-            self._registries[hook_name] = self._collect(hook_name, Registry(kind, hint))
+            self._registries[hook_name] = self._collect(hook_name, Registry(kind, hint, VALIDATORS.get(hook_name)))
         return self._registries[hook_name]
 
     @property
@@ -209,7 +226,8 @@ def call_guarded(host: "PluginHost", hook_name: str, **kwargs) -> None:
         try:
             impl.function(**{name: kwargs[name] for name in impl.argnames})
         except BaseException as exc:
-            host._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}")
+            host._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}",
+                        impl.plugin_name)
             if isinstance(exc, KeyboardInterrupt):
                 raise
 
@@ -225,6 +243,55 @@ def describe_failure(exc: BaseException) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def one_line(exc: BaseException) -> str:
+    """The whole message on one line (pluggy explains a bad hook over several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --- what a registration must be ------------------------------------------------------------------
+
+def check_backbone(entry) -> None:
+    if hasattr(entry, "resolve"):  # a family: its members are checked as they are resolved
+        return
+    layers = entry.layer_map  # repeated names, channels, strides: ValueError saying which
+    for role in ("content", "style", "dream"):
+        for name in getattr(entry, f"{role}_layers", ()):
+            if name not in layers:
+                raise ValueError(f"its default {role} layer {name!r} is not in its layer map")
+    if not tuple(getattr(entry, "poolings", ())):
+        raise ValueError("it offers no pooling")
+
+
+def check_term(entry) -> None:
+    if not callable(getattr(entry, "build", None)):
+        raise ValueError("its build is not callable")
+    w = getattr(entry, "default_weight", None)
+    if not isinstance(w, (int, float)) or w != w or w in (float("inf"), float("-inf")):
+        raise ValueError(f"its default weight {w!r} is not a finite number")
+
+
+def check_optimizer(entry) -> None:
+    if not callable(getattr(entry, "build", None)):
+        raise ValueError("its build is not callable")
+    lr = getattr(entry, "default_lr", None)
+    if not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+        raise ValueError(f"its default learning rate {lr!r} is not a finite number above 0")
+
+
+def check_writer(entry) -> None:
+    if getattr(entry, "kind", None) not in ("image", "clip"):
+        raise ValueError(f"its kind {getattr(entry, 'kind', None)!r} is neither 'image' nor 'clip'")
+    suffixes = tuple(getattr(entry, "suffixes", ()))
+    if not suffixes or not all(isinstance(x, str) and x.startswith(".") and x == x.lower() for x in suffixes):
+        raise ValueError(f"its suffixes {suffixes!r} are not lower-case endings with a dot, like '.png'")
+    if not callable(getattr(entry, "write", None)):
+        raise ValueError("its write is not callable")
+
+
+VALIDATORS = {"register_backbones": check_backbone, "register_loss_terms": check_term,
+              "register_optimizers": check_optimizer, "register_writers": check_writer}
 
 
 _host: PluginHost | None = None

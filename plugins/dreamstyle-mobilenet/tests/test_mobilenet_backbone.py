@@ -92,3 +92,10 @@ def test_missing_pretrained_offline_is_one_clear_error(host, tmp_path, monkeypat
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsError, match="mobilenet_v3_large.*--weights random"):
         load_backbone(host.backbones.get("mobilenet_v3_large"))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large"])
+def test_the_backbones_pass_dreamstyles_contract_check(host, name):
+    from dreamstyle.testing import check_backbone
+
+    check_backbone(host.backbones.get(name))
