@@ -25,11 +25,20 @@ class OptimizerSpec:
 @dataclass
 class Writer:
     """An output format. ``kind`` is "image" (one picture) or "clip" (frames); ``suffixes`` are the
-    file endings it writes (lower case, with the dot). ``write(fh, images, recipe, **options)``
-    writes PIL images (one for "image") to the open binary file ``fh``, embedding ``recipe`` (a
-    dict) so that ``read_recipe(path)`` finds it again; clips get ``durations`` (ms per frame) and
-    ``loop`` (0: forever, None: play once) as options. ``read_recipe(path)`` returns the recipe or
-    None."""
+    file endings it writes (lower case, with the dot); the registry finds a writer by (suffix, kind),
+    the first registered winning (the built-ins come first). ``write(fh, images, recipe, **options)``
+    writes PIL images (one for "image") to the open binary file ``fh``, embedding ``recipe`` (a dict,
+    or None) so that ``read_recipe(path)`` finds it again; ``read_recipe(path)`` returns the recipe or
+    None.
+
+    The options: ``bit_depth`` (one of ``bit_depths``; ``default_bit_depth`` unless asked) and
+    ``quality`` (1-100, or None when not asked; only a writer with ``quality`` is ever asked). An
+    image writer also gets ``pixels``: a list holding, for each image, its float32 H x W x C numpy
+    array in [0, 1] at full precision (C = 3, or 4 with alpha last), which ``images`` are rounded to
+    8 bits from. A writer with ``alpha`` gets RGBA images (C = 4) when the picture has transparency;
+    any other gets RGB, flattened onto white. Clips get ``durations`` (ms per frame) and ``loop`` (0:
+    forever, None: play once). Writers should take ``**options`` they do not use: more may come.
+    dreamstyle checks ``bit_depths`` and ``quality`` before any work, so ``write`` need not."""
 
     name: str
     suffixes: Sequence[str]
@@ -37,4 +46,8 @@ class Writer:
     write: Callable
     read_recipe: Callable | None = None
     description: str = ""
+    bit_depths: Sequence[int] = (8,)  # the --bit-depth values it takes
+    default_bit_depth: int = 8
+    quality: bool = False  # takes --quality (a lossy format)
+    alpha: bool = False  # keeps transparency
     plugin: str = ""

@@ -41,6 +41,7 @@ class Item:
     name: str = ""
     source: object = None  # what the content was given as (a path), for the recipe
     source_size: tuple[int, int] | None = None  # the input's own (width, height): coarser stages keep its aspect
+    alpha: torch.Tensor | None = None  # (B or 1, 1, H, W) in [0, 1]: the input's transparency, kept in the output
 
 
 @dataclass
@@ -70,6 +71,24 @@ class Result:
     def __iter__(self):
         yield self.image
         yield self.history
+
+    def save(self, path, *, bit_depth: int | None = None, quality: int | None = None, recipe: bool = True,
+             overwrite: bool = False):
+        """Write the image (at full precision: 16 bits where the format takes them) by its suffix,
+        with its recipe unless ``recipe=False``; an existing file is replaced only with ``overwrite``.
+        Returns the path written."""
+        from pathlib import Path
+
+        from .errors import OutputError
+        from .writers import check_format, save_image
+
+        path = Path(path)
+        check_format(path, "image", bit_depth, quality)
+        if path.exists() and not overwrite:
+            raise OutputError(f"{path} exists; pass overwrite=True to replace it")
+        image = self.tensor[:1] if self.tensor is not None else self.image
+        return save_image(image, path, self.recipe if recipe else None, overwrite, bit_depth=bit_depth,
+                          quality=quality)
 
 
 def seed_everything(seed: int) -> None:

@@ -4,28 +4,34 @@ Every output file goes through :func:`publish`: it is written to a temporary fil
 target (``.NAME.dreamstyle-PID.part``), flushed to disk, then renamed into place, so a crash, a
 full disk or Ctrl-C never leaves a half-written file and an old file is replaced only by a whole
 new one. A format is a :class:`~dreamstyle.records.Writer` registered by suffix and kind
-("image" or "clip"); the built-ins are PNG for images, and GIF, WebP and APNG for clips. A clip can
-also go to a folder of frames (one image per frame, plus ``clip.json`` with the timing).
+("image" or "clip"); the built-ins are PNG (8 or 16-bit), JPEG, WebP and TIFF (16 or 8-bit) for
+images, and GIF, WebP and APNG for clips. A clip can also go to a folder of frames (one image per
+frame, plus ``clip.json`` with the timing). A picture is given as a PIL image or a float tensor;
+16-bit formats get a tensor's full precision.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from PIL import Image, PngImagePlugin
 
-from .errors import OutputError
+from .errors import OptionError, OutputError
 from .plugins import get_host
 
 RECIPE_KEY = "dreamstyle"
 TIMING_FILE = "clip.json"  # frame timing of a folder of frames (written with it, read back)
 PART = ".part"
 TEMP_TAG = ".dreamstyle-"
+XMP_NS = b"http://ns.adobe.com/xap/1.0/\x00"  # how a JPEG's APP1 segment says it holds XMP
+JPEG_XMP_LIMIT = 65533 - len(XMP_NS)  # the most an APP1 segment holds
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -39,6 +45,11 @@ def suffixes(kind: str) -> list[str]:
     return [s for w in writers(kind) for s in w.suffixes]
 
 
+def _listed(names: Sequence[str], last: str = "or") -> str:
+    names = sorted(set(names), key=list(names).index)
+    return ", ".join(names[:-1]) + f" {last} " + names[-1] if len(names) > 1 else "".join(names)
+
+
 def writer_for(path: str | os.PathLike, kind: str):
     """The writer of ``kind`` for ``path``'s suffix, or one line saying which suffixes exist."""
     suffix = Path(path).suffix.lower()
@@ -46,9 +57,30 @@ def writer_for(path: str | os.PathLike, kind: str):
         if suffix in w.suffixes:
             return w
     what = "an image" if kind == "image" else "a clip"
-    names = sorted(set(suffixes(kind)), key=suffixes(kind).index)
-    listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    listed = _listed(suffixes(kind))
     raise OutputError(f"cannot write {what} to {path}: give a {listed} file" + (" or a folder" if kind == "clip" else ""))
+
+
+def check_format(path: str | os.PathLike, kind: str = "image", bit_depth: int | None = None,
+                 quality: int | None = None, what: str | None = None):
+    """The writer for ``path``, once it is clear that it takes ``bit_depth`` and ``quality`` (one line
+    if not); ``what`` names the output in that line (a folder written as PNG files, say)."""
+    writer = writer_for(path, kind)
+    suffix, hint = Path(path).suffix.lower(), what is None
+    what = what or str(path)
+    if bit_depth is not None and bit_depth not in writer.bit_depths:
+        depths = _listed([str(b) for b in writer.bit_depths])
+        others = [s for w in writers(kind) if bit_depth in w.bit_depths for s in w.suffixes]
+        also = f" ({_listed(others, 'and')} take {bit_depth})" if others and hint else ""
+        raise OptionError(f"--bit-depth {bit_depth} does not go with {what}: {suffix} is {depths}-bit{also}")
+    if quality is not None:
+        if not writer.quality:
+            others = [s for w in writers(kind) if w.quality for s in w.suffixes]
+            also = f" ({_listed(others, 'and')} take it)" if others and hint else ""
+            raise OptionError(f"--quality does not go with {what}: {suffix} has no quality setting{also}")
+        if not 1 <= quality <= 100:
+            raise OptionError(f"--quality must be 1 to 100, not {quality}")
+    return writer
 
 
 # --- atomic files ---------------------------------------------------------------------------------
@@ -257,7 +289,7 @@ def check_output(path: str | os.PathLike, overwrite: bool, allowed: Sequence[str
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
     if allowed and path.suffix.lower() not in allowed:
-        raise OutputError(f"cannot write {path}: the output must end in {' or '.join(allowed)}")
+        raise OutputError(f"cannot write {path}: the output must end in {_listed(allowed)}")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists; pass --overwrite to replace it")
     return path
@@ -294,13 +326,16 @@ def check_folder_output(folder: Path, names: Sequence[str], overwrite: bool, ext
     return paths
 
 
-def check_clip_output(path: str | os.PathLike, overwrite: bool, names: Sequence[str]) -> Path:
-    """Validate a clip's output: a folder of frames, or a file of a registered clip format."""
+def check_clip_output(path: str | os.PathLike, overwrite: bool, names: Sequence[str], bit_depth: int | None = None,
+                      quality: int | None = None) -> Path:
+    """Validate a clip's output: a folder of frames (PNG files), or a file of a registered clip format
+    that takes ``bit_depth`` and ``quality``."""
     path = Path(path)
     if is_folder_output(path):
+        check_format(path / "frame.png", "image", bit_depth, quality, "a folder of frames (written as .png)")
         check_folder_output(path, names, overwrite, (TIMING_FILE,))
         return path
-    writer_for(path, "clip")
+    check_format(path, "clip", bit_depth, quality)
     return check_output(path, overwrite, None)
 
 
@@ -313,18 +348,27 @@ def _put(path: Path, write: Callable, overwrite: bool, outbox: Outbox | None, fr
     return outbox.write(path, write, frames, recipe).path
 
 
-def save_image(img: Image.Image, path: str | os.PathLike, recipe: dict | None = None, overwrite: bool = True,
-               outbox: Outbox | None = None) -> Path | None:
-    """Write one picture in the format its suffix names, atomically, with its recipe."""
-    writer = writer_for(path, "image")
-    return _put(Path(path), lambda fh: writer.write(fh, [img], recipe), overwrite, outbox, [img], recipe)
+def save_image(image, path: str | os.PathLike, recipe: dict | None = None, overwrite: bool = True,
+               outbox: Outbox | None = None, *, bit_depth: int | None = None,
+               quality: int | None = None) -> Path | None:
+    """Write one picture in the format its suffix names, atomically, with its recipe. ``image``: a PIL
+    image (RGB or RGBA) or a float tensor (1, 3 or 4, H, W) in [0, 1] (alpha last), whose full
+    precision 16-bit formats keep; ``bit_depth`` (default: the format's) and ``quality`` are checked
+    against what the format takes."""
+    writer = check_format(path, "image", bit_depth, quality)
+    pixels, picture = picture_of(image, writer.alpha)
+    options = {"bit_depth": bit_depth or writer.default_bit_depth, "quality": quality, "pixels": [pixels]}
+    return _put(Path(path), lambda fh: writer.write(fh, [picture], recipe, **options), overwrite, outbox, [picture],
+                recipe)
 
 
 def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[int], loop: int | None = 0,
                names: Sequence[str] | None = None, recipe: dict | None = None, overwrite: bool = True,
-               outbox: Outbox | None = None) -> Path | None:
+               outbox: Outbox | None = None, *, bit_depth: int | None = None,
+               quality: int | None = None) -> Path | None:
     """Write ``frames`` (PIL RGB) as an animation (by suffix), or into a folder of PNGs with
-    ``clip.json`` holding the timing; atomically, file by file."""
+    ``clip.json`` holding the timing (there a frame may be a tensor, as :func:`save_image` takes);
+    atomically, file by file."""
     frames = list(frames)
     durations = [int(d) for d in durations][: len(frames)]
     if not frames:
@@ -338,15 +382,16 @@ def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[in
                 raise
         names = list(names) if names else [f"frame_{i:05d}" for i in range(1, len(frames) + 1)]
         for frame, out in zip(frames, folder_outputs(path, names[: len(frames)])):
-            save_image(frame, out, recipe, overwrite, outbox)
+            save_image(frame, out, recipe, overwrite, outbox, bit_depth=bit_depth, quality=quality)
         timing = json.dumps({"durations": durations, "loop": loop}).encode()
         _put(path / TIMING_FILE, lambda fh: fh.write(timing), overwrite, outbox)
         if outbox is not None and outbox.failed and outbox.rescue_dir is not None:  # the timing goes with them
             publish(outbox.rescue_dir / TIMING_FILE, lambda fh: fh.write(timing), False)
         return path
-    writer = writer_for(path, "clip")
-    return _put(path, lambda fh: writer.write(fh, frames, recipe, durations=durations, loop=loop), overwrite, outbox,
-                frames, recipe)
+    writer = check_format(path, "clip", bit_depth, quality)
+    options = {"durations": durations, "loop": loop, "bit_depth": bit_depth or writer.default_bit_depth,
+               "quality": quality}
+    return _put(path, lambda fh: writer.write(fh, frames, recipe, **options), overwrite, outbox, frames, recipe)
 
 
 def save_gif_frames(frames: Sequence, path: str | os.PathLike, overwrite: bool = True, frame_ms: int = 80,
@@ -366,32 +411,164 @@ def read_recipe(path: str | os.PathLike) -> dict | None:
     return None
 
 
+# --- the pixels a writer gets ----------------------------------------------------------------------
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def picture_of(image, alpha: bool = True):
+    """``(pixels, picture)``: float32 H x W x C (3, or 4 with alpha) in [0, 1] at full precision, and
+    the PIL picture (RGB or RGBA) of it in 8 bits; without ``alpha``, flattened onto white."""
+    import numpy as np
+
+    if hasattr(image, "detach"):  # a torch tensor
+        t = image.detach().float().cpu()
+        t = t[0] if t.dim() == 4 and t.shape[0] == 1 else t
+        if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
+            raise ValueError(f"a picture is a (1, 1|3|4, H, W) tensor, not {tuple(image.shape)}")
+        t = t.expand(3, -1, -1) if t.shape[0] == 1 else t
+        t = t.nan_to_num(0.0).clamp(0, 1)
+        pixels = t.permute(1, 2, 0).contiguous().numpy()
+        eight = t.mul(255).add(0.5).permute(1, 2, 0).numpy().astype(np.uint8)  # rounded as images.to_pil does
+        picture = Image.fromarray(eight, "RGBA" if len(t) == 4 else "RGB")
+    else:
+        picture = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if _has_alpha(image) else "RGB")
+        pixels = np.asarray(picture, dtype=np.float32) / 255
+    if pixels.shape[2] == 4 and not alpha:  # no transparency in this format: onto white
+        a = pixels[..., 3:]
+        pixels = pixels[..., :3] * a + (1 - a)
+        picture = Image.fromarray(levels(pixels, 8), "RGB")
+    return pixels, picture
+
+
+def levels(pixels, bits: int):
+    """Pixels in [0, 1] as integers of ``bits`` (8: uint8, 16: uint16), rounded."""
+    import numpy as np
+
+    top = (1 << bits) - 1
+    return (pixels * top + 0.5).clip(0, top).astype(np.uint8 if bits <= 8 else np.uint16)
+
+
+def precise(image, tensor):
+    """``tensor`` where it is ``image`` at full precision (it rounds to it), else ``image``: what a
+    16-bit format should get of a frame whose tensor may be from before the job's finish."""
+    import numpy as np
+
+    if tensor is None or not hasattr(tensor, "detach"):
+        return image
+    try:
+        _, rounded = picture_of(tensor)
+    except ValueError:
+        return image
+    same = (rounded.mode, rounded.size) == (image.mode, image.size) and np.array_equal(rounded, image)
+    return tensor if same else image
+
+
 # --- the built-in formats -----------------------------------------------------------------------------
 
 def _recipe_text(recipe) -> str | None:
     return json.dumps(recipe, default=str) if recipe is not None else None
 
 
-def png_write(fh, images, recipe, **_):
-    info = PngImagePlugin.PngInfo()
+def _parse(text) -> dict | None:
+    try:
+        found = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def png_write(fh, images, recipe, bit_depth=8, pixels=None, **_):
     text = _recipe_text(recipe)
+    if bit_depth == 16:
+        import numpy as np
+
+        return _png16(fh, pixels[0] if pixels else np.asarray(images[0], dtype=np.float32) / 255, text)
+    info = PngImagePlugin.PngInfo()
     if text:
         info.add_text(RECIPE_KEY, text)
     images[0].save(fh, format="PNG", pnginfo=info)
 
 
+def _png16(fh, pixels, text: str | None) -> None:
+    """A 16-bit RGB(A) PNG (Pillow writes none) through pypng, the recipe in a tEXt chunk after IHDR."""
+    import io
+
+    import png
+
+    height, width, channels = pixels.shape
+    buffer = io.BytesIO()
+    png.Writer(width, height, greyscale=False, alpha=channels == 4, bitdepth=16).write(
+        buffer, levels(pixels, 16).reshape(height, width * channels))
+    chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
+    if text:  # JSON is ASCII, as tEXt wants
+        chunks.insert(1, (b"tEXt", RECIPE_KEY.encode() + b"\0" + text.encode("latin-1")))
+    png.write_chunks(fh, chunks)
+
+
+def jpeg_write(fh, images, recipe, quality=None, **_):
+    """Quality 95 unless given, 4:4:4 (no chroma blur); the recipe as XMP in an APP1 segment."""
+    import io
+
+    text = _recipe_text(recipe)
+    xmp = _xmp(text, JPEG_XMP_LIMIT) if text else None
+    if text and xmp is None:
+        raise OutputError(f"the recipe ({len(text) // 1024} KB) does not fit in a JPEG's 64 KB of metadata, even "
+                          "compressed; write a .png, .webp or .tif, or pass --recipe none")
+    buffer = io.BytesIO()
+    images[0].convert("RGB").save(buffer, format="JPEG", quality=quality or 95, subsampling=0, optimize=True)
+    data = buffer.getvalue()
+    if xmp is not None:  # after the JFIF header (APP0), which comes first; Pillow < 11 writes no XMP itself
+        at = 4 + int.from_bytes(data[4:6], "big") if data[2:4] == b"\xff\xe0" else 2
+        segment = b"\xff\xe1" + (2 + len(XMP_NS) + len(xmp)).to_bytes(2, "big") + XMP_NS + xmp
+        data = data[:at] + segment + data[at:]
+    fh.write(data)
+
+
+def webp_image_write(fh, images, recipe, quality=None, **_):
+    """Lossless (the exact colours, even under transparent pixels) unless given a quality."""
+    options = {"lossless": True, "exact": True} if quality is None else {"quality": quality}
+    text = _recipe_text(recipe)
+    if text:
+        options["xmp"] = _xmp(text)
+    images[0].save(fh, format="WEBP", method=4, **options)
+
+
+def tiff_write(fh, images, recipe, bit_depth=16, pixels=None, **_):
+    """RGB(A) TIFF, deflate-compressed (with the horizontal predictor), the recipe (JSON) in the
+    ImageDescription tag."""
+    import numpy as np
+    import tifffile
+
+    if bit_depth == 16:
+        data = levels(pixels[0] if pixels else np.asarray(images[0], dtype=np.float32) / 255, 16)
+    else:
+        data = np.asarray(images[0])
+    tifffile.imwrite(fh, data, photometric="rgb", compression="zlib", predictor=True, metadata=None,
+                     extrasamples=("unassalpha",) if data.shape[2] == 4 else None,
+                     description=_recipe_text(recipe))
+
+
+def tiff_recipe(path) -> dict | None:
+    """The recipe in a TIFF's ImageDescription tag."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return _parse(tif.pages[0].description)
+
+
 def info_recipe(path) -> dict | None:
-    """The recipe in an image's metadata: a PNG text chunk, a GIF comment or WebP XMP."""
+    """The recipe in an image's metadata: a PNG text chunk, a GIF comment or XMP (JPEG, WebP)."""
     with Image.open(path) as img:
         text = img.info.get(RECIPE_KEY) or getattr(img, "text", {}).get(RECIPE_KEY)
         if not text and isinstance(img.info.get("comment"), bytes):
             text = img.info["comment"].decode("utf-8", "replace")
-        if not text and img.info.get("xmp"):
-            text = _from_xmp(img.info["xmp"])
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
+        xmp = img.info.get("xmp") or next((s[len(XMP_NS):] for m, s in getattr(img, "applist", [])
+                                            if m == "APP1" and s.startswith(XMP_NS)), None)
+        if not text and xmp:
+            text = _from_xmp(xmp)
+    return _parse(text)
 
 
 def _loop_option(loop, default_once: bool) -> dict:
@@ -412,7 +589,15 @@ def shared_palette(frames: Sequence, colors: int = 256):
     return strip.quantize(colors, method=Image.Quantize.MEDIANCUT)
 
 
+def _clip_frames(frames, alpha: bool) -> list:
+    """The frames all RGBA when ``alpha`` and any has transparency, else all RGB (onto white)."""
+    if alpha and any(_has_alpha(f) for f in frames):
+        return [f.convert("RGBA") for f in frames]
+    return [picture_of(f, False)[1] if _has_alpha(f) else f.convert("RGB") for f in frames]
+
+
 def gif_write(fh, frames, recipe, durations=(), loop=0, **_):
+    frames = _clip_frames(frames, False)  # a GIF's one-bit transparency would fray soft edges: onto white
     palette = shared_palette(frames)
     images = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
     options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
@@ -423,26 +608,39 @@ def gif_write(fh, frames, recipe, durations=(), loop=0, **_):
     images[0].save(fh, format="GIF", **options)
 
 
-def _xmp(text: str) -> bytes:
+def _xmp(text: str, limit: int | None = None) -> bytes | None:
+    """The recipe as XMP; over ``limit`` bytes, compressed (zlib, base64); still over it: None."""
     from xml.sax.saxutils import escape
 
-    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            '<rdf:Description xmlns:dreamstyle="https://github.com/dreamstyle"><dreamstyle:recipe>'
-            f'{escape(text)}</dreamstyle:recipe></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+    def packet(tag: str, body: str) -> bytes:
+        return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                f'<rdf:Description xmlns:dreamstyle="https://github.com/dreamstyle"><dreamstyle:{tag}>'
+                f'{body}</dreamstyle:{tag}></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+
+    xmp = packet("recipe", escape(text))
+    if limit is not None and len(xmp) > limit:
+        xmp = packet("recipe-zlib", base64.b64encode(zlib.compress(text.encode(), 9)).decode())
+    return xmp if limit is None or len(xmp) <= limit else None
 
 
 def _from_xmp(xmp) -> str | None:
     from xml.sax.saxutils import unescape
 
     text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
-    start, end = text.find("<dreamstyle:recipe>"), text.find("</dreamstyle:recipe>")
-    return unescape(text[start + len("<dreamstyle:recipe>"):end]) if start >= 0 and end > start else None
+    for tag in ("recipe", "recipe-zlib"):
+        start, end = text.find(f"<dreamstyle:{tag}>"), text.find(f"</dreamstyle:{tag}>")
+        if start >= 0 and end > start:
+            body = text[start + len(tag) + 13:end]
+            return unescape(body) if tag == "recipe" else zlib.decompress(base64.b64decode(body)).decode()
+    return None
 
 
-def webp_write(fh, frames, recipe, durations=(), loop=0, **_):
-    images = [f.convert("RGB") for f in frames]
+def webp_write(fh, frames, recipe, durations=(), loop=0, quality=None, **_):
+    images = _clip_frames(frames, True)
     options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
-               "quality": 90, "method": 4, **_loop_option(loop, True)}
+               "quality": quality or 90, "method": 4, **_loop_option(loop, True)}
+    if images[0].mode == "RGBA":  # libwebp's lossy animation drops the alpha: lossless (quality = effort)
+        options.update(lossless=True, exact=True)
     text = _recipe_text(recipe)
     if text:
         options["xmp"] = _xmp(text)
@@ -450,7 +648,7 @@ def webp_write(fh, frames, recipe, durations=(), loop=0, **_):
 
 
 def apng_write(fh, frames, recipe, durations=(), loop=0, **_):
-    images = [f.convert("RGB") for f in frames]
+    images = _clip_frames(frames, True)
     options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
                **_loop_option(loop, True)}
     text = _recipe_text(recipe)

@@ -42,7 +42,7 @@ class FormatsPlugin:
 
     @hookimpl
     def register_writers(self, register):
-        register(Writer("tiff", (".tif", ".tiff"), "image", _tiff_write, _tiff_recipe, "TIFF (a test plugin)"))
+        register(Writer("ptif", (".ptif",), "image", _tiff_write, _tiff_recipe, "TIFF by Pillow (a test plugin)"))
 
 
 @pytest.fixture
@@ -68,18 +68,18 @@ def test_a_plugin_optimizer_runs_every_job(host, images, tmp_path, runner):
 
 def test_a_plugin_output_format_carries_the_recipe_and_replays(host, images, tmp_path, runner):
     assert host.register(FormatsPlugin(), name="formats")
-    out = tmp_path / "o.tif"
+    out = tmp_path / "o.ptif"
     result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(out), "--iterations", "2", *FAST])
     assert result.exit_code == 0, result.output
     assert Image.open(out).format == "TIFF" and read_recipe(out)["iterations"] == 2
-    again = tmp_path / "again.tif"
+    again = tmp_path / "again.ptif"
     result = runner.invoke(main, ["transfer", "--from", str(out), "-o", str(again), "-q"])
     assert result.exit_code == 0, result.output
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))
 
 
 def test_unknown_formats_and_optimizers_are_one_line(host, images, tmp_path, runner):
-    result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.tif"), *FAST])
+    result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.bmp"), *FAST])
     assert result.exit_code == 1 and "must end in .png" in result.output
     result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.png"), "--optimizer", "adma",
                                   *FAST])

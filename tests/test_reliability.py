@@ -334,7 +334,7 @@ def test_output_into_a_folder_that_cannot_be_written(images, tmp_path, runner, m
         locked.chmod(0o755)
 
 
-@pytest.mark.parametrize("name, words", [("folder", ["it is a folder"]), ("o.jpg", ["must end in .png"]),
+@pytest.mark.parametrize("name, words", [("folder", ["it is a folder"]), ("o.bmp", ["must end in .png"]),
                                          ("file/o.png", ["is not a folder"])])
 def test_output_path_that_makes_no_sense(images, tmp_path, runner, name, words):
     (tmp_path / "folder").mkdir()

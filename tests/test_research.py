@@ -194,5 +194,5 @@ def test_reconstruct_default_layers_and_clear_errors(images, tmp_path, runner):
     res = runner.invoke(main, ["reconstruct", str(content), "--weights", "random", "--size", "8",
                                "-o", str(tmp_path / "r.png")])
     assert res.exit_code == 1 and "minimum" in res.output
-    res = runner.invoke(main, ["reconstruct", str(content), "-o", str(tmp_path / "r.jpg")])
-    assert res.exit_code == 1 and ".png" in res.output
+    res = runner.invoke(main, ["reconstruct", str(content), "-o", str(tmp_path / "r.bmp")])
+    assert res.exit_code == 1 and ".png" in res.output and ".tif" in res.output

@@ -81,8 +81,14 @@ def output_options(output_help: str | None = None, only: tuple[str, ...] | None 
     ``only`` picks some (by name), ``output_help`` says what ``-o`` is for this command."""
     options = [
         click.Option(["-o", "--output", "output"], required=True, type=click.Path(path_type=Path),
-                     help=output_help or "Output file (PNG; a clip: .gif, .webp, .png or a folder; a folder of "
-                                         "images: a folder)."),
+                     help=output_help or "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) "
+                                         "or .tif (16 or 8-bit); a clip: .gif, .webp, .png or a folder; a folder of "
+                                         "images: a folder (of PNGs)."),
+        click.Option(["--bit-depth"], type=int, default=None, metavar="8|16",
+                     help="Bits per channel: 16 with .png, .tif or a folder; 8 with any [default: the format's: "
+                          "16 for .tif, else 8]."),
+        click.Option(["--quality"], type=int, default=None, metavar="1-100",
+                     help="Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a clip: 90]."),
         click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
                      help="Replay the recipe stored in an output; the options given override it."),
         click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,

@@ -14,6 +14,7 @@ from .options import complete_backbones, output_options, settings_params, split
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+FILE_LIKE = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".json", ".md")  # not a folder for compare
 
 
 def _write(path: Path, write) -> None:
@@ -26,7 +27,7 @@ def _write(path: Path, write) -> None:
 def _output_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise OutputError(f"-o {path}: it is a file; give a folder for the comparison")
-    if not path.exists() and path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".webp", ".json", ".md"):
+    if not path.exists() and path.suffix.lower() in FILE_LIKE:
         raise OutputError(f"-o {path}: compare writes several files; give a folder (e.g. -o {path.with_suffix('')})")
     parent = path.parent if str(path.parent) else Path(".")
     if not path.exists() and not parent.is_dir():
@@ -159,14 +160,14 @@ def reconstruct_body(**params):
     (one panel per layer), or with --style the Gram loss on growing sets of layers. Writes a
     labelled grid, the original first."""
     from ..jobs.reconstruct import reconstruct
-    from ..writers import check_output, save_image
+    from ..writers import check_output, save_image, suffixes
     from .progress import Progress
     from .run import sigterm_as_interrupt
 
     values, _ = split(ReconstructSettings, params)
     settings = ReconstructSettings(**values)
     output = params["output"]
-    check_output(output, params["overwrite"], (".png",))
+    check_output(output, params["overwrite"], suffixes("image"))
     from ..plugins import get_backbone
 
     n = len(settings.layers) if settings.layers else len(get_backbone(settings.backbone).style_layers)
@@ -214,5 +215,6 @@ main.add_command(click.Command(
             *[p for p in _compare_params if not isinstance(p, click.Argument) and p.name != "backbone"]]))
 main.add_command(click.Command(
     "reconstruct", callback=reconstruct_body, help=reconstruct_body.__doc__, context_settings=CONTEXT,
-    params=[*settings_params(ReconstructSettings)[:1], *_files("Output PNG (the grid).", False),
+    params=[*settings_params(ReconstructSettings)[:1],
+            *_files("Output picture (the grid): .png, .jpg, .webp or .tif.", False),
             *settings_params(ReconstructSettings)[1:]]))

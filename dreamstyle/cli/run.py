@@ -33,6 +33,8 @@ class Outputs:
     recipe: str = "full"
     overwrite: bool = False
     quiet: bool = False
+    bit_depth: int | None = None  # None: the format's
+    quality: int | None = None
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -123,9 +125,10 @@ def make_job(kind: str, settings, out: Outputs, clip: bool = False):
 
 def run_still(kind: str, settings, out: Outputs) -> None:
     from .. import runner
-    from ..writers import check_output, suffixes
+    from ..writers import check_format, check_output, suffixes
 
     check_output(out.output, out.overwrite, suffixes("image"))
+    check_format(out.output, "image", out.bit_depth, out.quality)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
     if out.gif is not None:
@@ -135,7 +138,7 @@ def run_still(kind: str, settings, out: Outputs) -> None:
     job = make_job(kind, settings, out)
     item = job.still_item()
     stages = job.stages(item)
-    snapshots = Snapshots(out.output, out.save_every, stages, out.overwrite)
+    snapshots = Snapshots(out.output, out.save_every, stages, out.overwrite, out.bit_depth, out.quality)
     every = out.save_every or (max(1, settings.iterations // 30) if out.gif is not None else 0)
     with Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing") as progress, \
             sigterm_as_interrupt():
@@ -155,11 +158,17 @@ def run_still(kind: str, settings, out: Outputs) -> None:
 
 
 def write_still(result, out: Outputs, outbox: Outbox) -> Path | None:
-    """The picture, the log and the animation, each through the outbox; where the picture went."""
-    from ..writers import save_gif_frames, save_image, write_json
+    """The picture (at full precision), the log and the animation, each through the outbox; where the
+    picture went."""
+    from ..writers import save_gif_frames, save_image, write_json, writer_for
 
     recipe = None if out.recipe == "none" else result.recipe
-    written = save_image(result.image, out.output, recipe, out.overwrite, outbox)
+    image = result.tensor[:1] if result.tensor is not None else result.image
+    has_alpha = image.shape[1] == 4 if result.tensor is not None else image.mode == "RGBA"
+    if has_alpha and not writer_for(out.output, "image").alpha:
+        out.say(f"note: {out.output.suffix.lower()} has no transparency; the picture is flattened onto white")
+    written = save_image(image, out.output, recipe, out.overwrite, outbox, bit_depth=out.bit_depth,
+                         quality=out.quality)
     if out.log_json is not None:
         write_json(out.log_json, result.history, out.overwrite, outbox)
     if out.gif is not None and result.frames:
@@ -170,11 +179,11 @@ def write_still(result, out: Outputs, outbox: Outbox) -> Path | None:
 def run_clip(kind: str, settings, out: Outputs) -> None:
     from .. import sequence
     from ..clips import read_clip
-    from ..writers import check_clip_output, check_output, write_clip, write_json
+    from ..writers import check_clip_output, check_output, precise, write_clip, write_json
 
     clip = read_clip(settings.content if kind == "transfer" else settings.input, fps=settings.fps,
                      max_pixels=settings.max_pixels, max_total=settings.max_clip_pixels)
-    check_clip_output(out.output, out.overwrite, clip.names)
+    check_clip_output(out.output, out.overwrite, clip.names, out.bit_depth, out.quality)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
     job = make_job(kind, settings, out, clip=True)
@@ -186,8 +195,12 @@ def run_clip(kind: str, settings, out: Outputs) -> None:
     written = out.output
     with signals_deferred() as received:
         if n:
-            written = write_clip(result.frames, out.output, result.durations, result.loop, result.names,
-                                 None if out.recipe == "none" else result.recipe, out.overwrite, outbox)
+            frames = result.frames
+            if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
+                frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
+            written = write_clip(frames, out.output, result.durations, result.loop, result.names,
+                                 None if out.recipe == "none" else result.recipe, out.overwrite, outbox,
+                                 bit_depth=out.bit_depth, quality=out.quality)
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
     where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
@@ -199,13 +212,14 @@ def run_clip(kind: str, settings, out: Outputs) -> None:
 def run_folder(kind: str, settings, out: Outputs) -> None:
     from .. import sequence
     from ..clips import list_images
-    from ..writers import check_folder_output, check_output, write_json
+    from ..writers import check_folder_output, check_format, check_output, write_json
 
     source = settings.content if kind == "transfer" else settings.input
     paths = list_images(source)
     if out.output.suffix and not out.output.is_dir():
         raise OutputError(f"the output for a folder of images is a folder; {out.output} looks like a file "
                           "(to make a clip of the images, add --frames)")
+    check_format(out.output / "image.png", "image", out.bit_depth, out.quality, "a folder of images (written as .png)")
     outs = check_folder_output(out.output, [p.stem for p in paths], out.overwrite)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
@@ -233,16 +247,18 @@ class FolderWriter:
         self.out, self.outs, self.progress, self.outbox = out, outs, progress, outbox
 
     def __call__(self, done) -> None:
-        from ..writers import save_image
+        from ..writers import precise, save_image
 
         self.progress.frame(done)
         try:
             self.out.output.mkdir(exist_ok=True)
         except OSError:
             pass  # the write below fails too, and is rescued
+        out = self.out
+        image = precise(done.image, done.tensor) if (out.bit_depth or 8) > 8 else done.image
         with signals_deferred() as received:
-            save_image(done.image, self.outs[done.index], None if self.out.recipe == "none" else done.recipe,
-                       self.out.overwrite, self.outbox)
+            save_image(image, self.outs[done.index], None if out.recipe == "none" else done.recipe, out.overwrite,
+                       self.outbox, bit_depth=out.bit_depth, quality=out.quality)
         if received:
             raise KeyboardInterrupt
 
@@ -300,11 +316,14 @@ def snapshot_path(output: Path, stage: int, stages: int, iteration: int) -> Path
 
 
 class Snapshots:
-    """Writes the ``--save-every`` snapshots; existing ones are refused before the run (unless
-    --overwrite); one that cannot be written costs one warning line, not the run."""
+    """Writes the ``--save-every`` snapshots, in the output's format (its suffix, bit depth and
+    quality); existing ones are refused before the run (unless --overwrite); one that cannot be
+    written costs one warning line, not the run."""
 
-    def __init__(self, output: Path, every: int, stages, overwrite: bool):
+    def __init__(self, output: Path, every: int, stages, overwrite: bool, bit_depth: int | None = None,
+                 quality: int | None = None):
         self.output, self.every, self.count, self.warned = output, every, len(stages), False
+        self.bit_depth, self.quality = bit_depth, quality
         paths = [snapshot_path(output, s.index, len(stages), i) for s in stages
                  for i in range(every, s.iterations + 1, every)] if every else []
         if not overwrite:
@@ -315,17 +334,16 @@ class Snapshots:
     def __call__(self, event) -> None:
         if not self.every or event.snapshot is None or event.iteration % self.every:
             return
-        from ..images import to_pil
         from ..writers import save_image
 
         path = snapshot_path(self.output, event.stage, self.count, event.iteration)
         try:
-            save_image(to_pil(event.snapshot), path)
-        except OSError as exc:
+            save_image(event.snapshot[:1], path, bit_depth=self.bit_depth, quality=self.quality)
+        except Exception as exc:  # noqa: BLE001 - a snapshot that cannot be written is not worth the run
             if not self.warned:
                 self.warned = True
-                click.echo(f"dreamstyle: warning: cannot write {path}: {exc.strerror or exc}; the run goes on",
-                           err=True)
+                click.echo(f"dreamstyle: warning: cannot write {path}: {getattr(exc, 'strerror', None) or exc}; "
+                           "the run goes on", err=True)
 
 
 # --- signals ----------------------------------------------------------------------------------------
