@@ -7,7 +7,7 @@ its targets; :class:`GuideLoss` maximizes, at each position, the best dot produc
 of a guide image ("controlling dreams").
 
 Both are *spatial*: their value is a mean over feature positions, so a tiled driver can add up the
-values of tiles exactly (see :class:`Region`).
+values of tiles exactly (see :class:`~dreamstyle.terms.Region`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from .errors import OptionError
-from .terms import LossTerm
+from .terms import Region, StatTerm
 
 OBJECTIVES = ("mean", "l2")
 
@@ -136,33 +136,21 @@ def check_positions(targets: Sequence[DreamTarget], backbone, height: int, width
                 f"{gh}x{gw} (rows 0-{gh - 1}, columns 0-{gw - 1}) at {width}x{height} px")
 
 
-@dataclass
-class Region:
-    """The part of one layer's feature map that a tile owns.
-
-    ``box`` = (y0, y1, x0, x1) in the tile's own feature map; ``offset`` = where the tile's
-    feature map starts in the whole image's grid; ``grid`` = the whole grid's (rows, columns).
-    A term's value over a region is its share of the whole image's value: the tiles' values add
-    up to the untiled one.
-    """
-
-    box: tuple[int, int, int, int]
-    offset: tuple[int, int]
-    grid: tuple[int, int]
-
-    @property
-    def count(self) -> int:
-        return self.grid[0] * self.grid[1]
-
-
-class SpatialTerm(LossTerm):
-    """A term whose value is a mean over feature positions: tiles add up exactly.
+class SpatialTerm(StatTerm):
+    """A term whose value is a mean over feature positions: each tile's share adds up exactly.
 
     ``forward(feats, image, regions=None)``: ``regions`` maps each layer to a :class:`Region`
-    when the features are those of one tile.
+    when the features are those of one tile, and the value is then that tile's share.
     """
 
     spatial = True
+    linear = True
+
+    def stats(self, feats, image, regions=None):
+        return {"value": self.forward(feats, image, regions)}
+
+    def value(self, stats):
+        return stats["value"]
 
 
 def _region_mean(values: torch.Tensor, region: Region | None) -> torch.Tensor:

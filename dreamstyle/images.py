@@ -17,8 +17,12 @@ from .errors import ImageError
 from .settings import DEFAULT_MAX_PIXELS  # refuse larger inputs (decompression bombs) unless raised
 
 
+ALPHA = "dreamstyle_alpha"  # the info key of an image's transparency (an "L" image), kept by load_image
+
+
 def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """An RGB PIL image: EXIF orientation applied, alpha composited on white, any mode converted."""
+    """An RGB PIL image: EXIF orientation applied, alpha composited on white (and kept, when not
+    fully opaque, as ``img.info[ALPHA]``: see :func:`alpha_of`), any mode converted."""
     if isinstance(path, Image.Image):
         return to_rgb(ImageOps.exif_transpose(path))
     path = Path(path)
@@ -95,11 +99,38 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray((np.clip(arr / top, 0, 1) * 255 + 0.5).astype("uint8"), "L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
+    alpha = None
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         img = img.convert("RGBA")
+        alpha = img.getchannel("A")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, img)
-    return img.convert("RGB")
+    rgb = img.convert("RGB")
+    if alpha is not None and alpha.getextrema() != (255, 255):
+        rgb.info[ALPHA] = alpha
+    return rgb
+
+
+def alpha_of(img: Image.Image, size: tuple[int, int] | None = None, device=None):
+    """The transparency :func:`load_image` kept, as a (1, 1, H, W) tensor in [0, 1] (at ``size``,
+    (width, height)); None for an opaque image."""
+    alpha = img.info.get(ALPHA)
+    if alpha is None:
+        return None
+    if size is not None and tuple(size) != alpha.size:
+        alpha = alpha.resize(tuple(size), Image.BILINEAR)
+    arr = np.array(alpha, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr)[None, None].to(device or "cpu")
+
+
+def load_mask(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, device=None):
+    """A mask as a (1, 1, H, W) tensor in [0, 1]: a PNG's alpha where it has one, else its grey levels."""
+    img = load_image(path, max_pixels)
+    alpha = alpha_of(img, device=device)
+    if alpha is not None:
+        return alpha
+    arr = np.array(img.convert("L"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr)[None, None].to(device or "cpu")
 
 
 def fit_size(size: tuple[int, int], long_side: int | None) -> tuple[int, int]:
@@ -120,9 +151,9 @@ def to_tensor(img: Image.Image, size: tuple[int, int] | None = None, device=None
 
 
 def to_pil(tensor) -> Image.Image:
-    """(1, 3, H, W) or (3, H, W) tensor in [0, 1] -> PIL RGB."""
+    """(1, 3 or 4, H, W) or (3 or 4, H, W) tensor in [0, 1] -> PIL RGB (RGBA with 4 channels)."""
     t = tensor.detach().float()
     if t.dim() == 4:
         t = t[0]
     arr = (t.clamp(0, 1).mul(255).add(0.5).to("cpu").permute(1, 2, 0).numpy()).astype("uint8")
-    return Image.fromarray(arr, "RGB")
+    return Image.fromarray(arr, "RGBA" if arr.shape[-1] == 4 else "RGB")

@@ -97,3 +97,51 @@ class MemoryProbe:
         else:
             self.bytes = max(0, _maxrss_bytes() - self.base)
         return False
+
+
+# --- will it fit: the estimate behind automatic tiles ----------------------------------------------
+
+# Bytes of memory one step needs per activation value of the layer map (a forward that keeps what the
+# backward needs, the backward's own buffers, the features' fp32 copies for the terms). fp32: measured
+# with vgg19 on the CPU (benchmarks/tiles.py: 3.9 from the growth of the untiled peak from 512 to 1024
+# px), with a margin; bf16 (2 bytes), not measured: its activations are half, the terms' copies not.
+BYTES_PER_MAPPED_VALUE = {2: 3.0, 4: 5.0}
+FREE_SHARE = 0.6  # untiled only if the estimate is below this share of the memory free now
+
+
+def available_bytes(device) -> int | None:
+    """Memory free for this run now: the GPU's free memory on CUDA, MemAvailable on Linux CPUs."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except RuntimeError:
+            return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def step_bytes(backbone, layers, wh: tuple[int, int], dtype_bytes: int = 4) -> int:
+    """About how much memory one optimizer step of a ``wh`` picture needs through ``layers``."""
+    if not layers:
+        return 0
+    deepest = backbone.layer_map.position(backbone.layer_map.deepest(layers))
+    per_pixel = sum(layer.channels / layer.stride ** 2 for layer in backbone.layer_map[:deepest + 1])
+    bytes_per_value = BYTES_PER_MAPPED_VALUE.get(dtype_bytes, BYTES_PER_MAPPED_VALUE[4])
+    return int(per_pixel * wh[0] * wh[1] * bytes_per_value)
+
+
+def auto_tile(backbone, layers, wh: tuple[int, int], overlap: int, free: int | None, dtype_bytes: int = 4) -> int:
+    """0 when a ``wh`` picture fits untiled in ``free`` bytes, else the largest tile (a multiple of
+    128 px, at least 256) whose crop fits."""
+    if free is None or step_bytes(backbone, layers, wh, dtype_bytes) <= FREE_SHARE * free:
+        return 0
+    tile = (max(wh) // 128) * 128
+    while tile > 256 and step_bytes(backbone, layers, (tile + 2 * overlap,) * 2, dtype_bytes) > FREE_SHARE * free:
+        tile -= 128
+    return max(256, tile)

@@ -86,21 +86,16 @@ class Objective(nn.Module):
                 seen[name] = None
         return list(seen)
 
-    @property
-    def spatial(self) -> bool:
-        """Every term is a mean over feature positions: its tiles' values add up exactly."""
-        return all(getattr(t, "spatial", False) for t in self.terms)
-
     def prepare(self, ctx: TermContext, extract: Callable, skip: Callable[[nn.Module], bool] | None = None) -> None:
         """Let each term compute its targets; ``skip(term)`` true leaves a term's targets as they are."""
         for t in self.terms:
             if skip is None or not skip(t):
                 t.prepare(ctx, extract)
 
-    def forward(self, feats, image, regions=None):
+    def forward(self, feats, image):
         values = []
         for name, t, w in self.leaves:
-            v = t(feats, image, regions=regions) if regions is not None else t(feats, image)
+            v = t(feats, image)
             v = torch.as_tensor(v, device=image.device, dtype=torch.float32)
             if v.numel() != 1:
                 plugin = getattr(t, "dreamstyle_plugin", "")

@@ -94,6 +94,14 @@ class DynamoFreeAdam(torch.optim.Adam):
 
 LBFGS_FIRST_STEP = 8.0  # mean |change| of the first L-BFGS step's first guess, 0-255 pixel units
 LBFGS_FIRST_EVALUATIONS = 12  # at most, for the first step's line search (one, when the guess is good)
+LBFGS_HISTORY = 100  # curvature pairs kept (neural-style's), fewer where they would pass LBFGS_HISTORY_BYTES
+LBFGS_HISTORY_BYTES = 4 << 30  # a 4096 px print's pair is 400 MB: it keeps 10
+
+
+def lbfgs_history(numel: int, itemsize: int = 4) -> int:
+    """How many curvature pairs to keep for ``numel`` pixels: 100, or fewer for big prints (each
+    pair is two copies of the picture), at least 5."""
+    return max(5, min(LBFGS_HISTORY, LBFGS_HISTORY_BYTES // max(1, 2 * numel * itemsize)))
 
 
 class FirstStepLBFGS(torch.optim.LBFGS):
@@ -110,7 +118,9 @@ class FirstStepLBFGS(torch.optim.LBFGS):
     """
 
     def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP):
-        super().__init__(params, lr=lr, max_iter=1, history_size=100)
+        params = list(params)
+        numel = sum(p.numel() for p in params)
+        super().__init__(params, lr=lr, max_iter=1, history_size=lbfgs_history(numel))
         self._lr = lr
         if first_step is not None:  # None: torch's own first step
             self.param_groups[0].update(lr=first_step * max(1, sum(p.numel() for p in self._params)),

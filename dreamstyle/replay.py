@@ -42,7 +42,7 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
 
 def _find(name, recipe_path: Path, hashes: dict, key: str):
     """An input the recipe names: as given, else beside the replayed file; checked by its hash."""
-    if not isinstance(name, str) or name in ("content", "noise", "style", "image", "default", "random"):
+    if not isinstance(name, str) or name in ("", "content", "noise", "style", "image", "default", "random"):
         return name
     for candidate in (Path(name), recipe_path.parent / Path(name).name):
         if candidate.is_file():

@@ -24,7 +24,7 @@ from .clips import Clip, estimate_flow, list_images, read_clip, warp
 from .engine import Stop
 from .errors import ImageError, Interrupted, OptionError
 from .faults import OutOfMemory
-from .images import fit_size, to_pil, to_tensor
+from .images import alpha_of, fit_size, to_pil, to_tensor
 from . import runner
 from .runner import Item
 from .settings import file_hash, flag_of, plain
@@ -78,7 +78,10 @@ class _Collected:
         self.recipe: dict = {}
 
     def add(self, index: int, result, j: int, name: str, recipe: dict) -> None:
-        image = to_pil(result.tensor[j:j + 1])
+        picture = result.tensor[j:j + 1]
+        if picture.shape[1] == 4 and bool((picture[:, 3] >= 1).all()):  # opaque beside a clear one in a batch
+            picture = picture[:, :3]
+        image = to_pil(picture)
         self.frames.append(image)
         self.tensors.append(result.optimized[j:j + 1].detach().cpu())
         self.losses.append(result.losses)
@@ -113,6 +116,7 @@ def run_clip(job, clip: Clip | str, *, callback: Callable | None = None, on_fram
         raise ImageError("the clip has no frames")
     wh = fit_size(clip.frames[0].size, s.size)
     contents = [to_tensor(f, wh).to(job.device) for f in clip.frames]
+    alphas = _alphas(clip.frames, wh, job.device)
     job.check_item(Item(contents[0], wh), clip.frames[0].size)
     if s.preserve_color and hasattr(job, "set_color_reference"):
         job.set_color_reference(contents[0])  # the style colours follow the first frame, for every frame
@@ -122,6 +126,7 @@ def run_clip(job, clip: Clip | str, *, callback: Callable | None = None, on_fram
     while first < n:
         idx = list(range(first, min(n, first + batch)))
         item = _frame_item(job, contents, idx, previous, flow, wh, n, clip.frames[0].size)
+        item.alpha = None if alphas is None else torch.cat([alphas[i] for i in idx])
         result, stop, fault = _run_batch(job, item, callback)
         if stop is Stop.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
             batch = len(idx) // 2
@@ -147,6 +152,14 @@ def run_clip(job, clip: Clip | str, *, callback: Callable | None = None, on_fram
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, clip.durations[:k], clip.loop, done.names, done.history, done.recipe,
                           stopped, done.losses, done.tensors, fault, n)
+
+
+def _alphas(frames, wh, device) -> list | None:
+    """Each frame's transparency at ``wh`` (opaque ones as ones), or None when every frame is opaque."""
+    alphas = [alpha_of(f, wh) for f in frames]
+    if all(a is None for a in alphas):
+        return None
+    return [(a if a is not None else torch.ones(1, 1, wh[1], wh[0])).to(device) for a in alphas]
 
 
 def _frame_item(job, contents, idx, previous, flow, wh, n, source_size) -> Item:
@@ -236,4 +249,8 @@ def _image_item(job, images, sizes, paths, chunk, n) -> Item:
     content = torch.cat([to_tensor(images[i], sizes[i]) for i in chunk]).to(job.device)
     if job.settings.preserve_color and hasattr(job, "set_color_reference"):
         job.set_color_reference(content)
-    return Item(content, sizes[chunk[0]], label=label, source=str(paths[chunk[0]]), source_size=images[chunk[0]].size)
+    alphas = [alpha_of(images[i], sizes[i]) for i in chunk]
+    alpha = None if all(a is None for a in alphas) else torch.cat(
+        [a if a is not None else torch.ones(1, 1, sizes[i][1], sizes[i][0]) for a, i in zip(alphas, chunk)]).to(job.device)
+    return Item(content, sizes[chunk[0]], label=label, source=str(paths[chunk[0]]), source_size=images[chunk[0]].size,
+                alpha=alpha)

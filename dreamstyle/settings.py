@@ -309,6 +309,44 @@ def transfer_init(value, flag):
     return value
 
 
+def style_masks(value, flag):
+    """``--style-mask``: "N=MASK" (N: 1 for the first style image) or "MASK" (the next style in order),
+    repeatable -> a tuple of mask paths by style image, "" for a style without one."""
+    if not value:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        value = (value,)
+    out: dict[int, str] = {}
+    following = 0
+    for item in value:
+        text = str(item)
+        head, eq, rest = text.partition("=")
+        if eq and head.strip().isdigit():
+            index, path = int(head), rest.strip()
+            if index < 1:
+                raise OptionError(f"{flag} {text!r}: style images count from 1")
+        else:
+            index, path = following + 1, text.strip()
+        if index in out and out[index]:
+            raise OptionError(f"{flag}: style image {index} has two masks")
+        out[index], following = path, index
+    return tuple(out.get(i, "") for i in range(1, max(out) + 1))
+
+
+def tile_size(value, flag):
+    """``--tile``: None (automatic: tiles only when the picture would not fit), 0 (never) or a size."""
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return whole(0, MAX_SIDE)(value, flag)
+
+
+TILE_HELP = ("Make pictures larger than this in tiles of this size, exactly (bounded memory); 0: never; "
+             "default: only when the picture would not fit in memory.")
+TILE_OVERLAP_HELP = "Context around each tile, px (the deepest layer's receptive field)."
+
+
 def registered(kind: str):
     """A name that a registry (filled by plugins) must know: checked when the job runs."""
 
@@ -400,7 +438,7 @@ class Settings:
         return out
 
 
-INPUT_FIELDS = {"content", "styles", "input", "image", "guide", "init", "weights"}
+INPUT_FIELDS = {"content", "styles", "input", "image", "guide", "init", "weights", "style_masks", "content_mask"}
 _hashes: dict[tuple, str] = {}
 
 
@@ -499,6 +537,15 @@ class TransferSettings(SequenceOptions, Settings):
                                      check=number(0.0, allow_none=True), type=float, default_text=f"{DREAM_WEIGHT:g}")
     allow_overlap: bool = opt(False, "Let a --dream-layer be a content or style layer too.", check=flag_value,
                               type="flag")
+    style_masks: tuple = opt((), "Where a style goes: N=MASK (N: 1 for the first style image) or MASK for the next; "
+                             "a greyscale image or a PNG's alpha, white = this style. Repeatable.",
+                             check=style_masks, flag="--style-mask", multiple=True, metavar="[N=]MASK", type=str)
+    content_mask: Any = opt(None, "Keep the photo where this mask is white (a face): the style is weighed down "
+                            "there; a greyscale image or a PNG's alpha.", check=image_input, type=str,
+                            metavar="MASK")
+    tile: int | None = opt(None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto")
+    tile_overlap: int | None = opt(None, TILE_OVERLAP_HELP, check=whole(0, 4096, allow_none=True), type=int,
+                                   default_text="from the layers")
 
     def check_together(self) -> None:
         if self.content is None:
@@ -513,6 +560,7 @@ class TransferSettings(SequenceOptions, Settings):
                 raise OptionError("--style-blend weights must be zero or more and not all zero")
         if not self.dream_layers and (self.dream_weight is not None or self.allow_overlap):
             raise OptionError("--dream-weight and --allow-overlap go with --dream-layer")
+        check_masks(self.style_masks, len(self.styles))
         if isinstance(self.scales, tuple):
             if self.size is not None and max(self.scales) != self.size:
                 raise OptionError(f"--scales {','.join(map(str, self.scales))} ends at {max(self.scales)} px but "
@@ -589,10 +637,20 @@ class TextureSettings(Settings):
     jitter: int = opt(0, "Random roll each step, px (with --seamless: 16 if not given).", check=whole(0, 4096))
     preserve_color: str | None = opt(None, "Not for textures (no content image).",
                                      check=choice(allow_none=True), cli=False)
+    style_masks: tuple = opt((), "Where a style goes on the texture: N=MASK (N: 1 for the first style image) or "
+                             "MASK for the next; a greyscale image or a PNG's alpha. Repeatable.",
+                             check=style_masks, flag="--style-mask", multiple=True, metavar="[N=]MASK", type=str)
+    tile: int | None = opt(None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto")
+    tile_overlap: int | None = opt(None, TILE_OVERLAP_HELP, check=whole(0, 4096, allow_none=True), type=int,
+                                   default_text="from the layers")
 
     def check_together(self) -> None:
         if not self.styles:
             raise OptionError("give at least one style image")
+        check_masks(self.style_masks, len(self.styles))
+        if self.seamless and self.tile:
+            raise OptionError("--seamless and --tile do not go together (a tile's edge is not the texture's); "
+                              "pass --tile 0")
         if self.style_blend is not None and len(self.style_blend) != len(self.styles):
             raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} style images")
 
@@ -617,6 +675,12 @@ class ReconstructSettings(Settings):
     columns: int | None = opt(None, "Panels per row (default: one row up to 6 panels).",
                               check=whole(1, 100, allow_none=True), type=int, recipe=False)
     preserve_color: str | None = opt(None, "Not for reconstructions.", check=choice(allow_none=True), cli=False)
+
+
+def check_masks(masks: tuple, styles: int) -> None:
+    if len(masks) > styles:
+        raise OptionError(f"--style-mask names style image {len(masks)}, but there "
+                          f"{'is' if styles == 1 else 'are'} {styles}")
 
 
 def still_only(settings_cls) -> dict[str, str]:

@@ -4,13 +4,19 @@ A term is registered as a :class:`TermSpec` through ``register_loss_terms``; ``s
 makes the module. Before optimizing, the driver calls ``term.prepare(ctx, extract)`` so the term can
 compute its targets (as buffers) from the images in ``ctx``; then ``term(features, image)`` returns
 a scalar to minimize. Terms compose with weights into an :class:`~dreamstyle.objective.Objective`.
+
+A :class:`StatTerm` is a function of sums over feature positions (a Gram matrix, a squared error,
+a mean activation): such terms work on pictures made in tiles (:mod:`dreamstyle.tiling`), exactly,
+and take per-position weights (transparency, masks) through :class:`PositionWeights`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import OptionError
@@ -30,6 +36,104 @@ class LossTerm(nn.Module):
 
     def describe(self) -> str:
         return type(self).__name__
+
+
+@dataclass
+class Region:
+    """The part of one layer's feature map that a tile owns.
+
+    ``box`` = (y0, y1, x0, x1) in the tile's own feature map; ``offset`` = where the tile's
+    feature map starts in the whole image's grid; ``grid`` = the whole grid's (rows, columns).
+    """
+
+    box: tuple[int, int, int, int]
+    offset: tuple[int, int]
+    grid: tuple[int, int]
+
+    @property
+    def count(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def whole(self) -> tuple[slice, slice]:
+        """Where the owned part lies in the whole image's grid."""
+        y0, y1, x0, x1 = self.box
+        oy, ox = self.offset
+        return slice(oy + y0, oy + y1), slice(ox + x0, ox + x1)
+
+
+def owned(f: torch.Tensor, region: Region | None) -> torch.Tensor:
+    """The positions of ``f`` (B, C, h, w) that a tile owns (all of them untiled)."""
+    if region is None:
+        return f
+    y0, y1, x0, x1 = region.box
+    return f[..., y0:y1, x0:x1]
+
+
+def in_whole(t: torch.Tensor, region: Region | None) -> torch.Tensor:
+    """A whole-image map ``t`` (B, C, H, W) at the positions a tile owns (all of it untiled)."""
+    if region is None:
+        return t
+    rows, cols = region.whole()
+    return t[..., rows, cols]
+
+
+def grid_of(f: torch.Tensor, region: Region | None) -> tuple[int, int]:
+    return tuple(region.grid) if region is not None else tuple(f.shape[-2:])
+
+
+class PositionWeights:
+    """A weight per position of the picture being made (its transparency, a mask), given at pixel
+    resolution (N, 1, H, W) and average-pooled to each layer's grid on first use. ``None``: every
+    position weighs 1."""
+
+    def __init__(self, mask: torch.Tensor | None = None):
+        self.mask = None if mask is None else mask.float()
+        self._grids: dict[tuple, torch.Tensor] = {}
+
+    def __bool__(self) -> bool:
+        return self.mask is not None
+
+    def at(self, grid: tuple[int, int], region: Region | None = None, device=None) -> torch.Tensor | None:
+        """(N, 1, h, w) weights of the owned positions of a layer whose whole grid is ``grid``."""
+        if self.mask is None:
+            return None
+        key = (tuple(grid), str(device))
+        if key not in self._grids:
+            mask = self.mask.to(device) if device is not None else self.mask
+            self._grids[key] = F.adaptive_avg_pool2d(mask, tuple(grid))
+        return in_whole(self._grids[key], region)
+
+
+def combine(*masks: torch.Tensor | None) -> torch.Tensor | None:
+    """The product of the masks given (None: no mask)."""
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m.float() if out is None else out * m.float()
+    return out
+
+
+class StatTerm(LossTerm):
+    """A term whose value is a function of sums over feature positions, so a picture made in tiles
+    gets exactly the value (and gradient) of the whole picture.
+
+    ``stats(feats, image, regions)`` returns a dict of tensors: sums over the positions a tile owns
+    (``regions`` maps each layer to its :class:`Region`; ``None``: the whole image's features);
+    ``value(stats)`` is the term's value from those sums added up over every tile. ``forward`` is
+    ``value(stats(...))``. ``linear``: the value is linear in the sums (and 0 for zero sums), so the
+    tiles need one pass instead of two.
+    """
+
+    linear = False
+
+    def stats(self, feats, image, regions=None) -> dict:
+        raise NotImplementedError
+
+    def value(self, stats: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, feats, image, regions=None):
+        return self.value(self.stats(feats, image, regions))
 
 
 def parse_layer_weights(spec: str | Sequence[str] | None) -> dict[str, float]:
@@ -72,13 +176,29 @@ class _Gram(torch.autograd.Function):
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrices (B, C, C) normalized by C*H*W, always computed in fp32."""
+    b, c, h, w = features.shape
+    return gram_sum(features) / (h * w)
+
+
+def gram_sum(features: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``sum over positions of w * f fᵀ / C`` (B, C, C) in fp32: a Gram matrix before dividing by
+    the positions' (weights') total, so tiles add up. ``weights`` (1 or B, 1, h, w), zero or more."""
     with torch.autocast(features.device.type, enabled=False):
         b, c, h, w = features.shape
-        f = features.float().reshape(b, c, h * w)
-        return _Gram.apply(f, 1.0 / (c * h * w))
+        f = features.float()
+        if weights is not None:
+            f = f * weights.float().sqrt()
+        return _Gram.apply(f.reshape(b, c, h * w), 1.0 / c)
 
 
-class _LayerWeighted(LossTerm):
+def _count(f: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The positions of ``f`` (B, C, h, w) per image, or their weights' total: (B,)."""
+    if weights is None:
+        return f.new_full((f.shape[0],), float(f.shape[-2] * f.shape[-1]), dtype=torch.float32)
+    return weights.float().expand(f.shape[0], 1, *f.shape[-2:]).sum((1, 2, 3))
+
+
+class _LayerWeighted(StatTerm):
     def __init__(self, layers: dict[str, float] | str | Sequence[str]):
         super().__init__()
         weights = layers if isinstance(layers, dict) else parse_layer_weights(layers)
@@ -86,33 +206,52 @@ class _LayerWeighted(LossTerm):
             raise OptionError(f"{type(self).__name__} needs at least one layer")
         self.layers = list(weights)
         self.layer_weights = weights
-
-    def _default_layers(self, ctx):  # pragma: no cover - overridden
-        return []
+        self.where = PositionWeights()
 
 
 class ContentLoss(_LayerWeighted):
-    """Feature MSE against the content image, per layer weighted."""
+    """Feature MSE against the content image, per layer weighted; over the opaque part of the
+    picture when it has transparency (``alpha``), weighted by it."""
 
-    reads = ("content",)
+    reads = ("content", "alpha")
 
     def prepare(self, ctx, extract):
-        feats = extract(ctx.first("content"))
+        feats = ctx.features(ctx.first("content"), self.layers, extract)
         for i, name in enumerate(self.layers):
             self.register_buffer(f"target{i}", feats[name].detach().float(), persistent=False)
+        self.where = PositionWeights(ctx.masks.get("alpha"))
 
-    def forward(self, feats, image):
+    def stats(self, feats, image, regions=None):
+        out = {}
+        for i, name in enumerate(self.layers):
+            region = regions.get(name) if regions else None
+            f = owned(feats[name], region).float()
+            w = self.where.at(grid_of(feats[name], region), region, f.device)
+            d = (f - in_whole(getattr(self, f"target{i}"), region)) ** 2
+            out[f"sq{i}"] = (d if w is None else d * w).sum()
+            out[f"n{i}"] = _count(f, w).sum() * f.shape[1]
+        return out
+
+    def value(self, stats):
         total = 0.0
         for i, name in enumerate(self.layers):
-            f = feats[name].float()
-            total = total + self.layer_weights[name] * torch.mean((f - getattr(self, f"target{i}")) ** 2)
+            total = total + self.layer_weights[name] * stats[f"sq{i}"] / stats[f"n{i}"].clamp_min(1e-12)
         return total
 
 
 class StyleLoss(_LayerWeighted):
-    """Gram-matrix MSE against the (blended) style images, per layer weighted; fp32 throughout."""
+    """Gram-matrix MSE against the style images, per layer weighted; fp32 throughout.
 
-    reads = ("style",)
+    Without masks the style images' Gram matrices are blended (``--style-blend``) into one target.
+    With region masks (``ctx.masks["style"]``, one per style image: where on the picture that style
+    goes; a style without one paints what the others leave) each style is matched on its own region
+    only: the picture's Gram matrix over that region against that style's (Gatys et al. 2017). The
+    picture's transparency (``alpha``) and ``content`` mask (where the photo should stay) weigh the
+    positions down; a style image's own transparency (``style_alpha``) leaves its clear parts out of
+    its Gram matrix.
+    """
+
+    reads = ("style", "style_alpha", "style_mask", "content_mask", "alpha")
 
     def prepare(self, ctx, extract):
         styles = ctx.images.get("style") or []
@@ -121,46 +260,108 @@ class StyleLoss(_LayerWeighted):
         blend = list(ctx.blend) if ctx.blend else [1.0] * len(styles)
         if len(blend) != len(styles):
             raise OptionError(f"--style-blend has {len(blend)} weights for {len(styles)} style images")
-        total = sum(blend)
-        if total <= 0:
+        if sum(blend) <= 0:
             raise OptionError("--style-blend weights must add up to more than 0")
-        targets = {name: 0.0 for name in self.layers}
-        for w, style in zip(blend, styles):
-            feats = extract(style)
-            for name in self.layers:
-                targets[name] = targets[name] + (w / total) * gram(feats[name].detach())
-        for i, name in enumerate(self.layers):
-            self.register_buffer(f"target{i}", targets[name], persistent=False)
+        blend = [b / sum(blend) for b in blend]
+        own = list(ctx.masks.get("style_alpha") or []) + [None] * len(styles)
+        grams = [self._style_grams(style, alpha, ctx, extract) for style, alpha in zip(styles, own)]
+        base = combine(ctx.masks.get("alpha"), _inverse(ctx.masks.get("content")))
+        regions = ctx.masks.get("style")
+        if regions:
+            groups = [(b, g, combine(base, m)) for b, g, m in zip(blend, grams, fill_regions(regions, len(styles)))]
+        else:
+            groups = [(1.0, {n: sum(b * g[n] for b, g in zip(blend, grams)) for n in self.layers}, base)]
+        self.shares = [b for b, _, _ in groups]
+        self.wheres = [PositionWeights(m) for _, _, m in groups]
+        for k, (_, targets, _) in enumerate(groups):
+            for i, name in enumerate(self.layers):
+                self.register_buffer(f"target{k}_{i}", targets[name], persistent=False)
 
-    def forward(self, feats, image):
+    def _style_grams(self, style, alpha, ctx, extract) -> dict:
+        where = PositionWeights(alpha)
+
+        def sums(feats, regions):
+            out = {}
+            for name in self.layers:
+                region = regions.get(name) if regions else None
+                f = owned(feats[name], region)
+                w = where.at(grid_of(feats[name], region), region, f.device)
+                out[name], out[name + ".n"] = gram_sum(f, w), _count(f, w)
+            return out
+
+        total = ctx.reduce(style, sums, extract)
+        return {n: (total[n] / total[n + ".n"].clamp_min(1e-12)[:, None, None]).detach() for n in self.layers}
+
+    def stats(self, feats, image, regions=None):
+        out = {}
+        for i, name in enumerate(self.layers):
+            region = regions.get(name) if regions else None
+            f = owned(feats[name], region)
+            for k, where in enumerate(getattr(self, "wheres", None) or [PositionWeights()]):
+                w = where.at(grid_of(feats[name], region), region, f.device)
+                out[f"g{k}_{i}"], out[f"n{k}_{i}"] = gram_sum(f, w), _count(f, w)
+        return out
+
+    def value(self, stats):
         total = 0.0
         for i, name in enumerate(self.layers):
-            g = gram(feats[name])
-            total = total + self.layer_weights[name] * torch.mean((g - getattr(self, f"target{i}")) ** 2)
+            for k, share in enumerate(self.shares):
+                g = stats[f"g{k}_{i}"] / stats[f"n{k}_{i}"].clamp_min(1e-12)[:, None, None]
+                total = total + self.layer_weights[name] * share * torch.mean((g - getattr(self, f"target{k}_{i}")) ** 2)
         return total
+
+
+def _inverse(mask: torch.Tensor | None) -> torch.Tensor | None:
+    return None if mask is None else (1.0 - mask.float()).clamp(0, 1)
+
+
+def fill_regions(masks: Sequence, n: int) -> list[torch.Tensor]:
+    """One region per style image: the masks given (None for a style without one), and for those
+    without, what the given masks leave (1 minus their sum, at least 0), shared among them."""
+    masks = list(masks) + [None] * (n - len(masks))
+    given = [m for m in masks if m is not None]
+    if not given:
+        raise OptionError("no style masks given")
+    rest = (1.0 - sum(m.float() for m in given)).clamp(0, 1)
+    free = sum(1 for m in masks if m is None)
+    return [m.float() if m is not None else rest / free for m in masks]
 
 
 class TVLoss(LossTerm):
     """Total variation: the mean absolute difference between horizontally neighbouring pixels plus
     that between vertically neighbouring ones (0-255 units, channels and a batch averaged), so
     its weight means the same at every image size (a sum over pixels would weigh 16x more at 4x
-    the side). ``wrap``: the last column neighbours the first, and the last row the first row."""
+    the side). ``wrap``: the last column neighbours the first, and the last row the first row.
+    With transparency (``alpha``) the differences are weighted by it (clear pixels cost nothing)."""
 
     layers: list[str] = []
-    reads = ()
+    reads = ("alpha",)
 
     def __init__(self, wrap: bool = False):
         super().__init__()
         self.wrap = wrap in (True, "true", "yes", "1")  # the right edge neighbours the left (tileable textures)
+        self.alpha = None
 
-    def forward(self, feats, image):
+    def prepare(self, ctx, extract):
+        self.alpha = ctx.masks.get("alpha")
+
+    def forward(self, feats, image, regions=None):
+        a = self.alpha.to(image.device).float() if self.alpha is not None else None
         if self.wrap:
-            dx = (image - image.roll(1, -1)).abs().mean()
-            dy = (image - image.roll(1, -2)).abs().mean()
+            dx, dy = image - image.roll(1, -1), image - image.roll(1, -2)
+            wx = wy = a
         else:
-            dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-            dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
-        return (dx + dy) * 255.0
+            dx, dy = image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]
+            wx = None if a is None else torch.minimum(a[..., :, 1:], a[..., :, :-1])
+            wy = None if a is None else torch.minimum(a[..., 1:, :], a[..., :-1, :])
+        return (_weighted_mean(dx.abs(), wx) + _weighted_mean(dy.abs(), wy)) * 255.0
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return values.mean()
+    w = weights.expand_as(values)
+    return (values * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def temporal_mask(content: torch.Tensor, before: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:

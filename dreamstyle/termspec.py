@@ -26,15 +26,36 @@ class TermContext:
     ``images`` maps a role ("content", "style", "guide", ...) to a list of RGB [0, 1] NCHW
     tensors at the current scale; ``blend`` weights the style images; ``backbone`` is the
     :class:`~dreamstyle.backbones.Backbone` in use; ``options`` carries driver options.
+    ``masks`` holds per-position weights at the current scale, each (N, 1, H, W) in [0, 1]:
+    "alpha" (the picture's opacity), "content" (where the photo should stay), "style" (a list: where
+    each style image goes, None for one without a mask) and "style_alpha" (a list: each style
+    image's own opacity, or None). ``tiler`` is set when the picture is made in tiles: use
+    :meth:`features` and :meth:`reduce` instead of ``extract`` so large images stay in bounded memory.
     """
 
     backbone: Any
     images: dict[str, list] = field(default_factory=dict)
     blend: Sequence[float] | None = None
     options: dict = field(default_factory=dict)
+    masks: dict = field(default_factory=dict)
+    tiler: Any = None
 
-    def first(self, role: str) :
+    def first(self, role: str):
         try:
             return self.images[role][0]
         except (KeyError, IndexError):
             raise OptionError(f"this loss term needs a {role} image") from None
+
+    def features(self, image, layers: Sequence[str], extract: Callable) -> dict:
+        """``image``'s whole feature maps at ``layers`` (assembled from tiles when tiled)."""
+        if self.tiler is not None and self.tiler.covers(image):
+            return self.tiler.extract(image, layers)
+        return extract(image)
+
+    def reduce(self, image, fn: Callable, extract: Callable) -> dict:
+        """``fn(features, regions)`` of ``image`` (a dict of tensors), summed over its tiles when it
+        is tiled (``regions`` maps each layer to the :class:`~dreamstyle.terms.Region` a tile owns;
+        None when untiled)."""
+        if self.tiler is not None and self.tiler.covers(image):
+            return self.tiler.reduce(image, fn)
+        return fn(extract(image), None)

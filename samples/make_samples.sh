@@ -33,6 +33,29 @@ for name, longest in [("chelsea", None), ("astronaut", 384), ("immunohistochemis
     img.save(f"samples/inputs/{name}.png", optimize=True)
     print("wrote", f"samples/inputs/{name}.png", img.size)
 EOF
+  # Regions and transparency: the rocket photo with a mask of its sky, and the cat cut out (RGBA).
+  "$PY" - <<'EOF'
+import numpy as np
+from PIL import Image, ImageFilter
+import skimage.data as data
+
+rocket = Image.fromarray(data.rocket())
+rocket.thumbnail((384, 384), Image.LANCZOS)
+rocket.save("samples/inputs/rocket.png", optimize=True)
+a = np.asarray(rocket).astype(np.float32)
+sky = ((a[..., 2] - a[..., 0]) > 25) & (a.mean(-1) < 200)  # blue, not a lamp: the sky
+mask = Image.fromarray((sky * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(5))
+mask.filter(ImageFilter.GaussianBlur(2)).save("samples/inputs/rocket_sky_mask.png", optimize=True)
+print("wrote samples/inputs/rocket.png and rocket_sky_mask.png", rocket.size)
+
+cat = Image.fromarray(data.chelsea()).convert("RGBA")  # 451x300
+y, x = np.mgrid[0:cat.height, 0:cat.width]
+r = np.hypot((x - 215) / 190, (y - 150) / 150)  # an ellipse around the cat, with a soft edge
+alpha = np.clip((1.0 - r) / 0.08, 0, 1) * 255
+cat.putalpha(Image.fromarray(alpha.astype(np.uint8)))
+cat.save("samples/inputs/chelsea_cutout.png", optimize=True)
+print("wrote samples/inputs/chelsea_cutout.png (RGBA)", cat.size)
+EOF
   # The demo's style image: a DeepDream of the immunohistochemistry slide, made by dreamstyle.
   run $DS dream $IN/immunohistochemistry.png -o $IN/dream_style.png --size 320 --seed 0 --overwrite -q
 fi
@@ -78,6 +101,16 @@ print("wrote samples/inputs/chelsea_pan.png (APNG)", frames[0].size, len(frames)
 PYEOF
   run $DS transfer $IN/chelsea_pan.png $IN/dream_style.png -o samples/transfer_clip_chelsea.gif \
     --flow ilk --size 160 --iterations 120 --frame-iterations 50 --seed 0 --overwrite -q
+fi
+
+# --- regions and transparency -------------------------------------------------------------------
+if want regions; then
+  # the sky in The Starry Night, the rest (rocket, towers, ground) in Composition VII
+  run $DS transfer $IN/rocket.png $IN/starry_night.jpg $IN/composition_vii.jpg --style-mask 1=$IN/rocket_sky_mask.png \
+    -o samples/regions_rocket.png --size 384 --scales 192,384 --iterations 100 --seed 0 --overwrite -q
+  # an RGBA cut-out stays one: only the cat is painted, the rest stays clear
+  run $DS transfer $IN/chelsea_cutout.png $IN/great_wave.jpg -o samples/alpha_chelsea_wave.png \
+    --size 384 --scales 192,384 --iterations 100 --seed 0 --overwrite -q
 fi
 
 # --- DeepDream and the hybrid ------------------------------------------------------------------------

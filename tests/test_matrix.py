@@ -34,6 +34,7 @@ TRANSFER = {
     "allow_overlap": (True, {"dream_layers": ("relu4_2",)}),
     "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.5, {}), "flow": ("ilk", {}),
     "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
+    "tile": (32, {}), "tile_overlap": (8, {"tile": 32}), "style_masks": (("mask",), {}), "content_mask": ("mask", {}),
 }
 DREAM = {
     "backbone": ("squeezenet1_1", {"layers": ("fire6",), "size": 64, "octaves": 1}), "pooling": ("avg", {}),
@@ -67,6 +68,9 @@ def files(tmp_path_factory):
     content = make_image(root / "content.png", (64, 56))
     styles = [make_image(root / "style.png", (44, 44), 1, "stripes"), make_image(root / "style2.png", (40, 48), 2)]
     guide = make_image(root / "guide.png", (40, 40), 3, "stripes")
+    mask = np.zeros((30, 40), np.uint8)
+    mask[:, :20] = 255  # the left half
+    Image.fromarray(mask).save(root / "mask.png")
     frames = []
     for i in range(3):  # a bright square moving over a still background
         a = np.asarray(Image.open(content).convert("RGB")).copy()
@@ -78,7 +82,7 @@ def files(tmp_path_factory):
         f.save(folder / f"im{i}.png")
     return {"content": content, "styles": styles, "guide": guide, "clip": Clip(frames, [100] * 3, 0,
                                                                                    ["f1", "f2", "f3"]),
-            "folder": folder}
+            "folder": folder, "mask": root / "mask.png"}
 
 
 def options_for(table, name, files):
@@ -88,6 +92,10 @@ def options_for(table, name, files):
         options["styles"] = [str(p) for p in files["styles"]]
     if name == "guide":
         options["guide"] = str(files["guide"])
+    if name == "style_masks":
+        options["style_masks"] = (str(files["mask"]),)
+    if name == "content_mask":
+        options["content_mask"] = str(files["mask"])
     return options
 
 
@@ -112,6 +120,8 @@ def recorded(recipe, name, value):
         return got == value
     if name == "guide":
         return got.endswith("guide.png")
+    if name in ("style_masks", "content_mask"):
+        return all(str(g).endswith("mask.png") for g in (got if isinstance(got, list) else [got]))
     return got == value
 
 

@@ -191,9 +191,10 @@ def test_the_contract_check_says_what_is_wrong():
 def test_losses_lists_every_term_with_its_options(runner):
     result = runner.invoke(main, ["losses", "--json"])
     rows = {r["name"]: r for r in json.loads(result.output)}
-    assert rows["style"]["default_weight"] == 100.0 and rows["style"]["reads"] == ["style"]
+    assert rows["style"]["default_weight"] == 100.0 and rows["style"]["reads"][0] == "style"
+    assert {"style_mask", "content_mask", "alpha"} <= set(rows["style"]["reads"])  # the regions it weighs by
     assert rows["activation"]["options"] == {"layers": "relu4_4", "objective": "mean"}
-    assert rows["tv"]["options"] == {"wrap": False} and rows["tv"]["reads"] == []
+    assert rows["tv"]["options"] == {"wrap": False} and rows["tv"]["reads"] == ["alpha"]  # clear pixels are free
     assert "dreamstyle losses" in runner.invoke(main, ["transfer", "a.png", "b.png", "-o", "x.png", "--loss",
                                                       "nosuch=1"]).output
 

@@ -231,7 +231,7 @@ def test_odd_but_valid_images_work(images, tmp_path, runner, kind):
     result = transfer(runner, path, images[1], out)
     assert result.exit_code == 0, result.output
     with Image.open(out) as img:
-        assert img.mode == "RGB"
+        assert img.mode == ("RGBA" if kind in ("palette", "gray+alpha", "rgba") else "RGB")  # transparency kept
         assert img.size == ((33, 40) if kind == "exif-rotated" else (40, 33))  # portrait once rotated
 
 
@@ -590,6 +590,12 @@ def test_out_of_memory_at_a_larger_scale_keeps_the_smaller_and_offers_its_size(i
     refused(transfer(runner, *images, out, "--loss", "fault=1", "--scales", "2", "--iterations", "2"),
             "out of memory", "40x33 px", "--size 20 (that size fitted)", f"best image so far is in {out}")
     assert Image.open(out).size == (20, 17) and read_recipe(out)["stopped"] == "out of memory"
+
+
+def test_transfer_out_of_memory_offers_tiles(images, tmp_path, runner, fault_term):
+    fault_term(fault=lambda calls, image: cuda_oom())
+    out = tmp_path / "o.png"
+    refused(transfer(runner, *images, out, "--loss", "fault=1"), "out of memory", "--tile 16")  # 40 px: half
 
 
 def test_out_of_memory_mid_run_keeps_the_best_image(images, tmp_path, runner, fault_term):

@@ -88,7 +88,7 @@ def test_style_targets_blend_grams():
     ctx = TermContext(loaded.backbone, images={"style": [a, b]}, blend=[3, 1])
     term.prepare(ctx, lambda x: net(x))
     expected = 0.75 * gram(net(a)["relu1_1"]) + 0.25 * gram(net(b)["relu1_1"])
-    assert torch.allclose(term.target0, expected, rtol=1e-5)
+    assert torch.allclose(term.target0_0, expected, rtol=1e-5)
 
 
 def test_gram_is_fp32_under_autocast():

@@ -9,14 +9,14 @@ import torch
 from ..activation import check_positions, check_targets, parse_targets
 from ..color import match_color_histogram, recombine_luminance
 from ..errors import OptionError
-from ..images import fit_size, to_tensor
+from ..images import alpha_of, fit_size, to_tensor
 from ..objective import extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, octave_stages
 from ..settings import DEFAULT_SIZE, DREAM_STEP, DreamSettings
 from ..termspec import TermContext
 from ..tiling import default_overlap
-from . import Job, nothing_to_optimize, resized
+from . import Job, nothing_to_optimize, resized, with_alpha
 
 GUIDE_MAX_SIZE = 512  # the guide image's long side is capped: its features are matched everywhere
 
@@ -65,7 +65,8 @@ class DreamJob(Job):
         else:  # grey noise, seeded: a layer, channel or neuron visualized from it
             g = torch.Generator().manual_seed(self.seed)
             content = 0.5 + 0.08 * (torch.rand((1, 3, wh[1], wh[0]), generator=g) - 0.5)
-        return Item(content.to(self.device), wh, source=s.input)
+        alpha = alpha_of(img, wh, self.device) if img is not None and s.init != "noise" else None
+        return Item(content.to(self.device), wh, source=s.input, alpha=alpha)
 
     def check_item(self, item: Item, source_wh=None) -> None:
         s = self.settings
@@ -103,7 +104,8 @@ class DreamJob(Job):
             self.backbone.check_size(gwh[1], gwh[0], "the guide image")
             images["guide"] = [resized(to_tensor(self.guide).to(self.device), gwh)]
         ctx = TermContext(self.backbone, images=images, options={
-            "stage": stage.index, "size": wh, "position_scale": (wh[1] / full[1], wh[0] / full[0])})
+            "stage": stage.index, "size": wh, "position_scale": (wh[1] / full[1], wh[0] / full[0])},
+            masks=self.masks_at(wh, item))
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))
         s = self.settings
         return Plan(start, self.objective, self.gradient(self.objective, s.jitter, s.tile, self.overlap))
@@ -122,10 +124,7 @@ class DreamJob(Job):
             image = recombine_luminance(image, base)
         elif mode == "histogram":
             image = torch.cat([match_color_histogram(image[i:i + 1], base[i:i + 1]) for i in range(len(image))])
-        return image
+        return with_alpha(image, item.alpha)
 
     def oom_message(self, stage, memory, stages, hints=()) -> str:
-        current = self.settings.tile if self.settings.tile and self.settings.tile < stage.long_side else stage.long_side
-        smaller = current // 2 // 16 * 16
-        tile_hint = (f"--tile {smaller}",) if smaller >= self.backbone.min_size else ()
-        return super().oom_message(stage, memory, stages, tile_hint)
+        return super().oom_message(stage, memory, stages, (*hints, *self.tile_hint(stage, self.settings.tile)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..images import fit_size, to_tensor
+from ..images import alpha_of, fit_size, to_tensor
 from ..objective import extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
@@ -32,6 +32,7 @@ class TextureJob(Job):
         self.init_image = None if s.init == "noise" else to_tensor(self.load(s.init))
         self.jitter = s.jitter or (SEAMLESS_JITTER if s.seamless else 0)
         self.notes.update(style_layers_used=self.style_layers, jitter_used=self.jitter)
+        self.load_masks()
 
     def still_item(self) -> Item:
         item = Item(None, tuple(self.settings.size))
@@ -50,8 +51,12 @@ class TextureJob(Job):
         wh, s = stage.size, self.settings
         styles = [resized(to_tensor(img).to(self.device), fit_size(img.size, max(1, round(stage.long_side * s.style_scale))))
                   for img in self.styles]
+        tile, overlap = self.tile_for(wh, self.objective.layers) if not s.seamless else (0, 0)
+        gradient = self.gradient(self.objective, self.jitter, tile, overlap, circular=s.seamless)
+        masks = {**self.masks_at(wh, item), "style_alpha": [alpha_of(img, (t.shape[-1], t.shape[-2]), self.device)
+                                                            for img, t in zip(self.styles, styles)]}
         ctx = TermContext(self.backbone, images={"style": styles}, blend=s.style_blend,
-                          options={"stage": stage.index, "size": wh})
+                          options={"stage": stage.index, "size": wh}, masks=masks, tiler=gradient.tiler)
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))  # the painting is not periodic
         if previous is not None:
             start = resized(previous, wh)
@@ -59,7 +64,11 @@ class TextureJob(Job):
             start = resized(self.init_image.to(self.device), wh)
         else:
             start = torch.rand((1, 3, wh[1], wh[0]), device=self.device)
-        return Plan(start, self.objective, self.gradient(self.objective, self.jitter, circular=s.seamless))
+        return Plan(start, self.objective, gradient)
+
+    def oom_message(self, stage, memory, stages, hints=()) -> str:
+        tiles = () if self.settings.seamless else self.tile_hint(stage)
+        return super().oom_message(stage, memory, stages, (*hints, *tiles))
 
     def finish(self, item: Item, image, done: int, stages) -> torch.Tensor:
         return image

@@ -10,16 +10,18 @@ import torch
 from ..activation import DreamTarget, check_targets, parse_target
 from ..color import luminance, match_color_histogram, recombine_luminance
 from ..errors import OptionError
-from ..images import fit_size, to_tensor
+from ..images import alpha_of, fit_size, to_tensor
 from ..layers import DREAMABLE
 from ..objective import Objective, extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
 from ..settings import DREAM_WEIGHT, TRANSFER_INITS, TransferSettings
 from ..termspec import TermContext
-from . import Job, nothing_to_optimize, resized
+from . import Job, nothing_to_optimize, resized, with_alpha
 
-FIXED_ROLES = {"style"}  # image roles that stay the same over a run's items (prepared once per size)
+# what stays the same over a run's items (prepared once per size): the style images and the masks
+FIXED_ROLES = {"style", "style_alpha", "style_mask", "content_mask"}
+MASK_ROLES = {"alpha": "alpha", "content": "content_mask", "style": "style_mask", "style_alpha": "style_alpha"}
 _NOT_ACTIVATIONS = ("conv", "pool", "maxpool", "avgpool", "bn")
 
 
@@ -107,6 +109,7 @@ class TransferJob(Job):
         self.init_image = None if s.init in TRANSFER_INITS else to_tensor(self.load(s.init))
         self.color_reference = None  # the content the style colours follow (--preserve-color)
         self._prepared: dict[int, tuple] = {}  # term -> the stage key its fixed-role targets were made for
+        self.load_masks()
 
     @property
     def styles(self):
@@ -125,7 +128,7 @@ class TransferJob(Job):
     def still_item(self) -> Item:
         img = self.load(self.settings.content)
         item = Item(to_tensor(img).to(self.device), fit_size(img.size, self.settings.size), source=self.settings.content,
-                    source_size=img.size)
+                    source_size=img.size, alpha=alpha_of(img, device=self.device))
         self.check_item(item, img.size)
         return item
 
@@ -173,24 +176,37 @@ class TransferJob(Job):
             out.append(resized(t, fit_size(img.size, max(1, round(long_side * s.style_scale)))))
         return out
 
+    def style_alphas(self, long_side: int) -> list:
+        """Each style image's own transparency at its size (None: opaque)."""
+        s = self.settings
+        return [alpha_of(img, fit_size(img.size, max(1, round(long_side * s.style_scale))), self.device)
+                for img in self.styles]
+
     # --- a stage -------------------------------------------------------------------------------------
     def plan(self, item: Item, stage: Stage, previous) -> Plan:
         if self.settings.preserve_color and self.color_reference is None:
             self.set_color_reference(item.content.to(self.device))
         wh = stage.size
         content = resized(self.for_optimizing(item.content.to(self.device)), wh)
-        key = (stage.long_side, id(self.color_reference))
+        masks = self.masks_at(wh, item)
+        present = {"content", "style", *item.images, *(MASK_ROLES[k] for k in masks), "style_alpha"}
+        key = (stage.long_side, id(self.color_reference), wh if masks.keys() - {"alpha"} else None)
         skip = [t for t in self.objective.terms if getattr(t, "reads", None) is not None
-                and set(t.reads) <= FIXED_ROLES and self._prepared.get(id(t)) == key]
+                and set(t.reads) & present <= FIXED_ROLES and self._prepared.get(id(t)) == key]
         styles = self.style_images(stage.long_side) if len(skip) < len(self.objective.terms) else []
+        if styles:
+            masks["style_alpha"] = self.style_alphas(stage.long_side)
         images = {"content": [content], "style": styles,
                   **{role: [resized(t.to(self.device), wh) for t in ts] for role, ts in item.images.items()}}
+        tile, overlap = self.tile_for(wh, self.objective.layers)
+        gradient = self.gradient(self.objective, tile=tile, overlap=overlap)
         ctx = TermContext(self.backbone, images=images, blend=self.settings.style_blend,
-                          options={"stage": stage.index, "size": wh})
+                          options={"stage": stage.index, "size": wh}, masks=masks,
+                          tiler=gradient.tiler)
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective), skip=lambda t: t in skip)
         for t in self.objective.terms:
             self._prepared[id(t)] = key
-        return Plan(self.start(item, stage, previous, content), self.objective, self.gradient(self.objective))
+        return Plan(self.start(item, stage, previous, content), self.objective, gradient)
 
     def start(self, item: Item, stage: Stage, previous, content: torch.Tensor) -> torch.Tensor:
         wh, init = stage.size, self.settings.init
@@ -219,9 +235,9 @@ class TransferJob(Job):
         if big[0] * big[1] > stage.size[0] * stage.size[1]:
             hints = (f"a smaller --style-scale (the style image is {big[0]}x{big[1]} px at --style-scale "
                      f"{s.style_scale:g}, larger than the {stage.size[0]}x{stage.size[1]} px output)", *hints)
-        return super().oom_message(stage, memory, stages, hints)
+        return super().oom_message(stage, memory, stages, (*hints, *self.tile_hint(stage)))
 
     def finish(self, item: Item, image, done: int, stages) -> torch.Tensor:
         if self.settings.preserve_color == "luminance":
-            return recombine_luminance(image, item.content.to(image.device))
-        return image
+            image = recombine_luminance(image, item.content.to(image.device))
+        return with_alpha(image, item.alpha)
