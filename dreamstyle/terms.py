@@ -253,6 +253,10 @@ class StyleLoss(_LayerWeighted):
 
     reads = ("style", "style_alpha", "style_mask", "content_mask", "alpha")
 
+    def __init__(self, layers):
+        super().__init__(layers)
+        self.shares, self.wheres = [1.0], [PositionWeights()]  # one target over every position until prepared
+
     def prepare(self, ctx, extract):
         styles = ctx.images.get("style") or []
         if not styles:
@@ -297,7 +301,7 @@ class StyleLoss(_LayerWeighted):
         for i, name in enumerate(self.layers):
             region = regions.get(name) if regions else None
             f = owned(feats[name], region)
-            for k, where in enumerate(getattr(self, "wheres", None) or [PositionWeights()]):
+            for k, where in enumerate(self.wheres):
                 w = where.at(grid_of(feats[name], region), region, f.device)
                 out[f"g{k}_{i}"], out[f"n{k}_{i}"] = gram_sum(f, w), _count(f, w)
         return out
@@ -319,10 +323,7 @@ def fill_regions(masks: Sequence, n: int) -> list[torch.Tensor]:
     """One region per style image: the masks given (None for a style without one), and for those
     without, what the given masks leave (1 minus their sum, at least 0), shared among them."""
     masks = list(masks) + [None] * (n - len(masks))
-    given = [m for m in masks if m is not None]
-    if not given:
-        raise OptionError("no style masks given")
-    rest = (1.0 - sum(m.float() for m in given)).clamp(0, 1)
+    rest = (1.0 - sum((m.float() for m in masks if m is not None), torch.zeros(()))).clamp(0, 1)
     free = sum(1 for m in masks if m is None)
     return [m.float() if m is not None else rest / free for m in masks]
 

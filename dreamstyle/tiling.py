@@ -229,7 +229,7 @@ def _slopes(terms, sums: dict) -> dict:
     """d(weighted values)/d(sums): what each tile's sums are worth to the whole picture's loss."""
     leaves = {k: v.detach().float().requires_grad_() for k, v in sums.items()}
     total = sum(w * t.value({k[1]: v for k, v in leaves.items() if k[0] == i}) for i, t, w in terms)
-    keys = [k for k, v in leaves.items()]
+    keys = list(leaves)
     grads = torch.autograd.grad(total, [leaves[k] for k in keys], allow_unused=True)
     return {k: g for k, g in zip(keys, grads) if g is not None}
 

@@ -173,14 +173,16 @@ class TransferJob(Job):
                 t = match_color_histogram(t, ref)
             elif ref is not None and s.preserve_color == "luminance":
                 t = luminance(t, match=ref)
-            out.append(resized(t, fit_size(img.size, max(1, round(long_side * s.style_scale)))))
+            out.append(resized(t, self.style_size(img, long_side)))
         return out
+
+    def style_size(self, img, long_side: int) -> tuple[int, int]:
+        """A style image's size for an output whose long side is ``long_side`` (--style-scale)."""
+        return fit_size(img.size, max(1, round(long_side * self.settings.style_scale)))
 
     def style_alphas(self, long_side: int) -> list:
         """Each style image's own transparency at its size (None: opaque)."""
-        s = self.settings
-        return [alpha_of(img, fit_size(img.size, max(1, round(long_side * s.style_scale))), self.device)
-                for img in self.styles]
+        return [alpha_of(img, self.style_size(img, long_side), self.device) for img in self.styles]
 
     # --- a stage -------------------------------------------------------------------------------------
     def plan(self, item: Item, stage: Stage, previous) -> Plan:
@@ -230,7 +232,7 @@ class TransferJob(Job):
         """As every job's, and where a style image at --style-scale is larger than the output, that
         image is the likely cause: the line says so."""
         s = self.settings
-        sizes = [fit_size(img.size, max(1, round(stage.long_side * s.style_scale))) for img in self.styles]
+        sizes = [self.style_size(img, stage.long_side) for img in self.styles]
         big = max(sizes, key=lambda wh: wh[0] * wh[1])
         if big[0] * big[1] > stage.size[0] * stage.size[1]:
             hints = (f"a smaller --style-scale (the style image is {big[0]}x{big[1]} px at --style-scale "
