@@ -67,7 +67,7 @@ def estimate_mb(recipe: dict, size: int) -> float:
 
     backbone = get_backbone(recipe["backbone"])
     layers = [*(recipe["style_layers"] or backbone.style_layers), *(recipe["content_layers"] or backbone.content_layers)]
-    itemsize = 2 if recipe.get("precision_used") in ("bf16", "fp16") else 4
+    itemsize = 2 if recipe.get("precision_used") in ("bf16", "fp16", "bfloat16", "float16") else 4
     return round(step_bytes(backbone, layers, (size, size * 3 // 4), itemsize) / 2**20)
 
 
