@@ -39,6 +39,9 @@ class Clip:
     def __len__(self):
         return len(self.frames)
 
+    def __iter__(self):
+        return iter(self.frames)
+
 
 def natural_key(name: str):
     """Sort key: numbers inside names compare as numbers (frame2 before frame10)."""

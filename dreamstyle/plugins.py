@@ -281,8 +281,8 @@ def check_optimizer(entry) -> None:
 
 
 def check_writer(entry) -> None:
-    if getattr(entry, "kind", None) not in ("image", "clip"):
-        raise ValueError(f"its kind {getattr(entry, 'kind', None)!r} is neither 'image' nor 'clip'")
+    if getattr(entry, "kind", None) not in ("image", "clip", "video"):
+        raise ValueError(f"its kind {getattr(entry, 'kind', None)!r} is not 'image', 'clip' or 'video'")
     suffixes = tuple(getattr(entry, "suffixes", ()))
     if not suffixes or not all(isinstance(x, str) and x.startswith(".") and x == x.lower() for x in suffixes):
         raise ValueError(f"its suffixes {suffixes!r} are not lower-case endings with a dot, like '.png'")

@@ -24,7 +24,8 @@ class OptimizerSpec:
 
 @dataclass
 class Writer:
-    """An output format. ``kind`` is "image" (one picture) or "clip" (frames); ``suffixes`` are the
+    """An output format. ``kind`` is "image" (one picture), "clip" (frames) or "video" (frames
+    streamed: see below); ``suffixes`` are the
     file endings it writes (lower case, with the dot); the registry finds a writer by (suffix, kind),
     the first registered winning (the built-ins come first). ``write(fh, images, recipe, **options)``
     writes PIL images (one for "image") to the open binary file ``fh``, embedding ``recipe`` (a dict,
@@ -38,6 +39,11 @@ class Writer:
     8 bits from. A writer with ``alpha`` gets RGBA images (C = 4) when the picture has transparency;
     any other gets RGB, flattened onto white. Clips get ``durations`` (ms per frame) and ``loop`` (0:
     forever, None: play once). Writers should take ``**options`` they do not use: more may come.
+
+    A "video" writer streams: ``write(path, recipe, fps=, size=, crf=, audio_from=, overwrite=, note=)``
+    returns a sink with ``add(image)`` (one PIL frame, as each is done) and ``close()`` (the path
+    written, or None with no frames), like :class:`dreamstyle.video.VideoSink`, which writes
+    atomically; ``crf`` is None unless asked, ``audio_from`` the source video or None.
     dreamstyle checks ``bit_depths`` and ``quality`` before any work, so ``write`` need not."""
 
     name: str

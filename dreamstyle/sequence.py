@@ -72,8 +72,8 @@ def check_sequence_options(settings, what: str) -> None:
 class _Collected:
     """Frames done, in order, reported as they come."""
 
-    def __init__(self, total: int, on_frame: Callable | None):
-        self.total, self.on_frame = total, on_frame
+    def __init__(self, total: int, on_frame: Callable | None, keep: bool = True):
+        self.total, self.on_frame, self.keep = total, on_frame, keep
         self.frames, self.tensors, self.losses, self.names, self.history = [], [], [], [], []
         self.recipe: dict = {}
 
@@ -82,12 +82,14 @@ class _Collected:
         if picture.shape[1] == 4 and bool((picture[:, 3] >= 1).all()):  # opaque beside a clear one in a batch
             picture = picture[:, :3]
         image = to_pil(picture)
-        self.frames.append(image)
-        self.tensors.append(result.optimized[j:j + 1].detach().cpu())
+        tensor = result.optimized[j:j + 1].detach().cpu()
+        if self.keep:
+            self.frames.append(image)
+            self.tensors.append(tensor)
         self.losses.append(result.losses)
         self.names.append(name)
         if self.on_frame is not None:
-            self.on_frame(FrameDone(index, self.total, image, dict(result.losses), self.tensors[-1], name, recipe))
+            self.on_frame(FrameDone(index, self.total, image, dict(result.losses), tensor, name, recipe))
 
 
 def _run_batch(job, item, callback):
@@ -103,79 +105,119 @@ def _run_batch(job, item, callback):
     return result, result.stopped, result.fault
 
 
-def run_clip(job, clip: Clip | str, *, callback: Callable | None = None, on_frame: Callable | None = None,
-             fps: float | None = None) -> SequenceResult:
-    """``job`` (made with ``clip=True``) over every frame of ``clip`` (a :class:`Clip` or a path)."""
+def open_clip(path, settings):
+    """A clip file or folder as frames to run over: a video (streamed, with PyAV), else read whole."""
+    from .video import VideoSource, is_video
+
+    s = settings
+    if is_video(path):
+        return VideoSource(path, start=s.start, duration=s.duration, fps=s.fps, max_pixels=s.max_pixels)
+    return read_clip(path, fps=s.fps, max_pixels=s.max_pixels, max_total=s.max_clip_pixels)
+
+
+def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable | None = None,
+             fps: float | None = None, keep: bool = True, resume: tuple | None = None) -> SequenceResult:
+    """``job`` (made with ``clip=True``) over every frame of ``clip``: a :class:`Clip`, a
+    :class:`~dreamstyle.video.VideoSource` or a path. Frames are taken one batch at a time, so a
+    streamed video is never all in memory; with ``keep=False`` the frames done are only reported to
+    ``on_frame`` (which writes them), not kept. ``resume=(k, previous)`` skips the first ``k`` frames,
+    done before, the first frame made starting from ``previous`` (frame k's output, (1, 3, H, W))."""
     s = job.settings
     check_sequence_options(s, "a clip")
     flow = None if s.flow == "none" else s.flow
-    if not isinstance(clip, Clip):
-        clip = read_clip(clip, fps=fps if fps is not None else s.fps, max_pixels=s.max_pixels,
-                         max_total=s.max_clip_pixels)
-    if not len(clip):
+    if not isinstance(clip, Clip) and isinstance(clip, (str, Path)):
+        clip = open_clip(clip, s if fps is None else s.replace(fps=fps))
+    n = len(clip)
+    frames = iter(clip)
+    head = next(frames, None)
+    if head is None:
         raise ImageError("the clip has no frames")
-    wh = fit_size(clip.frames[0].size, s.size)
-    contents = [to_tensor(f, wh).to(job.device) for f in clip.frames]
-    alphas = _alphas(clip.frames, wh, job.device)
-    job.check_item(Item(contents[0], wh), clip.frames[0].size)
+    wh = fit_size(head.size, s.size)
+    first_content = to_tensor(head, wh).to(job.device)
+    job.check_item(Item(first_content, wh), head.size)
     if s.preserve_color and hasattr(job, "set_color_reference"):
-        job.set_color_reference(contents[0])  # the style colours follow the first frame, for every frame
-    done = _Collected(len(clip), on_frame)
-    stopped, fault, first, batch, previous = None, "", 0, s.batch, None
-    n = len(contents)
-    while first < n:
-        idx = list(range(first, min(n, first + batch)))
-        item = _frame_item(job, contents, idx, previous, flow, wh, n, clip.frames[0].size)
-        item.alpha = None if alphas is None else torch.cat([alphas[i] for i in idx])
-        result, stop, fault = _run_batch(job, item, callback)
-        if stop is Stop.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
-            batch = len(idx) // 2
-            continue
-        if result is None or (stop is not None and stop is not Stop.DIVERGED):
-            stopped = stop
-            break
-        recipe = _clip_recipe(result.recipe, clip, s)
-        done.recipe = recipe
-        for row in result.history:
-            row["frame"] = first + 1
-            if len(idx) > 1:
-                row["frames"] = len(idx)
-        done.history.extend(result.history)
-        for j, i in enumerate(idx):
-            done.add(i, result, j, clip.names[i], recipe)
-        previous = result.optimized[-1:].detach()
-        first += len(idx)
-        if stop is not None:
-            stopped = stop
-            break
-    k = len(done.frames)
+        job.set_color_reference(first_content)  # the style colours follow the first frame, for every frame
+    pending = [head]
+    done = _Collected(n, on_frame, keep)
+    stopped, fault, first, batch, previous, before = None, "", 0, s.batch, None, None
+    if resume is not None:
+        first, previous = resume
+        previous = previous.to(job.device)
+        for _ in range(first):  # the frames done before: only the last one's content is needed
+            image = pending.pop() if pending else next(frames, None)
+            if image is None:
+                raise ImageError(f"the clip has {_} frames, fewer than the {first} done before")
+            before = image
+        before = to_tensor(before, wh).to(job.device)
+    try:  # Ctrl-C between frames (decoding, writing one) stops the run as one during a frame does
+        while True:
+            while len(pending) < batch:
+                image = next(frames, None)
+                if image is None:
+                    break
+                pending.append(image)
+            if not pending:
+                break
+            n = max(n, first + len(pending))
+            done.total = n
+            chunk = pending[:batch]
+            contents = [to_tensor(f, wh).to(job.device) for f in chunk]
+            idx = list(range(first, first + len(chunk)))
+            item = _frame_item(job, contents, idx, previous, before, flow, wh, n, head.size)
+            item.alpha = _alphas(chunk, wh, job.device)
+            result, stop, fault = _run_batch(job, item, callback)
+            if stop is Stop.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
+                batch = len(idx) // 2
+                continue
+            if result is None or (stop is not None and stop is not Stop.DIVERGED):
+                stopped = stop
+                break
+            recipe = _clip_recipe(result.recipe, clip, s)
+            done.recipe = recipe
+            for row in result.history:
+                row["frame"] = first + 1
+                if len(idx) > 1:
+                    row["frames"] = len(idx)
+            done.history.extend(result.history)
+            for j, i in enumerate(idx):
+                done.add(i, result, j, clip.names[i], recipe)
+            previous, before = result.optimized[-1:].detach(), contents[-1]
+            first += len(idx)
+            pending = pending[len(chunk):]
+            if stop is not None:
+                stopped = stop
+                break
+    except KeyboardInterrupt:
+        stopped = Stop.INTERRUPTED
+    k = len(done.names)
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, clip.durations[:k], clip.loop, done.names, done.history, done.recipe,
-                          stopped, done.losses, done.tensors, fault, n)
+                          stopped, done.losses, done.tensors, fault, n if stopped else first)
 
 
-def _alphas(frames, wh, device) -> list | None:
-    """Each frame's transparency at ``wh`` (opaque ones as ones), or None when every frame is opaque."""
+def _alphas(frames, wh, device):
+    """The frames' transparency at ``wh`` as one (N, 1, H, W) tensor (opaque ones as ones), or None
+    when every frame is opaque."""
     alphas = [alpha_of(f, wh) for f in frames]
     if all(a is None for a in alphas):
         return None
-    return [(a if a is not None else torch.ones(1, 1, wh[1], wh[0])).to(device) for a in alphas]
+    return torch.cat([a if a is not None else torch.ones(1, 1, wh[1], wh[0]) for a in alphas]).to(device)
 
 
-def _frame_item(job, contents, idx, previous, flow, wh, n, source_size) -> Item:
+def _frame_item(job, contents, idx, previous, before, flow, wh, n, source_size) -> Item:
     """The item of frames ``idx``: the first batch starts as the job says; later ones from the previous
     output carried along the content's change, blended with ``temporal_init`` of their own start."""
     s = job.settings
     first = idx[0]
     label = f"frame {first + 1}/{n}" if len(idx) == 1 else f"frames {first + 1}-{idx[-1] + 1}/{n}"
     with torch.no_grad():
-        content = torch.cat([contents[i] for i in idx])
+        content = torch.cat(contents)
         if previous is None:
             return Item(content, wh, images={"previous": [], "previous_content": []}, label=label,
                         source_size=source_size)
-        prev, before = previous, contents[first - 1]
+        prev = previous
         if flow is not None:
-            f = estimate_flow(contents[first], before, flow)
+            f = estimate_flow(contents[0], before, flow)
             prev, before = warp(prev, f), warp(before, f)
         own = job.initial(Item(content, wh)) if s.temporal_init else None
         start = carried_start(prev, content, before, s.temporal_init, own)
@@ -193,8 +235,10 @@ def carried_start(previous, content, before, temporal_init: float = 0.0, own=Non
     return start
 
 
-def _clip_recipe(recipe: dict, clip: Clip, settings) -> dict:
-    return {**recipe, "frames": len(clip), "durations": clip.durations, "loop": clip.loop}
+def _clip_recipe(recipe: dict, clip, settings) -> dict:
+    if isinstance(clip, Clip):
+        return {**recipe, "frames": len(clip), "durations": clip.durations, "loop": clip.loop}
+    return {**recipe, "frames": len(clip), "fps": float(clip.fps)}
 
 
 def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
@@ -216,32 +260,103 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
                    key=lambda chunk: chunk[0])
     done = _Collected(len(paths), on_frame)
     stopped, fault, n = None, "", len(paths)
-    while order:
-        chunk = order.pop(0)
-        item = _image_item(job, images, sizes, paths, chunk, n)
-        result, stop, fault = _run_batch(job, item, callback)
-        if stop is Stop.OUT_OF_MEMORY and len(chunk) > 1:  # --batch where memory allows: split it
-            order[:0] = [chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]]
-            continue
-        if result is None or (stop is not None and stop is not Stop.DIVERGED):
-            stopped = stop
-            break
-        for row in result.history:
-            row["image"] = paths[chunk[0]].name
-            if len(chunk) > 1:
-                row["images"] = [paths[i].name for i in chunk]
-        done.history.extend(result.history)
-        for j, i in enumerate(chunk):
-            recipe = {**result.recipe, job.source_key: plain(str(paths[i]), job.recipe_paths),
-                      "inputs": {**result.recipe.get("inputs", {}), paths[i].name: file_hash(paths[i])}}
-            done.recipe = recipe
-            done.add(i, result, j, paths[i].stem, recipe)
-        if stop is not None:
-            stopped = stop
-            break
+    try:  # Ctrl-C while an image is written (on_frame) stops the run as one during an image does
+        while order:
+            chunk = order.pop(0)
+            item = _image_item(job, images, sizes, paths, chunk, n)
+            result, stop, fault = _run_batch(job, item, callback)
+            if stop is Stop.OUT_OF_MEMORY and len(chunk) > 1:  # --batch where memory allows: split it
+                order[:0] = [chunk[:len(chunk) // 2], chunk[len(chunk) // 2:]]
+                continue
+            if result is None or (stop is not None and stop is not Stop.DIVERGED):
+                stopped = stop
+                break
+            for row in result.history:
+                row["image"] = paths[chunk[0]].name
+                if len(chunk) > 1:
+                    row["images"] = [paths[i].name for i in chunk]
+            done.history.extend(result.history)
+            for j, i in enumerate(chunk):
+                recipe = {**result.recipe, job.source_key: plain(str(paths[i]), job.recipe_paths),
+                          "inputs": {**result.recipe.get("inputs", {}), paths[i].name: file_hash(paths[i])}}
+                done.recipe = recipe
+                done.add(i, result, j, paths[i].stem, recipe)
+            if stop is not None:
+                stopped = stop
+                break
+    except KeyboardInterrupt:
+        stopped = Stop.INTERRUPTED
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, [], None, done.names, done.history, done.recipe, stopped, done.losses,
                           done.tensors, fault, n)
+
+
+ZOOM_FPS = 24.0  # a zoom's frame rate unless --fps
+
+
+def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Callable | None = None,
+             keep: bool = True, resume: tuple | None = None, fps: float = ZOOM_FPS) -> SequenceResult:
+    """DeepDream's infinite zoom: frame 1 is ``job`` (a dream) on its still input, octaves and all;
+    every later frame is the previous one zoomed by ``zoom`` (and turned by ``rotate`` degrees) about
+    the centre and dreamed again, ``frame_iterations`` steps an octave. ``resume=(k, previous)``
+    goes on after frame k, from its output."""
+    from .clips import frame_ms
+
+    s = job.settings
+    first_item = job.still_item()
+    wh = first_item.size
+    digits = max(5, len(str(frames)))
+    done = _Collected(frames, on_frame, keep)
+    stopped, fault, first, previous = None, "", 0, None
+    if resume is not None:
+        first, previous = resume[0], resume[1].to(job.device)
+    try:
+        while first < frames:
+            label = f"frame {first + 1}/{frames}"
+            if previous is None:
+                item = first_item
+                item.label = label
+            else:
+                with torch.no_grad():
+                    start = zoomed(previous, s.zoom, s.rotate)
+                item = Item(start, wh, label=label, iterations=s.frame_iterations, warm=True)
+            result, stop, fault = _run_batch(job, item, callback)
+            if result is None or (stop is not None and stop is not Stop.DIVERGED):
+                stopped = stop
+                break
+            recipe = {**result.recipe, "frames": frames, "fps": fps}
+            done.recipe = recipe
+            for row in result.history:
+                row["frame"] = first + 1
+            done.history.extend(result.history)
+            done.add(first, result, 0, f"frame_{first + 1:0{digits}d}", recipe)
+            previous = result.optimized[-1:].detach()  # as kept for a resume
+            first += 1
+            if stop is not None:
+                stopped = stop
+                break
+    except KeyboardInterrupt:
+        stopped = Stop.INTERRUPTED
+    done.recipe["stopped"] = stopped.value if stopped else None
+    k = len(done.names)
+    return SequenceResult(done.frames, [frame_ms(fps)] * k, 0, done.names, done.history, done.recipe, stopped,
+                          done.losses, done.tensors, fault, frames if stopped else first)
+
+
+def zoomed(image, zoom: float, degrees: float = 0.0):
+    """``image`` (N, C, H, W) scaled by ``zoom`` about its centre and turned by ``degrees``
+    (counter-clockwise), at the same size: bilinear, the borders reflected where it zooms out."""
+    import math
+
+    n, _, h, w = image.shape
+    a = math.radians(degrees)
+    cos, sin = math.cos(a) / zoom, math.sin(a) / zoom
+    theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]], dtype=torch.float32,
+                         device=image.device).unsqueeze(0).expand(n, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, list(image.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(image.float(), grid, mode="bilinear", padding_mode="reflection",
+                                          align_corners=False)
+    return out.clamp(0, 1).to(image.dtype)
 
 
 def _image_item(job, images, sizes, paths, chunk, n) -> Item:
@@ -249,8 +364,6 @@ def _image_item(job, images, sizes, paths, chunk, n) -> Item:
     content = torch.cat([to_tensor(images[i], sizes[i]) for i in chunk]).to(job.device)
     if job.settings.preserve_color and hasattr(job, "set_color_reference"):
         job.set_color_reference(content)
-    alphas = [alpha_of(images[i], sizes[i]) for i in chunk]
-    alpha = None if all(a is None for a in alphas) else torch.cat(
-        [a if a is not None else torch.ones(1, 1, sizes[i][1], sizes[i][0]) for a, i in zip(alphas, chunk)]).to(job.device)
+    alpha = _alphas([images[i] for i in chunk], sizes[chunk[0]], job.device)  # a chunk has one size
     return Item(content, sizes[chunk[0]], label=label, source=str(paths[chunk[0]]), source_size=images[chunk[0]].size,
                 alpha=alpha)

@@ -499,6 +499,10 @@ class SequenceOptions:
                                        default_text="--iterations")
     fps: float | None = opt(None, "Clips: frame rate, overriding the source's timing (a folder of frames: 10).",
                             check=number(0.01, 1000.0, allow_none=True), type=float)
+    start: float = opt(0.0, "Videos: begin this many seconds in.", check=number(0.0, 10**7))
+    duration: float | None = opt(None, "Videos: make this many seconds (from --start).",
+                                 check=number(0.0, 10**7, above=True, allow_none=True), type=float,
+                                 default_text="to the end")
     max_clip_pixels: int = opt(DEFAULT_MAX_CLIP_PIXELS, "Clips: refuse clips whose frames hold more pixels than "
                                "this in all (frames x width x height, read from the header before decoding).",
                                check=whole(1, 10**12), recipe=False)
@@ -607,10 +611,18 @@ class DreamSettings(SequenceOptions, Settings):
     temporal_init: float = opt(0.5, "Clips: dream each frame from the previous dream carried along the content's "
                                "change, blended with F of the new frame (1: independent frames).",
                                check=number(0.0, 1.0))
+    zoom_frames: int = opt(0, "Infinite zoom: N frames from a still INPUT, each the previous dream zoomed (and "
+                           "rotated) about the centre and dreamed again (-o a video, .gif, .webp, .png or a folder).",
+                           check=whole(0, 1_000_000), sequences="a clip or folder has frames of its own")
+    zoom: float = opt(1.05, "Zoom: scale from one frame to the next (below 1 zooms out).", check=number(0.5, 4.0))
+    rotate: float = opt(0.0, "Zoom: rotation from one frame to the next, degrees.", check=number(-180.0, 180.0))
 
     def check_together(self) -> None:
         if self.input is None and self.init != "noise":
             raise OptionError("give an input image (or --init noise to dream from noise)")
+        if not self.zoom_frames and (self.zoom != 1.05 or self.rotate):
+            raise OptionError(f"{'--zoom' if self.zoom != 1.05 else '--rotate'} goes with --zoom-frames N "
+                              "(an infinite zoom)")
 
 
 @dataclass

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
+import contextlib
 import os
+import signal
 import tempfile
 import zlib
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ def writer_for(path: str | os.PathLike, kind: str):
         if suffix in w.suffixes:
             return w
     what = "an image" if kind == "image" else "a clip"
-    listed = _listed(suffixes(kind))
+    listed = _listed(suffixes(kind) + (suffixes("video") if kind == "clip" else []))
     raise OutputError(f"cannot write {what} to {path}: give a {listed} file" + (" or a folder" if kind == "clip" else ""))
 
 
@@ -187,6 +189,23 @@ def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True, ou
 
 def write_json(path: str | os.PathLike, data, overwrite: bool = True, outbox: "Outbox | None" = None):
     return write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode(), overwrite, outbox)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM wait until the block is done (writing outputs); yields the signals received."""
+    received: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 # --- a run's files: where they went ---------------------------------------------------------------------

@@ -130,3 +130,9 @@ if want dream; then
   run $DS transfer $IN/chelsea.png $IN/immunohistochemistry.png --dream-layer auto -o samples/hybrid_chelsea_ihc.png \
     --size 256 --iterations 150 --seed 0 --overwrite -q
 fi
+
+if want zoom; then
+  # DeepDream's infinite zoom: each frame the last one zoomed 4% and turned half a degree, dreamed again
+  run $DS dream $IN/chelsea.png -o samples/dream_zoom_chelsea.gif --zoom-frames 30 --zoom 1.04 --rotate 0.5 \
+    --size 160 --octaves 2 --iterations 10 --frame-iterations 4 --fps 12 --seed 0 --overwrite -q
+fi

@@ -306,7 +306,7 @@ def test_cli_ctrl_c_writes_a_valid_shorter_animation(clip_gif, style, tmp_path, 
     (["--save-every", "2"], "--save-every is not available with a clip"),
     (["--gif", "x.gif"], "--gif is not available with a clip"),
     (["--frames"], "--frames needs a folder"),
-    (["-o", "x.jpg"], "give a .gif, .webp or .png file or a folder"),
+    (["-o", "x.jpg"], "give a .gif, .webp, .png, .mp4, .m4v, .mov, .mkv or .webm file or a folder"),
 ])
 def test_cli_clip_option_errors(clip_gif, style, tmp_path, runner, extra, message):
     args = ["transfer", str(clip_gif), str(style), "-o", str(tmp_path / "o.gif"), "--weights", "random", *extra]

@@ -82,13 +82,18 @@ def output_options(output_help: str | None = None, only: tuple[str, ...] | None 
     options = [
         click.Option(["-o", "--output", "output"], required=True, type=click.Path(path_type=Path),
                      help=output_help or "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) "
-                                         "or .tif (16 or 8-bit); a clip: .gif, .webp, .png or a folder; a folder of "
-                                         "images: a folder (of PNGs)."),
+                                         "or .tif (16 or 8-bit); a clip: .mp4, .mov, .mkv, .webm, .gif, .webp, "
+                                         ".png or a folder; a folder of images: a folder (of PNGs)."),
         click.Option(["--bit-depth"], type=int, default=None, metavar="8|16",
                      help="Bits per channel: 16 with .png, .tif or a folder; 8 with any [default: the format's: "
                           "16 for .tif, else 8]."),
         click.Option(["--quality"], type=int, default=None, metavar="1-100",
                      help="Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a clip: 90]."),
+        click.Option(["--crf"], type=int, default=None, metavar="N",
+                     help="Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 "
+                          "(.webm)]."),
+        click.Option(["--resume"], is_flag=True, help="A video output: go on from the last frame an interrupted "
+                     "run finished (its frames are kept in OUT.frames until the video is complete)."),
         click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
                      help="Replay the recipe stored in an output; the options given override it."),
         click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,

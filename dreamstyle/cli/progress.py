@@ -130,9 +130,9 @@ class FrameProgress:
     """One bar over the frames (or images): the frame being optimized, its iteration, its losses;
     where stderr is no terminal, plain lines (each logged step, and each frame done)."""
 
-    def __init__(self, total: int, quiet: bool, title: str = "frames"):
+    def __init__(self, total: int, quiet: bool, title: str = "frames", done: int = 0):
         self.progress = self.plain = None
-        self.total, self.done = total, 0
+        self.total, self.done, self.before = total, done, done  # ``done``: frames done before (a resumed run)
         if not quiet:
             console = stderr_console()
             if not console.is_terminal:
@@ -143,9 +143,10 @@ class FrameProgress:
 
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TimeRemainingColumn(), TextColumn("{task.fields[step]}"), TextColumn("{task.fields[losses]}"),
-                console=console, transient=False)
-            self.task = self.progress.add_task(title, total=total, step="", losses="")
+                TimeRemainingColumn(), TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[step]}"),
+                TextColumn("{task.fields[losses]}"), console=console, transient=False)
+            self.task = self.progress.add_task(title, total=total, completed=done, step="", losses="", rate="")
+            self.started = None
 
     def __enter__(self):
         if self.progress is not None:
@@ -169,17 +170,31 @@ class FrameProgress:
             fields["losses"] = format_losses({"total": event.total, **event.losses})
         self.progress.update(self.task, description=event.label or "frames", **fields)
 
+    def rate(self, elapsed: float) -> str:
+        made = self.done - self.before
+        if not made or elapsed <= 0:
+            return ""
+        per_second = made / elapsed
+        return f"{per_second:.2f} frames/s" if per_second >= 0.1 else f"{elapsed / made:.1f} s/frame"
+
     def frame(self, done) -> None:
         self.done += 1
+        self.total = max(self.total, self.done)
         if self.plain is not None:
-            self.plain.done = self.done
+            made = self.done - self.before
+            self.plain.done, self.plain.total = made, self.total - self.before
             elapsed = self.plain.elapsed()
-            eta = (f"  eta {duration(elapsed / self.done * (self.total - self.done))}"
-                   if self.done < self.total else "")
+            eta = (f"  eta {duration(elapsed / made * (self.total - self.done))}"
+                   if self.done < self.total and made else "")
             self.plain.console.print(f"{done.name or 'frame'} done ({self.done}/{self.total})  "
-                                     f"{format_losses(done.losses)}  elapsed {duration(elapsed)}{eta}",
+                                     f"{format_losses(done.losses)}  {self.rate(elapsed)}  elapsed {duration(elapsed)}{eta}",
                                      highlight=False, soft_wrap=True)
         elif self.progress is not None:
-            self.progress.update(self.task, advance=1, losses=format_losses(done.losses))
+            import time
+
+            if self.started is None:
+                self.started = self.progress.tasks[0].start_time or time.monotonic()
+            self.progress.update(self.task, advance=1, total=self.total, losses=format_losses(done.losses),
+                                 rate=self.rate(time.monotonic() - self.started))
 
 

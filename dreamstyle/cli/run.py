@@ -16,7 +16,7 @@ import click
 
 from ..errors import OptionError, OutputError, UserError
 from ..settings import settings_for, still_only
-from ..writers import Outbox, rescue_line
+from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
 from .progress import FrameProgress, Progress
 
@@ -35,6 +35,8 @@ class Outputs:
     quiet: bool = False
     bit_depth: int | None = None  # None: the format's
     quality: int | None = None
+    crf: int | None = None  # a video's; None: the codec's default
+    resume: bool = False  # a video output: go on from an interrupted run's last frame
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -44,8 +46,10 @@ class Outputs:
 # --- which input, which options ------------------------------------------------------------------
 
 def content_kind(path, as_frames: bool) -> str:
-    """"image", "clip" (an animated file, or a folder with --frames) or "folder" (still images)."""
+    """"image", "clip" (a video, an animated file, or a folder with --frames) or "folder" (still
+    images)."""
     from ..clips import is_animation
+    from ..video import is_video
 
     if path is None or not isinstance(path, (str, os.PathLike)):
         return "image"
@@ -54,18 +58,35 @@ def content_kind(path, as_frames: bool) -> str:
         return "clip" if as_frames else "folder"
     if as_frames:
         raise click.UsageError(f"--frames needs a folder of frames; {path} is not a folder")
-    return "clip" if is_animation(path) else "image"
+    return "clip" if is_video(path) or is_animation(path) else "image"
+
+
+VIDEO_ONLY = ("start", "duration")
+ZOOM_OPTIONS = ("fps", "frame_iterations")  # the sequence options a zoom (from a still) takes
 
 
 def refuse_inapplicable(cls, kind: str, path) -> None:
     """Options given that do not apply to this kind of input: one usage line."""
     from ..settings import SEQUENCE_OPTIONS
+    from ..video import is_video
 
     if kind == "image":
         for name in sorted(SEQUENCE_OPTIONS & cls.names()):
             if given(name) and name != "frames":
-                raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder; {path} is a single image")
+                zoom = " (or add --zoom-frames N)" if name in ZOOM_OPTIONS and "zoom_frames" in cls.names() else ""
+                raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder{zoom}; {path} is a single image")
         return
+    if kind == "zoom":
+        for name in sorted(SEQUENCE_OPTIONS - set(ZOOM_OPTIONS) - {"frames"}):
+            if given(name):
+                raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder, not with --zoom-frames")
+        for name, reason in STILL_ONLY_OUTPUTS.items():
+            if given(name):
+                raise click.UsageError(f"{flag_for(name)} is not available with --zoom-frames (stills only)")
+        return
+    for name in VIDEO_ONLY:
+        if given(name) and not is_video(path):
+            raise click.UsageError(f"{flag_for(name)} goes with a video file (.mp4, .mov, .mkv, .webm); {path} is not one")
     what = "a clip" if kind == "clip" else "a folder of images"
     for name, reason in {**still_only(cls), **STILL_ONLY_OUTPUTS}.items():
         if given(name):
@@ -100,12 +121,22 @@ def execute(kind: str, params: dict) -> None:
     settings, out = settings_from(kind, params)
     source = getattr(settings, "content", None) if kind == "transfer" else getattr(settings, "input", None)
     input_kind = content_kind(source, getattr(settings, "frames", False))
+    if getattr(settings, "zoom_frames", 0):
+        if input_kind != "image":
+            raise click.UsageError(f"--zoom-frames makes a clip from a still image; {source} is "
+                                   f"{'a folder' if input_kind == 'folder' else 'a clip'}")
+        input_kind = "zoom"
     refuse_inapplicable(type(settings), input_kind, source)
     if settings.compile:  # torch's compiler warns about CUDA_HOME on CPU-only machines: not the user's concern
         import logging
 
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    {"image": run_still, "clip": run_clip, "folder": run_folder}[input_kind](kind, settings, out)
+    if input_kind not in ("clip", "zoom"):
+        for name in ("crf", "resume"):
+            if getattr(out, name):
+                raise click.UsageError(f"{flag_for(name)} goes with a video output (a clip or --zoom-frames written "
+                                       "to .mp4, .mov, .mkv or .webm)")
+    {"image": run_still, "clip": run_clip, "folder": run_folder, "zoom": run_zoom}[input_kind](kind, settings, out)
 
 
 def make_job(kind: str, settings, out: Outputs, clip: bool = False):
@@ -177,36 +208,102 @@ def write_still(result, out: Outputs, outbox: Outbox) -> Path | None:
 
 
 def run_clip(kind: str, settings, out: Outputs) -> None:
+    """A clip (a video, an animation or a folder of frames) to a clip: frame by frame, each one warm."""
     from .. import sequence
-    from ..clips import read_clip
-    from ..writers import check_clip_output, check_output, precise, write_clip, write_json
+    from ..video import VideoSource
 
-    clip = read_clip(settings.content if kind == "transfer" else settings.input, fps=settings.fps,
-                     max_pixels=settings.max_pixels, max_total=settings.max_clip_pixels)
-    check_clip_output(out.output, out.overwrite, clip.names, out.bit_depth, out.quality)
+    clip = sequence.open_clip(settings.content if kind == "transfer" else settings.input, settings)
+    video = isinstance(clip, VideoSource)
+    fps = clip.fps if video else 1000 / clip.durations[0]
+
+    def run(job, progress, on_frame, keep, resume):
+        return sequence.run_clip(job, clip, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume)
+
+    write_sequence(kind, settings, out, len(clip), clip, fps, clip if video else None,
+                   lambda: make_job(kind, settings, out, clip=True), run,
+                   "frames" if kind == "transfer" else "dreaming")
+
+
+def run_zoom(kind: str, settings, out: Outputs) -> None:
+    """An infinite zoom: a still dreamed, zoomed, dreamed again, ``--zoom-frames`` times."""
+    from .. import sequence
+    from ..clips import Clip, frame_ms
+
+    n, fps = settings.zoom_frames, settings.fps or sequence.ZOOM_FPS
+    names = [f"frame_{i:0{max(5, len(str(n)))}d}" for i in range(1, n + 1)]
+    shape = Clip([None] * n, [frame_ms(fps)] * n, 0, names)
+
+    def run(job, progress, on_frame, keep, resume):
+        return sequence.run_zoom(job, n, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume,
+                                 fps=fps)
+
+    write_sequence(kind, settings, out, n, shape, fps, None, lambda: make_job(kind, settings, out), run, "zooming")
+
+
+def write_sequence(kind: str, settings, out: Outputs, total: int, clip, fps, audio_from, make, run, title) -> None:
+    """The frames of a run (``run(job, progress, on_frame, keep, resume)``) written as they are done to a
+    video (resumable; see :class:`dreamstyle.video.VideoRun`), or kept and written at the end as an
+    animation or a folder of frames."""
+    from ..writers import check_clip_output, check_output, precise, write_clip, write_json, writers
+
+    video = next((w for w in writers("video") if out.output.suffix.lower() in w.suffixes), None)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
-    job = make_job(kind, settings, out, clip=True)
-    with FrameProgress(len(clip), out.quiet, "frames" if kind == "transfer" else "dreaming") as progress, \
-            sigterm_as_interrupt():
-        result = sequence.run_clip(job, clip, callback=progress.step, on_frame=progress.frame)
-    n, total = len(result.frames), len(clip)
+    if video is None:
+        check_clip_output(out.output, out.overwrite, [clip.names[i] for i in range(total)], out.bit_depth,
+                          out.quality)
+        job = make()
+        with FrameProgress(total, out.quiet, title) as progress, sigterm_as_interrupt():
+            result = run(job, progress, progress.frame, True, None)
+        n = len(result.frames)
+        total = result.total or total
+        outbox = Outbox(out.overwrite)
+        written = out.output
+        with signals_deferred() as received:
+            if n:
+                frames = result.frames
+                if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
+                    frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
+                written = write_clip(frames, out.output, result.durations, result.loop, result.names,
+                                     None if out.recipe == "none" else result.recipe, out.overwrite, outbox,
+                                     bit_depth=out.bit_depth, quality=out.quality)
+            if out.log_json is not None:
+                write_json(out.log_json, result.history, out.overwrite, outbox)
+        where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
+        report(result.stopped, where if result.stopped else f"wrote {written} ({n} frames)", out, result, received,
+               frame=n + 1, rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"), outbox=outbox,
+               what="clip")
+        return
+    from ..video import VideoRun, check_crf
+
+    for name, value in (("--bit-depth", out.bit_depth not in (None, 8)), ("--quality", out.quality is not None)):
+        if value:
+            raise OptionError(f"{name} does not go with a video ({out.output.suffix.lower()}); its quality is --crf")
+    check_crf(out.output, out.crf)
+    check_output(out.output, True, None)
+    vrun = VideoRun(out.output, settings.to_recipe("names"), fps=fps, crf=out.crf, audio_from=audio_from,
+                    overwrite=out.overwrite, resume=out.resume, recipe=out.recipe != "none", note=out.say,
+                    writer=video.write)
+    resume = vrun.resume_point()
+    if resume is not None:
+        out.say(f"resuming after frame {resume[0]} of {total}")
+    job = make()
+    with FrameProgress(total, out.quiet, title, done=resume[0] if resume else 0) as progress, sigterm_as_interrupt():
+        vrun.on_frame = progress.frame
+        result = run(job, progress, vrun, False, resume)
     outbox = Outbox(out.overwrite)
-    written = out.output
     with signals_deferred() as received:
-        if n:
-            frames = result.frames
-            if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
-                frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
-            written = write_clip(frames, out.output, result.durations, result.loop, result.names,
-                                 None if out.recipe == "none" else result.recipe, out.overwrite, outbox,
-                                 bit_depth=out.bit_depth, quality=out.quality)
+        written = vrun.close(complete=result.stopped is None and not received)
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
-    where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
-    report(result.stopped, where if result.stopped else f"wrote {written} ({n} frames)", out, result, received,
-           frame=n + 1, rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"), outbox=outbox,
-           what="clip")
+    n = vrun.done
+    if result.stopped or received:
+        where = (f"the {n} of {result.total or total} frames done are in {written} (--resume goes on from there)"
+                 if written else "nothing was written")
+    else:
+        where = f"wrote {written} ({n} frames)"
+    report(result.stopped, where, out, result, received, frame=n + 1, rescue=rescue_line(outbox, "log"),
+           outbox=outbox, what="clip")
 
 
 def run_folder(kind: str, settings, out: Outputs) -> None:
@@ -363,23 +460,6 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """Ctrl-C and SIGTERM wait until the block is done (writing outputs); yields the signals received."""
-    received: list[int] = []
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            previous[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
-        except ValueError:  # not the main thread
-            pass
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 __all__ = ["execute", "report", "content_kind", "UserError"]

@@ -1,15 +1,15 @@
 """The built-in output formats, registered like any plugin's: PNG, JPEG, WebP and TIFF pictures; GIF,
-WebP and APNG clips."""
+WebP and APNG clips; MP4, MOV, MKV and WebM videos (PyAV, the optional extra dreamstyle[video])."""
 
 from ..hookspecs import hookimpl
 from ..records import Writer
 
 
-def _call(name):
+def _call(name, module="writers"):
     def call(*args, **kwargs):
-        from .. import writers
+        from importlib import import_module
 
-        return getattr(writers, name)(*args, **kwargs)
+        return getattr(import_module(f"dreamstyle.{module}"), name)(*args, **kwargs)
 
     call.__name__ = name
     return call
@@ -35,3 +35,10 @@ def register_writers(register):
                     "animated WebP (quality 90; lossless when it has transparency), the recipe in XMP", quality=True, alpha=True))
     register(Writer("apng", (".png",), "clip", _call("apng_write"), recipe, "animated PNG, the recipe in a text chunk",
                     alpha=True))
+    video_recipe = _call("read_recipe", "video")
+    register(Writer("h264", (".mp4", ".m4v", ".mov", ".mkv"), "video", _call("VideoSink", "video"), video_recipe,
+                    "video: H.264, yuv420p (--crf, 18 by default), the source's audio copied, the recipe in the "
+                    "comment tag; needs dreamstyle[video]", quality=False))
+    register(Writer("vp9", (".webm",), "video", _call("VideoSink", "video"), video_recipe,
+                    "video: VP9, yuv420p (--crf, 32 by default), Opus audio, the recipe in the comment tag; needs "
+                    "dreamstyle[video]"))
