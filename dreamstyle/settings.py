@@ -94,6 +94,7 @@ def whole(lo: int = 1, hi: int = MAX_ITERATIONS, allow_none: bool = False):
             raise OptionError(f"{flag} must be a whole number from {lo} to {hi:,}, not {value!r}")
         return value
 
+    check.bounds = (lo, hi)  # what a form offers (the web page's sliders)
     return check
 
 
@@ -109,6 +110,7 @@ def number(lo: float = 0.0, hi: float = math.inf, *, above: bool = False, allow_
             raise OptionError(f"{flag} must be a finite number {rng}, not {value!r}")
         return float(value)
 
+    check.bounds, check.above = (lo, hi), above
     return check
 
 

@@ -1,0 +1,716 @@
+"""The web page (``dreamstyle serve``; the optional extra ``dreamstyle[web]``, built with Gradio).
+
+Two layers. The functions here are plain Python and import no Gradio: :func:`form_spec` turns a
+settings field into a form control (its default, help text and range come from the field's
+:class:`~dreamstyle.settings.Spec`), :func:`settings_from_form` turns a filled form into settings
+(through :func:`dreamstyle.settings.make`: the same checks as the command line),
+:func:`command_for` writes the ``dreamstyle ...`` command of settings (flags from
+:func:`~dreamstyle.settings.flag_of`), :func:`restore` reads a dreamstyle picture's recipe back into
+a form, and :class:`WebRun` runs a job through the one runner in a thread, reporting each step.
+:func:`build_page` lays them out as a Gradio ``Blocks`` (imported only there) and :func:`serve`
+starts it: one run at a time on the device, the others queued.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import shlex
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ImageError, Interrupted, OptionError, UserError
+from .settings import (DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for)
+
+TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
+KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
+
+# What each tab offers, by settings field: its image inputs, its layer lists and its sliders.
+IMAGES = {"transfer": ("content", "styles"), "hybrid": ("content", "styles"), "dream": ("input",),
+          "texture": ("styles",)}
+LAYERS = {"transfer": ("content_layers", "style_layers"), "hybrid": ("content_layers", "style_layers", "dream_layers"),
+          "dream": ("layers",), "texture": ("style_layers",)}
+SLIDERS = {
+    "transfer": ("size", "iterations", "content_weight", "style_weight", "tv_weight", "style_scale"),
+    "hybrid": ("size", "iterations", "content_weight", "style_weight", "tv_weight", "dream_weight"),
+    "dream": ("size", "iterations", "lr", "octaves", "octave_scale", "jitter"),
+    "texture": ("size", "iterations", "style_weight", "tv_weight", "style_scale"),
+}
+SWITCHES = {"transfer": (), "hybrid": (), "dream": (), "texture": ("seamless",)}
+# The defaults of fields whose default is computed (None in the settings: "the job's"), as the page shows them.
+SHOWN_DEFAULTS = {"size": DEFAULT_SIZE, "lr": DREAM_STEP, "dream_weight": DREAM_WEIGHT}
+# How far a slider reaches (the settings' bounds are far wider; the number box beside a slider takes
+# any value up to this). Loss weights reach ten times their default.
+SLIDER_REACH = {"size": 2048, "iterations": 2000, "octaves": 12, "octave_scale": 3.0, "jitter": 128,
+                "style_scale": 4.0, "lr": 10 * DREAM_STEP}
+WEIGHT_REACH = 10
+MAX_UPLOAD = "25mb"  # per file; the pixel limit (--max-pixels' default) applies too
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "inputs"
+DEFAULT_SAMPLES = {"content": "chelsea.png", "input": "chelsea.png", "styles": ("starry_night.jpg",)}
+PREVIEW_STEPS = 20  # the live picture updates about this many times a stage
+
+
+# --- form controls from the settings fields --------------------------------------------------------
+
+@dataclass
+class Control:
+    """One control of the form, described from a settings field."""
+
+    name: str  # the settings field
+    label: str
+    help: str
+    kind: str  # "slider", "switch", "layers", "images"
+    default: object = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    integer: bool = False
+    choices: list = field(default_factory=list)
+
+
+def _field(cls, name: str):
+    for f in cls.fields():
+        if f.name == name:
+            return f
+    raise KeyError(name)
+
+
+def _label(name: str) -> str:
+    return {"lr": "dream step", "tv_weight": "TV weight", "size": "size (px, long side)"}.get(
+        name, name.replace("_", " "))
+
+
+def form_spec(tab: str, name: str, backbone=None) -> Control:
+    """The control of field ``name`` on ``tab``: label, help, default and range from its spec."""
+    cls = settings_for(KIND_OF_TAB[tab])
+    f = _field(cls, name)
+    spec = f.metadata["spec"]
+    help_text = spec.help
+    if name in SLIDERS[tab]:
+        default = f.default if f.default is not None else SHOWN_DEFAULTS[name]
+        if isinstance(default, tuple):  # a texture's (w, h): the slider sets a square
+            default = default[0]
+        integer = isinstance(default, int) or spec.type is int
+        lo, hi = getattr(spec.check, "bounds", (1 if integer else 0, math.inf))
+        reach = SLIDER_REACH.get(name, WEIGHT_REACH * default if name.endswith("weight") else hi)
+        hi = min(hi, reach)
+        step = 1 if integer else 10 ** (math.floor(math.log10(default)) - 1) if default > 0 else 0.1
+        if getattr(spec.check, "above", False):  # more than lo: the slider starts a step above
+            lo += step
+        if name == "size":
+            help_text += " The backbone refuses pictures below its minimum."
+        return Control(name, _label(name), help_text, "slider", default, lo, hi, step, integer)
+    if name in SWITCHES[tab]:
+        return Control(name, _label(name), help_text, "switch", bool(f.default))
+    if name in LAYERS[tab]:
+        choices = list(backbone.layer_map.names) if backbone is not None else []
+        return Control(name, _label(name), help_text, "layers", default_layers(name, backbone),
+                       choices=(["auto"] if name == "dream_layers" else []) + choices)
+    if name in IMAGES[tab]:
+        return Control(name, _label(name), spec.help, "images", DEFAULT_SAMPLES.get(name))
+    raise KeyError(f"{name} is not on the {tab} tab")
+
+
+def default_layers(name: str, backbone) -> list[str]:
+    """The layers a list starts with: the backbone's own (what the settings' default means)."""
+    if name == "dream_layers":
+        return ["auto"]
+    if backbone is None:
+        return []
+    return list({"content_layers": backbone.content_layers, "style_layers": backbone.style_layers,
+                 "layers": backbone.dream_layers}[name])
+
+
+def controls(tab: str, backbone) -> list[Control]:
+    return [form_spec(tab, name, backbone) for name in (*IMAGES[tab], *LAYERS[tab], *SLIDERS[tab], *SWITCHES[tab])]
+
+
+def backbone_names() -> list[str]:
+    """The registered backbones a list can offer (families, such as any timm model, need a name typed)."""
+    from .plugins import get_host
+
+    reg = get_host().backbones
+    return [name for name in reg.names() if not hasattr(reg.entries[name], "resolve")]
+
+
+def get_backbone(name: str):
+    from .plugins import get_backbone as lookup
+
+    return lookup(name)
+
+
+def samples() -> list[str]:
+    """The sample images offered (samples/inputs of a source checkout; none in an installed wheel)."""
+    if not SAMPLES.is_dir():
+        return []
+    return sorted(p.name for p in SAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+                  and "mask" not in p.name)
+
+
+def sample_path(name: str) -> str:
+    path = SAMPLES / name
+    if name not in samples():
+        raise ImageError(f"there is no sample image {name!r}")
+    return str(path)
+
+
+# --- the form, to settings and back --------------------------------------------------------------
+
+def check_upload(path, max_pixels: int | None = None) -> str:
+    """An uploaded file, read as dreamstyle reads inputs: an ImageError (named by its file name, not
+    the server's folder) for a file that is not an image or has too many pixels."""
+    from .images import load_image
+    from .settings import DEFAULT_MAX_PIXELS
+
+    try:
+        load_image(path, max_pixels or DEFAULT_MAX_PIXELS)
+    except ImageError as exc:
+        raise ImageError(str(exc).replace(str(path), Path(path).name).replace(" with --max-pixels", "")) from None
+    return str(path)
+
+
+def _images(name: str, form: dict) -> list[str]:
+    uploads = form.get(f"{name}_upload") or []
+    if isinstance(uploads, (str, os.PathLike)):
+        uploads = [uploads]
+    uploads = [str(getattr(u, "name", u)) for u in uploads if u]
+    if uploads:
+        return [check_upload(u) for u in uploads]
+    picked = form.get(f"{name}_sample") or []
+    if isinstance(picked, str):
+        picked = [picked]
+    return [sample_path(p) for p in picked if p]
+
+
+def settings_from_form(tab: str, form: dict) -> Settings:
+    """Settings from a filled form (control name -> value): the images uploaded or picked, the
+    backbone, the layers, the sliders. A mistake is one :class:`~dreamstyle.errors.UserError`."""
+    cls = settings_for(KIND_OF_TAB[tab])
+    backbone = get_backbone(form.get("backbone") or "vgg19")
+    values: dict = {"backbone": backbone.name, "weights": "random" if form.get("weights") == "random" else None}
+    seed = form.get("seed")
+    if isinstance(seed, str):
+        seed = int(seed.strip()) if seed.strip().isdigit() else seed.strip() or None
+    if seed is not None:
+        values["seed"] = int(seed) if isinstance(seed, float) and seed.is_integer() else seed
+    for name in IMAGES[tab]:
+        images = _images(name, form)
+        what = "a style image" if name == "styles" else "a photo"
+        if not images:
+            raise ImageError(f"{TABS[tab]}: upload or pick {what}")
+        values[name] = tuple(images) if name == "styles" else images[0]
+    for name in LAYERS[tab]:
+        chosen = list(form.get(name) or [])
+        if name == "dream_layers":
+            if not chosen:
+                raise OptionError("Hybrid: choose at least one dream layer (auto: one neither content nor style uses)")
+            values[name] = tuple(chosen)
+        elif name == "layers":
+            values[name] = () if chosen == default_layers(name, backbone) else tuple(chosen)
+        elif chosen and chosen != default_layers(name, backbone):
+            values[name] = {layer: 1.0 for layer in chosen}
+    for name in SLIDERS[tab]:
+        value = form.get(name)
+        if value is None:
+            continue
+        control = form_spec(tab, name)
+        if control.integer and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if _field(cls, name).default is None and value == control.default:
+            continue  # the computed default, as the command line leaves it
+        values[name] = f"{value}x{value}" if tab == "texture" and name == "size" else value
+    for name in SWITCHES[tab]:
+        values[name] = bool(form.get(name))
+    return make(cls, values)
+
+
+def _number(v) -> str:
+    text = f"{v:g}"
+    return text if float(text) == v else repr(v)
+
+
+def _arg(value, names: dict, name: str = "") -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return _number(value)
+    if isinstance(value, dict):
+        return ",".join(k if w == 1 else f"{k}={_number(w)}" for k, w in value.items())
+    if isinstance(value, tuple):
+        if name == "size":
+            return "x".join(map(str, value))
+        return ",".join(_arg(v, names) for v in value)
+    text = str(value)
+    return names.get(text, text)
+
+
+def command_for(settings: Settings, output: str = "out.png", names: dict | None = None) -> str:
+    """The ``dreamstyle`` command that makes ``settings`` (every option that differs from its default,
+    by its flag): pasted, it reproduces the run. ``names`` maps input paths to what to write instead
+    (an upload's file name)."""
+    names = names or {}
+    cls = type(settings)
+    words = ["dreamstyle", settings.KIND]
+    options = []
+    for f in cls.fields():
+        spec = f.metadata["spec"]
+        value = getattr(settings, f.name)
+        if spec.argument:
+            words += [_arg(v, names) for v in (value if isinstance(value, tuple) else (value,)) if v is not None]
+            continue
+        if not spec.cli or value == f.default:
+            continue
+        flag = flag_of(f)
+        if spec.type == "flag":
+            options += [flag] if value else []
+        elif f.name == "losses":
+            for term, (w, opts) in value.items():
+                options += [flag, term + ("" if w is None else f"={_number(w)}")
+                            + "".join(f":{k}={v}" for k, v in opts.items())]
+        elif spec.multiple:
+            for v in value:
+                options += [flag, _arg(v, names)]
+        else:
+            options += [flag, _arg(value, names, f.name)]
+    return shlex.join([*words, "-o", output, *options])
+
+
+def display_names(settings: Settings) -> dict:
+    """Input path -> how the command names it: a sample by its path in the checkout (relative to the
+    current folder when it is inside it), an upload by its file name."""
+    out = {}
+    for name in ("content", "styles", "input"):
+        value = getattr(settings, name, None)
+        for v in (value if isinstance(value, tuple) else (value,)):
+            if not isinstance(v, str):
+                continue
+            path = Path(v)
+            if path.parent == SAMPLES:
+                try:
+                    out[v] = str(path.relative_to(Path.cwd()))
+                except ValueError:
+                    out[v] = str(path)
+            else:
+                out[v] = path.name
+    return out
+
+
+@dataclass
+class Restored:
+    """A recipe read back: the tab, the form's values, and what must be given again."""
+
+    tab: str
+    form: dict
+    missing: list[str]
+
+
+def restore(path) -> Restored:
+    """The form that made a dreamstyle picture, from the recipe it carries. Inputs are found among
+    the samples by name and SHA-256; others are named in ``missing`` (upload them again)."""
+    from .replay import _tuples
+    from .settings import file_hash
+    from .writers import read_recipe
+
+    name = Path(path).name
+    try:
+        recipe = read_recipe(path)
+    except Exception:  # noqa: BLE001 - not a picture we can read
+        raise ImageError(f"{name} is not a picture dreamstyle can read a recipe from") from None
+    if not recipe:
+        raise ImageError(f"{name} carries no dreamstyle recipe")
+    command = recipe.get("command")
+    if command not in ("transfer", "dream", "texture"):
+        raise ImageError(f"{name} was made by 'dreamstyle {command}', which the page does not run")
+    tab = "hybrid" if command == "transfer" and recipe.get("dream_layers") else command
+    backbone_name = recipe.get("backbone") or "vgg19"
+    try:
+        backbone = get_backbone(backbone_name)
+    except UserError:
+        raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
+    values = {k: _tuples(v) for k, v in recipe.items()}
+    form: dict = {"backbone": backbone.name, "weights": "random" if values.get("weights") == "random" else "pretrained",
+                  "seed": "" if values.get("seed") is None else str(values["seed"])}
+    hashes = recipe.get("inputs") or {}
+    missing = []
+    for field_name in IMAGES[tab]:
+        given = values.get(field_name)
+        found = []
+        for v in (given if isinstance(given, tuple) else (given,)):
+            if not isinstance(v, str):
+                continue
+            base = Path(v).name
+            if base in samples() and (not hashes.get(base) or file_hash(SAMPLES / base) == hashes[base]):
+                found.append(base)
+            else:
+                missing.append(base)
+        form[f"{field_name}_sample"] = found if field_name == "styles" else (found[0] if found else None)
+    for field_name in LAYERS[tab]:
+        given = values.get(field_name)
+        form[field_name] = list(given) if given else default_layers(field_name, backbone)
+    for field_name in SLIDERS[tab]:
+        control = form_spec(tab, field_name)
+        value = values.get(field_name)
+        if isinstance(value, tuple):
+            value = value[0]
+        form[field_name] = control.default if value is None else value
+    for field_name in SWITCHES[tab]:
+        form[field_name] = bool(values.get(field_name))
+    return Restored(tab, form, missing)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+@dataclass
+class Progress:
+    """A step of a run, for the page: the line to show, and a picture on some steps."""
+
+    line: str
+    image: object = None  # a PIL image
+
+
+@dataclass
+class Outcome:
+    """How a run ended: the picture, where its PNG is, the command that remakes it and one line."""
+
+    image: object
+    path: Path
+    command: str
+    line: str
+    stopped: bool = False
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_line(event, done: int, total: int, elapsed: float) -> str:
+    """"iteration 12/50 · scale 1/2 · total 3.1e+03 · content 12.5 · style 300 · ETA 0:07"."""
+    parts = [f"iteration {event.iteration}/{event.iterations}"]
+    if event.stages > 1:
+        parts.append(f"{'scale' if 'octave' not in event.label else 'octave'} {event.stage}/{event.stages}")
+    if event.total is not None:
+        parts.append(f"total {event.total:.4g}")
+    for name, value in (event.losses or {}).items():
+        parts.append(f"{name} {value:.4g}")
+    if done:
+        parts.append(f"ETA {_clock(elapsed / done * max(0, total - done))}")
+    return " · ".join(parts)
+
+
+class WebRun:
+    """One job through the one runner, in a thread: iterate it for :class:`Progress`, then
+    :attr:`outcome`. ``stop`` (a threading.Event) stops it at the next step and keeps the best
+    picture so far, as Ctrl-C does on the command line."""
+
+    def __init__(self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None,
+                 device: str | None = None):
+        from .cli.run import Outputs, make_job
+
+        if device is not None:
+            settings = settings.replace(device=device)
+        self.tab, self.settings, self.folder = tab, settings, Path(folder)
+        self.stop = stop or threading.Event()
+        self.notes: list[str] = []
+        out = Outputs(output=self.folder / "out.png", recipe="names", quiet=True)
+        out.say = self.notes.append  # what the job chose ("auto" dream layers): shown with the result
+        self.job = make_job(KIND_OF_TAB[tab], settings, out)
+        self.item = self.job.still_item()
+        self.stages = self.job.stages(self.item)
+        self.total = sum(s.iterations for s in self.stages)
+        self.every = max(1, max(s.iterations for s in self.stages) // PREVIEW_STEPS)
+        self.outcome: Outcome | None = None
+        self._events: queue.Queue = queue.Queue()
+
+    def _callback(self, event) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self._events.put(event)
+
+    def _work(self) -> None:
+        from . import runner
+
+        try:
+            self._events.put(runner.run(self.job, self.item, self._callback, self.every))
+        except BaseException as exc:  # noqa: BLE001 - handed to the page's thread, which raises it
+            self._events.put(exc)
+
+    def __iter__(self):
+        from .images import to_pil
+
+        thread = threading.Thread(target=self._work, name="dreamstyle-web-run", daemon=True)
+        start, done = time.monotonic(), 0
+        thread.start()
+        try:
+            while True:
+                got = self._events.get()
+                if isinstance(got, BaseException):
+                    raise got
+                if not hasattr(got, "iteration"):  # the Result
+                    self.outcome = self._finish(got)
+                    return
+                done += 1
+                picture = to_pil(got.snapshot[:1]) if got.snapshot is not None else None
+                yield Progress(progress_line(got, done, self.total, time.monotonic() - start), picture)
+        finally:
+            self.stop.set()  # the page went away: the worker stops at its next step
+            thread.join()
+
+    def _finish(self, result) -> Outcome:
+        from .engine import Stop
+
+        kind = KIND_OF_TAB[self.tab]
+        name = f"dreamstyle-{self.tab}-{self.job.seed}.png"
+        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.folder))
+        path = result.save(folder / name)
+        command = command_for(self.settings.replace(seed=self.job.seed), name, display_names(self.settings))
+        stopped = result.stopped
+        if stopped is None:
+            line = f"done: {name}"
+        elif stopped is Stop.INTERRUPTED:
+            line = f"stopped; the best {'dream' if kind == 'dream' else 'picture'} so far is kept: {name}"
+        elif stopped is Stop.DIVERGED:
+            line = f"the loss became NaN or infinite; the last good picture is kept: {name} (lower the weights)"
+        else:
+            line = f"{result.fault or 'out of memory'}; the best picture so far is kept: {name}"
+        if self.notes:
+            line += " (" + "; ".join(self.notes) + ")"
+        return Outcome(result.image, Path(path), command, line, stopped is not None)
+
+
+def friendly(exc: BaseException, paths=()) -> str:
+    """One line for the page: a UserError's message, server folders replaced by file names."""
+    text = str(exc)
+    for p in paths:
+        text = text.replace(str(p), Path(p).name)
+    if isinstance(exc, Interrupted):
+        return "stopped before the first step; nothing was made"
+    return text.replace("--max-pixels", "the pixel limit")
+
+
+# --- the page (Gradio) --------------------------------------------------------------------------
+
+def require_gradio():
+    """Gradio, imported now (with its telemetry off), or one UserError naming the extra."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio
+    except ImportError:
+        raise UserError("the web page needs Gradio: pip install 'dreamstyle[web]'") from None
+    return gradio
+
+
+CSS = """
+.dreamstyle-status { font-family: ui-monospace, monospace; min-height: 2.5em; }
+.dreamstyle-message { color: #b42318; }
+"""
+
+
+def build_page(folder: Path, device: str | None = None):
+    """The page as a Gradio ``Blocks``: a tab per job, a recipe drop, one run at a time."""
+    gr = require_gradio()
+    backbone = get_backbone("vgg19")
+    names = backbone_names()
+    stops: dict[str, threading.Event] = {}
+    tabs_controls: dict[str, dict] = {}
+
+    with gr.Blocks(title="dreamstyle", analytics_enabled=False) as page:
+        gr.Markdown("# dreamstyle\nStyle transfer, DeepDream, their hybrid and textures, over pretrained CNNs. "
+                    "Pick or drop images, choose the options, and Run; one run at a time, the others wait "
+                    "their turn.")
+        with gr.Accordion("Restore the settings of a dreamstyle picture", open=False):
+            recipe_file = gr.File(label="drop a PNG that dreamstyle made (its recipe is inside)",
+                                  file_types=["image"], type="filepath", elem_id="recipe-drop")
+            recipe_note = gr.Markdown(elem_id="recipe-note")
+        with gr.Tabs() as tabs:
+            for tab, title in TABS.items():
+                with gr.Tab(title, id=tab, elem_id=f"tab-{tab}"):
+                    tabs_controls[tab] = _tab(gr, tab, backbone, names, folder, stops, device)
+        recipe_outputs = [tabs, recipe_note]
+        for tab in TABS:
+            recipe_outputs += list(tabs_controls[tab]["restorable"].values())
+
+        def on_recipe(path):
+            keep = [gr.update() for _ in recipe_outputs[2:]]
+            if not path:
+                return [gr.update(), "", *keep]
+            try:
+                restored = restore(path)
+            except UserError as exc:
+                return [gr.update(), f"**{friendly(exc, [path])}**", *keep]
+            updates = []
+            for tab in TABS:
+                for name, component in tabs_controls[tab]["restorable"].items():
+                    if tab == restored.tab and name in restored.form:
+                        updates.append(gr.update(value=restored.form[name]))
+                    else:
+                        updates.append(gr.update())
+            note = f"restored the {TABS[restored.tab]} settings of {Path(path).name}"
+            if restored.missing:
+                note += "; upload again: " + ", ".join(restored.missing)
+            return [gr.Tabs(selected=restored.tab), note, *updates]
+
+        recipe_file.change(on_recipe, recipe_file, recipe_outputs, concurrency_limit=None,
+                           api_visibility="private")
+    return page
+
+
+def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
+    """One tab's controls, from the settings fields, and its Run and Stop."""
+    inputs: dict = {}
+    restorable: dict = {}
+    with gr.Row():
+        with gr.Column(scale=1):
+            for name in IMAGES[tab]:
+                c = form_spec(tab, name)
+                many = name == "styles"
+                inputs[f"{name}_upload"] = gr.File(label=f"{c.label}: drop {'images' if many else 'a photo'}",
+                                                   file_count="multiple" if many else "single",
+                                                   file_types=["image"], type="filepath", height=110,
+                                                   elem_id=f"{tab}-{name}-upload")
+                inputs[f"{name}_sample"] = restorable[f"{name}_sample"] = gr.Dropdown(
+                    samples(), value=list(c.default) if many else c.default, multiselect=many,
+                    label=f"or {'samples' if many else 'a sample'} (an upload comes first)", info=c.help,
+                    elem_id=f"{tab}-{name}-sample")
+            message = gr.Markdown(elem_classes=["dreamstyle-message"], elem_id=f"{tab}-message")
+            for name in [n for n in inputs if n.endswith("_upload")]:
+                inputs[name].upload(lambda files: _upload_note(files), inputs[name], message,
+                                    concurrency_limit=None, api_visibility="private")
+            with gr.Row():
+                inputs["backbone"] = restorable["backbone"] = gr.Dropdown(
+                    names, value=backbone.name, label="backbone", info=_help(tab, "backbone"),
+                    elem_id=f"{tab}-backbone")
+                inputs["weights"] = restorable["weights"] = gr.Radio(
+                    ["pretrained", "random"], value="pretrained", label="weights",
+                    info="random: an untrained network (quick tests)", elem_id=f"{tab}-weights")
+            for name in LAYERS[tab]:
+                c = form_spec(tab, name, backbone)
+                inputs[name] = restorable[name] = gr.Dropdown(c.choices, value=c.default, multiselect=True,
+                                                              label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+        with gr.Column(scale=1):
+            for name in SLIDERS[tab]:
+                c = form_spec(tab, name)
+                inputs[name] = restorable[name] = gr.Slider(c.minimum, c.maximum, value=c.default, step=c.step,
+                                                            label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+            for name in SWITCHES[tab]:
+                c = form_spec(tab, name)
+                inputs[name] = restorable[name] = gr.Checkbox(value=c.default, label=c.label, info=c.help,
+                                                              elem_id=f"{tab}-{name}")
+            inputs["seed"] = restorable["seed"] = gr.Textbox("", label="seed", info=_help(tab, "seed"),
+                                                             placeholder="empty: a new one each run",
+                                                             elem_id=f"{tab}-seed")
+            with gr.Row():
+                run_button = gr.Button("Run", variant="primary", elem_id=f"{tab}-run")
+                stop_button = gr.Button("Stop", variant="stop", elem_id=f"{tab}-stop")
+        with gr.Column(scale=1):
+            picture = gr.Image(label="picture", type="pil", interactive=False, format="png", height=360,
+                               elem_id=f"{tab}-picture")
+            status = gr.Markdown(elem_classes=["dreamstyle-status"], elem_id=f"{tab}-status")
+            download = gr.File(label="download (a PNG with its recipe)", interactive=False,
+                               elem_id=f"{tab}-download")
+            command = gr.Textbox(label="copy command: the same picture from a terminal", interactive=False,
+                                 lines=2, buttons=["copy"], elem_id=f"{tab}-command")
+    keys = list(inputs)
+
+    backbone_outputs = [inputs[name] for name in LAYERS[tab]]
+
+    def on_backbone(name):
+        try:
+            bb = get_backbone(name)
+        except UserError:
+            return [gr.update() for _ in backbone_outputs]
+        return [gr.update(choices=form_spec(tab, n, bb).choices, value=default_layers(n, bb)) for n in LAYERS[tab]]
+
+    inputs["backbone"].change(on_backbone, inputs["backbone"], backbone_outputs, concurrency_limit=None,
+                              api_visibility="private")
+
+    def on_run(data, request: gr.Request):
+        form = {key: data[inputs[key]] for key in keys}
+        uploads = [p for k in keys if k.endswith("_upload") for p in _as_list(form[k])]
+        stop = stops[_session(request)] = threading.Event()
+        try:
+            settings = settings_from_form(tab, form)
+            work = WebRun(tab, settings, folder, stop, device)
+            yield {message: "", status: "starting…", download: None, command: ""}
+            for step in work:
+                update = {status: step.line}
+                if step.image is not None:
+                    update[picture] = step.image
+                yield update
+            out = work.outcome
+            yield {picture: out.image, status: out.line, download: str(out.path), command: out.command}
+        except UserError as exc:
+            yield {message: f"**{friendly(exc, uploads)}**", status: ""}
+
+    def on_stop(request: gr.Request):
+        event = stops.get(_session(request))
+        if event is not None:
+            event.set()
+
+    on_run.__annotations__["request"] = on_stop.__annotations__["request"] = gr.Request  # (string annotations)
+    run_button.click(on_run, {inputs[k] for k in keys}, [message, status, picture, download, command],
+                     concurrency_limit=1, concurrency_id="device", api_name=f"run_{tab}", show_progress="minimal")
+    stop_button.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")
+    return {"inputs": inputs, "restorable": restorable}
+
+
+def _help(tab: str, name: str) -> str:
+    return _field(settings_for(KIND_OF_TAB[tab]), name).metadata["spec"].help
+
+
+def _as_list(value) -> list:
+    if not value:
+        return []
+    return [value] if isinstance(value, (str, os.PathLike)) else list(value)
+
+
+def _session(request) -> str:
+    return getattr(request, "session_hash", None) or "-"
+
+
+def _upload_note(files) -> str:
+    for path in _as_list(files):
+        try:
+            check_upload(path)
+        except UserError as exc:
+            return f"**{exc}**"
+    return ""
+
+
+def theme(gr):
+    """Gradio's default theme with the system's fonts (nothing fetched from a font service)."""
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                             font_mono=["ui-monospace", "monospace"])
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, device: str | None = None):
+    """Start the page on ``host:port``; files (uploads, results, Gradio's cache) go only under one
+    temporary folder of the server (the caller removes it when the server stops). Returns (page,
+    url, folder)."""
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="dreamstyle-web-"))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")  # before Gradio is imported: it reads it then too
+    try:
+        gr = require_gradio()
+        page = build_page(folder, device)
+        page.queue(default_concurrency_limit=1)
+        try:
+            _, url, _ = page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
+                                    show_error=False, max_file_size=MAX_UPLOAD, footer_links=[], theme=theme(gr),
+                                    css=CSS, share=False, ssr_mode=False, mcp_server=False, inbrowser=False)
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return page, url, folder
+
+
+__all__ = ["build_page", "command_for", "restore", "serve", "settings_from_form", "WebRun"]

@@ -1,0 +1,359 @@
+"""The web page (dreamstyle serve): its functions in-process, and the page in a real browser.
+
+Tiny images, random weights, few iterations. The browser test needs Debian's chromium and
+Playwright's Python package (both installed by .ci/run); it skips, saying which is missing, where
+they are not. With DREAMSTYLE_SCREENSHOT=PATH it writes a screenshot of the page there (the
+README's samples/web_page.png)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dreamstyle import web
+from dreamstyle.errors import ImageError, OptionError, UserError
+from dreamstyle.settings import TransferSettings, settings_for
+from dreamstyle.writers import read_recipe
+
+from helpers import make_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def images(tmp_path):
+    return make_image(tmp_path / "photo.png"), make_image(tmp_path / "painting.png", seed=1, kind="stripes")
+
+
+def transfer_form(content, style, **more):
+    form = {"content_upload": str(content), "styles_upload": [str(style)], "backbone": "vgg19", "weights": "random",
+            "size": 48, "iterations": 5, "seed": "7", "content_layers": ["relu4_2"],
+            "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]}
+    form.update(more)
+    return form
+
+
+def finished(run: web.WebRun) -> tuple[list, web.Outcome]:
+    steps = list(run)
+    return steps, run.outcome
+
+
+# --- the form: from the settings fields ------------------------------------------------------------
+
+def test_controls_take_default_help_and_range_from_the_settings_fields():
+    bb = web.get_backbone("vgg19")
+    for tab in web.TABS:
+        cls = settings_for(web.KIND_OF_TAB[tab])
+        fields = {f.name: f for f in cls.fields()}
+        for c in web.controls(tab, bb):
+            assert fields[c.name].metadata["spec"].help in c.help
+            if c.kind == "slider":
+                lo, hi = fields[c.name].metadata["spec"].check.bounds if hasattr(
+                    fields[c.name].metadata["spec"].check, "bounds") else (1, 10**9)
+                assert lo <= c.minimum <= c.default <= c.maximum <= hi
+    assert web.form_spec("dream", "iterations").default == settings_for("dream").__dataclass_fields__[
+        "iterations"].default == 10
+    assert web.form_spec("transfer", "size").default == 512  # the computed default, as --help shows it
+    layers = web.form_spec("transfer", "style_layers", bb)
+    assert layers.choices == bb.layer_map.names and layers.default == list(bb.style_layers)
+    assert web.form_spec("hybrid", "dream_layers", bb).choices[0] == "auto"
+
+
+def test_the_form_makes_the_same_settings_as_the_api(images):
+    content, style = images
+    settings = web.settings_from_form("transfer", transfer_form(content, style))
+    # the backbone's own layers and the computed size leave the settings at their defaults
+    assert settings == TransferSettings(content=str(content), styles=(str(style),), weights="random", size=48,
+                                        iterations=5, seed=7)
+    changed = web.settings_from_form("transfer", transfer_form(content, style, style_layers=["relu1_1"],
+                                                               style_weight=250.0))
+    assert changed.style_layers == {"relu1_1": 1.0} and changed.style_weight == 250.0
+    hybrid = web.settings_from_form("hybrid", {**transfer_form(content, style), "dream_layers": ["auto"]})
+    assert hybrid.dream_layers == ("auto",)
+    with pytest.raises(OptionError, match="dream layer"):
+        web.settings_from_form("hybrid", {**transfer_form(content, style), "dream_layers": []})
+    with pytest.raises(OptionError, match="--seed"):
+        web.settings_from_form("transfer", transfer_form(content, style, seed="12x"))
+    with pytest.raises(ImageError, match="upload or pick a style image"):
+        web.settings_from_form("transfer", transfer_form(content, style, styles_upload=[]))
+
+
+def test_samples_are_offered_and_picked():
+    assert {"chelsea.png", "starry_night.jpg"} <= set(web.samples())
+    form = {"content_sample": "chelsea.png", "styles_sample": ["starry_night.jpg"], "weights": "random"}
+    settings = web.settings_from_form("transfer", form)
+    assert Path(settings.content) == web.SAMPLES / "chelsea.png"
+    with pytest.raises(ImageError, match="no sample"):
+        web.settings_from_form("transfer", {**form, "content_sample": "../../etc/passwd"})
+
+
+# --- bad uploads: a message, never a crash ----------------------------------------------------------
+
+def test_a_bad_upload_is_one_message_naming_the_file_not_the_server_folder(tmp_path, images):
+    content, style = images
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    with pytest.raises(ImageError) as caught:
+        web.settings_from_form("transfer", transfer_form(text, style))
+    assert "notes.png is not an image" in str(caught.value) and str(tmp_path) not in str(caught.value)
+    assert "notes.png" in web._upload_note([str(text)]) and web._upload_note([str(content)]) == ""
+    big = make_image(tmp_path / "big.png", size=(300, 200))
+    with pytest.raises(ImageError, match="big.png is 300x200 = 60,000 pixels, above the limit"):
+        web.check_upload(big, max_pixels=50_000)
+    tiny = make_image(tmp_path / "tiny.png", size=(12, 10))
+    settings = web.settings_from_form("transfer", transfer_form(tiny, style, size=12))
+    with pytest.raises(UserError, match="below the 16 px minimum") as caught:
+        finished(web.WebRun("transfer", settings, tmp_path))
+    assert "minimum" in web.friendly(caught.value, [tiny])
+
+
+def test_out_of_memory_is_a_message_with_the_best_picture_kept(tmp_path, images):
+    content, style = images
+    settings = web.settings_from_form("transfer", transfer_form(content, style))
+    run = web.WebRun("transfer", settings, tmp_path)
+    real, calls = run._callback, []
+
+    def callback(event):  # the host runs out of memory at the third step
+        calls.append(event)
+        if len(calls) == 3:
+            raise MemoryError
+        real(event)
+
+    run._callback = callback
+    _, out = finished(run)
+    assert out.stopped and "out of memory" in out.line and "best picture so far is kept" in out.line
+    assert read_recipe(out.path)["stopped"] == "out of memory"
+
+
+# --- running: live steps, the PNG with its recipe, Stop ---------------------------------------------
+
+def test_a_run_reports_steps_and_writes_a_png_with_its_recipe(tmp_path, images):
+    content, style = images
+    settings = web.settings_from_form("transfer", transfer_form(content, style))
+    steps, out = finished(web.WebRun("transfer", settings, tmp_path))
+    assert [s.line.split(" · ")[0] for s in steps] == [f"iteration {i}/5" for i in range(1, 6)]
+    assert "style" in steps[-1].line and "ETA" in steps[-1].line
+    assert any(s.image is not None for s in steps)
+    assert out.path.is_file() and out.path.suffix == ".png" and tmp_path in out.path.parents
+    with Image.open(out.path) as img:
+        assert img.format == "PNG" and img.size == (48, 40)
+    recipe = read_recipe(out.path)
+    assert recipe["command"] == "transfer" and recipe["iterations"] == 5 and recipe["seed"] == 7
+    assert recipe["content"] == "photo.png" and str(tmp_path) not in str(recipe)  # names, not server folders
+    assert out.command.startswith("dreamstyle transfer photo.png painting.png -o dreamstyle-transfer-7.png")
+
+
+def test_stop_keeps_the_best_picture_so_far(tmp_path, images):
+    content, style = images
+    settings = web.settings_from_form("transfer", transfer_form(content, style, iterations=50))
+    stop = threading.Event()
+    run = web.WebRun("transfer", settings, tmp_path, stop)
+    seen = 0
+    for _ in run:
+        seen += 1
+        if seen == 3:
+            stop.set()  # the Stop button
+    out = run.outcome
+    assert seen < 50 and out.stopped and out.line.startswith("stopped; the best picture so far is kept")
+    assert read_recipe(out.path)["stopped"] == "interrupted" and out.image.size == (48, 40)
+
+
+def test_a_dream_and_a_hybrid_from_the_page(tmp_path, images):
+    content, style = images
+    dream = web.settings_from_form("dream", {"input_upload": str(content), "weights": "random", "size": 48,
+                                             "iterations": 2, "octaves": 1, "layers": ["relu4_4"], "seed": "1"})
+    assert dream.layers == () and dream.octaves == 1  # the backbone's dream layer: the default
+    _, out = finished(web.WebRun("dream", dream, tmp_path))
+    assert read_recipe(out.path)["command"] == "dream"
+    hybrid = web.settings_from_form("hybrid", {**transfer_form(content, style, iterations=2), "dream_layers": ["auto"]})
+    _, out = finished(web.WebRun("hybrid", hybrid, tmp_path))
+    recipe = read_recipe(out.path)
+    assert recipe["dream_layers"] == ["auto"] and recipe["dream_layers_used"] and "dream layer" in out.line
+
+
+# --- the command and the recipe ------------------------------------------------------------------------
+
+def parsed(command: str, cwd: Path):
+    """The settings the command line makes of ``command`` (run from ``cwd``)."""
+    from dreamstyle.cli import main
+    from dreamstyle.cli.options import split
+
+    words = shlex.split(command)
+    assert words[0] == "dreamstyle"
+    ctx = main.commands[words[1]].make_context(words[1], words[2:])
+    values, outputs = split(settings_for(words[1]), ctx.params)
+    for key in ("content", "input"):
+        if values.get(key) is not None:
+            values[key] = str(cwd / values[key])
+    if values.get("styles"):
+        values["styles"] = tuple(str(cwd / s) for s in values["styles"])
+    return settings_for(words[1])(**values), outputs
+
+
+@pytest.mark.parametrize("tab, more", [
+    ("transfer", {"style_layers": ["relu1_1", "relu3_1"], "content_weight": 7.5, "tv_weight": 0.0}),
+    ("hybrid", {"dream_layers": ["auto", "relu3_3"], "dream_weight": 5e4}),
+])
+def test_the_copy_command_makes_the_same_settings(tmp_path, images, tab, more):
+    content, style = images
+    settings = web.settings_from_form(tab, transfer_form(content, style, **more))
+    command = web.command_for(settings, "out.png", web.display_names(settings))
+    again, outputs = parsed(command, tmp_path)
+    assert again == settings and outputs["output"] == Path("out.png")
+
+
+def test_the_copy_command_reproduces_the_picture(tmp_path, images, runner, monkeypatch):
+    from dreamstyle.cli import main
+
+    content, style = images
+    server = tmp_path / "server"
+    server.mkdir()
+    settings = web.settings_from_form("transfer", transfer_form(content, style, iterations=3))
+    _, out = finished(web.WebRun("transfer", settings, server))
+    monkeypatch.chdir(tmp_path)  # where the user's photo.png and painting.png are
+    result = runner.invoke(main, shlex.split(out.command)[1:] + ["-q"])
+    assert result.exit_code == 0, result.output
+    made = np.asarray(Image.open(tmp_path / out.path.name))
+    assert np.array_equal(made, np.asarray(Image.open(out.path)))
+
+
+def test_a_dropped_picture_restores_its_settings(tmp_path, images):
+    content, style = images
+    form = transfer_form(content, style, iterations=3, style_layers=["relu2_1"], content_weight=2.5)
+    settings = web.settings_from_form("transfer", form)
+    _, out = finished(web.WebRun("transfer", settings, tmp_path))
+    restored = web.restore(out.path)
+    assert restored.tab == "transfer" and sorted(restored.missing) == ["painting.png", "photo.png"]
+    assert restored.form["style_layers"] == ["relu2_1"] and restored.form["iterations"] == 3
+    assert restored.form["weights"] == "random" and restored.form["seed"] == "7"
+    again = web.settings_from_form("transfer", {**restored.form, "content_upload": str(content),
+                                                "styles_upload": [str(style)]})
+    assert again == settings
+    samples = web.settings_from_form("dream", {"input_sample": "chelsea.png", "weights": "random", "size": 40,
+                                               "iterations": 1, "octaves": 1, "seed": "3"})
+    _, dream = finished(web.WebRun("dream", samples, tmp_path))
+    restored = web.restore(dream.path)
+    assert restored.tab == "dream" and restored.missing == [] and restored.form["input_sample"] == "chelsea.png"
+    plain = make_image(tmp_path / "plain.png")
+    with pytest.raises(ImageError, match="plain.png carries no dreamstyle recipe"):
+        web.restore(plain)
+
+
+# --- the page -----------------------------------------------------------------------------------------
+
+def test_one_run_at_a_time_on_the_device(tmp_path):
+    pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
+    page = web.build_page(tmp_path)
+    runs = [fn for fn in page.fns.values() if str(getattr(fn, "api_name", "")).startswith("run_")]
+    assert sorted(fn.api_name for fn in runs) == ["run_dream", "run_hybrid", "run_texture", "run_transfer"]
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in runs} == {("device", 1)}
+
+
+def test_serve_without_gradio_is_one_line(runner, monkeypatch):
+    from dreamstyle.cli import main
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    result = runner.invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: the web page needs Gradio: pip install 'dreamstyle[web]'"
+
+
+# --- in a real browser ------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
+    port = free_port()
+    env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1",
+           "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stderr.readline()
+        assert f"http://127.0.0.1:{port}/" in line, line + proc.stderr.read() if proc.poll() is not None else line
+        yield f"http://127.0.0.1:{port}/", tmp_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_style_transfer_in_a_real_browser(server, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (apt-get install -y chromium; .ci/run installs it)")
+    playwright = pytest.importorskip("playwright.sync_api",
+                                     reason="Playwright is not installed (pip install playwright)")
+    url, served = server
+    files = tmp_path_factory.mktemp("browser")
+    shot = os.environ.get("DREAMSTYLE_SCREENSHOT")
+    if shot:  # the README's picture: the sample photo and painting, pretrained weights, a visible size
+        content, style = [Path(shutil.copy(web.SAMPLES / n, files / n)) for n in ("chelsea.png", "starry_night.jpg")]
+        weights, size, iterations = "pretrained", 160, 15
+    else:
+        content = make_image(files / "photo.png", size=(48, 40))
+        style = make_image(files / "painting.png", size=(48, 40), seed=1, kind="stripes")
+        weights, size, iterations = "random", 48, 5
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(url)
+            page.set_input_files("#transfer-content-upload input[type=file]", str(content))
+            page.set_input_files("#transfer-styles-upload input[type=file]", str(style))
+            expect = playwright.expect
+            expect(page.locator("#transfer-content-upload")).to_contain_text(content.stem)  # uploaded
+            expect(page.locator("#transfer-styles-upload")).to_contain_text(style.stem)
+            page.locator("#transfer-weights").get_by_label(weights).check()
+            for name, value in (("size", str(size)), ("iterations", str(iterations))):
+                box = page.locator(f"#transfer-{name} input[type=number]")
+                box.fill(value)
+                box.press("Enter")
+            page.locator("#transfer-seed textarea, #transfer-seed input").first.fill("11")
+            page.click("#transfer-run")
+            link = page.locator("#transfer-download a").first
+            link.wait_for(timeout=120_000)
+            page.locator("#transfer-picture img").first.wait_for()
+            with page.expect_download() as caught:
+                link.click()
+            downloaded = files / "downloaded.png"
+            caught.value.save_as(downloaded)
+            command = page.locator("#transfer-command textarea").input_value()
+            status = page.locator("#transfer-status").inner_text()
+            if shot:
+                page.screenshot(path=shot, full_page=True)
+        finally:
+            browser.close()
+    with Image.open(downloaded) as img:
+        assert img.format == "PNG" and max(img.size) == size
+    recipe = read_recipe(downloaded)
+    assert recipe["command"] == "transfer" and recipe["iterations"] == iterations and recipe["size"] == size
+    assert recipe["seed"] == 11 and recipe["stopped"] is None and recipe["content"] == content.name
+    assert (recipe["weights"] == "random") == (weights == "random")
+    assert command == (f"dreamstyle transfer {content.name} {style.name} -o dreamstyle-transfer-11.png "
+                       + ("--weights random " if weights == "random" else "")
+                       + f"--seed 11 --size {size} --iterations {iterations}")
+    assert status.startswith("done")
+    folders = list(served.glob("dreamstyle-web-*"))  # the server's temporary folder (TMPDIR), all it wrote
+    assert len(folders) == 1 and any(folders[0].rglob("dreamstyle-transfer-11.png"))
+    assert not any(p for p in served.iterdir() if p not in folders)  # nothing in its current folder
