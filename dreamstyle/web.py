@@ -497,7 +497,6 @@ def friendly(exc: BaseException, paths=()) -> str:
 def require_gradio():
     """Gradio, imported now (with its telemetry off), or one UserError naming the extra."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         import gradio
@@ -706,7 +705,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, device: str | None = None):
                                     show_error=False, max_file_size=MAX_UPLOAD, footer_links=[], theme=theme(gr),
                                     css=CSS, share=False, ssr_mode=False, mcp_server=False, inbrowser=False)
         except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            why = "the port is in use" if "empty port" in str(exc) else (exc.strerror or str(exc))
+            raise UserError(f"cannot listen on {host}:{port}: {why}; pass another --port") from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
