@@ -91,6 +91,15 @@ class _Collected:
         if self.on_frame is not None:
             self.on_frame(FrameDone(index, self.total, image, dict(result.losses), tensor, name, recipe))
 
+    def take(self, result, indices, names, recipes, tag: dict) -> None:
+        """A batch done: its history rows tagged with ``tag``, each picture added with its name and recipe."""
+        for row in result.history:
+            row.update(tag)
+        self.history.extend(result.history)
+        for j, (i, name, recipe) in enumerate(zip(indices, names, recipes)):
+            self.recipe = recipe
+            self.add(i, result, j, name, recipe)
+
 
 def _run_batch(job, item, callback):
     """One item through the runner; a stop comes back as (None, stop, fault) instead of raising."""
@@ -129,26 +138,13 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
         clip = open_clip(clip, s if fps is None else s.replace(fps=fps))
     n = len(clip)
     frames = iter(clip)
-    head = next(frames, None)
-    if head is None:
-        raise ImageError("the clip has no frames")
-    wh = fit_size(head.size, s.size)
-    first_content = to_tensor(head, wh).to(job.device)
-    job.check_item(Item(first_content, wh), head.size)
-    if s.preserve_color and hasattr(job, "set_color_reference"):
-        job.set_color_reference(first_content)  # the style colours follow the first frame, for every frame
+    head, wh = _first_frame(job, frames)
     pending = [head]
     done = _Collected(n, on_frame, keep)
     stopped, fault, first, batch, previous, before = None, "", 0, s.batch, None, None
     if resume is not None:
-        first, previous = resume
-        previous = previous.to(job.device)
-        for _ in range(first):  # the frames done before: only the last one's content is needed
-            image = pending.pop() if pending else next(frames, None)
-            if image is None:
-                raise ImageError(f"the clip has {_} frames, fewer than the {first} done before")
-            before = image
-        before = to_tensor(before, wh).to(job.device)
+        first, previous, before = _skip_done(frames, head, resume, wh, job.device)
+        pending = []
     try:  # Ctrl-C between frames (decoding, writing one) stops the run as one during a frame does
         while True:
             while len(pending) < batch:
@@ -173,14 +169,8 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
                 stopped = stop
                 break
             recipe = _clip_recipe(result.recipe, clip, s)
-            done.recipe = recipe
-            for row in result.history:
-                row["frame"] = first + 1
-                if len(idx) > 1:
-                    row["frames"] = len(idx)
-            done.history.extend(result.history)
-            for j, i in enumerate(idx):
-                done.add(i, result, j, clip.names[i], recipe)
+            tag = {"frame": first + 1, **({"frames": len(idx)} if len(idx) > 1 else {})}
+            done.take(result, idx, [clip.names[i] for i in idx], [recipe] * len(idx), tag)
             previous, before = result.optimized[-1:].detach(), contents[-1]
             first += len(idx)
             pending = pending[len(chunk):]
@@ -193,6 +183,31 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, clip.durations[:k], clip.loop, done.names, done.history, done.recipe,
                           stopped, done.losses, done.tensors, fault, n if stopped else first)
+
+
+def _first_frame(job, frames):
+    """The clip's first frame and the output size; the job checks it (and takes its colours)."""
+    s = job.settings
+    head = next(frames, None)
+    if head is None:
+        raise ImageError("the clip has no frames")
+    wh = fit_size(head.size, s.size)
+    content = to_tensor(head, wh).to(job.device)
+    job.check_item(Item(content, wh), head.size)
+    if s.preserve_color and hasattr(job, "set_color_reference"):
+        job.set_color_reference(content)  # the style colours follow the first frame, for every frame
+    return head, wh
+
+
+def _skip_done(frames, head, resume, wh, device):
+    """Past the ``k`` frames done before (``resume=(k, previous)``): ``(k, previous, frame k's content)``."""
+    k, previous = resume
+    last = head
+    for i in range(1, k):  # only the last one's content is needed
+        last = next(frames, None)
+        if last is None:
+            raise ImageError(f"the clip has {i} frames, fewer than the {k} done before")
+    return k, previous.to(device), to_tensor(last, wh).to(device)
 
 
 def _alphas(frames, wh, device):
@@ -271,16 +286,13 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
             if result is None or (stop is not None and stop is not Stop.DIVERGED):
                 stopped = stop
                 break
-            for row in result.history:
-                row["image"] = paths[chunk[0]].name
-                if len(chunk) > 1:
-                    row["images"] = [paths[i].name for i in chunk]
-            done.history.extend(result.history)
-            for j, i in enumerate(chunk):
-                recipe = {**result.recipe, job.source_key: plain(str(paths[i]), job.recipe_paths),
-                          "inputs": {**result.recipe.get("inputs", {}), paths[i].name: file_hash(paths[i])}}
-                done.recipe = recipe
-                done.add(i, result, j, paths[i].stem, recipe)
+            tag = {"image": paths[chunk[0]].name}
+            if len(chunk) > 1:
+                tag["images"] = [paths[i].name for i in chunk]
+            recipes = [{**result.recipe, job.source_key: plain(str(paths[i]), job.recipe_paths),
+                        "inputs": {**result.recipe.get("inputs", {}), paths[i].name: file_hash(paths[i])}}
+                       for i in chunk]
+            done.take(result, chunk, [paths[i].stem for i in chunk], recipes, tag)
             if stop is not None:
                 stopped = stop
                 break
@@ -325,11 +337,7 @@ def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Ca
                 stopped = stop
                 break
             recipe = {**result.recipe, "frames": frames, "fps": fps}
-            done.recipe = recipe
-            for row in result.history:
-                row["frame"] = first + 1
-            done.history.extend(result.history)
-            done.add(first, result, 0, f"frame_{first + 1:0{digits}d}", recipe)
+            done.take(result, [first], [f"frame_{first + 1:0{digits}d}"], [recipe], {"frame": first + 1})
             previous = result.optimized[-1:].detach()  # as kept for a resume
             first += 1
             if stop is not None:

@@ -61,7 +61,7 @@ class VideoSource:
     number of frames the segment will give (from the header: the last one or two may differ)."""
 
     def __init__(self, path, start: float = 0.0, duration: float | None = None, fps: float | None = None,
-                 max_pixels: int | None = None, max_total: int | None = None):
+                 max_pixels: int | None = None):
         self.av = require_av()
         self.path = Path(path)
         if not self.path.is_file():
@@ -100,10 +100,10 @@ class VideoSource:
         end = length if duration is None else min(length or float("inf"), start + duration)
         self.duration = end - self.start
         self.total = max(1, int(round(self.duration * float(self.fps))))
-        w, h = self.size
-        if max_pixels and w * h > max_pixels:
-            raise ImageError(f"{self.path} is {w}x{h} = {w * h:,} pixels a frame, above the limit of "
-                             f"{max_pixels:,}; raise it with --max-pixels if you trust the file")
+        if max_pixels:  # frames are streamed, not kept: only a frame's size is limited
+            from .clips import _check_pixels
+
+            _check_pixels(self.path, *self.size, 1, max_pixels, max_pixels)
         self.names = _Names(self.total)
         self.durations = _Durations(self.fps)
         self.loop, self.source = 0, str(self.path)
@@ -131,7 +131,7 @@ class VideoSource:
             for frame in self._decoded(container, stream):
                 t = frame.time if frame.time is not None else (held_t or 0) + 1 / float(self.source_fps)
                 while k < self.total and self.start + k * step + tol < t:  # shown by the frame held
-                    yield (held or frame).to_image()
+                    yield (held if held is not None else frame).to_image()
                     k += 1
                 if k >= self.total:
                     return
@@ -247,7 +247,7 @@ class VideoSink:
 
     def close(self) -> Path | None:
         """Finish the file and put it in place; with no frames written, nothing is (None)."""
-        from .writers import _place
+        from .writers import _umask, settle
 
         if self.count == 0:
             self._discard()
@@ -265,10 +265,7 @@ class VideoSink:
         except BaseException:
             self._discard()
             raise
-        if self.overwrite:
-            os.replace(self.tmp, self.path)
-            return self.path
-        return _place(self.tmp, self.path)
+        return settle(self.tmp, self.path, self.overwrite)
 
     def _discard(self) -> None:
         try:
@@ -282,12 +279,6 @@ class VideoSink:
             self.tmp.unlink()
         except (FileNotFoundError, AttributeError):
             pass
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class _Audio:

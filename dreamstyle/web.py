@@ -566,57 +566,78 @@ def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
     restorable: dict = {}
     with gr.Row():
         with gr.Column(scale=1):
-            for name in IMAGES[tab]:
-                c = form_spec(tab, name)
-                many = name == "styles"
-                inputs[f"{name}_upload"] = gr.File(label=f"{c.label}: drop {'images' if many else 'a photo'}",
-                                                   file_count="multiple" if many else "single",
-                                                   file_types=["image"], type="filepath", height=110,
-                                                   elem_id=f"{tab}-{name}-upload")
-                inputs[f"{name}_sample"] = restorable[f"{name}_sample"] = gr.Dropdown(
-                    samples(), value=list(c.default) if many else c.default, multiselect=many,
-                    label=f"or {'samples' if many else 'a sample'} (an upload comes first)", info=c.help,
-                    elem_id=f"{tab}-{name}-sample")
-            message = gr.Markdown(elem_classes=["dreamstyle-message"], elem_id=f"{tab}-message")
-            for name in [n for n in inputs if n.endswith("_upload")]:
-                inputs[name].upload(lambda files: _upload_note(files), inputs[name], message,
-                                    concurrency_limit=None, api_visibility="private")
-            with gr.Row():
-                inputs["backbone"] = restorable["backbone"] = gr.Dropdown(
-                    names, value=backbone.name, label="backbone", info=_help(tab, "backbone"),
-                    elem_id=f"{tab}-backbone")
-                inputs["weights"] = restorable["weights"] = gr.Radio(
-                    ["pretrained", "random"], value="pretrained", label="weights",
-                    info="random: an untrained network (quick tests)", elem_id=f"{tab}-weights")
-            for name in LAYERS[tab]:
-                c = form_spec(tab, name, backbone)
-                inputs[name] = restorable[name] = gr.Dropdown(c.choices, value=c.default, multiselect=True,
-                                                              label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+            message = _picture_inputs(gr, tab, inputs, restorable)
+            _network_inputs(gr, tab, backbone, names, inputs, restorable)
         with gr.Column(scale=1):
-            for name in SLIDERS[tab]:
-                c = form_spec(tab, name)
-                inputs[name] = restorable[name] = gr.Slider(c.minimum, c.maximum, value=c.default, step=c.step,
-                                                            label=c.label, info=c.help, elem_id=f"{tab}-{name}")
-            for name in SWITCHES[tab]:
-                c = form_spec(tab, name)
-                inputs[name] = restorable[name] = gr.Checkbox(value=c.default, label=c.label, info=c.help,
-                                                              elem_id=f"{tab}-{name}")
-            inputs["seed"] = restorable["seed"] = gr.Textbox("", label="seed", info=_help(tab, "seed"),
-                                                             placeholder="empty: a new one each run",
-                                                             elem_id=f"{tab}-seed")
+            _option_inputs(gr, tab, inputs, restorable)
             with gr.Row():
                 run_button = gr.Button("Run", variant="primary", elem_id=f"{tab}-run")
                 stop_button = gr.Button("Stop", variant="stop", elem_id=f"{tab}-stop")
         with gr.Column(scale=1):
-            picture = gr.Image(label="picture", type="pil", interactive=False, format="png", height=360,
-                               elem_id=f"{tab}-picture")
-            status = gr.Markdown(elem_classes=["dreamstyle-status"], elem_id=f"{tab}-status")
-            download = gr.File(label="download (a PNG with its recipe)", interactive=False,
-                               elem_id=f"{tab}-download")
-            command = gr.Textbox(label="copy command: the same picture from a terminal", interactive=False,
-                                 lines=2, buttons=["copy"], elem_id=f"{tab}-command")
-    keys = list(inputs)
+            outputs = _result_outputs(gr, tab)
+    _follow_backbone(gr, tab, inputs)
+    _wire_run(gr, tab, inputs, message, outputs, run_button, stop_button, folder, stops, device)
+    return {"inputs": inputs, "restorable": restorable}
 
+
+def _picture_inputs(gr, tab: str, inputs: dict, restorable: dict):
+    """An upload and a sample list per image role; the message line that uploads report to."""
+    for name in IMAGES[tab]:
+        c = form_spec(tab, name)
+        many = name == "styles"
+        inputs[f"{name}_upload"] = gr.File(label=f"{c.label}: drop {'images' if many else 'a photo'}",
+                                           file_count="multiple" if many else "single",
+                                           file_types=["image"], type="filepath", height=110,
+                                           elem_id=f"{tab}-{name}-upload")
+        inputs[f"{name}_sample"] = restorable[f"{name}_sample"] = gr.Dropdown(
+            samples(), value=list(c.default) if many else c.default, multiselect=many,
+            label=f"or {'samples' if many else 'a sample'} (an upload comes first)", info=c.help,
+            elem_id=f"{tab}-{name}-sample")
+    message = gr.Markdown(elem_classes=["dreamstyle-message"], elem_id=f"{tab}-message")
+    for name in [n for n in inputs if n.endswith("_upload")]:
+        inputs[name].upload(lambda files: _upload_note(files), inputs[name], message,
+                            concurrency_limit=None, api_visibility="private")
+    return message
+
+
+def _network_inputs(gr, tab: str, backbone, names, inputs: dict, restorable: dict) -> None:
+    with gr.Row():
+        inputs["backbone"] = restorable["backbone"] = gr.Dropdown(
+            names, value=backbone.name, label="backbone", info=_help(tab, "backbone"), elem_id=f"{tab}-backbone")
+        inputs["weights"] = restorable["weights"] = gr.Radio(
+            ["pretrained", "random"], value="pretrained", label="weights",
+            info="random: an untrained network (quick tests)", elem_id=f"{tab}-weights")
+    for name in LAYERS[tab]:
+        c = form_spec(tab, name, backbone)
+        inputs[name] = restorable[name] = gr.Dropdown(c.choices, value=c.default, multiselect=True,
+                                                      label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+
+
+def _option_inputs(gr, tab: str, inputs: dict, restorable: dict) -> None:
+    for name in SLIDERS[tab]:
+        c = form_spec(tab, name)
+        inputs[name] = restorable[name] = gr.Slider(c.minimum, c.maximum, value=c.default, step=c.step,
+                                                    label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+    for name in SWITCHES[tab]:
+        c = form_spec(tab, name)
+        inputs[name] = restorable[name] = gr.Checkbox(value=c.default, label=c.label, info=c.help,
+                                                      elem_id=f"{tab}-{name}")
+    inputs["seed"] = restorable["seed"] = gr.Textbox("", label="seed", info=_help(tab, "seed"),
+                                                     placeholder="empty: a new one each run", elem_id=f"{tab}-seed")
+
+
+def _result_outputs(gr, tab: str) -> dict:
+    return {"picture": gr.Image(label="picture", type="pil", interactive=False, format="png", height=360,
+                                elem_id=f"{tab}-picture"),
+            "status": gr.Markdown(elem_classes=["dreamstyle-status"], elem_id=f"{tab}-status"),
+            "download": gr.File(label="download (a PNG with its recipe)", interactive=False,
+                                elem_id=f"{tab}-download"),
+            "command": gr.Textbox(label="copy command: the same picture from a terminal", interactive=False,
+                                  lines=2, buttons=["copy"], elem_id=f"{tab}-command")}
+
+
+def _follow_backbone(gr, tab: str, inputs: dict) -> None:
+    """A new backbone offers its own layers."""
     backbone_outputs = [inputs[name] for name in LAYERS[tab]]
 
     def on_backbone(name):
@@ -628,6 +649,12 @@ def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
 
     inputs["backbone"].change(on_backbone, inputs["backbone"], backbone_outputs, concurrency_limit=None,
                               api_visibility="private")
+
+
+def _wire_run(gr, tab: str, inputs: dict, message, outputs: dict, run_button, stop_button, folder, stops, device):
+    """Run (one at a time on the device, the picture live) and Stop (the best picture so far kept)."""
+    keys = list(inputs)
+    picture, status, download, command = (outputs[k] for k in ("picture", "status", "download", "command"))
 
     def on_run(data, request: gr.Request):
         form = {key: data[inputs[key]] for key in keys}
@@ -656,7 +683,6 @@ def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
     run_button.click(on_run, {inputs[k] for k in keys}, [message, status, picture, download, command],
                      concurrency_limit=1, concurrency_id="device", api_name=f"run_{tab}", show_progress="minimal")
     stop_button.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")
-    return {"inputs": inputs, "restorable": restorable}
 
 
 def _help(tab: str, name: str) -> str:

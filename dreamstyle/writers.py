@@ -157,6 +157,15 @@ def _place(tmp: Path, path: Path) -> Path:
         return target
 
 
+def settle(tmp: Path, path: Path, overwrite: bool) -> Path:
+    """Put the finished temporary file ``tmp`` in place of ``path`` (beside a file that appeared there
+    while the run worked, without ``overwrite``); where it went."""
+    if overwrite:
+        os.replace(tmp, path)
+        return path
+    return _place(tmp, path)
+
+
 def publish(path: str | os.PathLike, write: Callable, overwrite: bool = True) -> Path:
     """Write ``path`` atomically: ``write(fh)`` fills a temporary file beside it, which is then
     renamed into place. Without ``overwrite`` an existing file is never replaced, even one that
@@ -171,10 +180,7 @@ def publish(path: str | os.PathLike, write: Callable, overwrite: bool = True) ->
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-            return path
-        return _place(tmp, path)
+        return settle(tmp, path, overwrite)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -321,3 +321,14 @@ def test_a_zoom_resumes_from_the_last_frame_done(style):
     result = sequence.run_zoom(job, 4, resume=(2, last))
     assert result.names == ["frame_00003", "frame_00004"] and len(result.frames) == 2 and result.total == 4
     assert torch.allclose(starts[0], sequence.zoomed(last, 1.2), atol=1e-6)
+
+
+def test_a_frames_folder_without_its_state_is_not_resumed_or_thrown_away(walk, tmp_path, runner):
+    out = tmp_path / "o.mp4"
+    folder = frames_folder(out)
+    folder.mkdir()
+    (folder / "state.json").write_text("{not json")
+    resumed = run(runner, "dream", walk, "-o", out, *DREAM, "--resume")
+    assert resumed.exit_code == 1 and "holds no run to resume" in resumed.output
+    plain = run(runner, "dream", walk, "-o", out, *DREAM)
+    assert plain.exit_code == 1 and "holds an unfinished run" in plain.output and folder.exists()

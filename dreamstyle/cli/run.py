@@ -244,37 +244,48 @@ def write_sequence(kind: str, settings, out: Outputs, total: int, clip, fps, aud
     """The frames of a run (``run(job, progress, on_frame, keep, resume)``) written as they are done to a
     video (resumable; see :class:`dreamstyle.video.VideoRun`), or kept and written at the end as an
     animation or a folder of frames."""
-    from ..writers import check_clip_output, check_output, precise, write_clip, write_json, writers
+    from ..writers import check_output, writers
 
     video = next((w for w in writers("video") if out.output.suffix.lower() in w.suffixes), None)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
     if video is None:
-        check_clip_output(out.output, out.overwrite, [clip.names[i] for i in range(total)], out.bit_depth,
-                          out.quality)
-        job = make()
-        with FrameProgress(total, out.quiet, title) as progress, sigterm_as_interrupt():
-            result = run(job, progress, progress.frame, True, None)
-        n = len(result.frames)
-        total = result.total or total
-        outbox = Outbox(out.overwrite)
-        written = out.output
-        with signals_deferred() as received:
-            if n:
-                frames = result.frames
-                if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
-                    frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
-                written = write_clip(frames, out.output, result.durations, result.loop, result.names,
-                                     None if out.recipe == "none" else result.recipe, out.overwrite, outbox,
-                                     bit_depth=out.bit_depth, quality=out.quality)
-            if out.log_json is not None:
-                write_json(out.log_json, result.history, out.overwrite, outbox)
-        where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
-        report(result.stopped, where if result.stopped else f"wrote {written} ({n} frames)", out, result, received,
-               frame=n + 1, rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"), outbox=outbox,
-               what="clip")
-        return
+        _write_kept(settings, out, total, clip, make, run, title)
+    else:
+        _write_video(settings, out, total, fps, audio_from, make, run, title, video)
+
+
+def _write_kept(settings, out: Outputs, total: int, clip, make, run, title) -> None:
+    """The frames kept, then written as one animation or a folder of frames."""
+    from ..writers import check_clip_output, precise, write_clip, write_json
+
+    check_clip_output(out.output, out.overwrite, [clip.names[i] for i in range(total)], out.bit_depth, out.quality)
+    job = make()
+    with FrameProgress(total, out.quiet, title) as progress, sigterm_as_interrupt():
+        result = run(job, progress, progress.frame, True, None)
+    n = len(result.frames)
+    total = result.total or total
+    outbox = Outbox(out.overwrite)
+    written = out.output
+    with signals_deferred() as received:
+        if n:
+            frames = result.frames
+            if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
+                frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
+            written = write_clip(frames, out.output, result.durations, result.loop, result.names,
+                                 None if out.recipe == "none" else result.recipe, out.overwrite, outbox,
+                                 bit_depth=out.bit_depth, quality=out.quality)
+        if out.log_json is not None:
+            write_json(out.log_json, result.history, out.overwrite, outbox)
+    where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
+    report(result.stopped, where if result.stopped else f"wrote {written} ({n} frames)", out, result, received,
+           frame=n + 1, rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"), outbox=outbox, what="clip")
+
+
+def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run, title, video) -> None:
+    """Each frame encoded as it is done (and kept for --resume until the video is complete)."""
     from ..video import VideoRun, check_crf
+    from ..writers import check_output, write_json
 
     for name, value in (("--bit-depth", out.bit_depth not in (None, 8)), ("--quality", out.quality is not None)):
         if value:
@@ -297,11 +308,12 @@ def write_sequence(kind: str, settings, out: Outputs, total: int, clip, fps, aud
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
     n = vrun.done
-    if result.stopped or received:
-        where = (f"the {n} of {result.total or total} frames done are in {written} (--resume goes on from there)"
-                 if written else "nothing was written")
-    else:
+    if not (result.stopped or received):
         where = f"wrote {written} ({n} frames)"
+    elif written:
+        where = f"the {n} of {result.total or total} frames done are in {written} (--resume goes on from there)"
+    else:
+        where = "nothing was written"
     report(result.stopped, where, out, result, received, frame=n + 1, rescue=rescue_line(outbox, "log"),
            outbox=outbox, what="clip")
 
