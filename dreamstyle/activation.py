@@ -21,7 +21,7 @@ import torch
 from .errors import OptionError
 from .terms import Region, StatTerm
 
-OBJECTIVES = ("mean", "l2")
+OBJECTIVES = ("mean", "l2", "strongest", "weakest")  # the last two: strongest:K / weakest:K
 
 
 @dataclass(frozen=True)
@@ -161,23 +161,37 @@ def _region_mean(values: torch.Tensor, region: Region | None) -> torch.Tensor:
     return values[:, y0:y1, x0:x1].sum() / (values.shape[0] * region.count)
 
 
+def parse_objective(objective: str) -> tuple[str, int]:
+    """``"strongest:8"`` -> ("strongest", 8); ``"mean"`` -> ("mean", 0)."""
+    mode, _, k = str(objective).partition(":")
+    if mode not in OBJECTIVES or (mode in ("mean", "l2")) != (not k) or (k and not k.isdigit()) or k == "0":
+        raise OptionError(f"--objective {objective!r}: choose mean, l2, strongest[:K] or weakest[:K]")
+    if mode in ("strongest", "weakest") and not k:
+        from .settings import DEFAULT_PICK
+
+        k = str(DEFAULT_PICK)
+    return mode, int(k or 0)
+
+
 class ActivationLoss(SpatialTerm):
     """Minus the mean (or mean square, ``objective="l2"``) activation of the targets: maximizes them.
 
     A whole layer or a set of channels is averaged over channels and positions; a neuron is one
-    value. Targets add up with their weights.
+    value. Targets add up with their weights. ``objective="strongest:K"`` (or ``"weakest:K"``)
+    maximizes the mean of the K channels of each whole-layer target that the content image excites
+    most (least), picked once, at the first stage, and kept (neural-dream's channel modes).
     """
 
     def __init__(self, layers="relu4_4", objective: str = "mean"):
         super().__init__()
-        if objective not in OBJECTIVES:
-            raise OptionError(f"--objective {objective!r}: choose mean or l2")
+        self.mode, self.k = parse_objective(objective)
         self.targets = parse_targets(layers)
         if not self.targets:
             raise OptionError("the activation term needs at least one layer")
         self.objective = objective
         self.layers = list(dict.fromkeys(t.layer for t in self.targets))
         self.position_scale = (1.0, 1.0)
+        self.picked: dict[str, tuple[int, ...]] = {}  # strongest / weakest: the channels of each layer
 
     def describe(self) -> str:
         return f"{self.objective} activation of " + ", ".join(str(t) for t in self.targets)
@@ -185,6 +199,19 @@ class ActivationLoss(SpatialTerm):
     def prepare(self, ctx, extract):
         # Neuron positions are given at the final size; earlier (smaller) octaves scale them.
         self.position_scale = tuple(ctx.options.get("position_scale", (1.0, 1.0)))
+        if self.mode in ("strongest", "weakest") and (ctx.options.get("stage", 1) == 1 or not self.picked):
+            self.picked = {}
+            self.pick(extract(ctx.first("content")))
+
+    @torch.no_grad()
+    def pick(self, feats) -> None:
+        """The K channels of each whole layer with the highest (lowest) mean activation in ``feats``."""
+        for t in self.targets:
+            if t.channels is None and t.layer not in self.picked:
+                means = feats[t.layer].float().mean(dim=(0, 2, 3))
+                k = min(self.k, means.numel())
+                order = means.topk(k, largest=self.mode == "strongest").indices
+                self.picked[t.layer] = tuple(int(c) for c in order)
 
     def _neuron(self, t: DreamTarget, f: torch.Tensor, region: Region | None):
         full = region.grid if region is not None else tuple(f.shape[-2:])
@@ -206,12 +233,13 @@ class ActivationLoss(SpatialTerm):
                 v = self._neuron(t, f, region)
                 if v is None:
                     continue
-                v = v * v if self.objective == "l2" else v
+                v = v * v if self.mode == "l2" else v
             else:
-                if t.channels is not None:
-                    f = f[:, list(t.channels)]
+                channels = t.channels if t.channels is not None else self.picked.get(t.layer)
+                if channels is not None:
+                    f = f[:, list(channels)]
                 f = f.float()
-                per_position = (f * f if self.objective == "l2" else f).mean(1)
+                per_position = (f * f if self.mode == "l2" else f).mean(1)
                 v = _region_mean(per_position, region)
             total = total - t.weight * v
         return total

@@ -85,22 +85,23 @@ def autograd_gradient(evaluate):
 
 
 class _Best:
-    """The best image measured so far, kept on the device (a comparison, no host sync)."""
+    """The best image measured so far, kept on the device (a comparison, no host sync).
+    ``current()``: the image now measured (the pixels, or a parametrization's decoded picture)."""
 
-    def __init__(self, param):
-        self.param = param
-        self.image = param.detach().clone()
-        self.loss = torch.full((), math.inf, device=param.device)
+    def __init__(self, current):
+        self.current = current
+        self.image = current().clone()
+        self.loss = torch.full((), math.inf, device=self.image.device)
         self.total = self.values = None
 
     def measure(self, total, values, logged: bool = True):
-        """Compare the image now in ``param`` with the best; ``logged``: its loss is the one a step reports
+        """Compare the image now measured with the best; ``logged``: its loss is the one a step reports
         (a step's first measurement: the image the step starts from, not a line search's trials)."""
         with torch.no_grad():
             t = total.detach().float()
             better = t < self.loss  # NaN compares False: the best image is never a diverged one
             self.loss.copy_(torch.where(better, t, self.loss))
-            self.image.copy_(torch.where(better, self.param.detach(), self.image))
+            self.image.copy_(torch.where(better, self.current(), self.image))
         if logged:
             self.total, self.values = t, values.detach()
         return total
@@ -114,43 +115,57 @@ class _Best:
 def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str], *, iterations: int,
              optimizer: str = "lbfgs", lr: float | None = None, callback: Callable[[StepEvent], None] | None = None,
              log_every: int = 1, snapshot_every: int = 0, stage: int = 1, stages: int = 1,
-             gradient: Callable | None = None, label: str = "", pixel_scale: float = 255.0) -> StageResult:
+             gradient: Callable | None = None, label: str = "", pixel_scale: float = 255.0,
+             param=None, project: Callable | None = None) -> StageResult:
     """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``iterations`` steps; return the
     best image measured. The optimizer works on pixel values times ``pixel_scale`` (0-255, as
     neural-style does), so learning rates are in those units. ``evaluate(image) -> (total, values)``
     takes the [0, 1] image; ``values`` is a 1-D tensor aligned with ``names``. ``gradient`` may
     replace the single backward (jitter, tiles): it must leave d total / d param in ``param.grad``,
-    and with ``backward=False`` (under no_grad) only score the image."""
+    and with ``backward=False`` (under no_grad) only score the image. ``param``: a parametrization
+    (:mod:`dreamstyle.param`) the optimizer moves instead of the pixels; ``project(pixels, scale)``: what
+    becomes of the pixels (times ``pixel_scale``) after each step (a blur, a decay)."""
     if iterations < 1:
         raise OptionError("iterations must be at least 1")
     scale = float(pixel_scale)
-    param = (init.detach() * scale).requires_grad_(True)
     spec = get_optimizer(optimizer)
-    opt = make_optimizer(optimizer, [param], lr, scale)
     grad_fn = gradient or autograd_gradient(evaluate)
-    best = _Best(param)
-    if param.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(param.device)
-    loop = _Loop(param, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback, scale)
+    if param is None:
+        variable = (init.detach() * scale).requires_grad_(True)
+        opt = make_optimizer(optimizer, [variable], lr, scale)
+        current = variable.detach
+    else:
+        variable = param.encode(init).requires_grad_(True)
+        opt = make_optimizer(optimizer, [variable], lr, param.step_scale)
+        grad_fn, current = decoded(param, variable, grad_fn, scale)
+    clamp = spec.clamp and param is None
+    best = _Best(current)
+    if variable.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(variable.device)
+    loop = _Loop(current, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback, scale,
+                 (init.shape[-1], init.shape[-2]))
 
     calls = [0]
 
     def closure():
         opt.zero_grad(set_to_none=True)
         calls[0] += 1
-        return best.measure(*grad_fn(param, scale), logged=calls[0] == 1)
+        return best.measure(*grad_fn(variable, scale), logged=calls[0] == 1)
 
     stopped = memory = None
     try:
         for step in range(1, iterations + 1):
             calls[0] = 0
             opt.step(closure)
-            if spec.clamp:
+            if project is not None and param is None:
                 with torch.no_grad():
-                    param.clamp_(0, scale)
+                    variable.copy_(project(variable, scale))
+            if clamp:
+                with torch.no_grad():
+                    variable.clamp_(0, scale)
             if step == iterations:  # the image after the last step is measured too, so that it can win
                 with torch.no_grad():
-                    best.measure(*grad_fn(param, scale, backward=False))
+                    best.measure(*grad_fn(variable, scale, backward=False))
             if loop.step(step):
                 stopped = Stop.DIVERGED
                 break
@@ -159,10 +174,10 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
     except Exception as exc:  # out of memory stops like Ctrl-C, keeping the best image; the rest propagates
         if not is_out_of_memory(exc):
             raise
-        stopped, memory = Stop.OUT_OF_MEMORY, memory_report(param.device, exc, loop.size)
+        stopped, memory = Stop.OUT_OF_MEMORY, memory_report(variable.device, exc, loop.size)
         opt.state.clear()
-        param.grad = None
-        if param.device.type == "cuda":
+        variable.grad = None
+        if variable.device.type == "cuda":
             torch.cuda.empty_cache()
     finite = best.finite
     if stopped is None and not finite:
@@ -171,15 +186,34 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
     return StageResult(image, float(best.loss), loop.done, stopped, loop.history, memory)
 
 
+def decoded(param, variable, gradient, scale):
+    """A parametrization's gradient (the wrapped ``gradient`` of the decoded picture, carried back to
+    ``variable`` by the chain rule) and ``current()``, the picture its variable decodes to now."""
+    with torch.no_grad():
+        last = [param.decode(variable) * scale]
+
+    def through(z, scale, backward=True):
+        with torch.set_grad_enabled(backward):
+            pixels = param.decode(z) * scale
+        last[0] = pixels.detach()
+        leaf = last[0].clone().requires_grad_(backward)
+        total, values = gradient(leaf, scale, backward)
+        if backward and leaf.grad is not None:
+            pixels.backward(leaf.grad)
+        return total, values
+
+    return through, lambda: last[0]
+
+
 class _Loop:
     """The per-step bookkeeping: events, logged losses, snapshots."""
 
-    def __init__(self, param, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback,
-                 scale):
-        self.param, self.best, self.names = param, best, list(names)
+    def __init__(self, current, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback,
+                 scale, size):
+        self.current, self.best, self.names = current, best, list(names)
         self.iterations, self.log_every, self.snapshot_every = iterations, max(1, log_every), snapshot_every
         self.stage, self.stages, self.label, self.callback, self.scale = stage, stages, label, callback, scale
-        self.size = (param.shape[-1], param.shape[-2])
+        self.size = size
         self.history: list[dict] = []
         self.done = 0
         self.start = time.perf_counter()
@@ -194,13 +228,14 @@ class _Loop:
         if step % self.log_every == 0 or final:
             event.total = float(self.best.total)
             event.losses = dict(zip(self.names, self.best.values.tolist()))
-            if self.param.device.type == "cuda":
-                event.memory = torch.cuda.max_memory_allocated(self.param.device)
+            device = self.best.image.device
+            if device.type == "cuda":
+                event.memory = torch.cuda.max_memory_allocated(device)
             self.history.append(event.to_record())
             diverged = not math.isfinite(event.total)
         if self.snapshot_every and (step % self.snapshot_every == 0 or final):
             # the last snapshot is the stage's result: the best image measured
-            shown = self.best.image if final and self.best.finite else self.param.detach()
+            shown = self.best.image if final and self.best.finite else self.current()
             event.snapshot = (shown / self.scale).clamp(0, 1).to("cpu", copy=True)
         if self.callback is not None:
             self.callback(event)

@@ -51,6 +51,8 @@ class Plan:
     start: torch.Tensor
     objective: object  # dreamstyle.objective.Objective, prepared
     gradient: Callable  # (param, scale, backward=True) -> (total, values)
+    param: object = None  # a parametrization the optimizer moves instead of the pixels (dreamstyle.param)
+    project: Callable | None = None  # after each step, (pixels x scale, scale) -> pixels: blur, decay
 
 
 @dataclass
@@ -144,9 +146,9 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
         plan = job.plan(item, stage, image)
         s = job.settings
         return plan, optimize(plan.start, None, plan.objective.names, iterations=item.iterations or stage.iterations,
-                        optimizer=s.optimizer, lr=job.lr, callback=on_event, log_every=s.log_every,
+                        optimizer=job.optimizer, lr=job.lr, callback=on_event, log_every=s.log_every,
                         snapshot_every=snapshot_every, stage=stage.index, stages=count, gradient=plan.gradient,
-                        label=stage.label)
+                        label=stage.label, param=plan.param, project=plan.project)
     except KeyboardInterrupt:
         return plan, StageResult(None, math.inf, 0, Stop.INTERRUPTED)
     except Exception as exc:

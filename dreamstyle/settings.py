@@ -43,6 +43,9 @@ TV_WEIGHT = 3e4
 TEMPORAL_WEIGHT = 1e3
 DREAM_WEIGHT = 1e5  # the hybrid's --dream-weight: with vgg19 and the default content 5 / style 100, dreams
 # show and the photo and the style stay (5e4 barely shows, 1e6 is all dream)
+DEFAULT_PICK = 8  # dream --objective strongest / weakest: channels picked when K is not given
+GRADIENTS = ("plain", "lapnorm")  # dream --gradient (dreamstyle.lapnorm)
+PARAMS = ("pixel", "fft")  # dream --param (dreamstyle.param)
 DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
 TRANSFER_INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "histogram")
@@ -251,6 +254,25 @@ def loss_specs(value, flag):
     return out
 
 
+def dream_objective(value, flag):
+    """``mean``, ``l2``, ``strongest[:K]`` or ``weakest[:K]`` (normalized: K spelled out)."""
+    mode, colon, k = str(value).partition(":")
+    if mode in ("mean", "l2") and not colon:
+        return mode
+    if mode in ("strongest", "weakest"):
+        if not colon:
+            return f"{mode}:{DEFAULT_PICK}"
+        if k.strip().isdigit():
+            return f"{mode}:{whole(1, 100_000)(int(k), flag + ' ' + mode + ':K')}"
+    raise OptionError(f"{flag} {value!r}: choose mean, l2, strongest[:K] or weakest[:K] (K channels, like strongest:8)")
+
+
+def transform_list(value, flag):
+    from .transforms import parse_transforms
+
+    return parse_transforms(value, flag)
+
+
 def specs(value, flag):
     """Dream targets: a spec, several, or {spec: weight} -> a tuple of spec strings."""
     if value is None:
@@ -349,10 +371,12 @@ TILE_HELP = ("Make pictures larger than this in tiles of this size, exactly (bou
 TILE_OVERLAP_HELP = "Context around each tile, px (the deepest layer's receptive field)."
 
 
-def registered(kind: str):
+def registered(kind: str, allow_none: bool = False):
     """A name that a registry (filled by plugins) must know: checked when the job runs."""
 
     def check(value, flag):
+        if value is None and allow_none:
+            return None
         if not isinstance(value, str) or not value.strip():
             raise OptionError(f"{flag} must name a {kind}, not {value!r}")
         return value.strip()
@@ -589,16 +613,30 @@ class DreamSettings(SequenceOptions, Settings):
                         check=specs, flag="--layer", multiple=True, metavar="SPEC", type=str,
                         default_text="the backbone's dream layer", complete="layer")
     iterations: int = opt(10, "Steps per octave.", check=whole(1, MAX_ITERATIONS))
-    optimizer: str = opt("normalized", "normalized: DeepDream's gradient ascent step; or any registered optimizer.",
-                         check=registered("optimizer"))
+    optimizer: str | None = opt(None, "normalized: DeepDream's gradient ascent step; or any registered optimizer.",
+                                check=registered("optimizer", allow_none=True), type=str,
+                                default_text="normalized; adam with --param fft")
     lr: float | None = opt(None, "Step size: mean pixel change per step, 0-255 units.", flag="--step",
                            check=number(0.0, above=True, allow_none=True), type=float,
                            default_text=f"{DREAM_STEP:g}")
-    objective: str = opt("mean", "Maximize the mean activation, or the mean square (the original's L2).",
-                         check=choice("mean", "l2"), type=("mean", "l2"))
+    objective: str = opt("mean", "mean: the mean activation; l2: its mean square (the original's); "
+                         "strongest[:K] / weakest[:K]: the K channels of each layer the input excites most / least "
+                         f"(picked once, at the first octave; K={DEFAULT_PICK} if not given).",
+                         check=dream_objective, type=str, metavar="MODE")
     octaves: int = opt(4, "Number of octaves (image scales).", check=whole(1, MAX_OCTAVES))
     octave_scale: float = opt(1.4, "Size ratio between octaves (detail is carried up).", check=number(1.0, 16.0))
-    jitter: int = opt(32, "Random roll each step, px.", check=whole(0, 4096))
+    jitter: int = opt(32, "Random roll each step, px (the jitter of --transforms).", check=whole(0, 4096))
+    transforms: str = opt("jitter", "Random transformations before each step, the gradient taken through them: "
+                          "jitter (by --jitter), scale[=F] (a factor in 1±F, 0.05), rotate[=D] (±D degrees, 5), flip; "
+                          "comma separated, or none.", check=transform_list, metavar="LIST")
+    gradient: str = opt("plain", "lapnorm: normalize each band of the gradient's Laplacian pyramid (large shapes "
+                        "grow as well as fine detail); plain: as it is.", check=choice(*GRADIENTS), type=GRADIENTS)
+    param: str = opt("pixel", "What the optimizer moves: pixel, or fft (a decorrelated-colour Fourier spectrum: "
+                     "readable visualizations from --init noise).", check=choice(*PARAMS), type=PARAMS)
+    blur: float = opt(0.0, "Blur the picture by this Gaussian sigma (px) after each step: a smoothness regularizer.",
+                      check=number(0.0, 8.0))
+    decay: float = opt(0.0, "Pull the picture toward grey by this fraction after each step: an L2 decay regularizer.",
+                       check=number(0.0, 0.5))
     tile: int = opt(1024, "Images larger than this are dreamed in tiles of this size (bounded memory); 0: never.",
                     check=whole(0, MAX_SIDE))
     tile_overlap: int | None = opt(None, "Extra context around each tile, px.", check=whole(0, 4096, allow_none=True),
@@ -622,6 +660,9 @@ class DreamSettings(SequenceOptions, Settings):
     def check_together(self) -> None:
         if self.input is None and self.init != "noise":
             raise OptionError("give an input image (or --init noise to dream from noise)")
+        if self.param == "fft" and (self.blur or self.decay):
+            raise OptionError(f"{'--blur' if self.blur else '--decay'} acts on pixels; with --param fft the "
+                              "spectrum's 1/frequency scale already favours smooth pictures (use --param pixel)")
         if not self.zoom_frames and (self.zoom != 1.05 or self.rotate):
             raise OptionError(f"{'--zoom' if self.zoom != 1.05 else '--rotate'} goes with --zoom-frames N "
                               "(an infinite zoom)")

@@ -89,7 +89,7 @@ def test_activation_values_for_layer_channels_neuron_and_l2():
     assert torch.allclose(ActivationLoss("a:2@4,5")(feats, image), -f[0, 2, 4, 5])
     assert torch.allclose(ActivationLoss("a", objective="l2")(feats, image), -(f * f).mean())
     assert torch.allclose(ActivationLoss(["a=0.5", "a:0"])(feats, image), -0.5 * f.mean() - f[:, 0].mean())
-    with pytest.raises(OptionError, match="mean or l2"):
+    with pytest.raises(OptionError, match="mean, l2, strongest"):
         ActivationLoss("a", objective="max")
 
 
@@ -228,7 +228,7 @@ def test_noise_init_visualizes_a_channel_and_a_neuron(vgg):
 
 
 @pytest.mark.parametrize("kw, words", [
-    ({"optimizer": "normalised"}, "'normalized'"), ({"objective": "max"}, "mean or l2"), ({"octaves": 0}, "octaves"),
+    ({"optimizer": "normalised"}, "'normalized'"), ({"objective": "max"}, "mean, l2, strongest"), ({"octaves": 0}, "octaves"),
     ({"octave_scale": 0.5}, "octave-scale"), ({"jitter": -1}, "jitter"), ({"tile": 8}, "minimum"),
     ({"lr": -1.0}, "step"),
 ])

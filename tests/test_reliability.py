@@ -293,7 +293,7 @@ def test_unknown_init_suggests_the_closest(images, tmp_path, runner):
     ("--loss", "activation=1:layers", ["KEY=VALUE", "'layers'"], 1),
     ("--loss", "activation=1:layers=fc7", ["'activation'", "'fc7'", "vgg19 does not have", "dreamstyle layers vgg19"],
      1),
-    ("--loss", "activation=1:objective=max", ["max", "mean or l2"], 1),
+    ("--loss", "activation=1:objective=max", ["max", "mean, l2, strongest"], 1),
     ("--style-layers", "relu1_1=x", ["'x'", "relu1_1", "not a number"], 1),
     ("--style-blend", "1,x", ["--style-blend"], 1),
 ])

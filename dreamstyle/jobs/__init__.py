@@ -41,10 +41,14 @@ class Job:
     def __init__(self, settings, session, recipe_paths: str = "full"):
         self.settings, self.session = settings, session
         self.seed = settings.seed if settings.seed is not None else random.randrange(2**31)
-        get_optimizer(settings.optimizer)  # an unknown name is one line, before any work
+        self.optimizer = self.default_optimizer() if settings.optimizer is None else settings.optimizer
+        get_optimizer(self.optimizer)  # an unknown name is one line, before any work
         self.lr = settings.lr
         self.recipe_paths = recipe_paths
         self.notes: dict = {}  # what the job resolved, for the recipe (layers, auto choices, sizes)
+
+    def default_optimizer(self) -> str:
+        return "lbfgs"
 
     @property
     def backbone(self):

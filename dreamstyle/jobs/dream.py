@@ -10,12 +10,15 @@ from ..activation import check_positions, check_targets, parse_targets
 from ..color import match_color_histogram, recombine_luminance
 from ..errors import OptionError
 from ..images import alpha_of, fit_size, to_tensor
+from ..lapnorm import normalized
 from ..objective import extra_terms, term
+from ..param import make_param
 from ..runner import Item, Plan
 from ..schedule import Stage, octave_stages
 from ..settings import DEFAULT_SIZE, DREAM_STEP, DreamSettings
 from ..termspec import TermContext
 from ..tiling import default_overlap
+from ..transforms import Transforms, through
 from . import Job, nothing_to_optimize, resized, with_alpha
 
 GUIDE_MAX_SIZE = 512  # the guide image's long side is capped: its features are matched everywhere
@@ -50,8 +53,14 @@ class DreamJob(Job):
         self.lr = DREAM_STEP if s.lr is None else s.lr
         self.overlap = s.tile_overlap if s.tile_overlap is not None else default_overlap(bb, self.objective.layers,
                                                                                          s.tile)
+        self.transforms = Transforms.from_spec(s.transforms, s.jitter)
         self.notes.update(layers_used=[str(t) for t in self.targets], tile_overlap_used=self.overlap, step=self.lr)
         self._detail = None  # what the octaves so far added to the base, at the last octave's size
+
+    def default_optimizer(self) -> str:
+        """DeepDream's normalized step on pixels; Adam on a spectrum (lucent's choice), whose
+        per-coefficient scaling keeps the 1/frequency weights from drowning the detail."""
+        return "adam" if self.settings.param == "fft" else "normalized"
 
     # --- items ----------------------------------------------------------------------------------------
     def still_item(self) -> Item:
@@ -107,8 +116,17 @@ class DreamJob(Job):
             "stage": stage.index, "size": wh, "position_scale": (wh[1] / full[1], wh[0] / full[0])},
             masks=self.masks_at(wh, item))
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))
+        self._note_picked()
         s = self.settings
-        return Plan(start, self.objective, self.gradient(self.objective, s.jitter, s.tile, self.overlap))
+        gradient = self.gradient(self.objective, self.transforms.jitter, s.tile, self.overlap)
+        gradient = normalized(through(gradient, self.transforms), s.gradient)
+        return Plan(start, self.objective, gradient, make_param(s.param, start), regularizer(s.blur, s.decay))
+
+    def _note_picked(self) -> None:
+        """--objective strongest / weakest: the recipe names the channels the input picked."""
+        for _, t, _ in self.objective.leaves:
+            if getattr(t, "picked", None):
+                self.notes["channels_picked"] = {layer: list(c) for layer, c in t.picked.items()}
 
     def after(self, item: Item, stage: Stage, best):
         self._detail = best - resized(self.base(item), stage.size)
@@ -128,3 +146,22 @@ class DreamJob(Job):
 
     def oom_message(self, stage, memory, stages, hints=()) -> str:
         return super().oom_message(stage, memory, stages, (*hints, *self.tile_hint(stage, self.settings.tile)))
+
+
+def regularizer(blur: float, decay: float):
+    """What becomes of the pixels after each step: a Gaussian blur of ``blur`` px, then a pull of
+    ``decay`` toward grey (Yosinski et al.'s regularizers); None for neither."""
+    if not blur and not decay:
+        return None
+    from torchvision.transforms.functional import gaussian_blur
+
+    def project(pixels, scale):
+        side = min(pixels.shape[-2:])
+        k = min(2 * max(1, round(3 * blur)) + 1, side if side % 2 else side - 1)  # a kernel the picture holds
+        if blur and k >= 3:
+            pixels = gaussian_blur(pixels, [k, k], [blur, blur])
+        if decay:
+            pixels = 0.5 * scale + (1.0 - decay) * (pixels - 0.5 * scale)
+        return pixels
+
+    return project

@@ -1,0 +1,241 @@
+"""Feature visualization: transforms, lapnorm, the fft parametrization, strongest / weakest channels,
+blur and decay, the dream's loss terms. Random weights and tiny images throughout."""
+
+import math
+
+import pytest
+import torch
+
+from dreamstyle import dream, engine, lapnorm, transforms
+from dreamstyle.activation import ActivationLoss
+from dreamstyle.backbones import load_backbone
+from dreamstyle.errors import OptionError
+from dreamstyle.jobs.dream import regularizer
+from dreamstyle.param import FourierParam
+
+from helpers import make_image
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    torch.manual_seed(0)
+    return load_backbone("vgg19", weights="random")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    return make_image(tmp_path / "photo.png", (40, 32))
+
+
+def tiny(loaded, **kw):
+    return {"loaded": loaded, "size": 32, "octaves": 1, "iterations": 2, "seed": 0, "device": "cpu", **kw}
+
+
+def weighted_sum(weights):
+    """An engine gradient of sum(weights * image): its true gradient is ``weights / scale``."""
+
+    def gradient(param, scale, backward=True):
+        total = (weights * (param / scale)).sum()
+        if backward:
+            total.backward()
+        return total, total.detach().reshape(1)
+
+    return gradient
+
+
+# --- transforms ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, normal", [
+    ("jitter", "jitter"), ("rotate,jitter", "jitter,rotate=5"), ("scale=0.1, flip", "scale=0.1,flip"),
+    ("none", ""), ("", ""), ("jitter,scale,rotate,flip", "jitter,scale=0.05,rotate=5,flip"),
+])
+def test_transform_lists_parse_to_a_normal_form(spec, normal):
+    assert transforms.parse_transforms(spec) == normal
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("jiter", "choose among jitter, scale"), ("scale=2", "at most 0.5"), ("rotate=x", "must be a number"),
+    ("jitter=4", "--jitter PX"), ("flip=1", "takes no strength"),
+])
+def test_bad_transform_lists_say_what_is_wrong(spec, words):
+    with pytest.raises(OptionError, match=words):
+        transforms.parse_transforms(spec)
+
+
+def test_the_gradient_is_taken_exactly_through_a_scale_and_rotation():
+    torch.manual_seed(3)
+    weights = torch.randn(1, 3, 12, 16)
+    t = transforms.Transforms(scale=0.2, rotate=20.0)
+    param = (torch.rand(1, 3, 12, 16) * 255).requires_grad_(True)
+    torch.manual_seed(7)
+    transforms.through(weighted_sum(weights), t)(param, 255.0)
+    torch.manual_seed(7)
+    draw = t.draw()
+    assert draw[0] != 1.0 and draw[1] != 0.0
+    x = param.detach().clone().requires_grad_(True)
+    (weights * transforms.apply(x, draw) / 255.0).sum().backward()  # the objective of the moved picture
+    assert torch.allclose(param.grad, x.grad, atol=1e-7)
+    assert not torch.allclose(param.grad, weights / 255.0)  # it moved: the gradient is not the plain one
+
+
+def test_a_flip_is_undone_exactly_on_the_gradient():
+    weights = torch.randn(1, 3, 8, 10)
+    t = transforms.Transforms(flip=True)
+    for seed in range(8):  # both outcomes of the coin
+        param = torch.rand(1, 3, 8, 10).mul(255).requires_grad_(True)
+        torch.manual_seed(seed)
+        flipped = t.draw()[2]
+        torch.manual_seed(seed)
+        transforms.through(weighted_sum(weights), t)(param, 255.0)
+        expected = torch.flip(weights, (3,)) if flipped else weights
+        assert torch.equal(param.grad, expected / 255.0)
+
+
+def test_a_warp_with_no_scale_or_angle_is_the_identity_and_keeps_the_range():
+    x = torch.rand(2, 3, 9, 13)
+    assert torch.allclose(transforms.warp(x, 1.0, 0.0), x, atol=1e-5)
+    moved = transforms.warp(x, 0.9, math.radians(10))
+    assert moved.shape == x.shape and moved.min() >= 0 and moved.max() <= 1
+
+
+def test_dream_with_transforms_raises_the_activation_and_records_them(vgg, photo):
+    result = dream(photo, "relu2_1", transforms="jitter,scale=0.1,rotate,flip", lr=5.0, **tiny(vgg, iterations=6))
+    rows = result.history
+    assert rows[-1]["total"] < rows[0]["total"]
+    assert result.recipe["transforms"] == "jitter,scale=0.1,rotate=5,flip"
+    plain = dream(photo, "relu2_1", **tiny(vgg, iterations=4))
+    assert not torch.equal(plain.tensor, result.tensor)
+
+
+def test_no_transforms_means_no_jitter_either(vgg, photo):
+    a = dream(photo, "relu2_1", transforms="none", **tiny(vgg, iterations=3, jitter=16))
+    b = dream(photo, "relu2_1", **tiny(vgg, iterations=3, jitter=0))
+    assert torch.equal(a.tensor, b.tensor)
+
+
+# --- lapnorm -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 23, 17), (1, 3, 5, 3)])
+def test_a_laplacian_pyramid_adds_back_up_to_the_picture(shape):
+    x = torch.randn(shape)
+    bands = lapnorm.split(x)
+    assert len(bands) >= 2 and bands[0].shape == x.shape
+    assert torch.allclose(lapnorm.merge(bands), x, atol=1e-5)
+
+
+def test_lapnorm_gives_every_band_the_same_weight():
+    torch.manual_seed(0)
+    fine = torch.randn(1, 3, 64, 64)  # white noise: almost all of it in the finest band
+    smooth = torch.nn.functional.interpolate(torch.randn(1, 3, 4, 4), size=(64, 64), mode="bilinear")
+    g = fine + 0.05 * smooth
+    out = lapnorm.normalize(g)
+    low = lambda t: lapnorm.split(t)[-1].square().mean() / t.square().mean()  # noqa: E731
+    assert low(out) > 5 * low(g)  # the large shapes' share of the gradient grew
+    rms = [b.square().mean().sqrt().item() for b in lapnorm.split(out)]
+    assert max(rms) < 3 * min(rms)
+
+
+def test_dream_with_lapnorm_raises_the_activation(vgg, photo):
+    result = dream(photo, "relu2_1", gradient="lapnorm", **tiny(vgg, iterations=4, jitter=0))
+    assert result.history[-1]["total"] < result.history[0]["total"] and result.recipe["gradient"] == "lapnorm"
+    plain = dream(photo, "relu2_1", **tiny(vgg, iterations=4, jitter=0))
+    assert not torch.equal(plain.tensor, result.tensor)
+
+
+# --- the fft parametrization ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hw", [(16, 16), (15, 22)])
+def test_fft_decodes_what_it_encodes_and_stays_in_range(hw):
+    p = FourierParam(hw)
+    x = torch.rand(2, 3, *hw) * 0.9 + 0.05
+    z = p.encode(x)
+    assert z.shape == (2, 3, hw[0], hw[1] // 2 + 1, 2) and z.dtype == torch.float32
+    assert torch.allclose(p.decode(z), x, atol=1e-4)
+    wild = p.decode(torch.randn_like(z) * 50)
+    assert not wild.is_complex() and wild.min() >= 0 and wild.max() <= 1 and torch.isfinite(wild).all()
+
+
+def test_the_engine_carries_the_gradient_through_the_fft_by_the_chain_rule():
+    torch.manual_seed(1)
+    weights = torch.randn(1, 3, 10, 12)
+    p = FourierParam((10, 12))
+    z = p.encode(torch.rand(1, 3, 10, 12)).requires_grad_(True)
+    gradient, current = engine.decoded(p, z, weighted_sum(weights), 255.0)
+    gradient(z, 255.0)
+    ref = z.detach().clone().requires_grad_(True)
+    (weights * p.decode(ref)).sum().backward()
+    assert torch.allclose(z.grad, ref.grad, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(current(), p.decode(z.detach()) * 255.0)
+
+
+def test_an_fft_dream_from_noise_raises_the_activation_and_is_a_picture(vgg):
+    result = dream(None, "relu2_1:5", init="noise", param="fft", **tiny(vgg, iterations=6, jitter=2))
+    assert result.history[-1]["total"] < result.history[0]["total"]
+    t = result.tensor
+    assert t.shape == (1, 3, 32, 32) and t.min() >= 0 and t.max() <= 1 and t.std() > 0.01
+    assert result.recipe["param"] == "fft"
+    assert result.recipe["optimizer"] is None  # Adam chosen for a spectrum (the default for --param fft)
+
+
+def test_fft_dreams_in_octaves_and_tiles(vgg):
+    result = dream(None, "relu2_1", init="noise", param="fft",
+                   **tiny(vgg, size=40, octaves=2, tile=24, tile_overlap=8, iterations=2))
+    assert result.image.size == (40, 40) and result.stopped is None
+
+
+# --- strongest / weakest channels ------------------------------------------------------------------
+
+def test_strongest_and_weakest_pick_channels_by_their_mean_activation():
+    f = torch.zeros(1, 6, 4, 4)
+    for c, level in enumerate([0.1, 0.9, 0.3, 0.7, 0.0, 0.5]):
+        f[:, c] = level
+    strong, weak = ActivationLoss("a", objective="strongest:2"), ActivationLoss("a", objective="weakest:3")
+    strong.pick({"a": f})
+    weak.pick({"a": f})
+    assert strong.picked == {"a": (1, 3)} and weak.picked == {"a": (4, 0, 2)}
+    image = torch.zeros(1, 3, 8, 8)
+    g = torch.rand(1, 6, 4, 4)
+    assert torch.allclose(strong({"a": g}, image), -g[:, [1, 3]].mean())
+
+
+def test_dream_on_the_strongest_channels_records_them(vgg, photo):
+    result = dream(photo, "relu2_1", objective="strongest:3", **tiny(vgg, iterations=4, jitter=0))
+    picked = result.recipe["channels_picked"]["relu2_1"]
+    assert len(picked) == 3 and len(set(picked)) == 3 and all(0 <= c < 128 for c in picked)
+    assert result.history[-1]["total"] < result.history[0]["total"]
+    assert dream(photo, "relu2_1", objective="strongest", **tiny(vgg, iterations=1)).recipe["objective"] == \
+        "strongest:8"
+
+
+# --- regularizers ----------------------------------------------------------------------------------
+
+def test_blur_smooths_and_decay_pulls_toward_grey():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16) * 255
+    blurred = regularizer(1.0, 0.0)(x, 255.0)
+    step = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert step(blurred) < 0.5 * step(x)
+    decayed = regularizer(0.0, 0.1)(x, 255.0)
+    assert torch.allclose(decayed - 127.5, 0.9 * (x - 127.5), atol=1e-4)
+    assert regularizer(0.0, 0.0) is None
+    assert regularizer(8.0, 0.0)(torch.rand(1, 3, 4, 5), 1.0).shape == (1, 3, 4, 5)  # a kernel the picture holds
+
+
+def test_dream_with_blur_decay_and_a_tv_loss(vgg, photo):
+    plain = dream(photo, "relu2_1", **tiny(vgg, iterations=4, jitter=0))
+    smooth = dream(photo, "relu2_1", blur=1.0, decay=0.02, **tiny(vgg, iterations=4, jitter=0))
+    tv = dream(photo, "relu2_1", losses={"tv": 30.0}, **tiny(vgg, iterations=4, jitter=0))
+    step = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert step(smooth.optimized) < step(plain.optimized)
+    assert "tv" in tv.history[0] and tv.history[-1]["tv"] < tv.history[0]["tv"] * 1.5
+    with pytest.raises(OptionError, match="--blur acts on pixels"):
+        dream(photo, "relu2_1", param="fft", blur=1.0, **tiny(vgg))
+
+
+def test_a_negative_weight_suppresses_a_channel(vgg, photo):
+    up = dream(photo, "relu2_1:3", **tiny(vgg, iterations=4, jitter=0))
+    down = dream(photo, "relu2_1:3=-1", **tiny(vgg, iterations=4, jitter=0))
+    # minimized in both: the activation went up in one, down in the other
+    assert up.history[-1]["activation"] < up.history[0]["activation"] < 0
+    assert down.history[-1]["activation"] < down.history[0]["activation"]
+    assert down.history[0]["activation"] > 0
