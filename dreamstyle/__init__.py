@@ -16,7 +16,7 @@ from .hookspecs import hookimpl  # noqa: E402
 from .termspec import TermContext, TermSpec  # noqa: E402
 
 _API = ("transfer", "dream", "texture", "transfer_clip", "transfer_folder", "dream_clip", "dream_folder", "compare",
-        "reconstruct")
+        "reconstruct", "atlas", "activations")
 __all__ = ["__version__", "hookimpl", *_API, "Result", "TermSpec", "TermContext"]
 
 

@@ -182,12 +182,16 @@ class ActivationLoss(SpatialTerm):
     most (least), picked once, at the first stage, and kept (neural-dream's channel modes).
     """
 
-    def __init__(self, layers="relu4_4", objective: str = "mean"):
+    def __init__(self, layers="relu4_4", objective: str = "mean", each: bool = False):
         super().__init__()
         self.mode, self.k = parse_objective(objective)
         self.targets = parse_targets(layers)
         if not self.targets:
             raise OptionError("the activation term needs at least one layer")
+        # each: image b of the batch maximizes the b-th listed channel (an atlas's batch)
+        self.each = bool(each)
+        if self.each and any(t.channels is None or t.position is not None for t in self.targets):
+            raise OptionError("the activation term's 'each' mode needs channels (LAYER:C1,C2,...), one per image")
         self.objective = objective
         self.layers = list(dict.fromkeys(t.layer for t in self.targets))
         self.position_scale = (1.0, 1.0)
@@ -234,6 +238,9 @@ class ActivationLoss(SpatialTerm):
                 if v is None:
                     continue
                 v = v * v if self.mode == "l2" else v
+            elif self.each:
+                picked = f[torch.arange(f.shape[0], device=f.device), torch.tensor(t.channels, device=f.device)]
+                v = _region_mean(picked.float(), region)
             else:
                 channels = t.channels if t.channels is not None else self.picked.get(t.layer)
                 if channels is not None:

@@ -20,7 +20,8 @@ from .jobs.texture import TextureJob
 from .jobs.transfer import TransferJob
 from .runner import Result, run
 from .session import Session
-from .settings import DreamSettings, ReconstructSettings, TextureSettings, TransferSettings, make
+from .settings import (ActivationsSettings, AtlasSettings, DreamSettings, ReconstructSettings, TextureSettings,
+                       TransferSettings, make)
 
 # sequence, compare and reconstruct are imported when used: a still needs none of them (start-up)
 
@@ -112,3 +113,21 @@ def reconstruct(image, layers=None, *, callback=None, loaded=None, **options):
 
     settings = make(ReconstructSettings, {"image": image, "layers": layers, **options})
     return reconstruct_layers(settings, callback=callback, loaded=loaded)
+
+
+def atlas(backbone, layer, *, channels="0-15", callback=None, loaded=None, **options):
+    """One visualization per channel of ``layer`` from noise (fft and transforms by default), in
+    batches: a :class:`~dreamstyle.jobs.atlas.Atlas` (``.cells``, ``.sheet()``, ``.to_dict()``)."""
+    from .jobs.atlas import atlas as atlas_of
+
+    settings = make(AtlasSettings, {"backbone": backbone, "layer": layer, "channels": channels, **options})
+    return atlas_of(settings, callback=callback, loaded=loaded)
+
+
+def activations(image, layer=None, *, callback=None, loaded=None, **options):
+    """The ``top`` channels of ``layer`` that ``image`` excites most, with their activation maps and
+    visualizations: a :class:`~dreamstyle.jobs.atlas.Excitation`."""
+    from .jobs.atlas import activations as excited
+
+    settings = make(ActivationsSettings, {"image": image, "layer": layer, **options})
+    return excited(settings, callback=callback, loaded=loaded)

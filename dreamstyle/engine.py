@@ -130,15 +130,8 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
     scale = float(pixel_scale)
     spec = get_optimizer(optimizer)
     grad_fn = gradient or autograd_gradient(evaluate)
-    if param is None:
-        variable = (init.detach() * scale).requires_grad_(True)
-        opt = make_optimizer(optimizer, [variable], lr, scale)
-        current = variable.detach
-    else:
-        variable = param.encode(init).requires_grad_(True)
-        opt = make_optimizer(optimizer, [variable], lr, param.step_scale)
-        grad_fn, current = decoded(param, variable, grad_fn, scale)
-    clamp = spec.clamp and param is None
+    variable, opt, grad_fn, current = _variable(init, param, optimizer, lr, scale, grad_fn)
+    settle = _settle(variable, scale, spec.clamp and param is None, project if param is None else None)
     best = _Best(current)
     if variable.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(variable.device)
@@ -157,12 +150,7 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
         for step in range(1, iterations + 1):
             calls[0] = 0
             opt.step(closure)
-            if project is not None and param is None:
-                with torch.no_grad():
-                    variable.copy_(project(variable, scale))
-            if clamp:
-                with torch.no_grad():
-                    variable.clamp_(0, scale)
+            settle()
             if step == iterations:  # the image after the last step is measured too, so that it can win
                 with torch.no_grad():
                     best.measure(*grad_fn(variable, scale, backward=False))
@@ -184,6 +172,30 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
         stopped = Stop.DIVERGED
     image = (best.image / scale).clamp(0, 1) if finite else None
     return StageResult(image, float(best.loss), loop.done, stopped, loop.history, memory)
+
+
+def _settle(variable, scale, clamp: bool, project):
+    """What becomes of the pixels after each step: ``project`` (a blur, a decay), then the clamp."""
+
+    @torch.no_grad()
+    def settle():
+        if project is not None:
+            variable.copy_(project(variable, scale))
+        if clamp:
+            variable.clamp_(0, scale)
+
+    return settle
+
+
+def _variable(init, param, optimizer, lr, scale, gradient):
+    """What the optimizer moves (the pixels times ``scale``, or a parametrization's variable), its
+    optimizer, the gradient of it, and ``current()``: the picture it is now (times ``scale``)."""
+    if param is None:
+        variable = (init.detach() * scale).requires_grad_(True)
+        return variable, make_optimizer(optimizer, [variable], lr, scale), gradient, variable.detach
+    variable = param.encode(init).requires_grad_(True)
+    opt = make_optimizer(optimizer, [variable], lr, param.step_scale)
+    return (variable, opt, *decoded(param, variable, gradient, scale))
 
 
 def decoded(param, variable, gradient, scale):

@@ -668,6 +668,85 @@ class DreamSettings(SequenceOptions, Settings):
                               "(an infinite zoom)")
 
 
+def like(cls, name: str, default=dataclasses.MISSING, help: str | None = None):
+    """The option ``name`` of ``cls`` again (its check, flag, type), with another default or help:
+    one declaration, shared by the jobs that take it."""
+    f = cls.__dataclass_fields__[name]
+    spec = f.metadata["spec"]
+    spec = dataclasses.replace(spec, help=help or spec.help,
+                               default_text=None if default is not dataclasses.MISSING else spec.default_text)
+    return field(default=f.default if default is dataclasses.MISSING else default, metadata={"spec": spec})
+
+
+@dataclass
+class VisualizeOptions:
+    """How channels are visualized from noise (atlas, activations): dream's options, other defaults."""
+
+    iterations: int = like(DreamSettings, "iterations", 128, "Steps per visualization.")
+    lr: float | None = like(DreamSettings, "lr")
+    optimizer: str | None = like(DreamSettings, "optimizer")
+    param: str = like(DreamSettings, "param", "fft")
+    transforms: str = like(DreamSettings, "transforms", "jitter,scale,rotate")
+    jitter: int = like(DreamSettings, "jitter", 8)
+    gradient: str = like(DreamSettings, "gradient")
+    batch: int = opt(16, "Channels visualized at once (memory allowing).", check=whole(1, 4096))
+    columns: int | None = opt(None, "Cells per row of the sheet (default: near-square).",
+                              check=whole(1, 100, allow_none=True), type=int, recipe=False)
+    preserve_color: str | None = opt(None, "Not for visualizations.", check=choice(allow_none=True), cli=False)
+
+
+def channel_list(value, flag):
+    """``"0-63"``, ``"3,7,12-15"`` or a list of ints -> a tuple of channels (order kept, once each)."""
+    if isinstance(value, (tuple, list, range)):
+        parts = [str(v) for v in value]
+    else:
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+    out: list[int] = []
+    for part in parts:
+        lo, dash, hi = part.partition("-")
+        try:
+            span = range(int(lo), int(hi) + 1) if dash else [int(lo)]
+        except ValueError:
+            raise OptionError(f"{flag} {value!r}: give channels like 0-63 or 3,7,12-15") from None
+        if dash and int(hi) < int(lo) or any(c < 0 for c in span):
+            raise OptionError(f"{flag} {part!r}: a range goes up, from 0 (like 0-63)")
+        out.extend(span)
+    if not out:
+        raise OptionError(f"{flag}: give at least one channel (like 0-63)")
+    return tuple(dict.fromkeys(out))
+
+
+@dataclass
+class AtlasSettings(VisualizeOptions, Settings):
+    """One visualization per channel of LAYER, from noise, in a labelled grid."""
+
+    KIND: ClassVar[str] = "atlas"
+
+    backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
+                        argument="one", complete="backbone", type=str)
+    layer: str = opt(None, "The layer (see: dreamstyle layers BACKBONE).", check=text, argument="one",
+                     complete="layer", type=str)
+    channels: tuple = opt("0-15", "Channels: a range or a list, like 0-63 or 3,7,12-15.", check=channel_list,
+                          type=str)
+    size: int | None = opt(128, "Side of each visualization, px.", check=whole(1, MAX_SIDE), type=int)
+
+
+@dataclass
+class ActivationsSettings(VisualizeOptions, Settings):
+    """Which channels of a layer IMAGE excites most: the top K with their values, their activation
+    maps over the image, and their visualizations from noise."""
+
+    KIND: ClassVar[str] = "activations"
+
+    image: Any = opt(None, "The image.", check=image_input, argument="one")
+    layer: str | None = opt(None, "The layer (see: dreamstyle layers BACKBONE).", check=text,
+                            default_text="the backbone's dream layer", complete="layer")
+    top: int = opt(8, "How many channels: the K the image excites most.", check=whole(1, 4096))
+    size: int | None = opt(256, "Long side the image is looked at, px.", check=whole(1, MAX_SIDE), type=int)
+    cell: int = opt(128, "Side of each channel's visualization, px (0: none, the maps only).",
+                    check=whole(0, MAX_SIDE))
+
+
 @dataclass
 class TextureSettings(Settings):
     """Texture synthesis (Gatys et al. 2015): the style of STYLE from noise, no content image."""
@@ -753,7 +832,7 @@ def describe_default(f: dataclasses.Field) -> str:
 
 def settings_for(kind: str):
     return {"transfer": TransferSettings, "dream": DreamSettings, "texture": TextureSettings,
-            "reconstruct": ReconstructSettings}[kind]
+            "reconstruct": ReconstructSettings, "atlas": AtlasSettings, "activations": ActivationsSettings}[kind]
 
 
 def make(cls, values: dict) -> Settings:

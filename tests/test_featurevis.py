@@ -239,3 +239,98 @@ def test_a_negative_weight_suppresses_a_channel(vgg, photo):
     assert up.history[-1]["activation"] < up.history[0]["activation"] < 0
     assert down.history[-1]["activation"] < down.history[0]["activation"]
     assert down.history[0]["activation"] > 0
+
+
+# --- atlas and activations ---------------------------------------------------------------------------
+
+def test_each_mode_gives_every_image_of_the_batch_its_own_channel():
+    f = torch.rand(3, 6, 4, 4)
+    loss = ActivationLoss("a:4,0,2", each=True)
+    expected = -(f[0, 4].mean() + f[1, 0].mean() + f[2, 2].mean()) / 3
+    assert torch.allclose(loss({"a": f}, torch.zeros(3, 3, 8, 8)), expected)
+    with pytest.raises(OptionError, match="needs channels"):
+        ActivationLoss("a", each=True)
+
+
+def test_atlas_has_one_labelled_cell_per_channel_and_batches_do_not_change_them(vgg):
+    from dreamstyle import atlas
+
+    kw = dict(loaded=vgg, size=32, iterations=3, seed=0, device="cpu")
+    result = atlas("vgg19", "relu2_1", channels="3,0-2,9", batch=2, **kw)
+    assert [c.channel for c in result.cells] == [3, 0, 1, 2, 9]
+    assert all(c.image.size == (32, 32) and math.isfinite(c.activation) for c in result.cells)
+    assert result.recipe["channels"] == [3, 0, 1, 2, 9] and result.recipe["param"] == "fft"
+    one_batch = atlas("vgg19", "relu2_1", channels="3,0-2,9", batch=5, **{**kw, "transforms": "none"})
+    two_batches = atlas("vgg19", "relu2_1", channels="3,0-2,9", batch=2, **{**kw, "transforms": "none"})
+    for a, b in zip(one_batch.cells, two_batches.cells):  # each channel from its own noise, on its own
+        assert a.activation == pytest.approx(b.activation, rel=1e-3, abs=1e-4)
+    data = result.to_dict()
+    assert [c["channel"] for c in data["channels"]] == [3, 0, 1, 2, 9]
+    sheet = result.sheet()
+    assert sheet.width > 3 * 96  # a near-square grid: 3 columns for 5 cells
+
+
+def test_atlas_visualizations_raise_their_own_channel(vgg):
+    from dreamstyle import atlas
+
+    kw = dict(loaded=vgg, size=32, seed=0, device="cpu", transforms="none", channels="5,7")
+    before = atlas("vgg19", "relu2_1", iterations=1, **kw)
+    after = atlas("vgg19", "relu2_1", iterations=12, **kw)
+    for a, b in zip(before.cells, after.cells):
+        assert b.activation > a.activation
+
+
+def test_cli_atlas_writes_the_grid_and_json(runner, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from dreamstyle.cli import main
+    from dreamstyle.writers import read_recipe
+
+    out, js = tmp_path / "atlas.png", tmp_path / "atlas.json"
+    r = runner.invoke(main, ["atlas", "vgg19", "relu1_2", "--channels", "0-3", "--weights", "random", "--size", "24",
+                             "--iterations", "2", "--seed", "1", "-o", str(out), "--json", str(js), "-q"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(js.read_text())
+    assert [c["channel"] for c in data["channels"]] == [0, 1, 2, 3] and data["layer"] == "relu1_2"
+    assert Image.open(out).size[0] > 2 * 96 and read_recipe(out)["command"] == "atlas"
+    r = runner.invoke(main, ["atlas", "vgg19", "relu1_2", "--channels", "0-64", "--weights", "random",
+                             "-o", str(tmp_path / "x.png")])
+    assert r.exit_code == 1 and "channel 64 is out of range" in r.output and "Traceback" not in r.output
+
+
+def test_activations_finds_the_strongest_channels_and_maps_them(vgg, photo):
+    from dreamstyle import activations
+
+    result = activations(photo, "relu2_1", loaded=vgg, size=40, top=3, cell=24, iterations=2, seed=0, device="cpu")
+    values = [v for _, v in result.top]
+    assert len(result.top) == 3 and values == sorted(values, reverse=True)
+    assert len(result.maps) == 3 and result.maps[0].size == result.image.size
+    assert [c.channel for c in result.cells] == [c for c, _ in result.top]
+    maps_only = activations(photo, "relu2_1", loaded=vgg, size=40, top=3, cell=0, seed=0, device="cpu")
+    assert maps_only.top == result.top and maps_only.cells == []
+    assert maps_only.sheet().width < result.sheet().width
+
+
+def test_cli_activations_prints_the_top_channels(runner, photo, tmp_path):
+    from dreamstyle.cli import main
+
+    out = tmp_path / "act.png"
+    r = runner.invoke(main, ["activations", str(photo), "--layer", "relu2_1", "--weights", "random", "--size", "32",
+                             "--top", "2", "--cell", "0", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "relu2_1: top 2" in r.output and "mean activation" in r.output and "--layer relu2_1:" in r.output
+    assert out.exists()
+
+
+def test_atlas_and_activations_on_a_timm_model(tmp_path):
+    pytest.importorskip("timm")
+    from dreamstyle import activations, atlas
+
+    kw = dict(weights="random", seed=0, device="cpu", iterations=2)
+    a = atlas("timm/resnet18", "layer2", channels="0-2", size=32, **kw)
+    assert [c.channel for c in a.cells] == [0, 1, 2] and all(math.isfinite(c.activation) for c in a.cells)
+    e = activations(make_image(tmp_path / "p.png", (48, 40)), "layer2", backbone="timm/resnet18", size=48, top=2,
+                    cell=32, **kw)
+    assert len(e.top) == 2 and len(e.cells) == 2

@@ -38,7 +38,9 @@ def _param(f) -> click.Parameter:
     spec = f.metadata["spec"]
     if spec.argument:
         return click.Argument([f.name], nargs=-1 if spec.argument == "many" else 1, required=False,
-                              type=click.Path(path_type=Path), metavar=f.name.upper() + ("..." if spec.argument == "many" else ""))
+                              type=str if spec.type is str else click.Path(path_type=Path),
+                              metavar=f.name.upper() + ("..." if spec.argument == "many" else ""),
+                              shell_complete=_complete(spec.complete) if spec.complete else None)
     default_text = describe_default(f)
     help_text = spec.help + (f" [default: {default_text}]" if default_text and spec.type != "flag" else "")
     if spec.sequences:
