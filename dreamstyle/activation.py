@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from .errors import OptionError
-from .terms import Region, StatTerm
+from .terms import LossTerm, Region, StatTerm
 
 OBJECTIVES = ("mean", "l2", "strongest", "weakest")  # the last two: strongest:K / weakest:K
 
@@ -296,3 +296,33 @@ class GuideLoss(SpatialTerm):
             total = total - t.weight * _region_mean(per_position, region)
         return total
 
+
+
+class DiversityLoss(LossTerm):
+    """Lucent's diversity: the mean cosine similarity between the Gram matrices (the style) of each
+    pair of images of a batch at ``layers``; minimized, it pushes the batch's pictures apart (dream
+    --samples N --loss diversity=W). A batch of one has nothing to differ from: zero."""
+
+    reads = ()
+
+    def __init__(self, layers="relu4_4"):
+        super().__init__()
+        self.layers = [p.strip() for p in layers.split(",")] if isinstance(layers, str) else list(layers)
+        if not self.layers or not all(self.layers):
+            raise OptionError("the diversity term needs layers (diversity:layers=relu4_4)")
+
+    def describe(self) -> str:
+        return "diversity (Gram similarity across the batch) at " + ", ".join(self.layers)
+
+    def forward(self, feats, image):
+        total = image.new_zeros((), dtype=torch.float32)
+        for layer in self.layers:
+            f = feats[layer].float()
+            b, c, h, w = f.shape
+            if b < 2:
+                continue
+            x = f.flatten(2)
+            gram = torch.nn.functional.normalize((x @ x.transpose(1, 2)).flatten(1), dim=1)  # (B, C*C), unit
+            similarity = gram @ gram.T
+            total = total + (similarity.sum() - similarity.diagonal().sum()) / (b * (b - 1))
+        return total / len(self.layers)

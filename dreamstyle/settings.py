@@ -646,6 +646,9 @@ class DreamSettings(SequenceOptions, Settings):
     init: str = opt("image", "noise: visualize the layer or channel from noise (INPUT then only sets the aspect).",
                     check=choice("image", "noise"), type=("image", "noise"),
                     sequences="a clip or folder has images to start from")
+    samples: int = opt(1, "With --init noise: N pictures at once, side by side, each from its own noise "
+                       "(--loss diversity=W pushes them apart).", check=whole(1, 64),
+                       sequences="a clip or folder has its own pictures")
     temporal_weight: float = opt(0.0, "Clips: weight of a temporal term (holds still what did not move; 0: off).",
                                  check=weight_value)
     temporal_init: float = opt(0.5, "Clips: dream each frame from the previous dream carried along the content's "
@@ -660,6 +663,8 @@ class DreamSettings(SequenceOptions, Settings):
     def check_together(self) -> None:
         if self.input is None and self.init != "noise":
             raise OptionError("give an input image (or --init noise to dream from noise)")
+        if self.samples > 1 and self.init != "noise":
+            raise OptionError("--samples N goes with --init noise (N visualizations from noise, side by side)")
         if self.param == "fft" and (self.blur or self.decay):
             raise OptionError(f"{'--blur' if self.blur else '--decay'} acts on pixels; with --param fft the "
                               "spectrum's 1/frequency scale already favours smooth pictures (use --param pixel)")

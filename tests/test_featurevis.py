@@ -334,3 +334,37 @@ def test_atlas_and_activations_on_a_timm_model(tmp_path):
     e = activations(make_image(tmp_path / "p.png", (48, 40)), "layer2", backbone="timm/resnet18", size=48, top=2,
                     cell=32, **kw)
     assert len(e.top) == 2 and len(e.cells) == 2
+
+
+# --- diversity across a batch ------------------------------------------------------------------------
+
+def test_diversity_is_one_for_copies_and_lower_for_different_pictures():
+    from dreamstyle.activation import DiversityLoss
+
+    loss, image = DiversityLoss("a"), torch.zeros(3, 3, 8, 8)
+    f = torch.rand(1, 4, 5, 5)
+    assert torch.allclose(loss({"a": f.repeat(3, 1, 1, 1)}, image), torch.tensor(1.0))
+    g = torch.cat([f, torch.rand(1, 4, 5, 5) ** 4, torch.rand(1, 4, 5, 5) ** 8])
+    assert loss({"a": g}, image) < 0.999
+    assert loss({"a": f}, image[:1]) == 0  # a batch of one
+
+
+def test_samples_dream_several_pictures_and_diversity_pushes_them_apart(vgg, photo):
+    from dreamstyle.activation import DiversityLoss
+    from dreamstyle.session import Session
+    from dreamstyle.settings import DreamSettings
+
+    kw = tiny(vgg, iterations=8, jitter=0, lr=6.0, samples=3, init="noise")
+    alike = dream(None, "relu2_1:5", **kw)
+    apart = dream(None, "relu2_1:5", losses={"diversity": (50.0, {"layers": "relu2_1"})}, **kw)
+    assert alike.image.size == (3 * 32 + 2 * 4, 32)  # side by side, 4 px apart
+    assert "diversity" in apart.history[0]
+    session = Session.for_settings(DreamSettings(init="noise", device="cpu"), vgg)
+    extract = session.extract(session.net(["relu2_1"]))
+
+    def similarity(result):
+        return float(DiversityLoss("relu2_1")(extract(result.optimized), result.optimized))
+
+    assert similarity(apart) < similarity(alike)
+    with pytest.raises(OptionError, match="--samples N goes with --init noise"):
+        dream(photo, "relu2_1", **{**kw, "init": "image"})

@@ -41,6 +41,12 @@ def _guide(layers="relu4_4"):
     return GuideLoss(layers)
 
 
+def _diversity(layers="relu4_4"):
+    from ..activation import DiversityLoss
+
+    return DiversityLoss(layers)
+
+
 @hookimpl
 def register_loss_terms(register):
     register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, CONTENT_WEIGHT))
@@ -52,3 +58,5 @@ def register_loss_terms(register):
                       "DeepDream (dreamstyle dream --layer, transfer --dream-layer)", _activation, 1.0))
     register(TermSpec("guide", "minus each position's best dot product with a guide image's features "
                       "(dreamstyle dream --guide)", _guide, 1.0))
+    register(TermSpec("diversity", "mean Gram-matrix cosine similarity between the pictures of a batch: pushes "
+                      "them apart (dreamstyle dream --samples N --loss diversity=W)", _diversity, 1.0))

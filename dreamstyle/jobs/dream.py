@@ -71,9 +71,10 @@ class DreamJob(Job):
         self.check_item(Item(None, wh), img.size if img is not None else None)  # before any pixel is made
         if img is not None and s.init != "noise":
             content = to_tensor(img, wh)
-        else:  # grey noise, seeded: a layer, channel or neuron visualized from it
-            g = torch.Generator().manual_seed(self.seed)
-            content = 0.5 + 0.08 * (torch.rand((1, 3, wh[1], wh[0]), generator=g) - 0.5)
+        else:  # grey noise, seeded: a layer, channel or neuron visualized from it (--samples: N of them)
+            noise = [torch.rand((1, 3, wh[1], wh[0]), generator=torch.Generator().manual_seed(self.seed + i))
+                     for i in range(s.samples)]
+            content = 0.5 + 0.08 * (torch.cat(noise) - 0.5)
         alpha = alpha_of(img, wh, self.device) if img is not None and s.init != "noise" else None
         return Item(content.to(self.device), wh, source=s.input, alpha=alpha)
 
@@ -142,6 +143,8 @@ class DreamJob(Job):
             image = recombine_luminance(image, base)
         elif mode == "histogram":
             image = torch.cat([match_color_histogram(image[i:i + 1], base[i:i + 1]) for i in range(len(image))])
+        if self.settings.samples > 1 and len(image) > 1:
+            image = side_by_side(image)
         return with_alpha(image, item.alpha)
 
     def oom_message(self, stage, memory, stages, hints=()) -> str:
@@ -165,3 +168,12 @@ def regularizer(blur: float, decay: float):
         return pixels
 
     return project
+
+
+def side_by_side(images: torch.Tensor, gap: int = 4) -> torch.Tensor:
+    """A batch (B, 3, H, W) as one picture, left to right, with white gaps."""
+    white = images.new_ones((1, images.shape[1], images.shape[2], gap))
+    parts = []
+    for i in range(len(images)):
+        parts += [images[i:i + 1]] + ([white] if i < len(images) - 1 else [])
+    return torch.cat(parts, dim=3)
