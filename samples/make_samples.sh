@@ -131,6 +131,20 @@ if want dream; then
     --size 256 --iterations 150 --seed 0 --overwrite -q
 fi
 
+# --- feature visualization (vgg19 relu4_4, default weights) -----------------------------------------
+if want vis; then
+  V="--init noise --layer relu4_4:65 --size 160 --octaves 1 --iterations 128 --seed 0 --overwrite -q"
+  # channel 65 from noise: pixels with jitter only, pixels with random transforms, the fft parametrization
+  run $DS dream $V --transforms jitter --jitter 8 -o samples/vis_65_pixel_jitter.png
+  run $DS dream $V --transforms jitter,scale,rotate --jitter 8 -o samples/vis_65_pixel.png
+  run $DS dream $V --transforms jitter,scale,rotate --jitter 8 --param fft -o samples/vis_65_fft.png
+  # the first 16 channels of relu4_4, one cell each (fft, transforms: the atlas's defaults)
+  run $DS atlas vgg19 relu4_4 --channels 0-15 -o samples/atlas_relu4_4.png --seed 0 --overwrite -q
+  # what the cat excites most in relu4_4: maps and visualizations of the top 4 channels
+  run $DS activations $IN/chelsea.png --layer relu4_4 --top 4 -o samples/activations_chelsea.png --seed 0 \
+    --overwrite -q
+fi
+
 if want zoom; then
   # DeepDream's infinite zoom: each frame the last one zoomed 4% and turned half a degree, dreamed again
   run $DS dream $IN/chelsea.png -o samples/dream_zoom_chelsea.gif --zoom-frames 30 --zoom 1.04 --rotate 0.5 \

@@ -368,3 +368,20 @@ def test_samples_dream_several_pictures_and_diversity_pushes_them_apart(vgg, pho
     assert similarity(apart) < similarity(alike)
     with pytest.raises(OptionError, match="--samples N goes with --init noise"):
         dream(photo, "relu2_1", **{**kw, "init": "image"})
+
+
+def test_dream_preserve_color_keeps_the_inputs_colours(vgg, tmp_path):
+    from PIL import Image
+
+    warm = tmp_path / "warm.png"
+    Image.new("RGB", (40, 32), (200, 120, 60)).save(warm)
+    kw = tiny(vgg, iterations=6, jitter=0, lr=12.0)
+    free = dream(warm, "relu2_1", **kw).tensor
+    kept = dream(warm, "relu2_1", preserve_color="luminance", **kw).tensor
+    source = torch.tensor([200, 120, 60]) / 255.0
+
+    def chroma_error(t):
+        mean = t.mean(dim=(0, 2, 3))
+        return float(((mean - mean.mean()) - (source - source.mean())).abs().sum())
+
+    assert chroma_error(kept) < chroma_error(free)
