@@ -304,6 +304,7 @@ class DiversityLoss(LossTerm):
     --samples N --loss diversity=W). A batch of one has nothing to differ from: zero."""
 
     reads = ()
+    min_batch = 2
 
     def __init__(self, layers="relu4_4"):
         super().__init__()

@@ -30,6 +30,7 @@ class LossTerm(nn.Module):
 
     layers: list[str] = []
     reads: tuple[str, ...] | None = None
+    min_batch: int = 1  # the smallest batch of pictures the term has work in (diversity: 2)
 
     def prepare(self, ctx: TermContext, extract: Callable[[torch.Tensor], dict]) -> None:
         """Compute targets; ``extract(image)`` gives that image's features (no grad)."""

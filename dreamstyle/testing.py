@@ -82,7 +82,7 @@ def check_loss_term(term, *, backbone: str = "vgg19", options: dict | None = Non
     images["previous_content"] = images["content"]  # a still scene: a temporal term has work to do
     with torch.no_grad():
         module.prepare(TermContext(bb, images=images, options={"stage": 1, "size": (48, 48)}), lambda x: net(x))
-    image = torch.rand(1, 3, 48, 48, requires_grad=True)
+    image = torch.rand(getattr(module, "min_batch", 1), 3, 48, 48, requires_grad=True)
     opt = torch.optim.Adam([image], lr=0.02)
     values = []
     for _ in range(steps):

@@ -177,7 +177,7 @@ def test_every_registered_term_goes_down_under_a_few_steps():
                                                      "guide": [style]})
         term.prepare(ctx, lambda x: net(x))
         objective = Objective({name: (term, 1.0)})
-        image = torch.rand(1, 3, 32, 32, requires_grad=True)
+        image = torch.rand(getattr(term, "min_batch", 1), 3, 32, 32, requires_grad=True)
         opt = torch.optim.Adam([image], lr=0.02)
         values = []
         for _ in range(8):
