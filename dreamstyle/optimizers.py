@@ -28,7 +28,9 @@ def make_optimizer(name: str, params, lr: float | None, pixel_scale: float = 255
 
 
 class NormalizedGradient(torch.optim.Optimizer):
-    """DeepDream's step: ``x -= lr * g / mean(|g|)`` (gradient ascent on the negated loss)."""
+    """DeepDream's step: ``x -= lr * g / mean(|g|)`` (gradient ascent on the negated loss), the mean
+    taken over each picture of a batch: every picture moves by ``lr`` on average, whatever the others'
+    gradients (a batch dreams what each picture would on its own)."""
 
     def __init__(self, params, lr: float = 1.5):
         super().__init__(params, {"lr": lr})
@@ -43,7 +45,8 @@ class NormalizedGradient(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is not None:
                     g = p.grad
-                    p.sub_(g / (g.abs().mean() + 1e-8), alpha=group["lr"])
+                    dims = tuple(range(1, g.dim())) if g.dim() > 1 else None
+                    p.sub_(g / (g.abs().mean(dim=dims, keepdim=True) + 1e-8), alpha=group["lr"])
         return loss
 
 

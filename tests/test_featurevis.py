@@ -385,3 +385,19 @@ def test_dream_preserve_color_keeps_the_inputs_colours(vgg, tmp_path):
         return float(((mean - mean.mean()) - (source - source.mean())).abs().sum())
 
     assert chroma_error(kept) < chroma_error(free)
+
+
+def test_the_normalized_step_moves_each_picture_of_a_batch_as_if_alone():
+    from dreamstyle.optimizers import NormalizedGradient
+
+    torch.manual_seed(0)
+    grads = torch.randn(2, 3, 6, 6) * torch.tensor([1.0, 100.0]).view(2, 1, 1, 1)
+    together = torch.zeros(2, 3, 6, 6, requires_grad=True)
+    together.grad = grads.clone()
+    NormalizedGradient([together], lr=0.5).step()
+    for i in range(2):
+        alone = torch.zeros(1, 3, 6, 6, requires_grad=True)
+        alone.grad = grads[i:i + 1].clone()
+        NormalizedGradient([alone], lr=0.5).step()
+        assert torch.allclose(together[i:i + 1].detach(), alone.detach())
+        assert float(together[i].detach().abs().mean()) == pytest.approx(0.5, rel=1e-4)
