@@ -431,7 +431,7 @@ class Settings:
             if f.metadata["spec"].recipe:
                 out[f.name] = plain(getattr(self, f.name), paths)
         inputs = {}
-        for name in INPUT_FIELDS & self.names():
+        for name in [f.name for f in self.fields() if f.name in INPUT_FIELDS]:  # in order: the same bytes every run
             value = getattr(self, name)
             for v in (value if isinstance(value, tuple) else (value,)):
                 if isinstance(v, (str, os.PathLike)) and os.path.isfile(v):

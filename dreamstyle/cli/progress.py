@@ -133,7 +133,7 @@ class FrameProgress:
     def __init__(self, total: int, quiet: bool, title: str = "frames", done: int = 0):
         self.progress = self.plain = None
         self.total, self.done, self.before = total, done, done  # ``done``: frames done before (a resumed run)
-        self.unit = "images" if title == "images" else "frames"
+        self.unit = title if title in ("images", "cells") else "frames"
         self.per_worker: dict[int, int] = {}  # items each worker made (an executor with several)
         if not quiet:
             console = stderr_console()
