@@ -111,9 +111,10 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, workers: int | None = None, in_flight: int = 2):
+    def __init__(self, address: str | None = None, workers: int | None = None, in_flight: int = 2,
+                 on_event: Callable | None = None):
         self.ray = require_ray()
-        self.address, self.wanted, self.in_flight = address, workers, in_flight
+        self.address, self.wanted, self.in_flight, self.on_event = address, workers, in_flight, on_event
         self.retried = 0
         self.counts: dict[int, int] = {}
         self.actors: dict[int, object] = {}  # worker number -> actor (the live ones)
@@ -172,7 +173,7 @@ class RayExecutor:
             self._start(number, work_ref, options)
         self.workers, started = count, count
         try:
-            yield from self._dispatch(work, tasks, work_ref, options, started, on_event)
+            yield from self._dispatch(work, tasks, work_ref, options, started, on_event or self.on_event)
         finally:
             self.close()
 
