@@ -276,8 +276,9 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
     done = _Collected(len(paths), on_frame)
     stopped, fault = None, ""
     executor = executor or executor_for(s.executor, s.workers)
+    running = executor.run(work, tasks)
     try:  # Ctrl-C while an image is written (on_frame) stops the run as one during an image does
-        for finished in executor.run(work, tasks):
+        for finished in running:
             if finished.error:
                 for i in tasks[finished.index]:
                     _tell(on_error, paths[i], finished.error)
@@ -287,6 +288,8 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
                 break
     except KeyboardInterrupt:
         stopped = Stop.INTERRUPTED
+    finally:
+        running.close()  # the executor's workers stop now (what finished is kept)
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, [], None, done.names, done.history, done.recipe, stopped, done.losses,
                           done.tensors, fault, len(paths))

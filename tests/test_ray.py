@@ -179,3 +179,25 @@ def test_a_folder_and_a_sweep_through_a_head_process(inputs, tmp_path, runner, h
     assert len(cells) == 2
     for name in cells:
         assert (tmp_path / "sw-cluster" / name).read_bytes() == (tmp_path / "sw-local" / name).read_bytes()
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_finished(inputs, tmp_path, runner, local_ray, monkeypatch):
+    from dreamstyle.cli import progress
+
+    folder, style = inputs
+    real, calls = progress.FrameProgress.frame, []
+
+    def frame(self, done):
+        calls.append(done.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C as the second image comes back
+        real(self, done)
+
+    monkeypatch.setattr(progress.FrameProgress, "frame", frame)
+    out = tmp_path / "cut"
+    res = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(out), *FAST, "--executor", "ray"])
+    assert res.exit_code == 130 and "1 of 4 images were written" in res.output
+    assert [p.name for p in out.iterdir()] == [f"{calls[0]}.png"]  # whole, with its recipe; no partial file
+    from dreamstyle.writers import read_recipe
+
+    assert read_recipe(out / f"{calls[0]}.png")["content"] == f"{calls[0]}.png"

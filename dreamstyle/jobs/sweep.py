@@ -248,8 +248,9 @@ def run_cells(kind: str, settings, variants: Sequence, *, executor=None, callbac
     work = CellWork(kind, settings, recipe_paths, snapshot_every, callback, on_start)
     executor = executor or executor_for(settings.executor, settings.workers)
     stopped = None
+    running = executor.run(work, [(i, len(variants), variants[i]) for i in todo])
     try:
-        for done in executor.run(work, [(i, len(variants), variants[i]) for i in todo]):
+        for done in running:
             index = todo[done.index]
             row = done.value if done.value is not None else CellRow(variants[index], "failed", done.error)
             row.variant = variants[index]
@@ -261,6 +262,8 @@ def run_cells(kind: str, settings, variants: Sequence, *, executor=None, callbac
                 break
     except KeyboardInterrupt:
         stopped = "interrupted"
+    finally:
+        running.close()  # the executor's workers stop now (what finished is kept)
     for row in rows:
         if row.status == "pending":
             row.status, row.error = "skipped", "not run: interrupted"
