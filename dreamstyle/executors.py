@@ -11,7 +11,9 @@ gets a :class:`Done` per task, in the order they finish, and writes the outputs 
   ``workers`` CPU actors where the cluster has no GPU. The work object travels to each actor once
   (input files as bytes: no shared filesystem is needed), each task and each result through Ray. A
   worker that dies has its tasks run again on another (a new actor replaces it), up to
-  :data:`ATTEMPTS` times a task; Ctrl-C stops every actor and keeps what finished.
+  :data:`ATTEMPTS` times a task; Ctrl-C stops every actor and keeps what finished. Each actor uses
+  this process's number of torch threads: on the same kind of CPU its pictures are then the bytes
+  a local run makes (how a sum is split over threads changes its last bits).
 
 A task that fails for a user reason (a bad image) comes back as a :class:`Done` with ``error`` set
 (one line); the other tasks go on. The engine never prints: ``on_event(kind, worker, info)`` tells
@@ -20,6 +22,7 @@ the caller of workers started, lost and tasks run again.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -87,6 +90,24 @@ def require_ray():
     return ray
 
 
+def _authenticate_as_ray_start(address: str | None) -> None:
+    """``ray start`` turns token authentication on where a token exists (~/.ray/auth_token) and
+    RAY_AUTH_MODE is unset; a driver that joins must then send it, so the same rule applies here
+    (before Ray is imported: it reads the mode once)."""
+    import os
+
+    token = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    if (address or os.environ.get("RAY_ADDRESS")) and "RAY_AUTH_MODE" not in os.environ and os.path.isfile(token):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _reason(exc: BaseException) -> str:
+    """The line of a Ray error that says why (the worker's own exception, where there is one)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    said = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return (said or lines or [type(exc).__name__])[-1][:300]
+
+
 class _Actor:
     """A Ray worker: opens the work once (the backbone loads once) and runs its tasks."""
 
@@ -113,6 +134,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, workers: int | None = None, in_flight: int = 2,
                  on_event: Callable | None = None):
+        _authenticate_as_ray_start(address)
         self.ray = require_ray()
         self.address, self.wanted, self.in_flight, self.on_event = address, workers, in_flight, on_event
         self.retried = 0
@@ -149,8 +171,12 @@ class RayExecutor:
         return count, {"num_cpus": max(1, cpus // count) if count <= cpus else 1}
 
     def _start(self, number: int, work_ref, options: dict) -> None:
+        import torch
+
         actor_cls = self.ray.remote(_Actor)
-        threads = int(options.get("num_cpus", 1))
+        # this process's torch threads: a CPU's sums depend on how they are split, so the same count
+        # gives the bytes a local run gives (two workers on one machine then share its cores)
+        threads = torch.get_num_threads()
         self.actors[number] = actor_cls.options(max_restarts=0, **options).remote(work_ref, threads)
 
     def close(self) -> None:
@@ -202,7 +228,7 @@ class RayExecutor:
                         queue.insert(0, index)
                         notify("retried", number, index)
                         continue
-                    value, error = None, f"its worker died {ATTEMPTS} times while making it"
+                    value, error = None, f"its Ray worker died {ATTEMPTS} times while making it ({_reason(exc)})"
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.as_instanceof_cause() from None
                 self.counts[number] = self.counts.get(number, 0) + 1
@@ -212,7 +238,7 @@ class RayExecutor:
         """Worker ``number`` died: a new actor takes its place (the cluster allowing)."""
         if number in self.actors:
             del self.actors[number]
-            notify("lost", number, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            notify("lost", number, _reason(exc))
             if started < 4 * max(1, self.workers):  # a cluster that keeps killing workers ends the run
                 self._start(started, work_ref, options)
                 notify("started", started, None)

@@ -535,9 +535,9 @@ class ExecutorOptions:
                         "process), ray (a Ray instance on this machine, or the one RAY_ADDRESS names) or "
                         "ray:ADDRESS (a running Ray cluster: its head's host:port).", check=executor_spec,
                         metavar="local|ray|ray:ADDRESS", recipe=False)
-    workers: int | None = opt(None, "With --executor ray: how many workers (default: one per GPU of the cluster, "
-                              "or one per CPU where it has no GPU).", check=whole(1, 4096, allow_none=True),
-                              type=int, recipe=False, default_text="one per GPU, else per CPU")
+    workers: int | None = opt(None, "With --executor ray: how many workers (each loads the backbone once).",
+                              check=whole(1, 4096, allow_none=True), type=int, recipe=False,
+                              default_text="one per GPU of the cluster, else one per CPU")
 
 
 EXECUTOR_OPTIONS = {f.name for f in dataclasses.fields(ExecutorOptions)}
