@@ -162,13 +162,17 @@ class RayExecutor:
         self._owned = True
 
     def shape(self, device: str = "auto") -> tuple[int, dict]:
-        """How many actors, and each one's resources: one per GPU, else ``workers`` CPU actors."""
+        """How many actors, and each one's resources: one per GPU; where the cluster has none, as many as
+        its CPUs hold this process's torch threads (each actor uses that many), or ``workers``."""
+        import torch
+
         resources = self.ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
         if gpus and not str(device).startswith("cpu"):
             return min(self.wanted or gpus, gpus), {"num_gpus": 1, "num_cpus": 1}
-        count = self.wanted or cpus
-        return count, {"num_cpus": max(1, cpus // count) if count <= cpus else 1}
+        count = self.wanted or max(1, cpus // torch.get_num_threads())
+        nodes = [int(n["Resources"]["CPU"]) for n in self.ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
+        return count, {"num_cpus": max(1, min(cpus // count, min(nodes, default=1)))}  # every actor fits a node
 
     def _start(self, number: int, work_ref, options: dict) -> None:
         import torch

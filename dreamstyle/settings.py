@@ -537,7 +537,7 @@ class ExecutorOptions:
                         metavar="local|ray|ray:ADDRESS", recipe=False)
     workers: int | None = opt(None, "With --executor ray: how many workers (each loads the backbone once).",
                               check=whole(1, 4096, allow_none=True), type=int, recipe=False,
-                              default_text="one per GPU of the cluster, else one per CPU")
+                              default_text="one per GPU of the cluster, else its CPUs / this process's torch threads")
 
 
 EXECUTOR_OPTIONS = {f.name for f in dataclasses.fields(ExecutorOptions)}

@@ -60,6 +60,11 @@ def test_a_folder_on_ray_writes_the_bytes_of_a_local_run_and_a_bad_image_is_one_
                                   "--executor", "ray", "--workers", "2"])
     assert on_ray.exit_code == 0, on_ray.output
     assert files(tmp_path / "ray") == files(tmp_path / "local") and len(files(tmp_path / "local")) == 4
+    for where in ("local", "ray"):  # dreams too, a guide image travelling with the work
+        res = runner.invoke(main, ["dream", str(folder), "-o", str(tmp_path / f"dream-{where}"), "--octaves", "1",
+                                   "--guide", str(style), *FAST, "--executor", where])
+        assert res.exit_code == 0, res.output
+    assert files(tmp_path / "dream-ray") == files(tmp_path / "dream-local")
     broken = tmp_path / "broken"
     broken.mkdir()
     for p in folder.iterdir():
