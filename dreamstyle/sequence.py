@@ -76,7 +76,14 @@ class _Collected:
     def __init__(self, total: int, on_frame: Callable | None, keep: bool = True):
         self.total, self.on_frame, self.keep = total, on_frame, keep
         self.frames, self.tensors, self.losses, self.names, self.history = [], [], [], [], []
+        self.indices: list[int] = []
         self.recipe: dict = {}
+
+    def in_order(self) -> None:
+        """The pictures by their index (an executor with several workers reports them as they finish)."""
+        order = sorted(range(len(self.indices)), key=self.indices.__getitem__)
+        for name in ("losses", "names", "indices") + (("frames", "tensors") if self.keep else ()):
+            setattr(self, name, [getattr(self, name)[k] for k in order])
 
     def add(self, index: int, result, j: int, name: str, recipe: dict, worker: int = 0) -> None:
         picture = result.tensor[j:j + 1]
@@ -89,6 +96,7 @@ class _Collected:
             self.tensors.append(tensor)
         self.losses.append(result.losses)
         self.names.append(name)
+        self.indices.append(index)
         if self.on_frame is not None:
             self.on_frame(FrameDone(index, self.total, image, dict(result.losses), tensor, name, recipe, worker))
 
@@ -290,6 +298,7 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
         stopped = Stop.INTERRUPTED
     finally:
         running.close()  # the executor's workers stop now (what finished is kept)
+    done.in_order()
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, [], None, done.names, done.history, done.recipe, stopped, done.losses,
                           done.tensors, fault, len(paths))
