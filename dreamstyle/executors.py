@@ -101,6 +101,20 @@ def _authenticate_as_ray_start(address: str | None) -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A head that does not answer is one line now (Ray itself would retry for minutes)."""
+    import socket
+
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit():
+        return  # "auto", a ray:// client address: left to Ray
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise OptionError(f"cannot reach the Ray head at {address}: {exc.strerror or exc} (is `ray start --head "
+                          f"--port {port}` running there?)") from None
+
+
 def _reason(exc: BaseException) -> str:
     """The line of a Ray error that says why (the worker's own exception, where there is one)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -151,9 +165,11 @@ class RayExecutor:
         import os
 
         ray = self.ray
+        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+        if address != "local":
+            _reachable(address)
         if ray.is_initialized():
             return
-        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
         try:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:

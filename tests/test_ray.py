@@ -163,6 +163,14 @@ def head(tmp_path):
         log.close()
 
 
+def test_a_head_that_does_not_answer_is_one_line(inputs, tmp_path, runner):
+    folder, style = inputs
+    res = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "o"), *FAST,
+                               "--executor", f"ray:127.0.0.1:{free_port()}"])
+    assert res.exit_code == 1 and "cannot reach the Ray head" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
 def dreamstyle_cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "dreamstyle", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **ENV}, timeout=300)
