@@ -63,3 +63,25 @@ def _tuples(value):
     if isinstance(value, dict):
         return {k: _tuples(v) for k, v in value.items()}
     return value
+
+
+def expected_recipe(settings, paths: str = "full") -> tuple[dict, tuple]:
+    """What the recipe of an output these settings make will say of them (``--resume`` compares it
+    with a file's), and the keys not to compare (the seed, where none was given: it was drawn)."""
+    out = settings.to_recipe(paths)
+    out["weights"] = "default" if settings.weights is None else str(settings.weights)  # as the session records
+    out["stopped"] = None  # only a finished output counts as done
+    return out, () if settings.seed is not None else ("seed",)
+
+
+def made_with(path: str | Path, expected: dict, ignore=()) -> bool | None:
+    """Whether the output ``path`` carries a recipe that agrees with ``expected`` on every key (but
+    ``ignore``): None if there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        recipe = read_recipe(path)
+    except Exception:  # noqa: BLE001 - a damaged file is not a finished output
+        return False
+    return bool(recipe) and all(recipe.get(k) == v for k, v in expected.items() if k not in ignore)

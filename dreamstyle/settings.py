@@ -455,7 +455,7 @@ class Settings:
             if f.metadata["spec"].recipe:
                 out[f.name] = plain(getattr(self, f.name), paths)
         inputs = {}
-        for name in INPUT_FIELDS & self.names():
+        for name in [f.name for f in self.fields() if f.name in INPUT_FIELDS]:  # in order: the same bytes every run
             value = getattr(self, name)
             for v in (value if isinstance(value, tuple) else (value,)):
                 if isinstance(v, (str, os.PathLike)) and os.path.isfile(v):
@@ -537,8 +537,63 @@ class SequenceOptions:
 SEQUENCE_OPTIONS = {f.name for f in dataclasses.fields(SequenceOptions)}
 
 
+def executor_spec(value, flag):
+    """local, ray or ray:ADDRESS; ray needs the optional extra, checked now (before any work)."""
+    import importlib.util
+
+    value = "local" if value is None else str(value).strip()
+    kind, colon, address = value.partition(":")
+    if kind not in ("local", "ray") or (kind == "local" and colon) or (colon and not address.strip()):
+        raise OptionError(f"{flag} {value!r}: choose local, ray or ray:ADDRESS (the host:port of a Ray head)")
+    if kind == "ray" and importlib.util.find_spec("ray") is None:
+        raise OptionError(f"{flag} {value} needs Ray: pip install 'dreamstyle[ray]'")
+    return value
+
+
 @dataclass
-class TransferSettings(SequenceOptions, Settings):
+class ExecutorOptions:
+    """Where independent items run (a folder of still images, compare, sweep): not in the recipe, since
+    the pictures are the same wherever they are made."""
+
+    executor: str = opt("local", "Where a folder's images, a sweep's or a comparison's cells run: local (this "
+                        "process), ray (a Ray instance on this machine, or the one RAY_ADDRESS names) or "
+                        "ray:ADDRESS (a running Ray cluster: its head's host:port).", check=executor_spec,
+                        metavar="local|ray|ray:ADDRESS", recipe=False)
+    workers: int | None = opt(None, "With --executor ray: how many workers (each loads the backbone once).",
+                              check=whole(1, 4096, allow_none=True), type=int, recipe=False,
+                              default_text="one per GPU of the cluster, else its CPUs / this process's torch threads")
+
+
+EXECUTOR_OPTIONS = {f.name for f in dataclasses.fields(ExecutorOptions)}
+
+
+def vary_specs(value, flag):
+    """``--vary OPTION=V1,V2,...`` (repeatable; values holding commas are separated by ``;``) ->
+    ((option, (values...)), ...), the option as its flag without dashes or its field name."""
+    out = []
+    for item in (value,) if isinstance(value, str) else (value or ()):
+        name, eq, values = str(item).partition("=")
+        name = name.strip().lstrip("-")
+        parts = [v.strip() for v in values.split(";" if ";" in values else ",")]
+        if not eq or not name or not any(parts):
+            raise OptionError(f"{flag} {item!r}: give OPTION=VALUE1,VALUE2,... (e.g. style-weight=1e2,1e3)")
+        if any(name == seen for seen, _ in out):
+            raise OptionError(f"{flag} {name} is given twice; give its values in one --vary")
+        out.append((name, tuple(p for p in parts if p)))
+    return tuple(out)
+
+
+@dataclass
+class SweepOptions:
+    """The options of ``dreamstyle sweep`` beside the job's own."""
+
+    vary: tuple = opt((), "A grid axis: OPTION=V1,V2,... (any option of the job; ';' separates values that hold "
+                      "commas). Repeatable: every combination is one cell.", check=vary_specs, multiple=True,
+                      metavar="OPTION=V1,V2,...", type=str)
+
+
+@dataclass
+class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
     """Style transfer (Gatys et al.): CONTENT painted in the style of STYLE; the hybrid adds dream terms."""
 
     KIND: ClassVar[str] = "transfer"
@@ -601,7 +656,7 @@ class TransferSettings(SequenceOptions, Settings):
 
 
 @dataclass
-class DreamSettings(SequenceOptions, Settings):
+class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
     """DeepDream: INPUT with what the network sees in it, amplified (octaves, jitter, tiles)."""
 
     KIND: ClassVar[str] = "dream"
@@ -753,7 +808,7 @@ class ActivationsSettings(VisualizeOptions, Settings):
 
 
 @dataclass
-class TextureSettings(Settings):
+class TextureSettings(ExecutorOptions, Settings):
     """Texture synthesis (Gatys et al. 2015): the style of STYLE from noise, no content image."""
 
     KIND: ClassVar[str] = "texture"

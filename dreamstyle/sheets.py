@@ -130,3 +130,39 @@ def contact_sheet(panels: Sequence[Panel], cell: tuple[int, int], columns: int |
             draw.text((x + max(0, (cw - tw) / 2), ty), text, fill=INK if index == 0 else MUTED, font=fnt)
             ty += line_h
     return sheet
+
+
+def labelled_grid(cells: Sequence[tuple], row_names: Sequence[str], column_names: Sequence[str], columns: int,
+                  title: str | None = None, pad: int = 8, min_width: int = 160) -> Image.Image:
+    """A grid whose rows and columns are named: ``cells`` are (image or None, caption, note if no image),
+    ``columns`` to a row, row by row; each column's name above it, each row's name to its left."""
+    panels = [Panel(image, [caption] if caption else [], note=note) for image, caption, note in cells]
+    first = next((p.image for p in panels if p.image is not None), None)
+    cell = first.size if first is not None else (min_width, min_width)
+    body = contact_sheet(panels, cell, columns=columns, pad=pad, max_lines=2, min_width=min_width)
+    cw = (body.width - pad) // columns - pad
+    rows = max(1, math.ceil(len(cells) / columns))
+    row_h = (body.height - pad) // rows
+    size = max(11, min(18, cw // 16))
+    fnt, head = font(size), font(size + 2)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = min(max((int(probe.textlength(n, font=fnt)) for n in row_names), default=0) + 2 * pad, 3 * cw) \
+        if any(row_names) else 0
+    top_lines = wrap(title, probe, head, left + body.width - 2 * pad) if title else []
+    title_h = len(top_lines) * (size + 6) + (pad if title else 0)
+    header_h = size + 2 * pad
+    sheet = Image.new("RGB", (left + body.width, title_h + header_h + body.height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    for i, text in enumerate(top_lines):
+        draw.text((pad, pad + i * (size + 6)), text, fill=INK, font=head)
+    for c, name in enumerate(column_names[:columns]):
+        x = left + pad + c * (cw + pad)
+        text = wrap(name, probe, fnt, cw)[0]
+        draw.text((x + max(0, (cw - draw.textlength(text, font=fnt)) / 2), title_h + pad), text, fill=INK, font=fnt)
+    for r, name in enumerate(row_names[:rows]):
+        lines = wrap(name, probe, fnt, max(1, left - 2 * pad))[:4]
+        y = title_h + header_h + pad + r * row_h + (row_h - pad - len(lines) * (size + 4)) / 2
+        for k, text in enumerate(lines):
+            draw.text((pad, y + k * (size + 4)), text, fill=INK, font=fnt)
+    sheet.paste(body, (left, title_h + header_h))
+    return sheet

@@ -74,6 +74,12 @@ if want compare; then
     -o samples/compare --size 192 --iterations 100 --seed 0 --overwrite -q
 fi
 
+# --- sweep: a grid over two options (style weight by TV weight), one labelled sheet ------------------------
+if want sweep; then
+  run $DS sweep $IN/chelsea.png $IN/starry_night.jpg --vary style-weight=1e2,1e3,1e4 --vary tv-weight=0,3e4,3e5 \
+    -o samples/sweep --size 160 --iterations 100 --seed 0 --overwrite -q
+fi
+
 # --- reconstruct: what single layers keep of the content, and growing sets of layers of the style -----
 if want reconstruct; then
   run $DS reconstruct $IN/chelsea.png --layers conv1_1,conv2_1,conv3_1,conv4_1,conv5_1 --pooling avg \

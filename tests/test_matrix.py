@@ -53,11 +53,13 @@ COVERED_BY_BASE = {"weights", "device", "log_every", "frames", "content", "style
 # need a video file or a zoom run, which this matrix of stills, GIF clips and folders does not make:
 # each is run in tests/test_video.py (segments, resampling, zoom and its resume)
 VIDEO_AND_ZOOM = {"start", "duration", "zoom_frames", "zoom", "rotate"}
+# where the items run, not what they are (the recipe does not record it): tests/test_ray.py
+EXECUTION = {"executor", "workers"}
 
 
 def test_every_option_is_in_the_matrix():
     for cls, table in ((TransferSettings, TRANSFER), (DreamSettings, DREAM)):
-        missing = cls.names() - set(table) - COVERED_BY_BASE - VIDEO_AND_ZOOM
+        missing = cls.names() - set(table) - COVERED_BY_BASE - VIDEO_AND_ZOOM - EXECUTION
         assert not missing, f"{cls.__name__} options the matrix does not try: {sorted(missing)}"
 
 

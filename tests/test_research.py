@@ -105,16 +105,16 @@ def test_compare_when_every_backbone_fails_still_writes_the_table(images, tmp_pa
 
 
 def test_compare_api_survives_an_unexpected_error(images, monkeypatch):
-    import dreamstyle.jobs.compare
+    import dreamstyle.jobs.sweep
 
-    real = dreamstyle.jobs.compare.run
+    real = dreamstyle.jobs.sweep.run  # compare is a sweep over backbones: its cells run there
 
     def flaky(job, *args, **kwargs):
         if job.settings.pooling == "avg":
             raise RuntimeError("CUDA out of memory (simulated)\nmore detail")
         return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(dreamstyle.jobs.compare, "run", flaky)
+    monkeypatch.setattr(dreamstyle.jobs.sweep, "run", flaky)
     seen = []
     comp = compare(*images, "vgg19:avg,vgg19", weights="random", size=40, iterations=2, seed=0, device="cpu",
                    on_start=lambda row, i, n: seen.append((row.variant.label, i, n)))

@@ -3,7 +3,7 @@ settings, progress drawn with rich, and every :class:`~dreamstyle.errors.UserErr
 
 from __future__ import annotations
 
-from . import commands, research_cmd, serve_cmd, visualize_cmd  # noqa: F401  (they add their commands to the group)
+from . import commands, research_cmd, serve_cmd, sweep_cmd, visualize_cmd  # noqa: F401  (they add their commands to the group)
 from .group import main
 
 

@@ -67,11 +67,11 @@ def _param(f) -> click.Parameter:
 
 def settings_params(cls: type[Settings], skip=()) -> list[click.Parameter]:
     """Arguments first, then the job's own options, those every job has, and those of clips and folders."""
-    from ..settings import SEQUENCE_OPTIONS
+    from ..settings import EXECUTOR_OPTIONS, SEQUENCE_OPTIONS
 
     common = Settings.names()
-    rank = {name: 2 if name in SEQUENCE_OPTIONS else 1 if name in common and name not in cls.__dict__.get(
-        "__annotations__", {}) else 0 for name in cls.names()}
+    rank = {name: 3 if name in EXECUTOR_OPTIONS else 2 if name in SEQUENCE_OPTIONS else 1 if name in common and
+            name not in cls.__dict__.get("__annotations__", {}) else 0 for name in cls.names()}
     fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and f.name not in skip),
                     key=lambda f: rank[f.name])
     args = [_param(f) for f in fields if f.metadata["spec"].argument]
@@ -95,7 +95,8 @@ def output_options(output_help: str | None = None, only: tuple[str, ...] | None 
                      help="Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 "
                           "(.webm)]."),
         click.Option(["--resume"], is_flag=True, help="A video output: go on from the last frame an interrupted "
-                     "run finished (its frames are kept in OUT.frames until the video is complete)."),
+                     "run finished (its frames are kept in OUT.frames until the video is complete). A folder of "
+                     "images or a sweep: skip the outputs already written whose recipe matches."),
         click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
                      help="Replay the recipe stored in an output; the options given override it."),
         click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,

@@ -133,6 +133,8 @@ class FrameProgress:
     def __init__(self, total: int, quiet: bool, title: str = "frames", done: int = 0):
         self.progress = self.plain = None
         self.total, self.done, self.before = total, done, done  # ``done``: frames done before (a resumed run)
+        self.unit = title if title in ("images", "cells") else "frames"
+        self.per_worker: dict[int, int] = {}  # items each worker made (an executor with several)
         if not quiet:
             console = stderr_console()
             if not console.is_terminal:
@@ -157,6 +159,15 @@ class FrameProgress:
         if self.progress is not None:
             self.progress.stop()
 
+    def start_clock(self) -> None:
+        """Rates count from now (items made elsewhere send no steps to start the clock)."""
+        import time
+
+        if self.plain is not None:
+            self.plain.elapsed()
+        elif self.progress is not None:
+            self.started = time.monotonic()
+
     def step(self, event) -> None:
         if self.plain is not None:
             self.plain.elapsed()  # starts the clock on the first step
@@ -175,10 +186,15 @@ class FrameProgress:
         if not made or elapsed <= 0:
             return ""
         per_second = made / elapsed
-        return f"{per_second:.2f} frames/s" if per_second >= 0.1 else f"{elapsed / made:.1f} s/frame"
+        rate = f"{per_second:.2f} {self.unit}/s" if per_second >= 0.1 else f"{elapsed / made:.1f} s/{self.unit[:-1]}"
+        if len(self.per_worker) > 1:
+            rate += " · per worker " + " ".join(f"{n}" for _, n in sorted(self.per_worker.items()))
+        return rate
 
     def frame(self, done) -> None:
         self.done += 1
+        worker = getattr(done, "worker", 0)
+        self.per_worker[worker] = self.per_worker.get(worker, 0) + 1
         self.total = max(self.total, self.done)
         if self.plain is not None:
             made = self.done - self.before

@@ -46,6 +46,9 @@ def compare_body(**params):
 
     values, _ = split(TransferSettings, params)
     settings = TransferSettings(**values)
+    if settings.executor != "local" and params["save_every"]:
+        raise click.UsageError("--save-every writes snapshots as a backbone runs, in this process: not with "
+                               f"--executor {settings.executor}")
     variants = parse_variants(params["backbones"], settings.weights, settings.pooling)
     out = _compare_folder(params, variants)
     comp = _run_compare(settings, variants, out, params)
@@ -104,8 +107,12 @@ def _run_compare(settings, variants, out: Path, params):
                 snapshots["now"].count = event.stages
                 snapshots["now"](event)
 
+        def on_row(index, row, worker):  # rows made elsewhere (--executor ray) send no steps: a line each
+            if settings.executor != "local":
+                progress.note(f"{row.variant.label}: {row.status} (worker {worker})")
+
         return compare(settings, variants, callback=callback, on_start=on_start, snapshot_every=every,
-                       recipe_paths="names" if params["recipe"] == "names" else "full")
+                       recipe_paths="names" if params["recipe"] == "names" else "full", on_row=on_row)
 
 
 def _write_compare(comp, out: Path, params) -> None:

@@ -99,6 +99,17 @@ def refuse_inapplicable(cls, kind: str, path) -> None:
                                        "(add --frames if it holds a clip's frames)")
 
 
+def refuse_executor(cls, kind: str, path) -> None:
+    """--executor and --workers go with independent items: a folder of still images (or compare, sweep)."""
+    from ..settings import EXECUTOR_OPTIONS
+
+    for name in sorted(EXECUTOR_OPTIONS & cls.names()):
+        if given(name) and kind != "folder":
+            what = {"clip": "a clip (its frames follow each other)", "zoom": "a zoom (its frames follow each other)"}
+            raise click.UsageError(f"{flag_for(name)} goes with a folder of still images, compare or sweep, not "
+                                   f"{what.get(kind, f'a single image ({path})')}")
+
+
 def settings_from(kind: str, params: dict):
     """The settings of a command: its options, on top of a replayed recipe (``--from``)."""
     cls = settings_for(kind)
@@ -133,25 +144,18 @@ def execute(kind: str, params: dict) -> None:
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     if input_kind not in ("clip", "zoom"):
         for name in ("crf", "resume"):
-            if getattr(out, name):
+            if getattr(out, name) and not (name == "resume" and input_kind == "folder"):
                 raise click.UsageError(f"{flag_for(name)} goes with a video output (a clip or --zoom-frames written "
-                                       "to .mp4, .mov, .mkv or .webm)")
+                                       "to .mp4, .mov, .mkv or .webm) or a folder of images")
+    refuse_executor(type(settings), input_kind, source)
     {"image": run_still, "clip": run_clip, "folder": run_folder, "zoom": run_zoom}[input_kind](kind, settings, out)
 
 
 def make_job(kind: str, settings, out: Outputs, clip: bool = False):
-    from ..jobs.dream import DreamJob
-    from ..jobs.texture import TextureJob
-    from ..jobs.transfer import TransferJob
-    from ..session import Session
+    from ..jobs import make_job as build
 
-    session = Session.for_settings(settings)
-    paths = "names" if out.recipe == "names" else "full"
-    if kind == "transfer":
-        return TransferJob(settings, session, clip=clip, announce=out.say, recipe_paths=paths)
-    if kind == "dream":
-        return DreamJob(settings, session, clip=clip, recipe_paths=paths)
-    return TextureJob(settings, session, recipe_paths=paths)
+    return build(kind, settings, recipe_paths="names" if out.recipe == "names" else "full", clip=clip,
+                 announce=out.say)
 
 
 def run_still(kind: str, settings, out: Outputs) -> None:
@@ -321,7 +325,8 @@ def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run,
 def run_folder(kind: str, settings, out: Outputs) -> None:
     from .. import sequence
     from ..clips import list_images
-    from ..writers import check_folder_output, check_format, check_output, write_json
+    from ..executors import executor_for
+    from ..writers import check_folder_output, check_format, check_output, folder_outputs, write_json
 
     source = settings.content if kind == "transfer" else settings.input
     paths = list_images(source)
@@ -329,23 +334,44 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
         raise OutputError(f"the output for a folder of images is a folder; {out.output} looks like a file "
                           "(to make a clip of the images, add --frames)")
     check_format(out.output / "image.png", "image", out.bit_depth, out.quality, "a folder of images (written as .png)")
-    outs = check_folder_output(out.output, [p.stem for p in paths], out.overwrite)
+    job = make_job(kind, settings, out)
+    outs = folder_outputs(out.output, [p.stem for p in paths])
+    skip = sequence.done_before(job, paths, outs) if out.resume and not out.overwrite else []
+    if skip:
+        out.say(f"resuming: {len(skip)} of {len(paths)} images are done already")
+    check_folder_output(out.output, [p.stem for i, p in enumerate(paths) if i not in set(skip)], out.overwrite)
     if out.log_json is not None:
         check_output(out.log_json, out.overwrite, (".json",))
-    job = make_job(kind, settings, out)
-    outbox = Outbox(out.overwrite)
-    with FrameProgress(len(paths), out.quiet, "images") as progress, sigterm_as_interrupt():
+    executor = executor_for(settings.executor, settings.workers)
+    outbox, failed = Outbox(out.overwrite), []
+    with FrameProgress(len(paths), out.quiet, "images", done=len(skip)) as progress, sigterm_as_interrupt():
         writer = FolderWriter(out, outs, progress, outbox)
-        result = sequence.run_folder(job, paths, callback=progress.step, on_frame=writer)
+        if executor.name != "local":
+            progress.start_clock()
+        result = sequence.run_folder(job, paths, callback=progress.step, on_frame=writer, executor=executor,
+                                     skip=skip, on_error=lambda name, line: failed.append(_failed(out, name, line)))
     with signals_deferred() as received:
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
+    _report_folder(result, out, outs, outbox, received, len(paths), len(skip), failed)
+
+
+def _failed(out: Outputs, name: str, line: str) -> str:
+    click.echo(f"dreamstyle: {name}: {line}; the others go on", err=True)
+    return name
+
+
+def _report_folder(result, out: Outputs, outs, outbox, received, total: int, before: int, failed: list) -> None:
     n = sum(1 for w in outbox.written if w.path is not None and not w.rescued and w.intended in outs)
-    where = f"{n} of {len(paths)} images were written to {out.output}"
+    done = f" ({before} done before)" if before else ""
+    where = f"{n} of {total} images were written to {out.output}{done}"
     rescue = rescue_line(outbox, "images", str(out.output))
-    report(result.stopped, where if result.stopped or rescue else f"wrote {n} images to {out.output}", out, result,
-           received, frame=len(result.frames) + 1, rescue=f"{where}; {rescue}" if rescue else "", outbox=outbox,
-           what="image")
+    if failed and not (result.stopped or rescue or received):
+        raise click.ClickException(f"{where}; {len(failed)} could not be made ({', '.join(failed[:5])}"
+                                   f"{', ...' if len(failed) > 5 else ''}: see above)")
+    report(result.stopped, where if result.stopped or rescue or before else f"wrote {n} images to {out.output}", out,
+           result, received, frame=len(result.frames) + 1, rescue=f"{where}; {rescue}" if rescue else "",
+           outbox=outbox, what="image")
 
 
 class FolderWriter:

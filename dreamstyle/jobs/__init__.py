@@ -170,3 +170,19 @@ def nothing_to_optimize(objective: Objective) -> Objective:
     if not objective.names:
         raise OptionError("nothing to optimize: every loss weight is 0")
     return objective
+
+
+def make_job(kind: str, settings, session=None, *, recipe_paths: str = "full", clip: bool = False, announce=None):
+    """The job of ``kind`` (transfer, dream or texture) for ``settings``, on ``session`` (default: a new
+    one for the settings; its weights load on first use)."""
+    from ..session import Session
+    from .dream import DreamJob
+    from .texture import TextureJob
+    from .transfer import TransferJob
+
+    session = session if session is not None else Session.for_settings(settings)
+    if kind == "transfer":
+        return TransferJob(settings, session, clip=clip, announce=announce, recipe_paths=recipe_paths)
+    if kind == "dream":
+        return DreamJob(settings, session, clip=clip, recipe_paths=recipe_paths)
+    return TextureJob(settings, session, recipe_paths=recipe_paths)

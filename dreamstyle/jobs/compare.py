@@ -6,23 +6,21 @@ backbone that fails is reported in its row; the others still run."""
 from __future__ import annotations
 
 import math
-import random
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..engine import Stop
-from ..errors import Interrupted, OptionError, UserError
+from ..errors import OptionError
 from ..images import fit_size, load_image
-from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
-from ..runner import run
+from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
-from ..session import Session
 from ..settings import TransferSettings
 from ..sheets import Panel, contact_sheet
-from .transfer import TransferJob
+from .sweep import CellRow, error_text, resolved_seed, run_cells
+
+CompareRow = CellRow  # a comparison's row: one backbone's run
+__all__ = ["Variant", "parse_variants", "Comparison", "CompareRow", "compare", "error_text"]
 
 
 @dataclass
@@ -44,6 +42,11 @@ class Variant:
         elif self.weights not in (None, "default", "pretrained"):
             extras.append(f"weights {Path(self.weights).name}")
         return self.name + (f" ({', '.join(extras)})" if extras else "")
+
+    @property
+    def changes(self) -> dict:
+        """The settings this column changes (compare is a sweep over these)."""
+        return {"backbone": self.name, "weights": self.weights, "pooling": self.pooling}
 
     @property
     def slug(self) -> str:
@@ -97,33 +100,16 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
     return variants
 
 
-@dataclass
-class CompareRow:
-    variant: Variant
-    status: str = "pending"  # ok, failed, diverged, interrupted, skipped
-    error: str | None = None
-    steps: int = 0
-    ms_per_iteration: float | None = None
-    run_seconds: float | None = None
-    total_seconds: float | None = None
-    memory_bytes: int | None = None
-    losses: dict = field(default_factory=dict)
-    result: object = None  # the transfer Result
-    output: str | None = None  # file name, set by whoever writes it
-
-    @property
-    def ok(self) -> bool:
-        return self.result is not None
-
-    def to_dict(self) -> dict:
-        v = self.variant
-        return {
-            "label": v.label, "backbone": v.name, "weights": v.weights or "pretrained", "pooling": v.pooling,
-            "status": self.status, "error": self.error, "iterations": self.steps,
-            "ms_per_iteration": _round(self.ms_per_iteration, 2), "run_seconds": _round(self.run_seconds, 3), "total_seconds": _round(self.total_seconds, 3),
-            "peak_memory_bytes": self.memory_bytes, "losses": {k: _round(x, 6, sig=True) for k, x in self.losses.items()},
-            "output": self.output,
-        }
+def row_dict(row: CellRow) -> dict:
+    """One backbone's line of ``compare.json``."""
+    v = row.variant
+    return {
+        "label": v.label, "backbone": v.name, "weights": v.weights or "pretrained", "pooling": v.pooling,
+        "status": row.status, "error": row.error, "iterations": row.steps,
+        "ms_per_iteration": _round(row.ms_per_iteration, 2), "run_seconds": _round(row.run_seconds, 3),
+        "total_seconds": _round(row.total_seconds, 3), "peak_memory_bytes": row.memory_bytes,
+        "losses": {k: _round(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output,
+    }
 
 
 def _round(x, digits, sig=False):
@@ -136,7 +122,7 @@ def _round(x, digits, sig=False):
 
 @dataclass
 class Comparison:
-    rows: list[CompareRow]
+    rows: list[CellRow]
     content: object  # PIL
     styles: list
     settings: dict
@@ -182,7 +168,7 @@ class Comparison:
     def to_dict(self) -> dict:
         return {"command": "compare", "settings": self.settings, "device": self.device,
                 "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped,
-                "backbones": [r.to_dict() for r in self.rows]}
+                "backbones": [row_dict(r) for r in self.rows]}
 
     def to_markdown(self) -> str:
         s = self.settings
@@ -219,7 +205,7 @@ def fmt_bytes(n):
     return f"{n / 2**20:.0f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
-def caption(row: CompareRow) -> list[str]:
+def caption(row: CellRow) -> list[str]:
     lines = [row.variant.label]
     if row.ok:
         timing = f"{row.total_seconds:.1f} s"
@@ -240,67 +226,23 @@ def _cell_size(comp: Comparison) -> tuple[int, int]:
     return fit_size(comp.content.size, comp.settings.get("size"))
 
 
-def error_text(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-
-
 def compare(settings: TransferSettings, variants: str | Sequence, *, callback: Callable | None = None,
-            on_start: Callable | None = None, snapshot_every: int = 0, recipe_paths: str = "full") -> Comparison:
-    """Run ``settings`` (a transfer) on every variant. ``on_start(row, index, count)`` is called
-    before each; ``callback(event)`` gets every engine step (``event.label`` is the variant's)."""
+            on_start: Callable | None = None, snapshot_every: int = 0, recipe_paths: str = "full",
+            executor=None, on_row: Callable | None = None) -> Comparison:
+    """Run ``settings`` (a transfer) on every variant: a sweep over backbones, on ``executor`` (default:
+    the settings' ``--executor``). ``on_start(row, index, count)`` is called before each (in this
+    process); ``callback(event)`` gets every engine step (``event.label`` is the variant's)."""
     if isinstance(variants, str) or (variants and isinstance(variants[0], str)):
         variants = parse_variants(variants, settings.weights, settings.pooling)
     dev = resolve_device(settings.device)
-    seed = settings.seed if settings.seed is not None else random.randrange(2**31)
-    settings = settings.replace(seed=seed)  # one seed: every backbone starts from the same image
+    settings = resolved_seed(settings)  # one seed: every backbone starts from the same image
     content = load_image(settings.content, settings.max_pixels)
     styles = [load_image(s, settings.max_pixels) for s in settings.styles]
     summary = {**settings.to_recipe(recipe_paths), "device": str(dev)}
-    comp = Comparison([CompareRow(v) for v in variants], content, styles, summary, device_name(dev),
-                      MemoryProbe(dev).kind)
-    for index, row in enumerate(comp.rows):
-        if comp.stopped:
-            row.status, row.error = "skipped", "not run: the comparison was interrupted"
-            continue
-        if on_start is not None:
-            on_start(row, index, len(comp.rows))
-        _run_row(row, settings, dev, callback, snapshot_every, recipe_paths)
-        if row.status == "interrupted":
-            comp.stopped = Stop.INTERRUPTED.value
-    return comp
-
-
-def _run_row(row: CompareRow, settings: TransferSettings, dev, callback, snapshot_every: int, recipe_paths) -> None:
-    v = row.variant
-    stage_time: dict[int, float] = {}
-    probe = MemoryProbe(dev)
-
-    def on_event(event):
-        stage_time[event.stage] = event.elapsed
-        probe.note(event.memory)
-        event.label = v.label
-        if callback is not None:
-            callback(event)
-
-    start = time.perf_counter()
-    try:
-        with probe:  # every check (names, sizes, options) comes before the weights load
-            s = settings.replace(backbone=v.name, weights=v.weights, pooling=v.pooling)
-            job = TransferJob(s, Session.for_settings(s), recipe_paths=recipe_paths)
-            result = run(job, job.still_item(), on_event, snapshot_every)
-    except (KeyboardInterrupt, Interrupted):
-        row.status, row.error = "interrupted", "interrupted before the first iteration"
-    except Exception as exc:  # noqa: BLE001 - one backbone failing must not stop the others
-        row.status, row.error = "failed", error_text(exc)
-    else:
-        row.result, row.status = result, result.stopped.value if result.stopped else "ok"
-        row.steps = sum({h["stage"]: h["iteration"] for h in result.history}.values())
-        row.run_seconds = sum(stage_time.values())
-        row.ms_per_iteration = 1000 * row.run_seconds / row.steps if row.steps else None
-        row.losses = {k: float(x) for k, x in result.losses.items()}
-    row.total_seconds = time.perf_counter() - start
-    row.memory_bytes = probe.bytes if row.ok else None
-    release_memory(dev)
+    rows, stopped = run_cells("transfer", settings, variants, executor=executor, callback=callback,
+                              on_start=on_start, on_row=on_row, snapshot_every=snapshot_every,
+                              recipe_paths=recipe_paths)
+    for row in rows:
+        if row.status == "skipped":
+            row.error = "not run: the comparison was interrupted"
+    return Comparison(rows, content, styles, summary, device_name(dev), MemoryProbe(dev).kind, stopped)
