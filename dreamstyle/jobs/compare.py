@@ -17,7 +17,7 @@ from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
 from ..settings import TransferSettings
 from ..sheets import Panel, contact_sheet
-from .sweep import CellRow, error_text, resolved_seed, run_cells
+from .sweep import CellRow, error_text, loss_names, resolved_seed, run_cells
 
 CompareRow = CellRow  # a comparison's row: one backbone's run
 __all__ = ["Variant", "parse_variants", "Comparison", "CompareRow", "compare", "error_text"]
@@ -132,11 +132,7 @@ class Comparison:
 
     @property
     def loss_names(self) -> list[str]:
-        names: dict[str, None] = {}
-        for row in self.rows:
-            for k in row.losses:
-                names[k] = None
-        return list(names)
+        return loss_names(self.rows)
 
     def sheet(self, columns: int | None = None):
         """Content, style(s), then one result per backbone, with name and time under each."""

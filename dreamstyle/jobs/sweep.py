@@ -277,6 +277,11 @@ def resolved_seed(settings):
 
 # --- the sweep's outputs ------------------------------------------------------------------------------
 
+def loss_names(rows) -> list[str]:
+    """The loss terms of any row, in the order they first appear."""
+    return list(dict.fromkeys(k for row in rows for k in row.losses))
+
+
 @dataclass
 class Sweep:
     kind: str
@@ -289,11 +294,7 @@ class Sweep:
 
     @property
     def loss_names(self) -> list[str]:
-        names: dict[str, None] = {}
-        for row in self.rows:
-            for k in row.losses:
-                names[k] = None
-        return list(names)
+        return loss_names(self.rows)
 
     def sheet(self):
         """The cells in a grid: columns by the last axis's values, rows by the others', each named."""
