@@ -21,8 +21,6 @@ import torch
 from .errors import OptionError
 from .terms import LossTerm, Region, StatTerm
 
-OBJECTIVES = ("mean", "l2", "strongest", "weakest")  # the last two: strongest:K / weakest:K
-
 
 @dataclass(frozen=True)
 class DreamTarget:
@@ -162,14 +160,11 @@ def _region_mean(values: torch.Tensor, region: Region | None) -> torch.Tensor:
 
 
 def parse_objective(objective: str) -> tuple[str, int]:
-    """``"strongest:8"`` -> ("strongest", 8); ``"mean"`` -> ("mean", 0)."""
-    mode, _, k = str(objective).partition(":")
-    if mode not in OBJECTIVES or (mode in ("mean", "l2")) != (not k) or (k and not k.isdigit()) or k == "0":
-        raise OptionError(f"--objective {objective!r}: choose mean, l2, strongest[:K] or weakest[:K]")
-    if mode in ("strongest", "weakest") and not k:
-        from .settings import DEFAULT_PICK
+    """``"strongest:8"`` -> ("strongest", 8); ``"strongest"`` -> ("strongest", 8); ``"mean"`` -> ("mean", 0)
+    (the settings' check, :func:`dreamstyle.settings.dream_objective`, says what is wrong)."""
+    from .settings import dream_objective
 
-        k = str(DEFAULT_PICK)
+    mode, _, k = dream_objective(objective, "--objective").partition(":")
     return mode, int(k or 0)
 
 
@@ -192,6 +187,8 @@ class ActivationLoss(SpatialTerm):
         self.each = bool(each)
         if self.each and any(t.channels is None or t.position is not None for t in self.targets):
             raise OptionError("the activation term's 'each' mode needs channels (LAYER:C1,C2,...), one per image")
+        for i, t in enumerate(self.targets if self.each else ()):  # indices made once, moved with the term
+            self.register_buffer(f"each{i}", torch.tensor(t.channels), persistent=False)
         self.objective = objective
         self.layers = list(dict.fromkeys(t.layer for t in self.targets))
         self.position_scale = (1.0, 1.0)
@@ -230,7 +227,7 @@ class ActivationLoss(SpatialTerm):
 
     def forward(self, feats, image, regions=None):
         total = image.new_zeros((), dtype=torch.float32)
-        for t in self.targets:
+        for i, t in enumerate(self.targets):
             f = feats[t.layer]  # sliced before .float(): no fp32 copy of the whole layer under autocast
             region = regions.get(t.layer) if regions is not None else None
             if t.position is not None:
@@ -239,7 +236,8 @@ class ActivationLoss(SpatialTerm):
                     continue
                 v = v * v if self.mode == "l2" else v
             elif self.each:
-                picked = f[torch.arange(f.shape[0], device=f.device), torch.tensor(t.channels, device=f.device)]
+                index = getattr(self, f"each{i}")
+                picked = f[torch.arange(len(index), device=f.device), index]
                 v = _region_mean(picked.float(), region)
             else:
                 channels = t.channels if t.channels is not None else self.picked.get(t.layer)

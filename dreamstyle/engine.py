@@ -207,8 +207,8 @@ def decoded(param, variable, gradient, scale):
     def through(z, scale, backward=True):
         with torch.set_grad_enabled(backward):
             pixels = param.decode(z) * scale
-        last[0] = pixels.detach()
-        leaf = last[0].clone().requires_grad_(backward)
+        last[0] = pixels.detach()  # nothing writes into it: the best image copies from it
+        leaf = pixels.detach().requires_grad_(backward)
         total, values = gradient(leaf, scale, backward)
         if backward and leaf.grad is not None:
             pixels.backward(leaf.grad)

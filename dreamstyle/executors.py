@@ -279,17 +279,11 @@ class RayExecutor:
 def pack_inputs(settings) -> dict[str, bytes]:
     """{path as given: its bytes} of every input file the settings name (styles, masks, guide, init
     image, weights), to travel with the work to another machine."""
-    import os
-
-    from .settings import INPUT_FIELDS
-
     files = {}
-    for name in sorted(INPUT_FIELDS & settings.names()):
-        value = getattr(settings, name)
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, (str, os.PathLike)) and os.path.isfile(v) and str(v) not in files:
-                with open(v, "rb") as fh:
-                    files[str(v)] = fh.read()
+    for v in settings.input_files():
+        if str(v) not in files:
+            with open(v, "rb") as fh:
+                files[str(v)] = fh.read()
     return files
 
 

@@ -43,25 +43,33 @@ class FourierParam:
     # (the default dream step, 0.75, moves the spectrum by about 0.01 a step)
     step_scale = 3.4
 
-    def weights(self, device, dtype=torch.float32) -> torch.Tensor:
-        h, w = self.size
-        fy = torch.fft.fftfreq(h, device=device, dtype=dtype)[:, None]
-        fx = torch.fft.rfftfreq(w, device=device, dtype=dtype)[None, :]
-        freq = (fy * fy + fx * fx).sqrt().clamp_min(1.0 / max(h, w))
-        return (1.0 / freq ** self.decay)[..., None]  # (H, W//2+1, 1): real and imaginary alike
+    def __post_init__(self):
+        self._made: dict = {}  # (device, dtype) -> (frequency weights, colour matrix): made once, not each step
+
+    def constants(self, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 1/frequency weights (H, W//2+1, 1: real and imaginary alike) and the colour matrix."""
+        key = (torch.device(device), dtype)
+        if key not in self._made:
+            h, w = self.size
+            fy = torch.fft.fftfreq(h, device=device, dtype=dtype)[:, None]
+            fx = torch.fft.rfftfreq(w, device=device, dtype=dtype)[None, :]
+            freq = (fy * fy + fx * fx).sqrt().clamp_min(1.0 / max(h, w))
+            self._made[key] = ((1.0 / freq ** self.decay)[..., None], COLOR.to(device, dtype))
+        return self._made[key]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.view_as_complex((z * self.weights(z.device, z.dtype)).contiguous())
+        weights, color = self.constants(z.device, z.dtype)
+        spectrum = torch.view_as_complex((z * weights).contiguous())
         t = torch.fft.irfft2(spectrum, s=self.size, norm="ortho") / SPECTRUM_SCALE
-        rgb = torch.einsum("ij,bjhw->bihw", COLOR.to(t.device, t.dtype), t)
-        return torch.sigmoid(rgb)
+        return torch.sigmoid(torch.einsum("ij,bjhw->bihw", color, t))
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         x = image.detach().float().clamp(EPS, 1 - EPS)
+        weights, color = self.constants(x.device)
         rgb = torch.log(x) - torch.log1p(-x)  # the sigmoid's inverse
-        t = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(COLOR).to(x.device), rgb) * SPECTRUM_SCALE
+        t = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(color), rgb) * SPECTRUM_SCALE
         spectrum = torch.view_as_real(torch.fft.rfft2(t, norm="ortho"))
-        return (spectrum / self.weights(x.device)).contiguous()
+        return (spectrum / weights).contiguous()
 
 
 def make_param(name: str, image: torch.Tensor):

@@ -454,14 +454,19 @@ class Settings:
         for f in self.fields():
             if f.metadata["spec"].recipe:
                 out[f.name] = plain(getattr(self, f.name), paths)
-        inputs = {}
-        for name in [f.name for f in self.fields() if f.name in INPUT_FIELDS]:  # in order: the same bytes every run
+        out["inputs"] = {Path(v).name: file_hash(v) for v in self.input_files()}
+        return out
+
+    def input_files(self) -> list:
+        """Every input file the settings name (the image options' values that are files), in field
+        order: the same order in every process (the recipe's bytes), each once."""
+        files = []
+        for name in [f.name for f in self.fields() if f.name in INPUT_FIELDS]:
             value = getattr(self, name)
             for v in (value if isinstance(value, tuple) else (value,)):
-                if isinstance(v, (str, os.PathLike)) and os.path.isfile(v):
-                    inputs[Path(v).name] = file_hash(v)
-        out["inputs"] = inputs
-        return out
+                if isinstance(v, (str, os.PathLike)) and os.path.isfile(v) and v not in files:
+                    files.append(v)
+        return files
 
 
 INPUT_FIELDS = {"content", "styles", "input", "image", "guide", "init", "weights", "style_masks", "content_mask"}
@@ -768,8 +773,8 @@ def channel_list(value, flag):
             span = range(int(lo), int(hi) + 1) if dash else [int(lo)]
         except ValueError:
             raise OptionError(f"{flag} {value!r}: give channels like 0-63 or 3,7,12-15") from None
-        if dash and int(hi) < int(lo) or any(c < 0 for c in span):
-            raise OptionError(f"{flag} {part!r}: a range goes up, from 0 (like 0-63)")
+        if not span:  # "5-3" (a minus sign cannot parse: channels are never negative)
+            raise OptionError(f"{flag} {part!r}: a range goes up (like 0-63)")
         out.extend(span)
     if not out:
         raise OptionError(f"{flag}: give at least one channel (like 0-63)")

@@ -6,6 +6,25 @@ import pytest
 os.environ.setdefault("DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
+@pytest.fixture(scope="module")
+def vgg():
+    """vgg19 with random weights (seeded), loaded once per test module."""
+    import torch
+
+    from dreamstyle.backbones import load_backbone
+
+    torch.manual_seed(0)
+    return load_backbone("vgg19", weights="random")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A small generated photo, 40 x 32 px."""
+    from helpers import make_image
+
+    return make_image(tmp_path / "photo.png", (40, 32))
+
+
 @pytest.fixture
 def host():
     """A fresh plugin host for the test, restored afterwards."""

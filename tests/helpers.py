@@ -22,3 +22,8 @@ def make_image(path: Path, size=(48, 40), seed=0, kind="gradient") -> Path:
     img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype("uint8"), "RGB")
     img.save(path)
     return path
+
+
+def tiny(loaded, **kw):
+    """Options for a quick run on a loaded backbone: 32 px, one octave, two steps, seeded, CPU."""
+    return {"loaded": loaded, "size": 32, "octaves": 1, "iterations": 2, "seed": 0, "device": "cpu", **kw}

@@ -10,7 +10,6 @@ from PIL import Image
 import dreamstyle
 from dreamstyle import dream, transfer
 from dreamstyle.activation import ActivationLoss, DreamTarget, GuideLoss, Region, check_targets, parse_target
-from dreamstyle.backbones import load_backbone
 from dreamstyle.cli import main
 from dreamstyle.errors import OptionError, UnknownNameError
 from dreamstyle.jobs.transfer import choose_dream_layer, dream_terms
@@ -24,24 +23,9 @@ from dreamstyle.termspec import TermContext
 from dreamstyle.tiling import Gradient, tile_spans
 from dreamstyle.writers import read_recipe
 
-from helpers import make_image
+from helpers import make_image, tiny
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    torch.manual_seed(0)
-    return load_backbone("vgg19", weights="random")
-
-
-@pytest.fixture
-def photo(tmp_path):
-    return make_image(tmp_path / "photo.png", (40, 32))
-
-
-def tiny(loaded, **kw):
-    return {"loaded": loaded, "size": 32, "octaves": 1, "iterations": 2, "seed": 0, "device": "cpu", **kw}
 
 
 # --- specs ---------------------------------------------------------------------------------------

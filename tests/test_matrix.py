@@ -5,11 +5,9 @@ option must be added to the tables below (the first test fails otherwise)."""
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import dreamstyle
-from dreamstyle.backbones import load_backbone
 from dreamstyle.cli import main
 from dreamstyle.clips import Clip
 from dreamstyle.errors import OptionError
@@ -61,12 +59,6 @@ def test_every_option_is_in_the_matrix():
     for cls, table in ((TransferSettings, TRANSFER), (DreamSettings, DREAM)):
         missing = cls.names() - set(table) - COVERED_BY_BASE - VIDEO_AND_ZOOM - EXECUTION
         assert not missing, f"{cls.__name__} options the matrix does not try: {sorted(missing)}"
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    torch.manual_seed(0)
-    return load_backbone("vgg19", weights="random")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import torch
 from PIL import Image, ImageSequence
 
 import dreamstyle
-from dreamstyle.backbones import load_backbone
 from dreamstyle.cli import main
 from dreamstyle.memory import auto_tile, step_bytes
 from dreamstyle.objective import term
@@ -22,12 +21,6 @@ from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def vgg():
-    torch.manual_seed(0)
-    return load_backbone("vgg19", weights="random")
 
 
 def session(vgg):

@@ -46,6 +46,8 @@ class Job:
         self.lr = settings.lr
         self.recipe_paths = recipe_paths
         self.notes: dict = {}  # what the job resolved, for the recipe (layers, auto choices, sizes)
+        if settings.optimizer is None:
+            self.notes["optimizer_used"] = self.optimizer
 
     def default_optimizer(self) -> str:
         return "lbfgs"

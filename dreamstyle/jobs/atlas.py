@@ -136,8 +136,7 @@ def atlas(settings: AtlasSettings, *, callback=None, loaded=None, recipe_paths: 
     session.backbone.check_size(s.size, s.size, f"--size {s.size}")
     cells, stopped, dream_recipe = visualize(s, session, s.layer, list(s.channels), callback, recipe_paths)
     recipe = {**s.to_recipe(recipe_paths), "seed": dream_recipe["seed"], "weights": session.recipe()["weights"],
-              "optimizer_used": dream_recipe.get("optimizer") or ("adam" if s.param == "fft" else "normalized"),
-              "stopped": stopped}
+              "optimizer_used": dream_recipe.get("optimizer_used", s.optimizer), "stopped": stopped}
     return Atlas(session.backbone.name, s.layer, cells, recipe, stopped)
 
 
@@ -159,19 +158,15 @@ class Excitation:
             panels.append(Panel(heat, [f"channel {c}", f"mean {v:.3g}"]))
             if self.cells:
                 panels.append(Panel(self.cells[k].image, [f"channel {c}", "from noise"]))
-        per_row = 2 if self.cells else 1
-        cols = 1 + per_row * min(len(self.top), 4 if self.cells else 8)
+        per_line = (2 if self.cells else 1) * min(len(self.top), 4 if self.cells else 8)  # panels beside the image
         weights = " (random weights)" if self.recipe.get("weights") == "random" else ""
         title = (f"activations · {self.recipe.get('backbone')}{weights} {self.layer} · the {len(self.top)} channels "
                  "the image excites most: their maps over the image" + (" and their visualizations" if self.cells
                                                                         else ""))
-        rows = [panels[:1] + panels[1:cols]]
-        rest = panels[cols:]
-        while rest:  # later rows start under the image's column, left empty
-            rows.append([Panel(None, [], note="")] + rest[:cols - 1])
-            rest = rest[cols - 1:]
-        flat = [p for row in rows for p in row + [Panel(None, [], note="")] * (cols - len(row))]
-        return contact_sheet(flat, self.image.size, columns=cols, title=title, min_width=128)
+        flat = []
+        for k in range(1, len(panels), per_line):  # later rows start under the image's column, left empty
+            flat += [panels[0] if k == 1 else Panel(None, [], note="")] + panels[k:k + per_line]
+        return contact_sheet(flat, self.image.size, columns=1 + per_line, title=title, min_width=128)
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "top": [{"channel": c, "mean": v} for c, v in self.top],

@@ -159,10 +159,11 @@ def regularizer(blur: float, decay: float):
     from torchvision.transforms.functional import gaussian_blur
 
     def project(pixels, scale):
-        side = min(pixels.shape[-2:])
-        k = min(2 * max(1, round(3 * blur)) + 1, side if side % 2 else side - 1)  # a kernel the picture holds
-        if blur and k >= 3:
-            pixels = gaussian_blur(pixels, [k, k], [blur, blur])
+        if blur:
+            side = min(pixels.shape[-2:])
+            k = min(2 * max(1, round(3 * blur)) + 1, side if side % 2 else side - 1)  # a kernel the picture holds
+            if k >= 3:
+                pixels = gaussian_blur(pixels, [k, k], [blur, blur])
         if decay:
             pixels = 0.5 * scale + (1.0 - decay) * (pixels - 0.5 * scale)
         return pixels

@@ -169,13 +169,11 @@ class CellWork:
         if self.on_start is not None:
             self.on_start(row, index, count)
         _run_row(self, row)
-        if row.result is not None and self.back:
+        if self.back:  # temporary paths of a worker's input files named as given
             from ..executors import relocated
 
-            row.result.recipe = relocated(row.result.recipe, self.back)
-        if row.error and self.back:
-            from ..executors import relocated
-
+            if row.result is not None:
+                row.result.recipe = relocated(row.result.recipe, self.back)
             row.error = relocated(row.error, self.back)
         return row
 
@@ -184,12 +182,11 @@ class CellWork:
 
         key = (s.backbone, s.weights, s.pooling, s.device, s.precision, s.compile)
         loaded = self.kept[1] if self.kept is not None and self.kept[0] == key else None
-        if self.kept is not None and loaded is None:  # a backbone this cell does not use is let go
-            self.kept = None
+        dropped, self.kept = self.kept is not None and loaded is None, None  # kept again when the cell ends
+        if dropped:  # a backbone this cell does not use is let go (no reference left to it)
             from ..runtime import resolve_device
 
             release_memory(resolve_device(s.device))
-        self.kept = None
         session = Session.for_settings(s, loaded)
         return key, session
 
