@@ -39,11 +39,8 @@ def make_frames(n=4, size=(48, 40), step=3):
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    from dreamstyle.backbones import load_backbone
-
-    torch.manual_seed(0)
-    return load_backbone("vgg19", weights="random")
+def loaded(vgg):
+    return vgg  # conftest's random vgg19, under this module's name for it
 
 
 @pytest.fixture
