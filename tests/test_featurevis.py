@@ -407,3 +407,15 @@ def test_the_normalized_step_moves_each_picture_of_a_batch_as_if_alone():
         NormalizedGradient([alone], lr=0.5).step()
         assert torch.allclose(together[i:i + 1].detach(), alone.detach())
         assert float(together[i].detach().abs().mean()) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_a_channel_that_never_fired_says_so_under_its_cell():
+    from PIL import Image
+
+    from dreamstyle.jobs.atlas import Atlas, Cell
+
+    grey = Image.new("RGB", (24, 24), (128, 128, 128))
+    cells = [Cell(3, grey, 0.0), Cell(4, grey, 2.5)]
+    assert [c.caption("x") for c in cells] == ["never fired from noise", "x"]
+    recipe = {"size": 24, "param": "fft", "transforms": "jitter", "iterations": 2}
+    assert Atlas("vgg19", "relu2_1", cells, recipe).sheet().size[0] >= 2 * 96

@@ -31,6 +31,11 @@ class Cell:
     activation: float  # the channel's mean activation in its visualization
     stopped: str | None = None
 
+    def caption(self, text: str) -> str:
+        """``text``, or why the cell is still noise: a channel silent everywhere on the starting noise
+        (after a ReLU) has no gradient to grow from."""
+        return "never fired from noise" if self.activation == 0 else text
+
 
 @dataclass
 class Atlas:
@@ -43,7 +48,7 @@ class Atlas:
     def sheet(self, columns: int | None = None) -> Image.Image:
         r = self.recipe
         cell = (r["size"], r["size"])
-        panels = [Panel(c.image, [f"{c.channel}", f"{c.activation:.4g}"]) for c in self.cells]
+        panels = [Panel(c.image, [f"{c.channel}", c.caption(f"{c.activation:.4g}")]) for c in self.cells]
         weights = " (random weights)" if r.get("weights") == "random" else ""
         title = (f"atlas · {self.backbone}{weights} {self.layer} · {len(self.cells)} channels · {r['param']} · "
                  f"{r['transforms'] or 'no transforms'} · {r['iterations']} steps · caption: channel, activation")
@@ -157,7 +162,7 @@ class Excitation:
         for k, ((c, v), heat) in enumerate(zip(self.top, self.maps)):
             panels.append(Panel(heat, [f"channel {c}", f"mean {v:.3g}"]))
             if self.cells:
-                panels.append(Panel(self.cells[k].image, [f"channel {c}", "from noise"]))
+                panels.append(Panel(self.cells[k].image, [f"channel {c}", self.cells[k].caption("from noise")]))
         per_line = (2 if self.cells else 1) * min(len(self.top), 4 if self.cells else 8)  # panels beside the image
         weights = " (random weights)" if self.recipe.get("weights") == "random" else ""
         title = (f"activations · {self.recipe.get('backbone')}{weights} {self.layer} · the {len(self.top)} channels "
