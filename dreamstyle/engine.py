@@ -92,19 +92,27 @@ class _Best:
         self.current = current
         self.image = current().clone()
         self.loss = torch.full((), math.inf, device=self.image.device)
-        self.total = self.values = None
+        self.total = self.values = self.best_values = None
 
     def measure(self, total, values, logged: bool = True):
         """Compare the image now measured with the best; ``logged``: its loss is the one a step reports
         (a step's first measurement: the image the step starts from, not a line search's trials)."""
         with torch.no_grad():
-            t = total.detach().float()
+            t, values = total.detach().float(), values.detach().float()
             better = t < self.loss  # NaN compares False: the best image is never a diverged one
             self.loss.copy_(torch.where(better, t, self.loss))
             self.image.copy_(torch.where(better, self.current(), self.image))
+            if self.best_values is None:
+                self.best_values = torch.full_like(values, math.nan)
+            self.best_values.copy_(torch.where(better, values, self.best_values))
         if logged:
-            self.total, self.values = t, values.detach()
+            self.total, self.values = t, values
         return total
+
+    def log_best(self):
+        """Report the best image's losses: the image the stage returns."""
+        if self.best_values is not None:
+            self.total, self.values = self.loss.clone(), self.best_values.clone()
 
     @property
     def finite(self) -> bool:
@@ -149,11 +157,15 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
     try:
         for step in range(1, iterations + 1):
             calls[0] = 0
+            reported = best.total, best.values
             opt.step(closure)
+            if getattr(opt, "undid_step", False):  # it measured a step it then undid: report where it stands
+                best.total, best.values = reported
             settle()
             if step == iterations:  # the image after the last step is measured too, so that it can win
                 with torch.no_grad():
                     best.measure(*grad_fn(variable, scale, backward=False))
+                best.log_best()  # the last line reports the image returned
             if loop.step(step):
                 stopped = Stop.DIVERGED
                 break
