@@ -152,7 +152,7 @@ def test_transfer_in_tiles_from_the_cli_matches_the_untiled_run_and_says_so_in_t
 
 
 def test_automatic_tiles_when_memory_is_short(tmp_path, monkeypatch, vgg):
-    monkeypatch.setattr("dreamstyle.jobs.available_bytes", lambda device: 1)  # nothing fits
+    monkeypatch.setattr("dreamstyle.jobs.base.available_bytes", lambda device: 1)  # nothing fits
     content = make_image(tmp_path / "c.png", (300, 200))
     style = make_image(tmp_path / "s.png", (64, 64), kind="stripes")
     result = dreamstyle.transfer(content, [style], loaded=vgg, size=300, iterations=1, seed=0, device="cpu",

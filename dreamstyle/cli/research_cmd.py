@@ -141,7 +141,7 @@ def print_table(comp) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..jobs.compare import fmt, fmt_bytes
+    from ..jobs.sweep import fmt, fmt_bytes
     from ..memory import MEMORY_NOTE
 
     terms = comp.loss_names

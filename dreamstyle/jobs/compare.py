@@ -5,7 +5,6 @@ backbone that fails is reported in its row; the others still run."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
 from ..settings import TransferSettings
 from ..sheets import Panel, contact_sheet
-from .sweep import CellRow, error_text, loss_names, resolved_seed, run_cells
+from .sweep import CellRow, error_text, fmt, fmt_bytes, loss_names, resolved_seed, rounded, run_cells
 
 CompareRow = CellRow  # a comparison's row: one backbone's run
 __all__ = ["Variant", "parse_variants", "Comparison", "CompareRow", "compare", "error_text"]
@@ -106,18 +105,10 @@ def row_dict(row: CellRow) -> dict:
     return {
         "label": v.label, "backbone": v.name, "weights": v.weights or "pretrained", "pooling": v.pooling,
         "status": row.status, "error": row.error, "iterations": row.steps,
-        "ms_per_iteration": _round(row.ms_per_iteration, 2), "run_seconds": _round(row.run_seconds, 3),
-        "total_seconds": _round(row.total_seconds, 3), "peak_memory_bytes": row.memory_bytes,
-        "losses": {k: _round(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output,
+        "ms_per_iteration": rounded(row.ms_per_iteration, 2), "run_seconds": rounded(row.run_seconds, 3),
+        "total_seconds": rounded(row.total_seconds, 3), "peak_memory_bytes": row.memory_bytes,
+        "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output,
     }
-
-
-def _round(x, digits, sig=False):
-    if x is None or not isinstance(x, float) or not math.isfinite(x):
-        return x
-    if sig:
-        return float(f"{x:.{digits}g}")
-    return round(x, digits)
 
 
 @dataclass
@@ -189,16 +180,6 @@ class Comparison:
         if failed:
             lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
         return "\n".join(lines) + "\n"
-
-
-def fmt(x, pattern):
-    return "" if x is None else pattern.format(x)
-
-
-def fmt_bytes(n):
-    if n is None:
-        return ""
-    return f"{n / 2**20:.0f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
 def caption(row: CellRow) -> list[str]:

@@ -19,7 +19,7 @@ from ..settings import DEFAULT_SIZE, DREAM_STEP, DreamSettings
 from ..termspec import TermContext
 from ..tiling import default_overlap
 from ..transforms import Transforms, through
-from . import Job, nothing_to_optimize, resized, with_alpha
+from .base import Job, nothing_to_optimize, resized, with_alpha
 
 GUIDE_MAX_SIZE = 512  # the guide image's long side is capped: its features are matched everywhere
 

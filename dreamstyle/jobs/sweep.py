@@ -9,6 +9,7 @@ sweep over backbones (``dreamstyle.jobs.compare``)."""
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import re
 import time
@@ -46,6 +47,25 @@ class Cell:
     @property
     def label(self) -> str:
         return ", ".join(f"{self.flags[k].lstrip('-')} {v}" for k, v in self.texts.items())
+
+
+def rounded(x, digits, sig=False):
+    """A number for a table or JSON: ``digits`` decimals, or significant digits with ``sig``."""
+    if x is None or not isinstance(x, float) or not math.isfinite(x):
+        return x
+    if sig:
+        return float(f"{x:.{digits}g}")
+    return round(x, digits)
+
+
+def fmt(x, pattern):
+    return "" if x is None else pattern.format(x)
+
+
+def fmt_bytes(n):
+    if n is None:
+        return ""
+    return f"{n / 2**20:.0f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
 @dataclass
@@ -315,7 +335,6 @@ class Sweep:
                 "cells": [_cell_dict(r) for r in self.rows]}
 
     def to_markdown(self) -> str:
-        from .compare import fmt, fmt_bytes
 
         terms = self.loss_names
         names = [a.flag.lstrip("-") for a in self.axes]
@@ -350,13 +369,12 @@ def _caption(row: CellRow) -> str:
 
 
 def _cell_dict(row: CellRow) -> dict:
-    from .compare import _round
 
     return {"vary": {row.variant.flags[k].lstrip("-"): t for k, t in row.variant.texts.items()},
             "status": row.status, "error": row.error, "iterations": row.steps,
-            "ms_per_iteration": _round(row.ms_per_iteration, 2), "total_seconds": _round(row.total_seconds, 3),
+            "ms_per_iteration": rounded(row.ms_per_iteration, 2), "total_seconds": rounded(row.total_seconds, 3),
             "peak_memory_bytes": row.memory_bytes,
-            "losses": {k: _round(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output}
+            "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output}
 
 
 def sweep(kind: str, settings, vary, *, executor=None, callback=None, on_start=None, on_row=None,

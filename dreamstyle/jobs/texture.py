@@ -12,7 +12,7 @@ from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
 from ..settings import TextureSettings
 from ..termspec import TermContext
-from . import Job, nothing_to_optimize, resized
+from .base import Job, nothing_to_optimize, resized
 from .transfer import resolve_layers
 
 SEAMLESS_JITTER = 16  # px of random roll per step when --seamless and no --jitter is given

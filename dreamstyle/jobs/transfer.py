@@ -17,7 +17,7 @@ from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
 from ..settings import DREAM_WEIGHT, TRANSFER_INITS, TransferSettings
 from ..termspec import TermContext
-from . import Job, nothing_to_optimize, resized, with_alpha
+from .base import Job, nothing_to_optimize, resized, with_alpha
 
 # what stays the same over a run's items (prepared once per size): the style images and the masks
 FIXED_ROLES = {"style", "style_alpha", "style_mask", "content_mask"}
