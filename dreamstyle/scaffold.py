@@ -4,7 +4,6 @@ passes its test as written; then make it yours."""
 
 from __future__ import annotations
 
-import keyword
 import re
 from pathlib import Path
 
@@ -150,20 +149,33 @@ python -m pytest tests      # the contract test (dreamstyle.testing)
 '''
 
 
+def plugin_names(text: str) -> tuple[str, str, str]:
+    """A plugin's names from how a person writes its package: "dreamstyle-probe", "dreamstyle_probe",
+    "Probe" or "my-net" -> (the distribution, "dreamstyle-probe"; the module, "dreamstyle_probe"; the
+    name users pass to --backbone/--loss, "probe"). The distribution name is normalized as pip does
+    (PEP 503: lower case, runs of "-", "_" and "." made one "-")."""
+    dist = re.sub(r"[-_.]+", "-", str(text).strip()).lower()
+    name = re.sub(r"^dreamstyle-", "", dist)
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) or name == "dreamstyle":
+        raise OptionError(f"plugin name {text!r}: a package name is letters, digits, '-', '_' and '.', like "
+                          "dreamstyle-probe or probe (its module is then dreamstyle_probe)")
+    if name[0].isdigit():
+        raise OptionError(f"plugin name {text!r}: start with a letter (it names a Python module and a class)")
+    return f"dreamstyle-{name}", "dreamstyle_" + name.replace("-", "_"), name
+
+
 def new_plugin(name: str, kind: str, parent: Path) -> Path:
     """Write ``parent/dreamstyle-NAME/`` for a "backbone" or a "loss" plugin; returns the folder."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or keyword.iskeyword(name):
-        raise OptionError(f"plugin name {name!r}: use lower-case letters, digits and _, starting with a letter")
-    folder = Path(parent) / f"dreamstyle-{name}"
+    dist, module, name = plugin_names(name)
+    folder = Path(parent) / dist
     if folder.exists():
         raise OutputError(f"{folder} exists; give another name or another folder")
-    module = f"dreamstyle_{name}"
-    cls = "".join(part.capitalize() for part in name.split("_")) + ("Backbone" if kind == "backbone" else "Loss")
+    cls = "".join(part.capitalize() for part in name.split("-")) + ("Backbone" if kind == "backbone" else "Loss")
     what = "A backbone" if kind == "backbone" else "A loss term"
     files = {
         "pyproject.toml": PYPROJECT.format(name=name, module=module, what=what),
         f"{module}.py": (BACKBONE if kind == "backbone" else LOSS).format(name=name, cls=cls),
-        "tests/test_contract.py": TEST.format(module=module, name=name, name_id=name,
+        "tests/test_contract.py": TEST.format(module=module, name=name, name_id=name.replace("-", "_"),
                                               check="check_backbone" if kind == "backbone" else "check_loss_term",
                                               registry="backbones" if kind == "backbone" else "loss_terms"),
         "README.md": README.format(name=name, what=what, flag=" --backbone" if kind == "backbone" else " --loss",

@@ -234,11 +234,13 @@ def test_new_plugin_writes_a_package_that_installs_and_passes_its_test(tmp_path,
 
     from test_plugin_packages import pip_install
 
-    for kind, name in (("--backbone", "mynet"), ("--loss", "mystats")):
-        result = runner.invoke(main, ["new-plugin", name, kind, "-o", str(tmp_path)])
+    for kind, typed, name in (("--backbone", "mynet", "mynet"), ("--loss", "dreamstyle-my-stats", "my-stats")):
+        result = runner.invoke(main, ["new-plugin", typed, kind, "-o", str(tmp_path)])
         assert result.exit_code == 0, result.output
         folder = tmp_path / f"dreamstyle-{name}"
-        assert (folder / "pyproject.toml").read_text().count(f'{name} = "dreamstyle_{name}"') == 1
+        module = "dreamstyle_" + name.replace("-", "_")
+        assert (folder / "pyproject.toml").read_text().count(f'{name} = "{module}"') == 1
+        assert (folder / f"{module}.py").is_file()
         site = tmp_path / f"site-{name}"
         pip_install([folder], site)
         test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
@@ -247,6 +249,26 @@ def test_new_plugin_writes_a_package_that_installs_and_passes_its_test(tmp_path,
         assert test.returncode == 0, test.stdout[-2000:] + test.stderr[-2000:]
     again = runner.invoke(main, ["new-plugin", "mynet", "-o", str(tmp_path)])
     assert again.exit_code == 1 and "exists" in again.output
+
+
+@pytest.mark.parametrize("typed, names", [
+    ("dreamstyle-probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
+    ("dreamstyle_probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
+    ("Probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
+    ("Dreamstyle.My__Net", ("dreamstyle-my-net", "dreamstyle_my_net", "my-net")),
+    ("class", ("dreamstyle-class", "dreamstyle_class", "class")),
+])
+def test_a_plugin_is_named_as_people_write_package_names(typed, names):
+    from dreamstyle.scaffold import plugin_names
+
+    assert plugin_names(typed) == names
+
+
+@pytest.mark.parametrize("typed", ["dreamstyle", "", "my net", "café", "x-", "3d"])
+def test_a_plugin_name_that_cannot_name_a_package_is_one_line(typed, tmp_path, runner):
+    result = runner.invoke(main, ["new-plugin", typed, "-o", str(tmp_path)])
+    assert result.exit_code != 0 and result.output.count("\n") == 1 and "plugin name" in result.output
+    assert not list(tmp_path.iterdir())
 
 
 # --- any timm model ---------------------------------------------------------------------------------------
