@@ -6,6 +6,23 @@ import pytest
 os.environ.setdefault("DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def as_on_a_bf16_cpu():
+    """DREAMSTYLE_TEST_BF16=1 runs the suite as on a CPU that computes bf16 natively (AVX512-BF16,
+    AMX: CI's kind): ``--precision auto`` picks bf16 autocast here too (emulated, slower), so tests
+    that compare numbers across batches, threads or precisions can be checked for both kinds of CPU
+    on one machine. Unset: the CPU decides, as for a user."""
+    if os.environ.get("DREAMSTYLE_TEST_BF16") != "1":
+        yield
+        return
+    from dreamstyle import runtime
+
+    real = runtime.cpu_runs_bf16
+    runtime.cpu_runs_bf16 = lambda: True
+    yield
+    runtime.cpu_runs_bf16 = real
+
+
 @pytest.fixture(scope="module")
 def vgg():
     """vgg19 with random weights (seeded), loaded once per test module."""

@@ -227,8 +227,13 @@ def test_folder_of_stills_batches_like_one_by_one(tmp_path, style, loaded):
     assert done[1].recipe["content"].endswith("b.jpg") and done[0].recipe["batch"] == 2
     assert [f.size for f in batched.frames] == [(40, 33), (40, 33), (24, 40)]
     assert batched.history[0]["images"] == ["a.png", "b.jpg"]
+    # The batch optimizes each image as if alone, up to rounding: the batch changes the order of the
+    # convolutions' sums. Adam then moves a pixel whose gradient is at rounding level by a whole step
+    # (lr/255) either way, so one pixel may differ by up to 2 x iterations x lr / 255 (measured: 0.018);
+    # the picture as a whole moves by rounding (measured mean: 5e-5, fp32 or bf16 features).
+    bound = 2 * options["iterations"] * options["lr"] / 255
     for a, b in zip(batched.tensors, single.tensors):
-        assert (a - b).abs().max() < 0.02  # the batch optimizes each image as if alone
+        assert (a - b).abs().mean() < 1e-3 and (a - b).abs().max() <= bound
 
 
 def test_cli_clip_to_gif_keeps_timing_and_writes_log(clip_gif, style, tmp_path, runner):

@@ -238,12 +238,15 @@ def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
         result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
                                       "--size", "32", "--iterations", "3", "--seed", "1", "--optimizer", "adam",
                                       "--content-layers", "relu1_1", "--style-layers", "relu1_1,relu2_1",
-                                      "--log-json", str(log), "-q", "--device", "cpu", *flag])
+                                      "--log-json", str(log), "-q", "--device", "cpu", "--precision", "fp32", *flag])
         assert result.exit_code == 0, result.output
         logs[bool(flag)] = json.loads(log.read_text())
         assert read_recipe(out)["compile"] is bool(flag)
+    # fp32 on every CPU (bf16 only where it is native would make the test depend on the machine):
+    # the compiled net fuses and reorders sums, a few fp32 roundings (1e-6) per layer, that three Adam
+    # steps carry on; 1e-4 leaves room for that and none for a wrong graph
     for eager, compiled in zip(logs[False], logs[True]):
-        assert compiled["total"] == pytest.approx(eager["total"], rel=1e-3)
+        assert compiled["total"] == pytest.approx(eager["total"], rel=1e-4)
 
 
 def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):

@@ -78,11 +78,13 @@ def settings_params(cls: type[Settings], skip=()) -> list[click.Parameter]:
     return args + [_param(f) for f in fields if not f.metadata["spec"].argument]
 
 
-def output_options(output_help: str | None = None, only: tuple[str, ...] | None = None) -> list[click.Option]:
+def output_options(output_help: str | None = None, only: tuple[str, ...] | None = None,
+                   required: bool = True) -> list[click.Option]:
     """The options about the files written (not settings: not in the recipe), fresh for each command;
-    ``only`` picks some (by name), ``output_help`` says what ``-o`` is for this command."""
+    ``only`` picks some (by name), ``output_help`` says what ``-o`` is for this command, ``required``
+    whether it must be given."""
     options = [
-        click.Option(["-o", "--output", "output"], required=True, type=click.Path(path_type=Path),
+        click.Option(["-o", "--output", "output"], required=required, type=click.Path(path_type=Path),
                      help=output_help or "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) "
                                          "or .tif (16 or 8-bit); a clip: .mp4, .mov, .mkv, .webm, .gif, .webp, "
                                          ".png or a folder; a folder of images: a folder (of PNGs)."),

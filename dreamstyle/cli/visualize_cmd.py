@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,15 +16,16 @@ from .research_cmd import CONTEXT, _write
 JSON_HELP = "Also write the values as JSON (each channel with its activation)."
 
 
-def _files(output_help: str) -> list[click.Option]:
-    return [*output_options(output_help, only=("output", "recipe", "overwrite", "quiet")),
+def _files(output_help: str, required: bool = True) -> list[click.Option]:
+    return [*output_options(output_help, only=("output", "recipe", "overwrite", "quiet"), required=required),
             click.Option(["--json", "json_path"], type=click.Path(path_type=Path), default=None, help=JSON_HELP)]
 
 
 def _check_outputs(params) -> None:
     from ..writers import check_output, suffixes
 
-    check_output(params["output"], params["overwrite"], suffixes("image"))
+    if params["output"] is not None:
+        check_output(params["output"], params["overwrite"], suffixes("image"))
     if params["json_path"] is not None:
         check_output(params["json_path"], params["overwrite"], None)
 
@@ -32,17 +34,19 @@ def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: 
     from ..writers import save_image, write_json
 
     output, overwrite = params["output"], params["overwrite"]
-    _write(output, lambda: save_image(sheet, output, recipe if params["recipe"] != "none" else None, overwrite))
+    if output is not None:
+        _write(output, lambda: save_image(sheet(), output, recipe if params["recipe"] != "none" else None, overwrite))
     if params["json_path"] is not None:
         _write(params["json_path"], lambda: write_json(params["json_path"], data, overwrite))
+    written = [str(p) for p in (output, params["json_path"]) if p is not None]
     if stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; the {what} finished so far are in {output}", err=True)
         sys.exit(130)
     if stopped == "diverged":
         click.echo("dreamstyle: warning: a loss became NaN or infinite; those cells show their last good image",
                    err=True)
-    if not params["quiet"]:
-        click.echo(f"wrote {output}" + (f" and {params['json_path']}" if params["json_path"] else ""), err=True)
+    if written and not params["quiet"]:
+        click.echo(f"wrote {' and '.join(written)}", err=True)
 
 
 def atlas_body(**params):
@@ -60,29 +64,32 @@ def atlas_body(**params):
     batches = -(-len(settings.channels) // settings.batch)
     with Progress(settings.iterations * batches, params["quiet"], title="atlas") as progress, sigterm_as_interrupt():
         result = atlas(settings, callback=progress, recipe_paths="names" if params["recipe"] == "names" else "full")
-    _finish(params, result.sheet(settings.columns), result.to_dict(), result.recipe, result.stopped, "channels")
+    _finish(params, lambda: result.sheet(settings.columns), result.to_dict(), result.recipe, result.stopped,
+            "channels")
 
 
 def activations_body(**params):
-    """Which channels of a layer IMAGE excites most: prints the top K with their mean activation, and
-    writes a sheet of the image, each channel's activation map over it and (unless --cell 0) the
-    channel's visualization from noise, for picking channels to dream on (dream --layer LAYER:C)."""
+    """Which channels of a layer IMAGE excites most: prints the top K with their mean activation and,
+    with -o, writes a sheet of the image, each channel's activation map over it and (unless --cell 0)
+    the channel's visualization from noise, for picking channels to dream on (dream --layer LAYER:C)."""
     from ..jobs.atlas import activations
     from .progress import Progress
     from .run import sigterm_as_interrupt
 
     values, _ = split(ActivationsSettings, params)
     settings = ActivationsSettings(**values)
+    if params["output"] is None:  # the table only: no sheet, so no visualizations to make for it
+        settings = settings.replace(cell=0)
     _check_outputs(params)
     steps = settings.iterations * -(-settings.top // settings.batch) if settings.cell else 1
     with Progress(steps, params["quiet"], title="activations") as progress, sigterm_as_interrupt():
         result = activations(settings, callback=progress,
                              recipe_paths="names" if params["recipe"] == "names" else "full")
-    _print_top(result)
-    _finish(params, result.sheet(), result.to_dict(), result.recipe, result.stopped, "visualizations")
+    _print_top(result, settings.image)
+    _finish(params, result.sheet, result.to_dict(), result.recipe, result.stopped, "visualizations")
 
 
-def _print_top(result) -> None:
+def _print_top(result, image) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -94,7 +101,8 @@ def _print_top(result) -> None:
         table.add_row(str(rank), str(c), f"{v:.4g}")
     Console(width=max(100, Console().width)).print(table)
     best = result.top[0][0]
-    click.echo(f"dream on one: dreamstyle dream IMAGE --layer {result.layer}:{best} -o dream.png", err=True)
+    name = shlex.quote(Path(image).name) if isinstance(image, (str, Path)) else "IMAGE"
+    click.echo(f"dream on one: dreamstyle dream {name} --layer {result.layer}:{best} -o dream.png", err=True)
 
 
 main.add_command(click.Command(
@@ -105,5 +113,6 @@ main.add_command(click.Command(
 main.add_command(click.Command(
     "activations", callback=activations_body, help=activations_body.__doc__, context_settings=CONTEXT,
     params=[*settings_params(ActivationsSettings)[:1],
-            *_files("Output picture (the sheet): .png, .jpg, .webp or .tif."),
+            *_files("Output picture (the sheet): .png, .jpg, .webp or .tif; without it, the table only.",
+                    required=False),
             *settings_params(ActivationsSettings)[1:]]))
