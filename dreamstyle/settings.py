@@ -406,7 +406,7 @@ class Settings:
     size: int | None = opt(DEFAULT_SIZE, "Long side of the output, px.", check=whole(1, MAX_SIDE, allow_none=True),
                            type=int)
     iterations: int = opt(500, "Optimizer steps (per scale or octave).", check=whole(1, MAX_ITERATIONS))
-    optimizer: str = opt("lbfgs", "Optimizer (see: dreamstyle plugins; built in: lbfgs, adam, normalized).",
+    optimizer: str = opt("lbfgs", "Optimizer (see: dreamstyle optimizers; built in: lbfgs, adam, normalized).",
                          check=registered("optimizer"))
     lr: float | None = opt(None, "Learning rate / step size, 0-255 pixel units (default: the optimizer's).",
                            check=number(0.0, above=True, allow_none=True), type=float)

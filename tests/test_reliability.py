@@ -159,7 +159,8 @@ def test_tiny_image_says_the_backbone_minimum(images, tmp_path, runner):
 
 def test_thin_image_says_the_backbone_minimum(images, tmp_path, runner):
     strip = make_image(tmp_path / "strip.png", (400, 20))  # 40x2 at --size 40
-    refused(transfer(runner, strip, images[1], tmp_path / "o.png"), "400x20 content image is 40x2 px", "16 px minimum")
+    refused(transfer(runner, strip, images[1], tmp_path / "o.png"), "400x20 content image is 40x2 px",
+            "its short side, 2 px, is below the 16 px minimum")
     refused(transfer(runner, images[0], strip, tmp_path / "o.png"), "style image", "40x2 px", "16 px minimum")
 
 

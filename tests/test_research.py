@@ -78,6 +78,7 @@ def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_sto
     md = (out / "compare.md").read_text()
     assert "| vgg19 (random weights) | ok |" in md and "nosuchnet" in md and "Peak memory:" in md
     assert "nosuchnet" in res.output and "ms/it" in res.output  # the rich table is printed
+    assert max(len(line) for line in res.output.splitlines() if "│" in line or "ms/it" in line) <= 80
     sheet = Image.open(out / "compare.png")
     assert sheet.width == sheet_width(6)  # content, style, four backbones in one row
     assert read_recipe(out / "compare.png")["command"] == "compare"

@@ -117,6 +117,12 @@ class Backbone:
         """The architecture with random weights (subclasses)."""
         raise NotImplementedError
 
+    def pretrained_file(self) -> tuple[Path | None, str]:
+        """Where the default pretrained weights are on this machine, found without the network: (the
+        file, or None where it is not here; how to get them, in a few words). Subclasses that have
+        pretrained weights say; a plugin's backbone that does not is listed as unknown."""
+        return None, "not known: try it, or --weights FILE"
+
     def _load_pretrained(self, model) -> Preprocess:
         """Load the default pretrained weights into ``model`` (subclasses)."""
         raise WeightsError(f"backbone {self.name!r} has no pretrained weights; use --weights random or --weights FILE")
@@ -160,7 +166,8 @@ class Backbone:
     def check_size(self, height: int, width: int, what: str = "input") -> None:
         if min(height, width) < self.min_size:
             raise UserError(
-                f"{what} is {width}x{height} px, below the {self.min_size} px minimum of backbone {self.name!r}"
+                f"{what} is {width}x{height} px: its short side, {min(height, width)} px, is below the "
+                f"{self.min_size} px minimum of backbone {self.name!r}"
             )
 
 
@@ -278,6 +285,17 @@ def load_state_dict_checked(model, state: dict, backbone: Backbone, source: str)
     if problems:
         raise WeightsError(f"weights in {source} do not fit backbone {backbone.name!r}: " + "; ".join(problems))
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def torchvision_pretrained_file(backbone: Backbone) -> tuple[Path | None, str]:
+    """:meth:`Backbone.pretrained_file` of a backbone with torchvision's weights (``tv_weights``)."""
+    import torchvision.models
+
+    from .hub import checkpoints_dir
+
+    url = getattr(torchvision.models, backbone.tv_weights).DEFAULT.url
+    path = checkpoints_dir() / os.path.basename(url)
+    return (path if path.is_file() else None), f"downloaded on first use (or place {url} at {path})"
 
 
 def load_torchvision_pretrained(backbone: Backbone, model) -> Preprocess:

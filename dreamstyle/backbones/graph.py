@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ..errors import UnknownNameError, UserError, WeightsError
 from ..layers import Layer
-from .base import Backbone, Preprocess, load_torchvision_pretrained
+from .base import Backbone, Preprocess, load_torchvision_pretrained, torchvision_pretrained_file
 from .vgg import kind_by_name
 
 GOOGLENET = [
@@ -64,6 +64,9 @@ class TorchvisionGraph(Backbone):
 
     def _load_pretrained(self, model) -> Preprocess:
         return load_torchvision_pretrained(self, model)
+
+    def pretrained_file(self):
+        return torchvision_pretrained_file(self)
 
 
 def builtin_graph() -> list[Backbone]:
@@ -128,6 +131,16 @@ class TimmBackbone(Backbone):
 
     def _make(self, pooling: str = "max"):
         return self._create()
+
+    def pretrained_file(self):
+        import timm
+
+        from .hub import timm_cached_file, timm_placed_file
+
+        cfg = timm.models.get_pretrained_cfg(self.model_name)
+        if cfg is None or not (cfg.hf_hub_id or cfg.url):
+            return None, "timm has none for it: --weights FILE"
+        return timm_cached_file(cfg), f"downloaded on first use (or place its weights at {timm_placed_file(cfg)})"
 
     def _load_pretrained(self, model) -> Preprocess:
         import timm

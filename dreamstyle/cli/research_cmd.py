@@ -138,28 +138,19 @@ def _write_compare(comp, out: Path, params) -> None:
 
 
 def print_table(comp) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     from ..jobs.sweep import fmt, fmt_bytes
     from ..memory import MEMORY_NOTE
+    from .tables import lines, show, table
 
-    terms = comp.loss_names
-    table = Table(title=f"dreamstyle compare · {comp.device}", caption=f"peak memory: {MEMORY_NOTE[comp.memory_kind]}")
-    table.add_column("backbone")
-    table.add_column("status")
-    for name in ["ms/it", "total s", "peak mem"] + [f"{t} loss" for t in terms]:
-        table.add_column(name, justify="right")
-    table.add_column("output")
-    for row in comp.rows:
-        table.add_row(row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"),
-                      fmt(row.total_seconds, "{:.1f}"), fmt_bytes(row.memory_bytes),
-                      *[fmt(row.losses.get(t), "{:.4g}") for t in terms], row.output or "")
-    console = Console(width=max(120, Console().width))
-    console.print(table)
+    rows = [(lines([("", row.variant.label), ("→", row.output or "")]), row.status, fmt(row.ms_per_iteration, "{:.1f}"),
+             fmt(row.total_seconds, "{:.1f}"), fmt_bytes(row.memory_bytes),
+             lines([(t, fmt(row.losses.get(t), "{:.4g}")) for t in comp.loss_names])) for row in comp.rows]
+    show(table(["backbone", "status", "ms/it", "total s", "peak mem", "losses"], rows,
+               title=f"dreamstyle compare · {comp.device}", caption=f"peak memory: {MEMORY_NOTE[comp.memory_kind]}",
+               right=["ms/it", "total s", "peak mem"], widths={"backbone": 16, "losses": 18, "peak mem": 9}))
     for row in comp.rows:
         if row.error:
-            console.print(f"[bold]{row.variant.label}[/bold] {row.status}: {row.error}", highlight=False)
+            click.echo(f"{row.variant.label} {row.status}: {row.error}")
 
 
 def reconstruct_body(**params):
