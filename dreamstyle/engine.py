@@ -166,7 +166,7 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
                 with torch.no_grad():
                     best.measure(*grad_fn(variable, scale, backward=False))
                 best.log_best()  # the last line reports the image returned
-            if loop.step(step):
+            if loop.step(step) or getattr(opt, "diverged", False):
                 stopped = Stop.DIVERGED
                 break
     except KeyboardInterrupt:

@@ -132,6 +132,11 @@ class FirstStepLBFGS(torch.optim.LBFGS):
     undone says so (``undid_step``), and the engine logs the accepted point's loss for it, so the
     logged loss never rises. While the loss falls, nothing differs from torch's own step: the same
     pictures, bit for bit (``guard=False`` turns the guard off).
+
+    **Giving up.** Where the loss is NaN or infinite wherever a step lands (a term that fails, a
+    learning rate so large that every blind step overflows), backtracking cannot help: after two
+    restarts for a non-finite loss with no blind step accepted between them the optimizer says it
+    ``diverged``, and the engine stops as it does for any divergence, keeping the best picture.
     """
 
     def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP, guard: bool = True):
@@ -144,6 +149,9 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         self._accepted: tuple | None = None  # (loss, pixels) where the last step started from
         self._rejected = 0  # steps undone in a row
         self.undid_step = False  # the last ``step`` undid the one before it (the engine logs the accepted loss)
+        self.diverged = False  # the loss stays NaN or infinite wherever a step lands: the guard gave up
+        self._restarted = False  # the last restart's own (line-searched) step is not yet followed by a blind one
+        self._hopeless = 0  # restarts for a non-finite loss with no blind step accepted since
         if self._first is not None:  # None: torch's own first step
             self.param_groups[0].update(lr=self._first, line_search_fn="strong_wolfe",
                                         max_eval=LBFGS_FIRST_EVALUATIONS)
@@ -157,10 +165,18 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         value = float(loss.detach())
         if math.isfinite(value) and value <= self._accepted[0]:
             self._rejected = 0
+            if not self._restarted:
+                self._hopeless = 0
+            self._restarted = False
             return self._torch_step(closure, _once(loss, closure))
         self.undid_step = True
         self._rejected += 1
         if self._rejected > LBFGS_BACKTRACKS:
+            self._hopeless += not math.isfinite(value)
+            self.diverged = self._hopeless >= 2
+            if self.diverged:
+                self._place(self._accepted[1])
+                return loss
             self._restart(closure)
         else:
             self._backtrack(state, value)
@@ -198,6 +214,7 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         step from the accepted point, as the first step does (its line search included)."""
         loss, pixels = self._accepted
         self._rejected = 0
+        self._restarted = True
         self._place(pixels, self.state[self._params[0]]["prev_flat_grad"])
         self.state[self._params[0]]["n_iter"] = 0
         if self._first is not None:

@@ -53,7 +53,8 @@ def test_a_worse_last_step_does_not_win():
 
     result = engine.optimize(init, evaluate, ["q"], iterations=3, optimizer="normalized", lr=0.25 * 255)
     assert torch.allclose(result.image, init)
-    assert result.history[-1]["total"] > result.best_loss
+    assert result.history[1]["total"] > result.best_loss  # it measured worse steps
+    assert result.history[-1]["total"] == result.best_loss  # the last line reports the picture returned
 
 
 def _first_lbfgs_step(scale, init, target):

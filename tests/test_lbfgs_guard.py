@@ -87,3 +87,62 @@ def test_the_guard_changes_nothing_while_the_loss_falls(vgg, tmp_path, monkeypat
     assert guarded.tensor.equal(unguarded.tensor)
     untimed = [[{k: v for k, v in row.items() if k != "time"} for row in r.history] for r in (guarded, unguarded)]
     assert untimed[0] == untimed[1]
+
+
+def test_the_guard_gives_up_where_every_step_lands_on_nan():
+    """A loss that is NaN wherever the pixels move from the start: backtracking cannot help, so the
+    optimizer says it diverged (the engine then stops and keeps the best picture) instead of
+    undoing steps for ever."""
+    import math
+
+    import torch
+
+    from dreamstyle.optimizers import FirstStepLBFGS
+
+    start = torch.rand(1, 3, 8, 8)
+    x = start.clone().requires_grad_(True)
+    opt = FirstStepLBFGS([x], lr=1.0)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((x - 0.5) ** 2).sum()
+        if not torch.equal(x.detach(), start):
+            loss = loss * math.nan
+        loss.backward()
+        return loss
+
+    for step in range(1, 40):
+        opt.step(closure)
+        if opt.diverged:
+            break
+    assert opt.diverged, "the guard kept undoing NaN steps for 40 steps"
+    assert step <= 2 * 6 + 2
+    assert torch.equal(x.detach(), start), "it gave up somewhere other than the last finite point"
+
+
+def test_the_guard_does_not_give_up_on_a_loss_that_only_rises():
+    """Finite rises are backtracked, never called a divergence."""
+    import torch
+
+    from dreamstyle.optimizers import LBFGS_BACKTRACKS, FirstStepLBFGS
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 8, 8).requires_grad_(True)
+    opt = FirstStepLBFGS([x], lr=1e6)
+
+    def closure():
+        opt.zero_grad()
+        loss = (x - 0.5).abs().sum() + ((x - 0.5) ** 2).sum()
+        loss.backward()
+        seen.append(float(loss.detach()))
+        return loss
+
+    seen = []
+    first = float(closure().detach())
+    undone = 0
+    for _ in range(40):
+        opt.step(closure)
+        undone += opt.undid_step
+        assert not opt.diverged
+    assert undone > LBFGS_BACKTRACKS, "the blind steps never rose: this test checks nothing"
+    assert min(seen) < first / 2, "the engine keeps the best point measured: it must be better than the start"
