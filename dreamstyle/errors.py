@@ -61,6 +61,10 @@ class OptionError(UserError):
     """An option value that makes no sense."""
 
 
+class RecipeError(UserError):
+    """A recipe that is damaged: dreamstyle's field is there, but what it holds cannot be read."""
+
+
 class Interrupted(UserError):
     """Ctrl-C (or SIGTERM) came before anything worth keeping was made."""
 

@@ -424,9 +424,8 @@ class Settings:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            spec = f.metadata.get("spec")
-            if spec is not None and spec.check is not None:
-                setattr(self, f.name, spec.check(getattr(self, f.name), flag_of(f)))
+            if "spec" in f.metadata:
+                setattr(self, f.name, checked(f, getattr(self, f.name)))
         self.check_together()
 
     def check_together(self) -> None:
@@ -486,6 +485,25 @@ def file_hash(path) -> str:
                 digest.update(block)
         _hashes[key] = digest.hexdigest()
     return _hashes[key]
+
+
+def checked(f: dataclasses.Field, value):
+    """``value`` as option ``f`` reads it, or one OptionError naming its flag: a value out of range,
+    and one of a kind the option cannot read at all (a number where text or a list is due, from the
+    Python API or a recipe)."""
+    check = f.metadata["spec"].check
+    if check is None:
+        return value
+    try:
+        return check(value, flag_of(f))
+    except (TypeError, ValueError, AttributeError):
+        raise OptionError(f"{flag_of(f)} cannot be {short_repr(value)}") from None
+
+
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a value from a stranger's file may be long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def flag_of(f: dataclasses.Field) -> str:

