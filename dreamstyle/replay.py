@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .errors import OptionError, RecipeError
-from .settings import INPUT_FIELDS, checked, file_hash, short_repr
+from .settings import INPUT_FIELDS, checked, file_hash, plain, short_repr
 from .writers import read_recipe
 
 KEYWORDS = ("", "content", "noise", "style", "image", "default", "pretrained", "random")  # inputs that are no file
@@ -107,7 +107,8 @@ def expected_recipe(settings, paths: str = "full") -> tuple[dict, tuple]:
     """What the recipe of an output these settings make will say of them (``--resume`` compares it
     with a file's), and the keys not to compare (the seed, where none was given: it was drawn)."""
     out = settings.to_recipe(paths)
-    out["weights"] = "default" if settings.weights is None else str(settings.weights)  # as the session records
+    weights = "default" if settings.weights is None else str(settings.weights)
+    out["weights"] = plain(weights, paths, files=True)  # as the session records
     out["stopped"] = None  # only a finished output counts as done
     return out, () if settings.seed is not None else ("seed",)
 

@@ -357,7 +357,7 @@ def _take_batches(job, work, done: _Collected, finished):
 
 def image_recipe(job, recipe: dict, path: Path) -> dict:
     """The recipe of a folder's image: the run's, naming the image (and its SHA-256) as its input."""
-    return {**recipe, job.source_key: plain(str(path), job.recipe_paths),
+    return {**recipe, job.source_key: plain(str(path), job.recipe_paths, files=True),
             "inputs": {**recipe.get("inputs", {}), path.name: file_hash(path)}}
 
 

@@ -452,7 +452,7 @@ class Settings:
         out = {"command": self.KIND}
         for f in self.fields():
             if f.metadata["spec"].recipe:
-                out[f.name] = plain(getattr(self, f.name), paths)
+                out[f.name] = plain(getattr(self, f.name), paths, files=f.name in INPUT_FIELDS)
         out["inputs"] = {Path(v).name: file_hash(v) for v in self.input_files()}
         return out
 
@@ -513,19 +513,28 @@ def flag_of(f: dataclasses.Field) -> str:
     return spec.flag or "--" + f.name.replace("_", "-")
 
 
-def plain(value, paths: str = "full"):
-    """A settings value as JSON-able data; images given as objects become "<image>"."""
+def plain(value, paths: str = "full", files: bool = False):
+    """A settings value as JSON-able data; images given as objects become "<image>". With ``paths``
+    "names", text that names a file is its file name only: any text of an option that takes files
+    (``files``: the inputs, the weights), else text that is a path (an existing one, an absolute one,
+    one from home)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
-        if paths == "names" and isinstance(value, str) and os.sep in value and os.path.exists(value):
-            return Path(value).name
+        if paths == "names" and isinstance(value, str) and (files or _is_path(value)):
+            return value.replace("\\", "/").rsplit("/", 1)[-1]
         return value
     if isinstance(value, os.PathLike):
-        return plain(str(value), paths)
+        return plain(str(value), paths, files)
     if isinstance(value, dict):
-        return {str(k): plain(v, paths) for k, v in value.items()}
+        return {str(k): plain(v, paths, files) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
-        return [plain(v, paths) for v in value]
+        return [plain(v, paths, files) for v in value]
     return "<image>"
+
+
+def _is_path(text: str) -> bool:
+    if os.sep not in text and "/" not in text:
+        return False
+    return os.path.exists(text) or os.path.isabs(text) or text.startswith(("~", ".."))
 
 
 @dataclass

@@ -134,3 +134,47 @@ def test_a_picture_without_a_recipe_is_still_said_so(tmp_path, runner):
     plain = tmp_path / "plain.gif"
     Image.new("RGB", (8, 8)).save(plain, comment=b"made with another program {")
     refused(run(runner, "transfer", "--from", plain, "-o", tmp_path / "x.png"), "carries no dreamstyle recipe")
+
+
+# --- 3. recipes name the weights file, not its folder ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    from dreamstyle.backbones import load_backbone
+
+    path = tmp_path_factory.mktemp("alice") / "models" / "my.pth"
+    path.parent.mkdir()
+    torch.save(load_backbone("squeezenet1_1", weights="random").model.state_dict(), path)
+    return path
+
+
+def test_recipes_name_the_weights_file_only(images, tmp_path, runner, weights_file):
+    net = ["--backbone", "squeezenet1_1", "--weights", weights_file, "--device", "cpu", "--size", "64",
+           "--iterations", "1", "--seed", "0", "-q"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    make_image(folder / "a.png", (64, 50))
+    outputs = {"still": tmp_path / "o.png", "dream": tmp_path / "d.png", "folder": tmp_path / "styled"}
+    assert run(runner, "transfer", *images, "-o", outputs["still"], *net).exit_code == 0
+    assert run(runner, "dream", images[0], "-o", outputs["dream"], "--octaves", "1", *net).exit_code == 0
+    assert run(runner, "transfer", folder, images[1], "-o", outputs["folder"], *net).exit_code == 0
+    result = run(runner, "compare", *images, "--backbones", f"squeezenet1_1:weights={weights_file}", "-o",
+                 tmp_path / "cmp", *net[4:])
+    assert result.exit_code == 0, result.output
+    for path in (outputs["still"], outputs["dream"], outputs["folder"] / "a.png", tmp_path / "cmp" / "squeezenet1_1-my.png"):
+        recipe = read_recipe(path)
+        assert recipe["weights"] == "my.pth" and "my.pth" in recipe["inputs"], path
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name != "photos" and p not in images]
+    assert len(written) == 7  # o.png, d.png, styled/a.png, compare.png, .json, .md and the backbone's picture
+    for path in written:
+        assert str(weights_file.parent).encode() not in path.read_bytes(), path
+    again = tmp_path / "elsewhere"
+    again.mkdir()
+    for p in (outputs["still"], *images, weights_file):  # what a replay needs, side by side
+        (again / p.name).write_bytes(p.read_bytes())
+    result = run(runner, "transfer", "--from", again / "o.png", "-o", again / "again.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.asarray(Image.open(again / "again.png")), np.asarray(Image.open(outputs["still"])))
+    full = tmp_path / "full.png"
+    assert run(runner, "transfer", *images, "-o", full, *net, "--recipe", "full").exit_code == 0
+    assert read_recipe(full)["weights"] == str(weights_file)  # asked for: the path as given
