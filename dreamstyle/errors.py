@@ -69,5 +69,10 @@ class Interrupted(UserError):
     """Ctrl-C (or SIGTERM) came before anything worth keeping was made."""
 
 
+class TermFailed(UserError):
+    """A loss term raised, exited or returned what is not one number during a run: the run stops there
+    and keeps its best picture, and the line names the term and its plugin."""
+
+
 class DivergedError(DreamstyleError):
     """The optimization produced NaN or inf."""

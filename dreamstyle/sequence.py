@@ -22,7 +22,7 @@ import torch
 
 from .clips import Clip, estimate_flow, list_images, read_clip, warp
 from .engine import Stop
-from .errors import ImageError, Interrupted, OptionError
+from .errors import ImageError, Interrupted, OptionError, TermFailed
 from .faults import OutOfMemory
 from .images import alpha_of, fit_size, to_pil, to_tensor
 from . import runner
@@ -119,6 +119,8 @@ def _run_batch(job, item, callback):
         return None, Stop.INTERRUPTED, ""
     except OutOfMemory as exc:
         return None, Stop.OUT_OF_MEMORY, str(exc).removesuffix("; nothing was written")
+    except TermFailed as exc:
+        return None, Stop.FAILED, str(exc).removesuffix("; nothing was written")
     except KeyboardInterrupt:
         return None, Stop.INTERRUPTED, ""
     return result, result.stopped, result.fault

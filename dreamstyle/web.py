@@ -476,7 +476,8 @@ class WebRun:
         elif stopped is Stop.INTERRUPTED:
             line = f"stopped; the best {'dream' if kind == 'dream' else 'picture'} so far is kept: {name}"
         elif stopped is Stop.DIVERGED:
-            line = f"the loss became NaN or infinite; the last good picture is kept: {name} (lower the weights)"
+            where = f" ({result.fault})" if result.fault else ""
+            line = f"the loss became NaN or infinite{where}; the last good picture is kept: {name} (lower the weights)"
         else:
             line = f"{result.fault or 'out of memory'}; the best picture so far is kept: {name}"
         if self.notes:

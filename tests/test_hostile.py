@@ -18,11 +18,13 @@ import pytest
 import torch
 from PIL import Image, PngImagePlugin
 
+from dreamstyle import hookimpl
 from dreamstyle.cli import main
+from dreamstyle.termspec import TermSpec
 from dreamstyle.writers import read_recipe
 
 from helpers import make_image
-from test_reliability import fault_term, refused  # noqa: F401  (fault_term: a fixture)
+from test_reliability import FaultTerm, refused
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "2", "--seed", "0", "-q"]
 
@@ -178,3 +180,91 @@ def test_recipes_name_the_weights_file_only(images, tmp_path, runner, weights_fi
     full = tmp_path / "full.png"
     assert run(runner, "transfer", *images, "-o", full, *net, "--recipe", "full").exit_code == 0
     assert read_recipe(full)["weights"] == str(weights_file)  # asked for: the path as given
+
+
+# --- 4. a loss term that fails: one line naming it, the best picture kept ------------------------------------
+
+class Rude(FaultTerm):
+    """A pixel term whose ``fault(calls, value)`` gives what ``forward`` returns (or raises, or exits)."""
+
+    def forward(self, feats, image):
+        self.calls += 1
+        return self.fault(self.calls, (image ** 2).mean())
+
+
+@pytest.fixture
+def rude(host):
+    made = {}
+
+    class Plugin:
+        @hookimpl
+        def register_loss_terms(self, register):
+            register(TermSpec("rude", "misbehaves", lambda: Rude(**made), default_weight=1.0))
+
+    assert host.register(Plugin(), name="rude-plugin")
+    return lambda **kwargs: made.update(kwargs)
+
+
+def boom(exc):
+    raise exc
+
+
+@pytest.mark.parametrize("act, words", [
+    (lambda calls, v: sys.exit(3), "failed (it called sys.exit(3))"),
+    (lambda calls, v: None, "returned None, not one number"),
+    (lambda calls, v: v * float("nan"), "returned NaN or infinity on the starting picture"),
+    (lambda calls, v: boom(RuntimeError("boom")), "failed (RuntimeError: boom)"),
+    (lambda calls, v: v if calls < 4 else sys.exit(3), "failed (it called sys.exit(3))"),
+    (lambda calls, v: v if calls < 4 else "a word", "returned 'a word', not one number"),
+], ids=["exit", "none", "nan", "raise", "exit-later", "text-later"])
+def test_a_loss_term_that_fails_is_named_and_the_best_picture_kept(images, tmp_path, runner, rude, act, words):
+    rude(fault=act)
+    out = tmp_path / "o.png"
+    line = refused(run(runner, "transfer", *images, "-o", out, *FAST, "--iterations", "6", "--loss", "rude=1"),
+                   "loss term 'rude' (plugin 'rude-plugin')", words, str(out))
+    assert "the best image so far" in line
+    with Image.open(out) as img:
+        assert img.size == (40, 33)
+    assert read_recipe(out)["stopped"] == "failed"
+
+
+def test_a_divergence_only_one_term_shows_names_it(images, tmp_path, runner, rude):
+    rude(fault=lambda calls, v: v if calls < 4 else v * float("nan"))
+    out = tmp_path / "o.png"
+    refused(run(runner, "transfer", *images, "-o", out, *FAST, "--iterations", "6", "--loss", "rude=1"),
+            "NaN or infinite", "in loss term 'rude' (plugin 'rude-plugin')", "last good image", "--lr")
+    assert read_recipe(out)["stopped"] == "diverged"
+
+
+def test_a_loss_term_that_fails_while_it_prepares_writes_nothing(images, tmp_path, runner, rude):
+    rude(on_prepare=lambda ctx: sys.exit(4))
+    out = tmp_path / "o.png"
+    refused(run(runner, "transfer", *images, "-o", out, *FAST, "--loss", "rude=1"),
+            "loss term 'rude' (plugin 'rude-plugin') failed (it called sys.exit(4)); nothing was written")
+    assert not out.exists()
+
+
+def test_a_clip_keeps_the_frames_made_before_a_term_fails(images, tmp_path, runner, rude):
+    frames = [make_image(tmp_path / f"f{i}.png", seed=i) for i in range(3)]
+    clip = tmp_path / "clip.gif"
+    Image.open(frames[0]).save(clip, save_all=True, append_images=[Image.open(f) for f in frames[1:]], duration=100)
+    rude(fault=lambda calls, v: v if calls <= 6 else sys.exit(3))  # 3 evaluations a frame: the third one fails
+    out = tmp_path / "styled"
+    line = refused(run(runner, "transfer", clip, images[1], "-o", out, *FAST, "--loss", "rude=1", "--optimizer",
+                       "adam"), "loss term 'rude'", "sys.exit(3)", "the 2 of 3 frames done are in")
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == ["frame_00001.png", "frame_00002.png"]
+
+
+# --- 5. a step that overflows is a divergence ---------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs", "normalized"])
+@pytest.mark.parametrize("lr", ["1e38", "1e300"])
+def test_a_huge_learning_rate_keeps_the_last_good_picture(images, tmp_path, runner, optimizer, lr):
+    out = tmp_path / "o.png"
+    result = run(runner, "transfer", *images, "-o", out, *FAST, "--lr", lr, "--optimizer", optimizer)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    if result.exit_code:
+        refused(result, "NaN or infinite", "last good image", "--lr")
+        assert read_recipe(out)["stopped"] == "diverged"
+    with Image.open(out) as img:
+        assert img.size == (40, 33)
