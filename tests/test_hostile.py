@@ -268,3 +268,47 @@ def test_a_huge_learning_rate_keeps_the_last_good_picture(images, tmp_path, runn
         assert read_recipe(out)["stopped"] == "diverged"
     with Image.open(out) as img:
         assert img.size == (40, 33)
+
+
+# --- 6. a value the user typed and dreamstyle cannot read is one line, never ignored ---------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (["transfer", "--loss", "tv="], "give a weight after '='"),
+    (["transfer", "--loss", "::::"], "give the term's name first"),
+    (["transfer", "--loss", ""], "--loss is empty"),
+    (["transfer", "--loss", "tv=1,,content=1"], "has an empty item"),
+    (["transfer", "--loss", "tv=1:layers="], "options are KEY=VALUE"),
+    (["transfer", "--style-mask", ""], "--style-mask is empty"),
+    (["transfer", "--style-mask", "1="], "give a mask file after '='"),
+    (["transfer", "--style-mask", "99999999=m.png"], "style images count from 1"),
+    (["transfer", "--content-layers", "relu1_1,,relu2_1"], "has an empty item"),
+    (["transfer", "--style-blend", "1,"], "has an empty item"),
+    (["transfer", "--scales", "32,,40"], "has an empty item"),
+    (["transfer", "--init", ""], "--init is empty"),
+    (["transfer", "--content-mask", ""], "--content-mask is empty"),
+    (["transfer", "--weights", ""], "--weights is empty"),
+    (["transfer", "--device", " "], "--device is empty"),
+    (["dream", "--transforms", "jitter,,scale"], "has an empty item"),
+    (["dream", "--guide", ""], "--guide is empty"),
+    (["activations", "--layer", ""], "--layer is empty"),
+    (["atlas", "--channels", "0-3,,5"], "has an empty item"),
+    (["atlas", "--channels", "0-99999999"], "names 100,000,000 channels"),
+    (["sweep", "--vary", "tv-weight=1,,2"], "has an empty item"),
+    (["compare", "--backbones", "vgg19,,vgg16"], "has an empty item"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_a_value_that_cannot_be_read_is_one_line(images, tmp_path, runner, args, words):
+    command, *options = args
+    inputs = {"dream": images[:1], "activations": images[:1], "atlas": ["vgg19", "relu1_1"]}.get(command, images)
+    out = tmp_path / ("out" if command in ("sweep", "compare") else "out.png")
+    refused(run(runner, command, *inputs, "-o", out, "--weights", "random", "--device", "cpu", *options), words)
+    assert not out.exists()
+
+
+def test_a_huge_channel_range_is_refused_before_it_is_listed():
+    from dreamstyle.errors import OptionError
+    from dreamstyle.settings import AtlasSettings
+
+    with pytest.raises(OptionError, match="names 100,000,000 channels; a layer has at most 65,536"):
+        AtlasSettings(layer="relu1_1", channels="0-99999999")
+    with pytest.raises(OptionError, match="names 1,000,000,000 channels"):
+        AtlasSettings(layer="relu1_1", channels=range(10**9))  # the Python API's range: not listed either

@@ -15,7 +15,7 @@ from ..errors import OptionError
 from ..images import fit_size, load_image
 from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
-from ..settings import TransferSettings, plain
+from ..settings import TransferSettings, items, plain
 from ..sheets import Panel, contact_sheet
 from .sweep import CellRow, error_text, loss_names, resolved_seed, run_cells
 
@@ -66,12 +66,8 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
     """``"vgg19,vgg19:avg,alexnet:random"`` -> variants. After a ``:`` come options, ``:``-separated:
     ``max``/``avg`` (pooling), ``random``/``pretrained`` or ``weights=FILE`` (the rest of the item).
     ``weights``/``pooling`` are the defaults for items that do not say."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
     variants = []
-    for item in items:
-        item = item.strip()
-        if not item:
-            continue
+    for item in items(spec, "--backbones") if isinstance(spec, str) else [str(v).strip() for v in spec]:
         name, _, rest = item.partition(":")
         v = Variant(name.strip(), weights, pooling)
         while rest:
