@@ -312,3 +312,77 @@ def test_a_huge_channel_range_is_refused_before_it_is_listed():
         AtlasSettings(layer="relu1_1", channels="0-99999999")
     with pytest.raises(OptionError, match="names 1,000,000,000 channels"):
         AtlasSettings(layer="relu1_1", channels=range(10**9))  # the Python API's range: not listed either
+
+
+# --- 7. a plugin that hangs at import is named; Ctrl-C at any moment is 130 and one line -------------------------
+
+def test_a_plugin_slow_to_load_is_named_while_it_loads(monkeypatch, caplog):
+    import logging
+
+    from dreamstyle import plugins
+
+    class Sleepy:
+        name, value, dist = "sleepy", "sleepy_plugin", None
+
+        def load(self):
+            time.sleep(1.0)
+            return type("Empty", (), {})()
+
+    monkeypatch.setattr(plugins, "SLOW_SECONDS", 0.2)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [Sleepy()])
+    with caplog.at_level(logging.WARNING, logger="dreamstyle.plugins"):
+        plugins.PluginHost(load_entry_points=True)
+    assert "still loading plugin 'sleepy' (sleepy_plugin) after 0.2 s; if it hangs, press Ctrl-C" in caplog.text
+
+
+@pytest.fixture
+def sleepy_site(tmp_path):
+    """A folder for sys.path holding a distribution whose dreamstyle plugin imports torch (as a backbone
+    plugin does: torch's exit hooks are then there) and then hangs."""
+    site = tmp_path / "site"
+    (site / "sleepy_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "sleepy_plugin.py").write_text("import time\n\nimport torch  # noqa: F401\n\ntime.sleep(600)\n")
+    (site / "sleepy_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: sleepy-plugin\n"
+                                                                   "Version: 0.1\n")
+    (site / "sleepy_plugin-0.1.dist-info" / "entry_points.txt").write_text("[dreamstyle]\nsleepy = sleepy_plugin\n")
+    return site
+
+
+@pytest.mark.parametrize("presses", [1, 3])
+def test_ctrl_c_while_a_plugin_hangs_at_import_is_130_and_one_line(sleepy_site, tmp_path, presses):
+    err = tmp_path / "stderr.txt"
+    env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "",
+           "PYTHONPATH": os.pathsep.join([str(sleepy_site), os.environ.get("PYTHONPATH", "")])}
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "backbones"], stderr=fh, stdout=subprocess.PIPE,
+                                env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while "still loading plugin 'sleepy'" not in err.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.1)
+        for _ in range(presses):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines = err.read_text().strip().splitlines()
+    assert proc.returncode == 130, lines
+    assert lines == ["dreamstyle: still loading plugin 'sleepy' (sleepy_plugin, from sleepy-plugin 0.1) after 3 s; if "
+                     "it hangs, press Ctrl-C and uninstall sleepy-plugin (or set DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD=1)",
+                     "dreamstyle: interrupted while plugin 'sleepy' (sleepy_plugin, from sleepy-plugin 0.1) loaded; "
+                     "nothing was written"]
+
+
+@pytest.mark.parametrize("command", [["backbones"], ["transfer", "a.png", "b.png", "-o", "o.png"]])
+def test_ctrl_c_before_any_work_is_130_and_one_line(runner, monkeypatch, command):
+    """Ctrl-C while the plugins load (or torch imports): not click's "Aborted!" and exit 1."""
+    from dreamstyle import plugins
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plugins, "get_host", interrupted)
+    result = run(runner, *command)
+    assert result.exit_code == 130 and result.output == "dreamstyle: interrupted; nothing was written\n"
