@@ -386,3 +386,72 @@ def test_ctrl_c_before_any_work_is_130_and_one_line(runner, monkeypatch, command
     monkeypatch.setattr(plugins, "get_host", interrupted)
     result = run(runner, *command)
     assert result.exit_code == 130 and result.output == "dreamstyle: interrupted; nothing was written\n"
+
+
+# --- 8. the web page answers a value it does not offer in its own line, not with Gradio's traceback -------------
+
+@pytest.mark.parametrize("change, words", [
+    ({"content_sample": "../../../../etc/passwd"}, "there is no sample image '../../../../etc/passwd'"),
+    ({"content_sample": [{"path": "/etc/passwd"}]}, "there is no sample image {'path': '/etc/passwd'}"),
+    ({"backbone": "../x"}, "unknown backbone '../x'"),
+    ({"backbone": 5}, "backbone 5: not a backbone's name"),
+    ({"weights": "/etc/passwd"}, "weights: choose pretrained or random, not '/etc/passwd'"),
+    ({"style_layers": [5]}, "style layers: [5] is not a list of layer names"),
+    ({"size": 1e9}, "goes from 1 to 2048 on the page, not 1e+09"),
+    ({"size": "big"}, "--size must be a whole number"),
+    ({"seed": [1]}, "--seed must be a whole number"),
+], ids=lambda v: str(v) if isinstance(v, dict) else "")
+def test_the_page_refuses_what_it_does_not_offer_in_one_line(images, change, words):
+    from dreamstyle import web
+    from dreamstyle.errors import UserError
+
+    form = {"content_upload": None, "content_sample": "chelsea.png", "styles_upload": [str(images[1])],
+            "backbone": "vgg19", "weights": "random", "size": 48, "iterations": 2, "seed": "7", **change}
+    with pytest.raises(UserError) as refused_here:
+        web.settings_from_form("transfer", form)
+    assert words in str(refused_here.value)
+
+
+@pytest.fixture
+def page(tmp_path):
+    """``dreamstyle serve`` in its own process, its stderr in a file: (url, stderr file)."""
+    pytest.importorskip("gradio_client", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = tmp_path / "serve.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)], stderr=fh,
+                                env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 180
+        while "the page is at" not in err.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/", err
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_the_page_answers_an_out_of_list_sample_in_one_line_and_logs_no_traceback(page, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, err = page
+    client = Client(url, verbose=False)
+    message, *_ = client.predict(None, "../../../../etc/passwd", [], api_name="/run_transfer")
+    assert message == "**there is no sample image '../../../../etc/passwd'**"
+    message, *_ = client.predict(None, "chelsea.png", [], ["starry_night.jpg"], "vgg19", "/etc/passwd",
+                                 api_name="/run_transfer")  # content, its sample, styles, theirs, backbone, weights
+    assert message == "**weights: choose pretrained or random, not '/etc/passwd'**"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with pytest.raises(Exception, match="Invalid file type"):  # Gradio's own check of an upload, kept
+        client.predict(handle_file(str(notes)), "chelsea.png", [], api_name="/run_transfer")
+    assert "Traceback" not in err.read_text(), err.read_text()
