@@ -300,7 +300,8 @@ def test_a_value_that_cannot_be_read_is_one_line(images, tmp_path, runner, args,
     command, *options = args
     inputs = {"dream": images[:1], "activations": images[:1], "atlas": ["vgg19", "relu1_1"]}.get(command, images)
     out = tmp_path / ("out" if command in ("sweep", "compare") else "out.png")
-    refused(run(runner, command, *inputs, "-o", out, "--weights", "random", "--device", "cpu", *options), words)
+    refused(run(runner, command, *inputs, "-o", out, "--weights", "random", "--device", "cpu", "--size", "40",
+                "--iterations", "1", *options), words)
     assert not out.exists()
 
 
