@@ -30,7 +30,7 @@ class Stop(str, enum.Enum):
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
     OUT_OF_MEMORY = "out of memory"
-    FAILED = "failed"  # a loss term raised, exited or returned what is not a number
+    FAILED = "failed"  # a loss term raised, exited or returned what is not a number (a folder: its cluster died)
 
 
 @dataclass

@@ -74,5 +74,10 @@ class TermFailed(UserError):
     and keeps its best picture, and the line names the term and its plugin."""
 
 
+class ClusterLost(UserError):
+    """The cluster the work ran on stopped answering (its head, or this machine's node, died): the
+    work stops there; what finished is kept."""
+
+
 class DivergedError(DreamstyleError):
     """The optimization produced NaN or inf."""

@@ -22,7 +22,7 @@ import torch
 
 from .clips import Clip, estimate_flow, list_images, read_clip, warp
 from .engine import Stop
-from .errors import ImageError, Interrupted, OptionError, TermFailed
+from .errors import ClusterLost, ImageError, Interrupted, OptionError, TermFailed
 from .faults import OutOfMemory
 from .images import alpha_of, fit_size, to_pil, to_tensor
 from . import runner
@@ -298,6 +298,8 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
                 break
     except KeyboardInterrupt:
         stopped = Stop.INTERRUPTED
+    except ClusterLost as exc:  # what finished is written already; the line says what was lost
+        stopped, fault = Stop.FAILED, str(exc)
     finally:
         running.close()  # the executor's workers stop now (what finished is kept)
     done.in_order()
