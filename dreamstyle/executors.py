@@ -12,9 +12,9 @@ gets a :class:`Done` per task, in the order they finish, and writes the outputs 
   (input files as bytes: no shared filesystem is needed), each task and each result through Ray. A
   worker that dies has its tasks run again on another (a new actor replaces it), up to
   :data:`ATTEMPTS` times a task; Ctrl-C stops every actor and keeps what finished; a head (or this
-  machine's node) that stops answering is :class:`~dreamstyle.errors.ClusterLost`, what finished kept. Each actor uses
-  this process's number of torch threads: on the same kind of CPU its pictures are then the bytes
-  a local run makes (how a sum is split over threads changes its last bits).
+  machine's node) that stops answering is :class:`~dreamstyle.errors.ClusterLost`, what finished
+  kept. Each actor uses this process's number of torch threads: on the same kind of CPU its pictures
+  are then the bytes a local run makes (how a sum is split over threads changes its last bits).
 
 A task that fails for a user reason (a bad image) comes back as a :class:`Done` with ``error`` set
 (one line); the other tasks go on. The engine never prints: ``on_event(kind, worker, info)`` tells

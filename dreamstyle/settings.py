@@ -240,7 +240,8 @@ def loss_specs(value, flag):
     if isinstance(value, dict):
         pairs = [(name, v if isinstance(v, tuple) else (v, {})) for name, v in value.items()]
     else:
-        pairs = [pair for item in ([value] if isinstance(value, str) else value) for pair in _loss_item(str(item), flag)]
+        values = [value] if isinstance(value, str) else value
+        pairs = [pair for item in values for pair in _loss_item(str(item), flag)]
     return {name: (None if w is None else weight_value(w, f"{flag} {name}"), dict(options))
             for name, (w, options) in pairs}
 

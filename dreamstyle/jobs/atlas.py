@@ -140,7 +140,8 @@ def atlas(settings: AtlasSettings, *, callback=None, loaded=None, recipe_paths: 
     _check_channels(session, s.layer, s.channels)
     session.backbone.check_size(s.size, s.size, f"--size {s.size}")
     cells, stopped, dream_recipe = visualize(s, session, s.layer, list(s.channels), callback, recipe_paths)
-    recipe = {**s.to_recipe(recipe_paths), "seed": dream_recipe["seed"], "weights": session.recipe(recipe_paths)["weights"],
+    recipe = {**s.to_recipe(recipe_paths), "seed": dream_recipe["seed"],
+              "weights": session.recipe(recipe_paths)["weights"],
               "optimizer_used": dream_recipe.get("optimizer_used", s.optimizer), "stopped": stopped}
     return Atlas(session.backbone.name, s.layer, cells, recipe, stopped)
 
