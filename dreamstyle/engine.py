@@ -5,8 +5,8 @@
 and returns the best image it measured, the last step's included. It never prints: every step is a
 :class:`StepEvent` to a callback. Loss values are copied to the host only on logged steps, so nothing
 in the loop forces a device sync otherwise (L-BFGS syncs by its nature). It stops cleanly, keeping
-the best image, on Ctrl-C, when the loss stops being finite, and when memory runs out
-(:class:`Stop`).
+the best image, on Ctrl-C, when the loss stops being finite (or a step overflows), when memory runs
+out and when a loss term fails (:class:`Stop`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .errors import OptionError
-from .faults import is_out_of_memory, memory_report
+from .errors import OptionError, TermFailed
+from .faults import is_out_of_memory, is_overflow, memory_report
 from .optimizers import get_optimizer, make_optimizer, without_dynamo_import
 
 
@@ -30,6 +30,7 @@ class Stop(str, enum.Enum):
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
     OUT_OF_MEMORY = "out of memory"
+    FAILED = "failed"  # a loss term raised, exited or returned what is not a number (a folder: its cluster died)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class StageResult:
     stopped: Stop | None = None
     history: list[dict] = field(default_factory=list)
     memory: dict | None = None  # on running out of memory: faults.memory_report (size tried, bytes)
+    fault: str = ""  # FAILED: the line naming the term; DIVERGED: "a step overflowed", or nothing
 
     @property
     def measured(self) -> bool:
@@ -153,7 +155,7 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
         calls[0] += 1
         return best.measure(*grad_fn(variable, scale), logged=calls[0] == 1)
 
-    stopped = memory = None
+    stopped, memory, fault = None, None, ""
     try:
         for step in range(1, iterations + 1):
             calls[0] = 0
@@ -171,19 +173,31 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
                 break
     except KeyboardInterrupt:
         stopped = Stop.INTERRUPTED
-    except Exception as exc:  # out of memory stops like Ctrl-C, keeping the best image; the rest propagates
-        if not is_out_of_memory(exc):
-            raise
-        stopped, memory = Stop.OUT_OF_MEMORY, memory_report(variable.device, exc, loop.size)
-        opt.state.clear()
-        variable.grad = None
-        if variable.device.type == "cuda":
-            torch.cuda.empty_cache()
+    except Exception as exc:  # a stop like Ctrl-C, keeping the best image (see _stop_for); the rest propagates
+        stopped, memory, fault = _stop_for(exc, variable, opt, loop.size)
     finite = best.finite
     if stopped is None and not finite:
         stopped = Stop.DIVERGED
     image = (best.image / scale).clamp(0, 1) if finite else None
-    return StageResult(image, float(best.loss), loop.done, stopped, loop.history, memory)
+    return StageResult(image, float(best.loss), loop.done, stopped, loop.history, memory, fault)
+
+
+def _stop_for(exc: Exception, variable, opt, size) -> tuple[Stop, dict | None, str]:
+    """How ``exc`` stops a stage that keeps its best image: a loss term that failed (its line), a number
+    too large for its type (diverged: a step of --lr 1e38) or running out of memory (what was tried;
+    the optimizer's memory is freed). Anything else is raised again."""
+    if isinstance(exc, TermFailed):
+        return Stop.FAILED, None, str(exc)
+    if is_overflow(exc):
+        return Stop.DIVERGED, None, "a step overflowed"
+    if not is_out_of_memory(exc):
+        raise exc
+    memory = memory_report(variable.device, exc, size)
+    opt.state.clear()
+    variable.grad = None
+    if variable.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return Stop.OUT_OF_MEMORY, memory, ""
 
 
 def _settle(variable, scale, clamp: bool, project):

@@ -61,8 +61,22 @@ class OptionError(UserError):
     """An option value that makes no sense."""
 
 
+class RecipeError(UserError):
+    """A recipe that is damaged: dreamstyle's field is there, but what it holds cannot be read."""
+
+
 class Interrupted(UserError):
     """Ctrl-C (or SIGTERM) came before anything worth keeping was made."""
+
+
+class TermFailed(UserError):
+    """A loss term raised, exited or returned what is not one number during a run: the run stops there
+    and keeps its best picture, and the line names the term and its plugin."""
+
+
+class ClusterLost(UserError):
+    """The cluster the work ran on stopped answering (its head, or this machine's node, died): the
+    work stops there; what finished is kept."""
 
 
 class DivergedError(DreamstyleError):

@@ -11,9 +11,10 @@ gets a :class:`Done` per task, in the order they finish, and writes the outputs 
   ``workers`` CPU actors where the cluster has no GPU. The work object travels to each actor once
   (input files as bytes: no shared filesystem is needed), each task and each result through Ray. A
   worker that dies has its tasks run again on another (a new actor replaces it), up to
-  :data:`ATTEMPTS` times a task; Ctrl-C stops every actor and keeps what finished. Each actor uses
-  this process's number of torch threads: on the same kind of CPU its pictures are then the bytes
-  a local run makes (how a sum is split over threads changes its last bits).
+  :data:`ATTEMPTS` times a task; Ctrl-C stops every actor and keeps what finished; a head (or this
+  machine's node) that stops answering is :class:`~dreamstyle.errors.ClusterLost`, what finished
+  kept. Each actor uses this process's number of torch threads: on the same kind of CPU its pictures
+  are then the bytes a local run makes (how a sum is split over threads changes its last bits).
 
 A task that fails for a user reason (a bad image) comes back as a :class:`Done` with ``error`` set
 (one line); the other tasks go on. The engine never prints: ``on_event(kind, worker, info)`` tells
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from .errors import OptionError, UserError
+from .errors import ClusterLost, OptionError, UserError
 
 ATTEMPTS = 3  # runs of one task (a worker dying under it counts one)
 RAY_HINT = "pip install 'dreamstyle[ray]'"
@@ -103,16 +104,25 @@ def _authenticate_as_ray_start(address: str | None) -> None:
 
 def _reachable(address: str, timeout: float = 5.0) -> None:
     """A head that does not answer is one line now (Ray itself would retry for minutes)."""
+    why = _silent(address, timeout)
+    if why:
+        raise OptionError(f"cannot reach the Ray head at {address}: {why} (is `ray start --head --port "
+                          f"{address.rpartition(':')[2]}` running there?)")
+
+
+def _silent(address: str, timeout: float) -> str:
+    """Why ``address`` (host:port) accepts no connection; "" where it does, or is no host:port ("auto",
+    a ray:// client address: left to Ray)."""
     import socket
 
     host, colon, port = address.rpartition(":")
     if not colon or not port.isdigit():
-        return  # "auto", a ray:// client address: left to Ray
+        return ""
     try:
         socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise OptionError(f"cannot reach the Ray head at {address}: {exc.strerror or exc} (is `ray start --head "
-                          f"--port {port}` running there?)") from None
+        return exc.strerror or str(exc)
+    return ""
 
 
 def _reason(exc: BaseException) -> str:
@@ -156,6 +166,8 @@ class RayExecutor:
         self.actors: dict[int, object] = {}  # worker number -> actor (the live ones)
         self.workers = 0
         self._owned = False
+        self.watched: dict[str, str] = {}  # what must answer while the work runs: address -> what it is
+        self.lost = ""  # why the cluster was given up (then nothing more is asked of it)
 
     # --- the cluster ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -168,14 +180,33 @@ class RayExecutor:
         address = self.address or os.environ.get("RAY_ADDRESS") or "local"
         if address != "local":
             _reachable(address)
-        if ray.is_initialized():
-            return
-        try:
-            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = "a local Ray instance" if address == "local" else f"the Ray cluster at {address}"
-            raise OptionError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
-        self._owned = True
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                         log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = "a local Ray instance" if address == "local" else f"the Ray cluster at {address}"
+                raise OptionError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
+            self._owned = True
+        self._watch()
+
+    def _watch(self) -> None:
+        """The cluster's head (its GCS) and this machine's Ray node (its raylet): where either dies, Ray
+        ends this process from its own threads a minute later (or seconds, for the node) with its last
+        log line, so the work watches them itself and stops first, keeping what finished."""
+        context = self.ray.get_runtime_context()
+        here = next((n for n in self.ray.nodes() if n.get("NodeID") == context.get_node_id()), {})
+        self.watched = {context.gcs_address: "its head"}
+        if here.get("NodeManagerPort"):
+            self.watched[f"{here['NodeManagerAddress']}:{here['NodeManagerPort']}"] = "this machine's Ray node"
+
+    def check_alive(self) -> None:
+        """:class:`~dreamstyle.errors.ClusterLost` where the head or this machine's node stopped answering."""
+        for address, what in self.watched.items():
+            why = _silent(address, timeout=5.0)
+            if why:
+                self.lost = f"the Ray cluster stopped answering ({what}, {address}: {why})"
+                raise ClusterLost(f"{self.lost}; see the Ray logs (ray status) for why")
 
     def shape(self, device: str = "auto") -> tuple[int, dict]:
         """How many actors, and each one's resources: one per GPU; where the cluster has none, as many as
@@ -200,6 +231,9 @@ class RayExecutor:
         self.actors[number] = actor_cls.options(max_restarts=0, **options).remote(work_ref, threads)
 
     def close(self) -> None:
+        if self.lost:  # a dead cluster answers nothing: asking it would only wait for Ray to end the process
+            self.actors.clear()
+            return
         for actor in list(self.actors.values()):
             try:
                 self.ray.kill(actor)
@@ -237,6 +271,8 @@ class RayExecutor:
                     flying[actor.run.remote(task)] = (index, number)
                     notify("submitted", number, index)
             ready, _ = ray.wait(list(flying), num_returns=1, timeout=1.0)
+            if not ready:
+                self.check_alive()
             for ref in ready:
                 index, number = flying.pop(ref)
                 try:
@@ -255,7 +291,9 @@ class RayExecutor:
                 yield Done(index, value, number, error, attempts[index])
 
     def _lost(self, number, exc, work_ref, options, started, notify) -> int:
-        """Worker ``number`` died: a new actor takes its place (the cluster allowing)."""
+        """Worker ``number`` died: a new actor takes its place (the cluster allowing: not where the node
+        or the head died with it)."""
+        self.check_alive()
         if number in self.actors:
             del self.actors[number]
             notify("lost", number, _reason(exc))

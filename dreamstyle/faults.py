@@ -31,6 +31,13 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _MARKERS)
 
 
+def is_overflow(exc: BaseException) -> bool:
+    """A number too large for its type: Python's OverflowError, or torch's "value cannot be converted
+    to type float without overflow" (an Adam step of --lr 1e38). A run that meets one has diverged."""
+    return isinstance(exc, (OverflowError, FloatingPointError)) or \
+        (isinstance(exc, RuntimeError) and "without overflow" in str(exc))
+
+
 def requested_bytes(message: str) -> int | None:
     """The size of the allocation that failed, from torch's message ("Tried to allocate 2.00 GiB",
     "you tried to allocate 4000 bytes")."""

@@ -11,14 +11,17 @@ each leaf, in order (a 1-D fp32 tensor aligned with ``objective.names``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .errors import OptionError
-from .plugins import get_host
+from .errors import OptionError, TermFailed, UserError
+from .faults import is_out_of_memory
+from .plugins import describe_failure, get_host
+from .settings import short_repr
 from .termspec import TermContext
 
 
@@ -88,22 +91,44 @@ class Objective(nn.Module):
 
     def prepare(self, ctx: TermContext, extract: Callable, skip: Callable[[nn.Module], bool] | None = None) -> None:
         """Let each term compute its targets; ``skip(term)`` true leaves a term's targets as they are."""
-        for t in self.terms:
+        for name, t in zip(self.names, self.terms):
             if skip is None or not skip(t):
-                t.prepare(ctx, extract)
+                with self._failing(name):
+                    t.prepare(ctx, extract)
+
+    def label(self, name: str) -> str:
+        """How a line names leaf ``name``: "loss term 'x'", and its plugin where it is not built in."""
+        plugin = getattr(self.terms[self.names.index(name)], "dreamstyle_plugin", "")
+        return f"loss term {name!r}" + (f" (plugin {plugin!r})" if plugin and not plugin.startswith("dreamstyle.")
+                                        else "")
 
     def forward(self, feats, image):
         values = []
         for name, t, w in self.leaves:
-            v = t(feats, image)
-            v = torch.as_tensor(v, device=image.device, dtype=torch.float32)
+            with self._failing(name):
+                v = t(feats, image)
+            try:
+                v = torch.as_tensor(v, device=image.device, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise TermFailed(f"{self.label(name)} returned {short_repr(v)}, not one number") from None
             if v.numel() != 1:
-                plugin = getattr(t, "dreamstyle_plugin", "")
-                by = f" (plugin {plugin!r})" if plugin and not plugin.startswith("dreamstyle.") else ""
-                raise OptionError(f"loss term {name!r}{by} returned {tuple(v.shape)} values, not one number")
+                raise TermFailed(f"{self.label(name)} returned {tuple(v.shape)} values, not one number")
             values.append(w * v.reshape(()))
         values = torch.stack(values)
         return values.sum(), values
+
+    @contextlib.contextmanager
+    def _failing(self, name: str):
+        """A term that raises (but a UserError: a user's mistake, or out of memory) or exits: a
+        :class:`~dreamstyle.errors.TermFailed` naming it; Ctrl-C passes."""
+        try:
+            yield
+        except UserError:
+            raise
+        except (Exception, SystemExit) as exc:
+            if is_out_of_memory(exc):
+                raise
+            raise TermFailed(f"{self.label(name)} failed ({describe_failure(exc)})") from exc
 
 
 def plain_option(value):

@@ -8,8 +8,11 @@ failing hook, duplicate name) is left out with one recorded error; everything el
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -17,12 +20,14 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import DuplicateNameError, PluginError, UnknownNameError
+from .errors import DuplicateNameError, Interrupted, PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "dreamstyle"
 DISABLE_ENV = "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD"
 DEFAULT_PLUGINS = ("dreamstyle.default_plugins.backbones", "dreamstyle.default_plugins.losses",
                    "dreamstyle.default_plugins.optimizers", "dreamstyle.default_plugins.writers")
+SLOW_SECONDS = 3.0  # a plugin still loading (or in a hook) after this long is named: it may hang
+log = logging.getLogger(__name__)  # unconfigured (the command line): its warnings go to stderr as they are
 
 
 def autoload_disabled() -> bool:
@@ -157,12 +162,15 @@ class PluginHost:
     def _load_entry_points(self) -> None:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
+            package = f"{dist.name} {dist.version}" if getattr(dist, "name", None) else ""
+            what = f"plugin {ep.name!r} ({getattr(ep, 'value', '?')}" + (f", from {package})" if package else ")")
             try:
-                plugin = ep.load()
+                with named_if_slow(what, f"uninstall {dist.name}" if package else "uninstall it"):
+                    plugin = ep.load()
             except BaseException as exc:  # a plugin's import may even exit or be interrupted
                 self.errors.append(f"plugin {ep.name!r} not loaded: {describe_failure(exc)}")
                 if isinstance(exc, KeyboardInterrupt):
-                    raise
+                    raise Interrupted(f"interrupted while {what} loaded; nothing was written") from None
                 continue
             self.register(plugin, name=ep.name, builtin=False,
                           version=getattr(dist, "version", None), distribution=getattr(dist, "name", None))
@@ -177,13 +185,21 @@ class PluginHost:
                     self._error(str(exc), _plugin)
 
             try:
-                impl.function(*[register for _ in impl.argnames])
+                with self._watched(impl.plugin_name, hook_name):
+                    impl.function(*[register for _ in impl.argnames])
             except BaseException as exc:
                 self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}",
                             impl.plugin_name)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
         return registry
+
+    def _watched(self, plugin: str, hook_name: str):
+        """A plugin's hook, named if it takes long (built-ins are not watched)."""
+        info = self.infos.get(plugin)
+        if info is None or info.builtin:
+            return contextlib.nullcontext()
+        return named_if_slow(f"plugin {plugin!r} in {hook_name}", f"uninstall {info.distribution or 'it'}")
 
     def _error(self, message: str, plugin: str | None = None) -> None:
         if message not in self.errors:  # registries are collected again after a register()
@@ -224,12 +240,29 @@ def call_guarded(host: "PluginHost", hook_name: str, **kwargs) -> None:
     recorded error naming its plugin, and the others still run."""
     for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
         try:
-            impl.function(**{name: kwargs[name] for name in impl.argnames})
+            with host._watched(impl.plugin_name, hook_name):
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
         except BaseException as exc:
             host._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}",
                         impl.plugin_name)
             if isinstance(exc, KeyboardInterrupt):
                 raise
+
+
+@contextlib.contextmanager
+def named_if_slow(what: str, remedy: str):
+    """While the block runs: after :data:`SLOW_SECONDS`, one warning (logger ``dreamstyle.plugins``)
+    naming ``what`` is still loading and what to do if it hangs (a plugin that hangs at import would
+    otherwise hang every command in silence, ``dreamstyle backbones`` too)."""
+    line = (f"dreamstyle: still loading {what} after {SLOW_SECONDS:g} s; if it hangs, press Ctrl-C and "
+            f"{remedy} (or set {DISABLE_ENV}=1)")
+    timer = threading.Timer(SLOW_SECONDS, log.warning, [line])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def describe_failure(exc: BaseException) -> str:

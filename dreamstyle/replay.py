@@ -4,57 +4,95 @@ image comes out the same, bit for bit on the CPU."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from .errors import OptionError
-from .settings import INPUT_FIELDS, file_hash
+from .errors import OptionError, RecipeError
+from .settings import INPUT_FIELDS, checked, file_hash, plain, short_repr
 from .writers import read_recipe
+
+KEYWORDS = ("", "content", "noise", "style", "image", "default", "pretrained", "random")  # inputs that are no file
 
 
 def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
-    """``cls``'s settings values from the recipe in ``path``, ``explicit`` ones on top."""
+    """``cls``'s settings values from the recipe in ``path``, ``explicit`` ones on top. The recipe's
+    input files are looked for beside ``path`` only, by their file names (a recipe from elsewhere
+    never makes a replay read another folder), and checked by their hashes."""
     path = Path(path)
-    if not path.is_file():
-        raise OptionError(f"--from {path}: no such file")
-    try:
-        recipe = read_recipe(path)
-    except Exception as exc:  # noqa: BLE001 - not an image we can read
-        raise OptionError(f"--from {path}: cannot read it ({type(exc).__name__})") from None
-    if not recipe:
-        raise OptionError(f"--from {path}: it carries no dreamstyle recipe")
+    recipe = _read(path)
     if recipe.get("command") != cls.KIND:
         raise OptionError(f"--from {path}: its recipe is of 'dreamstyle {recipe.get('command')}', "
                           f"not 'dreamstyle {cls.KIND}'")
-    known = {f.name for f in cls.fields() if f.metadata["spec"].recipe}
-    values = {k: _tuples(v) for k, v in recipe.items() if k in known}
-    for key in [k for k, v in values.items() if v == "<image>"]:
-        if key not in explicit:
+    try:
+        values, hashes = recipe_settings(recipe, cls, skip=explicit)
+    except RecipeError as exc:
+        raise OptionError(f"--from {path}: a damaged recipe ({exc})") from None
+    for key in INPUT_FIELDS & set(values):
+        if "<image>" in (values[key] if isinstance(values[key], tuple) else (values[key],)):
             raise OptionError(f"--from {path}: the recipe's {key} was an image in memory, not a file; give it")
-    hashes = recipe.get("inputs") or {}
-    for key in INPUT_FIELDS & set(values) - set(explicit):
         value = values[key]
-        found = tuple(_find(v, path, hashes, key) for v in value) if isinstance(value, tuple) else \
+        values[key] = tuple(_find(v, path, hashes, key) for v in value) if isinstance(value, tuple) else \
             _find(value, path, hashes, key)
-        values[key] = found
     values.update(explicit)
     return values
 
 
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise OptionError(f"--from {path}: no such file")
+    try:
+        recipe = read_recipe(path)
+    except RecipeError as exc:
+        raise OptionError(f"--from {path}: a damaged recipe ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - not an image we can read
+        raise OptionError(f"--from {path}: cannot read it ({type(exc).__name__})") from None
+    if not recipe:
+        raise OptionError(f"--from {path}: it carries no dreamstyle recipe")
+    return recipe
+
+
+def recipe_settings(recipe: dict, cls, skip=()) -> tuple[dict, dict]:
+    """The values a recipe records for ``cls``'s settings (but ``skip``), each checked as its option
+    checks it, and its input hashes ({file name: SHA-256}); a value of the wrong kind raises
+    :class:`~dreamstyle.errors.RecipeError` naming it."""
+    hashes = recipe.get("inputs") or {}
+    if not isinstance(hashes, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in hashes.items()):
+        raise RecipeError(f"its inputs are {short_repr(hashes)}, not file names with their SHA-256")
+    values = {}
+    for f in cls.fields():
+        if not f.metadata["spec"].recipe or f.name not in recipe or f.name in skip:
+            continue
+        value = _tuples(recipe[f.name])
+        names = value if isinstance(value, tuple) else (value,)
+        if f.name in INPUT_FIELDS and not all(v is None or isinstance(v, str) for v in names):
+            raise RecipeError(f"its {f.name} is {short_repr(recipe[f.name])}, not a file name")
+        try:
+            checked(f, value)
+        except OptionError as exc:
+            raise RecipeError(f"its {f.name}: {exc}") from None
+        values[f.name] = value
+    return values, hashes
+
+
 def _find(name, recipe_path: Path, hashes: dict, key: str):
-    """An input the recipe names: as given, else beside the replayed file; checked by its hash."""
-    if not isinstance(name, str) or name in ("", "content", "noise", "style", "image", "default", "random"):
+    """An input the recipe names, beside the replayed file under its file name (whatever folder the
+    recipe says), checked by its hash; a link out of that folder is taken only with a hash to check."""
+    if not isinstance(name, str) or name in KEYWORDS:
         return name
-    for candidate in (Path(name), recipe_path.parent / Path(name).name):
-        if candidate.is_file():
-            want = hashes.get(Path(name).name)
-            if want and file_hash(candidate) != want:
-                raise OptionError(f"--from {recipe_path}: {candidate} is not the {key} file the recipe was made "
-                                  f"from (its SHA-256 differs); give the {key} to use")
-            return str(candidate)
-    if key in ("weights",) and not hashes.get(Path(name).name):
-        return name
-    raise OptionError(f"--from {recipe_path}: the recipe's {key} is {name!r}, which is neither here nor beside "
-                      f"{recipe_path.name}; give it (or put it there)")
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    candidate = recipe_path.parent / base
+    if base in ("", ".", "..") or not candidate.is_file():
+        raise OptionError(f"--from {recipe_path}: the recipe's {key} is {base or name!r}, which is not beside "
+                          f"{recipe_path.name} (a replay reads its inputs there, or from the command line); give "
+                          f"it (or put it there)")
+    want = hashes.get(base)
+    if want and file_hash(candidate) != want:
+        raise OptionError(f"--from {recipe_path}: {candidate} is not the {key} file the recipe was made "
+                          f"from (its SHA-256 differs); give the {key} to use")
+    if not want and os.path.realpath(candidate.parent) != os.path.dirname(os.path.realpath(candidate)):
+        raise OptionError(f"--from {recipe_path}: {candidate} links out of its folder and the recipe has no hash "
+                          f"to check it by; give the {key} to use")
+    return str(candidate)
 
 
 def _tuples(value):
@@ -69,7 +107,8 @@ def expected_recipe(settings, paths: str = "full") -> tuple[dict, tuple]:
     """What the recipe of an output these settings make will say of them (``--resume`` compares it
     with a file's), and the keys not to compare (the seed, where none was given: it was drawn)."""
     out = settings.to_recipe(paths)
-    out["weights"] = "default" if settings.weights is None else str(settings.weights)  # as the session records
+    weights = "default" if settings.weights is None else str(settings.weights)
+    out["weights"] = plain(weights, paths, files=True)  # as the session records
     out["stopped"] = None  # only a finished output counts as done
     return out, () if settings.seed is not None else ("seed",)
 

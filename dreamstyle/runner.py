@@ -10,6 +10,8 @@ the engine over the stages and applies the stop policy in one place:
 - A loss that is no longer finite stops the run; the last good image is kept.
 - Running out of memory (device or host) keeps the best image so far and says, in one line, what
   was tried and what would fit; before anything was made it raises ``OutOfMemory``.
+- A loss term that fails (raises, exits, returns what is not a number, or NaN on the starting
+  picture) stops the run the same way; the line names the term and its plugin.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Callable
 import torch
 
 from .engine import StageResult, Stop, optimize
-from .errors import Interrupted
+from .errors import Interrupted, TermFailed
 from .faults import OutOfMemory, is_out_of_memory, memory_report
 from .images import to_pil
 
@@ -65,7 +67,7 @@ class Result:
     stopped: Stop | None = None
     frames: list = field(default_factory=list)  # PIL snapshots (for GIFs), if asked for
     tensor: object = None  # the final image(s) as a (B, 3, H, W) tensor in [0, 1]
-    fault: str = ""  # on running out of memory: one line saying what was tried and what would fit
+    fault: str = ""  # out of memory: what was tried and what would fit; failed: the term; diverged: where it showed
     optimized: object = None  # the image(s) as optimized, before the job's finish (colour recombination)
 
     losses: dict = field(default_factory=dict)  # the last logged losses: total and per term
@@ -120,15 +122,15 @@ def run(job, item: Item, callback: Callable | None = None, snapshot_every: int =
         if result.measured:
             image, done = job.after(item, stage, result.image), stage.index
         if result.stopped is not None:
-            stopped = result.stopped
-            if stopped is Stop.OUT_OF_MEMORY:
-                fault = job.oom_message(stage, result.memory, stages)
+            stopped, fault = _why(job, stage, plan, result, stages)
             if image is None:
                 if stopped is Stop.OUT_OF_MEMORY:
                     raise OutOfMemory(f"{fault}; nothing was written")
                 if stopped is Stop.INTERRUPTED:
                     raise Interrupted("interrupted before the first iteration; nothing was written")
-                image = job.after(item, stage, plan.start)  # diverged at its first step: keep the start
+                if plan is None:  # a term failed while it prepared: nothing to keep
+                    raise TermFailed(f"{fault}; nothing was written")
+                image = job.after(item, stage, plan.start)  # diverged or failed at its first step: keep the start
             break
     final = job.finish(item, image, done, stages)
     recipe = job.recipe(item, stages)
@@ -136,6 +138,29 @@ def run(job, item: Item, callback: Callable | None = None, snapshot_every: int =
     last = history[-1] if history else {}
     losses = {k: last[k] for k in ("total", *job.objective.names) if k in last}
     return Result(to_pil(final[:1]), history, recipe, stopped, frames, final.detach(), fault, image.detach(), losses)
+
+
+def _why(job, stage, plan, result: StageResult, stages) -> tuple[Stop, str]:
+    """Why a stage stopped, and its line: out of memory (what was tried, what would fit), a loss term
+    that failed, or a divergence that some terms and not others show (named)."""
+    if result.stopped is Stop.OUT_OF_MEMORY:
+        return result.stopped, job.oom_message(stage, result.memory, stages)
+    if result.stopped is Stop.DIVERGED and plan is not None and not result.fault:
+        return _diverged(plan.objective, result)
+    return result.stopped, result.fault
+
+
+def _diverged(objective, result: StageResult) -> tuple[Stop, str]:
+    """The terms NaN or infinite at the step the stage diverged, where the others were not: from the
+    starting picture on, those terms failed (not the steps); later, they are where it showed first."""
+    last = result.history[-1] if result.history else {}
+    bad = [n for n in objective.names if not math.isfinite(last.get(n, 0.0))]
+    if not bad or len(bad) == len(objective.names) > 1:  # every term: the picture itself went bad
+        return Stop.DIVERGED, ""
+    named = " and ".join(objective.label(n) for n in bad)
+    if not result.measured:
+        return Stop.FAILED, f"{named} returned NaN or infinity on the starting picture"
+    return Stop.DIVERGED, f"in {named}"
 
 
 def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Plan | None, StageResult]:
@@ -151,6 +176,8 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
                         label=stage.label, param=plan.param, project=plan.project)
     except KeyboardInterrupt:
         return plan, StageResult(None, math.inf, 0, Stop.INTERRUPTED)
+    except TermFailed as exc:  # while the terms prepared
+        return plan, StageResult(None, math.inf, 0, Stop.FAILED, fault=str(exc))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise

@@ -22,7 +22,7 @@ import torch
 
 from .clips import Clip, estimate_flow, list_images, read_clip, warp
 from .engine import Stop
-from .errors import ImageError, Interrupted, OptionError
+from .errors import ClusterLost, ImageError, Interrupted, OptionError, TermFailed
 from .faults import OutOfMemory
 from .images import alpha_of, fit_size, to_pil, to_tensor
 from . import runner
@@ -119,6 +119,8 @@ def _run_batch(job, item, callback):
         return None, Stop.INTERRUPTED, ""
     except OutOfMemory as exc:
         return None, Stop.OUT_OF_MEMORY, str(exc).removesuffix("; nothing was written")
+    except TermFailed as exc:
+        return None, Stop.FAILED, str(exc).removesuffix("; nothing was written")
     except KeyboardInterrupt:
         return None, Stop.INTERRUPTED, ""
     return result, result.stopped, result.fault
@@ -296,6 +298,8 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
                 break
     except KeyboardInterrupt:
         stopped = Stop.INTERRUPTED
+    except ClusterLost as exc:  # what finished is written already; the line says what was lost
+        stopped, fault = Stop.FAILED, str(exc)
     finally:
         running.close()  # the executor's workers stop now (what finished is kept)
     done.in_order()
@@ -357,7 +361,7 @@ def _take_batches(job, work, done: _Collected, finished):
 
 def image_recipe(job, recipe: dict, path: Path) -> dict:
     """The recipe of a folder's image: the run's, naming the image (and its SHA-256) as its input."""
-    return {**recipe, job.source_key: plain(str(path), job.recipe_paths),
+    return {**recipe, job.source_key: plain(str(path), job.recipe_paths, files=True),
             "inputs": {**recipe.get("inputs", {}), path.name: file_hash(path)}}
 
 

@@ -14,6 +14,7 @@ from .faults import OutOfMemory, is_out_of_memory
 from .plugins import get_backbone
 from .runtime import (amp_dtype, make_evaluate, make_extract, precision_name, prepare_net, resolve_device,
                       use_channels_last)
+from .settings import plain
 
 
 class Session:
@@ -82,7 +83,9 @@ class Session:
     def extract(self, net):
         return make_extract(net, self.device, self.dtype)
 
-    def recipe(self) -> dict:
-        return {"weights": self.loaded.weights if self._loaded is not None else
-                ("default" if self.weights is None else str(self.weights)),
-                "device_used": str(self.device), "precision_used": precision_name(self.dtype)}
+    def recipe(self, paths: str = "full") -> dict:
+        """What a recipe records of the session; ``paths`` "names": a weights file by its name only."""
+        weights = self.loaded.weights if self._loaded is not None else \
+            ("default" if self.weights is None else str(self.weights))
+        return {"weights": plain(weights, paths, files=True), "device_used": str(self.device),
+                "precision_used": precision_name(self.dtype)}

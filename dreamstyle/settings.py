@@ -32,6 +32,8 @@ MAX_SIDE = 65_536  # px; the pixel limit (--max-pixels) bounds the area
 MAX_SCALES = 12
 MAX_OCTAVES = 32
 MAX_SEED = 2**63 - 1
+MAX_STYLES = 1024  # style images a --style-mask may name
+MAX_CHANNELS = 65_536  # channels an atlas may list (no layer has more)
 DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_CLIP_PIXELS = 1_000_000_000  # all the frames of a clip together (3 GB decoded)
 DEFAULT_SIZE = 512  # px, the long side
@@ -83,6 +85,16 @@ def opt(default, help: str, **spec):
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def items(value: str, flag: str, sep: str = ",") -> list[str]:
+    """``value`` split at ``sep``, each item stripped. An empty value, or an empty item (``a,,b``, a
+    comma at an end), is one OptionError: what the user typed is read whole, or not at all."""
+    parts = [p.strip() for p in str(value).split(sep)]
+    if not all(parts):
+        raise OptionError(f"{flag} is empty" if len(parts) == 1 else
+                          f"{flag} {value!r} has an empty item (between two {sep!r} or at an end)")
+    return parts
 
 
 def whole(lo: int = 1, hi: int = MAX_ITERATIONS, allow_none: bool = False):
@@ -162,6 +174,8 @@ def text(value, flag):
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise OptionError(f"{flag} must be text, not {value!r}")
+    if not str(value).strip():
+        raise OptionError(f"{flag} is empty; give a value, or leave the option out")
     return str(value)
 
 
@@ -171,6 +185,8 @@ def image_input(value, flag):
         return None
     if isinstance(value, os.PathLike):
         return str(value)
+    if isinstance(value, str) and not value.strip():
+        raise OptionError(f"{flag} is empty; give an image file")
     return value
 
 
@@ -185,7 +201,7 @@ def float_list(value, flag):
     if value is None:
         return None
     if isinstance(value, str):
-        parts = [p for p in value.split(",") if p.strip()]
+        parts = items(value, flag)
         try:
             value = [float(p) for p in parts]
         except ValueError:
@@ -198,20 +214,18 @@ def layer_weights(value, flag):
     if value is None:
         return None
     if isinstance(value, dict):
-        items = list(value.items())
+        pairs = list(value.items())
     else:
-        items = []
-        for item in (value.split(",") if isinstance(value, str) else value):
+        pairs = []
+        for item in (items(value, flag) if isinstance(value, str) else value):
             name, eq, w = str(item).strip().partition("=")
             if not name.strip():
-                if item.strip():
-                    raise OptionError(f"{flag} {item!r}: give a layer name before '='")
-                continue
+                raise OptionError(f"{flag} {item!r}: give a layer name" + (" before '='" if eq else ""))
             try:
-                items.append((name.strip(), float(w) if eq else 1.0))
+                pairs.append((name.strip(), float(w) if eq else 1.0))
             except ValueError:
                 raise OptionError(f"{flag}: layer weight {w!r} for {name.strip()!r} is not a number") from None
-    out = {name: weight_value(w, f"{flag} weight of {name}") for name, w in items}
+    out = {name: weight_value(w, f"{flag} weight of {name}") for name, w in pairs}
     if not out:
         raise OptionError(f"{flag} is empty")
     return out
@@ -223,35 +237,38 @@ def loss_specs(value, flag):
     ("histogram=10:layers=relu1_1,relu3_1")."""
     if not value:
         return {}
-    if isinstance(value, str):
-        value = [value]
     if isinstance(value, dict):
         pairs = [(name, v if isinstance(v, tuple) else (v, {})) for name, v in value.items()]
     else:
-        pairs = []
-        for item in value:
-            head, *opt_parts = str(item).split(":")
-            for part in ([head] if opt_parts else head.split(",")):
-                name, eq, w = part.partition("=")
-                if not name.strip():
-                    if part.strip():
-                        raise OptionError(f"{flag} {item!r}: give the term's name first (NAME=WEIGHT[:KEY=VALUE])")
-                    continue
-                try:
-                    w = float(w) if w.strip() else None
-                except ValueError:
-                    raise OptionError(f"{flag} {part!r}: the weight must be a number (NAME=WEIGHT)") from None
-                options = {}
-                for o in opt_parts:
-                    key, eq2, val = o.partition("=")
-                    if not eq2 or not key.strip():
-                        raise OptionError(f"{flag} {item!r}: options are KEY=VALUE after a colon, not {o!r}")
-                    options[key.strip()] = val.strip()
-                pairs.append((name.strip(), (w, options)))
-    out = {}
-    for name, (w, options) in pairs:
-        out[name] = (None if w is None else weight_value(w, f"{flag} {name}"), dict(options))
-    return out
+        values = [value] if isinstance(value, str) else value
+        pairs = [pair for item in values for pair in _loss_item(str(item), flag)]
+    return {name: (None if w is None else weight_value(w, f"{flag} {name}"), dict(options))
+            for name, (w, options) in pairs}
+
+
+def _loss_item(item: str, flag: str) -> list:
+    """One ``--loss`` value, "NAME[=W][:KEY=VALUE...]" or "A=1,B=2", as [(name, (weight or None, {options}))];
+    an empty name, weight, option or item is refused, not skipped."""
+    head, *opt_parts = item.split(":")
+    pairs = []
+    for part in ([head.strip()] if opt_parts else items(head, flag)):
+        name, eq, w = (x.strip() for x in part.partition("="))
+        if not name:
+            raise OptionError(f"{flag} {item!r}: give the term's name first (NAME=WEIGHT[:KEY=VALUE])")
+        if eq and not w:
+            raise OptionError(f"{flag} {part!r}: give a weight after '=' (NAME=WEIGHT), or no '=' for the "
+                              "term's default weight")
+        try:
+            pairs.append((name, float(w) if eq else None))
+        except ValueError:
+            raise OptionError(f"{flag} {part!r}: the weight must be a number (NAME=WEIGHT)") from None
+    options = {}
+    for o in opt_parts:  # a term with options is the only one in its value
+        key, eq, val = (x.strip() for x in o.partition("="))
+        if not eq or not key or not val:
+            raise OptionError(f"{flag} {item!r}: options are KEY=VALUE after a colon, not {o!r}")
+        options[key] = val
+    return [(name, (w, options)) for name, w in pairs]
 
 
 def dream_objective(value, flag):
@@ -289,9 +306,7 @@ def scales(value, flag):
     if value is None or value in (1, "1"):
         return None
     if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-        if not parts:
-            raise OptionError(f"{flag} {value!r}: give a count N or a list of sizes like 256,512")
+        parts = items(value, flag)
         try:
             ints = [int(p) for p in parts]
         except ValueError:
@@ -325,6 +340,8 @@ def transfer_init(value, flag):
         return "content"
     if isinstance(value, (str, os.PathLike)):
         value = str(value)
+        if not value.strip():
+            raise OptionError(f"{flag} is empty; give content, noise, style or an image file")
         if value not in TRANSFER_INITS and not os.path.exists(value):
             close = difflib.get_close_matches(value, TRANSFER_INITS, n=1, cutoff=0.6)
             if close:
@@ -347,14 +364,19 @@ def style_masks(value, flag):
         head, eq, rest = text.partition("=")
         if eq and head.strip().isdigit():
             index, path = int(head), rest.strip()
-            if index < 1:
-                raise OptionError(f"{flag} {text!r}: style images count from 1")
+            if not 1 <= index <= MAX_STYLES:
+                raise OptionError(f"{flag} {text!r}: style images count from 1 (to at most {MAX_STYLES:,})")
+            if not path:
+                raise OptionError(f"{flag} {text!r}: give a mask file after '='")
         else:
             index, path = following + 1, text.strip()
         if index in out and out[index]:
             raise OptionError(f"{flag}: style image {index} has two masks")
         out[index], following = path, index
-    return tuple(out.get(i, "") for i in range(1, max(out) + 1))
+    masks = tuple(out.get(i, "") for i in range(1, max(out) + 1))
+    if not masks[-1]:  # "" is a style without a mask, before one with a mask; nothing after it
+        raise OptionError(f"{flag} is empty; give a mask file")
+    return masks
 
 
 def tile_size(value, flag):
@@ -424,9 +446,8 @@ class Settings:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            spec = f.metadata.get("spec")
-            if spec is not None and spec.check is not None:
-                setattr(self, f.name, spec.check(getattr(self, f.name), flag_of(f)))
+            if "spec" in f.metadata:
+                setattr(self, f.name, checked(f, getattr(self, f.name)))
         self.check_together()
 
     def check_together(self) -> None:
@@ -453,7 +474,7 @@ class Settings:
         out = {"command": self.KIND}
         for f in self.fields():
             if f.metadata["spec"].recipe:
-                out[f.name] = plain(getattr(self, f.name), paths)
+                out[f.name] = plain(getattr(self, f.name), paths, files=f.name in INPUT_FIELDS)
         out["inputs"] = {Path(v).name: file_hash(v) for v in self.input_files()}
         return out
 
@@ -488,6 +509,25 @@ def file_hash(path) -> str:
     return _hashes[key]
 
 
+def checked(f: dataclasses.Field, value):
+    """``value`` as option ``f`` reads it, or one OptionError naming its flag: a value out of range,
+    and one of a kind the option cannot read at all (a number where text or a list is due, from the
+    Python API or a recipe)."""
+    check = f.metadata["spec"].check
+    if check is None:
+        return value
+    try:
+        return check(value, flag_of(f))
+    except (TypeError, ValueError, AttributeError):
+        raise OptionError(f"{flag_of(f)} cannot be {short_repr(value)}") from None
+
+
+def short_repr(value, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a value from a stranger's file may be long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def flag_of(f: dataclasses.Field) -> str:
     spec = f.metadata["spec"]
     if spec.argument:
@@ -495,19 +535,28 @@ def flag_of(f: dataclasses.Field) -> str:
     return spec.flag or "--" + f.name.replace("_", "-")
 
 
-def plain(value, paths: str = "full"):
-    """A settings value as JSON-able data; images given as objects become "<image>"."""
+def plain(value, paths: str = "full", files: bool = False):
+    """A settings value as JSON-able data; images given as objects become "<image>". With ``paths``
+    "names", text that names a file is its file name only: any text of an option that takes files
+    (``files``: the inputs, the weights), else text that is a path (an existing one, an absolute one,
+    one from home)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
-        if paths == "names" and isinstance(value, str) and os.sep in value and os.path.exists(value):
-            return Path(value).name
+        if paths == "names" and isinstance(value, str) and (files or _is_path(value)):
+            return value.replace("\\", "/").rsplit("/", 1)[-1]
         return value
     if isinstance(value, os.PathLike):
-        return plain(str(value), paths)
+        return plain(str(value), paths, files)
     if isinstance(value, dict):
-        return {str(k): plain(v, paths) for k, v in value.items()}
+        return {str(k): plain(v, paths, files) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
-        return [plain(v, paths) for v in value]
+        return [plain(v, paths, files) for v in value]
     return "<image>"
+
+
+def _is_path(text: str) -> bool:
+    if os.sep not in text and "/" not in text:
+        return False
+    return os.path.exists(text) or os.path.isabs(text) or text.startswith(("~", ".."))
 
 
 @dataclass
@@ -579,12 +628,12 @@ def vary_specs(value, flag):
     for item in (value,) if isinstance(value, str) else (value or ()):
         name, eq, values = str(item).partition("=")
         name = name.strip().lstrip("-")
-        parts = [v.strip() for v in values.split(";" if ";" in values else ",")]
-        if not eq or not name or not any(parts):
+        if not eq or not name or not values.strip():
             raise OptionError(f"{flag} {item!r}: give OPTION=VALUE1,VALUE2,... (e.g. style-weight=1e2,1e3)")
+        parts = items(values, f"{flag} {name}", ";" if ";" in values else ",")
         if any(name == seen for seen, _ in out):
             raise OptionError(f"{flag} {name} is given twice; give its values in one --vary")
-        out.append((name, tuple(p for p in parts if p)))
+        out.append((name, tuple(parts)))
     return tuple(out)
 
 
@@ -762,23 +811,26 @@ class VisualizeOptions:
 
 def channel_list(value, flag):
     """``"0-63"``, ``"3,7,12-15"`` or a list of ints -> a tuple of channels (order kept, once each)."""
-    if isinstance(value, (tuple, list, range)):
-        parts = [str(v) for v in value]
-    else:
-        parts = [p.strip() for p in str(value).split(",") if p.strip()]
-    out: list[int] = []
+    if isinstance(value, range):  # listed only once its length is checked
+        value = f"{value.start}-{value.stop - 1}" if value.step == 1 and value else list(value)
+    if not isinstance(value, (tuple, list)) and not str(value).strip():
+        raise OptionError(f"{flag}: give at least one channel (like 0-63)")
+    parts = [str(v) for v in value] if isinstance(value, (tuple, list)) else items(value, flag)
+    spans = []
     for part in parts:
         lo, dash, hi = part.partition("-")
         try:
-            span = range(int(lo), int(hi) + 1) if dash else [int(lo)]
+            spans.append(range(int(lo), int(hi) + 1) if dash else range(int(lo), int(lo) + 1))
         except ValueError:
             raise OptionError(f"{flag} {value!r}: give channels like 0-63 or 3,7,12-15") from None
-        if not span:  # "5-3" (a minus sign cannot parse: channels are never negative)
+        if not spans[-1]:  # "5-3" (a minus sign cannot parse: channels are never negative)
             raise OptionError(f"{flag} {part!r}: a range goes up (like 0-63)")
-        out.extend(span)
-    if not out:
+    if sum(len(span) for span in spans) > MAX_CHANNELS:  # counted before any is listed: "0-99999999" is instant
+        raise OptionError(f"{flag} {value!r} names {sum(len(span) for span in spans):,} channels; a layer has at "
+                          f"most {MAX_CHANNELS:,} (see: dreamstyle layers BACKBONE)")
+    if not spans:
         raise OptionError(f"{flag}: give at least one channel (like 0-63)")
-    return tuple(dict.fromkeys(out))
+    return tuple(dict.fromkeys(c for span in spans for c in span))
 
 
 @dataclass

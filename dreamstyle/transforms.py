@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OptionError
+from .settings import items
 
 DEFAULT_STRENGTH = {"scale": 0.05, "rotate": 5.0}
 LIMITS = {"scale": (0.0, 0.5), "rotate": (0.0, 45.0)}
@@ -30,12 +31,12 @@ NAMES = ("jitter", "scale", "rotate", "flip")
 def parse_transforms(value, flag: str = "--transforms") -> str:
     """``"jitter,scale=0.1,rotate"`` -> its normal form (each name once, strengths spelled out,
     in the order they apply); "none" or "" -> ""."""
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return ""
-    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    parts = items(value, flag) if isinstance(value, str) else [str(v).strip() for v in value]
     found: dict[str, float | None] = {}
-    for part in (p.strip() for p in parts):
-        if not part or part == "none":
+    for part in parts:
+        if part == "none":
             continue
         name, eq, strength = part.partition("=")
         name = name.strip()

@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import ImageError, OptionError, OutputError
+from .writers import parse_recipe
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -496,11 +497,7 @@ def read_recipe(path) -> dict | None:
             text = container.metadata.get("comment") or container.metadata.get("COMMENT")
     except Exception:  # noqa: BLE001 - no recipe to be had
         return None
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return parse_recipe(text)
 
 
 def probe(path) -> dict:

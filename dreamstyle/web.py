@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ImageError, Interrupted, OptionError, UserError
-from .settings import (DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for)
+from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
+from .settings import (DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr)
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
 KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
+KINDS = ("transfer", "dream", "texture")  # the commands whose recipes the page restores
 
 # What each tab offers, by settings field: its image inputs, its layer lists and its sliders.
 IMAGES = {"transfer": ("content", "styles"), "hybrid": ("content", "styles"), "dream": ("input",),
@@ -152,10 +153,9 @@ def samples() -> list[str]:
 
 
 def sample_path(name: str) -> str:
-    path = SAMPLES / name
-    if name not in samples():
-        raise ImageError(f"there is no sample image {name!r}")
-    return str(path)
+    if not isinstance(name, str) or name not in samples():
+        raise ImageError(f"there is no sample image {short_repr(name)}")
+    return str(SAMPLES / name)
 
 
 # --- the form, to settings and back --------------------------------------------------------------
@@ -180,18 +180,33 @@ def _images(name: str, form: dict) -> list[str]:
     uploads = [str(getattr(u, "name", u)) for u in uploads if u]
     if uploads:
         return [check_upload(u) for u in uploads]
-    picked = form.get(f"{name}_sample") or []
-    if isinstance(picked, str):
-        picked = [picked]
-    return [sample_path(p) for p in picked if p]
+    return [sample_path(p) for p in _names(form, f"{name}_sample")]
+
+
+def _names(form: dict, key: str) -> list:
+    """A list control's value (a name, or a list of them; none: []), as a list."""
+    value = form.get(key) or []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _name(form: dict, key: str, choices) -> str:
+    """A choice the form sent (Gradio leaves it to dreamstyle: one line for a value it does not offer)."""
+    value = form.get(key) or choices[0]
+    if value not in choices:
+        raise OptionError(f"{_label(key)}: choose {' or '.join(choices)}, not {short_repr(value)}")
+    return value
 
 
 def settings_from_form(tab: str, form: dict) -> Settings:
     """Settings from a filled form (control name -> value): the images uploaded or picked, the
     backbone, the layers, the sliders. A mistake is one :class:`~dreamstyle.errors.UserError`."""
     cls = settings_for(KIND_OF_TAB[tab])
-    backbone = get_backbone(form.get("backbone") or "vgg19")
-    values: dict = {"backbone": backbone.name, "weights": "random" if form.get("weights") == "random" else None}
+    name = form.get("backbone") or "vgg19"
+    if not isinstance(name, str):
+        raise OptionError(f"backbone {short_repr(name)}: not a backbone's name")
+    backbone = get_backbone(name)
+    values: dict = {"backbone": backbone.name,
+                    "weights": "random" if _name(form, "weights", ("pretrained", "random")) == "random" else None}
     seed = form.get("seed")
     if isinstance(seed, str):
         seed = int(seed.strip()) if seed.strip().isdigit() else seed.strip() or None
@@ -204,7 +219,9 @@ def settings_from_form(tab: str, form: dict) -> Settings:
             raise ImageError(f"{TABS[tab]}: upload or pick {what}")
         values[name] = tuple(images) if name == "styles" else images[0]
     for name in LAYERS[tab]:
-        chosen = list(form.get(name) or [])
+        chosen = _names(form, name)
+        if not all(isinstance(layer, str) for layer in chosen):
+            raise OptionError(f"{_label(name)}: {short_repr(chosen)} is not a list of layer names")
         if name == "dream_layers":
             if not chosen:
                 raise OptionError("Hybrid: choose at least one dream layer (auto: one neither content nor style uses)")
@@ -220,6 +237,9 @@ def settings_from_form(tab: str, form: dict) -> Settings:
         control = form_spec(tab, name)
         if control.integer and isinstance(value, float) and value.is_integer():
             value = int(value)
+        if isinstance(value, (int, float)) and not control.minimum <= value <= control.maximum:
+            raise OptionError(f"{control.label} goes from {control.minimum:g} to {control.maximum:g} on the page, "
+                              f"not {value:g}")
         if _field(cls, name).default is None and value == control.default:
             continue  # the computed default, as the command line leaves it
         values[name] = f"{value}x{value}" if tab == "texture" and name == "size" else value
@@ -311,30 +331,31 @@ class Restored:
 def restore(path) -> Restored:
     """The form that made a dreamstyle picture, from the recipe it carries. Inputs are found among
     the samples by name and SHA-256; others are named in ``missing`` (upload them again)."""
-    from .replay import _tuples
+    from .replay import recipe_settings
     from .settings import file_hash
     from .writers import read_recipe
 
     name = Path(path).name
     try:
         recipe = read_recipe(path)
+        command = recipe.get("command") if recipe else None
+        values, hashes = recipe_settings(recipe, settings_for(command)) if command in KINDS else ({}, {})
+    except RecipeError as exc:
+        raise ImageError(f"{name} carries a damaged recipe ({exc})") from None
     except Exception:  # noqa: BLE001 - not a picture we can read
         raise ImageError(f"{name} is not a picture dreamstyle can read a recipe from") from None
     if not recipe:
         raise ImageError(f"{name} carries no dreamstyle recipe")
-    command = recipe.get("command")
-    if command not in ("transfer", "dream", "texture"):
+    if command not in KINDS:
         raise ImageError(f"{name} was made by 'dreamstyle {command}', which the page does not run")
-    tab = "hybrid" if command == "transfer" and recipe.get("dream_layers") else command
-    backbone_name = recipe.get("backbone") or "vgg19"
+    tab = "hybrid" if command == "transfer" and values.get("dream_layers") else command
+    backbone_name = values.get("backbone") or "vgg19"
     try:
         backbone = get_backbone(backbone_name)
     except UserError:
         raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
-    values = {k: _tuples(v) for k, v in recipe.items()}
     form: dict = {"backbone": backbone.name, "weights": "random" if values.get("weights") == "random" else "pretrained",
                   "seed": "" if values.get("seed") is None else str(values["seed"])}
-    hashes = recipe.get("inputs") or {}
     missing = []
     for field_name in IMAGES[tab]:
         given = values.get(field_name)
@@ -474,7 +495,8 @@ class WebRun:
         elif stopped is Stop.INTERRUPTED:
             line = f"stopped; the best {'dream' if kind == 'dream' else 'picture'} so far is kept: {name}"
         elif stopped is Stop.DIVERGED:
-            line = f"the loss became NaN or infinite; the last good picture is kept: {name} (lower the weights)"
+            where = f" ({result.fault})" if result.fault else ""
+            line = f"the loss became NaN or infinite{where}; the last good picture is kept: {name} (lower the weights)"
         else:
             line = f"{result.fault or 'out of memory'}; the best picture so far is kept: {name}"
         if self.notes:
@@ -524,8 +546,8 @@ def build_page(folder: Path, device: str | None = None):
                     "Pick or drop images, choose the options, and Run; one run at a time, the others wait "
                     "their turn.")
         with gr.Accordion("Restore the settings of a dreamstyle picture", open=False):
-            recipe_file = gr.File(label="drop a PNG that dreamstyle made (its recipe is inside)",
-                                  file_types=["image"], type="filepath", elem_id="recipe-drop")
+            recipe_file = refused_quietly(gr, gr.File(label="drop a PNG that dreamstyle made (its recipe is inside)",
+                                                      file_types=["image"], type="filepath", elem_id="recipe-drop"))
             recipe_note = gr.Markdown(elem_id="recipe-note")
         with gr.Tabs() as tabs:
             for tab, title in TABS.items():
@@ -575,9 +597,36 @@ def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
                 stop_button = gr.Button("Stop", variant="stop", elem_id=f"{tab}-stop")
         with gr.Column(scale=1):
             outputs = _result_outputs(gr, tab)
+    for key, component in inputs.items():  # uploads stay Gradio's to check (their type, their path)
+        (refused_quietly(gr, component) if key.endswith("_upload") else checked_by_dreamstyle(component))
     _follow_backbone(gr, tab, inputs)
     _wire_run(gr, tab, inputs, message, outputs, run_button, stop_button, folder, stops, device)
     return {"inputs": inputs, "restorable": restorable}
+
+
+def refused_quietly(gr, component):
+    """An upload Gradio refuses (not an image's type, a path outside its cache) is its message on the
+    page alone, without a traceback in the server's log."""
+    check = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return check(payload)
+        except Exception as exc:  # noqa: BLE001 - every refusal of an upload the same way
+            message = getattr(exc, "message", None) or str(exc).strip().splitlines()[0]
+            raise gr.Error(message, print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
+
+
+def checked_by_dreamstyle(component):
+    """Gradio refuses a value a control does not offer (a sample name out of the list, a number past
+    a slider) before dreamstyle sees it, with a traceback in the server's log and a bare "Error" on
+    the page. The value goes through as sent instead: :func:`settings_from_form` checks every one
+    and answers in one line on the page."""
+    component.preprocess = lambda payload: payload
+    return component
 
 
 def _picture_inputs(gr, tab: str, inputs: dict, restorable: dict):

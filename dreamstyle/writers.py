@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 from PIL import Image, PngImagePlugin
 
-from .errors import OptionError, OutputError
+from .errors import OptionError, OutputError, RecipeError
 from .plugins import get_host
 
 RECIPE_KEY = "dreamstyle"
@@ -496,12 +496,23 @@ def _recipe_text(recipe) -> str | None:
     return json.dumps(recipe, default=str) if recipe is not None else None
 
 
-def _parse(text) -> dict | None:
-    try:
-        found = json.loads(text) if text else None
-    except ValueError:
+def parse_recipe(text, ours: bool = False) -> dict | None:
+    """The recipe in ``text``, or None where there is none. ``ours``: the text is in dreamstyle's own
+    field (a PNG's dreamstyle chunk, its XMP tag), so anything but a JSON object there is a damaged
+    recipe (:class:`~dreamstyle.errors.RecipeError`); a shared field (a GIF comment, a TIFF description,
+    a video's comment) holds a recipe only where it is an object with a command, or begins as one."""
+    if not text:
         return None
-    return found if isinstance(found, dict) else None
+    ours = ours or text.lstrip().startswith('{"command"')
+    try:
+        found = json.loads(text)
+    except ValueError as exc:
+        if ours:
+            raise RecipeError(f"it is not JSON ({exc})") from None
+        return None
+    if ours and not isinstance(found, dict):
+        raise RecipeError(f"it is a JSON {type(found).__name__}, not an object")
+    return found if isinstance(found, dict) and (ours or "command" in found) else None
 
 
 def png_write(fh, images, recipe, bit_depth=8, pixels=None, **_):
@@ -580,20 +591,22 @@ def tiff_recipe(path) -> dict | None:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        return _parse(tif.pages[0].description)
+        return parse_recipe(tif.pages[0].description)
 
 
 def info_recipe(path) -> dict | None:
     """The recipe in an image's metadata: a PNG text chunk, a GIF comment or XMP (JPEG, WebP)."""
     with Image.open(path) as img:
         text = img.info.get(RECIPE_KEY) or getattr(img, "text", {}).get(RECIPE_KEY)
-        if not text and isinstance(img.info.get("comment"), bytes):
-            text = img.info["comment"].decode("utf-8", "replace")
+        ours = bool(text)
         xmp = img.info.get("xmp") or next((s[len(XMP_NS):] for m, s in getattr(img, "applist", [])
                                             if m == "APP1" and s.startswith(XMP_NS)), None)
         if not text and xmp:
             text = _from_xmp(xmp)
-    return _parse(text)
+            ours = bool(text)
+        if not text and isinstance(img.info.get("comment"), bytes):
+            text = img.info["comment"].decode("utf-8", "replace")
+    return parse_recipe(text, ours)
 
 
 def _loop_option(loop, default_once: bool) -> dict:
@@ -656,7 +669,10 @@ def _from_xmp(xmp) -> str | None:
         start, end = text.find(f"<dreamstyle:{tag}>"), text.find(f"</dreamstyle:{tag}>")
         if start >= 0 and end > start:
             body = text[start + len(tag) + 13:end]
-            return unescape(body) if tag == "recipe" else zlib.decompress(base64.b64decode(body)).decode()
+            try:
+                return unescape(body) if tag == "recipe" else zlib.decompress(base64.b64decode(body)).decode()
+            except (ValueError, zlib.error):  # base64, zlib or UTF-8 that does not decode
+                raise RecipeError("its compressed recipe does not unpack") from None
     return None
 
 

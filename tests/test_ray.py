@@ -139,13 +139,15 @@ def free_port() -> int:
 
 @pytest.fixture
 def head(tmp_path):
-    """A Ray head in its own process group (2 CPUs), stopped by that group's id afterwards."""
+    """A Ray head in its own process group (2 CPUs), stopped by that group's id afterwards (in
+    ``head.pid``, for a test that kills it sooner)."""
     port = free_port()
     ray_cli = Path(sys.executable).with_name("ray")
     log = open(tmp_path / "head.log", "w")
     proc = subprocess.Popen([str(ray_cli), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
                              "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV}, start_new_session=True)
+    (tmp_path / "head.pid").write_text(str(proc.pid))
     try:
         deadline = time.monotonic() + 90
         while "Ray runtime started" not in (tmp_path / "head.log").read_text():
@@ -214,3 +216,38 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_finished(inputs, tmp_path, runn
     from dreamstyle.writers import read_recipe
 
     assert read_recipe(out / f"{calls[0]}.png")["content"] == f"{calls[0]}.png"
+
+
+def test_a_cluster_that_dies_leaves_every_finished_picture_and_one_line(inputs, tmp_path, head):
+    """Ray ends a driver whose head (or node) died on its own, a minute later, with its last log line; the
+    run watches the cluster and stops first: what finished is written, the line says what was lost."""
+    folder, style = inputs
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("p0.png", "p1.png", "p2.png"):
+        (mixed / name).write_bytes((folder / name).read_bytes())
+    for name in ("x.png", "y.png"):
+        (mixed / name).write_text("not pixels")
+    out, err = tmp_path / "out", tmp_path / "stderr.txt"
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "transfer", str(mixed), str(style), "-o", str(out),
+                                 *FAST[:5], "30", *FAST[6:], "--executor", f"ray:{head}", "--workers", "1"],
+                                stderr=fh, env={**os.environ, **ENV}, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "p0.png").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()[-3000:]
+            time.sleep(0.1)
+        os.killpg(int((tmp_path / "head.pid").read_text()), signal.SIGKILL)  # the head, its workers with it
+        proc.wait(120)
+    finally:
+        proc.kill()
+    from dreamstyle.writers import read_recipe
+
+    text = err.read_text()
+    errors = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in text, text[-3000:]
+    written = sorted(p.name for p in out.iterdir())
+    assert "the Ray cluster stopped answering" in errors[0] and f"{len(written)} of 5 images were written" in errors[0]
+    assert "p0.png" in written and all(read_recipe(out / name)["stopped"] is None for name in written)
+    assert "x.png: " in text and "y.png: " in text  # the bad images: a line each, before

@@ -472,10 +472,14 @@ def test_user_errors_from_any_command_are_one_line_but_bugs_keep_their_traceback
         main.commands.pop("explode")
 
 
-def test_a_bug_in_a_run_is_not_dressed_up_as_a_user_error(images, tmp_path, runner, fault_term):
-    fault_term(fault=lambda calls, image: ZeroDivisionError("bug in a term"))
-    result = transfer(runner, *images, tmp_path / "o.png", "--loss", "fault=1")
-    assert isinstance(result.exception, ZeroDivisionError)
+def test_a_bug_in_a_loss_term_is_named_and_costs_no_picture(images, tmp_path, runner, fault_term):
+    """A term's bug stops the run (issue 35): the line names the term and the exception, not a traceback
+    that loses the picture; the exception stays the cause of the TermFailed (the Python API)."""
+    fault_term(fault=lambda calls, image: ZeroDivisionError("bug in a term") if calls > 2 else None)
+    out = tmp_path / "o.png"
+    refused(transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "5"),
+            "loss term 'fault' (plugin 'fault-plugin') failed (ZeroDivisionError: bug in a term)", str(out))
+    assert read_recipe(out)["stopped"] == "failed"
 
 
 # --- faults: signals -----------------------------------------------------------------------------------

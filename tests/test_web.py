@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -279,15 +280,20 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
+    """``dreamstyle serve`` in its own process: its url and folder; the folder's serve.txt is its stderr."""
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
     port = free_port()
     env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1",
            "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    err = tmp_path / "serve.txt"
+    with open(err, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)], stderr=fh,
+                                env=env, cwd=tmp_path)
     try:
-        line = proc.stderr.readline()
-        assert f"http://127.0.0.1:{port}/" in line, line + proc.stderr.read() if proc.poll() is not None else line
+        deadline = time.monotonic() + 180
+        while f"http://127.0.0.1:{port}/" not in err.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/", tmp_path
     finally:
         proc.terminate()
@@ -355,3 +361,23 @@ def test_a_style_transfer_in_a_real_browser(server, tmp_path_factory):
     folders = list(served.glob("dreamstyle-web-*"))  # the server's temporary folder (TMPDIR), all it wrote
     assert len(folders) == 1 and any(folders[0].rglob("dreamstyle-transfer-11.png"))
     assert not any(p for p in served.iterdir() if p not in folders)  # nothing in its current folder
+
+
+def test_a_value_the_page_does_not_offer_is_one_line_and_no_traceback_in_the_log(server, tmp_path):
+    """A script calling the page's API with values its controls do not offer (issue 35): dreamstyle's one
+    line on the page, not Gradio's refusal with a traceback in the server's log."""
+    from gradio_client import Client, handle_file
+
+    url, served = server
+    client = Client(url, verbose=False)
+    message, *_ = client.predict(None, "../../../../etc/passwd", [], api_name="/run_transfer")
+    assert message == "**there is no sample image '../../../../etc/passwd'**"
+    message, *_ = client.predict(None, "chelsea.png", [], ["starry_night.jpg"], "vgg19", "/etc/passwd",
+                                 api_name="/run_transfer")  # content, its sample, styles, theirs, backbone, weights
+    assert message == "**weights: choose pretrained or random, not '/etc/passwd'**"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with pytest.raises(Exception, match="Invalid file type"):  # Gradio's own check of an upload, kept
+        client.predict(handle_file(str(notes)), "chelsea.png", [], api_name="/run_transfer")
+    log = (served / "serve.txt").read_text()
+    assert "Traceback" not in log, log

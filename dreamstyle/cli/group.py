@@ -61,11 +61,16 @@ class DreamstyleGroup(click.Group):
         return cmd
 
     def invoke(self, ctx):
-        """A UserError from any command (plugin commands too) is one line; real bugs keep their traceback."""
+        """A UserError from any command (plugin commands too) is one line; real bugs keep their traceback.
+        Ctrl-C that no command caught (while torch or the plugins load: before any work) is exit 130 and
+        one line, as every interruption, not click's "Aborted!" and 1."""
         try:
             return super().invoke(ctx)
         except Interrupted as exc:  # Ctrl-C or SIGTERM before anything was made: 130, as any interruption
             click.echo(f"dreamstyle: {exc}", err=True)
+            sys.exit(130)
+        except KeyboardInterrupt:
+            click.echo("dreamstyle: interrupted; nothing was written", err=True)
             sys.exit(130)
         except UserError as exc:
             raise click.ClickException(str(exc)) from None

@@ -179,9 +179,9 @@ def reconstruct_body(**params):
     if rec.stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; the panels finished so far are in {output}", err=True)
         sys.exit(130)
-    if rec.stopped == "diverged":
-        click.echo("dreamstyle: warning: a panel's loss became NaN or infinite; it shows its last good image",
-                   err=True)
+    if rec.stopped in ("diverged", "failed"):
+        why = "a panel's loss became NaN or infinite" if rec.stopped == "diverged" else "a loss term failed in a panel"
+        click.echo(f"dreamstyle: warning: {why}; it shows its last good image", err=True)
     if not params["quiet"]:
         click.echo(f"wrote {output} ({len(rec.panels)} panels)", err=True)
 

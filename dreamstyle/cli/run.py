@@ -413,7 +413,8 @@ def stop_where(stopped, what: str, written) -> str:
 def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None, rescue: str = "",
            outbox: Outbox | None = None, what: str = "image") -> None:
     """One line for how a run ended, and the exit code: 0, 130 (interrupted), 1 (diverged, out of
-    memory, or an output that could not be written where asked: ``rescue`` says where it went)."""
+    memory, a loss term that failed, or an output that could not be written where asked: ``rescue``
+    says where it went)."""
     from ..engine import Stop
 
     for w in (outbox.written if outbox is not None else []):
@@ -429,16 +430,17 @@ def report(stopped, where: str, out: Outputs, result, received=(), frame: int | 
     if interrupted:
         click.echo(f"dreamstyle: interrupted; {where}", err=True)
         sys.exit(130)
+    fault = getattr(result, "fault", "")
     if stopped is Stop.DIVERGED:
         from ..optimizers import get_optimizer
 
         last = result.history[-1]["iteration"] if result.history else 0
-        at = f"at frame {frame}" if frame is not None else f"by iteration {last}"
+        at = f"at frame {frame}" if frame is not None else f"by iteration {max(1, last)}"
         other = get_optimizer(result.recipe.get("optimizer", "lbfgs")).alternative if result.recipe else ""
-        raise click.ClickException(f"the loss became NaN or infinite ({at}); {where}. Lower --lr or the loss "
-                                   f"weights{f', or try --optimizer {other}' if other else ''}")
-    if stopped is Stop.OUT_OF_MEMORY:
-        raise click.ClickException(f"{getattr(result, 'fault', '') or 'out of memory'}; {where}")
+        raise click.ClickException(f"the loss became NaN or infinite ({at}{', ' + fault if fault else ''}); {where}. "
+                                   f"Lower --lr or the loss weights{f', or try --optimizer {other}' if other else ''}")
+    if stopped in (Stop.OUT_OF_MEMORY, Stop.FAILED):
+        raise click.ClickException(f"{fault or stopped.value}; {where}")
     if not out.quiet:
         click.echo(where, err=True)
 

@@ -42,9 +42,9 @@ def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: 
     if stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; the {what} finished so far are in {output}", err=True)
         sys.exit(130)
-    if stopped == "diverged":
-        click.echo("dreamstyle: warning: a loss became NaN or infinite; those cells show their last good image",
-                   err=True)
+    if stopped in ("diverged", "failed"):
+        why = "a loss became NaN or infinite" if stopped == "diverged" else "a loss term failed"
+        click.echo(f"dreamstyle: warning: {why}; those cells show their last good image", err=True)
     if written and not params["quiet"]:
         click.echo(f"wrote {' and '.join(written)}", err=True)
 

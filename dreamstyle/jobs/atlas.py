@@ -141,7 +141,8 @@ def atlas(settings: AtlasSettings, *, callback=None, loaded=None, recipe_paths: 
     _check_channels(session, s.layer, s.channels)
     session.backbone.check_size(s.size, s.size, f"--size {s.size}")
     cells, stopped, dream_recipe = visualize(s, session, s.layer, list(s.channels), callback, recipe_paths)
-    recipe = {**s.to_recipe(recipe_paths), "seed": dream_recipe["seed"], **session.recipe(), "versions": versions(),
+    recipe = {**s.to_recipe(recipe_paths), "seed": dream_recipe["seed"], **session.recipe(recipe_paths),
+              "versions": versions(),
               "optimizer_used": dream_recipe.get("optimizer_used", s.optimizer), "stopped": stopped}
     return Atlas(session.backbone.name, s.layer, cells, recipe, stopped)
 
@@ -216,6 +217,6 @@ def activations(settings: ActivationsSettings, *, callback=None, loaded=None,
         bb.check_size(s.cell, s.cell, f"--cell {s.cell}")
         vis = s.replace(size=s.cell)
         cells, stopped, _ = visualize(vis, session, layer, order, callback, recipe_paths)
-    recipe = {**s.to_recipe(recipe_paths), "layer_used": layer, **session.recipe(), "versions": versions(),
+    recipe = {**s.to_recipe(recipe_paths), "layer_used": layer, **session.recipe(recipe_paths), "versions": versions(),
               "top": [{"channel": c, "mean": v} for c, v in top], "stopped": stopped}
     return Excitation(img, layer, top, maps, cells, recipe, stopped)

@@ -115,11 +115,11 @@ class Job:
     def recipe(self, item, stages) -> dict:
         out = self.settings.to_recipe(self.recipe_paths)
         terms = self.objective.to_recipe()
-        out.update(seed=self.seed, backbone=self.backbone.name, **self.session.recipe(), **self.notes,
+        out.update(seed=self.seed, backbone=self.backbone.name, **self.session.recipe(self.recipe_paths), **self.notes,
                    sizes=[list(s.size) for s in stages], terms=terms, versions=versions(),
                    plugins=plugin_versions([self.backbone.plugin, *(t["plugin"] for t in terms.values())]))
         if item.source is not None:
-            out[self.source_key] = plain(item.source, self.recipe_paths)
+            out[self.source_key] = plain(item.source, self.recipe_paths, files=True)
         return out
 
     source_key = "content"  # the recipe key of an item's input

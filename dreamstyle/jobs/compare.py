@@ -14,7 +14,7 @@ from ..errors import OptionError
 from ..images import fit_size, load_image
 from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
-from ..settings import TransferSettings
+from ..settings import TransferSettings, items, plain
 from ..sheets import Panel, contact_sheet
 from .sweep import CellRow, error_text, fmt, fmt_bytes, loss_names, resolved_seed, rounded, run_cells
 
@@ -65,12 +65,8 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
     """``"vgg19,vgg19:avg,alexnet:random"`` -> variants. After a ``:`` come options, ``:``-separated:
     ``max``/``avg`` (pooling), ``random``/``pretrained`` or ``weights=FILE`` (the rest of the item).
     ``weights``/``pooling`` are the defaults for items that do not say."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
     variants = []
-    for item in items:
-        item = item.strip()
-        if not item:
-            continue
+    for item in items(spec, "--backbones") if isinstance(spec, str) else [str(v).strip() for v in spec]:
         name, _, rest = item.partition(":")
         v = Variant(name.strip(), weights, pooling)
         while rest:
@@ -99,11 +95,12 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
     return variants
 
 
-def row_dict(row: CellRow) -> dict:
-    """One backbone's line of ``compare.json``."""
+def row_dict(row: CellRow, paths: str = "full") -> dict:
+    """One backbone's line of ``compare.json`` (``paths`` "names": a weights file by its name, as in recipes)."""
     v = row.variant
     return {
-        "label": v.label, "backbone": v.name, "weights": v.weights or "pretrained", "pooling": v.pooling,
+        "label": v.label, "backbone": v.name, "weights": plain(v.weights or "pretrained", paths, files=True),
+        "pooling": v.pooling,
         "status": row.status, "error": row.error, "iterations": row.steps,
         "ms_per_iteration": rounded(row.ms_per_iteration, 2), "run_seconds": rounded(row.run_seconds, 3),
         "total_seconds": rounded(row.total_seconds, 3), "peak_memory_bytes": row.memory_bytes,
@@ -120,6 +117,7 @@ class Comparison:
     device: str
     memory_kind: str
     stopped: str | None = None  # "interrupted" when Ctrl-C ended it
+    paths: str = "full"  # what compare.json says of a weights file: its path as given, or its name ("names")
 
     @property
     def loss_names(self) -> list[str]:
@@ -155,7 +153,7 @@ class Comparison:
     def to_dict(self) -> dict:
         return {"command": "compare", "settings": self.settings, "device": self.device,
                 "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped,
-                "backbones": [row_dict(r) for r in self.rows]}
+                "backbones": [row_dict(r, self.paths) for r in self.rows]}
 
     def to_markdown(self) -> str:
         s = self.settings
@@ -222,4 +220,4 @@ def compare(settings: TransferSettings, variants: str | Sequence, *, callback: C
     for row in rows:
         if row.status == "skipped":
             row.error = "not run: the comparison was interrupted"
-    return Comparison(rows, content, styles, summary, device_name(dev), MemoryProbe(dev).kind, stopped)
+    return Comparison(rows, content, styles, summary, device_name(dev), MemoryProbe(dev).kind, stopped, recipe_paths)

@@ -72,7 +72,7 @@ def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, re
                             precision=s.precision, backbone=s.backbone, weights=s.weights, pooling=s.pooling,
                             losses=s.losses, log_every=s.log_every, max_pixels=s.max_pixels)
     recipe = {**s.to_recipe(recipe_paths), "mode": "style" if s.style else "content", "seed": seed,
-              "weights": session.recipe()["weights"], "layers": names,
+              "weights": session.recipe(recipe_paths)["weights"], "layers": names,
               "panels": []}
     rec = Reconstruction(img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img, [], recipe)
     for i, (label, subset) in enumerate(panels, start=1):

@@ -242,6 +242,7 @@ def _run_row(work: CellWork, row: CellRow) -> None:
         row.status, row.error = "failed", error_text(exc)
     else:
         row.result, row.status = result, result.stopped.value if result.stopped else "ok"
+        row.error = result.fault or None
         row.steps = sum({h["stage"]: h["iteration"] for h in result.history}.values())
         row.run_seconds = sum(stage_time.values())
         row.ms_per_iteration = 1000 * row.run_seconds / row.steps if row.steps else None
