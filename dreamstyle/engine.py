@@ -161,14 +161,15 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
             calls[0] = 0
             reported = best.total, best.values
             opt.step(closure)
-            if getattr(opt, "undid_step", False):  # it measured a step it then undid: report where it stands
+            gave_up = getattr(opt, "diverged", False)  # its guard found NaN however short the step: log that
+            if getattr(opt, "undid_step", False) and not gave_up:  # a step it undid: report where it stands
                 best.total, best.values = reported
             settle()
-            if step == iterations:  # the image after the last step is measured too, so that it can win
+            if step == iterations and not gave_up:  # the image after the last step is measured too: it can win
                 with torch.no_grad():
                     best.measure(*grad_fn(variable, scale, backward=False))
                 best.log_best()  # the last line reports the image returned
-            if loop.step(step) or getattr(opt, "diverged", False):
+            if loop.step(step) or gave_up:
                 stopped = Stop.DIVERGED
                 break
     except KeyboardInterrupt:

@@ -133,10 +133,11 @@ class FirstStepLBFGS(torch.optim.LBFGS):
     logged loss never rises. While the loss falls, nothing differs from torch's own step: the same
     pictures, bit for bit (``guard=False`` turns the guard off).
 
-    **Giving up.** Where the loss is NaN or infinite wherever a step lands (a term that fails, a
-    learning rate so large that every blind step overflows), backtracking cannot help: after two
-    restarts for a non-finite loss with no blind step accepted between them the optimizer says it
-    ``diverged``, and the engine stops as it does for any divergence, keeping the best picture.
+    **Giving up.** A non-finite loss is backtracked like any rise (each trial a tenth of the last),
+    but where it is still NaN or infinite at the ``LBFGS_BACKTRACKS``-th trial (within 1e-3 of the
+    step: a term that fails, a learning rate so large that every blind step overflows) the optimizer
+    puts back the last finite point and says it ``diverged``; the engine stops as it does for any
+    divergence, keeping the best picture and saying what to change.
     """
 
     def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP, guard: bool = True):
@@ -149,9 +150,7 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         self._accepted: tuple | None = None  # (loss, pixels) where the last step started from
         self._rejected = 0  # steps undone in a row
         self.undid_step = False  # the last ``step`` undid the one before it (the engine logs the accepted loss)
-        self.diverged = False  # the loss stays NaN or infinite wherever a step lands: the guard gave up
-        self._restarted = False  # the last restart's own (line-searched) step is not yet followed by a blind one
-        self._hopeless = 0  # restarts for a non-finite loss with no blind step accepted since
+        self.diverged = False  # the loss stays NaN or infinite however short the step: the guard gave up
         if self._first is not None:  # None: torch's own first step
             self.param_groups[0].update(lr=self._first, line_search_fn="strong_wolfe",
                                         max_eval=LBFGS_FIRST_EVALUATIONS)
@@ -165,18 +164,13 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         value = float(loss.detach())
         if math.isfinite(value) and value <= self._accepted[0]:
             self._rejected = 0
-            if not self._restarted:
-                self._hopeless = 0
-            self._restarted = False
             return self._torch_step(closure, _once(loss, closure))
         self.undid_step = True
         self._rejected += 1
-        if self._rejected > LBFGS_BACKTRACKS:
-            self._hopeless += not math.isfinite(value)
-            self.diverged = self._hopeless >= 2
-            if self.diverged:
-                self._place(self._accepted[1])
-                return loss
+        if not math.isfinite(value) and self._rejected >= LBFGS_BACKTRACKS:  # 1e-3 of the step: hopeless
+            self.diverged = True
+            self._place(self._accepted[1])
+        elif self._rejected > LBFGS_BACKTRACKS:
             self._restart(closure)
         else:
             self._backtrack(state, value)
@@ -214,7 +208,6 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         step from the accepted point, as the first step does (its line search included)."""
         loss, pixels = self._accepted
         self._rejected = 0
-        self._restarted = True
         self._place(pixels, self.state[self._params[0]]["prev_flat_grad"])
         self.state[self._params[0]]["n_iter"] = 0
         if self._first is not None:

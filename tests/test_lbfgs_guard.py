@@ -97,7 +97,7 @@ def test_the_guard_gives_up_where_every_step_lands_on_nan():
 
     import torch
 
-    from dreamstyle.optimizers import FirstStepLBFGS
+    from dreamstyle.optimizers import LBFGS_BACKTRACKS, FirstStepLBFGS
 
     start = torch.rand(1, 3, 8, 8)
     x = start.clone().requires_grad_(True)
@@ -116,7 +116,7 @@ def test_the_guard_gives_up_where_every_step_lands_on_nan():
         if opt.diverged:
             break
     assert opt.diverged, "the guard kept undoing NaN steps for 40 steps"
-    assert step <= 2 * 6 + 2
+    assert step <= LBFGS_BACKTRACKS + 2
     assert torch.equal(x.detach(), start), "it gave up somewhere other than the last finite point"
 
 
