@@ -81,3 +81,13 @@ class ClusterLost(UserError):
 
 class DivergedError(DreamstyleError):
     """The optimization produced NaN or inf."""
+
+
+def items(value: str, flag: str, sep: str = ",") -> list[str]:
+    """``value`` split at ``sep``, each item stripped. An empty value, or an empty item (``a,,b``, a
+    comma at an end), is one OptionError: what the user typed is read whole, or not at all."""
+    parts = [p.strip() for p in str(value).split(sep)]
+    if not all(parts):
+        raise OptionError(f"{flag} is empty" if len(parts) == 1 else
+                          f"{flag} {value!r} has an empty item (between two {sep!r} or at an end)")
+    return parts

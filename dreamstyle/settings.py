@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from .errors import OptionError
+from .errors import OptionError, items
 
 # --- bounds ------------------------------------------------------------------------------------
 MAX_ITERATIONS = 1_000_000
@@ -85,16 +85,6 @@ def opt(default, help: str, **spec):
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def items(value: str, flag: str, sep: str = ",") -> list[str]:
-    """``value`` split at ``sep``, each item stripped. An empty value, or an empty item (``a,,b``, a
-    comma at an end), is one OptionError: what the user typed is read whole, or not at all."""
-    parts = [p.strip() for p in str(value).split(sep)]
-    if not all(parts):
-        raise OptionError(f"{flag} is empty" if len(parts) == 1 else
-                          f"{flag} {value!r} has an empty item (between two {sep!r} or at an end)")
-    return parts
 
 
 def whole(lo: int = 1, hi: int = MAX_ITERATIONS, allow_none: bool = False):

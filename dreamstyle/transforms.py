@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OptionError
-from .settings import items
+from .errors import items
 
 DEFAULT_STRENGTH = {"scale": 0.05, "rotate": 5.0}
 LIMITS = {"scale": (0.0, 0.5), "rotate": (0.0, 45.0)}

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import OptionError
+from ..errors import OptionError, items
 from ..images import fit_size, load_image
 from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
-from ..settings import TransferSettings, items, plain
+from ..settings import TransferSettings, plain
 from ..sheets import Panel, contact_sheet
 from .sweep import CellRow, error_text, fmt, fmt_bytes, loss_names, resolved_seed, rounded, run_cells
 
