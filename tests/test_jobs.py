@@ -11,7 +11,7 @@ from PIL import Image
 import dreamstyle
 from dreamstyle.backbones import load_backbone
 from dreamstyle.cli import main
-from dreamstyle.errors import OptionError
+from dreamstyle.errors import TermFailed
 from dreamstyle.objective import Objective, term
 from dreamstyle.writers import read_recipe
 
@@ -138,7 +138,7 @@ def test_a_term_that_returns_many_values_is_one_line():
         def forward(self, feats, image):
             return image.mean((1, 2, 3))
 
-    with pytest.raises(OptionError, match="'many' returned \\(2,\\) values"):
+    with pytest.raises(TermFailed, match="'many' returned \\(2,\\) values"):
         Objective([("many", Many(), 1.0)])({}, torch.rand(2, 3, 4, 4))
 
 

@@ -3,10 +3,12 @@ streaming, interrupt and resume, faults in one line, and DeepDream's infinite zo
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +99,7 @@ def test_without_pyav_the_line_names_the_extra(walk, tmp_path, runner, monkeypat
 # --- transfer and dream over a video -----------------------------------------------------------------
 
 def test_transfer_keeps_rate_duration_and_audio_and_the_recipe_round_trips(walk, style, tmp_path, runner):
+    walk, style = (Path(shutil.copy(p, tmp_path / p.name)) for p in (walk, style))  # a replay reads beside
     out = tmp_path / "styled.mp4"
     result = run(runner, "transfer", walk, style, "-o", out, *TRANSFER, "--recipe", "full")
     assert result.exit_code == 0, result.output

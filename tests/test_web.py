@@ -280,21 +280,24 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
-    """``dreamstyle serve`` in its own process: its url and folder; the folder's serve.txt is its stderr."""
+    """``dreamstyle serve`` in its own process: its url and folder (its current folder and TMPDIR, so
+    that a test sees all it wrote); its stderr goes to serve.txt beside that folder."""
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
     port = free_port()
+    served = tmp_path / "served"
+    served.mkdir()
     env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1",
-           "TMPDIR": str(tmp_path)}
+           "TMPDIR": str(served)}
     err = tmp_path / "serve.txt"
     with open(err, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)], stderr=fh,
-                                env=env, cwd=tmp_path)
+                                env=env, cwd=served)
     try:
         deadline = time.monotonic() + 180
         while f"http://127.0.0.1:{port}/" not in err.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/", tmp_path
+        yield f"http://127.0.0.1:{port}/", served
     finally:
         proc.terminate()
         try:
@@ -379,5 +382,5 @@ def test_a_value_the_page_does_not_offer_is_one_line_and_no_traceback_in_the_log
     notes.write_text("not a picture")
     with pytest.raises(Exception, match="Invalid file type"):  # Gradio's own check of an upload, kept
         client.predict(handle_file(str(notes)), "chelsea.png", [], api_name="/run_transfer")
-    log = (served / "serve.txt").read_text()
+    log = (served.parent / "serve.txt").read_text()
     assert "Traceback" not in log, log
