@@ -827,7 +827,7 @@ def channel_list(value, flag):
 class AtlasSettings(VisualizeOptions, Settings):
     """One visualization per channel of LAYER, from noise, in a labelled grid."""
 
-    KIND: ClassVar[str] = "atlas"
+    KIND: ClassVar[str] = "channels"  # the command's name (atlas before: its recipes say so)
 
     backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
                         argument="one", complete="backbone", type=str)
@@ -939,7 +939,8 @@ def describe_default(f: dataclasses.Field) -> str:
 
 def settings_for(kind: str):
     return {"transfer": TransferSettings, "dream": DreamSettings, "texture": TextureSettings,
-            "reconstruct": ReconstructSettings, "atlas": AtlasSettings, "activations": ActivationsSettings}[kind]
+            "reconstruct": ReconstructSettings, "channels": AtlasSettings, "atlas": AtlasSettings,
+            "activations": ActivationsSettings}[kind]
 
 
 def make(cls, values: dict) -> Settings:
