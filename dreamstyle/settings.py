@@ -712,7 +712,8 @@ class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
                         check=specs, flag="--layer", multiple=True, metavar="SPEC", type=str,
                         default_text="the backbone's dream layer", complete="layer")
     iterations: int = opt(10, "Steps per octave.", check=whole(1, MAX_ITERATIONS))
-    optimizer: str | None = opt(None, "normalized: DeepDream's gradient ascent step; or any registered optimizer.",
+    optimizer: str | None = opt(None, "normalized: DeepDream's gradient ascent step; or any registered optimizer "
+                                "(see: dreamstyle optimizers).",
                                 check=registered("optimizer", allow_none=True), type=str,
                                 default_text="normalized; adam with --param fft")
     lr: float | None = opt(None, "Step size: mean pixel change per step, 0-255 units.", flag="--step",
