@@ -66,7 +66,7 @@ def test_listings_fit_80_columns_and_cut_nothing(runner, monkeypatch):
     losses = runner.invoke(main, ["losses"]).output
     for name in ("content", "style", "tv", "temporal", "activation", "guide", "diversity"):
         assert any(line.split()[:1] == [name] for line in _table_lines(losses)), name
-    assert "'relu5_1']" in losses  # the style term's whole layer list, folded, not cut
+    assert "layers=relu1_1,relu2_1,relu3_1,relu4_1,relu5_1" in losses  # whole, as --loss takes it
 
 
 def test_optimizers_are_listed(runner):

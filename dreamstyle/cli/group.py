@@ -134,7 +134,8 @@ def losses(as_json):
     from .tables import lines, show, table
 
     def about(r):
-        options = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+        options = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"  # as --loss takes them
+                            for k, v in r["options"].items())
         reads = "not declared" if r["reads"] is None else (", ".join(r["reads"]) or "no images")
         plugin = "" if r["plugin"].startswith("dreamstyle.") else r["plugin"]
         return lines([("", r["description"]), ("options:", options), ("reads:", reads), ("plugin:", plugin)])
