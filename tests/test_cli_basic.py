@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from dreamstyle import __version__
 from dreamstyle.cli import main
 from dreamstyle.cli.group import host
@@ -111,6 +113,29 @@ def test_backbones_say_where_their_weights_are(runner, tmp_path, monkeypatch):
     assert rows["alexnet"]["weights_file"] == str(want) and "url" not in rows["alexnet"]
     listing = runner.invoke(main, ["backbones"]).output
     assert _row(listing, "alexnet")[:2] == ["alexnet", "here"] and "alexnet-owt" not in listing
+
+
+def test_backbones_say_which_timm_models_have_weights_here(runner, tmp_path, monkeypatch):
+    """A timm model's weights are here when placed by hand or in the Hugging Face cache (looked up
+    without the network); the listing names those models and where a placed file goes."""
+    pytest.importorskip("timm")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    rows = {r["name"]: r for r in json.loads(runner.invoke(main, ["backbones", "--json"]).output)}
+    assert rows["timm/<model>"]["here"] == []
+    assert "timm/<model>: pretrained weights here: none\n" in runner.invoke(main, ["backbones"]).output
+    placed = tmp_path / "th" / "hub" / "checkpoints" / "timm--resnet18.a1_in1k.safetensors"
+    cached = tmp_path / "hf" / "models--timm--resnet50.a1_in1k" / "snapshots" / "0123abc" / "model.safetensors"
+    for path in (placed, cached):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"weights")
+    rows = {r["name"]: r for r in json.loads(runner.invoke(main, ["backbones", "--json"]).output)}
+    assert rows["timm/<model>"]["here"] == [
+        {"backbone": "timm/resnet18", "tag": "resnet18.a1_in1k", "file": str(placed)},
+        {"backbone": "timm/resnet50", "tag": "resnet50.a1_in1k", "file": str(cached)}]
+    listing = runner.invoke(main, ["backbones"]).output
+    assert "here: timm/resnet18 (resnet18.a1_in1k), timm/resnet50 (resnet50.a1_in1k)" in " ".join(listing.split())
+    assert f"    {placed.parent}/timm--<tag>.safetensors\n" in listing
 
 
 def _row(listing: str, name: str) -> list[str]:

@@ -153,8 +153,15 @@ def backbone_rows() -> list[dict]:
         entry = reg.entries[name]
         try:
             if hasattr(entry, "resolve"):
-                rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name],
-                             "family": True, "weights_file": None, "weights": "per model"})
+                row = {"name": name, "description": entry.description, "plugin": reg.owner[name],
+                       "family": True, "weights_file": None, "weights": "per model"}
+                if getattr(entry, "prefix", None) == "timm/":  # which timm models have theirs here
+                    from ..backbones.hub import checkpoints_dir, timm_weights_here
+
+                    row["here"] = [{"backbone": "timm/" + tag.split(".")[0], "tag": tag, "file": str(path)}
+                                   for tag, path in timm_weights_here()]
+                    row["place_at"] = str(checkpoints_dir() / "timm--<tag>.safetensors")
+                rows.append(row)
                 continue
             path, how = entry.pretrained_file()
             row = {**entry.to_dict(), "family": False, "weights_file": str(path) if path else None, "weights": how}
@@ -191,6 +198,7 @@ def backbones(as_json):
 
     show(table(["backbone", "weights", "about"], [(r["name"], weights(r), about(r)) for r in rows]))
     _missing_weights([r for r in rows if not r["family"] and not r["weights_file"]])
+    _family_weights([r for r in rows if "here" in r])
 
 
 def _missing_weights(missing: list[dict]) -> None:
@@ -211,6 +219,18 @@ def _missing_weights(missing: list[dict]) -> None:
         entries([(f"  from {source}/", []), (f"  into {folder}/", [])], wrap=False)
         entries([(f"    {r['name']:<{width}}{r['url'].rsplit('/', 1)[-1]}", []) for r in group])
     entries([(f"  {r['name']}:", [r["weights"]]) for r in missing if not r.get("url")], indent=4)
+
+
+def _family_weights(families: list[dict]) -> None:
+    """timm's models: those whose weights are here; for the others, the file a run looks for."""
+    from .tables import entries
+
+    for r in families:
+        here = ", ".join(f"{h['backbone']} ({h['tag']})" for h in r["here"]) or "none"
+        entries([(f"{r['name']}: pretrained weights here: {here}", [
+            ("the others: a" if r["here"] else "a") + " run downloads them into the Hugging Face cache where the "
+            "host answers; offline, it names the file to place (the model's model.safetensors) as"])])
+        entries([(f"    {r['place_at']}", [])], wrap=False)
 
 
 @main.command()
