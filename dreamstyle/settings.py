@@ -712,7 +712,8 @@ class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
                         check=specs, flag="--layer", multiple=True, metavar="SPEC", type=str,
                         default_text="the backbone's dream layer", complete="layer")
     iterations: int = opt(10, "Steps per octave.", check=whole(1, MAX_ITERATIONS))
-    optimizer: str | None = opt(None, "normalized: DeepDream's gradient ascent step; or any registered optimizer.",
+    optimizer: str | None = opt(None, "normalized: DeepDream's gradient ascent step; or any registered optimizer "
+                                "(see: dreamstyle optimizers).",
                                 check=registered("optimizer", allow_none=True), type=str,
                                 default_text="normalized; adam with --param fft")
     lr: float | None = opt(None, "Step size: mean pixel change per step, 0-255 units.", flag="--step",
@@ -827,7 +828,7 @@ def channel_list(value, flag):
 class AtlasSettings(VisualizeOptions, Settings):
     """One visualization per channel of LAYER, from noise, in a labelled grid."""
 
-    KIND: ClassVar[str] = "atlas"
+    KIND: ClassVar[str] = "channels"  # the command's name (atlas before: its recipes say so)
 
     backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
                         argument="one", complete="backbone", type=str)
@@ -939,7 +940,8 @@ def describe_default(f: dataclasses.Field) -> str:
 
 def settings_for(kind: str):
     return {"transfer": TransferSettings, "dream": DreamSettings, "texture": TextureSettings,
-            "reconstruct": ReconstructSettings, "atlas": AtlasSettings, "activations": ActivationsSettings}[kind]
+            "reconstruct": ReconstructSettings, "channels": AtlasSettings, "atlas": AtlasSettings,
+            "activations": ActivationsSettings}[kind]
 
 
 def make(cls, values: dict) -> Settings:

@@ -284,38 +284,34 @@ def command_for(settings: Settings, output: str = "out.png", names: dict | None 
             continue
         if not spec.cli or value == f.default:
             continue
-        flag = flag_of(f)
-        if spec.type == "flag":
-            options += [flag] if value else []
-        elif f.name == "losses":
-            for term, (w, opts) in value.items():
-                options += [flag, term + ("" if w is None else f"={_number(w)}")
-                            + "".join(f":{k}={v}" for k, v in opts.items())]
-        elif spec.multiple:
-            for v in value:
-                options += [flag, _arg(v, names)]
-        else:
-            options += [flag, _arg(value, names, f.name)]
+        options += option_words(f, value, names)
     return shlex.join([*words, "-o", output, *options])
 
 
+def option_words(f, value, names: dict | None = None) -> list[str]:
+    """The words of one option (settings field ``f``) set to ``value`` on the command line."""
+    names, flag = names or {}, flag_of(f)
+    spec = f.metadata["spec"]
+    if spec.type == "flag":
+        return [flag] if value else []
+    if f.name == "losses":
+        return [word for term, (w, opts) in value.items()
+                for word in (flag, term + ("" if w is None else f"={_number(w)}")
+                             + "".join(f":{k}={v}" for k, v in opts.items()))]
+    if spec.multiple:
+        return [word for v in value for word in (flag, _arg(v, names))]
+    return [flag, _arg(value, names, f.name)]
+
+
 def display_names(settings: Settings) -> dict:
-    """Input path -> how the command names it: a sample by its path in the checkout (relative to the
-    current folder when it is inside it), an upload by its file name."""
+    """Input path -> how the command names it: its file name, a sample's as an upload's (the command
+    is run where the user keeps the pictures; the server's folders are never shown)."""
     out = {}
     for name in ("content", "styles", "input"):
         value = getattr(settings, name, None)
         for v in (value if isinstance(value, tuple) else (value,)):
-            if not isinstance(v, str):
-                continue
-            path = Path(v)
-            if path.parent == SAMPLES:
-                try:
-                    out[v] = str(path.relative_to(Path.cwd()))
-                except ValueError:
-                    out[v] = str(path)
-            else:
-                out[v] = path.name
+            if isinstance(v, str):
+                out[v] = Path(v).name
     return out
 
 
@@ -326,6 +322,18 @@ class Restored:
     tab: str
     form: dict
     missing: list[str]
+    unshown: list[str] = field(default_factory=list)  # the recipe's options the form cannot hold, as flags
+
+    def note(self, name: str) -> str:
+        """The restore note: which settings came back, what to upload again, what the page left out."""
+        text = f"restored the {TABS[self.tab]} settings of {name}"
+        if self.missing:
+            text += "; upload again: " + ", ".join(self.missing)
+        if self.unshown:
+            text += ("; the page has no control for " + ", ".join(f"`{u}`" for u in self.unshown)
+                     + f": a Run here leaves them out (`dreamstyle {KIND_OF_TAB[self.tab]} --from {name}` "
+                     "replays them all)")
+        return text
 
 
 def restore(path) -> Restored:
@@ -380,7 +388,53 @@ def restore(path) -> Restored:
         form[field_name] = control.default if value is None else value
     for field_name in SWITCHES[tab]:
         form[field_name] = bool(values.get(field_name))
-    return Restored(tab, form, missing)
+    return Restored(tab, form, missing, unshown(tab, values, backbone))
+
+
+def unshown(tab: str, values: dict, backbone) -> list[str]:
+    """The options of a recipe's ``values`` that the form of ``tab`` cannot hold (no control for them,
+    a layer weight, a size past its slider, a weights file), each as its command-line words."""
+    cls = settings_for(KIND_OF_TAB[tab])
+    out = []
+    for f in cls.fields():
+        value = values.get(f.name)
+        if (f.name not in values or f.name in IMAGES[tab] or f.name in ("backbone", "seed")
+                or not f.metadata["spec"].cli or value == f.default or _empty(value) and _empty(f.default)):
+            continue
+        if _shown(tab, f.name, value, backbone):
+            continue
+        out.append(shlex.join(option_words(f, value, {v: Path(v).name for v in _strings(value)})))
+    return out
+
+
+def _shown(tab: str, name: str, value, backbone) -> bool:
+    """Whether the form of ``tab`` holds ``value`` of field ``name`` as it is."""
+    if name == "weights":
+        return value in (None, "random")
+    if name in SWITCHES[tab]:
+        return True
+    if name in LAYERS[tab]:
+        choices = form_spec(tab, name, backbone).choices
+        weights = value.values() if isinstance(value, dict) else [1]
+        return all(layer in choices for layer in value) and all(w == 1 for w in weights)
+    if name in SLIDERS[tab]:
+        if isinstance(value, tuple):
+            if len(set(value)) > 1:  # a W x H: the slider sets a long side (a texture's square)
+                return False
+            value = value[0]
+        control = form_spec(tab, name)
+        return isinstance(value, (int, float)) and control.minimum <= value <= control.maximum
+    return False
+
+
+def _empty(value) -> bool:  # an empty list of loss terms, layers or styles, however it is written
+    return isinstance(value, (dict, tuple, list)) and not value
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, (tuple, list)) else []
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -445,6 +499,7 @@ class WebRun:
         self.total = sum(s.iterations for s in self.stages)
         self.every = max(1, max(s.iterations for s in self.stages) // PREVIEW_STEPS)
         self.outcome: Outcome | None = None
+        self.last = None  # the last step's event: where a stopped run got to
         self._events: queue.Queue = queue.Queue()
 
     def _callback(self, event) -> None:
@@ -475,6 +530,7 @@ class WebRun:
                     self.outcome = self._finish(got)
                     return
                 done += 1
+                self.last = got
                 picture = to_pil(got.snapshot[:1]) if got.snapshot is not None else None
                 yield Progress(progress_line(got, done, self.total, time.monotonic() - start), picture)
         finally:
@@ -485,11 +541,20 @@ class WebRun:
         from .engine import Stop
 
         kind = KIND_OF_TAB[self.tab]
-        name = f"dreamstyle-{self.tab}-{self.job.seed}.png"
+        stopped, settings, at, note = result.stopped, self.settings.replace(seed=self.job.seed), "", ""
+        last = self.last
+        if stopped is not None and last is not None:  # the steps that made it: in its name and its command
+            if last.stages == 1:
+                at, settings = f"-stopped-at-{last.iteration}", settings.replace(iterations=last.iteration)
+            else:  # no option stops a later stage part-way: the command runs every step, and says so
+                stage = "octave" if "octave" in last.label else "scale"
+                at = f"-stopped-at-{stage}-{last.stage}-step-{last.iteration}"
+                note = (f"  # stopped at {stage} {last.stage}/{last.stages}, iteration {last.iteration}/"
+                        f"{last.iterations}: this command runs every step")
+        name = f"dreamstyle-{self.tab}-{self.job.seed}{at}.png"
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.folder))
         path = result.save(folder / name)
-        command = command_for(self.settings.replace(seed=self.job.seed), name, display_names(self.settings))
-        stopped = result.stopped
+        command = command_for(settings, name, display_names(self.settings)) + note
         if stopped is None:
             line = f"done: {name}"
         elif stopped is Stop.INTERRUPTED:
@@ -553,18 +618,18 @@ def build_page(folder: Path, device: str | None = None):
             for tab, title in TABS.items():
                 with gr.Tab(title, id=tab, elem_id=f"tab-{tab}"):
                     tabs_controls[tab] = _tab(gr, tab, backbone, names, folder, stops, device)
-        recipe_outputs = [tabs, recipe_note]
+        recipe_outputs = [recipe_file, tabs, recipe_note]
         for tab in TABS:
             recipe_outputs += list(tabs_controls[tab]["restorable"].values())
 
-        def on_recipe(path):
-            keep = [gr.update() for _ in recipe_outputs[2:]]
+        def on_recipe(path):  # the drop zone is emptied each time, ready for the next picture
+            keep = [gr.update() for _ in recipe_outputs[3:]]
             if not path:
-                return [gr.update(), "", *keep]
+                return [None, gr.update(), gr.update(), *keep]
             try:
                 restored = restore(path)
             except UserError as exc:
-                return [gr.update(), f"**{friendly(exc, [path])}**", *keep]
+                return [None, gr.update(), f"**{friendly(exc, [path])}**", *keep]
             updates = []
             for tab in TABS:
                 for name, component in tabs_controls[tab]["restorable"].items():
@@ -572,12 +637,9 @@ def build_page(folder: Path, device: str | None = None):
                         updates.append(gr.update(value=restored.form[name]))
                     else:
                         updates.append(gr.update())
-            note = f"restored the {TABS[restored.tab]} settings of {Path(path).name}"
-            if restored.missing:
-                note += "; upload again: " + ", ".join(restored.missing)
-            return [gr.Tabs(selected=restored.tab), note, *updates]
+            return [None, gr.Tabs(selected=restored.tab), restored.note(Path(path).name), *updates]
 
-        recipe_file.change(on_recipe, recipe_file, recipe_outputs, concurrency_limit=None,
+        recipe_file.upload(on_recipe, recipe_file, recipe_outputs, concurrency_limit=None,
                            api_visibility="private")
     return page
 

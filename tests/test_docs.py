@@ -208,5 +208,7 @@ def test_options_named_in_the_prose_exist(page):
     """`--flag ...` in the text names an option some command has (a renamed option leaves no stale
     name behind)."""
     named = set(re.findall(r"`(--?[a-z][\w-]*)", FENCE.sub("", page.read_text())))
+    if page.name == "from-neural-style.md":  # neural-style's own flags (one dash, a word) are its subject
+        named = {n for n in named if n.startswith("--") or len(n) == 2}
     unknown = sorted(named - every_option())
     assert not unknown, f"{rel(page)} names options no command has: {unknown}"

@@ -299,7 +299,7 @@ def test_atlas_visualizations_raise_their_own_channel(vgg):
         assert b.activation > a.activation
 
 
-def test_cli_atlas_writes_the_grid_and_json(runner, tmp_path):
+def test_cli_channels_writes_the_grid_and_json(runner, tmp_path):
     import json
 
     from PIL import Image
@@ -307,14 +307,20 @@ def test_cli_atlas_writes_the_grid_and_json(runner, tmp_path):
     from dreamstyle.cli import main
     from dreamstyle.writers import read_recipe
 
-    out, js = tmp_path / "atlas.png", tmp_path / "atlas.json"
-    r = runner.invoke(main, ["atlas", "vgg19", "relu1_2", "--channels", "0-3", "--weights", "random", "--size", "24",
+    out, js = tmp_path / "grid.png", tmp_path / "grid.json"
+    r = runner.invoke(main, ["channels", "vgg19", "relu1_2", "--channels", "0-3", "--weights", "random", "--size", "24",
                              "--iterations", "2", "--seed", "1", "-o", str(out), "--json", str(js), "-q"])
     assert r.exit_code == 0, r.output
     data = json.loads(js.read_text())
     assert [c["channel"] for c in data["channels"]] == [0, 1, 2, 3] and data["layer"] == "relu1_2"
-    assert Image.open(out).size[0] > 2 * 96 and read_recipe(out)["command"] == "atlas"
-    r = runner.invoke(main, ["atlas", "vgg19", "relu1_2", "--channels", "0-64", "--weights", "random",
+    assert Image.open(out).size[0] > 2 * 96 and read_recipe(out)["command"] == "channels"
+    old = tmp_path / "old.png"  # the old name, atlas, is the same command
+    r = runner.invoke(main, ["atlas", "vgg19", "relu1_2", "--channels", "0-3", "--weights", "random", "--size", "24",
+                             "--iterations", "2", "--seed", "1", "-o", str(old), "-q"])
+    assert r.exit_code == 0, r.output
+    assert Image.open(old).tobytes() == Image.open(out).tobytes()  # same seed, same process
+    assert "old name of 'dreamstyle channels'" in runner.invoke(main, ["atlas", "--help"]).output
+    r = runner.invoke(main, ["channels", "vgg19", "relu1_2", "--channels", "0-64", "--weights", "random",
                              "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 1 and "channel 64 is out of range" in r.output and "Traceback" not in r.output
 

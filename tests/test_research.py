@@ -55,8 +55,10 @@ def test_contact_sheet_geometry_and_failed_panel():
     assert (255, 0, 0) in first and FAILED not in first
 
 
-def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_stop_the_others(images, tmp_path, runner):
+def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_stop_the_others(images, tmp_path, runner,
+                                                                                             monkeypatch):
     content, style = images
+    monkeypatch.setenv("COLUMNS", "80")
     out = tmp_path / "cmp"
     res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19,nosuchnet,alexnet,vgg19:avg",
                                "--weights", "random", "--size", "40", "--iterations", "2", "--seed", "0",
@@ -77,8 +79,13 @@ def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_sto
     assert table["settings"]["seed"] == 0 and "peak_memory" in table
     md = (out / "compare.md").read_text()
     assert "| vgg19 (random weights) | ok |" in md and "nosuchnet" in md and "Peak memory:" in md
-    assert "nosuchnet" in res.output and "ms/it" in res.output  # the rich table is printed
-    assert max(len(line) for line in res.output.splitlines() if "│" in line or "ms/it" in line) <= 80
+    assert "ms/it" in res.output  # the table, then each backbone's picture and losses, or its error
+    assert max(len(line) for line in res.output.splitlines()) <= 80, res.output  # nothing cut either:
+    for label in rows:
+        assert any(line.split("   ")[0].strip() == label for line in res.output.splitlines()), label
+    assert "vgg19 (avg pool, random weights): vgg19-avg-random.png" in res.output
+    assert "unknown backbone 'nosuchnet' (list them with: dreamstyle backbones)" in res.output
+    assert "…" not in res.output
     sheet = Image.open(out / "compare.png")
     assert sheet.width == sheet_width(6)  # content, style, four backbones in one row
     assert read_recipe(out / "compare.png")["command"] == "compare"

@@ -95,6 +95,9 @@ def test_samples_are_offered_and_picked():
     form = {"content_sample": "chelsea.png", "styles_sample": ["starry_night.jpg"], "weights": "random"}
     settings = web.settings_from_form("transfer", form)
     assert Path(settings.content) == web.SAMPLES / "chelsea.png"
+    command = web.command_for(settings, "out.png", web.display_names(settings))  # by name, as an upload
+    assert command.startswith("dreamstyle transfer chelsea.png starry_night.jpg -o out.png")
+    assert str(web.SAMPLES.parent) not in command and "samples/" not in command
     with pytest.raises(ImageError, match="no sample"):
         web.settings_from_form("transfer", {**form, "content_sample": "../../etc/passwd"})
 
@@ -168,6 +171,30 @@ def test_stop_keeps_the_best_picture_so_far(tmp_path, images):
     out = run.outcome
     assert seen < 50 and out.stopped and out.line.startswith("stopped; the best picture so far is kept")
     assert read_recipe(out.path)["stopped"] == "interrupted" and out.image.size == (48, 40)
+    # the download is named for the stop and the copy command asks for the steps that made the picture
+    at = run.last.iteration
+    assert 3 <= at < 50 and out.path.name == f"dreamstyle-transfer-7-stopped-at-{at}.png"
+    assert out.command.endswith(f"-o {out.path.name} --weights random --seed 7 --size 48 --iterations {at}")
+    again, _ = parsed(out.command, tmp_path)
+    _, remade = finished(web.WebRun("transfer", again.replace(content=str(content), styles=(str(style),)),
+                                    tmp_path))
+    assert np.array_equal(np.asarray(Image.open(remade.path)), np.asarray(Image.open(out.path)))  # same seed, CPU
+
+
+def test_a_dream_stopped_in_a_later_octave_says_its_command_runs_every_step(tmp_path, images):
+    content, _ = images
+    dream = web.settings_from_form("dream", {"input_upload": str(content), "weights": "random", "size": 48,
+                                             "iterations": 4, "octaves": 2, "seed": "1"})
+    stop = threading.Event()
+    run = web.WebRun("dream", dream, tmp_path, stop)
+    for step in run:
+        if step.line.startswith("iteration 2/4 · octave 2/2"):
+            stop.set()
+    out = run.outcome
+    assert out.stopped and out.path.name == "dreamstyle-dream-1-stopped-at-octave-2-step-2.png"
+    command, comment = out.command.split("  # ")
+    assert comment == "stopped at octave 2/2, iteration 2/4: this command runs every step"
+    assert parsed(command, tmp_path)[0].iterations == 4  # no option stops an octave part-way
 
 
 def test_a_dream_and_a_hybrid_from_the_page(tmp_path, images):
@@ -246,9 +273,44 @@ def test_a_dropped_picture_restores_its_settings(tmp_path, images):
     _, dream = finished(web.WebRun("dream", samples, tmp_path))
     restored = web.restore(dream.path)
     assert restored.tab == "dream" and restored.missing == [] and restored.form["input_sample"] == "chelsea.png"
+    assert restored.unshown == [] and "no control" not in restored.note(dream.path.name)
     plain = make_image(tmp_path / "plain.png")
     with pytest.raises(ImageError, match="plain.png carries no dreamstyle recipe"):
         web.restore(plain)
+
+
+def test_a_restore_names_every_setting_the_page_cannot_show(tmp_path, images):
+    content, style = images
+    settings = web.settings_from_form("transfer", transfer_form(content, style, iterations=1)).replace(
+        scales=(32, 48), losses={"tv": (3.0, {})}, style_layers={"relu1_1": 1.0, "relu2_1": 0.5})
+    _, out = finished(web.WebRun("transfer", settings, tmp_path))
+    restored = web.restore(out.path)
+    assert restored.form["iterations"] == 1 and restored.form["size"] == 48  # what the page can show
+    assert restored.unshown == ["--loss tv=3", "--style-layers relu1_1,relu2_1=0.5", "--scales 32,48"]
+    note = restored.note(out.path.name)
+    assert "no control for `--loss tv=3`, `--style-layers relu1_1,relu2_1=0.5`, `--scales 32,48`" in note
+    assert f"dreamstyle transfer --from {out.path.name}" in note
+    bb = web.get_backbone("vgg19")
+    dream = {"param": "fft", "transforms": ("jitter",), "gradient": "lapnorm", "weights": "mine.pth", "size": 64,
+             "octaves": 1, "layers": ("relu4_4",)}
+    assert sorted(web.unshown("dream", dream, bb)) == ["--gradient lapnorm", "--param fft", "--transforms jitter",
+                                                       "--weights mine.pth"]
+    assert web.unshown("transfer", {"size": (64, 48), "iterations": 5000}, bb) == ["--size 64x48",
+                                                                                   "--iterations 5000"]
+
+
+def test_the_restore_drop_zone_is_emptied_for_the_next_picture(tmp_path, images):
+    pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
+    content, style = images
+    _, out = finished(web.WebRun("transfer", web.settings_from_form("transfer", transfer_form(
+        content, style, iterations=1)), tmp_path))
+    page = web.build_page(tmp_path)
+    [drop] = [fn for fn in page.fns.values() if [c.elem_id for c in fn.inputs] == ["recipe-drop"]]
+    assert drop.targets[0][1] == "upload" and drop.outputs[0].elem_id == "recipe-drop"
+    cleared, _, note, *_ = drop.fn(str(out.path))
+    assert cleared is None and note.startswith(f"restored the Style transfer settings of {out.path.name}")
+    cleared, _, note, *_ = drop.fn(str(make_image(tmp_path / "plain.png")))
+    assert cleared is None and note == "**plain.png carries no dreamstyle recipe**"
 
 
 # --- the page -----------------------------------------------------------------------------------------

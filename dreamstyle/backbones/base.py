@@ -287,13 +287,18 @@ def load_state_dict_checked(model, state: dict, backbone: Backbone, source: str)
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
 
 
-def torchvision_pretrained_file(backbone: Backbone) -> tuple[Path | None, str]:
-    """:meth:`Backbone.pretrained_file` of a backbone with torchvision's weights (``tv_weights``)."""
+def torchvision_weights_url(backbone: Backbone) -> str:
+    """The URL of torchvision's default weights for ``backbone`` (``backbone.tv_weights`` names the enum)."""
     import torchvision.models
 
+    return getattr(torchvision.models, backbone.tv_weights).DEFAULT.url
+
+
+def torchvision_pretrained_file(backbone: Backbone) -> tuple[Path | None, str]:
+    """:meth:`Backbone.pretrained_file` of a backbone with torchvision's weights (``tv_weights``)."""
     from .hub import checkpoints_dir
 
-    url = getattr(torchvision.models, backbone.tv_weights).DEFAULT.url
+    url = torchvision_weights_url(backbone)
     path = checkpoints_dir() / os.path.basename(url)
     return (path if path.is_file() else None), f"downloaded on first use (or place {url} at {path})"
 
@@ -301,11 +306,9 @@ def torchvision_pretrained_file(backbone: Backbone) -> tuple[Path | None, str]:
 def load_torchvision_pretrained(backbone: Backbone, model) -> Preprocess:
     """Load torchvision's default weights for ``backbone`` (``backbone.tv_weights`` names the enum)
     from the torch hub cache, downloaded first where the host answers."""
-    import torchvision.models
-
     from .hub import torch_hub_file
 
-    url = getattr(torchvision.models, backbone.tv_weights).DEFAULT.url
+    url = torchvision_weights_url(backbone)
     path = torch_hub_file(url, backbone.name)
     load_state_dict_checked(model, read_state_dict(path), backbone, source=f"the torch hub cache ({path})")
     return backbone.preprocess

@@ -103,6 +103,27 @@ def timm_cached_file(cfg) -> Path | None:
     return None
 
 
+def timm_weights_here() -> list[tuple[str, Path]]:
+    """The timm pretrained weights on this machine, found without the network: (tag, like
+    ``resnet18.a1_in1k``; its file) for each placed file and each timm model in the Hugging Face cache."""
+    found: dict[str, Path] = {}
+    folder = checkpoints_dir()
+    if folder.is_dir():
+        for path in sorted(folder.glob("timm--*.safetensors")):
+            found.setdefault(path.name[len("timm--"):-len(".safetensors")], path)
+    try:
+        cache = Path(hf_cache_dir())
+    except ImportError:  # no huggingface_hub: no timm either
+        return sorted(found.items())
+    if cache.is_dir():
+        for repo in sorted(cache.glob("models--timm--*")):
+            files = [f for name in ("model.safetensors", "pytorch_model.bin")
+                     for f in sorted(repo.glob(f"snapshots/*/{name}"))]
+            if files:
+                found.setdefault(repo.name[len("models--timm--"):], files[0])
+    return sorted(found.items())
+
+
 def timm_file(cfg, backbone_name: str) -> Path:
     """The local file of a timm pretrained config (:func:`timm_cached_file`), downloaded into the
     Hugging Face cache if huggingface.co answers."""

@@ -134,7 +134,8 @@ def losses(as_json):
     from .tables import lines, show, table
 
     def about(r):
-        options = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+        options = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"  # as --loss takes them
+                            for k, v in r["options"].items())
         reads = "not declared" if r["reads"] is None else (", ".join(r["reads"]) or "no images")
         plugin = "" if r["plugin"].startswith("dreamstyle.") else r["plugin"]
         return lines([("", r["description"]), ("options:", options), ("reads:", reads), ("plugin:", plugin)])
@@ -152,12 +153,25 @@ def backbone_rows() -> list[dict]:
         entry = reg.entries[name]
         try:
             if hasattr(entry, "resolve"):
-                rows.append({"name": name, "description": entry.description, "plugin": reg.owner[name],
-                             "family": True, "weights_file": None, "weights": "per model"})
+                row = {"name": name, "description": entry.description, "plugin": reg.owner[name],
+                       "family": True, "weights_file": None, "weights": "per model"}
+                if getattr(entry, "prefix", None) == "timm/":  # which timm models have theirs here
+                    from ..backbones.hub import checkpoints_dir, timm_weights_here
+
+                    row["here"] = [{"backbone": "timm/" + tag.split(".")[0], "tag": tag, "file": str(path)}
+                                   for tag, path in timm_weights_here()]
+                    row["place_at"] = str(checkpoints_dir() / "timm--<tag>.safetensors")
+                rows.append(row)
                 continue
             path, how = entry.pretrained_file()
-            rows.append({**entry.to_dict(), "family": False, "weights_file": str(path) if path else None,
-                         "weights": how})
+            row = {**entry.to_dict(), "family": False, "weights_file": str(path) if path else None, "weights": how}
+            if not path and getattr(entry, "tv_weights", None):  # torchvision's: the file to place, and where
+                from ..backbones.base import torchvision_weights_url
+                from ..backbones.hub import checkpoints_dir
+
+                row["url"] = torchvision_weights_url(entry)
+                row["place_at"] = str(checkpoints_dir() / row["url"].rsplit("/", 1)[-1])
+            rows.append(row)
         except Exception as exc:  # noqa: BLE001 - one plugin's broken backbone costs one line, not the listing
             click.echo(f"dreamstyle: warning: backbone {name!r} of plugin {reg.owner[name]!r} cannot describe "
                        f"itself ({type(exc).__name__}: {exc}); left out", err=True)
@@ -183,11 +197,40 @@ def backbones(as_json):
         return lines([("", r["description"]), ("min px:", str(r.get("min_size", ""))), ("plugin:", plugin)])
 
     show(table(["backbone", "weights", "about"], [(r["name"], weights(r), about(r)) for r in rows]))
-    missing = [r for r in rows if not r["family"] and not r["weights_file"]]
-    if missing:
-        click.echo("pretrained weights not on this machine:")
-        for r in missing:
-            click.echo(f"  {r['name']}: {r['weights']}")
+    _missing_weights([r for r in rows if not r["family"] and not r["weights_file"]])
+    _family_weights([r for r in rows if "here" in r])
+
+
+def _missing_weights(missing: list[dict]) -> None:
+    """Which file each backbone without its weights here needs, and where: torchvision's grouped by
+    the folder they come from and go to (short lines: a pipe is 80 columns), the others as they say."""
+    from .tables import entries
+
+    if not missing:
+        return
+    entries([("pretrained weights not on this machine: a run downloads them where the host answers; "
+              "offline, place each file yourself (or use --weights FILE or --weights random):", [])])
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in missing:
+        if r.get("url"):
+            groups.setdefault((r["url"].rsplit("/", 1)[0], str(Path(r["place_at"]).parent)), []).append(r)
+    width = max([len(r["name"]) for r in missing] + [12]) + 2
+    for (source, folder), group in groups.items():
+        entries([(f"  from {source}/", []), (f"  into {folder}/", [])], wrap=False)
+        entries([(f"    {r['name']:<{width}}{r['url'].rsplit('/', 1)[-1]}", []) for r in group])
+    entries([(f"  {r['name']}:", [r["weights"]]) for r in missing if not r.get("url")], indent=4)
+
+
+def _family_weights(families: list[dict]) -> None:
+    """timm's models: those whose weights are here; for the others, the file a run looks for."""
+    from .tables import entries
+
+    for r in families:
+        here = ", ".join(f"{h['backbone']} ({h['tag']})" for h in r["here"]) or "none"
+        entries([(f"{r['name']}: pretrained weights here: {here}", [
+            ("the others: a" if r["here"] else "a") + " run downloads them into the Hugging Face cache where the "
+            "host answers; offline, it names the file to place (the model's model.safetensors) as"])])
+        entries([(f"    {r['place_at']}", [])], wrap=False)
 
 
 @main.command()

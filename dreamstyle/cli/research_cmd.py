@@ -140,17 +140,16 @@ def _write_compare(comp, out: Path, params) -> None:
 def print_table(comp) -> None:
     from ..jobs.sweep import fmt, fmt_bytes
     from ..memory import MEMORY_NOTE
-    from .tables import lines, show, table
+    from .tables import entries, show, table
 
-    rows = [(lines([("", row.variant.label), ("→", row.output or "")]), row.status, fmt(row.ms_per_iteration, "{:.1f}"),
-             fmt(row.total_seconds, "{:.1f}"), fmt_bytes(row.memory_bytes),
-             lines([(t, fmt(row.losses.get(t), "{:.4g}")) for t in comp.loss_names])) for row in comp.rows]
-    show(table(["backbone", "status", "ms/it", "total s", "peak mem", "losses"], rows,
-               title=f"dreamstyle compare · {comp.device}", caption=f"peak memory: {MEMORY_NOTE[comp.memory_kind]}",
-               right=["ms/it", "total s", "peak mem"], widths={"backbone": 16, "losses": 18, "peak mem": 9}))
-    for row in comp.rows:
-        if row.error:
-            click.echo(f"{row.variant.label} {row.status}: {row.error}")
+    rows = [(row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"), fmt(row.total_seconds, "{:.1f}"),
+             fmt_bytes(row.memory_bytes)) for row in comp.rows]
+    show(table(["backbone", "status", "ms/it", "total s", "peak mem"], rows,
+               title=f"dreamstyle compare · {comp.device}", right=["ms/it", "total s", "peak mem"]))
+    entries([(f"{row.variant.label}: " + (row.output or row.status),  # each backbone's picture, losses or error
+              [row.error or "losses: " + ", ".join(f"{t} {fmt(row.losses.get(t), '{:.4g}')}" for t in comp.loss_names
+                                                   if row.losses.get(t) is not None)]) for row in comp.rows])
+    entries([("", [f"peak memory: {MEMORY_NOTE[comp.memory_kind]}"])], indent=0)
 
 
 def reconstruct_body(**params):

@@ -1,8 +1,9 @@
-"""Tables for the terminal: as wide as the terminal (80 columns in a pipe or a log), long cells folded
-onto more lines, never cut (``--json`` gives every field in full)."""
+"""Tables and lists for the terminal: as wide as the terminal (80 columns in a pipe or a log), long
+cells folded onto more lines, never cut (``--json`` gives every field in full)."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 from rich import box
@@ -35,3 +36,23 @@ def show(*renderables) -> None:
 def lines(pairs: Sequence[tuple[str, str]]) -> str:
     """"key value" lines for one cell (a term's options, a run's losses), the empty ones left out."""
     return "\n".join(f"{k} {v}" if k else v for k, v in pairs if v)
+
+
+def entries(items: Sequence[tuple[str, Sequence[str]]], indent: int = 4, wrap: bool = True) -> None:
+    """A list on standard output: each item's first line (its name first), then its details indented
+    under it; every line wrapped at the terminal's width between words, so a name, a file name or a
+    URL is never broken (one longer than the width overflows rather than being cut). ``wrap=False``:
+    heads as they are (a folder after a word that must stay beside it)."""
+    console = Console(highlight=False)
+    width, pad = max(40, console.width), " " * indent
+
+    def fill(text: str, first: str, then: str) -> str:
+        lead = len(text) - len(text.lstrip(" "))  # a head's own indent is kept on its continued lines
+        return textwrap.fill(text.strip(" "), width=width, initial_indent=first + " " * lead,
+                             subsequent_indent=then + " " * lead, break_long_words=False, break_on_hyphens=False)
+
+    for head, details in items:
+        console.print(fill(head, "", pad) if head.strip() and wrap else head, markup=False, soft_wrap=True)
+        for detail in details:
+            if detail:
+                console.print(fill(detail, pad, pad + "  "), markup=False, soft_wrap=True)

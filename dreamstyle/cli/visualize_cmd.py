@@ -1,7 +1,9 @@
-"""dreamstyle atlas BACKBONE LAYER -o atlas.png  and  dreamstyle activations IMAGE --layer L -o sheet.png"""
+"""dreamstyle channels BACKBONE LAYER -o channels.png (its old name: atlas)  and  dreamstyle activations
+IMAGE --layer L -o sheet.png"""
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -49,11 +51,12 @@ def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: 
         click.echo(f"wrote {' and '.join(written)}", err=True)
 
 
-def atlas_body(**params):
+def channels_body(**params):
     """One visualization per channel of LAYER, from noise, in a labelled grid: each cell is the
     picture that maximizes that channel (fft parametrization and random transforms by default),
     captioned with its channel and the activation it reached. Channels are visualized in batches
-    (--batch), so an atlas costs little more than a few dreams."""
+    (--batch), so a grid costs little more than a few dreams. (Not lucid's Activation Atlas, a map
+    of many images' activations; this command was called atlas before, a name that still works.)"""
     from ..jobs.atlas import atlas
     from .progress import Progress
     from .run import sigterm_as_interrupt
@@ -62,7 +65,7 @@ def atlas_body(**params):
     settings = AtlasSettings(**values)
     _check_outputs(params)
     batches = -(-len(settings.channels) // settings.batch)
-    with Progress(settings.iterations * batches, params["quiet"], title="atlas") as progress, sigterm_as_interrupt():
+    with Progress(settings.iterations * batches, params["quiet"], title="channels") as progress, sigterm_as_interrupt():
         result = atlas(settings, callback=progress, recipe_paths="names" if params["recipe"] == "names" else "full")
     _finish(params, lambda: result.sheet(settings.columns), result.to_dict(), result.recipe, result.stopped,
             "channels")
@@ -105,11 +108,18 @@ def _print_top(result, image) -> None:
     click.echo(f"dream on one: dreamstyle dream {name} --layer {result.layer}:{best} -o dream.png", err=True)
 
 
-main.add_command(click.Command(
-    "atlas", callback=atlas_body, help=atlas_body.__doc__, context_settings=CONTEXT,
-    params=[*settings_params(AtlasSettings)[:2],
-            *_files("Output picture (the grid): .png, .jpg, .webp or .tif."),
-            *settings_params(AtlasSettings)[2:]]))
+ATLAS_HELP = "The old name of 'dreamstyle channels', kept for a while: the same command and options.\n\n"
+
+
+def _channels_command(name: str, help_text: str) -> click.Command:
+    return click.Command(name, callback=channels_body, help=help_text, context_settings=CONTEXT,
+                         params=[*settings_params(AtlasSettings)[:2],
+                                 *_files("Output picture (the grid): .png, .jpg, .webp or .tif."),
+                                 *settings_params(AtlasSettings)[2:]])
+
+
+main.add_command(_channels_command("channels", channels_body.__doc__))
+main.add_command(_channels_command("atlas", ATLAS_HELP + inspect.cleandoc(channels_body.__doc__)))
 main.add_command(click.Command(
     "activations", callback=activations_body, help=activations_body.__doc__, context_settings=CONTEXT,
     params=[*settings_params(ActivationsSettings)[:1],

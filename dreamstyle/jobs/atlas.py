@@ -51,7 +51,7 @@ class Atlas:
         cell = (r["size"], r["size"])
         panels = [Panel(c.image, [f"{c.channel}", c.caption(f"{c.activation:.4g}")]) for c in self.cells]
         weights = " (random weights)" if r.get("weights") == "random" else ""
-        title = (f"atlas · {self.backbone}{weights} {self.layer} · {len(self.cells)} channels · {r['param']} · "
+        title = (f"channels · {self.backbone}{weights} {self.layer} · {len(self.cells)} channels · {r['param']} · "
                  f"{r['transforms'] or 'no transforms'} · {r['iterations']} steps · caption: channel, activation")
         cols = columns or max(1, math.ceil(math.sqrt(len(panels))))
         return contact_sheet(panels, cell, columns=cols, title=title, min_width=96)
