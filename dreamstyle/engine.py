@@ -126,7 +126,8 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
              optimizer: str = "lbfgs", lr: float | None = None, callback: Callable[[StepEvent], None] | None = None,
              log_every: int = 1, snapshot_every: int = 0, stage: int = 1, stages: int = 1,
              gradient: Callable | None = None, label: str = "", pixel_scale: float = 255.0,
-             param=None, project: Callable | None = None) -> StageResult:
+             param=None, project: Callable | None = None,
+             new_step: Callable[[int], None] | None = None) -> StageResult:
     """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``iterations`` steps; return the
     best image measured. The optimizer works on pixel values times ``pixel_scale`` (0-255, as
     neural-style does), so learning rates are in those units. ``evaluate(image) -> (total, values)``
@@ -134,7 +135,9 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
     replace the single backward (jitter, tiles): it must leave d total / d param in ``param.grad``,
     and with ``backward=False`` (under no_grad) only score the image. ``param``: a parametrization
     (:mod:`dreamstyle.param`) the optimizer moves instead of the pixels; ``project(pixels, scale)``: what
-    becomes of the pixels (times ``pixel_scale``) after each step (a blur, a decay)."""
+    becomes of the pixels (times ``pixel_scale``) after each step (a blur, a decay); ``new_step(step)``
+    is called before each step (terms that change from step to step; before the first only, for an
+    optimizer that needs one objective over the stage: ``fixed_objective``, L-BFGS)."""
     if iterations < 1:
         raise OptionError("iterations must be at least 1")
     scale = float(pixel_scale)
@@ -159,6 +162,8 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
     try:
         for step in range(1, iterations + 1):
             calls[0] = 0
+            if new_step is not None and (step == 1 or not getattr(opt, "fixed_objective", False)):
+                new_step(step)  # L-BFGS compares losses across steps: a stage's terms stay as drawn at its start
             reported = best.total, best.values
             opt.step(closure)
             gave_up = getattr(opt, "diverged", False)  # its guard found NaN however short the step: log that

@@ -96,6 +96,14 @@ class Objective(nn.Module):
                 with self._failing(name):
                     t.prepare(ctx, extract)
 
+    def new_step(self, step: int) -> None:
+        """The optimizer starts step ``step`` (from 1 in each stage): terms that change from step to
+        step (``LossTerm.new_step``: the sliced Wasserstein term's directions) are told."""
+        for name, t in zip(self.names, self.terms):
+            if hasattr(t, "new_step"):
+                with self._failing(name):
+                    t.new_step(step)
+
     def label(self, name: str) -> str:
         """How a line names leaf ``name``: "loss term 'x'", and its plugin where it is not built in."""
         plugin = getattr(self.terms[self.names.index(name)], "dreamstyle_plugin", "")

@@ -140,6 +140,8 @@ class FirstStepLBFGS(torch.optim.LBFGS):
     divergence, keeping the best picture and saying what to change.
     """
 
+    fixed_objective = True  # its curvature pairs and its guard compare losses: terms that redraw (swd) keep a stage's draw
+
     def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP, guard: bool = True):
         params = list(params)
         numel = sum(p.numel() for p in params)

@@ -173,7 +173,8 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
         return plan, optimize(plan.start, None, plan.objective.names, iterations=item.iterations or stage.iterations,
                         optimizer=job.optimizer, lr=job.lr, callback=on_event, log_every=s.log_every,
                         snapshot_every=snapshot_every, stage=stage.index, stages=count, gradient=plan.gradient,
-                        label=stage.label, param=plan.param, project=plan.project)
+                        label=stage.label, param=plan.param, project=plan.project,
+                        new_step=plan.objective.new_step)
     except KeyboardInterrupt:
         return plan, StageResult(None, math.inf, 0, Stop.INTERRUPTED)
     except TermFailed as exc:  # while the terms prepared

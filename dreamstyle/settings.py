@@ -51,6 +51,8 @@ PARAMS = ("pixel", "fft")  # dream --param (dreamstyle.param)
 DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
 TRANSFER_INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "histogram")
+# --style-loss: the style term's name for each (gram: Gatys et al.'s Gram matrices; w2 and swd: dreamstyle.distribution)
+STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd"}
 FLOWS = ("none", "ilk", "tvl1")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("max", "avg")
@@ -654,6 +656,9 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
                                     type=str, default_text="the backbone's")
     content_weight: float = opt(CONTENT_WEIGHT, "Weight of the content term.", check=weight_value)
     style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term.", check=weight_value)
+    style_loss: str = opt("gram", "How the style is matched: gram (Gram matrices, Gatys et al.), w2 (Gaussian "
+                          "fits, Wasserstein-2) or swd (sliced Wasserstein; no --tile).",
+                          check=choice(*STYLE_LOSSES), type=tuple(STYLE_LOSSES))
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
     init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init)
@@ -870,6 +875,7 @@ class TextureSettings(ExecutorOptions, Settings):
     style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
                                     type=str, default_text="the backbone's")
     style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term.", check=weight_value)
+    style_loss: str = like(TransferSettings, "style_loss")
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
     init: str = opt("noise", "Start from noise or an image FILE.", check=text)

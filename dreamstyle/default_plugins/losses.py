@@ -17,6 +17,18 @@ def _style(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
     return StyleLoss(layers)
 
 
+def _w2(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+    from ..distribution import GaussianW2Loss
+
+    return GaussianW2Loss(layers)
+
+
+def _swd(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), directions=256):
+    from ..distribution import SlicedWassersteinLoss
+
+    return SlicedWassersteinLoss(layers, directions)
+
+
 def _tv(wrap=False):
     from ..terms import TVLoss
 
@@ -51,6 +63,10 @@ def _diversity(layers="relu4_4"):
 def register_loss_terms(register):
     register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, CONTENT_WEIGHT))
     register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, STYLE_WEIGHT))
+    register(TermSpec("w2", "Wasserstein-2 distance between Gaussian fits of the features and the style's, "
+                      "relative to the style's (transfer --style-loss w2)", _w2, STYLE_WEIGHT))
+    register(TermSpec("swd", "sliced Wasserstein distance of the features to the style's, directions drawn each "
+                      "step, relative to the style's (transfer --style-loss swd; no tiles)", _swd, STYLE_WEIGHT))
     register(TermSpec("tv", "total variation: mean |difference| of neighbouring pixels (0-255), smooths speckle", _tv, TV_WEIGHT))
     register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
                       "change (transfer --temporal-weight)", _temporal, TEMPORAL_WEIGHT))

@@ -10,7 +10,7 @@ from ..images import alpha_of, fit_size, to_tensor
 from ..objective import extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
-from ..settings import TextureSettings
+from ..settings import STYLE_LOSSES, TextureSettings
 from ..termspec import TermContext
 from .base import Job, nothing_to_optimize, resized
 from .transfer import resolve_layers
@@ -25,7 +25,7 @@ class TextureJob(Job):
         super().__init__(settings, session, recipe_paths)
         s, bb = settings, session.backbone
         self.style_layers = resolve_layers(s.style_layers, bb.style_layers, bb, "style")
-        objective = (s.style_weight * term("style", layers=self.style_layers)
+        objective = (s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
                      + s.tv_weight * term("tv", wrap=s.seamless) + extra_terms(s.losses, bb))
         self.objective = nothing_to_optimize(objective)
         self.styles = [self.load(p) for p in s.styles]

@@ -15,7 +15,7 @@ from ..layers import DREAMABLE
 from ..objective import Objective, extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
-from ..settings import DREAM_WEIGHT, TRANSFER_INITS, TransferSettings
+from ..settings import DREAM_WEIGHT, STYLE_LOSSES, TRANSFER_INITS, TransferSettings
 from ..termspec import TermContext
 from .base import Job, nothing_to_optimize, resized, with_alpha
 
@@ -91,7 +91,7 @@ class TransferJob(Job):
         self.content_layers = resolve_layers(s.content_layers, bb.content_layers, bb, "content")
         self.style_layers = resolve_layers(s.style_layers, bb.style_layers, bb, "style")
         objective = (s.content_weight * term("content", layers=self.content_layers)
-                     + s.style_weight * term("style", layers=self.style_layers)
+                     + s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
                      + s.tv_weight * term("tv") + extra_terms(s.losses, bb))
         if s.losses.keys() & {"activation"} and s.dream_layers:
             raise OptionError("--dream-layer and --loss activation both add the activation term; use one of them")
