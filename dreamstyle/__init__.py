@@ -17,7 +17,7 @@ from .termspec import TermContext, TermSpec  # noqa: E402
 
 _API = ("transfer", "dream", "texture", "transfer_clip", "transfer_folder", "dream_clip", "dream_folder", "compare",
         "reconstruct", "atlas", "activations")
-__all__ = ["__version__", "hookimpl", *_API, "Result", "TermSpec", "TermContext"]
+__all__ = ["__version__", "hookimpl", *_API, "score", "Result", "TermSpec", "TermContext"]
 
 
 def __getattr__(name):
@@ -25,6 +25,10 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
+    if name == "score":
+        from .judge import score
+
+        return score
     if name == "Result":
         from .runner import Result
 
