@@ -143,7 +143,7 @@ def test_the_estimate_waits_for_timed_steps(clock):
 
 
 def test_a_long_run_says_how_long_once_with_a_smaller_size(clock, capsys):
-    p = progress.Progress(100, budget={"device": "CPU", "size": 512, "smaller": 256})
+    p = progress.Progress(100, budget={"device": "CPU", "flag": "--size 256", "ratio": 0.25})
     for i in range(1, 101):
         clock.now += 3.6  # 100 steps of 3.6 s: 6 min
         p(event(i, 100, (512, 384)))
@@ -154,11 +154,22 @@ def test_a_long_run_says_how_long_once_with_a_smaller_size(clock, capsys):
 
 
 def test_a_short_run_says_nothing_of_its_length(clock, capsys):
-    p = progress.Progress(100, budget={"device": "CPU", "size": 512, "smaller": 256})
+    p = progress.Progress(100, budget={"device": "CPU", "flag": "--size 256", "ratio": 0.25})
     for i in range(1, 101):
         clock.now += 0.1
         p(event(i, 100, (512, 384)))
     assert "this run takes" not in capsys.readouterr().err
+
+
+def test_the_smaller_size_suggested():
+    from dreamstyle.cli.run import budget
+
+    job = SimpleNamespace(device=SimpleNamespace(type="cpu"), backbone=SimpleNamespace(min_size=32))
+    assert budget(SimpleNamespace(size=512, scales=None), job) == {"device": "CPU", "flag": "--size 256",
+                                                                   "ratio": 0.25}
+    assert budget(SimpleNamespace(size=(512, 768)), job)["flag"] == "--size 256x384"  # a texture's WxH
+    assert budget(SimpleNamespace(size=512, scales=(256, 512)), job) == {"device": "CPU"}  # sizes of its own
+    assert budget(SimpleNamespace(size=200, scales=2), job) == {"device": "CPU"}  # half would be too small
 
 
 def test_about():
@@ -216,8 +227,9 @@ def test_a_local_ray_asks_for_token_authentication_itself_so_ray_does_not_warn(m
 
     from dreamstyle import executors
 
-    for name in ("RAY_AUTH_MODE", "RAY_ADDRESS"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("RAY_AUTH_MODE", "RAY_ADDRESS"):  # set, then removed: monkeypatch restores them as they were
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     executors._authenticate_as_ray_start(None)
     assert os.environ["RAY_AUTH_MODE"] == "token"  # Ray's default for a local instance, asked for
     for name in executors.RAY_QUIET_LOGGERS:

@@ -129,7 +129,8 @@ class Progress:
     estimate (a finer scale's steps take longer); without them every step weighs the same.
     ``every_given``: ``--log-every`` was given (off a terminal, every logged step is printed).
     ``budget``: where a run is predicted to take over a minute, say so once, after a few steps:
-    ``{"device": "CPU", "size": 512, "smaller": 256}`` (a smaller ``--size`` to suggest, or none)."""
+    ``{"device": "CPU", "flag": "--size 256", "ratio": 0.25}`` (a smaller size to suggest, if any,
+    and its share of the pixels: the time it takes, near enough)."""
 
     def __init__(self, iterations_total: int, quiet: bool = False, title: str = "optimizing", *, stages=None,
                  every_given: bool = False, budget: dict | None = None, begin=None):
@@ -198,8 +199,8 @@ class Progress:
             return
         b = self.budget
         line = f"dreamstyle: this run takes {about(whole)} on this {b['device']} (estimated from its first steps)"
-        if b.get("smaller"):
-            line += f"; --size {b['smaller']} would take {about(whole * (b['smaller'] / b['size']) ** 2)}"
+        if b.get("flag"):
+            line += f"; {b['flag']} would take {about(whole * b['ratio'])}"
         self.note(line)
 
     def __call__(self, event) -> None:

@@ -238,10 +238,13 @@ def budget(settings, job) -> dict | None:
     if not size:
         return None
     device = {"cpu": "CPU", "cuda": "GPU", "mps": "GPU"}.get(job.device.type, str(job.device))
-    smaller = size // 2 // 16 * 16
+    w, h = tuple(size) if isinstance(size, (tuple, list)) else (size, size)  # a texture's: (width, height)
+    hw, hh = w // 2 // 16 * 16, h // 2 // 16 * 16
     explicit = isinstance(getattr(settings, "scales", None), tuple)
-    ok = not explicit and smaller >= max(128, job.backbone.min_size)
-    return {"device": device, "size": size, "smaller": smaller if ok else None}
+    if explicit or min(hw, hh) < max(128, job.backbone.min_size):
+        return {"device": device}
+    return {"device": device, "flag": f"--size {hw}" if hw == hh else f"--size {hw}x{hh}",
+            "ratio": hw * hh / (w * h)}
 
 
 def run_still(kind: str, settings, out: Outputs) -> None:
