@@ -294,7 +294,12 @@ class FrameProgress:
         fields = {"step": f"it {event.iteration}/{event.iterations}"}
         if event.losses is not None:
             fields["losses"] = format_losses({"total": event.total, **event.losses})
-        self.progress.update(self.task, description=event.label or self.title, eta=self.estimate.eta(), **fields)
+        self.progress.update(self.task, description=self.describe(event.label or self.title), eta=self.estimate.eta(),
+                             **fields)
+
+    def describe(self, what: str) -> str:
+        """The bar's description: what is being made, and how many were skipped so far."""
+        return f"{what} ({self.skipped} skipped)" if self.skipped else what
 
     def rate(self, elapsed: float) -> str:
         """The time an item takes, always in seconds per item (one unit from line to line)."""
@@ -321,8 +326,7 @@ class FrameProgress:
         if self.plain is not None:
             self.plain.print(f"{name or self.unit[:-1]} skipped ({self.count()})")
         elif self.progress is not None:
-            self.progress.update(self.task, advance=1, total=self.total,
-                                 description=f"{self.title} ({self.skipped} skipped)")
+            self.progress.update(self.task, advance=1, total=self.total, description=self.describe(self.title))
 
     def frame(self, done) -> None:
         self.done += 1
