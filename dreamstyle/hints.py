@@ -43,8 +43,8 @@ def short_visualization(kind: str, s, optimizer: str | None) -> str | None:
         return None
     if steps * VISUALIZE_SHARE >= default:
         return None
-    return (f"a visualization from noise in {steps} steps mostly stays grey ({default} by default); "
-            f"give {flag}")
+    return (f"a visualization from noise mostly stays grey in {steps} steps (atlas and activations take "
+            f"{default} by default); give {flag}")
 
 
 RULES = (adam_at_default_rate, short_visualization)

@@ -258,7 +258,7 @@ def test_adam_at_its_default_rate_for_few_steps_hints_lbfgs():
 def test_a_visualization_with_far_fewer_steps_than_its_default_hints_more():
     default = visualization_steps()
     atlas = AtlasSettings(backbone="vgg19", layer="relu4_1", channels=(0,), iterations=10)
-    assert f"({default} by default)" in short_visualization("atlas", atlas, None)
+    assert f"take {default} by default" in short_visualization("atlas", atlas, None)
     assert short_visualization("atlas", atlas.replace(iterations=default), None) is None
     act = ActivationsSettings(image="x.png", iterations=8)
     assert short_visualization("activations", act, None) is not None
@@ -285,6 +285,6 @@ def test_activations_say_what_their_cells_cost_and_show_progress_for_them(runner
     assert result.exit_code == 0, result.output
     assert "drawing each of the top 2 channels from noise: 2 cells of 32 px, 2 steps each" in result.output
     assert any(line.startswith("cells 1-2 of 2  it 2/2") for line in result.output.splitlines()), result.output
-    assert "dreamstyle: hint: a visualization from noise in 2 steps" in result.output
+    assert "dreamstyle: hint: a visualization from noise mostly stays grey in 2 steps" in result.output
     seed = re.search(r"dreamstyle: seed (\d+)", result.output)
     assert seed and json.loads((tmp_path / "a.json").read_text()) is not None
