@@ -153,6 +153,17 @@ def test_a_long_run_says_how_long_once_with_a_smaller_size(clock, capsys):
                       "--size 256 would take about 1 min 30 s"]
 
 
+def test_a_long_folder_says_how_long_after_its_first_image(clock, capsys):
+    p = progress.FrameProgress(10, False, "images", budget={"device": "GPU", "flag": "--size 256", "ratio": 0.25})
+    p.step(event(1, 2))
+    for name in "abc":
+        clock.now += 40.0
+        p.frame(SimpleNamespace(name=name, losses={"total": 1.0}))
+    lines = [line for line in capsys.readouterr().err.splitlines() if "this run takes" in line]
+    assert lines == ["dreamstyle: this run takes about 6 min 30 s on this GPU (estimated from the first image); "
+                     "--size 256 would take about 1 min 30 s"]
+
+
 def test_a_short_run_says_nothing_of_its_length(clock, capsys):
     p = progress.Progress(100, budget={"device": "CPU", "flag": "--size 256", "ratio": 0.25})
     for i in range(1, 101):

@@ -98,6 +98,18 @@ class Estimate:
         return "" if left is None or self.fraction >= 1.0 else f"eta {duration(left)}"
 
 
+def long_run(estimate: Estimate, budget: dict, source: str) -> str:
+    """The line of a run predicted (from ``source``: "its first steps") to take over a minute, with
+    what a smaller size would take where ``budget`` has one; "" for a shorter run."""
+    whole = estimate.whole()
+    if whole is None or whole <= LONG_RUN:
+        return ""
+    line = f"dreamstyle: this run takes {about(whole)} on this {budget['device']} (estimated from {source})"
+    if budget.get("flag"):
+        line += f"; {budget['flag']} would take {about(whole * budget['ratio'])}"
+    return line
+
+
 class PlainLines:
     """Progress where stderr is no terminal (a log file, a pipe, nohup, CI): plain lines, with the
     stage, the iteration, the losses, the time spent and the whole run's time left."""
@@ -194,14 +206,9 @@ class Progress:
         if self.told or self.budget is None or self.estimate.updates < MIN_TIMED + 2:
             return
         self.told = True
-        whole = self.estimate.whole()
-        if whole is None or whole <= LONG_RUN:
-            return
-        b = self.budget
-        line = f"dreamstyle: this run takes {about(whole)} on this {b['device']} (estimated from its first steps)"
-        if b.get("flag"):
-            line += f"; {b['flag']} would take {about(whole * b['ratio'])}"
-        self.note(line)
+        line = long_run(self.estimate, self.budget, "its first steps")
+        if line:
+            self.note(line)
 
     def __call__(self, event) -> None:
         if self.begin is not None:
@@ -245,8 +252,10 @@ class FrameProgress:
     step); where stderr is no terminal, plain lines (the logged steps as :class:`Progress` chooses
     them, and each item done). An item that is skipped (it cannot be read or made) is counted as such."""
 
-    def __init__(self, total: int, quiet: bool, title: str = "frames", done: int = 0, *, every_given: bool = False):
+    def __init__(self, total: int, quiet: bool, title: str = "frames", done: int = 0, *, every_given: bool = False,
+                 budget: dict | None = None):
         self.progress = self.plain = None
+        self.budget = budget  # as Progress's: said once, after the first item (items alike: a folder's images)
         self.total, self.done, self.before = total, done, done  # ``done``: items done before (a resumed run)
         self.skipped = 0
         self.unit = title if title in ("images", "cells") else "frames"
@@ -338,6 +347,13 @@ class FrameProgress:
         else:
             self.estimate.update(self.fraction())
         elapsed = self.estimate.elapsed()
+        if self.budget is not None and self.estimate.updates:
+            line = long_run(self.estimate, self.budget, f"the first {self.unit[:-1]}")
+            self.budget = None
+            if line and self.plain is not None:
+                self.plain.print(line)
+            elif line and self.progress is not None:
+                self.progress.console.print(line, highlight=False)
         if self.plain is not None:
             eta = self.estimate.eta()
             self.plain.print(f"{done.name or self.unit[:-1]} done ({self.count()})  {format_losses(done.losses)}  "

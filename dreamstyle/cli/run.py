@@ -437,8 +437,8 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
         check_output(out.log_json, out.overwrite, (".json",))
     executor = executor_for(settings.executor, settings.workers)
     outbox, failed = Outbox(out.overwrite), []
-    with FrameProgress(len(paths), out.quiet, "images", done=len(skip),
-                       every_given=given("log_every")) as progress, sigterm_as_interrupt():
+    with FrameProgress(len(paths), out.quiet, "images", done=len(skip), every_given=given("log_every"),
+                       budget=budget(settings, job)) as progress, sigterm_as_interrupt():
         writer = FolderWriter(out, outs, progress, outbox)
         if executor.name != "local":  # the workers plan, not this job: its work begins here
             from ..runner import Phase
