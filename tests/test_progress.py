@@ -118,15 +118,16 @@ def test_sparse_lines_rule():
 # --- one estimate for the whole run -------------------------------------------------------------------------
 
 def test_the_estimate_covers_every_stage_weighed_by_its_pixels(clock, capsys):
-    """Two scales, 10 steps each, the second with 4x the pixels: a step takes 0.01 s per 100 px. After
-    the first stage the time left is the second stage's (4 s), not the first's rate times 10 steps."""
+    """Two scales, 10 steps each, the second with 4x the pixels, its steps 4 ** STEP_COST times as long:
+    after the first stage the time left is the second stage's, not the first's rate times 10 steps."""
     p = progress.Progress(20, stages=[(10, (10, 10)), (10, (20, 20))])
+    longer = 4 ** progress.STEP_COST
     for i in range(1, 11):
         clock.now += 1.0
         p(event(i, 10, (10, 10), 1, 2))
-    assert p.estimate.left() == pytest.approx(40.0)
+    assert p.estimate.left() == pytest.approx(10 * longer)
     for i in range(1, 11):
-        clock.now += 4.0
+        clock.now += longer
         p(event(i, 10, (20, 20), 2, 2))
     assert p.estimate.eta() == ""  # done: no estimate
 

@@ -20,7 +20,7 @@ from ..hints import hints
 from ..settings import settings_for, still_only
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
-from .progress import FrameProgress, Progress
+from .progress import STEP_COST, FrameProgress, Progress
 
 WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
 
@@ -231,12 +231,6 @@ def say_seed(given, used: int, quiet: bool) -> None:
         click.echo(f"dreamstyle: seed {used} (add --seed {used} to repeat this run)", err=True)
 
 
-# A step's time grows a little slower than its pixels (a small picture has its fixed costs): measured on a
-# CPU (vgg19, L-BFGS), a quarter of the pixels took 0.31 of the time from 512 px to 256 and 0.35 from 256
-# to 128; (pixel share) ** 0.8 is 0.33, a little on the long side, as an estimate should be.
-SMALLER_COST = 0.8
-
-
 def budget(settings, job) -> dict | None:
     """What :class:`~.progress.Progress` needs to say how long a long still takes, and how long half
     the --size would (where the size is --size's: not with --scales given as sizes)."""
@@ -250,7 +244,7 @@ def budget(settings, job) -> dict | None:
     if explicit or min(hw, hh) < max(128, job.backbone.min_size):
         return {"device": device}
     return {"device": device, "flag": f"--size {hw}" if hw == hh else f"--size {hw}x{hh}",
-            "ratio": (hw * hh / (w * h)) ** SMALLER_COST}
+            "ratio": (hw * hh / (w * h)) ** STEP_COST}
 
 
 def run_still(kind: str, settings, out: Outputs) -> None:
