@@ -91,14 +91,28 @@ def require_ray():
     return ray
 
 
+RAY_QUIET_LOGGERS = ("ray._private.authentication.authentication_token_setup",)  # its notes on its own defaults
+
+
 def _authenticate_as_ray_start(address: str | None) -> None:
     """``ray start`` turns token authentication on where a token exists (~/.ray/auth_token) and
     RAY_AUTH_MODE is unset; a driver that joins must then send it, so the same rule applies here
-    (before Ray is imported: it reads the mode once)."""
+    (before Ray is imported: it reads the mode once). A local instance (no address) gets token
+    authentication as ``ray.init`` gives it by default, asked for explicitly: Ray then does not print
+    its "Token authentication is enabled" warning into dreamstyle's output. RAY_AUTH_MODE set by the
+    user is left as it is."""
+    import logging
     import os
 
+    for name in RAY_QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "RAY_AUTH_MODE" in os.environ:
+        return
     token = os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-    if (address or os.environ.get("RAY_ADDRESS")) and "RAY_AUTH_MODE" not in os.environ and os.path.isfile(token):
+    if address or os.environ.get("RAY_ADDRESS"):
+        if os.path.isfile(token):
+            os.environ["RAY_AUTH_MODE"] = "token"
+    else:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 

@@ -95,6 +95,29 @@ class Result:
                           quality=quality)
 
 
+@dataclass
+class Phase:
+    """What a run does before its first step, which the engine's :class:`~dreamstyle.engine.StepEvent`
+    cannot say: told once per job to ``job.on_phase`` (which the CLI draws) when every check is done
+    and the work begins, with what the first stage's plan loads and computes."""
+
+    what: str  # "prepare": the first stage's plan (the weights load, the targets are computed)
+    text: str  # in words, or "" (nothing to load): "loading vgg19's weights and computing the style targets at 512x384"
+
+
+def tell_phase(job, item, stage) -> None:
+    """Before the first plan of ``job`` (once; nothing without ``on_phase``)."""
+    tell = getattr(job, "on_phase", None)
+    if tell is None or getattr(job, "phase_told", False):
+        return
+    job.phase_told = True
+    parts = [] if job.session.is_loaded else [f"loading {job.session.describe_weights()}"]
+    targets = job.preparing(item, stage)
+    if targets:
+        parts.append(targets)
+    tell(Phase("prepare", " and ".join(parts)))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -168,6 +191,7 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
     targets are computed) stop it like inside the engine."""
     plan = None
     try:
+        tell_phase(job, item, stage)
         plan = job.plan(item, stage, image)
         s = job.settings
         return plan, optimize(plan.start, None, plan.objective.names, iterations=item.iterations or stage.iterations,

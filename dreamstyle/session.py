@@ -58,6 +58,22 @@ class Session:
         return self._loaded
 
     @property
+    def is_loaded(self) -> bool:
+        """Whether the backbone's weights are loaded (they load on first use)."""
+        return self._loaded is not None
+
+    def describe_weights(self) -> str:
+        """What loading the backbone reads, in words: "vgg19 (random weights)", "vgg19 (weights from F)"."""
+        from pathlib import Path
+
+        name, w = self.backbone.name, self.weights
+        if w is None:
+            return f"{name}'s weights"
+        if str(w) == "random":
+            return f"{name} (random weights)"
+        return f"{name}'s weights from {Path(w).name}"
+
+    @property
     def channels_last(self) -> bool:
         return use_channels_last(self.device, self.dtype)
 

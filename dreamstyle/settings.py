@@ -433,7 +433,8 @@ class Settings:
                         check=flag_value, type="flag")
     max_pixels: int = opt(DEFAULT_MAX_PIXELS, "Refuse inputs, and outputs, with more pixels than this.",
                           check=whole(1, 10_000_000_000))
-    log_every: int = opt(1, "Log (and show) losses every N iterations.", check=whole(1, MAX_ITERATIONS),
+    log_every: int = opt(1, "Log losses every N iterations (--log-json); given, off a terminal, print each "
+                         "logged step (by default: about every tenth of a stage).", check=whole(1, MAX_ITERATIONS),
                          recipe=False)
 
     def __post_init__(self):

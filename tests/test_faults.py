@@ -259,7 +259,8 @@ def test_weights_that_are_not_a_state_dict_file_are_one_accurate_line(images, tm
     folder.mkdir()
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    base = ["transfer", *images, "-o", tmp_path / "o.png", "--device", "cpu", "--size", "40", "--weights"]
+    # -q: without it, the lines of the run's start (the seed drawn, "loading vgg19's weights from ...") come first
+    base = ["transfer", *images, "-o", tmp_path / "o.png", "--device", "cpu", "--size", "40", "-q", "--weights"]
     refused(run(runner, *base, raw), "not a PyTorch state dict")  # no torch warnings before it
     refused(run(runner, *base, folder), "is a folder, not a file")
     refused(run(runner, *base, fifo), "is a FIFO (named pipe), not a regular file")

@@ -43,19 +43,20 @@ def compare_body(**params):
     backbone that fails (unknown name, missing weights, an input too small for it) is reported in
     its row; the others still run."""
     from ..jobs.compare import parse_variants
+    from .run import drawn_seed
 
     values, _ = split(TransferSettings, params)
-    settings = TransferSettings(**values)
+    settings = drawn_seed(TransferSettings(**values))
     if settings.executor != "local" and params["save_every"]:
         raise click.UsageError("--save-every writes snapshots as a backbone runs, in this process: not with "
                                f"--executor {settings.executor}")
     variants = parse_variants(params["backbones"], settings.weights, settings.pooling)
     out = _compare_folder(params, variants)
-    comp = _run_compare(settings, variants, out, params)
-    _write_compare(comp, out, params)
+    comp = _run_compare(settings, variants, out, params, values.get("seed"))
+    gif = _write_compare(comp, out, params)
     print_table(comp)
     if not params["quiet"]:
-        click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON}", err=True)
+        click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON}{f' and {gif}' if gif else ''}", err=True)
     if comp.stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; what finished is in {out}", err=True)
         sys.exit(130)
@@ -84,16 +85,19 @@ def _compare_folder(params, variants) -> Path:
     return out
 
 
-def _run_compare(settings, variants, out: Path, params):
+def _run_compare(settings, variants, out: Path, params, given_seed=None):
     from ..jobs.compare import compare
+    from .options import given
     from .progress import Progress
-    from .run import Snapshots, sigterm_as_interrupt
+    from .run import Snapshots, begin_lines, sigterm_as_interrupt
 
     every = params["save_every"] or (max(1, settings.iterations // 30) if params["gif"] else 0)
     scales = settings.scales
     per_row = settings.iterations * (len(scales) if isinstance(scales, tuple) else (scales or 1))
     snapshots = {}
-    with Progress(per_row * len(variants), params["quiet"], title="compare") as progress, sigterm_as_interrupt():
+    begin_lines("transfer", given_seed, settings, params["quiet"])()  # the checks are done: the seed, the hints
+    with Progress(per_row * len(variants), params["quiet"], title="compare", every_given=given("log_every")) as progress, \
+            sigterm_as_interrupt():
         def on_start(row, index, count):
             progress.note(f"{index + 1}/{count} {row.variant.label}")
             progress.done = per_row * index
@@ -115,7 +119,8 @@ def _run_compare(settings, variants, out: Path, params):
                        recipe_paths="names" if params["recipe"] == "names" else "full", on_row=on_row)
 
 
-def _write_compare(comp, out: Path, params) -> None:
+def _write_compare(comp, out: Path, params) -> Path | None:
+    """Every file of a comparison; where its --gif went (None: none asked, or nothing to show)."""
     from ..writers import save_gif_frames, save_image, write_bytes, write_json
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"]
@@ -128,13 +133,16 @@ def _write_compare(comp, out: Path, params) -> None:
                                            comp.to_dict() if keep else None, overwrite))
     _write(out / TABLE_JSON, lambda: write_json(out / TABLE_JSON, comp.to_dict(), overwrite))
     _write(out / TABLE_MD, lambda: write_bytes(out / TABLE_MD, comp.to_markdown().encode(), overwrite))
+    gif = None
     if params["gif"] is not None:
         frames = comp.gif_frames()
         if frames:
             _write(params["gif"], lambda: save_gif_frames(frames, params["gif"], overwrite))
+            gif = params["gif"]
     if params["log_json"] is not None:
         _write(params["log_json"], lambda: write_json(params["log_json"], [
             {"backbone": r.variant.label, "history": r.result.history if r.ok else []} for r in comp.rows], overwrite))
+    return gif
 
 
 def print_table(comp) -> None:
@@ -161,14 +169,18 @@ def reconstruct_body(**params):
     from .progress import Progress
     from .run import sigterm_as_interrupt
 
+    from .options import given
+    from .run import begin_lines, drawn_seed
+
     values, _ = split(ReconstructSettings, params)
-    settings = ReconstructSettings(**values)
+    settings = drawn_seed(ReconstructSettings(**values))
     output = params["output"]
     check_output(output, params["overwrite"], suffixes("image"))
     from ..plugins import get_backbone
 
     n = len(settings.layers) if settings.layers else len(get_backbone(settings.backbone).style_layers)
-    with Progress(settings.iterations * max(1, n), params["quiet"], title="reconstruct") as progress, \
+    with Progress(settings.iterations * max(1, n), params["quiet"], title="reconstruct", every_given=given("log_every"),
+                  begin=begin_lines("reconstruct", values.get("seed"), settings, params["quiet"])) as progress, \
             sigterm_as_interrupt():
         rec = reconstruct(settings, callback=progress,
                           recipe_paths="names" if params["recipe"] == "names" else "full")

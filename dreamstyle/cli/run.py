@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import sys
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from pathlib import Path
 import click
 
 from ..errors import OptionError, OutputError, UserError
+from ..hints import hints
 from ..settings import settings_for, still_only
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
-from .progress import FrameProgress, Progress
+from .progress import STEP_COST, FrameProgress, Progress
 
 WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
 
@@ -37,6 +39,7 @@ class Outputs:
     quality: int | None = None
     crf: int | None = None  # a video's; None: the codec's default
     resume: bool = False  # a video output: go on from an interrupted run's last frame
+    loading: object = None  # the passing "loading torch" line (:class:`Loading`), stopped once the job is built
 
     def say(self, line: str) -> None:
         if not self.quiet:
@@ -128,8 +131,17 @@ def execute(kind: str, params: dict) -> None:
     """Run the ``kind`` command (transfer, dream, texture) with the command's parameters."""
     from .group import host
 
-    host()  # plugins that failed to load: one warning line each, before any work
-    settings, out = settings_from(kind, params)
+    waiting = Loading(params.get("quiet", False))
+    try:
+        host()  # plugins that failed to load: one warning line each, before any work
+        settings, out = settings_from(kind, params)
+        out.loading = waiting
+        _execute(kind, settings, out)
+    finally:
+        waiting.stop()
+
+
+def _execute(kind: str, settings, out: Outputs) -> None:
     source = getattr(settings, "content", None) if kind == "transfer" else getattr(settings, "input", None)
     input_kind = content_kind(source, getattr(settings, "frames", False))
     if getattr(settings, "zoom_frames", 0):
@@ -151,11 +163,88 @@ def execute(kind: str, params: dict) -> None:
     {"image": run_still, "clip": run_clip, "folder": run_folder, "zoom": run_zoom}[input_kind](kind, settings, out)
 
 
+class Loading:
+    """In a terminal, a passing line (a rich status) while torch and the plugins import, gone before
+    anything else is printed; nothing elsewhere (an error there stays one line)."""
+
+    def __init__(self, quiet: bool):
+        self.status = None
+        if quiet or "torch" in sys.modules:
+            return
+        from .progress import stderr_console
+
+        console = stderr_console()
+        if console.is_terminal:
+            self.status = console.status("loading torch and the plugins", spinner="dots")
+            self.status.start()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
 def make_job(kind: str, settings, out: Outputs, clip: bool = False):
+    """The job; when its work begins (every check done), the seed drawn where none was given (to repeat
+    the run), the hints of :mod:`dreamstyle.hints` and what it loads (:class:`~dreamstyle.runner.Phase`)."""
     from ..jobs import make_job as build
 
-    return build(kind, settings, recipe_paths="names" if out.recipe == "names" else "full", clip=clip,
-                 announce=out.say)
+    try:
+        job = build(kind, settings, recipe_paths="names" if out.recipe == "names" else "full", clip=clip,
+                    announce=out.say)
+    finally:
+        if out.loading is not None:
+            out.loading.stop()
+    job.on_phase = lambda phase: begins(kind, settings, job, phase, out)
+    return job
+
+
+def begins(kind: str, settings, job, phase, out: Outputs) -> None:
+    """A job's work begins: its seed (where drawn), its hints, then what it loads."""
+    say_seed(settings.seed, job.seed, out.quiet)
+    for line in hints(kind, settings, job):
+        out.say(f"hint: {line}")
+    if phase.text:
+        out.say(phase.text)
+
+
+def drawn_seed(settings):
+    """``settings`` with a seed: the one given, else one drawn now (to say, so the run can be repeated)."""
+    return settings if settings.seed is not None else settings.replace(seed=random.randrange(2**31))
+
+
+def begin_lines(kind: str, given_seed, settings, quiet: bool, *lines: str):
+    """What a command that builds no job of its own says when its work begins: the seed it drew, its
+    hints and ``lines`` (``Progress(begin=...)``)."""
+    def begin():
+        say_seed(given_seed, settings.seed, quiet)
+        if not quiet:
+            for line in [*(f"hint: {h}" for h in hints(kind, settings)), *lines]:
+                click.echo(f"dreamstyle: {line}", err=True)
+
+    return begin
+
+
+def say_seed(given, used: int, quiet: bool) -> None:
+    """Where no --seed was given: the one drawn, so the run can be repeated."""
+    if given is None and not quiet:
+        click.echo(f"dreamstyle: seed {used} (add --seed {used} to repeat this run)", err=True)
+
+
+def budget(settings, job) -> dict | None:
+    """What :class:`~.progress.Progress` needs to say how long a long still takes, and how long half
+    the --size would (where the size is --size's: not with --scales given as sizes)."""
+    size = getattr(settings, "size", None)
+    if not size:
+        return None
+    device = {"cpu": "CPU", "cuda": "GPU", "mps": "GPU"}.get(job.device.type, str(job.device))
+    w, h = tuple(size) if isinstance(size, (tuple, list)) else (size, size)  # a texture's: (width, height)
+    hw, hh = w // 2 // 16 * 16, h // 2 // 16 * 16
+    explicit = isinstance(getattr(settings, "scales", None), tuple)
+    if explicit or min(hw, hh) < max(128, job.backbone.min_size):
+        return {"device": device}
+    return {"device": device, "flag": f"--size {hw}" if hw == hh else f"--size {hw}x{hh}",
+            "ratio": (hw * hh / (w * h)) ** STEP_COST}
 
 
 def run_still(kind: str, settings, out: Outputs) -> None:
@@ -175,26 +264,28 @@ def run_still(kind: str, settings, out: Outputs) -> None:
     stages = job.stages(item)
     snapshots = Snapshots(out.output, out.save_every, stages, out.overwrite, out.bit_depth, out.quality)
     every = out.save_every or (max(1, settings.iterations // 30) if out.gif is not None else 0)
-    with Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing") as progress, \
+    work = [(s.iterations, s.size) for s in stages]
+    with Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing", stages=work,
+                  every_given=given("log_every"), budget=budget(settings, job)) as progress, \
             sigterm_as_interrupt():
         def callback(event):
             if event.iteration == 1 and event.stage == 1 and event.stages != len(stages):
-                progress.set_total(sum(s.iterations for s in stages[-event.stages:]))
+                progress.set_total(sum(s.iterations for s in stages[-event.stages:]), work[-event.stages:])
             progress(event)
             snapshots(event)
 
         result = runner.run(job, item, callback, every)
     outbox = Outbox(out.overwrite)
     with signals_deferred() as received:
-        written = write_still(result, out, outbox)
+        written, gif = write_still(result, out, outbox)
     what = WHAT[kind]
-    report(result.stopped, stop_where(result.stopped, what, written), out, result, received,
+    report(result.stopped, stop_where(result.stopped, what, written, gif), out, result, received,
            rescue=rescue_line(outbox, what), outbox=outbox, what=what)
 
 
-def write_still(result, out: Outputs, outbox: Outbox) -> Path | None:
+def write_still(result, out: Outputs, outbox: Outbox) -> tuple[Path | None, Path | None]:
     """The picture (at full precision), the log and the animation, each through the outbox; where the
-    picture went."""
+    picture and the animation went."""
     from ..writers import save_gif_frames, save_image, write_json, writer_for
 
     recipe = None if out.recipe == "none" else result.recipe
@@ -206,9 +297,10 @@ def write_still(result, out: Outputs, outbox: Outbox) -> Path | None:
                          quality=out.quality)
     if out.log_json is not None:
         write_json(out.log_json, result.history, out.overwrite, outbox)
+    gif = None
     if out.gif is not None and result.frames:
-        save_gif_frames(result.frames, out.gif, out.overwrite, outbox=outbox)
-    return written
+        gif = save_gif_frames(result.frames, out.gif, out.overwrite, outbox=outbox)
+    return written, gif
 
 
 def run_clip(kind: str, settings, out: Outputs) -> None:
@@ -265,7 +357,7 @@ def _write_kept(settings, out: Outputs, total: int, clip, make, run, title) -> N
 
     check_clip_output(out.output, out.overwrite, [clip.names[i] for i in range(total)], out.bit_depth, out.quality)
     job = make()
-    with FrameProgress(total, out.quiet, title) as progress, sigterm_as_interrupt():
+    with FrameProgress(total, out.quiet, title, every_given=given("log_every")) as progress, sigterm_as_interrupt():
         result = run(job, progress, progress.frame, True, None)
     n = len(result.frames)
     total = result.total or total
@@ -303,7 +395,8 @@ def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run,
     if resume is not None:
         out.say(f"resuming after frame {resume[0]} of {total}")
     job = make()
-    with FrameProgress(total, out.quiet, title, done=resume[0] if resume else 0) as progress, sigterm_as_interrupt():
+    with FrameProgress(total, out.quiet, title, done=resume[0] if resume else 0,
+                       every_given=given("log_every")) as progress, sigterm_as_interrupt():
         vrun.on_frame = progress.frame
         result = run(job, progress, vrun, False, resume)
     outbox = Outbox(out.overwrite)
@@ -344,12 +437,22 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
         check_output(out.log_json, out.overwrite, (".json",))
     executor = executor_for(settings.executor, settings.workers)
     outbox, failed = Outbox(out.overwrite), []
-    with FrameProgress(len(paths), out.quiet, "images", done=len(skip)) as progress, sigterm_as_interrupt():
+    with FrameProgress(len(paths), out.quiet, "images", done=len(skip), every_given=given("log_every"),
+                       budget=budget(settings, job)) as progress, sigterm_as_interrupt():
         writer = FolderWriter(out, outs, progress, outbox)
-        if executor.name != "local":
+        if executor.name != "local":  # the workers plan, not this job: its work begins here
+            from ..runner import Phase
+
+            job.phase_told = True
+            begins(kind, settings, job, Phase("prepare", ""), out)
             progress.start_clock()
+
+        def on_error(name, line):
+            failed.append(_failed(out, name, line))
+            progress.skip(name)
+
         result = sequence.run_folder(job, paths, callback=progress.step, on_frame=writer, executor=executor,
-                                     skip=skip, on_error=lambda name, line: failed.append(_failed(out, name, line)))
+                                     skip=skip, on_error=on_error)
     with signals_deferred() as received:
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
@@ -400,14 +503,16 @@ class FolderWriter:
 
 # --- how it ended -----------------------------------------------------------------------------------
 
-def stop_where(stopped, what: str, written) -> str:
+def stop_where(stopped, what: str, written, gif=None) -> str:
+    """Where the picture went (and its --gif, written beside it), by how the run ended."""
     from ..engine import Stop
 
     if stopped is None:
-        return f"wrote {written}"
+        return f"wrote {written}" + (f" and {gif}" if gif else "")
+    also = f" (its animation so far in {gif})" if gif else ""
     if stopped is Stop.DIVERGED:
-        return f"the last good {what} is in {written}"
-    return f"the best {what} so far is in {written}"
+        return f"the last good {what} is in {written}{also}"
+    return f"the best {what} so far is in {written}{also}"
 
 
 def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None, rescue: str = "",

@@ -42,6 +42,7 @@ def sweep_group():
 def sweep_body(kind: str, params: dict) -> None:
     from ..jobs.sweep import grid, parse_axes, resolved_seed
     from .research_cmd import _output_dir
+    from .run import begin_lines
 
     cls = settings_for(kind)
     values, _ = split(cls, params)
@@ -56,6 +57,7 @@ def sweep_body(kind: str, params: dict) -> None:
         from ..errors import OutputError
 
         raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
+    begin_lines(kind, values.get("seed"), settings, params["quiet"])()  # the checks are done: the seed, the hints
     result = _run(kind, settings, axes, cells, out, params, skip)
     _finish(result, out, params)
 
@@ -98,7 +100,10 @@ def _run(kind, settings, axes, cells, out: Path, params, skip):
     from .run import sigterm_as_interrupt
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"] or params["resume"]
-    with FrameProgress(len(cells), params["quiet"], "cells", done=len(skip)) as progress, sigterm_as_interrupt():
+    from .options import given
+
+    with FrameProgress(len(cells), params["quiet"], "cells", done=len(skip),
+                       every_given=given("log_every")) as progress, sigterm_as_interrupt():
         if settings.executor != "local":
             progress.start_clock()
 

@@ -58,14 +58,17 @@ def channels_body(**params):
     (--batch), so a grid costs little more than a few dreams. (Not lucid's Activation Atlas, a map
     of many images' activations; this command was called atlas before, a name that still works.)"""
     from ..jobs.atlas import atlas
+    from .options import given
     from .progress import Progress
-    from .run import sigterm_as_interrupt
+    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
     values, _ = split(AtlasSettings, params)
-    settings = AtlasSettings(**values)
+    settings = drawn_seed(AtlasSettings(**values))
     _check_outputs(params)
     batches = -(-len(settings.channels) // settings.batch)
-    with Progress(settings.iterations * batches, params["quiet"], title="channels") as progress, sigterm_as_interrupt():
+    begin = begin_lines("channels", values.get("seed"), settings, params["quiet"])
+    with Progress(settings.iterations * batches, params["quiet"], title="channels", every_given=given("log_every"),
+                  begin=begin) as progress, sigterm_as_interrupt():
         result = atlas(settings, callback=progress, recipe_paths="names" if params["recipe"] == "names" else "full")
     _finish(params, lambda: result.sheet(settings.columns), result.to_dict(), result.recipe, result.stopped,
             "channels")
@@ -76,16 +79,21 @@ def activations_body(**params):
     with -o, writes a sheet of the image, each channel's activation map over it and (unless --cell 0)
     the channel's visualization from noise, for picking channels to dream on (dream --layer LAYER:C)."""
     from ..jobs.atlas import activations
+    from .options import given
     from .progress import Progress
-    from .run import sigterm_as_interrupt
+    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
     values, _ = split(ActivationsSettings, params)
-    settings = ActivationsSettings(**values)
+    settings = drawn_seed(ActivationsSettings(**values))
     if params["output"] is None:  # the table only: no sheet, so no visualizations to make for it
         settings = settings.replace(cell=0)
     _check_outputs(params)
     steps = settings.iterations * -(-settings.top // settings.batch) if settings.cell else 1
-    with Progress(steps, params["quiet"], title="activations") as progress, sigterm_as_interrupt():
+    cells = (f"drawing each of the top {settings.top} channels from noise: {settings.top} cells of "
+             f"{settings.cell} px, {settings.iterations} steps each (--cell 0: the maps only)")
+    begin = begin_lines("activations", values.get("seed"), settings, params["quiet"], cells)
+    with Progress(steps, params["quiet"], title="activations", every_given=given("log_every"),
+                  begin=begin) as progress, sigterm_as_interrupt():
         result = activations(settings, callback=progress,
                              recipe_paths="names" if params["recipe"] == "names" else "full")
     _print_top(result, settings.image)

@@ -98,11 +98,13 @@ def visualize(settings, session, layer: str, channels, callback=None, recipe_pat
     cells, stopped, recipe = [], None, None
     chunks = [channels[i:i + s.batch] for i in range(0, len(channels), s.batch)]
     for n, chunk in enumerate(chunks, start=1):
+        first = (n - 1) * s.batch + 1
         job = ChannelsJob(dream_settings, session, layer, chunk, recipe_paths)
         if dream_settings.seed is None:
             dream_settings = dream_settings.replace(seed=job.seed)  # every batch from the same seed
 
-        def on_event(event, _label=f"{len(chunk)} channels, batch {n}/{len(chunks)}"):
+        def on_event(event, _label=f"cells {first}-{first + len(chunk) - 1} of {len(channels)}"
+                                   if len(chunk) > 1 else f"cell {first} of {len(channels)}"):
             event.label = _label
             if callback is not None:
                 callback(event)

@@ -39,6 +39,7 @@ class Job:
         self.lr = settings.lr
         self.recipe_paths = recipe_paths
         self.notes: dict = {}  # what the job resolved, for the recipe (layers, auto choices, sizes)
+        self.on_phase = None  # told each runner.Phase (what the run prepares before its first step); the CLI's
         if settings.optimizer is None:
             self.notes["optimizer_used"] = self.optimizer
 
@@ -110,6 +111,10 @@ class Job:
 
     def after(self, item, stage, best):
         return best
+
+    def preparing(self, item, stage) -> str:
+        """What a stage's plan computes before its first step, in words (a phase line), or nothing."""
+        return ""
 
     # --- reporting ----------------------------------------------------------------------------------
     def recipe(self, item, stages) -> dict:

@@ -101,6 +101,9 @@ class DreamJob(Job):
         """What a frame is dreamed from on its own: the frame."""
         return resized(item.content.to(self.device), item.size)
 
+    def preparing(self, item, stage) -> str:
+        return "computing the guide's features" if self.guide is not None else ""
+
     def plan(self, item: Item, stage: Stage, previous) -> Plan:
         wh, full = stage.size, item.size
         base_k = resized(self.base(item), wh)

@@ -47,6 +47,10 @@ class TextureJob(Job):
         s = self.settings
         return scale_stages(item.size, scale_sides(max(item.size), s.scales), s.iterations)
 
+    def preparing(self, item, stage) -> str:
+        n = len(self.styles)
+        return f"computing the style targets ({n} style image{'s' if n != 1 else ''}) at {stage.size[0]}x{stage.size[1]}"
+
     def plan(self, item: Item, stage: Stage, previous) -> Plan:
         wh, s = stage.size, self.settings
         styles = [resized(to_tensor(img).to(self.device), fit_size(img.size, max(1, round(stage.long_side * s.style_scale))))

@@ -124,6 +124,10 @@ class TransferJob(Job):
         self.styles
         return self._style_tensors
 
+    def preparing(self, item, stage) -> str:
+        n = len(self.settings.styles)
+        return f"computing the style targets ({n} style image{'s' if n != 1 else ''}) at {stage.size[0]}x{stage.size[1]}"
+
     # --- items ------------------------------------------------------------------------------------
     def still_item(self) -> Item:
         img = self.load(self.settings.content)
