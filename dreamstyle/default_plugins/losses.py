@@ -2,19 +2,20 @@
 
 from ..hookspecs import hookimpl
 from ..settings import CONTENT_WEIGHT, STYLE_WEIGHT, TEMPORAL_WEIGHT, TV_WEIGHT
-from ..termspec import TermSpec
+from ..termspec import TermSpec, backbone_layers, own_layers
 
 
-def _content(layers=("relu4_2",)):
+def _content(layers=backbone_layers("content_layers", ("relu4_2",)), backbone=None):
     from ..terms import ContentLoss
 
-    return ContentLoss(layers)
+    return ContentLoss(own_layers(layers, backbone))
 
 
-def _style(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+def _style(layers=backbone_layers("style_layers", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+           backbone=None):
     from ..terms import StyleLoss
 
-    return StyleLoss(layers)
+    return StyleLoss(own_layers(layers, backbone))
 
 
 def _tv(wrap=False):
@@ -29,22 +30,22 @@ def _temporal(threshold=0.1):
     return TemporalLoss(threshold)
 
 
-def _activation(layers="relu4_4", objective="mean"):
+def _activation(layers=backbone_layers("dream_layers", "relu4_4"), objective="mean", backbone=None):
     from ..activation import ActivationLoss
 
-    return ActivationLoss(layers, objective)
+    return ActivationLoss(own_layers(layers, backbone), objective)
 
 
-def _guide(layers="relu4_4"):
+def _guide(layers=backbone_layers("dream_layers", "relu4_4"), backbone=None):
     from ..activation import GuideLoss
 
-    return GuideLoss(layers)
+    return GuideLoss(own_layers(layers, backbone))
 
 
-def _diversity(layers="relu4_4"):
+def _diversity(layers=backbone_layers("dream_layers", "relu4_4"), backbone=None):
     from ..activation import DiversityLoss
 
-    return DiversityLoss(layers)
+    return DiversityLoss(own_layers(layers, backbone))
 
 
 @hookimpl
