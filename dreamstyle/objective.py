@@ -1,6 +1,6 @@
 """Objectives as values, in the spirit of lucent's: terms add and scale.
 
-    objective = 3e6 * term("content", layers=...) + 3e7 * term("style", layers=...) + 3e4 * term("tv")
+    objective = 3e6 * term("content", layers=...) + 1.5e7 * term("style", layers=...) + 3e4 * term("tv")
     hybrid = objective + 2e7 * term("activation", layers="relu4_4")
 
 An :class:`Objective` is a weighted sum of named leaves (registered loss terms); it keeps one value

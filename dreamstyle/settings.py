@@ -43,7 +43,7 @@ DEFAULT_SIZE = 512  # px, the long side
 # (content 5, style 100, dream 1e5: neural-style's) did, and to keep the objective's magnitude (L-BFGS
 # stops on tiny gradients), docs/transfer.md#the-default-weights. TV and temporal are in pixel units.
 CONTENT_WEIGHT = 3e6
-STYLE_WEIGHT = 3e7
+STYLE_WEIGHT = 1.5e7
 TV_WEIGHT = 3e4
 TEMPORAL_WEIGHT = 1e3
 DREAM_WEIGHT = 2e7  # the hybrid's --dream-weight: with the default content and style, dreams show and the
