@@ -29,9 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import OptionError
+from .settings import TERM_SCALES  # relative: divided by the target's energy (0.2.0); absolute: 0.1's
 from .termspec import TermContext, backbone_layers, own_layers  # noqa: F401 - the plugin API
-
-TERM_SCALES = ("relative", "absolute")  # relative: divided by the target's energy (0.2.0); absolute: 0.1
 
 
 def term_scale(ctx: TermContext) -> str:
