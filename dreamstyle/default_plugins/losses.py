@@ -50,8 +50,10 @@ def _diversity(layers=backbone_layers("dream_layers", "relu4_4"), backbone=None)
 
 @hookimpl
 def register_loss_terms(register):
-    register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, CONTENT_WEIGHT))
-    register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, STYLE_WEIGHT))
+    register(TermSpec("content", "feature MSE against the content image, over its energy per layer "
+                      "(--content-layers)", _content, CONTENT_WEIGHT))
+    register(TermSpec("style", "Gram-matrix MSE against the style images over the style Gram's energy, fp32 "
+                      "(--style-layers)", _style, STYLE_WEIGHT))
     register(TermSpec("tv", "total variation: mean |difference| of neighbouring pixels (0-255), smooths speckle", _tv, TV_WEIGHT))
     register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
                       "change (transfer --temporal-weight)", _temporal, TEMPORAL_WEIGHT))
