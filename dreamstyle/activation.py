@@ -8,6 +8,12 @@ of a guide image ("controlling dreams").
 
 Both are *spatial*: their value is a mean over feature positions, so a tiled driver can add up the
 values of tiles exactly (see :class:`~dreamstyle.terms.Region`).
+
+Both are relative by default (see :func:`~dreamstyle.terms.energy`): an activation is divided by
+its layer's root mean square on the starting picture (the "content" role: the transfer's photo, the
+dream's base at each octave), a guide's dot product by the guide features' mean square, so
+multiplying the backbone's features by a constant changes nothing and the layers of one term weigh
+alike. A dream's step is normalized anyway; the scale matters where terms are added together.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Sequence
 import torch
 
 from .errors import OptionError
-from .terms import LossTerm, Region, StatTerm
+from .terms import LossTerm, Region, StatTerm, energy, term_scale
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,7 @@ class ActivationLoss(SpatialTerm):
         self.layers = list(dict.fromkeys(t.layer for t in self.targets))
         self.position_scale = (1.0, 1.0)
         self.picked: dict[str, tuple[int, ...]] = {}  # strongest / weakest: the channels of each layer
+        self.norms: dict[str, torch.Tensor] = {}  # relative: each layer's divisor (absolute: none)
 
     def describe(self) -> str:
         return f"{self.objective} activation of " + ", ".join(str(t) for t in self.targets)
@@ -200,9 +207,15 @@ class ActivationLoss(SpatialTerm):
     def prepare(self, ctx, extract):
         # Neuron positions are given at the final size; earlier (smaller) octaves scale them.
         self.position_scale = tuple(ctx.options.get("position_scale", (1.0, 1.0)))
-        if self.mode in ("strongest", "weakest") and (ctx.options.get("stage", 1) == 1 or not self.picked):
+        pick = self.mode in ("strongest", "weakest") and (ctx.options.get("stage", 1) == 1 or not self.picked)
+        relative = term_scale(ctx) == "relative" and bool(ctx.images.get("content"))
+        feats = ctx.features(ctx.first("content"), self.layers, extract) if pick or relative else None
+        if pick:
             self.picked = {}
-            self.pick(extract(ctx.first("content")))
+            self.pick(feats)
+        # relative: the layer's rms (its mean square for l2) on the starting picture, a constant
+        self.norms = {layer: energy(feats[layer]) ** (1.0 if self.mode == "l2" else 0.5)
+                      for layer in self.layers} if relative else {}
 
     @torch.no_grad()
     def pick(self, feats) -> None:
@@ -246,7 +259,8 @@ class ActivationLoss(SpatialTerm):
                 f = f.float()
                 per_position = (f * f if self.mode == "l2" else f).mean(1)
                 v = _region_mean(per_position, region)
-            total = total - t.weight * v
+            norm = self.norms.get(t.layer)
+            total = total - t.weight * (v if norm is None else v / norm.to(v.device))
         return total
 
 
@@ -265,6 +279,7 @@ class GuideLoss(SpatialTerm):
             if t.position is not None:
                 raise OptionError(f"layer spec {t.spec!r}: --guide works on whole layers or channels, not neurons")
         self.layers = list(dict.fromkeys(t.layer for t in self.targets))
+        self.norms: list = []
 
     def describe(self) -> str:
         return "guide on " + ", ".join(str(t) for t in self.targets)
@@ -277,6 +292,9 @@ class GuideLoss(SpatialTerm):
         for i, t in enumerate(self.targets):
             g = self._select(t, feats[t.layer].float())  # (1, C, h, w)
             self.register_buffer(f"guide{i}", g[0].flatten(1).contiguous(), persistent=False)  # (C, Q)
+        # relative: a dot product (channels divided out) over the guide's mean square
+        self.norms = [energy(getattr(self, f"guide{i}")) for i in range(len(self.targets))] \
+            if term_scale(ctx) == "relative" else []
 
     def forward(self, feats, image, regions=None):
         total = image.new_zeros((), dtype=torch.float32)
@@ -291,7 +309,8 @@ class GuideLoss(SpatialTerm):
             chosen = guide[:, best].permute(1, 0, 2)  # (B, C, P): the guide vector each position follows
             per_position = (x * chosen).sum(1).reshape(b, h, w) / c
             region = regions.get(t.layer) if regions is not None else None
-            total = total - t.weight * _region_mean(per_position, region)
+            v = _region_mean(per_position, region)
+            total = total - t.weight * (v / self.norms[i] if self.norms else v)
         return total
 
 

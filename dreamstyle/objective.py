@@ -1,7 +1,7 @@
 """Objectives as values, in the spirit of lucent's: terms add and scale.
 
-    objective = 5 * term("content", layers=...) + 100 * term("style", layers=...) + 3e4 * term("tv")
-    hybrid = objective + 1e5 * term("activation", layers="relu4_4")
+    objective = 3e6 * term("content", layers=...) + 1.5e7 * term("style", layers=...) + 3e4 * term("tv")
+    hybrid = objective + 2e7 * term("activation", layers="relu4_4")
 
 An :class:`Objective` is a weighted sum of named leaves (registered loss terms); it keeps one value
 per leaf for the per-term breakdown. Everything is minimized: a negative weight maximizes.
@@ -178,15 +178,21 @@ def _takes_any(build) -> bool:
 
 def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> Objective:
     """One registered loss term as an objective of one leaf. ``weight=None`` takes the term's
-    registered default weight; ``backbone`` (when given) must have every layer the term reads."""
+    registered default weight; ``backbone`` (when given) must have every layer the term reads, and
+    is passed to a ``build`` that has a ``backbone`` parameter (not a user's option), so its layers
+    can default to the backbone's own (``backbone.content_layers``, ``style_layers``, ``dream_layers``)."""
     spec = get_host().loss_terms.get(name)
+    names = [n for n in option_names(spec.build) if n != "backbone"]
     if not _takes_any(spec.build):
-        unknown = [k for k in options if k not in option_names(spec.build)]
+        unknown = [k for k in options if k not in names]
         if unknown:
             raise OptionError(f"loss term {name!r} has no option {', '.join(map(repr, unknown))}"
-                              f" (its options: {', '.join(option_names(spec.build)) or 'none'})")
+                              f" (its options: {', '.join(names) or 'none'})")
+    given = dict(options)
+    if backbone is not None and "backbone" in option_names(spec.build):
+        given["backbone"] = backbone  # a build that takes it can default to the backbone's own layers
     try:
-        module = spec.build(**options)
+        module = spec.build(**given)
     except (TypeError, ValueError) as exc:
         raise OptionError(f"loss term {name!r}: {exc}") from None
     if backbone is not None:
@@ -203,6 +209,13 @@ def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> 
     return Objective([(name, module, spec.default_weight if weight is None else weight)])
 
 
-def extra_terms(losses: dict, backbone) -> Objective:
-    """The ``--loss`` terms: {name: (weight or None, {options})}."""
-    return sum((term(name, w, backbone=backbone, **opts) for name, (w, opts) in losses.items()), Objective())
+def extra_terms(losses: dict, backbone, defaults: dict | None = None) -> Objective:
+    """The ``--loss`` terms: {name: (weight or None, {options})}; a term without a weight gets
+    ``defaults[name]`` where given (0.1's absolute defaults, for its recipes), else its registered one."""
+    defaults = defaults or {}
+    for name, (_, opts) in losses.items():
+        if "backbone" in opts:
+            raise OptionError(f"loss term {name!r}: 'backbone' is not an option of a term (it gets the backbone in "
+                              "use); give --backbone")
+    return sum((term(name, defaults.get(name) if w is None else w, backbone=backbone, **opts)
+                for name, (w, opts) in losses.items()), Objective())

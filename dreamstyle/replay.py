@@ -71,6 +71,8 @@ def recipe_settings(recipe: dict, cls, skip=()) -> tuple[dict, dict]:
         except OptionError as exc:
             raise RecipeError(f"its {f.name}: {exc}") from None
         values[f.name] = value
+    if "term_scale" in cls.names() and "term_scale" not in recipe and "term_scale" not in skip:
+        values["term_scale"] = "absolute"  # made before 0.2.0: the plain squared errors, as it ran
     return values, hashes
 
 

@@ -37,14 +37,20 @@ MAX_CHANNELS = 65_536  # channels an atlas may list (no layer has more)
 DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_CLIP_PIXELS = 1_000_000_000  # all the frames of a clip together (3 GB decoded)
 DEFAULT_SIZE = 512  # px, the long side
-# The built-in terms' default weights (neural-style's content and style; TV chosen by eye, README):
-# the options and the registered terms (default_plugins/losses.py) both read these.
-CONTENT_WEIGHT = 5.0
-STYLE_WEIGHT = 100.0
+# The built-in terms' default weights: the options and the registered terms (default_plugins/losses.py)
+# both read these. Content, style and dream terms are relative (dreamstyle.terms.energy), so these mean
+# the same balance on every backbone; they were chosen on vgg19 to paint as 0.1's absolute defaults
+# (content 5, style 100, dream 1e5: neural-style's) did, and to keep the objective's magnitude (L-BFGS
+# stops on tiny gradients), docs/transfer.md#the-default-weights. TV and temporal are in pixel units.
+CONTENT_WEIGHT = 3e6
+STYLE_WEIGHT = 1.5e7
 TV_WEIGHT = 3e4
 TEMPORAL_WEIGHT = 1e3
-DREAM_WEIGHT = 1e5  # the hybrid's --dream-weight: with vgg19 and the default content 5 / style 100, dreams
-# show and the photo and the style stay (5e4 barely shows, 1e6 is all dream)
+DREAM_WEIGHT = 2e7  # the hybrid's --dream-weight: with the default content and style, dreams show and the
+# photo and the style stay (0.1's 1e5 on vgg19's relu4_4, whose rms is about 200 on the sample photos)
+# 0.1's defaults, for its absolute terms (a replay of its recipes): a --loss term without a weight, the hybrid
+ABSOLUTE_DEFAULTS = {"content": 5.0, "style": 100.0}
+ABSOLUTE_DREAM_WEIGHT = 1e5
 DEFAULT_PICK = 8  # dream --objective strongest / weakest: channels picked when K is not given
 GRADIENTS = ("plain", "lapnorm")  # dream --gradient (dreamstyle.lapnorm)
 PARAMS = ("pixel", "fft")  # dream --param (dreamstyle.param)
@@ -56,6 +62,7 @@ STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd"}
 FLOWS = ("none", "ilk", "tvl1")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("max", "avg")
+TERM_SCALES = ("relative", "absolute")  # dreamstyle.terms.term_scale; recipes without one: absolute
 
 
 @dataclass(frozen=True)
@@ -436,6 +443,10 @@ class Settings:
     log_every: int = opt(1, "Log losses every N iterations (--log-json); given, off a terminal, print each "
                          "logged step (by default: about every tenth of a stage).", check=whole(1, MAX_ITERATIONS),
                          recipe=False)
+    term_scale: str = opt("relative", "How the feature terms are scaled: relative (each layer's error over its "
+                          "target's energy, the same on every backbone) or absolute (the plain squared errors of "
+                          "dreamstyle 0.1, which replays of its recipes use).", check=choice(*TERM_SCALES),
+                          cli=False)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -655,8 +666,10 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
                                       type=str, default_text="the backbone's")
     style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
                                     type=str, default_text="the backbone's")
-    content_weight: float = opt(CONTENT_WEIGHT, "Weight of the content term.", check=weight_value)
-    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term.", check=weight_value)
+    content_weight: float = opt(CONTENT_WEIGHT, "Weight of the content term (relative: each layer's error over "
+                                "the content's energy there, the same balance on every backbone).", check=weight_value)
+    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
+                              "the style Gram's energy).", check=weight_value)
     style_loss: str = opt("gram", "How the style is matched: gram (Gram matrices, Gatys et al.), w2 (Gaussian "
                           "fits, Wasserstein-2) or swd (sliced Wasserstein; no --tile).",
                           check=choice(*STYLE_LOSSES), type=tuple(STYLE_LOSSES))
@@ -668,7 +681,7 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
     dream_layers: tuple = opt((), "The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, "
                               "=WEIGHT), or 'auto' for one neither content nor style uses. Repeatable.",
                               check=specs, flag="--dream-layer", multiple=True, metavar="SPEC", type=str)
-    dream_weight: float | None = opt(None, "Weight of the dream term (on vgg19's scale).",
+    dream_weight: float | None = opt(None, "Weight of the dream term (relative: the same on every backbone).",
                                      check=number(0.0, allow_none=True), type=float, default_text=f"{DREAM_WEIGHT:g}")
     allow_overlap: bool = opt(False, "Let a --dream-layer be a content or style layer too.", check=flag_value,
                               type="flag")
@@ -875,7 +888,8 @@ class TextureSettings(ExecutorOptions, Settings):
     style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
     style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
                                     type=str, default_text="the backbone's")
-    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term.", check=weight_value)
+    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
+                              "the style Gram's energy).", check=weight_value)
     style_loss: str = like(TransferSettings, "style_loss")
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)

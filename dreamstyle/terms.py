@@ -8,6 +8,15 @@ a scalar to minimize. Terms compose with weights into an :class:`~dreamstyle.obj
 A :class:`StatTerm` is a function of sums over feature positions (a Gram matrix, a squared error,
 a mean activation): such terms work on pictures made in tiles (:mod:`dreamstyle.tiling`), exactly,
 and take per-position weights (transparency, masks) through :class:`PositionWeights`.
+
+Scale: the built-in feature terms are *relative* (scale-free): each layer's error is divided by its
+target's :func:`energy` (the mean square of the content features, of the style Gram matrix), so
+multiplying a backbone's features by any positive constant leaves the optimization as it was, and
+the layers of one term weigh alike whatever their channel count or activation scale. The
+normalizers come from the targets only (constants for the picture being made), so tiles still add
+up exactly. Recipes made before dreamstyle 0.2.0 ran *absolute* terms (the plain squared errors);
+:func:`term_scale` reads which one a run uses (``ctx.options["term_scale"]``), and their replay asks
+for "absolute".
 """
 
 from __future__ import annotations
@@ -20,7 +29,36 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import OptionError
-from .termspec import TermContext
+from .settings import TERM_SCALES  # relative: divided by the target's energy (0.2.0); absolute: 0.1's
+from .termspec import TermContext, backbone_layers, own_layers  # noqa: F401 - the plugin API
+
+
+def term_scale(ctx: TermContext) -> str:
+    """How a run scales its feature terms: "relative" (the default) or "absolute" (the plain squared
+    error, as dreamstyle 0.1 did; replays of recipes made before 0.2.0 ask for it)."""
+    scale = (ctx.options or {}).get("term_scale", "relative")
+    if scale not in TERM_SCALES:
+        raise OptionError(f"term_scale must be one of {', '.join(TERM_SCALES)}, not {scale!r}")
+    return scale
+
+
+@torch.no_grad()
+def energy(target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """A target's energy: the mean square of ``target`` (fp32, detached), over every element, or
+    weighted per position by ``weights`` (broadcast to ``target``; their total must be above 0).
+    Divide a squared error by the energy of the target it is measured against and the term has no
+    scale: multiplying the backbone's features by c multiplies both by c^2 (a Gram matrix's by c^4).
+    Compute it once, from the targets, while preparing (not from the picture being made): then it is
+    a constant, the gradient stays the plain one scaled, and tiles add up exactly. A target with no
+    energy (all zero) gives 1: that layer's error is then absolute."""
+    t = target.detach().float()
+    sq = t * t
+    if weights is None:
+        e = sq.mean()
+    else:
+        w = weights.detach().float().expand_as(sq)
+        e = (sq * w).sum() / w.sum().clamp_min(1e-12)
+    return torch.where(e > 0, e, torch.ones_like(e))
 
 
 class LossTerm(nn.Module):
@@ -212,15 +250,20 @@ class _LayerWeighted(StatTerm):
 
 class ContentLoss(_LayerWeighted):
     """Feature MSE against the content image, per layer weighted; over the opaque part of the
-    picture when it has transparency (``alpha``), weighted by it."""
+    picture when it has transparency (``alpha``), weighted by it. Relative (the default): each
+    layer's MSE is divided by its target's :func:`energy` over the same positions."""
 
     reads = ("content", "alpha")
 
     def prepare(self, ctx, extract):
         feats = ctx.features(ctx.first("content"), self.layers, extract)
-        for i, name in enumerate(self.layers):
-            self.register_buffer(f"target{i}", feats[name].detach().float(), persistent=False)
         self.where = PositionWeights(ctx.masks.get("alpha"))
+        relative = term_scale(ctx) == "relative"
+        for i, name in enumerate(self.layers):
+            target = feats[name].detach().float()
+            self.register_buffer(f"target{i}", target, persistent=False)
+            norm = energy(target, self.where.at(tuple(target.shape[-2:]), None, target.device)) if relative else None
+            self.register_buffer(f"energy{i}", norm, persistent=False)
 
     def stats(self, feats, image, regions=None):
         out = {}
@@ -236,12 +279,15 @@ class ContentLoss(_LayerWeighted):
     def value(self, stats):
         total = 0.0
         for i, name in enumerate(self.layers):
-            total = total + self.layer_weights[name] * stats[f"sq{i}"] / stats[f"n{i}"].clamp_min(1e-12)
+            v = stats[f"sq{i}"] / stats[f"n{i}"].clamp_min(1e-12)
+            norm = getattr(self, f"energy{i}", None)
+            total = total + self.layer_weights[name] * (v if norm is None else v / norm)
         return total
 
 
 class StyleLoss(_LayerWeighted):
-    """Gram-matrix MSE against the style images, per layer weighted; fp32 throughout.
+    """Gram-matrix MSE against the style images, per layer weighted; fp32 throughout. Relative (the
+    default): each layer's error is divided by its target Gram matrix's :func:`energy`.
 
     Without masks the style images' Gram matrices are blended (``--style-blend``) into one target.
     With region masks (``ctx.masks["style"]``, one per style image: where on the picture that style
@@ -278,9 +324,12 @@ class StyleLoss(_LayerWeighted):
             groups = [(1.0, {n: sum(b * g[n] for b, g in zip(blend, grams)) for n in self.layers}, base)]
         self.shares = [b for b, _, _ in groups]
         self.wheres = [PositionWeights(m) for _, _, m in groups]
+        relative = term_scale(ctx) == "relative"
         for k, (_, targets, _) in enumerate(groups):
             for i, name in enumerate(self.layers):
                 self.register_buffer(f"target{k}_{i}", targets[name], persistent=False)
+                self.register_buffer(f"energy{k}_{i}", energy(targets[name]) if relative else None,
+                                     persistent=False)
 
     def _style_grams(self, style, alpha, ctx, extract) -> dict:
         where = PositionWeights(alpha)
@@ -312,7 +361,9 @@ class StyleLoss(_LayerWeighted):
         for i, name in enumerate(self.layers):
             for k, share in enumerate(self.shares):
                 g = stats[f"g{k}_{i}"] / stats[f"n{k}_{i}"].clamp_min(1e-12)[:, None, None]
-                total = total + self.layer_weights[name] * share * torch.mean((g - getattr(self, f"target{k}_{i}")) ** 2)
+                v = torch.mean((g - getattr(self, f"target{k}_{i}")) ** 2)
+                norm = getattr(self, f"energy{k}_{i}", None)
+                total = total + self.layer_weights[name] * share * (v if norm is None else v / norm)
         return total
 
 

@@ -59,3 +59,30 @@ class TermContext:
         if self.tiler is not None and self.tiler.covers(image):
             return self.tiler.reduce(image, fn)
         return fn(extract(image), None)
+
+
+class _OwnText(str):
+    kind = ""
+
+
+class _OwnList(tuple):
+    kind = ""
+
+
+def backbone_layers(kind: str, shown):
+    """A term's default ``layers``: the backbone's own ``kind`` layers ("content_layers",
+    "style_layers" or "dream_layers"), standing in as ``shown`` (vgg19's, what ``dreamstyle losses``
+    lists) until :func:`own_layers` resolves them. Use it as the default of a ``build(layers=...,
+    backbone=None)``: dreamstyle passes the backbone in use to a build that has that parameter."""
+    out = _OwnText(shown) if isinstance(shown, str) else _OwnList(shown)
+    out.kind = kind
+    return out
+
+
+def own_layers(layers, backbone):
+    """``layers`` as given, or, where they are a :func:`backbone_layers` default and a backbone is
+    known, that backbone's own layers of that kind (the default shown where it has none)."""
+    kind = getattr(layers, "kind", "")
+    if not kind or backbone is None:
+        return str(layers) if isinstance(layers, str) else layers
+    return tuple(getattr(backbone, kind, ()) or ()) or (str(layers) if isinstance(layers, str) else tuple(layers))

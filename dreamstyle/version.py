@@ -1,3 +1,3 @@
 """The version of dreamstyle (one place; the package and the recipes read it)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

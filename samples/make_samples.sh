@@ -76,7 +76,7 @@ fi
 
 # --- sweep: a grid over two options (style weight by TV weight), one labelled sheet ------------------------
 if want sweep; then
-  run $DS sweep $IN/chelsea.png $IN/starry_night.jpg --vary style-weight=1e2,1e3,1e4 --vary tv-weight=0,3e4,3e5 \
+  run $DS sweep $IN/chelsea.png $IN/starry_night.jpg --vary style-weight=5e6,1.5e7,5e7 --vary tv-weight=0,3e4,3e5 \
     -o samples/sweep --size 160 --iterations 100 --seed 0 --overwrite -q
 fi
 

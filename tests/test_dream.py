@@ -95,10 +95,12 @@ def test_guide_follows_the_best_matching_guide_vector():
     torch.manual_seed(0)
     f, g = torch.rand(1, 3, 4, 5), torch.rand(1, 3, 2, 3)
     term = GuideLoss("a")
-    term.prepare(TermContext(None, images={"guide": [g]}), lambda x: {"a": x})
+    term.prepare(TermContext(None, images={"guide": [g]}, options={"term_scale": "absolute"}), lambda x: {"a": x})
     dots = f[0].flatten(1).T @ g[0].flatten(1)  # (P, Q)
     expected = -dots.max(1).values.mean() / 3
     assert torch.allclose(term({"a": f}, f), expected)
+    term.prepare(TermContext(None, images={"guide": [g]}), lambda x: {"a": x})  # relative: over the guide's energy
+    assert torch.allclose(term({"a": f}, f), expected / g.pow(2).mean())
     with pytest.raises(OptionError, match="not neurons"):
         GuideLoss("a:1@0,0")
 

@@ -76,7 +76,9 @@ def test_the_guard_changes_nothing_while_the_loss_falls(vgg, tmp_path, monkeypat
 
     photo = make_image(tmp_path / "p.png", (40, 32))
     style = make_image(tmp_path / "s.png", (40, 40), kind="stripes")
-    kw = dict(loaded=vgg, size=40, iterations=12, seed=0, device="cpu", precision="fp32", tv_weight=0)
+    # the terms and weights of the pictures made before the guard (dreamstyle 0.1: absolute terms)
+    kw = dict(loaded=vgg, size=40, iterations=12, seed=0, device="cpu", precision="fp32", tv_weight=0,
+              term_scale="absolute", content_weight=5.0, style_weight=100.0)
     guarded = transfer(photo, [style], **kw)
     plain = optimizers.FirstStepLBFGS.__init__
     monkeypatch.setattr(optimizers.FirstStepLBFGS, "__init__",

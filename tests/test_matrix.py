@@ -33,6 +33,7 @@ TRANSFER = {
     "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.5, {}), "flow": ("ilk", {}),
     "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
     "tile": (32, {}), "tile_overlap": (8, {"tile": 32}), "style_masks": (("mask",), {}), "content_mask": ("mask", {}),
+    "term_scale": ("absolute", {}),
 }
 DREAM = {
     "backbone": ("squeezenet1_1", {"layers": ("fire6",), "size": 64, "octaves": 1}), "pooling": ("avg", {}),
@@ -45,7 +46,7 @@ DREAM = {
     "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.2, {}), "flow": ("ilk", {}),
     "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
     "transforms": ("jitter,scale=0.1,rotate=5,flip", {}), "gradient": ("lapnorm", {}), "param": ("fft", {}),
-    "blur": (0.5, {}), "decay": (0.01, {}), "samples": (2, {"init": "noise"}),
+    "blur": (0.5, {}), "decay": (0.01, {}), "samples": (2, {"init": "noise"}), "term_scale": ("absolute", {}),
 }
 COVERED_BY_BASE = {"weights", "device", "log_every", "frames", "content", "styles", "input"}
 # need a video file or a zoom run, which this matrix of stills, GIF clips and folders does not make:

@@ -11,6 +11,7 @@ from dreamstyle.backbones import IMAGENET, SequentialBackbone
 from dreamstyle.cli import main
 from dreamstyle.layers import Layer
 from dreamstyle.plugins import get_host
+from dreamstyle.settings import STYLE_WEIGHT
 from dreamstyle.termspec import TermSpec
 from dreamstyle.testing import check_backbone, check_loss_term
 from dreamstyle.writers import read_recipe
@@ -191,7 +192,7 @@ def test_the_contract_check_says_what_is_wrong():
 def test_losses_lists_every_term_with_its_options(runner):
     result = runner.invoke(main, ["losses", "--json"])
     rows = {r["name"]: r for r in json.loads(result.output)}
-    assert rows["style"]["default_weight"] == 100.0 and rows["style"]["reads"][0] == "style"
+    assert rows["style"]["default_weight"] == STYLE_WEIGHT and rows["style"]["reads"][0] == "style"
     assert {"style_mask", "content_mask", "alpha"} <= set(rows["style"]["reads"])  # the regions it weighs by
     assert rows["activation"]["options"] == {"layers": "relu4_4", "objective": "mean"}
     assert rows["tv"]["options"] == {"wrap": False} and rows["tv"]["reads"] == ["alpha"]  # clear pixels are free
@@ -224,7 +225,7 @@ def test_recipes_record_every_term_as_it_ran_and_the_plugins(host, runner, tmp_p
     assert result.exit_code == 0, result.output
     recipe = read_recipe(out)
     assert recipe["terms"]["meanish"] == {"weight": 7.0, "options": {"scale": "2"}, "plugin": "stats"}
-    assert recipe["terms"]["style"]["weight"] == 100.0 and recipe["plugins"] == {"stats": "1.2.3"}
+    assert recipe["terms"]["style"]["weight"] == STYLE_WEIGHT and recipe["plugins"] == {"stats": "1.2.3"}
     assert isinstance(host.infos["stats"], PluginInfo)
 
 

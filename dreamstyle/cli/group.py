@@ -109,7 +109,7 @@ def term_rows() -> list[dict]:
         try:
             params = inspect.signature(spec.build).parameters.values()
             options = {p.name: (None if p.default is p.empty else p.default) for p in params
-                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "backbone"}
         except (TypeError, ValueError):
             options = {}
         try:

@@ -34,7 +34,7 @@ def sweep_group():
     are named by the values, sweep.json and sweep.md (time, peak memory and final losses per cell)
     and one PNG per cell with its recipe.
 
-    dreamstyle sweep photo.jpg painting.jpg --vary style-weight=1e2,1e3,1e4 --vary backbone=vgg19,vgg16 -o sweep/
+    dreamstyle sweep photo.jpg painting.jpg --vary style-weight=5e6,1.5e7,5e7 --vary backbone=vgg19,vgg16 -o sweep/
 
     The job is a transfer unless named first: dreamstyle sweep dream photo.jpg --vary step=0.5,1 -o d/"""
 

@@ -2,31 +2,34 @@
 
 from ..hookspecs import hookimpl
 from ..settings import CONTENT_WEIGHT, STYLE_WEIGHT, TEMPORAL_WEIGHT, TV_WEIGHT
-from ..termspec import TermSpec
+from ..termspec import TermSpec, backbone_layers, own_layers
 
 
-def _content(layers=("relu4_2",)):
+def _content(layers=backbone_layers("content_layers", ("relu4_2",)), backbone=None):
     from ..terms import ContentLoss
 
-    return ContentLoss(layers)
+    return ContentLoss(own_layers(layers, backbone))
 
 
-def _style(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+def _style(layers=backbone_layers("style_layers", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+           backbone=None):
     from ..terms import StyleLoss
 
-    return StyleLoss(layers)
+    return StyleLoss(own_layers(layers, backbone))
 
 
-def _w2(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+def _w2(layers=backbone_layers("style_layers", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+        backbone=None):
     from ..distribution import GaussianW2Loss
 
-    return GaussianW2Loss(layers)
+    return GaussianW2Loss(own_layers(layers, backbone))
 
 
-def _swd(layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), directions=256):
+def _swd(layers=backbone_layers("style_layers", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+         directions=256, backbone=None):
     from ..distribution import SlicedWassersteinLoss
 
-    return SlicedWassersteinLoss(layers, directions)
+    return SlicedWassersteinLoss(own_layers(layers, backbone), directions)
 
 
 def _tv(wrap=False):
@@ -41,28 +44,30 @@ def _temporal(threshold=0.1):
     return TemporalLoss(threshold)
 
 
-def _activation(layers="relu4_4", objective="mean"):
+def _activation(layers=backbone_layers("dream_layers", "relu4_4"), objective="mean", backbone=None):
     from ..activation import ActivationLoss
 
-    return ActivationLoss(layers, objective)
+    return ActivationLoss(own_layers(layers, backbone), objective)
 
 
-def _guide(layers="relu4_4"):
+def _guide(layers=backbone_layers("dream_layers", "relu4_4"), backbone=None):
     from ..activation import GuideLoss
 
-    return GuideLoss(layers)
+    return GuideLoss(own_layers(layers, backbone))
 
 
-def _diversity(layers="relu4_4"):
+def _diversity(layers=backbone_layers("dream_layers", "relu4_4"), backbone=None):
     from ..activation import DiversityLoss
 
-    return DiversityLoss(layers)
+    return DiversityLoss(own_layers(layers, backbone))
 
 
 @hookimpl
 def register_loss_terms(register):
-    register(TermSpec("content", "feature MSE against the content image (--content-layers)", _content, CONTENT_WEIGHT))
-    register(TermSpec("style", "Gram-matrix MSE against the style images, in fp32 (--style-layers)", _style, STYLE_WEIGHT))
+    register(TermSpec("content", "feature MSE against the content image, over its energy per layer "
+                      "(--content-layers)", _content, CONTENT_WEIGHT))
+    register(TermSpec("style", "Gram-matrix MSE against the style images over the style Gram's energy, fp32 "
+                      "(--style-layers)", _style, STYLE_WEIGHT))
     register(TermSpec("w2", "Wasserstein-2 distance between Gaussian fits of the features and the style's, "
                       "relative to the style's (transfer --style-loss w2)", _w2, STYLE_WEIGHT))
     register(TermSpec("swd", "sliced Wasserstein distance of the features to the style's, directions drawn each "

@@ -14,7 +14,7 @@ from ..memory import auto_tile, available_bytes
 from ..objective import Objective
 from ..optimizers import get_optimizer
 from ..runtime import versions
-from ..settings import plain
+from ..settings import ABSOLUTE_DEFAULTS, plain
 from ..tiling import Gradient, default_overlap
 
 
@@ -163,6 +163,11 @@ def with_alpha(image: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
         return image
     a = resized(alpha.to(image.device), (image.shape[-1], image.shape[-2])).to(image.dtype)
     return torch.cat([image, a.expand(image.shape[0], -1, -1, -1)], 1)
+
+
+def absolute_defaults(settings) -> dict | None:
+    """0.1's default weights of the ``--loss`` terms, where the settings replay its absolute terms."""
+    return ABSOLUTE_DEFAULTS if settings.term_scale == "absolute" else None
 
 
 def nothing_to_optimize(objective: Objective) -> Objective:

@@ -133,7 +133,8 @@ class Comparison:
             panels.append(Panel(row.result.image if row.ok else None, caption(row), note=row.error or row.status))
         s = self.settings
         title = (f"dreamstyle compare · {s.get('size')} px · {s.get('iterations')} iterations · "
-                 f"{s.get('optimizer')} · seed {s.get('seed')} · {self.device}")
+                 f"{s.get('optimizer')} · seed {s.get('seed')} · {self.device} · the same weights for every "
+                 f"backbone (content {fmt(s.get('content_weight'), '{:g}')}, style {fmt(s.get('style_weight'), '{:g}')})")
         return contact_sheet(panels, cell, columns=columns, title=title, max_lines=5)
 
     def gif_frames(self) -> list:
@@ -161,7 +162,7 @@ class Comparison:
         lines = ["# dreamstyle compare", "",
                  f"Content `{s.get('content')}`, style {', '.join(f'`{x}`' for x in s.get('styles', []))}; "
                  f"{s.get('size')} px, {s.get('iterations')} iterations of {s.get('optimizer')}, "
-                 f"seed {s.get('seed')}, on {self.device}.", ""]
+                 f"seed {s.get('seed')}, on {self.device}.", "", weights_note(s), ""]
         header = ["backbone", "status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms] + ["output"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---"] + ["---:"] * (3 + len(terms)) + ["---"]) + "|")
@@ -178,6 +179,18 @@ class Comparison:
         if failed:
             lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
         return "\n".join(lines) + "\n"
+
+
+def weights_note(s: dict) -> str:
+    """What the table says of the weights: the same for every backbone, and what that means."""
+    weights = (f"content {fmt(s.get('content_weight'), '{:g}')}, style {fmt(s.get('style_weight'), '{:g}')}, "
+               f"TV {fmt(s.get('tv_weight'), '{:g}')}")
+    if s.get("term_scale", "absolute") == "relative":
+        return (f"Weights {weights}, the same for every backbone. The content and style terms are relative "
+                "(each layer's error over its target's energy), so they mean the same balance on every "
+                "backbone, whatever its activation scale: the pictures differ by the networks alone.")
+    return (f"Weights {weights}, the same for every backbone, on absolute terms (the squared errors of "
+            "dreamstyle 0.1): each backbone's activation scale changes their balance.")
 
 
 def caption(row: CellRow) -> list[str]:

@@ -19,7 +19,7 @@ from ..settings import DEFAULT_SIZE, DREAM_STEP, DreamSettings
 from ..termspec import TermContext
 from ..tiling import default_overlap
 from ..transforms import Transforms, through
-from .base import Job, nothing_to_optimize, resized, with_alpha
+from .base import Job, absolute_defaults, nothing_to_optimize, resized, with_alpha
 
 GUIDE_MAX_SIZE = 512  # the guide image's long side is capped: its features are matched everywhere
 
@@ -45,7 +45,7 @@ class DreamJob(Job):
             objective = term("guide", layers=self.targets)
         else:
             objective = term("activation", layers=self.targets, objective=s.objective)
-        objective = objective + extra_terms(s.losses, bb)
+        objective = objective + extra_terms(s.losses, bb, absolute_defaults(s))
         if clip and s.temporal_weight:
             objective = objective + s.temporal_weight * term("temporal")
         self.objective = nothing_to_optimize(objective)
@@ -117,7 +117,8 @@ class DreamJob(Job):
             self.backbone.check_size(gwh[1], gwh[0], "the guide image")
             images["guide"] = [resized(to_tensor(self.guide).to(self.device), gwh)]
         ctx = TermContext(self.backbone, images=images, options={
-            "stage": stage.index, "size": wh, "position_scale": (wh[1] / full[1], wh[0] / full[0])},
+            "stage": stage.index, "size": wh, "position_scale": (wh[1] / full[1], wh[0] / full[0]),
+            "term_scale": self.settings.term_scale},
             masks=self.masks_at(wh, item))
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))
         self._note_picked()

@@ -12,7 +12,7 @@ from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
 from ..settings import STYLE_LOSSES, TextureSettings
 from ..termspec import TermContext
-from .base import Job, nothing_to_optimize, resized
+from .base import Job, absolute_defaults, nothing_to_optimize, resized
 from .transfer import resolve_layers
 
 SEAMLESS_JITTER = 16  # px of random roll per step when --seamless and no --jitter is given
@@ -26,7 +26,7 @@ class TextureJob(Job):
         s, bb = settings, session.backbone
         self.style_layers = resolve_layers(s.style_layers, bb.style_layers, bb, "style")
         objective = (s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
-                     + s.tv_weight * term("tv", wrap=s.seamless) + extra_terms(s.losses, bb))
+                     + s.tv_weight * term("tv", wrap=s.seamless) + extra_terms(s.losses, bb, absolute_defaults(s)))
         self.objective = nothing_to_optimize(objective)
         self.styles = [self.load(p) for p in s.styles]
         self.init_image = None if s.init == "noise" else to_tensor(self.load(s.init))
@@ -60,7 +60,8 @@ class TextureJob(Job):
         masks = {**self.masks_at(wh, item), "style_alpha": [alpha_of(img, (t.shape[-1], t.shape[-2]), self.device)
                                                             for img, t in zip(self.styles, styles)]}
         ctx = TermContext(self.backbone, images={"style": styles}, blend=s.style_blend,
-                          options={"stage": stage.index, "size": wh}, masks=masks, tiler=gradient.tiler)
+                          options={"stage": stage.index, "size": wh, "term_scale": s.term_scale}, masks=masks,
+                          tiler=gradient.tiler)
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))  # the painting is not periodic
         if previous is not None:
             start = resized(previous, wh)

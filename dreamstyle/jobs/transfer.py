@@ -15,9 +15,9 @@ from ..layers import DREAMABLE
 from ..objective import Objective, extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
-from ..settings import DREAM_WEIGHT, STYLE_LOSSES, TRANSFER_INITS, TransferSettings
+from ..settings import ABSOLUTE_DREAM_WEIGHT, DREAM_WEIGHT, STYLE_LOSSES, TRANSFER_INITS, TransferSettings
 from ..termspec import TermContext
-from .base import Job, nothing_to_optimize, resized, with_alpha
+from .base import Job, absolute_defaults, nothing_to_optimize, resized, with_alpha
 
 # what stays the same over a run's items (prepared once per size): the style images and the masks
 FIXED_ROLES = {"style", "style_alpha", "style_mask", "content_mask"}
@@ -54,10 +54,11 @@ def choose_dream_layer(backbone, used) -> str:
 
 
 def dream_terms(specs, weight: float | None, allow_overlap: bool, used: dict[str, str], backbone,
-                announce: Callable[[str], None] | None = None) -> tuple[Objective, dict]:
+                announce: Callable[[str], None] | None = None, term_scale: str = "relative") -> tuple[Objective, dict]:
     """The hybrid's activation term on ``specs`` ("auto": a layer neither content nor style uses),
     and what to record of it."""
-    weight = DREAM_WEIGHT if weight is None else weight
+    if weight is None:
+        weight = ABSOLUTE_DREAM_WEIGHT if term_scale == "absolute" else DREAM_WEIGHT
     targets, auto = [], []
     for spec in specs:
         if str(spec).strip() == "auto":
@@ -92,14 +93,15 @@ class TransferJob(Job):
         self.style_layers = resolve_layers(s.style_layers, bb.style_layers, bb, "style")
         objective = (s.content_weight * term("content", layers=self.content_layers)
                      + s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
-                     + s.tv_weight * term("tv") + extra_terms(s.losses, bb))
+                     + s.tv_weight * term("tv") + extra_terms(s.losses, bb, absolute_defaults(s)))
         if s.losses.keys() & {"activation"} and s.dream_layers:
             raise OptionError("--dream-layer and --loss activation both add the activation term; use one of them")
         if s.dream_layers:
             used = {name: role for role, layers, w in (("content", self.content_layers, s.content_weight),
                                                        ("style", self.style_layers, s.style_weight))
                     if w for name in layers}
-            dream, notes = dream_terms(s.dream_layers, s.dream_weight, s.allow_overlap, used, bb, announce)
+            dream, notes = dream_terms(s.dream_layers, s.dream_weight, s.allow_overlap, used, bb, announce,
+                                       s.term_scale)
             objective, self.notes = objective + dream, {**self.notes, **notes}
         if clip and s.temporal_weight:
             objective = objective + s.temporal_weight * term("temporal")
@@ -207,8 +209,8 @@ class TransferJob(Job):
         tile, overlap = self.tile_for(wh, self.objective.layers)
         gradient = self.gradient(self.objective, tile=tile, overlap=overlap)
         ctx = TermContext(self.backbone, images=images, blend=self.settings.style_blend,
-                          options={"stage": stage.index, "size": wh}, masks=masks,
-                          tiler=gradient.tiler)
+                          options={"stage": stage.index, "size": wh, "term_scale": self.settings.term_scale},
+                          masks=masks, tiler=gradient.tiler)
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective), skip=lambda t: t in skip)
         for t in self.objective.terms:
             self._prepared[id(t)] = key
