@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo samples clean
+.PHONY: install test lint demo samples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# ruff's checks as pyproject.toml selects them (pyflakes, import order, pyupgrade, bugbear)
+lint: $(STAMP)
+	$(BIN)/ruff check dreamstyle tests benchmarks plugins
 
 # The newcomer's first picture: the cat in the style of The Starry Night, coarse to fine (192 then
 # 384 px, ITERATIONS L-BFGS steps each): about 45 s on two CPU cores. CI runs it with ITERATIONS=3.

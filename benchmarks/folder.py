@@ -47,8 +47,8 @@ def main(argv=None):
 
     from benchmarks.common import device_name, peak_memory, write_results
     from benchmarks.transfer import images
-    from dreamstyle.backbones import load_backbone
     from dreamstyle import transfer_folder
+    from dreamstyle.backbones import load_backbone
     from dreamstyle.images import to_pil
 
     weights = None if args.weights == "default" else "random"

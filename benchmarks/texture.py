@@ -28,7 +28,6 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
-    import torch
 
     import dreamstyle
     from benchmarks.common import device_name, write_results
@@ -62,8 +61,10 @@ def main(argv=None):
 
 
 def profile(loaded, style, size, args):
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
     import dreamstyle
-    from torch.profiler import ProfilerActivity, profile as torch_profile
 
     steps = []
 

@@ -13,7 +13,6 @@ import json
 import sys
 import time
 
-
 VGG19_TAPS = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu4_2": 22, "relu5_1": 29}
 
 
@@ -39,8 +38,8 @@ def images(size: int):
 
 def side_ours(args, t0):
     from benchmarks.common import StepClock, peak_memory
-    from dreamstyle.images import to_pil
     from dreamstyle import transfer
+    from dreamstyle.images import to_pil
 
     content, style = images(args.size)
     clock = StepClock(t0, args.device)
@@ -111,10 +110,9 @@ def main(argv=None):
         out = (side_ours if args.side == "ours" else side_reference)(args, t0)
         print(json.dumps(out))
         return
-    from benchmarks.common import device_name, run_side, write_results
-
     import torch
 
+    from benchmarks.common import device_name, run_side, write_results
     from dreamstyle.runtime import amp_dtype, precision_name
 
     forwarded = ["--device", args.device, "--size", str(args.size), "--iterations", str(args.iterations),

@@ -11,9 +11,9 @@ Importing the package is light (no torch): the API functions load on first use, 
 import ``dreamstyle.hookimpl`` and the command line's ``--help`` stay instant.
 """
 
-from .version import __version__  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .termspec import TermContext, TermSpec  # noqa: E402
+from .version import __version__  # noqa: E402
 
 _API = ("transfer", "dream", "texture", "transfer_clip", "transfer_folder", "dream_clip", "dream_folder", "compare",
         "reconstruct", "atlas", "activations")

@@ -19,8 +19,8 @@ alike. A dream's step is normalized anyway; the scale matters where terms are ad
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -43,7 +43,7 @@ class DreamTarget:
         if self.channels is not None:
             text += ":" + ",".join(str(c) for c in self.channels)
         if self.position is not None:
-            text += "@%d,%d" % self.position
+            text += "@{},{}".format(*self.position)
         return text
 
     def __str__(self) -> str:
@@ -61,7 +61,7 @@ def _ints(text: str, what: str, spec: str) -> tuple[int, ...]:
     return values
 
 
-def parse_target(spec: "str | DreamTarget", weight: float | None = None) -> DreamTarget:
+def parse_target(spec: str | DreamTarget, weight: float | None = None) -> DreamTarget:
     """``"relu4_4:12@5,9=0.5"`` -> DreamTarget("relu4_4", (12,), (5, 9), 0.5)."""
     if isinstance(spec, DreamTarget):
         return spec if weight is None else DreamTarget(spec.layer, spec.channels, spec.position, float(weight))

@@ -20,8 +20,15 @@ from .jobs.texture import TextureJob
 from .jobs.transfer import TransferJob
 from .runner import Result, run
 from .session import Session
-from .settings import (ActivationsSettings, AtlasSettings, DreamSettings, ReconstructSettings, TextureSettings,
-                       TransferSettings, make)
+from .settings import (
+    ActivationsSettings,
+    AtlasSettings,
+    DreamSettings,
+    ReconstructSettings,
+    TextureSettings,
+    TransferSettings,
+    make,
+)
 
 # sequence, compare and reconstruct are imported when used: a still needs none of them (start-up)
 

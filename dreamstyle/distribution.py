@@ -20,8 +20,18 @@ from __future__ import annotations
 import torch
 
 from .errors import OptionError
-from .terms import (LossTerm, PositionWeights, StatTerm, _count, _inverse, combine, fill_regions, grid_of,
-                    in_whole, owned, parse_layer_weights)
+from .terms import (
+    LossTerm,
+    PositionWeights,
+    StatTerm,
+    _count,
+    _inverse,
+    combine,
+    fill_regions,
+    grid_of,
+    owned,
+    parse_layer_weights,
+)
 
 W2_FLOOR = 1e-3  # the square root's regularizer, relative to the style's mean eigenvalue squared
 SWD_DIRECTIONS = 256  # directions per layer at most (a layer with fewer channels: as many as its channels)

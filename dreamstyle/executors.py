@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 from .errors import ClusterLost, OptionError, UserError
 

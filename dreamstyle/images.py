@@ -16,7 +16,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 from .settings import DEFAULT_MAX_PIXELS  # refuse larger inputs (decompression bombs) unless raised
 
-
 ALPHA = "dreamstyle_alpha"  # the info key of an image's transparency (an "L" image), kept by load_image
 
 

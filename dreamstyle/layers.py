@@ -6,11 +6,10 @@ channels it produces and its total downsampling (stride) relative to the input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 
 from .errors import UnknownNameError
-
 
 LAYER_KINDS = ("conv", "activation", "pool", "norm", "block")
 DREAMABLE = ("activation", "block")  # what --dream-layer auto may pick

@@ -65,7 +65,7 @@ class Objective(nn.Module):
     def __sub__(self, other):
         return self + (-other)
 
-    def without_zero_weights(self) -> "Objective":
+    def without_zero_weights(self) -> Objective:
         return Objective([leaf for leaf in self.leaves if leaf[2] != 0])
 
     def describe(self) -> str:

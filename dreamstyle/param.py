@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 # the square root of ImageNet's RGB colour correlation (as measured for lucid), columns scaled so
 # that the largest has norm 1
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])

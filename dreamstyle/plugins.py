@@ -235,7 +235,7 @@ class PluginHost:
         return list(self.infos.values())
 
 
-def call_guarded(host: "PluginHost", hook_name: str, **kwargs) -> None:
+def call_guarded(host: PluginHost, hook_name: str, **kwargs) -> None:
     """Call every implementation of ``hook_name`` on its own: one that raises (or exits) costs one
     recorded error naming its plugin, and the others still run."""
     for impl in getattr(host.pm.hook, hook_name).get_hookimpls():

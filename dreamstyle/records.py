@@ -3,8 +3,9 @@ can register them for every command, ``--help`` included). Loss terms have their
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 
 @dataclass

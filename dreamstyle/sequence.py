@@ -14,18 +14,19 @@ Ctrl-C keeps the frames (images) done; each finished one is reported to ``on_fra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
+from . import runner
 from .clips import Clip, estimate_flow, list_images, read_clip, warp
 from .engine import Stop
 from .errors import ClusterLost, ImageError, Interrupted, OptionError, TermFailed
 from .faults import OutOfMemory
 from .images import alpha_of, fit_size, to_pil, to_tensor
-from . import runner
 from .runner import Item
 from .settings import file_hash, flag_of, plain
 

@@ -12,8 +12,15 @@ from .backbones import LoadedBackbone, probe
 from .errors import OptionError
 from .faults import OutOfMemory, is_out_of_memory
 from .plugins import get_backbone
-from .runtime import (amp_dtype, make_evaluate, make_extract, precision_name, prepare_net, resolve_device,
-                      use_channels_last)
+from .runtime import (
+    amp_dtype,
+    make_evaluate,
+    make_extract,
+    precision_name,
+    prepare_net,
+    resolve_device,
+    use_channels_last,
+)
 from .settings import plain
 
 
@@ -41,7 +48,7 @@ class Session:
         self._nets: dict[tuple, torch.nn.Module] = {}
 
     @classmethod
-    def for_settings(cls, settings, loaded: LoadedBackbone | None = None) -> "Session":
+    def for_settings(cls, settings, loaded: LoadedBackbone | None = None) -> Session:
         return cls(settings.backbone, settings.weights, settings.pooling, settings.device, settings.precision,
                    settings.compile, loaded)
 

@@ -466,7 +466,7 @@ class Settings:
     def names(cls) -> set[str]:
         return {f.name for f in cls.fields()}
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
 
     # --- the recipe ---------------------------------------------------------------------------

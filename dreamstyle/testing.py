@@ -21,7 +21,8 @@ import torch
 
 from .backbones import Backbone, load_backbone, probe
 from .errors import DreamstyleError
-from .plugins import check_backbone as check_registration, check_term, get_host
+from .plugins import check_backbone as check_registration
+from .plugins import check_term, get_host
 from .termspec import TermContext, TermSpec
 
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import OptionError
-from .errors import items
+from .errors import OptionError, items
 
 DEFAULT_STRENGTH = {"scale": 0.05, "rotate": 5.0}
 LIMITS = {"scale": (0.0, 0.5), "rotate": (0.0, 45.0)}
@@ -75,7 +74,7 @@ class Transforms:
     flip: bool = False
 
     @classmethod
-    def from_spec(cls, spec: str, jitter: int) -> "Transforms":
+    def from_spec(cls, spec: str, jitter: int) -> Transforms:
         parts = dict(p.partition("=")[::2] for p in parse_transforms(spec).split(",") if p)
         return cls(jitter=jitter if "jitter" in parts else 0, scale=float(parts.get("scale") or 0.0),
                    rotate=float(parts.get("rotate") or 0.0), flip="flip" in parts)

@@ -147,8 +147,7 @@ class VideoSource:
     def _decoded(self, container, stream):
         try:
             for packet in container.demux(stream):
-                for frame in packet.decode():
-                    yield frame
+                yield from packet.decode()
         except (self.av.FFmpegError, OSError) as exc:
             raise ImageError(f"cannot read video {self.path}: {_why(exc)} (is it damaged?)") from None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
-from .settings import (DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr)
+from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
 KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
@@ -632,7 +632,7 @@ def build_page(folder: Path, device: str | None = None):
                 return [None, gr.update(), f"**{friendly(exc, [path])}**", *keep]
             updates = []
             for tab in TABS:
-                for name, component in tabs_controls[tab]["restorable"].items():
+                for name in tabs_controls[tab]["restorable"]:
                     if tab == restored.tab and name in restored.form:
                         updates.append(gr.update(value=restored.form[name]))
                     else:

@@ -13,15 +13,16 @@ frame, plus ``clip.json`` with the timing). A picture is given as a PIL image or
 from __future__ import annotations
 
 import base64
-import json
 import contextlib
+import json
 import os
 import signal
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from PIL import Image, PngImagePlugin
 
@@ -189,11 +190,11 @@ def publish(path: str | os.PathLike, write: Callable, overwrite: bool = True) ->
         raise
 
 
-def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True, outbox: "Outbox | None" = None):
+def write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = True, outbox: Outbox | None = None):
     return _put(Path(path), lambda fh: fh.write(data), overwrite, outbox)
 
 
-def write_json(path: str | os.PathLike, data, overwrite: bool = True, outbox: "Outbox | None" = None):
+def write_json(path: str | os.PathLike, data, overwrite: bool = True, outbox: Outbox | None = None):
     return write_bytes(path, (json.dumps(data, indent=1, default=str) + "\n").encode(), overwrite, outbox)
 
 
@@ -279,7 +280,7 @@ class Outbox:
         return [w for w in self.written if w.rescued]
 
 
-def rescue_line(outbox: "Outbox", what: str, where: str = "") -> str:
+def rescue_line(outbox: Outbox, what: str, where: str = "") -> str:
     """One line for files that could not be written where asked: what went where instead."""
     failed = outbox.failed
     if not failed:

@@ -5,19 +5,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
-from dreamstyle.cli import main
 from dreamstyle import dream_clip, transfer_clip, transfer_folder
+from dreamstyle.cli import main
 from dreamstyle.clips import estimate_flow, is_animation, read_clip, warp
-from dreamstyle.sequence import carried_start
-from dreamstyle.writers import write_clip
 from dreamstyle.errors import OptionError, OutputError
-from dreamstyle.writers import read_recipe
+from dreamstyle.sequence import carried_start
 from dreamstyle.terms import TemporalLoss
 from dreamstyle.termspec import TermContext
-
-from helpers import make_image
+from dreamstyle.writers import read_recipe, write_clip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

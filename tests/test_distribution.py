@@ -4,6 +4,7 @@ that moves toward the style."""
 
 import pytest
 import torch
+from helpers import make_image
 
 import dreamstyle
 from dreamstyle.cli import main
@@ -15,8 +16,6 @@ from dreamstyle.session import Session
 from dreamstyle.termspec import TermContext
 from dreamstyle.tiling import Gradient
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--weights", "random", "--device", "cpu", "--seed", "3", "-q", "--size", "32", "--precision", "fp32"]

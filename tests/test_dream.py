@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from helpers import make_image, tiny
 from PIL import Image
 
 import dreamstyle
@@ -22,8 +23,6 @@ from dreamstyle.settings import DREAM_STEP
 from dreamstyle.termspec import TermContext
 from dreamstyle.tiling import Gradient, tile_spans
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image, tiny
 
 CPU = torch.device("cpu")
 

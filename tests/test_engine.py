@@ -3,18 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
 import dreamstyle
-from dreamstyle import engine, optimizers, runtime
+from dreamstyle import engine, optimizers, runtime, transfer_clip
 from dreamstyle.cli import main
-from dreamstyle import transfer_clip
 from dreamstyle.clips import Clip
 from dreamstyle.errors import OptionError
 from dreamstyle.images import to_tensor
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 FAST = dict(weights="random", size=40, seed=0, device="cpu")
 

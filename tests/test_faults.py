@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
+from test_reliability import fault_term, refused  # noqa: F401  (fault_term: a fixture)
 
 from dreamstyle import hookimpl
 from dreamstyle.cli import main
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
-from test_reliability import fault_term, refused  # noqa: F401  (fault_term: a fixture)
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "2", "--seed", "0", "-q"]
 

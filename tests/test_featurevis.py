@@ -5,14 +5,13 @@ import math
 
 import pytest
 import torch
+from helpers import make_image, tiny
 
 from dreamstyle import dream, engine, lapnorm, transforms
 from dreamstyle.activation import ActivationLoss
 from dreamstyle.errors import OptionError, UserError
 from dreamstyle.jobs.dream import regularizer
 from dreamstyle.param import FourierParam
-
-from helpers import make_image, tiny
 
 
 def weighted_sum(weights):

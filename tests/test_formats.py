@@ -9,6 +9,7 @@ import png
 import pytest
 import tifffile
 import torch
+from helpers import make_image
 from PIL import Image
 
 from dreamstyle import hookimpl
@@ -17,8 +18,6 @@ from dreamstyle.errors import OptionError, OutputError
 from dreamstyle.records import Writer
 from dreamstyle.runner import Result
 from dreamstyle.writers import read_recipe, save_image
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,15 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image, PngImagePlugin
+from test_reliability import FaultTerm, refused
 
 from dreamstyle import hookimpl
 from dreamstyle.cli import main
 from dreamstyle.termspec import TermSpec
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
-from test_reliability import FaultTerm, refused
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "2", "--seed", "0", "-q"]
 
@@ -251,8 +250,8 @@ def test_a_clip_keeps_the_frames_made_before_a_term_fails(images, tmp_path, runn
     Image.open(frames[0]).save(clip, save_all=True, append_images=[Image.open(f) for f in frames[1:]], duration=100)
     rude(fault=lambda calls, v: v if calls <= 6 else sys.exit(3))  # 3 evaluations a frame: the third one fails
     out = tmp_path / "styled"
-    line = refused(run(runner, "transfer", clip, images[1], "-o", out, *FAST, "--loss", "rude=1", "--optimizer",
-                       "adam"), "loss term 'rude'", "sys.exit(3)", "the 2 of 3 frames done are in")
+    refused(run(runner, "transfer", clip, images[1], "-o", out, *FAST, "--loss", "rude=1", "--optimizer", "adam"),
+            "loss term 'rude'", "sys.exit(3)", "the 2 of 3 frames done are in")
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == ["frame_00001.png", "frame_00002.png"]
 
 

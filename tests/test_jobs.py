@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
 import dreamstyle
@@ -14,8 +15,6 @@ from dreamstyle.cli import main
 from dreamstyle.errors import TermFailed
 from dreamstyle.objective import Objective, term
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 FAST = ["--weights", "random", "--device", "cpu", "--seed", "0", "-q"]
 

@@ -4,11 +4,10 @@ any judge backbone, from the Python API and the command line (a table, JSON, one
 import json
 
 import pytest
+from helpers import make_image
 
 import dreamstyle
 from dreamstyle.cli import main
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RANDOM = {"weights": "random", "device": "cpu", "seed": 0}

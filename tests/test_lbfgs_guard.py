@@ -7,9 +7,8 @@ Each test here runs where that happened and checks the logged loss never rises o
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import make_image
+from PIL import Image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

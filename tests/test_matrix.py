@@ -5,6 +5,7 @@ option must be added to the tables below (the first test fails otherwise)."""
 
 import numpy as np
 import pytest
+from helpers import make_image
 from PIL import Image
 
 import dreamstyle
@@ -12,8 +13,6 @@ from dreamstyle.cli import main
 from dreamstyle.clips import Clip
 from dreamstyle.errors import OptionError
 from dreamstyle.settings import SEQUENCE_OPTIONS, DreamSettings, TransferSettings, still_only
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

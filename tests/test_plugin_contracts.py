@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from helpers import make_image
 
 from dreamstyle import hookimpl
 from dreamstyle.backbones import IMAGENET, SequentialBackbone
@@ -15,8 +16,6 @@ from dreamstyle.settings import STYLE_WEIGHT
 from dreamstyle.termspec import TermSpec
 from dreamstyle.testing import check_backbone, check_loss_term
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "48", "--iterations", "1", "-q"]
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_backbones import check_contract
 
 from dreamstyle import hookspecs
 from dreamstyle.backbones import Backbone, load_backbone
+from dreamstyle.objective import Objective
 from dreamstyle.plugins import DISABLE_ENV, ENTRY_POINT_GROUP
 from dreamstyle.termspec import TermContext
-from dreamstyle.objective import Objective
-from test_backbones import check_contract
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "plugins.md"

@@ -15,13 +15,13 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'dreamstyle[ray]'); the Ray tests need it")
 
+from helpers import make_image  # noqa: E402
+
 from dreamstyle import sequence  # noqa: E402
 from dreamstyle.cli import main  # noqa: E402
 from dreamstyle.executors import LocalExecutor, RayExecutor  # noqa: E402
 from dreamstyle.jobs import make_job  # noqa: E402
 from dreamstyle.settings import TransferSettings  # noqa: E402
-
-from helpers import make_image  # noqa: E402
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "2", "--seed", "0", "--device", "cpu", "-q"]
 ENV = {"RAY_AUTH_MODE": "disabled"}  # the test's own head and drivers: no token to hand round

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image, ImageSequence
 
 import dreamstyle
@@ -16,8 +17,6 @@ from dreamstyle.session import Session
 from dreamstyle.terms import PositionWeights, TVLoss, gram, gram_sum
 from dreamstyle.termspec import TermContext
 from dreamstyle.tiling import Gradient
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")

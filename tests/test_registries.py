@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
 from dreamstyle import hookimpl
@@ -14,8 +15,6 @@ from dreamstyle.cli import main
 from dreamstyle.optimizers import make_optimizer
 from dreamstyle.records import OptimizerSpec, Writer
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--seed", "0", "-q"]
 

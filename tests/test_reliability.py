@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
 from dreamstyle import hookimpl
 from dreamstyle.cli import main
 from dreamstyle.images import load_image
-from dreamstyle.writers import read_recipe, save_gif_frames as save_gif, save_image as save_png
 from dreamstyle.terms import LossTerm
 from dreamstyle.termspec import TermSpec
-
-from helpers import make_image
+from dreamstyle.writers import read_recipe
+from dreamstyle.writers import save_gif_frames as save_gif
+from dreamstyle.writers import save_image as save_png
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "1", "--seed", "0", "-q"]
 

@@ -3,17 +3,15 @@
 import json
 
 import pytest
+from helpers import make_image
 from PIL import Image
 
-from dreamstyle.cli import main
-from dreamstyle.errors import OptionError
-from dreamstyle.writers import read_recipe
 from dreamstyle import compare, reconstruct
-from dreamstyle.errors import Interrupted
+from dreamstyle.cli import main
+from dreamstyle.errors import Interrupted, OptionError
 from dreamstyle.jobs.compare import parse_variants
 from dreamstyle.sheets import FAILED, Panel, contact_sheet, grid_shape
-
-from helpers import make_image
+from dreamstyle.writers import read_recipe
 
 PAD, MIN_W = 8, 160  # contact_sheet defaults: cells narrower than 160 px are scaled up to it
 

@@ -6,6 +6,7 @@ before (absolute terms) replay as they ran."""
 import numpy as np
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
 import dreamstyle
@@ -19,8 +20,6 @@ from dreamstyle.settings import CONTENT_WEIGHT, STYLE_WEIGHT
 from dreamstyle.terms import ContentLoss, StyleLoss, energy
 from dreamstyle.termspec import TermContext, backbone_layers, own_layers
 from dreamstyle.writers import read_recipe, save_image
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

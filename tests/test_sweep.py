@@ -4,6 +4,7 @@
 import json
 
 import pytest
+from helpers import make_image
 from PIL import Image
 
 from dreamstyle.cli import main
@@ -11,8 +12,6 @@ from dreamstyle.errors import OptionError
 from dreamstyle.jobs.sweep import grid, parse_axes
 from dreamstyle.settings import TransferSettings, vary_specs
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--weights", "random", "--size", "32", "--iterations", "2", "--seed", "0", "--device", "cpu", "-q"]

@@ -2,21 +2,20 @@ import json
 
 import pytest
 import torch
+from helpers import make_image
 from PIL import Image
 
 import dreamstyle
+from dreamstyle import transfer
 from dreamstyle.cli import main
 from dreamstyle.errors import OptionError, UnknownNameError
-from dreamstyle.writers import read_recipe
-from dreamstyle.plugins import get_host
 from dreamstyle.objective import Objective
+from dreamstyle.plugins import get_host
 from dreamstyle.schedule import scale_sides
 from dreamstyle.settings import loss_specs, scales
 from dreamstyle.terms import gram
 from dreamstyle.termspec import TermContext
-from dreamstyle import transfer
-
-from helpers import make_image
+from dreamstyle.writers import read_recipe
 
 FAST = dict(weights="random", size=40, iterations=6, seed=0, device="cpu")
 

@@ -16,11 +16,11 @@ from PIL import Image
 
 av = pytest.importorskip("av", reason="PyAV (dreamstyle[video]) is not installed")
 
-from dreamstyle.cli import main  # noqa: E402
-from dreamstyle import sequence  # noqa: E402
-from dreamstyle.video import VideoSource, frames_folder, probe, read_recipe, synthetic_video  # noqa: E402
-
 from helpers import make_image  # noqa: E402
+
+from dreamstyle import sequence  # noqa: E402
+from dreamstyle.cli import main  # noqa: E402
+from dreamstyle.video import VideoSource, frames_folder, probe, read_recipe, synthetic_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

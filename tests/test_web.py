@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_image
 from PIL import Image
 
 from dreamstyle import web
 from dreamstyle.errors import ImageError, OptionError, UserError
 from dreamstyle.settings import TransferSettings, settings_for
 from dreamstyle.writers import read_recipe
-
-from helpers import make_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

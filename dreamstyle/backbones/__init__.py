@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from .base import CAFFE_BGR, IMAGENET, Backbone, Preprocess
 from .vgg import SequentialBackbone

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import OptionError, UserError, WeightsError
 from ..layers import Layer, LayerMap

@@ -6,8 +6,8 @@ requested layers need (dead code, the classifier included, is eliminated).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import UnknownNameError, UserError, WeightsError
 from ..layers import Layer

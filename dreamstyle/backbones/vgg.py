@@ -4,14 +4,22 @@ alexnet, squeezenet1_0, squeezenet1_1. Their layer maps use the classic names.""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import WeightsError
 from ..layers import Layer
-from .base import (CAFFE_BGR, IMAGENET, Backbone, Preprocess, load_state_dict_checked, load_torchvision_pretrained,
-                   read_state_dict, torchvision_pretrained_file)
+from .base import (
+    CAFFE_BGR,
+    IMAGENET,
+    Backbone,
+    Preprocess,
+    load_state_dict_checked,
+    load_torchvision_pretrained,
+    read_state_dict,
+    torchvision_pretrained_file,
+)
 
 VGG_CFG = {
     "vgg16": [2, 2, 3, 3, 3],

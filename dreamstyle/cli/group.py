@@ -4,14 +4,14 @@ and the listing commands (plugins, backbones, layers)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import click
 
+from ..errors import Interrupted, UserError
 from ..version import __version__
 from .options import complete_backbones
-from ..errors import Interrupted, UserError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -164,8 +164,8 @@ class Progress:
             if not console.is_terminal:
                 self.plain = PlainLines(console, self.estimate, every_given)
             else:
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                           TimeElapsedColumn)
+                from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+                from rich.progress import Progress as RichProgress
 
                 self.progress = RichProgress(
                     TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

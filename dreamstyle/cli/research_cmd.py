@@ -127,8 +127,8 @@ def _write_compare(comp, out: Path, params) -> Path | None:
     for row in comp.rows:
         if row.ok:
             row.output = f"{row.variant.slug}.png"
-            _write(out / row.output, lambda: save_image(row.result.image, out / row.output,
-                                                        row.result.recipe if keep else None, overwrite))
+            _write(out / row.output, lambda row=row: save_image(row.result.image, out / row.output,
+                                                                row.result.recipe if keep else None, overwrite))
     _write(out / SHEET, lambda: save_image(comp.sheet(params["columns"]), out / SHEET,
                                            comp.to_dict() if keep else None, overwrite))
     _write(out / TABLE_JSON, lambda: write_json(out / TABLE_JSON, comp.to_dict(), overwrite))
@@ -166,11 +166,9 @@ def reconstruct_body(**params):
     labelled grid, the original first."""
     from ..jobs.reconstruct import reconstruct
     from ..writers import check_output, save_image, suffixes
-    from .progress import Progress
-    from .run import sigterm_as_interrupt
-
     from .options import given
-    from .run import begin_lines, drawn_seed
+    from .progress import Progress
+    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
     values, _ = split(ReconstructSettings, params)
     settings = drawn_seed(ReconstructSettings(**values))

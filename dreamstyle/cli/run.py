@@ -83,7 +83,7 @@ def refuse_inapplicable(cls, kind: str, path) -> None:
         for name in sorted(SEQUENCE_OPTIONS - set(ZOOM_OPTIONS) - {"frames"}):
             if given(name):
                 raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder, not with --zoom-frames")
-        for name, reason in STILL_ONLY_OUTPUTS.items():
+        for name in STILL_ONLY_OUTPUTS:
             if given(name):
                 raise click.UsageError(f"{flag_for(name)} is not available with --zoom-frames (stills only)")
         return

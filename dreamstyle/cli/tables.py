@@ -4,7 +4,7 @@ cells folded onto more lines, never cut (``--json`` gives every field in full)."
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich import box
 from rich.console import Console

@@ -6,9 +6,10 @@ backbone that fails is reported in its row; the others still run."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 from ..errors import OptionError, items
 from ..images import fit_size, load_image

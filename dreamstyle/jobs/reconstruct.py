@@ -26,7 +26,7 @@ class Reconstruction:
     recipe: dict
     stopped: str | None = None
 
-    def sheet(self, columns: int | None = None) -> "Image.Image":
+    def sheet(self, columns: int | None = None) -> Image.Image:
         cell = self.original.size
         style = self.recipe.get("mode") == "style"
         panels = [Panel(self.original, ["original"])]

@@ -13,8 +13,9 @@ import math
 import random
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 from ..errors import Interrupted, OptionError, UserError
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory

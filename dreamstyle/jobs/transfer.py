@@ -123,7 +123,7 @@ class TransferJob(Job):
 
     @property
     def style_tensors(self):
-        self.styles
+        _ = self.styles  # loads them
         return self._style_tensors
 
     def preparing(self, item, stage) -> str:

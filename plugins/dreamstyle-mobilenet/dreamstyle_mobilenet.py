@@ -15,8 +15,8 @@ stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from dreamstyle import hookimpl
 from dreamstyle.backbones import IMAGENET, Backbone

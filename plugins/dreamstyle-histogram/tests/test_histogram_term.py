@@ -1,13 +1,13 @@
+import dreamstyle_histogram
 import pytest
 import torch
+from dreamstyle_histogram.term import HistogramLoss, resample_sorted
 
-import dreamstyle_histogram
 from dreamstyle.backbones import load_backbone
 from dreamstyle.errors import OptionError
-from dreamstyle.termspec import TermContext
 from dreamstyle.objective import Objective
 from dreamstyle.terms import LossTerm
-from dreamstyle_histogram.term import HistogramLoss, resample_sorted
+from dreamstyle.termspec import TermContext
 
 
 def pixels(image):

@@ -13,6 +13,7 @@ if importlib.util.find_spec("dreamstyle_mobilenet") is None:
 def host():
     """A plugin host with the built-ins and this plugin only (no other installed plugins)."""
     import dreamstyle_mobilenet
+
     from dreamstyle.plugins import PluginHost
 
     h = PluginHost(load_entry_points=False)

@@ -1,11 +1,11 @@
 import math
 import os
 
+import dreamstyle_mobilenet
 import pytest
 import torch
 import torchvision
 
-import dreamstyle_mobilenet
 from dreamstyle.backbones import load_backbone
 from dreamstyle.errors import WeightsError
 
