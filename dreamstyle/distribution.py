@@ -25,38 +25,14 @@ from .terms import (
     PositionWeights,
     StatTerm,
     _count,
-    _inverse,
-    combine,
-    fill_regions,
     grid_of,
     owned,
     parse_layer_weights,
+    style_groups,
 )
 
 W2_FLOOR = 1e-3  # the square root's regularizer, relative to the style's mean eigenvalue squared
 SWD_DIRECTIONS = 256  # directions per layer at most (a layer with fewer channels: as many as its channels)
-
-
-def style_groups(ctx) -> tuple[list[float], list[list[float]], list]:
-    """How the style images share the picture, as the Gram term reads it: one group per region
-    mask (each style on its own region, weighed by its blend weight), or one group mixing every
-    style by its blend weight. Returns (each group's share, each group's weights of the style
-    images, each group's per-position weights of the picture or None)."""
-    styles = ctx.images.get("style") or []
-    if not styles:
-        raise OptionError("the style term needs at least one style image")
-    blend = list(ctx.blend) if ctx.blend else [1.0] * len(styles)
-    if len(blend) != len(styles):
-        raise OptionError(f"--style-blend has {len(blend)} weights for {len(styles)} style images")
-    if sum(blend) <= 0:
-        raise OptionError("--style-blend weights must add up to more than 0")
-    blend = [b / sum(blend) for b in blend]
-    base = combine(ctx.masks.get("alpha"), _inverse(ctx.masks.get("content")))
-    regions = ctx.masks.get("style")
-    if regions:
-        mixes = [[1.0 if j == i else 0.0 for j in range(len(styles))] for i in range(len(styles))]
-        return blend, mixes, [combine(base, m) for m in fill_regions(regions, len(styles))]
-    return [1.0], [blend], [base]
 
 
 class _DistributionTerm(LossTerm):

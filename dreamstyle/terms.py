@@ -286,6 +286,28 @@ class ContentLoss(_LayerWeighted):
         return total
 
 
+def style_groups(ctx) -> tuple[list[float], list[list[float]], list]:
+    """How the style images share the picture, as the Gram term reads it: one group per region
+    mask (each style on its own region, weighed by its blend weight), or one group mixing every
+    style by its blend weight. Returns (each group's share, each group's weights of the style
+    images, each group's per-position weights of the picture or None)."""
+    styles = ctx.images.get("style") or []
+    if not styles:
+        raise OptionError("the style term needs at least one style image")
+    blend = list(ctx.blend) if ctx.blend else [1.0] * len(styles)
+    if len(blend) != len(styles):
+        raise OptionError(f"--style-blend has {len(blend)} weights for {len(styles)} style images")
+    if sum(blend) <= 0:
+        raise OptionError("--style-blend weights must add up to more than 0")
+    blend = [b / sum(blend) for b in blend]
+    base = combine(ctx.masks.get("alpha"), _inverse(ctx.masks.get("content")))
+    regions = ctx.masks.get("style")
+    if regions:
+        mixes = [[1.0 if j == i else 0.0 for j in range(len(styles))] for i in range(len(styles))]
+        return blend, mixes, [combine(base, m) for m in fill_regions(regions, len(styles))]
+    return [1.0], [blend], [base]
+
+
 class StyleLoss(_LayerWeighted):
     """Gram-matrix MSE against the style images, per layer weighted; fp32 throughout. Relative (the
     default): each layer's error is divided by its target Gram matrix's :func:`energy`.
@@ -306,27 +328,17 @@ class StyleLoss(_LayerWeighted):
         self.shares, self.wheres = [1.0], [PositionWeights()]  # one target over every position until prepared
 
     def prepare(self, ctx, extract):
-        styles = ctx.images.get("style") or []
-        if not styles:
-            raise OptionError("the style term needs at least one style image")
-        blend = list(ctx.blend) if ctx.blend else [1.0] * len(styles)
-        if len(blend) != len(styles):
-            raise OptionError(f"--style-blend has {len(blend)} weights for {len(styles)} style images")
-        if sum(blend) <= 0:
-            raise OptionError("--style-blend weights must add up to more than 0")
-        blend = [b / sum(blend) for b in blend]
+        self.shares, mixes, wheres = style_groups(ctx)
+        styles = ctx.images["style"]
         own = list(ctx.masks.get("style_alpha") or []) + [None] * len(styles)
         grams = [self._style_grams(style, alpha, ctx, extract) for style, alpha in zip(styles, own)]
-        base = combine(ctx.masks.get("alpha"), _inverse(ctx.masks.get("content")))
-        regions = ctx.masks.get("style")
-        if regions:
-            groups = [(b, g, combine(base, m)) for b, g, m in zip(blend, grams, fill_regions(regions, len(styles)))]
-        else:
-            groups = [(1.0, {n: sum(b * g[n] for b, g in zip(blend, grams)) for n in self.layers}, base)]
-        self.shares = [b for b, _, _ in groups]
-        self.wheres = [PositionWeights(m) for _, _, m in groups]
+        self.wheres = [PositionWeights(m) for m in wheres]
         relative = term_scale(ctx) == "relative"
-        for k, (_, targets, _) in enumerate(groups):
+        for k, mix in enumerate(mixes):
+            if ctx.masks.get("style"):  # one style a region: its Gram matrices as they are
+                targets = grams[mix.index(1.0)]
+            else:
+                targets = {n: sum(b * g[n] for b, g in zip(mix, grams)) for n in self.layers}
             for i, name in enumerate(self.layers):
                 self.register_buffer(f"target{k}_{i}", targets[name], persistent=False)
                 self.register_buffer(f"energy{k}_{i}", energy(targets[name]) if relative else None,
