@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=3, help=f"how many of the {len(PAIRS)} pairs")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help="LOSS:OPTIMIZER[:STYLE_WEIGHT], comma separated")
     ap.add_argument("--sheets", default=None, help="folder for one contact sheet per method")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -68,13 +68,14 @@ def main(argv=None) -> int:
         print(f"device: {device_name('cpu')}  {args.size} px  {args.iterations} iterations  judge: {what}")
         rows = []
         for method in args.methods.split(","):
-            loss, optimizer = method.split(":")
+            loss, optimizer, *weight = method.split(":")  # LOSS:OPTIMIZER[:STYLE_WEIGHT]
+            extra = {"style_weight": float(weight[0])} if weight else {}
             scores, panels, seconds = [], [], 0.0
             for content, style in pairs:
                 t = time.perf_counter()
                 result = dreamstyle.transfer(str(inputs / content), [str(inputs / style)], size=args.size,
                                              iterations=args.iterations, style_loss=loss, optimizer=optimizer,
-                                             seed=1, device="cpu")
+                                             seed=1, device="cpu", **extra)
                 seconds += time.perf_counter() - t
                 scores.append(dreamstyle.score(result.image, str(inputs / content), [str(inputs / style)],
                                                backbone=judge, weights=weights, device="cpu"))
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
                   f"{row['style_gram']:.4f}  sliced W. {row['style_swd']:.4f}", flush=True)
             if sheets:
                 contact_sheet(panels, (args.size, args.size), columns=len(panels),
-                              title=f"--style-loss {loss} --optimizer {optimizer}") \
-                    .save(sheets / f"{loss}-{optimizer}.png")
+                              title=f"--style-loss {loss} --optimizer {optimizer}"
+                              + (f" --style-weight {weight[0]}" if weight else "")) \
+                    .save(sheets / f"{'-'.join([loss, optimizer, *weight])}.png")
     record = {"benchmark": "styles", "device": "cpu", "device_name": device_name("cpu"), "size": args.size,
               "iterations": args.iterations, "pairs": [list(p) for p in pairs], "judge": what, "rows": rows,
               "date": time.strftime("%Y-%m-%d")}
