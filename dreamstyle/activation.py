@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import OptionError
+from .settings import dream_objective
 from .terms import LossTerm, Region, StatTerm, energy, term_scale
 
 
@@ -168,8 +169,6 @@ def _region_mean(values: torch.Tensor, region: Region | None) -> torch.Tensor:
 def parse_objective(objective: str) -> tuple[str, int]:
     """``"strongest:8"`` -> ("strongest", 8); ``"strongest"`` -> ("strongest", 8); ``"mean"`` -> ("mean", 0)
     (the settings' check, :func:`dreamstyle.settings.dream_objective`, says what is wrong)."""
-    from .settings import dream_objective
-
     mode, _, k = dream_objective(objective, "--objective").partition(":")
     return mode, int(k or 0)
 

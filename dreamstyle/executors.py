@@ -23,13 +23,21 @@ the caller of workers started, lost and tasks run again.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import socket
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
+import torch
+
 from .errors import ClusterLost, OptionError, UserError
+from .settings import INPUT_FIELDS
 
 ATTEMPTS = 3  # runs of one task (a worker dying under it counts one)
 RAY_HINT = "pip install 'dreamstyle[ray]'"
@@ -102,9 +110,6 @@ def _authenticate_as_ray_start(address: str | None) -> None:
     authentication as ``ray.init`` gives it by default, asked for explicitly: Ray then does not print
     its "Token authentication is enabled" warning into dreamstyle's output. RAY_AUTH_MODE set by the
     user is left as it is."""
-    import logging
-    import os
-
     for name in RAY_QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     if "RAY_AUTH_MODE" in os.environ:
@@ -128,8 +133,6 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
 def _silent(address: str, timeout: float) -> str:
     """Why ``address`` (host:port) accepts no connection; "" where it does, or is no host:port ("auto",
     a ray:// client address: left to Ray)."""
-    import socket
-
     host, colon, port = address.rpartition(":")
     if not colon or not port.isdigit():
         return ""
@@ -151,14 +154,10 @@ class _Actor:
     """A Ray worker: opens the work once (the backbone loads once) and runs its tasks."""
 
     def __init__(self, work, threads: int):
-        import torch
-
         torch.set_num_threads(max(1, threads))
         self.worker = work.open()
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     def run(self, task):
@@ -188,9 +187,6 @@ class RayExecutor:
     def connect(self) -> None:
         """Join the cluster at ``address`` (or the one ``RAY_ADDRESS`` names), else start a Ray instance
         on this machine; one this process has joined already is used."""
-        import logging
-        import os
-
         ray = self.ray
         address = self.address or os.environ.get("RAY_ADDRESS") or "local"
         if address != "local":
@@ -226,8 +222,6 @@ class RayExecutor:
     def shape(self, device: str = "auto") -> tuple[int, dict]:
         """How many actors, and each one's resources: one per GPU; where the cluster has none, as many as
         its CPUs hold this process's torch threads (each actor uses that many), or ``workers``."""
-        import torch
-
         resources = self.ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
         if gpus and not str(device).startswith("cpu"):
@@ -237,8 +231,6 @@ class RayExecutor:
         return count, {"num_cpus": max(1, min(cpus // count, min(nodes, default=1)))}  # every actor fits a node
 
     def _start(self, number: int, work_ref, options: dict) -> None:
-        import torch
-
         actor_cls = self.ray.remote(_Actor)
         # this process's torch threads: a CPU's sums depend on how they are split, so the same count
         # gives the bytes a local run gives (two workers on one machine then share its cores)
@@ -343,10 +335,6 @@ def pack_inputs(settings) -> dict[str, bytes]:
 def unpack_inputs(settings, files: dict[str, bytes]):
     """The settings with each packed file written to a temporary folder of this process (under its own
     name, so recipes say the same) and named there: ``(settings, {temporary path: path as given})``."""
-    import tempfile
-    from pathlib import Path
-
-    from .settings import INPUT_FIELDS
 
     if not files:
         return settings, {}

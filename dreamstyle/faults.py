@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import torch
+
 from .errors import UserError
 
 _MARKERS = ("out of memory", "can't allocate memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
@@ -22,8 +24,6 @@ class OutOfMemory(UserError):
 def is_out_of_memory(exc: BaseException) -> bool:
     """``torch.OutOfMemoryError`` (CUDA), Python's ``MemoryError`` (the host), or an allocator failure
     reported as a RuntimeError."""
-    import torch
-
     oom_type = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
     if isinstance(exc, (oom_type, MemoryError)):  # MemoryError: the host ran out
         return True
@@ -49,8 +49,6 @@ def requested_bytes(message: str) -> int | None:
 def memory_report(device, exc: BaseException, size: tuple[int, int]) -> dict:
     """What is known when memory ran out at ``size`` (width, height): the failed request and, on
     CUDA, the peak allocated in this run, what is still allocated and what this process could use."""
-    import torch
-
     report = {"device": str(device), "size": [int(size[0]), int(size[1])],
               "requested": requested_bytes(str(exc))}
     if getattr(device, "type", str(device)) == "cuda":

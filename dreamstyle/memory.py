@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import sys
 import threading
 
@@ -28,8 +29,6 @@ def _rss_bytes() -> int | None:
 
 
 def _maxrss_bytes() -> int:
-    import resource
-
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return value if sys.platform == "darwin" else value * 1024
 

@@ -19,14 +19,16 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from .engine import StageResult, Stop, optimize
-from .errors import Interrupted, TermFailed
+from .errors import Interrupted, OutputError, TermFailed
 from .faults import OutOfMemory, is_out_of_memory, memory_report
 from .images import to_pil
+from .writers import check_format, save_image
 
 
 @dataclass
@@ -81,10 +83,6 @@ class Result:
         """Write the image (at full precision: 16 bits where the format takes them) by its suffix,
         with its recipe unless ``recipe=False``; an existing file is replaced only with ``overwrite``.
         Returns the path written."""
-        from pathlib import Path
-
-        from .errors import OutputError
-        from .writers import check_format, save_image
 
         path = Path(path)
         check_format(path, "image", bit_depth, quality)

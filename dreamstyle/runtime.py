@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import platform
+from importlib import metadata
 from typing import Callable
 
 import torch
 
 from .errors import OptionError
+from .version import __version__
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -137,9 +139,6 @@ def prepare_net(net, device: torch.device, compile: bool = False, dtype=None):
 
 def versions() -> dict:
     """Versions for the recipe, read from package metadata (importing timm would cost seconds)."""
-    from importlib import metadata
-
-    from .version import __version__
 
     out = {"dreamstyle": __version__, "python": platform.python_version()}
     for dist in ("torch", "torchvision", "timm", "pillow"):

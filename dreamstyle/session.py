@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import torch
 
@@ -71,8 +72,6 @@ class Session:
 
     def describe_weights(self) -> str:
         """What loading the backbone reads, in words: "vgg19 (random weights)", "vgg19 (weights from F)"."""
-        from pathlib import Path
-
         name, w = self.backbone.name, self.weights
         if w is None:
             return f"{name}'s weights"

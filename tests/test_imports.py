@@ -82,3 +82,20 @@ def test_the_command_line_imports_no_torch():
     the command bodies."""
     code = "import sys, dreamstyle.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, "import dreamstyle.cli loaded torch"
+
+
+def test_every_commands_help_loads_no_torch():
+    """``--help`` of the group and of every command is read without loading torch (the lazy imports
+    at the edges are there for this)."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from dreamstyle.cli import main as group\n"
+        "for name in [None, *sorted(group.commands)]:\n"
+        "    args = ['--help'] if name is None else [name, '--help']\n"
+        "    result = CliRunner().invoke(group, args)\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "    assert 'torch' not in sys.modules, f'{args} loaded torch'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from ..errors import BackboneError
+from ..plugins import get_backbone
 from .base import CAFFE_BGR, IMAGENET, Backbone, Preprocess
 from .vgg import SequentialBackbone
 
@@ -32,8 +34,6 @@ class LoadedBackbone:
 
 
 def load_backbone(name_or_backbone, weights=None, pooling: str = "max", device=None) -> LoadedBackbone:
-    from ..plugins import get_backbone
-
     backbone = get_backbone(name_or_backbone) if isinstance(name_or_backbone, str) else name_or_backbone
     return LoadedBackbone(backbone, weights, pooling, device)
 
@@ -68,8 +68,6 @@ def _feature_net_class():
 
 def missing_modules(loaded: LoadedBackbone, names, exc: Exception):
     """One line naming the backbone, its plugin and the layers whose module the network lacks."""
-    from ..errors import BackboneError
-
     bb = loaded.backbone
     present = {n for n, _ in loaded.model.named_modules()}
     bad = [(n, bb.layer_map[n].module) for n in names if bb.layer_map[n].module not in present]
@@ -90,8 +88,6 @@ def plugin_of(backbone) -> str:
 def check_features(backbone, feats: dict, input_hw: tuple[int, int]) -> None:
     """The features a net gave for an input of ``input_hw`` against the layer map: 4-D, the declared
     channels, about the declared stride. One line naming backbone, layer, declared and actual."""
-    from ..errors import BackboneError
-
     h, w = input_hw
     for name, f in feats.items():
         layer = backbone.layer_map[name]
@@ -111,7 +107,6 @@ def probe(net, backbone, device) -> None:
     """One small forward of ``net`` checked by :func:`check_features` (once per net, not per step)."""
     import torch
 
-    from ..errors import BackboneError
 
     side = min(512, max(backbone.min_size, 8 * max(backbone.layer_map[n].stride for n in net.names)))
     hw = (side, side * 3 // 2)  # not square: a model that takes only its native size says so here

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OptionError, UserError, WeightsError
 from ..layers import Layer, LayerMap
+from .hub import checkpoints_dir, torch_hub_file
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,6 @@ def FxExtractor(model, modules: list[str]):
     class _Fx(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            import warnings
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -220,8 +222,6 @@ def FxExtractor(model, modules: list[str]):
 
 def check_readable_file(path: Path, what: str) -> None:
     """A regular file this process can read, or one line saying what it is instead."""
-    import stat
-
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -238,8 +238,6 @@ def check_readable_file(path: Path, what: str) -> None:
 
 
 def read_state_dict(path: Path) -> dict:
-    import warnings
-
     import torch
 
     try:
@@ -296,8 +294,6 @@ def torchvision_weights_url(backbone: Backbone) -> str:
 
 def torchvision_pretrained_file(backbone: Backbone) -> tuple[Path | None, str]:
     """:meth:`Backbone.pretrained_file` of a backbone with torchvision's weights (``tv_weights``)."""
-    from .hub import checkpoints_dir
-
     url = torchvision_weights_url(backbone)
     path = checkpoints_dir() / os.path.basename(url)
     return (path if path.is_file() else None), f"downloaded on first use (or place {url} at {path})"
@@ -306,8 +302,6 @@ def torchvision_pretrained_file(backbone: Backbone) -> tuple[Path | None, str]:
 def load_torchvision_pretrained(backbone: Backbone, model) -> Preprocess:
     """Load torchvision's default weights for ``backbone`` (``backbone.tv_weights`` names the enum)
     from the torch hub cache, downloaded first where the host answers."""
-    from .hub import torch_hub_file
-
     url = torchvision_weights_url(backbone)
     path = torch_hub_file(url, backbone.name)
     load_state_dict_checked(model, read_state_dict(path), backbone, source=f"the torch hub cache ({path})")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import UnknownNameError, UserError, WeightsError
 from ..layers import Layer
 from .base import Backbone, Preprocess, load_torchvision_pretrained, torchvision_pretrained_file
+from .hub import timm_cached_file, timm_file, timm_placed_file
 from .vgg import kind_by_name
 
 GOOGLENET = [
@@ -135,7 +136,6 @@ class TimmBackbone(Backbone):
     def pretrained_file(self):
         import timm
 
-        from .hub import timm_cached_file, timm_placed_file
 
         cfg = timm.models.get_pretrained_cfg(self.model_name)
         if cfg is None or not (cfg.hf_hub_id or cfg.url):
@@ -145,7 +145,6 @@ class TimmBackbone(Backbone):
     def _load_pretrained(self, model) -> Preprocess:
         import timm
 
-        from .hub import timm_file
 
         cfg = timm.models.get_pretrained_cfg(self.model_name)
         path = timm_file(cfg, self.name)

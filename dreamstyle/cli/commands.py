@@ -8,6 +8,7 @@ import click
 from ..settings import settings_for
 from .group import main
 from .options import output_options, settings_params
+from .run import execute
 
 HELP = {
     "transfer": """Style transfer: CONTENT painted in the style of STYLES (several styles blend).
@@ -28,8 +29,6 @@ HELP = {
 
 def _command(kind: str) -> click.Command:
     def body(**params):
-        from .run import execute
-
         execute(kind, params)
 
     params = settings_params(settings_for(kind))

@@ -8,9 +8,13 @@ from pathlib import Path
 import click
 
 from ..errors import OutputError
+from ..plugins import get_backbone
 from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings
 from .group import main
-from .options import complete_backbones, output_options, settings_params, split
+from .options import complete_backbones, given, output_options, settings_params, split
+from .progress import Progress
+from .run import Snapshots, begin_lines, drawn_seed, sigterm_as_interrupt
+from .tables import entries, show, table
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,7 +47,6 @@ def compare_body(**params):
     backbone that fails (unknown name, missing weights, an input too small for it) is reported in
     its row; the others still run."""
     from ..jobs.compare import parse_variants
-    from .run import drawn_seed
 
     values, _ = split(TransferSettings, params)
     settings = drawn_seed(TransferSettings(**values))
@@ -87,9 +90,6 @@ def _compare_folder(params, variants) -> Path:
 
 def _run_compare(settings, variants, out: Path, params, given_seed=None):
     from ..jobs.compare import compare
-    from .options import given
-    from .progress import Progress
-    from .run import Snapshots, begin_lines, sigterm_as_interrupt
 
     every = params["save_every"] or (max(1, settings.iterations // 30) if params["gif"] else 0)
     scales = settings.scales
@@ -148,7 +148,6 @@ def _write_compare(comp, out: Path, params) -> Path | None:
 def print_table(comp) -> None:
     from ..jobs.sweep import fmt, fmt_bytes
     from ..memory import MEMORY_NOTE
-    from .tables import entries, show, table
 
     rows = [(row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"), fmt(row.total_seconds, "{:.1f}"),
              fmt_bytes(row.memory_bytes)) for row in comp.rows]
@@ -166,15 +165,11 @@ def reconstruct_body(**params):
     labelled grid, the original first."""
     from ..jobs.reconstruct import reconstruct
     from ..writers import check_output, save_image, suffixes
-    from .options import given
-    from .progress import Progress
-    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
     values, _ = split(ReconstructSettings, params)
     settings = drawn_seed(ReconstructSettings(**values))
     output = params["output"]
     check_output(output, params["overwrite"], suffixes("image"))
-    from ..plugins import get_backbone
 
     n = len(settings.layers) if settings.layers else len(get_backbone(settings.backbone).style_layers)
     with Progress(settings.iterations * max(1, n), params["quiet"], title="reconstruct", every_given=given("log_every"),

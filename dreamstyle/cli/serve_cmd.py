@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import time
+
 import click
 
 from .group import main
+from .run import sigterm_as_interrupt
 
 
 @main.command()
@@ -18,11 +22,7 @@ def serve(host, port, device):
 
     One run at a time on the device; other visitors wait in a queue and see their place in it.
     Needs Gradio: pip install 'dreamstyle[web]'. Stop with Ctrl-C."""
-    import shutil
-    import time
-
     from ..web import serve as start
-    from .run import sigterm_as_interrupt
 
     page, url, folder = start(host, port, device)  # without Gradio: one line naming the extra
     click.echo(f"dreamstyle: the page is at {url} (files in {folder}); Ctrl-C stops it", err=True)

@@ -12,8 +12,10 @@ import click
 
 from ..settings import ActivationsSettings, AtlasSettings
 from .group import main
-from .options import output_options, settings_params, split
+from .options import given, output_options, settings_params, split
+from .progress import Progress
 from .research_cmd import CONTEXT, _write
+from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
 JSON_HELP = "Also write the values as JSON (each channel with its activation)."
 
@@ -58,9 +60,6 @@ def channels_body(**params):
     (--batch), so a grid costs little more than a few dreams. (Not lucid's Activation Atlas, a map
     of many images' activations; this command was called atlas before, a name that still works.)"""
     from ..jobs.atlas import atlas
-    from .options import given
-    from .progress import Progress
-    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
     values, _ = split(AtlasSettings, params)
     settings = drawn_seed(AtlasSettings(**values))
@@ -79,9 +78,6 @@ def activations_body(**params):
     with -o, writes a sheet of the image, each channel's activation map over it and (unless --cell 0)
     the channel's visualization from noise, for picking channels to dream on (dream --layer LAYER:C)."""
     from ..jobs.atlas import activations
-    from .options import given
-    from .progress import Progress
-    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 
     values, _ = split(ActivationsSettings, params)
     settings = drawn_seed(ActivationsSettings(**values))

@@ -1,14 +1,14 @@
 """The built-in output formats, registered like any plugin's: PNG, JPEG, WebP and TIFF pictures; GIF,
 WebP and APNG clips; MP4, MOV, MKV and WebM videos (PyAV, the optional extra dreamstyle[video])."""
 
+from importlib import import_module
+
 from ..hookspecs import hookimpl
 from ..records import Writer
 
 
 def _call(name, module="writers"):
     def call(*args, **kwargs):
-        from importlib import import_module
-
         return getattr(import_module(f"dreamstyle.{module}"), name)(*args, **kwargs)
 
     call.__name__ = name

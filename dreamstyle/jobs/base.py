@@ -13,6 +13,7 @@ from ..images import load_image, load_mask
 from ..memory import auto_tile, available_bytes
 from ..objective import Objective
 from ..optimizers import get_optimizer
+from ..plugins import get_host
 from ..runtime import versions
 from ..settings import ABSOLUTE_DEFAULTS, plain
 from ..tiling import Gradient, default_overlap
@@ -146,8 +147,6 @@ class Job:
 
 def plugin_versions(names) -> dict:
     """{plugin: version} of the plugins (not built in) that supplied the backbone or a term."""
-    from ..plugins import get_host
-
     infos = {p.name: p for p in get_host().plugins()}
     out = {}
     for name in names:

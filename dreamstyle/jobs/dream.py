@@ -5,6 +5,7 @@ large, the detail each octave adds carried up to the next; jitter and exact tile
 from __future__ import annotations
 
 import torch
+from torchvision.transforms.functional import gaussian_blur
 
 from ..activation import check_positions, check_targets, parse_targets
 from ..color import match_color_histogram, recombine_luminance
@@ -160,7 +161,6 @@ def regularizer(blur: float, decay: float):
     ``decay`` toward grey (Yosinski et al.'s regularizers); None for neither."""
     if not blur and not decay:
         return None
-    from torchvision.transforms.functional import gaussian_blur
 
     def project(pixels, scale):
         if blur:
