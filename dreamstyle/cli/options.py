@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from ..applies import CLIPS, EVERYWHERE, AppliesTo, only
 from ..settings import Settings, describe_default, flag_of
 
 RECIPE_MODES = ("full", "names", "none")
@@ -43,7 +44,7 @@ def _param(f) -> click.Parameter:
                               shell_complete=_complete(spec.complete) if spec.complete else None)
     default_text = describe_default(f)
     help_text = spec.help + (f" [default: {default_text}]" if default_text and spec.type != "flag" else "")
-    if spec.sequences:
+    if spec.applies_to.only_stills:
         help_text += " (stills only)"
     kwargs = dict(help=help_text, metavar=spec.metavar, show_default=False)
     if spec.complete:
@@ -65,17 +66,37 @@ def _param(f) -> click.Parameter:
     return click.Option([flag_of(f), f.name], default=default, **kwargs)
 
 
-def settings_params(cls: type[Settings], skip=()) -> list[click.Parameter]:
-    """Arguments first, then the job's own options, those every job has, and those of clips and folders."""
-    from ..settings import EXECUTOR_OPTIONS, SEQUENCE_OPTIONS
-
-    common = Settings.names()
-    rank = {name: 3 if name in EXECUTOR_OPTIONS else 2 if name in SEQUENCE_OPTIONS else 1 if name in common and
-            name not in cls.__dict__.get("__annotations__", {}) else 0 for name in cls.names()}
-    fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and f.name not in skip),
-                    key=lambda f: rank[f.name])
+def settings_params(cls: type[Settings], kind: str | None = None) -> list[click.Parameter]:
+    """Arguments first, then the job's own options, those every job has, those of clips and folders,
+    and where the items run; with ``kind`` (an input kind, :mod:`dreamstyle.applies`), only the
+    options that apply to it."""
+    fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and (kind is None or
+                                                                          kind in f.metadata["spec"].applies_to)),
+                    key=lambda f: _rank(cls, f))
     args = [_param(f) for f in fields if f.metadata["spec"].argument]
     return args + [_param(f) for f in fields if not f.metadata["spec"].argument]
+
+
+def _rank(cls: type[Settings], f) -> int:
+    kinds = f.metadata["spec"].applies_to.kinds
+    if "still" not in kinds:
+        return 3 if "grid" in kinds else 2
+    return 1 if f.name in Settings.names() and f.name not in cls.__dict__.get("__annotations__", {}) else 0
+
+
+class OutputOption(click.Option):
+    """An option about the files written, with the kinds of input it goes with (:mod:`dreamstyle.applies`)."""
+
+    def __init__(self, *args, applies_to: AppliesTo | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.applies_to = applies_to or EVERYWHERE
+
+
+STILLS = only("still", "grid", where="a single image")  # a still's own progress (compare: each backbone's)
+VIDEO_OUTPUT = only(*CLIPS, "zoom", where="a video output (a clip or --zoom-frames written to .mp4, .mov, .mkv or "
+                    ".webm)")
+RESUMABLE = only(*CLIPS, "zoom", "folder", "grid", where="a video output (a clip or --zoom-frames written to .mp4, "
+                 ".mov, .mkv or .webm), a folder of images or a sweep")
 
 
 def output_options(output_help: str | None = None, only: tuple[str, ...] | None = None,
@@ -93,19 +114,19 @@ def output_options(output_help: str | None = None, only: tuple[str, ...] | None 
                           "16 for .tif, else 8]."),
         click.Option(["--quality"], type=int, default=None, metavar="1-100",
                      help="Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a clip: 90]."),
-        click.Option(["--crf"], type=int, default=None, metavar="N",
+        OutputOption(["--crf"], applies_to=VIDEO_OUTPUT, type=int, default=None, metavar="N",
                      help="Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 "
                           "(.webm)]."),
-        click.Option(["--resume"], is_flag=True, help="A video output: go on from the last frame an interrupted "
+        OutputOption(["--resume"], is_flag=True, applies_to=RESUMABLE, help="A video output: go on from the last frame an interrupted "
                      "run finished (its frames are kept in OUT.frames until the video is complete). A folder of "
                      "images or a sweep: skip the outputs already written whose recipe matches."),
         click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
                      help="Replay the recipe stored in an output; the options given override it."),
         click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,
                      help="Write the loss history as a JSON list."),
-        click.Option(["--save-every"], type=int, default=0, help="Also write an intermediate image every N "
+        OutputOption(["--save-every"], type=int, applies_to=STILLS, default=0, help="Also write an intermediate image every N "
                      "iterations (stills only)."),
-        click.Option(["--gif"], type=click.Path(path_type=Path), default=None,
+        OutputOption(["--gif"], applies_to=STILLS, type=click.Path(path_type=Path), default=None,
                      help="Write an animation of the optimization, GIF or WebP (stills only)."),
         click.Option(["--recipe"], type=click.Choice(RECIPE_MODES), default="names", show_default=True,
                      help="What the output's recipe says of input files: file names and their SHA-256 (the "
@@ -117,7 +138,11 @@ def output_options(output_help: str | None = None, only: tuple[str, ...] | None 
 
 
 OUTPUT_NAMES = {p.name for p in output_options()}
-STILL_ONLY_OUTPUTS = {"save_every": "--save-every", "gif": "--gif"}
+
+
+def output_applicability() -> dict[str, tuple[str, AppliesTo]]:
+    """Each output option's flag and the kinds of input it goes with (:func:`dreamstyle.applies.refuse`)."""
+    return {o.name: (o.opts[-1], getattr(o, "applies_to", EVERYWHERE)) for o in output_options()}
 
 
 def given(name: str) -> bool:
