@@ -160,3 +160,15 @@ def test_a_sweep_refuses_to_vary_what_a_cell_does_not_take():
                                           "with a single image"):
         parse_axes(TransferSettings, (("batch", ("1", "2")),))
     assert parse_axes(TransferSettings, (("style-weight", ("1", "2")),))[0].name == "style_weight"
+
+
+def test_the_output_options_are_declared_once():
+    """Every command's output options are made from the fields of Outputs: the same defaults (--recipe's
+    is names, for a command and for Outputs made in code) and the same kinds of input."""
+    from dreamstyle.cli.options import Outputs, output_applicability, output_options
+
+    fields = {f.name: f for f in Outputs.fields()}
+    for option in output_options():
+        assert option.name in fields and (option.required or option.default == fields[option.name].default)
+    assert Outputs(output="o.png").recipe == "names" == fields["recipe"].default
+    assert output_applicability()["crf"][0] == "--crf" and "still" not in output_applicability()["crf"][1]

@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -20,31 +19,10 @@ from ..errors import OptionError, OutputError, UserError
 from ..hints import hints
 from ..settings import settings_for
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
-from .options import given, output_applicability, split
+from .options import Outputs, given, output_applicability, split
 from .progress import STEP_COST, FrameProgress, Progress
 
 WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
-
-
-@dataclass
-class Outputs:
-    output: Path
-    replay: Path | None = None
-    log_json: Path | None = None
-    save_every: int = 0
-    gif: Path | None = None
-    recipe: str = "full"
-    overwrite: bool = False
-    quiet: bool = False
-    bit_depth: int | None = None  # None: the format's
-    quality: int | None = None
-    crf: int | None = None  # a video's; None: the codec's default
-    resume: bool = False  # a video output: go on from an interrupted run's last frame
-    loading: object = None  # the passing "loading torch" line (:class:`Loading`), stopped once the job is built
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            click.echo(f"dreamstyle: {line}", err=True)
 
 
 # --- which input, which options ------------------------------------------------------------------
