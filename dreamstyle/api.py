@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .applies import refuse
 from .jobs.dream import DreamJob
 from .jobs.texture import TextureJob
 from .jobs.transfer import TransferJob
@@ -33,6 +34,16 @@ from .settings import (
 # sequence, compare and reconstruct are imported when used: a still needs none of them (start-up)
 
 
+def _settings(cls, kind: str, inputs: dict, options: dict):
+    """``cls``'s settings from the inputs and the keyword options; an option given that does not apply
+    to this kind of input (:mod:`dreamstyle.applies`) is refused in one line, as on the command line."""
+    settings = make(cls, {**inputs, **options})
+    source = next(iter(inputs.values()), None)
+    source = None if isinstance(source, str) and source.startswith("<") else source  # "<clip>": in memory
+    refuse(cls.applicability(), options, kind, source, cls.INPUTS)
+    return settings
+
+
 def _still(job_cls, settings, callback, loaded, snapshot_every, **job_options) -> Result:
     job = job_cls(settings, Session.for_settings(settings, loaded), **job_options)
     return run(job, job.still_item(), callback, snapshot_every)
@@ -42,7 +53,7 @@ def transfer(content, styles, *, callback: Callable | None = None, loaded=None, 
              announce: Callable[[str], None] | None = None, **options) -> Result:
     """Gatys style transfer of ``content`` (a path or PIL image) in the style of ``styles``; the
     hybrid with ``dream_layers`` (specs, or "auto"). ``announce(line)`` is told what "auto" chose."""
-    settings = make(TransferSettings, {"content": content, "styles": styles, **options})
+    settings = _settings(TransferSettings, "still", {"content": content, "styles": styles}, options)
     return _still(TransferJob, settings, callback, loaded, snapshot_every, announce=announce)
 
 
@@ -51,13 +62,13 @@ def dream(image=None, layers=None, *, callback: Callable | None = None, loaded=N
     """DeepDream ``image`` on ``layers``: a spec (``"relu4_4"``, ``"relu4_4:12"``, ``"relu4_4:3,7"``,
     ``"relu4_4:12@5,9"``, each may end in ``=WEIGHT``), a list of specs, or ``{spec: weight}``; the
     backbone's dream layer if omitted. ``lr`` is the step."""
-    settings = make(DreamSettings, {"input": image, "layers": layers, **options})
+    settings = _settings(DreamSettings, "still", {"input": image, "layers": layers}, options)
     return _still(DreamJob, settings, callback, loaded, snapshot_every)
 
 
 def texture(styles, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0, **options) -> Result:
     """A texture in the style of ``styles`` from noise; ``size`` is N or "WxH"; ``seamless`` tiles."""
-    settings = make(TextureSettings, {"styles": styles, **options})
+    settings = _settings(TextureSettings, "still", {"styles": styles}, options)
     return _still(TextureJob, settings, callback, loaded, snapshot_every)
 
 
@@ -66,8 +77,8 @@ def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **
     temporal coherence; the options are :func:`transfer`'s and the clip options."""
     from . import sequence
 
-    settings = make(TransferSettings, {"content": getattr(clip, "source", None) or "<clip>", "styles": styles,
-                                       **options})
+    settings = _settings(TransferSettings, sequence.clip_kind(clip),
+                         {"content": getattr(clip, "source", None) or "<clip>", "styles": styles}, options)
     job = TransferJob(settings, Session.for_settings(settings, loaded), clip=True)
     return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
 
@@ -76,8 +87,8 @@ def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None
     """Style transfer of every still image in ``folder`` (or a list of paths), ``batch`` at a time."""
     from . import sequence
 
-    settings = make(TransferSettings, {"content": str(folder) if not isinstance(folder, (list, tuple)) else
-                                       "<images>", "styles": styles, **options})
+    settings = _settings(TransferSettings, "folder", {"content": str(folder) if not isinstance(folder, (list, tuple))
+                                                      else "<images>", "styles": styles}, options)
     job = TransferJob(settings, Session.for_settings(settings, loaded))
     return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
 
@@ -87,7 +98,8 @@ def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, 
     dream carried along the content's change, blended with ``temporal_init`` of the new frame."""
     from . import sequence
 
-    settings = make(DreamSettings, {"input": getattr(clip, "source", None) or "<clip>", "layers": layers, **options})
+    settings = _settings(DreamSettings, sequence.clip_kind(clip),
+                         {"input": getattr(clip, "source", None) or "<clip>", "layers": layers}, options)
     job = DreamJob(settings, Session.for_settings(settings, loaded), clip=True)
     return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
 
@@ -96,8 +108,8 @@ def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=No
     """DeepDream over every still image of ``folder`` (or a list of paths)."""
     from . import sequence
 
-    settings = make(DreamSettings, {"input": str(folder) if not isinstance(folder, (list, tuple)) else "<images>",
-                                    "layers": layers, **options})
+    settings = _settings(DreamSettings, "folder", {"input": str(folder) if not isinstance(folder, (list, tuple))
+                                                   else "<images>", "layers": layers}, options)
     job = DreamJob(settings, Session.for_settings(settings, loaded))
     return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
 
@@ -108,7 +120,7 @@ def compare(content, styles, variants, *, callback=None, on_start=None, snapshot
     :class:`~dreamstyle.jobs.compare.Comparison`."""
     from .jobs.compare import compare as compare_backbones
 
-    settings = make(TransferSettings, {"content": content, "styles": styles, **options})
+    settings = _settings(TransferSettings, "grid", {"content": content, "styles": styles}, options)
     return compare_backbones(settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every)
 
 

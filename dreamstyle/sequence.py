@@ -22,13 +22,14 @@ from typing import Callable
 import torch
 
 from . import runner
+from .applies import refuse
 from .clips import Clip, estimate_flow, list_images, read_clip, warp
 from .engine import Stop
-from .errors import ClusterLost, ImageError, Interrupted, OptionError, TermFailed
+from .errors import ClusterLost, ImageError, Interrupted, TermFailed
 from .faults import OutOfMemory
 from .images import alpha_of, fit_size, to_pil, to_tensor
 from .runner import Item
-from .settings import file_hash, flag_of, plain
+from .settings import file_hash, plain
 
 
 @dataclass
@@ -62,13 +63,12 @@ class SequenceResult:
     total: int = 0  # frames (images) there were to do
 
 
-def check_sequence_options(settings, what: str) -> None:
-    """Options that only a still can use, set away from their defaults: one line."""
-    for f in type(settings).fields():
-        reason = f.metadata["spec"].sequences
-        value = getattr(settings, f.name)
-        if reason and value != f.default:
-            raise OptionError(f"{flag_of(f)} {value} is not available with {what} ({reason})")
+def refuse_set(settings, kind: str) -> None:
+    """Options set away from their defaults (given, or from a replayed recipe) that do not apply to
+    this kind of input: one line (:func:`dreamstyle.applies.refuse`)."""
+    cls = type(settings)
+    changed = [f.name for f in cls.fields() if getattr(settings, f.name) != f.default]
+    refuse(cls.applicability(), changed, kind, offered=cls.INPUTS)
 
 
 class _Collected:
@@ -127,6 +127,13 @@ def _run_batch(job, item, callback):
     return result, result.stopped, result.fault
 
 
+def clip_kind(clip) -> str:
+    """"video" (a video file, streamed) or "clip" (an animation, a folder of frames, frames in memory)."""
+    from .video import VideoSource, is_video
+
+    return "video" if isinstance(clip, VideoSource) or isinstance(clip, (str, Path)) and is_video(clip) else "clip"
+
+
 def open_clip(path, settings):
     """A clip file or folder as frames to run over: a video (streamed, with PyAV), else read whole."""
     from .video import VideoSource, is_video
@@ -145,7 +152,7 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
     ``on_frame`` (which writes them), not kept. ``resume=(k, previous)`` skips the first ``k`` frames,
     done before, the first frame made starting from ``previous`` (frame k's output, (1, 3, H, W))."""
     s = job.settings
-    check_sequence_options(s, "a clip")
+    refuse_set(s, clip_kind(clip))
     flow = None if s.flow == "none" else s.flow
     if not isinstance(clip, Clip) and isinstance(clip, (str, Path)):
         clip = open_clip(clip, s if fps is None else s.replace(fps=fps))
@@ -279,7 +286,7 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
     from .executors import executor_for
 
     s = job.settings
-    check_sequence_options(s, "a folder of images")
+    refuse_set(s, "folder")
     paths = list_images(folder) if isinstance(folder, (str, Path)) else [Path(p) for p in folder]
     sizes = _scan(job, paths, set(skip), on_error)
     work = FolderWork(job, paths, sizes, callback)

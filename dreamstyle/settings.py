@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from .applies import CLIPS, EVERYWHERE, SEQUENCES, AppliesTo, only
 from .errors import OptionError, items
 
 # --- bounds ------------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ class Spec:
     cli: bool = True  # False: the Python API only
     argument: str | None = None  # a positional argument: "one", "optional" or "many"
     recipe: bool = True
-    sequences: str | None = None  # why it does not apply to clips and folders (None: it does)
+    applies_to: AppliesTo = EVERYWHERE  # the kinds of input it goes with (dreamstyle.applies)
     default_text: str | None = None  # what help shows as the default, where the value is computed
     complete: str | None = None  # shell completion: "backbone" or "layer"
 
@@ -412,6 +413,7 @@ class Settings:
     """Base of every job's settings: the options all jobs share."""
 
     KIND: ClassVar[str] = ""
+    INPUTS: ClassVar[tuple] = ("still",)  # the kinds of input the command takes (dreamstyle.applies)
 
     backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
                         complete="backbone")
@@ -465,6 +467,11 @@ class Settings:
     @classmethod
     def names(cls) -> set[str]:
         return {f.name for f in cls.fields()}
+
+    @classmethod
+    def applicability(cls) -> dict[str, tuple[str, AppliesTo]]:
+        """Each option's flag and the kinds of input it goes with (:func:`dreamstyle.applies.refuse`)."""
+        return {f.name: (flag_of(f), f.metadata["spec"].applies_to) for f in cls.fields()}
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -568,31 +575,29 @@ class SequenceOptions:
     """Options of clips and folders (a still image refuses them)."""
 
     frames: bool = opt(False, "INPUT is a folder of a clip's frames (sorted by name), not of still images.",
-                       check=flag_value, type="flag", recipe=False)
+                       check=flag_value, type="flag", recipe=False, applies_to=only("clip"))
     batch: int = opt(1, "Clips and folders: optimize N frames or same-size images at once (GPU memory allowing).",
-                     check=whole(1, 4096))
+                     check=whole(1, 4096), applies_to=SEQUENCES)
     temporal_weight: float = opt(TEMPORAL_WEIGHT, "Clips: weight of the temporal term (holds still what did not move; 0: off).",
-                                 check=weight_value)
+                                 check=weight_value, applies_to=only(*CLIPS))
     temporal_init: float = opt(0.0, "Clips: start each frame from the previous output carried along the "
                                "content's change, blended with F of its own start (1: independent frames).",
-                               check=number(0.0, 1.0))
+                               check=number(0.0, 1.0), applies_to=only(*CLIPS))
     flow: str = opt("none", "Clips: warp the previous frame along optical flow (needs scikit-image).",
-                    check=flow, type=FLOWS)
+                    check=flow, type=FLOWS, applies_to=only(*CLIPS))
     frame_iterations: int | None = opt(None, "Clips: optimizer steps for each frame after the first.",
                                        check=whole(1, MAX_ITERATIONS, allow_none=True), type=int,
-                                       default_text="--iterations")
+                                       default_text="--iterations", applies_to=only(*CLIPS, "zoom"))
     fps: float | None = opt(None, "Clips: frame rate, overriding the source's timing (a folder of frames: 10).",
-                            check=number(0.01, 1000.0, allow_none=True), type=float)
-    start: float = opt(0.0, "Videos: begin this many seconds in.", check=number(0.0, 10**7))
+                            check=number(0.01, 1000.0, allow_none=True), type=float,
+                            applies_to=only(*CLIPS, "zoom"))
+    start: float = opt(0.0, "Videos: begin this many seconds in.", check=number(0.0, 10**7), applies_to=only("video"))
     duration: float | None = opt(None, "Videos: make this many seconds (from --start).",
                                  check=number(0.0, 10**7, above=True, allow_none=True), type=float,
-                                 default_text="to the end")
+                                 default_text="to the end", applies_to=only("video"))
     max_clip_pixels: int = opt(DEFAULT_MAX_CLIP_PIXELS, "Clips: refuse clips whose frames hold more pixels than "
                                "this in all (frames x width x height, read from the header before decoding).",
-                               check=whole(1, 10**12), recipe=False)
-
-
-SEQUENCE_OPTIONS = {f.name for f in dataclasses.fields(SequenceOptions)}
+                               check=whole(1, 10**12), recipe=False, applies_to=only(*CLIPS))
 
 
 def executor_spec(value, flag):
@@ -608,6 +613,9 @@ def executor_spec(value, flag):
     return value
 
 
+INDEPENDENT = only("folder", "grid")  # where items are independent of each other: an executor runs them
+
+
 @dataclass
 class ExecutorOptions:
     """Where independent items run (a folder of still images, compare, sweep): not in the recipe, since
@@ -616,13 +624,11 @@ class ExecutorOptions:
     executor: str = opt("local", "Where a folder's images, a sweep's or a comparison's cells run: local (this "
                         "process), ray (a Ray instance on this machine, or the one RAY_ADDRESS names) or "
                         "ray:ADDRESS (a running Ray cluster: its head's host:port).", check=executor_spec,
-                        metavar="local|ray|ray:ADDRESS", recipe=False)
+                        metavar="local|ray|ray:ADDRESS", recipe=False, applies_to=INDEPENDENT)
     workers: int | None = opt(None, "With --executor ray: how many workers (each loads the backbone once).",
                               check=whole(1, 4096, allow_none=True), type=int, recipe=False,
-                              default_text="one per GPU of the cluster, else its CPUs / this process's torch threads")
-
-
-EXECUTOR_OPTIONS = {f.name for f in dataclasses.fields(ExecutorOptions)}
+                              default_text="one per GPU of the cluster, else its CPUs / this process's torch threads",
+                              applies_to=INDEPENDENT)
 
 
 def vary_specs(value, flag):
@@ -655,6 +661,7 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
     """Style transfer (Gatys et al.): CONTENT painted in the style of STYLE; the hybrid adds dream terms."""
 
     KIND: ClassVar[str] = "transfer"
+    INPUTS: ClassVar[tuple] = ("still", "clip", "video", "folder", "grid")
 
     content: Any = opt(None, "The content image (or clip, or folder).", check=image_input, argument="one")
     size: int | None = opt(None, "Long side of the output, px (with --scales 256,512: the last).",
@@ -723,6 +730,7 @@ class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
     """DeepDream: INPUT with what the network sees in it, amplified (octaves, jitter, tiles)."""
 
     KIND: ClassVar[str] = "dream"
+    INPUTS: ClassVar[tuple] = ("still", "clip", "video", "folder", "zoom", "grid")
 
     input: Any = opt(None, "The image (or clip, or folder) to dream on; optional with --init noise.",
                      check=image_input, argument="optional")
@@ -764,18 +772,20 @@ class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
                      type=str)
     init: str = opt("image", "noise: visualize the layer or channel from noise (INPUT then only sets the aspect).",
                     check=choice("image", "noise"), type=("image", "noise"),
-                    sequences="a clip or folder has images to start from")
+                    applies_to=only("still", "zoom", "grid", why="a clip or folder has images to start from"))
     samples: int = opt(1, "With --init noise: N pictures at once, side by side, each from its own noise "
                        "(--loss diversity=W pushes them apart).", check=whole(1, 64),
-                       sequences="a clip or folder has its own pictures")
+                       applies_to=only("still", "zoom", "grid", why="a clip or folder has its own pictures"))
     temporal_weight: float = opt(0.0, "Clips: weight of a temporal term (holds still what did not move; 0: off).",
-                                 check=weight_value)
+                                 check=weight_value, applies_to=only(*CLIPS))
     temporal_init: float = opt(0.5, "Clips: dream each frame from the previous dream carried along the content's "
                                "change, blended with F of the new frame (1: independent frames).",
-                               check=number(0.0, 1.0))
+                               check=number(0.0, 1.0), applies_to=only(*CLIPS))
     zoom_frames: int = opt(0, "Infinite zoom: N frames from a still INPUT, each the previous dream zoomed (and "
                            "rotated) about the centre and dreamed again (-o a video, .gif, .webp, .png or a folder).",
-                           check=whole(0, 1_000_000), sequences="a clip or folder has frames of its own")
+                           check=whole(0, 1_000_000),
+                           applies_to=only("still", "zoom", "grid", where="a single image",
+                                           why="a clip or folder has frames of its own"))
     zoom: float = opt(1.05, "Zoom: scale from one frame to the next (below 1 zooms out).", check=number(0.5, 4.0))
     rotate: float = opt(0.0, "Zoom: rotation from one frame to the next, degrees.", check=number(-180.0, 180.0))
 
@@ -879,6 +889,7 @@ class TextureSettings(ExecutorOptions, Settings):
     """Texture synthesis (Gatys et al. 2015): the style of STYLE from noise, no content image."""
 
     KIND: ClassVar[str] = "texture"
+    INPUTS: ClassVar[tuple] = ("still", "grid")
 
     styles: tuple = opt((), "The style images (several blend).", check=image_list, argument="many")
     size: tuple = opt((DEFAULT_SIZE, DEFAULT_SIZE), "Output size: N (a square) or WxH.", check=texture_size,
@@ -944,11 +955,6 @@ def check_masks(masks: tuple, styles: int) -> None:
     if len(masks) > styles:
         raise OptionError(f"--style-mask names style image {len(masks)}, but there "
                           f"{'is' if styles == 1 else 'are'} {styles}")
-
-
-def still_only(settings_cls) -> dict[str, str]:
-    """Options a clip or folder refuses, with the reason."""
-    return {f.name: f.metadata["spec"].sequences for f in settings_cls.fields() if f.metadata["spec"].sequences}
 
 
 def describe_default(f: dataclasses.Field) -> str:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .applies import refuse
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
 from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr
 
@@ -245,7 +246,9 @@ def settings_from_form(tab: str, form: dict) -> Settings:
         values[name] = f"{value}x{value}" if tab == "texture" and name == "size" else value
     for name in SWITCHES[tab]:
         values[name] = bool(form.get(name))
-    return make(cls, values)
+    settings = make(cls, values)
+    refuse(cls.applicability(), values, "still", offered=cls.INPUTS)  # the page makes stills
+    return settings
 
 
 def _number(v) -> str:

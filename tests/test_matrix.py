@@ -12,7 +12,7 @@ import dreamstyle
 from dreamstyle.cli import main
 from dreamstyle.clips import Clip
 from dreamstyle.errors import OptionError
-from dreamstyle.settings import SEQUENCE_OPTIONS, DreamSettings, TransferSettings, still_only
+from dreamstyle.settings import DreamSettings, TransferSettings
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -128,8 +128,13 @@ TRANSFER_CONTEXTS = ["still", "clip", "folder", "compare"]
 CLIP_ONLY = {"temporal_weight", "temporal_init", "flow", "frame_iterations", "fps", "max_clip_pixels"}
 
 
-def skip_unless_applies(name, context):
-    if name in SEQUENCE_OPTIONS and context in ("still", "compare"):
+def applies(cls, name, context):
+    return {"still": "still", "compare": "grid", "clip": "clip", "folder": "folder"}[context] in \
+        cls.applicability()[name][1]
+
+
+def skip_unless_applies(name, context, cls=TransferSettings):
+    if not applies(cls, name, context) and context in ("still", "compare"):
         pytest.skip("a clip or folder option: a still refuses it on the command line (tested below)")
     if name in CLIP_ONLY and context == "folder":
         pytest.skip("a clip option: a folder of stills has no frames")
@@ -166,11 +171,11 @@ def test_every_transfer_option(name, context, files, vgg):
 @pytest.mark.parametrize("name", sorted(DREAM))
 def test_every_dream_option(name, context, files, vgg):
     options = {"layers": ("relu3_1",), **options_for(DREAM, name, files)}
-    skip_unless_applies(name, context)
+    skip_unless_applies(name, context, DreamSettings)
     loaded = {"loaded": vgg} if uses_loaded(options) else {}
     layers = options.pop("layers")
-    if name in still_only(DreamSettings) and context != "still":
-        with pytest.raises(OptionError, match="not available with a"):
+    if not applies(DreamSettings, name, context):
+        with pytest.raises(OptionError, match=f"goes with .*, not with a {context}"):
             run_dream(context, files, layers, loaded, options)
         return
     result = run_dream(context, files, layers, loaded, options)
@@ -195,7 +200,7 @@ def test_a_still_refuses_clip_options_in_one_line(command, option, value, files,
     args = [command, str(files["content"]), *([str(files["styles"][0])] if command == "transfer" else []),
             "-o", str(tmp_path / "o.png"), option, value, "--weights", "random"]
     result = runner.invoke(main, args)
-    assert result.exit_code == 2 and f"{option} goes with a clip or a folder" in result.output
+    assert result.exit_code == 2 and f"{option} goes with a clip" in result.output
 
 
 @pytest.mark.parametrize("command, cls", [("transfer", TransferSettings), ("dream", DreamSettings),
@@ -204,9 +209,8 @@ def test_every_option_is_on_the_command_line(command, cls, runner):
     from dreamstyle.settings import flag_of
 
     text = runner.invoke(main, [command, "-h"]).output
-    skip = SEQUENCE_OPTIONS if command == "compare" else set()
     for f in cls.fields():
         spec = f.metadata["spec"]
-        if spec.cli and not spec.argument and f.name not in skip and not (command == "compare" and
+        if spec.cli and not spec.argument and (command != "compare" or "grid" in spec.applies_to) and not (command == "compare" and
                                                                          f.name == "backbone"):
             assert flag_of(f) in text, (command, flag_of(f))

@@ -8,11 +8,14 @@ arguments; :func:`split` takes them apart again.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from ..applies import CLIPS, EVERYWHERE, AppliesTo, only
 from ..settings import Settings, describe_default, flag_of
 
 RECIPE_MODES = ("full", "names", "none")
@@ -43,7 +46,7 @@ def _param(f) -> click.Parameter:
                               shell_complete=_complete(spec.complete) if spec.complete else None)
     default_text = describe_default(f)
     help_text = spec.help + (f" [default: {default_text}]" if default_text and spec.type != "flag" else "")
-    if spec.sequences:
+    if spec.applies_to.only_stills:
         help_text += " (stills only)"
     kwargs = dict(help=help_text, metavar=spec.metavar, show_default=False)
     if spec.complete:
@@ -65,59 +68,103 @@ def _param(f) -> click.Parameter:
     return click.Option([flag_of(f), f.name], default=default, **kwargs)
 
 
-def settings_params(cls: type[Settings], skip=()) -> list[click.Parameter]:
-    """Arguments first, then the job's own options, those every job has, and those of clips and folders."""
-    from ..settings import EXECUTOR_OPTIONS, SEQUENCE_OPTIONS
-
-    common = Settings.names()
-    rank = {name: 3 if name in EXECUTOR_OPTIONS else 2 if name in SEQUENCE_OPTIONS else 1 if name in common and
-            name not in cls.__dict__.get("__annotations__", {}) else 0 for name in cls.names()}
-    fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and f.name not in skip),
-                    key=lambda f: rank[f.name])
+def settings_params(cls: type[Settings], kind: str | None = None) -> list[click.Parameter]:
+    """Arguments first, then the job's own options, those every job has, those of clips and folders,
+    and where the items run; with ``kind`` (an input kind, :mod:`dreamstyle.applies`), only the
+    options that apply to it."""
+    fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and (kind is None or
+                                                                          kind in f.metadata["spec"].applies_to)),
+                    key=lambda f: _rank(cls, f))
     args = [_param(f) for f in fields if f.metadata["spec"].argument]
     return args + [_param(f) for f in fields if not f.metadata["spec"].argument]
 
 
+def _rank(cls: type[Settings], f) -> int:
+    kinds = f.metadata["spec"].applies_to.kinds
+    if "still" not in kinds:
+        return 3 if "grid" in kinds else 2
+    return 1 if f.name in Settings.names() and f.name not in cls.__dict__.get("__annotations__", {}) else 0
+
+
+STILLS = only("still", "grid", where="a single image")  # a still's own progress (compare: each backbone's)
+VIDEO_OUTPUT = only(*CLIPS, "zoom", where="a video output (a clip or --zoom-frames written to .mp4, .mov, .mkv or "
+                    ".webm)")
+RESUMABLE = only(*CLIPS, "zoom", "folder", "grid", where="a video output (a clip or --zoom-frames written to .mp4, "
+                 ".mov, .mkv or .webm), a folder of images or a sweep")
+
+
+def out_opt(default, help: str, *flags: str, applies_to: AppliesTo = EVERYWHERE, **click_options):
+    """An output option (a field of :class:`Outputs`): its default, help, flags (default: --field-name),
+    the kinds of input it goes with, and what else click needs (its type, metavar)."""
+    return field(default=default, metadata={"help": help, "flags": flags, "applies_to": applies_to,
+                                            "click": click_options})
+
+
+@dataclass
+class Outputs:
+    """The options about the files written (not settings: not in the recipe), declared once: every
+    command's click options are made from these fields (:func:`output_options`), and its body gets
+    them back as one of these."""
+
+    output: Path = out_opt(None, "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) or .tif "
+                          "(16 or 8-bit); a clip: .mp4, .mov, .mkv, .webm, .gif, .webp, .png or a folder; a folder of "
+                          "images: a folder (of PNGs).", "-o", "--output", type=click.Path(path_type=Path))
+    bit_depth: int | None = out_opt(None, "Bits per channel: 16 with .png, .tif or a folder; 8 with any [default: the "
+                                   "format's: 16 for .tif, else 8].", type=int, metavar="8|16")
+    quality: int | None = out_opt(None, "Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a "
+                                 "clip: 90].", type=int, metavar="1-100")
+    crf: int | None = out_opt(None, "Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 "
+                             "(.webm)].", type=int, metavar="N", applies_to=VIDEO_OUTPUT)
+    resume: bool = out_opt(False, "A video output: go on from the last frame an interrupted run finished (its frames "
+                          "are kept in OUT.frames until the video is complete). A folder of images or a sweep: skip "
+                          "the outputs already written whose recipe matches.", is_flag=True, applies_to=RESUMABLE)
+    replay: Path | None = out_opt(None, "Replay the recipe stored in an output; the options given override it.",
+                                 "--from", type=click.Path(path_type=Path))
+    log_json: Path | None = out_opt(None, "Write the loss history as a JSON list.", type=click.Path(path_type=Path))
+    save_every: int = out_opt(0, "Also write an intermediate image every N iterations (stills only).", type=int,
+                             applies_to=STILLS)
+    gif: Path | None = out_opt(None, "Write an animation of the optimization, GIF or WebP (stills only).",
+                              type=click.Path(path_type=Path), applies_to=STILLS)
+    recipe: str = out_opt("names", "What the output's recipe says of input files: file names and their SHA-256 (the "
+                         "default: no folder names travel with a shared picture), full paths, or no recipe at all.",
+                         type=click.Choice(RECIPE_MODES), show_default=True)
+    overwrite: bool = out_opt(False, "Replace existing output files.", is_flag=True)
+    quiet: bool = out_opt(False, "No progress display.", "-q", "--quiet", is_flag=True)
+    loading: object = None  # the passing "loading torch" line (cli.run.Loading), stopped once the job is built
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            click.echo(f"dreamstyle: {line}", err=True)
+
+    @classmethod
+    def fields(cls) -> list:
+        return [f for f in dataclasses.fields(cls) if "flags" in f.metadata]
+
+
+def _flags(f) -> tuple[str, ...]:
+    return f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
+
+
 def output_options(output_help: str | None = None, only: tuple[str, ...] | None = None,
                    required: bool = True) -> list[click.Option]:
-    """The options about the files written (not settings: not in the recipe), fresh for each command;
-    ``only`` picks some (by name), ``output_help`` says what ``-o`` is for this command, ``required``
-    whether it must be given."""
-    options = [
-        click.Option(["-o", "--output", "output"], required=required, type=click.Path(path_type=Path),
-                     help=output_help or "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) "
-                                         "or .tif (16 or 8-bit); a clip: .mp4, .mov, .mkv, .webm, .gif, .webp, "
-                                         ".png or a folder; a folder of images: a folder (of PNGs)."),
-        click.Option(["--bit-depth"], type=int, default=None, metavar="8|16",
-                     help="Bits per channel: 16 with .png, .tif or a folder; 8 with any [default: the format's: "
-                          "16 for .tif, else 8]."),
-        click.Option(["--quality"], type=int, default=None, metavar="1-100",
-                     help="Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a clip: 90]."),
-        click.Option(["--crf"], type=int, default=None, metavar="N",
-                     help="Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 "
-                          "(.webm)]."),
-        click.Option(["--resume"], is_flag=True, help="A video output: go on from the last frame an interrupted "
-                     "run finished (its frames are kept in OUT.frames until the video is complete). A folder of "
-                     "images or a sweep: skip the outputs already written whose recipe matches."),
-        click.Option(["--from", "replay"], type=click.Path(path_type=Path), default=None,
-                     help="Replay the recipe stored in an output; the options given override it."),
-        click.Option(["--log-json"], type=click.Path(path_type=Path), default=None,
-                     help="Write the loss history as a JSON list."),
-        click.Option(["--save-every"], type=int, default=0, help="Also write an intermediate image every N "
-                     "iterations (stills only)."),
-        click.Option(["--gif"], type=click.Path(path_type=Path), default=None,
-                     help="Write an animation of the optimization, GIF or WebP (stills only)."),
-        click.Option(["--recipe"], type=click.Choice(RECIPE_MODES), default="names", show_default=True,
-                     help="What the output's recipe says of input files: file names and their SHA-256 (the "
-                          "default: no folder names travel with a shared picture), full paths, or no recipe at all."),
-        click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."),
-        click.Option(["-q", "--quiet"], is_flag=True, help="No progress display."),
-    ]
-    return [o for o in options if only is None or o.name in only]
+    """:class:`Outputs`' options, fresh for each command; ``only`` picks some (by name),
+    ``output_help`` says what ``-o`` is for this command, ``required`` whether it must be given."""
+    options = []
+    for f in Outputs.fields():
+        if only is not None and f.name not in only:
+            continue
+        help_text = output_help if f.name == "output" and output_help else f.metadata["help"]
+        extra = {"required": required} if f.name == "output" else {"default": f.default}
+        options.append(click.Option([*_flags(f), f.name], help=help_text, **extra, **f.metadata["click"]))
+    return options
 
 
-OUTPUT_NAMES = {p.name for p in output_options()}
-STILL_ONLY_OUTPUTS = {"save_every": "--save-every", "gif": "--gif"}
+OUTPUT_NAMES = {f.name for f in Outputs.fields()}
+
+
+def output_applicability() -> dict[str, tuple[str, AppliesTo]]:
+    """Each output option's flag and the kinds of input it goes with (:func:`dreamstyle.applies.refuse`)."""
+    return {f.name: (_flags(f)[-1], f.metadata["applies_to"]) for f in Outputs.fields()}
 
 
 def given(name: str) -> bool:

@@ -9,7 +9,7 @@ import click
 
 from ..errors import OutputError
 from ..plugins import get_backbone
-from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings
+from ..settings import ReconstructSettings, TransferSettings
 from .group import main
 from .options import complete_backbones, given, output_options, settings_params, split
 from .progress import Progress
@@ -203,7 +203,7 @@ def _files(output_help: str, gif: bool) -> list[click.Option]:
     return options
 
 
-_compare_params = [p for p in settings_params(TransferSettings, skip=SEQUENCE_OPTIONS)]
+_compare_params = [p for p in settings_params(TransferSettings, kind="grid")]
 main.add_command(click.Command(
     "compare", callback=compare_body, help=compare_body.__doc__, context_settings=CONTEXT,
     params=[*[p for p in _compare_params if isinstance(p, click.Argument)],

@@ -10,107 +10,50 @@ import os
 import random
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from ..applies import refuse
 from ..errors import OptionError, OutputError, UserError
 from ..hints import hints
-from ..settings import settings_for, still_only
+from ..settings import settings_for
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
-from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
+from .options import Outputs, given, output_applicability, split
 from .progress import STEP_COST, FrameProgress, Progress
 
 WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
 
 
-@dataclass
-class Outputs:
-    output: Path
-    replay: Path | None = None
-    log_json: Path | None = None
-    save_every: int = 0
-    gif: Path | None = None
-    recipe: str = "full"
-    overwrite: bool = False
-    quiet: bool = False
-    bit_depth: int | None = None  # None: the format's
-    quality: int | None = None
-    crf: int | None = None  # a video's; None: the codec's default
-    resume: bool = False  # a video output: go on from an interrupted run's last frame
-    loading: object = None  # the passing "loading torch" line (:class:`Loading`), stopped once the job is built
-
-    def say(self, line: str) -> None:
-        if not self.quiet:
-            click.echo(f"dreamstyle: {line}", err=True)
-
-
 # --- which input, which options ------------------------------------------------------------------
 
-def content_kind(path, as_frames: bool) -> str:
-    """"image", "clip" (a video, an animated file, or a folder with --frames) or "folder" (still
-    images)."""
+def content_kind(path, as_frames: bool, zoom: bool = False) -> str:
+    """The input's kind (:mod:`dreamstyle.applies`): "still", "clip" (an animated file, or a folder
+    with --frames), "video", "folder" (still images) or "zoom" (a still with --zoom-frames)."""
     from ..clips import is_animation
     from ..video import is_video
 
     if path is None or not isinstance(path, (str, os.PathLike)):
-        return "image"
+        return "zoom" if zoom else "still"
     path = Path(path)
     if path.is_dir():
         return "clip" if as_frames else "folder"
     if as_frames:
         raise click.UsageError(f"--frames needs a folder of frames; {path} is not a folder")
-    return "clip" if is_video(path) or is_animation(path) else "image"
+    if is_video(path):
+        return "video"
+    return "clip" if is_animation(path) else "zoom" if zoom else "still"
 
 
-VIDEO_ONLY = ("start", "duration")
-ZOOM_OPTIONS = ("fps", "frame_iterations")  # the sequence options a zoom (from a still) takes
-
-
-def refuse_inapplicable(cls, kind: str, path) -> None:
-    """Options given that do not apply to this kind of input: one usage line."""
-    from ..settings import SEQUENCE_OPTIONS
-    from ..video import is_video
-
-    if kind == "image":
-        for name in sorted(SEQUENCE_OPTIONS & cls.names()):
-            if given(name) and name != "frames":
-                zoom = " (or add --zoom-frames N)" if name in ZOOM_OPTIONS and "zoom_frames" in cls.names() else ""
-                raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder{zoom}; {path} is a single image")
-        return
-    if kind == "zoom":
-        for name in sorted(SEQUENCE_OPTIONS - set(ZOOM_OPTIONS) - {"frames"}):
-            if given(name):
-                raise click.UsageError(f"{flag_for(name)} goes with a clip or a folder, not with --zoom-frames")
-        for name in STILL_ONLY_OUTPUTS:
-            if given(name):
-                raise click.UsageError(f"{flag_for(name)} is not available with --zoom-frames (stills only)")
-        return
-    for name in VIDEO_ONLY:
-        if given(name) and not is_video(path):
-            raise click.UsageError(f"{flag_for(name)} goes with a video file (.mp4, .mov, .mkv, .webm); {path} is not one")
-    what = "a clip" if kind == "clip" else "a folder of images"
-    for name, reason in {**still_only(cls), **STILL_ONLY_OUTPUTS}.items():
-        if given(name):
-            why = f" ({reason})" if reason and not reason.startswith("--") else ""
-            raise click.UsageError(f"{flag_for(name)} is not available with {what}{why}")
-    if kind == "folder":
-        for name in ("temporal_weight", "temporal_init", "flow", "frame_iterations", "fps"):
-            if name in cls.names() and given(name):
-                raise click.UsageError(f"{flag_for(name)} goes with a clip; a folder of still images has no frames "
-                                       "(add --frames if it holds a clip's frames)")
-
-
-def refuse_executor(cls, kind: str, path) -> None:
-    """--executor and --workers go with independent items: a folder of still images (or compare, sweep)."""
-    from ..settings import EXECUTOR_OPTIONS
-
-    for name in sorted(EXECUTOR_OPTIONS & cls.names()):
-        if given(name) and kind != "folder":
-            what = {"clip": "a clip (its frames follow each other)", "zoom": "a zoom (its frames follow each other)"}
-            raise click.UsageError(f"{flag_for(name)} goes with a folder of still images, compare or sweep, not "
-                                   f"{what.get(kind, f'a single image ({path})')}")
+def refuse_given(settings, kind: str, source) -> None:
+    """The options given (not their defaults, nor a replayed recipe's) that do not apply to this kind
+    of input: one usage line (:func:`dreamstyle.applies.refuse`)."""
+    cls = type(settings)
+    options = {**cls.applicability(), **output_applicability()}
+    try:
+        refuse(options, [name for name in options if given(name)], kind, source, cls.INPUTS)
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def settings_from(kind: str, params: dict):
@@ -143,24 +86,14 @@ def execute(kind: str, params: dict) -> None:
 
 def _execute(kind: str, settings, out: Outputs) -> None:
     source = getattr(settings, "content", None) if kind == "transfer" else getattr(settings, "input", None)
-    input_kind = content_kind(source, getattr(settings, "frames", False))
-    if getattr(settings, "zoom_frames", 0):
-        if input_kind != "image":
-            raise click.UsageError(f"--zoom-frames makes a clip from a still image; {source} is "
-                                   f"{'a folder' if input_kind == 'folder' else 'a clip'}")
-        input_kind = "zoom"
-    refuse_inapplicable(type(settings), input_kind, source)
+    input_kind = content_kind(source, getattr(settings, "frames", False), bool(getattr(settings, "zoom_frames", 0)))
+    refuse_given(settings, input_kind, source)
     if settings.compile:  # torch's compiler warns about CUDA_HOME on CPU-only machines: not the user's concern
         import logging
 
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    if input_kind not in ("clip", "zoom"):
-        for name in ("crf", "resume"):
-            if getattr(out, name) and not (name == "resume" and input_kind == "folder"):
-                raise click.UsageError(f"{flag_for(name)} goes with a video output (a clip or --zoom-frames written "
-                                       "to .mp4, .mov, .mkv or .webm) or a folder of images")
-    refuse_executor(type(settings), input_kind, source)
-    {"image": run_still, "clip": run_clip, "folder": run_folder, "zoom": run_zoom}[input_kind](kind, settings, out)
+    run = {"still": run_still, "clip": run_clip, "video": run_clip, "folder": run_folder, "zoom": run_zoom}
+    run[input_kind](kind, settings, out)
 
 
 class Loading:

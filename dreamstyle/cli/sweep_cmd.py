@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import click
 
-from ..settings import SEQUENCE_OPTIONS, SweepOptions, settings_for, vary_specs
+from ..settings import SweepOptions, settings_for, vary_specs
 from .group import main
 from .options import _param, output_options, settings_params, split
 
@@ -161,7 +161,7 @@ def _finish(result, out: Path, params) -> None:
 
 def _sweep_command(kind: str) -> click.Command:
     cls = settings_for(kind)
-    params = settings_params(cls, skip=SEQUENCE_OPTIONS)
+    params = settings_params(cls, kind="grid")
     vary = _param(next(f for f in dataclasses.fields(SweepOptions) if f.name == "vary"))
     files = output_options(f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per cell.",
                            only=("output", "resume", "recipe", "overwrite", "quiet"))

@@ -17,13 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..applies import refuse
 from ..errors import Interrupted, OptionError, UserError
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
 from ..runner import run
-from ..settings import EXECUTOR_OPTIONS, SEQUENCE_OPTIONS, flag_of
+from ..settings import flag_of
 
-NOT_VARIED = {"content", "styles", "input", "device", "seed", "max_pixels", "log_every"} | EXECUTOR_OPTIONS | \
-    SEQUENCE_OPTIONS
+# the inputs, and what makes no other picture; what does not apply to a cell (a still) is refused by
+# dreamstyle.applies
+NOT_VARIED = {"content", "styles", "input", "device", "seed", "max_pixels", "log_every"}
 
 
 @dataclass
@@ -125,6 +127,10 @@ def parse_axes(cls, vary) -> list[Axis]:
             raise OptionError(f"--vary {name}: {cls.KIND} has no option of that name to vary{hint}")
         if any(a.name == f.name for a in axes):
             raise OptionError(f"--vary {name} is given twice; give its values in one --vary")
+        try:  # each cell is a still
+            refuse(cls.applicability(), [f.name], "still", offered=cls.INPUTS)
+        except OptionError as exc:
+            raise OptionError(f"--vary {name}: {exc} (a sweep's cells are single images)") from None
         axes.append(Axis(f.name, flag_of(f), tuple(texts), tuple(_value(f, t) for t in texts)))
     if not axes:
         raise OptionError("give at least one --vary OPTION=V1,V2,...")
