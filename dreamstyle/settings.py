@@ -57,8 +57,8 @@ PARAMS = ("pixel", "fft")  # dream --param (dreamstyle.param)
 DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
 TRANSFER_INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "histogram")
-# --style-loss: the style term's name for each (gram: Gatys et al.'s Gram matrices; w2 and swd: dreamstyle.distribution)
-STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd"}
+# --style-loss: the style term's name for each (gram: Gatys et al.'s Gram matrices; w2, swd, nn: dreamstyle.distribution)
+STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd", "nn": "nn"}
 FLOWS = ("none", "ilk", "tvl1")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("max", "avg")
@@ -671,7 +671,8 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
     style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
                               "the style Gram's energy).", check=weight_value)
     style_loss: str = opt("gram", "How the style is matched: gram (Gram matrices, Gatys et al.), w2 (Gaussian "
-                          "fits, Wasserstein-2) or swd (sliced Wasserstein; no --tile).",
+                          "fits, Wasserstein-2), swd (sliced Wasserstein; no --tile) or nn (nearest style features, "
+                          "NNST; no --tile).",
                           check=choice(*STYLE_LOSSES), type=tuple(STYLE_LOSSES))
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
