@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from ..errors import OutputError
-from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings
+from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings, apply_preset
 from .group import main
-from .options import complete_backbones, output_options, settings_params, split
+from .options import complete_backbones, given, output_options, settings_params, split
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -46,7 +46,7 @@ def compare_body(**params):
     from .run import drawn_seed
 
     values, _ = split(TransferSettings, params)
-    settings = drawn_seed(TransferSettings(**values))
+    settings = drawn_seed(TransferSettings(**apply_preset(TransferSettings, values, given)))
     if settings.executor != "local" and params["save_every"]:
         raise click.UsageError("--save-every writes snapshots as a backbone runs, in this process: not with "
                                f"--executor {settings.executor}")
@@ -87,7 +87,6 @@ def _compare_folder(params, variants) -> Path:
 
 def _run_compare(settings, variants, out: Path, params, given_seed=None):
     from ..jobs.compare import compare
-    from .options import given
     from .progress import Progress
     from .run import Snapshots, begin_lines, sigterm_as_interrupt
 
@@ -166,7 +165,6 @@ def reconstruct_body(**params):
     labelled grid, the original first."""
     from ..jobs.reconstruct import reconstruct
     from ..writers import check_output, save_image, suffixes
-    from .options import given
     from .progress import Progress
     from .run import begin_lines, drawn_seed, sigterm_as_interrupt
 

@@ -17,7 +17,7 @@ import click
 
 from ..errors import OptionError, OutputError, UserError
 from ..hints import hints
-from ..settings import settings_for, still_only
+from ..settings import apply_preset, settings_for, still_only
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import STILL_ONLY_OUTPUTS, flag_for, given, split
 from .progress import STEP_COST, FrameProgress, Progress
@@ -122,7 +122,8 @@ def settings_from(kind: str, params: dict):
 
         explicit = {name: v for name, v in values.items() if given(name)}
         values = recipe_values(outputs["replay"], cls, explicit)
-    return cls(**values), Outputs(**outputs)
+        return cls(**apply_preset(cls, values, values.__contains__)), Outputs(**outputs)
+    return cls(**apply_preset(cls, values, given)), Outputs(**outputs)
 
 
 # --- running --------------------------------------------------------------------------------------

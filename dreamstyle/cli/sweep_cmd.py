@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import click
 
-from ..settings import SEQUENCE_OPTIONS, SweepOptions, settings_for, vary_specs
+from ..settings import SEQUENCE_OPTIONS, SweepOptions, apply_preset, settings_for, vary_specs
 from .group import main
-from .options import _param, output_options, settings_params, split
+from .options import _param, given, output_options, settings_params, split
 
 SHEET, TABLE_JSON, TABLE_MD = "sweep.png", "sweep.json", "sweep.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -46,9 +46,9 @@ def sweep_body(kind: str, params: dict) -> None:
 
     cls = settings_for(kind)
     values, _ = split(cls, params)
-    settings = resolved_seed(cls(**values))
+    settings = resolved_seed(cls(**apply_preset(cls, values, given)))
     axes = parse_axes(cls, vary_specs(params["vary"], "--vary"))
-    cells = grid(settings, axes)
+    cells = grid(settings, axes, given)
     out = _output_dir(params["output"])
     skip = _check_outputs(out, settings, cells, params)
     try:
@@ -100,7 +100,6 @@ def _run(kind, settings, axes, cells, out: Path, params, skip):
     from .run import sigterm_as_interrupt
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"] or params["resume"]
-    from .options import given
 
     with FrameProgress(len(cells), params["quiet"], "cells", done=len(skip),
                        every_given=given("log_every")) as progress, sigterm_as_interrupt():

@@ -20,7 +20,7 @@ from typing import Callable
 from ..errors import Interrupted, OptionError, UserError
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
 from ..runner import run
-from ..settings import EXECUTOR_OPTIONS, SEQUENCE_OPTIONS, flag_of
+from ..settings import EXECUTOR_OPTIONS, SEQUENCE_OPTIONS, apply_preset, flag_of
 
 NOT_VARIED = {"content", "styles", "input", "device", "seed", "max_pixels", "log_every"} | EXECUTOR_OPTIONS | \
     SEQUENCE_OPTIONS
@@ -131,13 +131,17 @@ def parse_axes(cls, vary) -> list[Axis]:
     return axes
 
 
-def grid(settings, axes: Sequence[Axis]) -> list[Cell]:
+def grid(settings, axes: Sequence[Axis], given: Callable[[str], bool] | None = None) -> list[Cell]:
     """Every combination of the axes' values (the first axis slowest), each checked now: a value out of
-    range is one line before any work."""
+    range is one line before any work. A cell with a ``preset`` also takes that preset's options,
+    but those varied and those ``given`` (on the command line)."""
     cells, stems = [], set()
     for combo in itertools.product(*(range(len(a.values)) for a in axes)):
         changes = {a.name: a.values[k] for a, k in zip(axes, combo)}
         texts = {a.name: a.texts[k] for a, k in zip(axes, combo)}
+        if "preset" in changes:
+            varied = set(changes)
+            changes = apply_preset(type(settings), changes, lambda k, varied=varied: k in varied or bool(given and given(k)))
         settings.replace(**changes)  # checks every value
         stem = "_".join(f"{a.flag.lstrip('-')}-{t}" for a, t in zip(axes, texts.values()))
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "cell"
