@@ -663,6 +663,10 @@ class SweepOptions:
     vary: tuple = opt((), "A grid axis: OPTION=V1,V2,... (any option of the job; ';' separates values that hold "
                       "commas). Repeatable: every combination is one cell.", check=vary_specs, multiple=True,
                       metavar="OPTION=V1,V2,...", type=str)
+    judge: str | None = opt("vgg19", "Grade each picture on this network (dreamstyle score): its content and style "
+                            "distances in the tables. NAME, NAME:random, NAME:pretrained or NAME:weights=FILE (as in "
+                            "compare's --backbones; unsaid: --weights on the run's backbone or when random, else "
+                            "pretrained); none: no grades.", check=text, metavar="BACKBONE", recipe=False)
 
 
 @dataclass

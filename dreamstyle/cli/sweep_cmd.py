@@ -114,10 +114,12 @@ def _run(kind, settings, axes, cells, out: Path, params, skip):
                                                             row.result.recipe if keep else None, overwrite))
             progress.frame(SimpleNamespace(name=row.variant.label, losses=row.losses, worker=worker))
 
+        def before_judge(rows):
+            for i in skip:  # done before: the sheet shows them from their files (and the judge grades them)
+                _done_before(rows[i], out)
+
         result = sweep(kind, settings, axes, callback=progress.step, on_row=on_row, recipe_paths=_paths(params),
-                       skip=skip)
-    for i in skip:  # done before: the sheet shows them from their files
-        _done_before(result.rows[i], out)
+                       skip=skip, judge=params.get("judge"), given=given, before_judge=before_judge)
     return result
 
 
@@ -162,6 +164,7 @@ def _sweep_command(kind: str) -> click.Command:
     cls = settings_for(kind)
     params = settings_params(cls, skip=SEQUENCE_OPTIONS)
     vary = _param(next(f for f in dataclasses.fields(SweepOptions) if f.name == "vary"))
+    judge = [_param(f) for f in dataclasses.fields(SweepOptions) if f.name == "judge" and kind != "dream"]
     files = output_options(f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per cell.",
                            only=("output", "resume", "recipe", "overwrite", "quiet"))
     for option in files:
@@ -173,7 +176,7 @@ def _sweep_command(kind: str) -> click.Command:
 
     return click.Command(kind, callback=body, help=f"A sweep of {kind} (see: dreamstyle sweep -h).",
                          context_settings=CONTEXT,
-                         params=[*[p for p in params if isinstance(p, click.Argument)], vary, *files,
+                         params=[*[p for p in params if isinstance(p, click.Argument)], vary, *judge, *files,
                                  *[p for p in params if not isinstance(p, click.Argument)]])
 
 
