@@ -115,13 +115,15 @@ def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=No
 
 
 def compare(content, styles, variants, *, callback=None, on_start=None, snapshot_every: int = 0,
-            **options):
+            judge: str | None = "vgg19", **options):
     """The same transfer on every variant (``"vgg19,vgg19:avg,alexnet:random"`` or a list): a
-    :class:`~dreamstyle.jobs.compare.Comparison`."""
+    :class:`~dreamstyle.jobs.compare.Comparison`, each picture graded on ``judge`` (a backbone, as
+    ``dreamstyle compare --judge`` takes it; None: not graded)."""
     from .jobs.compare import compare as compare_backbones
 
     settings = _settings(TransferSettings, "grid", {"content": content, "styles": styles}, options)
-    return compare_backbones(settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every)
+    return compare_backbones(settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every,
+                             judge=judge)
 
 
 def reconstruct(image, layers=None, *, callback=None, loaded=None, **options):

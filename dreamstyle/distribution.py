@@ -9,10 +9,13 @@
   features projected on random directions and sorted, against the quantiles of the style's
   projections on the same directions. The directions are drawn again at every step from the run's
   seed (a replay draws the same ones). Sorting is not a sum over positions: it does not tile.
+- :class:`NearestNeighbourLoss` (``nn``): each position's feature pulled toward its nearest style
+  feature by cosine distance, as NNST (Kolkin et al. 2022) does; neighbours searched again at every
+  evaluation. A minimum over the style's features is not a sum over positions: it does not tile.
 
 Each layer's distance is divided by the style features' energy there (their mean square per
-channel), so multiplying a backbone's features by a constant changes nothing and the layers of
-one term weigh alike whatever their channel count or activation scale.
+channel), or is a cosine (nn), so multiplying a backbone's features by a constant changes nothing
+and the layers of one term weigh alike whatever their channel count or activation scale.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from .terms import (
 
 W2_FLOOR = 1e-3  # the square root's regularizer, relative to the style's mean eigenvalue squared
 SWD_DIRECTIONS = 256  # directions per layer at most (a layer with fewer channels: as many as its channels)
+NN_SAMPLES = 4096  # nn: style positions per layer searched for neighbours at most (drawn once a run)
+NN_CHUNK = 2048  # nn: picture positions whose neighbours are searched at once (a chunk x samples matrix)
 
 
 class _DistributionTerm(LossTerm):
@@ -283,3 +288,111 @@ class SlicedWassersteinLoss(_DistributionTerm):
                     energy = max(self.energies[k][name], 1e-30)
                     total = total + self.layer_weights[name] * share * distance.mean() / energy
         return total
+
+
+# --- nearest neighbours (NNST) --------------------------------------------------------------------------
+
+
+class NearestNeighbourLoss(_DistributionTerm):
+    """Nearest-neighbour matching in the spirit of NNST (Kolkin et al. 2022): at each style layer,
+    each position's feature is pulled toward its nearest style feature by cosine distance; the term
+    is the mean over the picture's positions of ``1 - cos(f, nearest style feature)``, per layer
+    weighted. A cosine has no scale, so the term is relative as it is: on vgg19 and the sample photo x
+    painting pairs it starts at 0.3-0.4 a layer, as swd does, and the same ``--style-weight``
+    means about the same pull (docs/transfer.md).
+
+    - Both sides are centred on the style's (blended, weighted) mean feature before the cosine, as
+      NNST centres its features; then multiplying a backbone's features by a constant changes
+      nothing (cosines have no scale).
+    - The neighbours are searched again at every evaluation of the term, without gradient, in
+      chunks of ``NN_CHUNK`` picture positions (memory: a chunk x samples matrix): the term is then a
+      fixed function of the picture (the minimum over the style's features), so L-BFGS's line
+      search sees one objective, and a replay finds the same neighbours.
+    - The style's positions at a layer are at most ``samples`` (default ``NN_SAMPLES``), drawn once
+      when the term is prepared from torch's generator (a run with ``--seed`` draws the same), each
+      style's share by its blend weight, positions weighed by the style's transparency; fewer: all.
+    - Several styles: the neighbour is searched among every blended style's samples; region masks:
+      each region among its own style's. The picture's transparency and masks weigh its positions.
+
+    A minimum over the style's features is not a sum of per-tile sums: it does not tile."""
+
+    def __init__(self, layers, samples: int = None):
+        super().__init__(layers)
+        self.samples = NN_SAMPLES if samples is None else int(samples)
+        if self.samples < 1:
+            raise OptionError(f"nn's samples must be at least 1, not {samples}")
+        self.targets: list = []  # per group, per layer: (centred unit style features (M, C), mean (C,))
+
+    def prepare(self, ctx, extract):
+        alphas = self._style_alphas(ctx)
+        feats = [self._style_features(style, alpha, ctx, extract) for style, alpha in zip(ctx.images["style"], alphas)]
+        self.shares, mixes, wheres = style_groups(ctx)
+        self.wheres = [PositionWeights(m) for m in wheres]
+        self.targets = []
+        for mix in mixes:
+            group = {}
+            for name in self.layers:
+                used = [(b, f[name]) for b, f in zip(mix, feats) if b > 0]
+                total = sum(b for b, _ in used)
+                chosen, mean = [], 0.0
+                for b, (values, weights) in used:
+                    count = max(1, round(self.samples * b / total))
+                    picked = _pick(weights, count)
+                    chosen.append(values[:, picked])
+                    mean = mean + b / total * (values * weights).sum(1) / weights.sum().clamp_min(1e-12)
+                style = torch.cat(chosen, 1) - mean[:, None]
+                unit = style / style.norm(dim=0, keepdim=True).clamp_min(1e-12)
+                group[name] = (unit.T.contiguous(), mean)
+            self.targets.append(group)
+
+    def _style_features(self, style, alpha, ctx, extract) -> dict:
+        feats = ctx.features(style, self.layers, extract)
+        where = PositionWeights(alpha)
+        out = {}
+        for name in self.layers:
+            f = feats[name].detach().float()
+            w = where.at(tuple(f.shape[-2:]), None, f.device)
+            w = torch.ones_like(f[:, :1]) if w is None else w.float().expand_as(f[:, :1])
+            out[name] = (f.permute(1, 0, 2, 3).reshape(f.shape[1], -1), w.reshape(-1))
+        return out
+
+    def forward(self, feats, image):
+        total = 0.0
+        with torch.autocast(image.device.type, enabled=False):
+            for name in self.layers:
+                f = feats[name].float()
+                b, c = f.shape[:2]
+                for k, (share, where) in enumerate(zip(self.shares, self.wheres)):
+                    unit, mean = (t.to(f.device) for t in self.targets[k][name])
+                    x = f.reshape(b, c, -1).transpose(1, 2) - mean  # (B, N, C)
+                    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+                    nearest = _nearest(x.detach(), unit)  # (B, N, C), no gradient
+                    distance = 1.0 - (x * nearest).sum(-1)  # (B, N)
+                    w = where.at(tuple(f.shape[-2:]), None, f.device)
+                    if w is None:
+                        mean_distance = distance.mean()
+                    else:
+                        w = w.float().expand(b, 1, *f.shape[-2:]).reshape(b, -1)
+                        mean_distance = ((w * distance).sum(-1) / w.sum(-1).clamp_min(1e-12)).mean()
+                    total = total + self.layer_weights[name] * share * mean_distance
+        return total
+
+
+def _pick(weights: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` positions drawn without replacement, each as likely as its weight (all of those with
+    a weight when there are no more of them), from torch's generator; in ascending order."""
+    live = (weights > 0).nonzero()[:, 0]
+    if live.numel() <= count:
+        return live
+    return live[torch.multinomial(weights[live].float().cpu(), count).sort().values.to(live.device)]
+
+
+@torch.no_grad()
+def _nearest(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    """For unit vectors ``x`` (B, N, C), the rows of ``unit`` (M, C) with the largest dot product
+    (the nearest by cosine distance): (B, N, C); ``NN_CHUNK`` positions at a time."""
+    out = torch.empty_like(x)
+    for start in range(0, x.shape[1], NN_CHUNK):
+        part = x[:, start:start + NN_CHUNK]
+        out[:, start:start + NN_CHUNK] = unit[(part @ unit.T).argmax(-1)]
+    return out

@@ -23,6 +23,7 @@ from .images import fit_size, load_image, to_tensor
 from .session import Session
 from .terms import gram
 from .termspec import TermContext
+from .variants import parse_variants
 
 JUDGE_DIRECTIONS = 512  # directions per layer for the sliced Wasserstein distance (a layer's channels at most)
 
@@ -94,3 +95,71 @@ def _swd_distance(feats, x, styles, extract, layers, seed) -> tuple[float, dict]
             term.new_step(0)
             per[n] = float(term({n: feats[n]}, x))
     return sum(per.values()) / len(per), per
+
+
+# --- a judge for compare and sweep ------------------------------------------------------------------
+
+JUDGED = ("content", "style_gram", "style_swd")  # the distances a table shows, in order
+DEFAULT_JUDGE = "vgg19"
+
+
+class Judge:
+    """One judge network, loaded once, grading many pictures (compare's backbones, a sweep's cells)
+    with :func:`score`. ``spec`` is one backbone as compare's ``--backbones`` writes it (``NAME``,
+    ``NAME:random``, ``NAME:pretrained``, ``NAME:weights=FILE``, ``NAME:avg``); a spec that names no
+    weights takes the run's ``--weights`` where it is the run's backbone or the weights are random,
+    else the judge's pretrained ones. Checked when made (before any work); loaded on first use."""
+
+    def __init__(self, spec: str, run_backbone: str = DEFAULT_JUDGE, run_weights=None, device: str = "auto",
+                 max_pixels: int | None = None):
+        from .plugins import get_backbone
+
+        items = parse_variants(str(spec), weights="random")
+        if len(items) != 1:
+            raise OptionError(f"--judge {spec!r}: name one backbone (like vgg19 or alexnet:random)")
+        v = items[0]
+        get_backbone(v.name)  # an unknown name: one line listing the backbones
+        if parse_variants(str(spec), weights=None)[0].weights != v.weights:  # the spec names no weights
+            v.weights = run_weights if v.name == run_backbone or run_weights == "random" else None
+        self.name, self.weights, self.pooling = v.name, v.weights, v.pooling
+        self.device, self.max_pixels = device, max_pixels
+        self._loaded = None
+
+    def describe(self, paths: str = "full") -> dict:
+        from .settings import plain
+
+        return {"backbone": self.name, "weights": plain(self.weights or "pretrained", paths, files=True),
+                "pooling": self.pooling}
+
+    def __call__(self, picture, content=None, styles=()) -> dict:
+        """The distances of ``picture`` (:data:`JUDGED`; None for what was not given)."""
+        if self._loaded is None:
+            with torch.random.fork_rng(devices=[]):  # random weights: the same judge every time
+                torch.manual_seed(0)
+                self._loaded = Session(self.name, weights=self.weights, pooling=self.pooling, device=self.device,
+                                       precision="fp32").loaded
+        out = score(picture, content, styles, backbone=self.name, pooling=self.pooling, device=self.device,
+                    loaded=self._loaded, max_pixels=self.max_pixels)
+        return {key: out[key] for key in JUDGED}
+
+
+def make_judge(spec, settings) -> Judge | None:
+    """The judge ``spec`` names for a run of ``settings`` (None, "" or "none": no judge)."""
+    if spec is None or str(spec).strip().lower() in ("", "none"):
+        return None
+    return Judge(spec, settings.backbone, settings.weights, settings.device, settings.max_pixels)
+
+
+def judge_rows(judge: Judge | None, rows, content=None, styles=()) -> None:
+    """Each finished row's ``judge``: its picture's distances from ``content`` and ``styles``; a
+    picture the judge cannot grade gets ``{"error": why}`` (the run's own results stand)."""
+    from .errors import UserError
+
+    if judge is None or (content is None and not styles):
+        return
+    for row in rows:
+        if row.ok:
+            try:
+                row.judge = judge(row.result.image, content, list(styles))
+            except UserError as exc:
+                row.judge = {"error": str(exc)}

@@ -15,7 +15,8 @@ KEYWORDS = ("", "content", "noise", "style", "image", "default", "pretrained", "
 
 
 def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
-    """``cls``'s settings values from the recipe in ``path``, ``explicit`` ones on top. The recipe's
+    """``cls``'s settings values from the recipe in ``path``, ``explicit`` ones on top (an explicit
+    ``preset`` other than the recipe's also drops what the recipe's preset set). The recipe's
     input files are looked for beside ``path`` only, by their file names (a recipe from elsewhere
     never makes a replay read another folder), and checked by their hashes."""
     path = Path(path)
@@ -33,6 +34,10 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
         value = values[key]
         values[key] = tuple(_find(v, path, hashes, key) for v in value) if isinstance(value, tuple) else \
             _find(value, path, hashes, key)
+    if explicit.get("preset") and explicit["preset"] != recipe.get("preset"):
+        set_by_preset = recipe.get("preset_values")  # another preset: the old one's values go, the new one's come
+        for key in set_by_preset if isinstance(set_by_preset, dict) else ():
+            values.pop(key, None)
     values.update(explicit)
     return values
 

@@ -58,8 +58,21 @@ PARAMS = ("pixel", "fft")  # dream --param (dreamstyle.param)
 DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
 TRANSFER_INITS = ("content", "noise", "style")
 COLOR_MODES = ("luminance", "histogram")
-# --style-loss: the style term's name for each (gram: Gatys et al.'s Gram matrices; w2 and swd: dreamstyle.distribution)
-STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd"}
+# --style-loss: the style term's name for each (gram: Gatys et al.'s Gram matrices; w2, swd, nn: dreamstyle.distribution)
+STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd", "nn": "nn"}
+# --preset: each style loss with the settings measured best for it (benchmarks/README.md, "Style losses graded
+# by another network": 256 px, 100 L-BFGS steps, graded on EfficientNet-Lite0); it sets these options where
+# they are not given. Layers and iterations were not measured per method: the backbone's and --iterations'.
+PRESETS = {
+    "gram": {"style_loss": "gram", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": STYLE_WEIGHT,
+             "tv_weight": TV_WEIGHT},
+    "w2": {"style_loss": "w2", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": STYLE_WEIGHT,
+           "tv_weight": TV_WEIGHT},
+    "swd": {"style_loss": "swd", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": 4.5e7,
+            "tv_weight": TV_WEIGHT},
+    "nn": {"style_loss": "nn", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": STYLE_WEIGHT,
+           "tv_weight": TV_WEIGHT},
+}
 FLOWS = ("none", "ilk", "tvl1")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POOLINGS = ("max", "avg")
@@ -486,6 +499,8 @@ class Settings:
         for f in self.fields():
             if f.metadata["spec"].recipe:
                 out[f.name] = plain(getattr(self, f.name), paths, files=f.name in INPUT_FIELDS)
+        if getattr(self, "preset", None):  # what the preset set (the options given beat it)
+            out["preset_values"] = plain(preset_values(self))
         out["inputs"] = {Path(v).name: file_hash(v) for v in self.input_files()}
         return out
 
@@ -654,6 +669,10 @@ class SweepOptions:
     vary: tuple = opt((), "A grid axis: OPTION=V1,V2,... (any option of the job; ';' separates values that hold "
                       "commas). Repeatable: every combination is one cell.", check=vary_specs, multiple=True,
                       metavar="OPTION=V1,V2,...", type=str)
+    judge: str | None = opt("vgg19", "Grade each picture on this network (dreamstyle score): its content and style "
+                            "distances in the tables. NAME, NAME:random, NAME:pretrained or NAME:weights=FILE (as in "
+                            "compare's --backbones; unsaid: --weights on the run's backbone or when random, else "
+                            "pretrained); none: no grades.", check=text, metavar="BACKBONE", recipe=False)
 
 
 @dataclass
@@ -678,8 +697,12 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
     style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
                               "the style Gram's energy).", check=weight_value)
     style_loss: str = opt("gram", "How the style is matched: gram (Gram matrices, Gatys et al.), w2 (Gaussian "
-                          "fits, Wasserstein-2) or swd (sliced Wasserstein; no --tile).",
+                          "fits, Wasserstein-2), swd (sliced Wasserstein; no --tile) or nn (nearest style features, "
+                          "NNST; no --tile).",
                           check=choice(*STYLE_LOSSES), type=tuple(STYLE_LOSSES))
+    preset: str | None = opt(None, "A style loss with the settings measured best for it: gram, w2, swd or nn "
+                             "(--style-loss, --optimizer and the weights, each unless given; "
+                             "benchmarks/README.md).", check=choice(*PRESETS, allow_none=True), type=tuple(PRESETS))
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
     init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init)
@@ -902,6 +925,7 @@ class TextureSettings(ExecutorOptions, Settings):
     style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
                               "the style Gram's energy).", check=weight_value)
     style_loss: str = like(TransferSettings, "style_loss")
+    preset: str | None = like(TransferSettings, "preset")
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
     init: str = opt("noise", "Start from noise or an image FILE.", check=text)
@@ -971,12 +995,31 @@ def settings_for(kind: str):
             "activations": ActivationsSettings}[kind]
 
 
+def apply_preset(cls, values: dict, given: Callable[[str], bool]) -> dict:
+    """``values`` with the options of their ``preset`` (:data:`PRESETS`) in place of those not ``given``
+    (an option given, even at its default, beats the preset); options ``cls`` lacks are left out
+    (texture has no content weight)."""
+    preset = PRESETS.get(values.get("preset") or "")
+    if not preset:
+        return values  # no preset (an unknown one: its check refuses it)
+    names = cls.names()
+    return {**values, **{k: v for k, v in preset.items() if k in names and not given(k)}}
+
+
+def preset_values(settings) -> dict:
+    """The options of ``settings``' preset that hold the preset's values (the recipe's
+    ``preset_values``: what the preset set; an option given at the preset's very value counts too)."""
+    preset = PRESETS.get(getattr(settings, "preset", None) or "", {})
+    return {k: v for k, v in preset.items() if k in settings.names() and getattr(settings, k) == v}
+
+
 def make(cls, values: dict) -> Settings:
-    """``cls(**values)``, refusing unknown names in one line (the Python API's keyword arguments)."""
+    """``cls(**values)``, refusing unknown names in one line (the Python API's keyword arguments);
+    a ``preset`` sets its options not given."""
     unknown = sorted(set(values) - cls.names())
     if unknown:
         close = difflib.get_close_matches(unknown[0], sorted(cls.names()), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise OptionError(f"{cls.KIND} has no option {unknown[0]!r}{hint}")
-    return cls(**values)
+    return cls(**apply_preset(cls, values, values.__contains__))
 

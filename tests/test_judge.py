@@ -57,3 +57,52 @@ def test_mistakes_are_one_line(files, runner, args, words):
     result = runner.invoke(main, ["score", str(photo), "--weights", "random", "--device", "cpu", *args])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert words in result.output, result.output
+
+
+def test_compare_grades_every_backbone_on_one_judge(files):
+    photo, painting = files
+    comp = dreamstyle.compare(str(photo), [str(painting)], "vgg19,vgg19:avg", size=32, iterations=2,
+                              judge="vgg19:avg", **RANDOM)
+    assert comp.judge == {"backbone": "vgg19", "weights": "random", "pooling": "avg"}  # random: the run's weights
+    for row in comp.rows:
+        assert set(row.judge) == {"content", "style_gram", "style_swd"}
+        assert all(isinstance(v, float) and v > 0 for v in row.judge.values())
+    table = comp.to_dict()
+    assert table["judge"]["backbone"] == "vgg19" and table["backbones"][0]["judge"]["style_swd"] > 0
+    md = comp.to_markdown()
+    assert "| judge content | judge style (Gram) | judge style (SW) |" in md and "Judged on vgg19" in md
+    plain = dreamstyle.compare(str(photo), [str(painting)], "vgg19", size=32, iterations=1, judge=None, **RANDOM)
+    assert plain.judge is None and plain.rows[0].judge == {} and "judge content" not in plain.to_markdown()
+
+
+def test_compare_and_sweep_take_judge_on_the_command_line(files, tmp_path, runner):
+    photo, painting = files
+    fast = ["--weights", "random", "--size", "32", "--iterations", "1", "--seed", "0", "--device", "cpu", "-q"]
+    out = tmp_path / "cmp"
+    res = runner.invoke(main, ["compare", str(photo), str(painting), "--backbones", "vgg19", *fast, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    row = json.loads((out / "compare.json").read_text())["backbones"][0]
+    assert row["judge"]["content"] > 0 and "judge: content" in res.output  # the default judge: vgg19
+    out = tmp_path / "sw"
+    res = runner.invoke(main, ["sweep", str(photo), str(painting), "--vary", "preset=gram,nn", "--judge", "vgg19:avg",
+                               *fast, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    table = json.loads((out / "sweep.json").read_text())
+    assert table["judge"] == {"backbone": "vgg19", "weights": "random", "pooling": "avg"}
+    assert [c["vary"]["preset"] for c in table["cells"]] == ["gram", "nn"]
+    assert all(c["judge"]["style_gram"] > 0 and c["judge"]["content"] > 0 for c in table["cells"])
+    assert "judge style (SW)" in (out / "sweep.md").read_text()
+    res = runner.invoke(main, ["sweep", "texture", str(painting), "--vary", "style-loss=gram,swd", *fast,
+                               "-o", str(tmp_path / "tx")])
+    assert res.exit_code == 0, res.output
+    cells = json.loads((tmp_path / "tx" / "sweep.json").read_text())["cells"]
+    assert all(c["judge"]["content"] is None and c["judge"]["style_swd"] > 0 for c in cells)  # no photo
+
+
+def test_an_unknown_judge_is_one_line_before_any_work(files, tmp_path, runner):
+    photo, painting = files
+    res = runner.invoke(main, ["compare", str(photo), str(painting), "--backbones", "vgg19", "--weights", "random",
+                               "--size", "32", "--iterations", "1", "--judge", "nosuchnet", "-o", str(tmp_path / "c"),
+                               "-q"])
+    assert res.exit_code == 1 and "unknown backbone 'nosuchnet'" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "c" / "vgg19-random.png").exists()

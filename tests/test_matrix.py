@@ -26,7 +26,7 @@ TRANSFER = {
     "compile": (True, {}), "max_pixels": (10_000_000, {}), "style_scale": (0.8, {}),
     "style_blend": ((0.7, 0.3), {"styles": "two"}), "content_layers": ("relu3_1", {}),
     "style_layers": ("relu1_1,relu2_1=0.5", {}), "content_weight": (2.0, {}), "style_weight": (50.0, {}),
-    "style_loss": ("w2", {}), "tv_weight": (10.0, {}), "init": ("noise", {}), "scales": (2, {}), "dream_layers": (("auto",), {}),
+    "style_loss": ("w2", {}), "preset": ("nn", {}), "tv_weight": (10.0, {}), "init": ("noise", {}), "scales": (2, {}), "dream_layers": (("auto",), {}),
     "dream_weight": (10.0, {"dream_layers": ("relu3_3",)}),
     "allow_overlap": (True, {"dream_layers": ("relu4_2",)}),
     "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.5, {}), "flow": ("ilk", {}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import click
 
 from ..errors import OutputError
 from ..plugins import get_backbone
-from ..settings import ReconstructSettings, TransferSettings
+from ..settings import ReconstructSettings, SweepOptions, TransferSettings, apply_preset
 from .group import main
-from .options import complete_backbones, given, output_options, settings_params, split
+from .options import _param, complete_backbones, given, output_options, settings_params, split
 from .progress import Progress
 from .run import Snapshots, begin_lines, drawn_seed, sigterm_as_interrupt
 from .tables import entries, show, table
@@ -49,7 +50,7 @@ def compare_body(**params):
     from ..jobs.compare import parse_variants
 
     values, _ = split(TransferSettings, params)
-    settings = drawn_seed(TransferSettings(**values))
+    settings = drawn_seed(TransferSettings(**apply_preset(TransferSettings, values, given)))
     if settings.executor != "local" and params["save_every"]:
         raise click.UsageError("--save-every writes snapshots as a backbone runs, in this process: not with "
                                f"--executor {settings.executor}")
@@ -116,7 +117,8 @@ def _run_compare(settings, variants, out: Path, params, given_seed=None):
                 progress.note(f"{row.variant.label}: {row.status} (worker {worker})")
 
         return compare(settings, variants, callback=callback, on_start=on_start, snapshot_every=every,
-                       recipe_paths="names" if params["recipe"] == "names" else "full", on_row=on_row)
+                       recipe_paths="names" if params["recipe"] == "names" else "full", on_row=on_row,
+                       judge=params["judge"])
 
 
 def _write_compare(comp, out: Path, params) -> Path | None:
@@ -155,8 +157,25 @@ def print_table(comp) -> None:
                title=f"dreamstyle compare · {comp.device}", right=["ms/it", "total s", "peak mem"]))
     entries([(f"{row.variant.label}: " + (row.output or row.status),  # each backbone's picture, losses or error
               [row.error or "losses: " + ", ".join(f"{t} {fmt(row.losses.get(t), '{:.4g}')}" for t in comp.loss_names
-                                                   if row.losses.get(t) is not None)]) for row in comp.rows])
-    entries([("", [f"peak memory: {MEMORY_NOTE[comp.memory_kind]}"])], indent=0)
+                                                   if row.losses.get(t) is not None)] + judged(comp, row))
+             for row in comp.rows])
+    entries([("", [f"peak memory: {MEMORY_NOTE[comp.memory_kind]}"]
+                   + ([f"judge: distances on {comp.judge['backbone']} ({comp.judge['weights']} weights) from the "
+                       "photo and the painting (Gram matrices, sliced Wasserstein); lower is closer"]
+                      if comp.judge else []))], indent=0)
+
+
+def judged(comp, row) -> list[str]:
+    """A backbone's line of judge distances (none where it was not graded)."""
+    from ..jobs.sweep import JUDGE_COLUMNS, fmt
+
+    if not comp.judge or not row.judge:
+        return []
+    if "error" in row.judge:
+        return [f"judge: {row.judge['error']}"]
+    names = {"content": "content", "style_gram": "style Gram", "style_swd": "style sliced W."}
+    return ["judge: " + ", ".join(f"{names[key]} {fmt(row.judge.get(key), '{:.4g}')}" for key, _ in JUDGE_COLUMNS
+                                  if row.judge.get(key) is not None)]
 
 
 def reconstruct_body(**params):
@@ -214,6 +233,7 @@ main.add_command(click.Command(
                               "weights (e.g. vgg19,vgg19:avg,alexnet:random)."),
             click.Option(["--columns"], type=int, default=None,
                          help="Panels per row of the contact sheet (default: one row up to 6 panels)."),
+            _param(next(f for f in dataclasses.fields(SweepOptions) if f.name == "judge")),
             *[p for p in _compare_params if not isinstance(p, click.Argument) and p.name != "backbone"]]))
 main.add_command(click.Command(
     "reconstruct", callback=reconstruct_body, help=reconstruct_body.__doc__, context_settings=CONTEXT,

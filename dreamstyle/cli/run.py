@@ -17,7 +17,7 @@ import click
 from ..applies import refuse
 from ..errors import OptionError, OutputError, UserError
 from ..hints import hints
-from ..settings import settings_for
+from ..settings import apply_preset, settings_for
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import Outputs, given, output_applicability, split
 from .progress import STEP_COST, FrameProgress, Progress
@@ -65,7 +65,8 @@ def settings_from(kind: str, params: dict):
 
         explicit = {name: v for name, v in values.items() if given(name)}
         values = recipe_values(outputs["replay"], cls, explicit)
-    return cls(**values), Outputs(**outputs)
+        return cls(**apply_preset(cls, values, values.__contains__)), Outputs(**outputs)
+    return cls(**apply_preset(cls, values, given)), Outputs(**outputs)
 
 
 # --- running --------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import click
 
-from ..settings import SweepOptions, settings_for, vary_specs
+from ..settings import SweepOptions, apply_preset, settings_for, vary_specs
 from .group import main
-from .options import _param, output_options, settings_params, split
+from .options import _param, given, output_options, settings_params, split
 
 SHEET, TABLE_JSON, TABLE_MD = "sweep.png", "sweep.json", "sweep.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -46,9 +46,9 @@ def sweep_body(kind: str, params: dict) -> None:
 
     cls = settings_for(kind)
     values, _ = split(cls, params)
-    settings = resolved_seed(cls(**values))
+    settings = resolved_seed(cls(**apply_preset(cls, values, given)))
     axes = parse_axes(cls, vary_specs(params["vary"], "--vary"))
-    cells = grid(settings, axes)
+    cells = grid(settings, axes, given)
     out = _output_dir(params["output"])
     skip = _check_outputs(out, settings, cells, params)
     try:
@@ -100,7 +100,6 @@ def _run(kind, settings, axes, cells, out: Path, params, skip):
     from .run import sigterm_as_interrupt
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"] or params["resume"]
-    from .options import given
 
     with FrameProgress(len(cells), params["quiet"], "cells", done=len(skip),
                        every_given=given("log_every")) as progress, sigterm_as_interrupt():
@@ -115,10 +114,12 @@ def _run(kind, settings, axes, cells, out: Path, params, skip):
                                                             row.result.recipe if keep else None, overwrite))
             progress.frame(SimpleNamespace(name=row.variant.label, losses=row.losses, worker=worker))
 
+        def before_judge(rows):
+            for i in skip:  # done before: the sheet shows them from their files (and the judge grades them)
+                _done_before(rows[i], out)
+
         result = sweep(kind, settings, axes, callback=progress.step, on_row=on_row, recipe_paths=_paths(params),
-                       skip=skip)
-    for i in skip:  # done before: the sheet shows them from their files
-        _done_before(result.rows[i], out)
+                       skip=skip, judge=params.get("judge"), given=given, before_judge=before_judge)
     return result
 
 
@@ -163,6 +164,7 @@ def _sweep_command(kind: str) -> click.Command:
     cls = settings_for(kind)
     params = settings_params(cls, kind="grid")
     vary = _param(next(f for f in dataclasses.fields(SweepOptions) if f.name == "vary"))
+    judge = [_param(f) for f in dataclasses.fields(SweepOptions) if f.name == "judge" and kind != "dream"]
     files = output_options(f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per cell.",
                            only=("output", "resume", "recipe", "overwrite", "quiet"))
     for option in files:
@@ -174,7 +176,7 @@ def _sweep_command(kind: str) -> click.Command:
 
     return click.Command(kind, callback=body, help=f"A sweep of {kind} (see: dreamstyle sweep -h).",
                          context_settings=CONTEXT,
-                         params=[*[p for p in params if isinstance(p, click.Argument)], vary, *files,
+                         params=[*[p for p in params if isinstance(p, click.Argument)], vary, *judge, *files,
                                  *[p for p in params if not isinstance(p, click.Argument)]])
 
 

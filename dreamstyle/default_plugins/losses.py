@@ -32,6 +32,13 @@ def _swd(layers=backbone_layers("style_layers", ("relu1_1", "relu2_1", "relu3_1"
     return SlicedWassersteinLoss(own_layers(layers, backbone), directions)
 
 
+def _nn(layers=backbone_layers("style_layers", ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")),
+        samples=4096, backbone=None):
+    from ..distribution import NearestNeighbourLoss
+
+    return NearestNeighbourLoss(own_layers(layers, backbone), samples)
+
+
 def _tv(wrap=False):
     from ..terms import TVLoss
 
@@ -72,6 +79,8 @@ def register_loss_terms(register):
                       "relative to the style's (transfer --style-loss w2)", _w2, STYLE_WEIGHT))
     register(TermSpec("swd", "sliced Wasserstein distance of the features to the style's, directions drawn each "
                       "step, relative to the style's (transfer --style-loss swd; no tiles)", _swd, STYLE_WEIGHT))
+    register(TermSpec("nn", "cosine distance of each position's features to its nearest style feature, as NNST "
+                      "(transfer --style-loss nn; no tiles)", _nn, STYLE_WEIGHT))
     register(TermSpec("tv", "total variation: mean |difference| of neighbouring pixels (0-255), smooths speckle", _tv, TV_WEIGHT))
     register(TermSpec("temporal", "clips: change against the previous output frame where the content did not "
                       "change (transfer --temporal-weight)", _temporal, TEMPORAL_WEIGHT))

@@ -5,95 +5,33 @@ backbone that fails is reported in its row; the others still run."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-from ..errors import OptionError, items
 from ..images import fit_size, load_image
 from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
 from ..settings import TransferSettings, plain
 from ..sheets import Panel, contact_sheet
-from .sweep import CellRow, error_text, fmt, fmt_bytes, loss_names, resolved_seed, rounded, run_cells
+from ..variants import Variant, parse_variants
+from .sweep import (
+    JUDGE_COLUMNS,
+    CellRow,
+    error_text,
+    fmt,
+    fmt_bytes,
+    judge_cells,
+    judge_dict,
+    judge_note,
+    loss_names,
+    resolved_seed,
+    rounded,
+    run_cells,
+)
 
 CompareRow = CellRow  # a comparison's row: one backbone's run
 __all__ = ["Variant", "parse_variants", "Comparison", "CompareRow", "compare", "error_text"]
-
-
-@dataclass
-class Variant:
-    """One column of a comparison: a backbone with its weights and pooling."""
-
-    name: str
-    weights: str | None = None  # None: the backbone's pretrained weights
-    pooling: str = "max"
-    stem: str = ""  # file name stem in the output folder (unique within a comparison)
-
-    @property
-    def label(self) -> str:
-        extras = []
-        if self.pooling != "max":
-            extras.append(f"{self.pooling} pool")
-        if self.weights == "random":
-            extras.append("random weights")
-        elif self.weights not in (None, "default", "pretrained"):
-            extras.append(f"weights {Path(self.weights).name}")
-        return self.name + (f" ({', '.join(extras)})" if extras else "")
-
-    @property
-    def changes(self) -> dict:
-        """The settings this column changes (compare is a sweep over these)."""
-        return {"backbone": self.name, "weights": self.weights, "pooling": self.pooling}
-
-    @property
-    def slug(self) -> str:
-        if self.stem:
-            return self.stem
-        parts = [self.name]
-        if self.pooling != "max":
-            parts.append(self.pooling)
-        if self.weights == "random":
-            parts.append("random")
-        elif self.weights not in (None, "default", "pretrained"):
-            parts.append(Path(self.weights).stem)
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts)).strip("-.") or "backbone"
-
-
-def parse_variants(spec: str | Sequence[str], weights: str | None = None, pooling: str = "max") -> list[Variant]:
-    """``"vgg19,vgg19:avg,alexnet:random"`` -> variants. After a ``:`` come options, ``:``-separated:
-    ``max``/``avg`` (pooling), ``random``/``pretrained`` or ``weights=FILE`` (the rest of the item).
-    ``weights``/``pooling`` are the defaults for items that do not say."""
-    variants = []
-    for item in items(spec, "--backbones") if isinstance(spec, str) else [str(v).strip() for v in spec]:
-        name, _, rest = item.partition(":")
-        v = Variant(name.strip(), weights, pooling)
-        while rest:
-            if rest.startswith("weights="):
-                v.weights, rest = rest[len("weights="):], ""
-                continue
-            opt, _, rest = rest.partition(":")
-            opt = opt.strip().lower()
-            if opt in ("max", "avg"):
-                v.pooling = opt
-            elif opt in ("random", "pretrained", "default"):
-                v.weights = None if opt != "random" else "random"
-            elif opt:
-                raise OptionError(f"--backbones item {item!r}: unknown option {opt!r} "
-                                  "(use max, avg, random, pretrained or weights=FILE after the name)")
-        if not v.name:
-            raise OptionError(f"--backbones item {item!r} has no backbone name")
-        variants.append(v)
-    if not variants:
-        raise OptionError("--backbones is empty; give a comma list like vgg19,alexnet")
-    seen: dict[str, int] = {}
-    for v in variants:  # unique file names: a repeated variant gets -2, -3, ...
-        base = v.slug
-        seen[base] = seen.get(base, 0) + 1
-        v.stem = base if seen[base] == 1 else f"{base}-{seen[base]}"
-    return variants
 
 
 def row_dict(row: CellRow, paths: str = "full") -> dict:
@@ -105,7 +43,8 @@ def row_dict(row: CellRow, paths: str = "full") -> dict:
         "status": row.status, "error": row.error, "iterations": row.steps,
         "ms_per_iteration": rounded(row.ms_per_iteration, 2), "run_seconds": rounded(row.run_seconds, 3),
         "total_seconds": rounded(row.total_seconds, 3), "peak_memory_bytes": row.memory_bytes,
-        "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output,
+        "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "judge": judge_dict(row),
+        "output": row.output,
     }
 
 
@@ -119,6 +58,7 @@ class Comparison:
     memory_kind: str
     stopped: str | None = None  # "interrupted" when Ctrl-C ended it
     paths: str = "full"  # what compare.json says of a weights file: its path as given, or its name ("names")
+    judge: dict | None = None  # the judge network (backbone, weights, pooling); None: not judged
 
     @property
     def loss_names(self) -> list[str]:
@@ -154,7 +94,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return {"command": "compare", "settings": self.settings, "device": self.device,
-                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped,
+                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped, "judge": self.judge,
                 "backbones": [row_dict(r, self.paths) for r in self.rows]}
 
     def to_markdown(self) -> str:
@@ -164,18 +104,21 @@ class Comparison:
                  f"Content `{s.get('content')}`, style {', '.join(f'`{x}`' for x in s.get('styles', []))}; "
                  f"{s.get('size')} px, {s.get('iterations')} iterations of {s.get('optimizer')}, "
                  f"seed {s.get('seed')}, on {self.device}.", "", weights_note(s), ""]
-        header = ["backbone", "status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms] + ["output"]
+        judged = [label for _, label in JUDGE_COLUMNS] if self.judge else []
+        header = (["backbone", "status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms]
+                  + judged + ["output"])
         lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join(["---"] + ["---"] + ["---:"] * (3 + len(terms)) + ["---"]) + "|")
+        lines.append("|" + "|".join(["---"] + ["---"] + ["---:"] * (3 + len(terms) + len(judged)) + ["---"]) + "|")
         for row in self.rows:
             cells = [row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"),
                      fmt(row.total_seconds, "{:.1f}"), fmt_bytes(row.memory_bytes)]
             cells += [fmt(row.losses.get(t), "{:.4g}") for t in terms]
+            cells += judge_cells(row) if self.judge else []
             cells.append(f"[{row.output}]({row.output})" if row.output else "")
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines += ["", f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
                   "Total time includes loading the network and computing the targets; "
-                  "ms / iteration is the optimization alone."]
+                  "ms / iteration is the optimization alone."] + ([judge_note(self.judge)] if self.judge else [])
         failed = [r for r in self.rows if r.error]
         if failed:
             lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
@@ -217,12 +160,17 @@ def _cell_size(comp: Comparison) -> tuple[int, int]:
 
 def compare(settings: TransferSettings, variants: str | Sequence, *, callback: Callable | None = None,
             on_start: Callable | None = None, snapshot_every: int = 0, recipe_paths: str = "full",
-            executor=None, on_row: Callable | None = None) -> Comparison:
+            executor=None, on_row: Callable | None = None, judge: str | None = "vgg19") -> Comparison:
     """Run ``settings`` (a transfer) on every variant: a sweep over backbones, on ``executor`` (default:
     the settings' ``--executor``). ``on_start(row, index, count)`` is called before each (in this
-    process); ``callback(event)`` gets every engine step (``event.label`` is the variant's)."""
+    process); ``callback(event)`` gets every engine step (``event.label`` is the variant's). Then
+    every picture is graded on one ``judge`` network (:class:`~dreamstyle.judge.Judge`; None or
+    "none": not graded)."""
+    from ..judge import judge_rows, make_judge
+
     if isinstance(variants, str) or (variants and isinstance(variants[0], str)):
         variants = parse_variants(variants, settings.weights, settings.pooling)
+    judging = make_judge(judge, settings)  # checked before any work
     dev = resolve_device(settings.device)
     settings = resolved_seed(settings)  # one seed: every backbone starts from the same image
     content = load_image(settings.content, settings.max_pixels)
@@ -234,4 +182,7 @@ def compare(settings: TransferSettings, variants: str | Sequence, *, callback: C
     for row in rows:
         if row.status == "skipped":
             row.error = "not run: the comparison was interrupted"
-    return Comparison(rows, content, styles, summary, device_name(dev), MemoryProbe(dev).kind, stopped, recipe_paths)
+    if stopped is None:
+        judge_rows(judging, rows, settings.content, settings.styles)
+    return Comparison(rows, content, styles, summary, device_name(dev), MemoryProbe(dev).kind, stopped, recipe_paths,
+                      judging.describe(recipe_paths) if judging else None)

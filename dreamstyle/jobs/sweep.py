@@ -21,7 +21,7 @@ from ..applies import refuse
 from ..errors import Interrupted, OptionError, UserError
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
 from ..runner import run
-from ..settings import flag_of
+from ..settings import apply_preset, flag_of
 
 # the inputs, and what makes no other picture; what does not apply to a cell (a still) is refused by
 # dreamstyle.applies
@@ -86,6 +86,7 @@ class CellRow:
     losses: dict = field(default_factory=dict)
     result: object = None  # the job's Result
     output: str | None = None  # file name, set by whoever writes it
+    judge: dict = field(default_factory=dict)  # the judge's distances of its picture (dreamstyle.judge.JUDGED)
 
     @property
     def ok(self) -> bool:
@@ -137,13 +138,17 @@ def parse_axes(cls, vary) -> list[Axis]:
     return axes
 
 
-def grid(settings, axes: Sequence[Axis]) -> list[Cell]:
+def grid(settings, axes: Sequence[Axis], given: Callable[[str], bool] | None = None) -> list[Cell]:
     """Every combination of the axes' values (the first axis slowest), each checked now: a value out of
-    range is one line before any work."""
+    range is one line before any work. A cell with a ``preset`` also takes that preset's options,
+    but those varied and those ``given`` (on the command line)."""
     cells, stems = [], set()
     for combo in itertools.product(*(range(len(a.values)) for a in axes)):
         changes = {a.name: a.values[k] for a, k in zip(axes, combo)}
         texts = {a.name: a.texts[k] for a, k in zip(axes, combo)}
+        if "preset" in changes:
+            varied = set(changes)
+            changes = apply_preset(type(settings), changes, lambda k, varied=varied: k in varied or bool(given and given(k)))
         settings.replace(**changes)  # checks every value
         stem = "_".join(f"{a.flag.lstrip('-')}-{t}" for a, t in zip(axes, texts.values()))
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "cell"
@@ -302,6 +307,27 @@ def resolved_seed(settings):
 
 # --- the sweep's outputs ------------------------------------------------------------------------------
 
+JUDGE_COLUMNS = (("content", "judge content"), ("style_gram", "judge style (Gram)"),
+                 ("style_swd", "judge style (SW)"))  # the judge's distances in the tables (lower is closer)
+
+
+def judge_cells(row) -> list[str]:
+    """A row's judge distances as table cells (empty where not judged)."""
+    return [fmt(row.judge.get(key), "{:.4g}") for key, _ in JUDGE_COLUMNS]
+
+
+def judge_dict(row) -> dict:
+    """A row's judge distances for JSON (``{}`` where not judged; ``{"error": ...}`` where it failed)."""
+    return {k: rounded(v, 6, sig=True) if isinstance(v, float) else v for k, v in row.judge.items()}
+
+
+def judge_note(judge: dict | None) -> str:
+    if not judge:
+        return ""
+    return (f"Judged on {judge['backbone']} ({judge['weights']} weights) by `dreamstyle score`: the content "
+            "distance and the style distances (Gram, sliced Wasserstein), relative, averaged over the judge's "
+            "layers; lower is closer.")
+
 def loss_names(rows) -> list[str]:
     """The loss terms of any row, in the order they first appear."""
     return list(dict.fromkeys(k for row in rows for k in row.losses))
@@ -316,6 +342,7 @@ class Sweep:
     device: str
     memory_kind: str
     stopped: str | None = None
+    judge: dict | None = None  # the judge network (backbone, weights, pooling); None: not judged
 
     @property
     def loss_names(self) -> list[str]:
@@ -338,7 +365,7 @@ class Sweep:
 
     def to_dict(self) -> dict:
         return {"command": "sweep", "kind": self.kind, "settings": self.settings, "device": self.device,
-                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped,
+                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped, "judge": self.judge,
                 "vary": {a.flag.lstrip("-"): list(a.texts) for a in self.axes},
                 "cells": [_cell_dict(r) for r in self.rows]}
 
@@ -349,18 +376,22 @@ class Sweep:
         lines = [f"# dreamstyle sweep ({self.kind})", "",
                  f"{', '.join(f'`{n}`' for n in names)} varied; {self.settings.get('iterations')} iterations of "
                  f"{self.settings.get('optimizer')}, seed {self.settings.get('seed')}, on {self.device}.", ""]
-        header = names + ["status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms] + ["output"]
+        judged = [label for _, label in JUDGE_COLUMNS] if self.judge else []
+        header = (names + ["status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms]
+                  + judged + ["output"])
         lines += ["| " + " | ".join(header) + " |",
-                  "|" + "|".join(["---"] * (len(names) + 1) + ["---:"] * (3 + len(terms)) + ["---"]) + "|"]
+                  "|" + "|".join(["---"] * (len(names) + 1) + ["---:"] * (3 + len(terms) + len(judged)) + ["---"])
+                  + "|"]
         for row in self.rows:
             cells = [str(row.variant.texts[a.name]) for a in self.axes]
             cells += [row.status, fmt(row.ms_per_iteration, "{:.1f}"), fmt(row.total_seconds, "{:.1f}"),
                       fmt_bytes(row.memory_bytes)] + [fmt(row.losses.get(t), "{:.4g}") for t in terms]
+            cells += judge_cells(row) if self.judge else []
             cells.append(f"[{row.output}]({row.output})" if row.output else "")
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines += ["", f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
                   "Total time includes loading the network (once per worker and backbone) and computing the "
-                  "targets; ms / iteration is the optimization alone."]
+                  "targets; ms / iteration is the optimization alone."] + ([judge_note(self.judge)] if self.judge else [])
         failed = [r for r in self.rows if r.error and r.status != "done before"]
         if failed:
             lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
@@ -382,20 +413,32 @@ def _cell_dict(row: CellRow) -> dict:
             "status": row.status, "error": row.error, "iterations": row.steps,
             "ms_per_iteration": rounded(row.ms_per_iteration, 2), "total_seconds": rounded(row.total_seconds, 3),
             "peak_memory_bytes": row.memory_bytes,
-            "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "output": row.output}
+            "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "judge": judge_dict(row),
+            "output": row.output}
 
 
 def sweep(kind: str, settings, vary, *, executor=None, callback=None, on_start=None, on_row=None,
-          recipe_paths: str = "full", skip: Sequence[int] = ()) -> Sweep:
+          recipe_paths: str = "full", skip: Sequence[int] = (), judge: str | None = "vgg19", given=None,
+          before_judge: Callable | None = None) -> Sweep:
     """Run ``settings`` (of ``kind``: transfer, dream, texture) over the grid ``vary`` (``--vary`` pairs,
-    or :class:`Axis` objects) on ``executor``."""
+    or :class:`Axis` objects) on ``executor``; then grade each cell's picture on ``judge`` (a backbone
+    spec, :class:`~dreamstyle.judge.Judge`; None or "none": not graded; a dream is not graded: it has
+    no style). ``given``: the options given (a varied ``preset`` leaves them); ``before_judge(rows)``:
+    called when the cells are done, before they are graded (a folder's cells done before get their
+    pictures there)."""
+    from ..judge import judge_rows, make_judge
     from ..runtime import device_name, resolve_device
 
     axes = list(vary) if vary and isinstance(vary[0], Axis) else parse_axes(type(settings), vary)
     settings = resolved_seed(settings)
-    cells = grid(settings, axes)
+    cells = grid(settings, axes, given)
+    judging = make_judge(judge if kind != "dream" else None, settings)  # checked before any work
     dev = resolve_device(settings.device)
     rows, stopped = run_cells(kind, settings, cells, executor=executor, callback=callback, on_start=on_start,
                               on_row=on_row, recipe_paths=recipe_paths, skip=skip)
+    if before_judge is not None:
+        before_judge(rows)
+    if stopped is None:
+        judge_rows(judging, rows, getattr(settings, "content", None), getattr(settings, "styles", ()))
     return Sweep(kind, axes, rows, {**settings.to_recipe(recipe_paths), "device": str(dev)}, device_name(dev),
-                 MemoryProbe(dev).kind, stopped)
+                 MemoryProbe(dev).kind, stopped, judging.describe(recipe_paths) if judging else None)

@@ -1,0 +1,84 @@
+"""A backbone as compare's ``--backbones`` and the judge's ``--judge`` name it: ``NAME``,
+``NAME:avg``, ``NAME:random``, ``NAME:pretrained``, ``NAME:weights=FILE``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import OptionError, items
+
+
+@dataclass
+class Variant:
+    """One column of a comparison: a backbone with its weights and pooling."""
+
+    name: str
+    weights: str | None = None  # None: the backbone's pretrained weights
+    pooling: str = "max"
+    stem: str = ""  # file name stem in the output folder (unique within a comparison)
+
+    @property
+    def label(self) -> str:
+        extras = []
+        if self.pooling != "max":
+            extras.append(f"{self.pooling} pool")
+        if self.weights == "random":
+            extras.append("random weights")
+        elif self.weights not in (None, "default", "pretrained"):
+            extras.append(f"weights {Path(self.weights).name}")
+        return self.name + (f" ({', '.join(extras)})" if extras else "")
+
+    @property
+    def changes(self) -> dict:
+        """The settings this column changes (compare is a sweep over these)."""
+        return {"backbone": self.name, "weights": self.weights, "pooling": self.pooling}
+
+    @property
+    def slug(self) -> str:
+        if self.stem:
+            return self.stem
+        parts = [self.name]
+        if self.pooling != "max":
+            parts.append(self.pooling)
+        if self.weights == "random":
+            parts.append("random")
+        elif self.weights not in (None, "default", "pretrained"):
+            parts.append(Path(self.weights).stem)
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts)).strip("-.") or "backbone"
+
+
+def parse_variants(spec: str | Sequence[str], weights: str | None = None, pooling: str = "max") -> list[Variant]:
+    """``"vgg19,vgg19:avg,alexnet:random"`` -> variants. After a ``:`` come options, ``:``-separated:
+    ``max``/``avg`` (pooling), ``random``/``pretrained`` or ``weights=FILE`` (the rest of the item).
+    ``weights``/``pooling`` are the defaults for items that do not say."""
+    variants = []
+    for item in items(spec, "--backbones") if isinstance(spec, str) else [str(v).strip() for v in spec]:
+        name, _, rest = item.partition(":")
+        v = Variant(name.strip(), weights, pooling)
+        while rest:
+            if rest.startswith("weights="):
+                v.weights, rest = rest[len("weights="):], ""
+                continue
+            opt, _, rest = rest.partition(":")
+            opt = opt.strip().lower()
+            if opt in ("max", "avg"):
+                v.pooling = opt
+            elif opt in ("random", "pretrained", "default"):
+                v.weights = None if opt != "random" else "random"
+            elif opt:
+                raise OptionError(f"--backbones item {item!r}: unknown option {opt!r} "
+                                  "(use max, avg, random, pretrained or weights=FILE after the name)")
+        if not v.name:
+            raise OptionError(f"--backbones item {item!r} has no backbone name")
+        variants.append(v)
+    if not variants:
+        raise OptionError("--backbones is empty; give a comma list like vgg19,alexnet")
+    seen: dict[str, int] = {}
+    for v in variants:  # unique file names: a repeated variant gets -2, -3, ...
+        base = v.slug
+        seen[base] = seen.get(base, 0) + 1
+        v.stem = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return variants
