@@ -46,12 +46,15 @@ class Architecture:
     width: int = 32  # channels of the first layer (then 2x and 4x)
     blocks: int = 5  # residual blocks at a quarter of the resolution
     upsample: str = "nearest"  # nearest or bilinear, each followed by a convolution
+    edge: int = 9  # the kernel of the first and last convolutions (full resolution)
 
     def check(self) -> Architecture:
         if not 1 <= int(self.width) <= 512:
             raise ModelError(f"width {self.width}: choose 1 to 512 channels")
         if not 0 <= int(self.blocks) <= 64:
             raise ModelError(f"blocks {self.blocks}: choose 0 to 64 residual blocks")
+        if int(self.edge) not in (3, 5, 7, 9):
+            raise ModelError(f"edge {self.edge}: choose a kernel of 3, 5, 7 or 9")
         if self.upsample not in ("nearest", "bilinear"):
             raise ModelError(f"upsample {self.upsample!r}: choose nearest or bilinear")
         return self
@@ -94,13 +97,13 @@ class StyleNet(nn.Module):
         self.arch = arch.check()
         w = int(arch.width)
         self.down = nn.ModuleList([
-            nn.Sequential(_conv(3, w, 9), _norm(w), nn.ReLU(inplace=True)),
+            nn.Sequential(_conv(3, w, int(arch.edge)), _norm(w), nn.ReLU(inplace=True)),
             nn.Sequential(_conv(w, 2 * w, 3, 2), _norm(2 * w), nn.ReLU(inplace=True)),
             nn.Sequential(_conv(2 * w, 4 * w, 3, 2), _norm(4 * w), nn.ReLU(inplace=True)),
         ])
         self.blocks = nn.Sequential(*[_Residual(4 * w) for _ in range(int(arch.blocks))])
         self.up = nn.ModuleList([_Up(4 * w, 2 * w, arch.upsample), _Up(2 * w, w, arch.upsample)])
-        self.out = _conv(w, 3, 9)
+        self.out = _conv(w, 3, int(arch.edge))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes = []
@@ -214,3 +217,23 @@ def stylize(net: StyleNet, image: torch.Tensor, strength: float = 1.0) -> torch.
     """``net`` applied to ``image`` (B, 3, H, W) in [0, 1]; ``strength`` < 1 blends with the photo."""
     out = net(image)
     return out if strength >= 1.0 else torch.lerp(image, out, float(strength))
+
+
+def export_onnx(net: StyleNet, path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """``net`` as an ONNX model (opset 17; batch, height and width dynamic; input ``image`` and
+    output ``styled``, [0, 1] RGB NCHW) that onnxruntime runs, for phones and browsers. Needs the
+    ``onnx`` extra (``pip install 'dreamstyle[onnx]'``)."""
+    import importlib.util
+    import warnings
+
+    if importlib.util.find_spec("onnx") is None:
+        raise ModelError("exporting to ONNX needs the onnx package: pip install 'dreamstyle[onnx]'")
+    net = net.to("cpu").eval()
+    example = torch.rand(1, 3, 64, 64)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the exporter's notes on instance norm and shape inference
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (example,), buffer, dynamo=False, opset_version=17, input_names=["image"],
+                          output_names=["styled"], dynamic_axes={"image": axes, "styled": axes})
+    return publish(path, lambda fh: fh.write(buffer.getvalue()), overwrite)

@@ -172,3 +172,19 @@ def test_training_refuses_what_it_cannot_do(photos, style, tmp_path):
     (tmp_path / "taken.dsm").write_bytes(b"x")
     with pytest.raises(UserError, match="exists"):
         dreamstyle.train(photos, [style], tmp_path / "taken.dsm", iterations=2, **TINY)
+
+
+def test_an_onnx_export_gives_the_same_pictures_in_onnxruntime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from dreamstyle.fastnet import export_onnx
+
+    torch.manual_seed(0)
+    net = StyleNet(Architecture(width=4, blocks=1)).eval()
+    path = export_onnx(net, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 37, 53), (2, 3, 64, 48)]:  # any batch and size
+        x = torch.rand(*shape)
+        got = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        # fp32 on both sides, different kernels: about 1e-6 apart on [0, 1] pixels; 1e-4 is 1/40 of a level
+        assert got.shape == x.shape and float((got - stylize(net, x)).abs().max()) < 1e-4
