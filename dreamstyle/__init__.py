@@ -16,7 +16,7 @@ from .termspec import TermContext, TermSpec  # noqa: E402
 from .version import __version__  # noqa: E402
 
 _API = ("transfer", "dream", "texture", "transfer_clip", "transfer_folder", "dream_clip", "dream_folder", "compare",
-        "reconstruct", "atlas", "activations")
+        "reconstruct", "atlas", "activations", "train", "stylize")
 __all__ = ["__version__", "hookimpl", *_API, "score", "Result", "TermSpec", "TermContext"]
 
 

@@ -152,3 +152,49 @@ def activations(image, layer=None, *, callback=None, loaded=None, **options):
 
     settings = make(ActivationsSettings, {"image": image, "layer": layer, **options})
     return excited(settings, callback=callback, loaded=loaded)
+
+
+def train(photos, styles, output, *, batch: int = 4, width: int = 32, blocks: int = 5, upsample: str = "nearest",
+          checkpoint_every: int = 0, resume=None, held_out: int = 0, callback: Callable | None = None,
+          on_skip: Callable[[str], None] | None = None, snapshot_every: int = 0, loaded=None, overwrite: bool = False,
+          **options):
+    """Train a feed-forward style network on the photos in the folder ``photos`` against the transfer
+    objective for ``styles`` (every transfer option applies: ``size`` is the crop side, ``iterations``
+    the steps, ``lr`` Adam's learning rate, default 1e-3) and write it to ``output`` (a ``.dsm`` model
+    file), also when the run stops early (Ctrl-C, divergence): the weights it reached. Returns the
+    run's :class:`~dreamstyle.runner.Result` with ``result.model`` the path written."""
+    from pathlib import Path
+
+    from .errors import OutputError
+    from .fastnet import Architecture
+    from .jobs.train import TrainJob, TrainOptions
+
+    output = Path(output)
+    if output.exists() and not overwrite and output != Path(resume or ""):
+        raise OutputError(f"{output} exists; pass overwrite=True to replace it")
+    options.setdefault("optimizer", "adam")
+    settings = make(TransferSettings, {"content": photos, "styles": styles, **options})
+    arch = Architecture(int(width), int(blocks), upsample)
+    job = TrainJob(settings, Session.for_settings(settings, loaded),
+                   TrainOptions(batch, arch, str(output), checkpoint_every, resume, held_out), on_skip=on_skip)
+    result = run(job, job.still_item(), callback, snapshot_every)
+    job.check_finite()
+    result.model = job.save(output, job.steps_done(result.stopped))
+    result.job = job
+    return result
+
+
+def stylize(model, image, *, strength: float = 1.0, size: int | None = None, device: str = "auto"):
+    """``image`` (a path or PIL image) through the model file ``model`` (a path, or a loaded
+    :class:`~dreamstyle.fastnet.Model`): a PIL image, in milliseconds. ``strength`` < 1 blends with
+    the photo; ``size`` is the long side (default: the image's own)."""
+    from .fastnet import Model, load_model
+    from .fastnet import stylize as apply
+    from .images import fit_size, load_image, to_pil, to_tensor
+    from .runtime import resolve_device
+
+    dev = resolve_device(device)
+    model = model if isinstance(model, Model) else load_model(model, dev)
+    img = load_image(image)
+    wh = fit_size(img.size, size) if size else img.size
+    return to_pil(apply(model.net.to(dev), to_tensor(img, wh, dev), strength))

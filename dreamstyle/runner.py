@@ -57,6 +57,7 @@ class Plan:
     gradient: Callable  # (param, scale, backward=True) -> (total, values)
     param: object = None  # a parametrization the optimizer moves instead of the pixels (dreamstyle.param)
     project: Callable | None = None  # after each step, (pixels x scale, scale) -> pixels: blur, decay
+    new_step: Callable | None = None  # before each step (step): instead of the objective's (training's new batch)
 
 
 @dataclass
@@ -196,7 +197,7 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
                         optimizer=job.optimizer, lr=job.lr, callback=on_event, log_every=s.log_every,
                         snapshot_every=snapshot_every, stage=stage.index, stages=count, gradient=plan.gradient,
                         label=stage.label, param=plan.param, project=plan.project,
-                        new_step=plan.objective.new_step)
+                        new_step=plan.new_step or plan.objective.new_step)
     except KeyboardInterrupt:
         return plan, StageResult(None, math.inf, 0, Stop.INTERRUPTED)
     except TermFailed as exc:  # while the terms prepared

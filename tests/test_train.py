@@ -1,0 +1,190 @@
+"""Feed-forward style networks: training through the one runner, model files, applying them."""
+
+import io
+import pickle
+
+import pytest
+import torch
+from PIL import Image
+
+import dreamstyle
+from dreamstyle.errors import OptionError, UserError
+from dreamstyle.fastnet import FORMAT, Architecture, ModelError, StyleNet, load_model, save_model, stylize
+from dreamstyle.jobs.train import Photos
+
+TINY = dict(size=32, weights="random", seed=3, width=8, blocks=1, batch=2)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(5):
+        h, w = 40 + 4 * i, 52
+        x = torch.rand(3, h, w, generator=g)
+        x[0, :, : w // 3] = 0.9  # a red band: something for the content term to keep
+        arr = (x.permute(1, 2, 0) * 255).byte().numpy()
+        Image.fromarray(arr).save(folder / f"photo{i}.png")
+    return folder
+
+
+@pytest.fixture
+def style(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    stripes = torch.zeros(3, 40, 40)
+    stripes[2, :, ::4] = 1.0
+    stripes[1] = torch.rand(40, 40, generator=g) * 0.3
+    path = tmp_path / "style.png"
+    Image.fromarray((stripes.permute(1, 2, 0) * 255).byte().numpy()).save(path)
+    return path
+
+
+def test_training_lowers_the_objective_on_photos_it_never_saw(photos, style, tmp_path):
+    out = tmp_path / "style.dsm"
+    untrained = dreamstyle.train(photos, [style], out, iterations=1, lr=1e-12, held_out=2, **TINY)
+    before = untrained.job.loss_on(untrained.job.held_out)
+    trained = dreamstyle.train(photos, [style], out, iterations=40, held_out=2, overwrite=True, **TINY)
+    after = trained.job.loss_on(trained.job.held_out)
+    assert trained.stopped is None
+    assert set(p.name for p in trained.job.held_out).isdisjoint(p.name for p in trained.job.paths)
+    assert after < 0.7 * before, (before, after)
+    model = load_model(out)
+    assert model.step == 40 and model.recipe["command"] == "transfer"
+    assert set(model.recipe["photos_sha256"]) == {p.name for p in trained.job.paths}
+
+
+def test_a_model_gives_the_same_picture_twice_at_any_size(tmp_path):
+    torch.manual_seed(0)
+    net = StyleNet(Architecture(width=4, blocks=1))
+    path = save_model(tmp_path / "m.dsm", net, {"made": "here"}, step=7)
+    model = load_model(path)
+    x = torch.rand(1, 3, 37, 53)  # odd sides come back at their size
+    a, b = stylize(model.net, x), stylize(model.net, x)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert torch.allclose(stylize(model.net, x, strength=0.0), x)
+    image = Image.fromarray((x[0].permute(1, 2, 0) * 255).byte().numpy())
+    assert dreamstyle.stylize(path, image, device="cpu").size == (53, 37)
+
+
+def test_model_files_that_are_wrong_are_one_line(tmp_path):
+    net = StyleNet(Architecture(width=4, blocks=1))
+    good = save_model(tmp_path / "good.dsm", net, {})
+    data = torch.load(good, weights_only=True)
+
+    def written(name, payload):
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        (tmp_path / name).write_bytes(buf.getvalue())
+        return tmp_path / name
+
+    cases = {
+        written("future.dsm", {**data, "version": 99}): "format version 99",
+        written("shape.dsm", {**data, "architecture": {**data["architecture"], "width": 8}}): "do not fit",
+        written("other.dsm", {"format": "something else"}): "not a dreamstyle model",
+        tmp_path / "missing.dsm": "no such model file",
+    }
+    (tmp_path / "damaged.dsm").write_bytes(good.read_bytes()[:100])
+    cases[tmp_path / "damaged.dsm"] = "not a dreamstyle model"
+    for path, words in cases.items():
+        with pytest.raises(ModelError) as err:
+            load_model(path)
+        assert words in str(err.value) and "\n" not in str(err.value)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_a_model_file_never_executes_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.dsm"
+    evil.write_bytes(pickle.dumps({"format": FORMAT, "version": 1, "state": _Boom()}, protocol=2))
+    with pytest.raises(ModelError):
+        load_model(evil)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_batches_follow_the_seed_so_a_resumed_run_sees_the_same_photos(photos):
+    paths = sorted(photos.iterdir())
+    a, b = Photos(paths, 24, 2, seed=5, max_pixels=10**8), Photos(paths, 24, 2, seed=5, max_pixels=10**8)
+    assert torch.equal(a.batch_at(7), b.batch_at(7))
+    assert not torch.equal(a.batch_at(7), a.batch_at(8))
+
+
+def test_resume_goes_on_from_the_model_files_step(photos, style, tmp_path):
+    out = tmp_path / "m.dsm"
+    dreamstyle.train(photos, [style], out, iterations=3, **TINY)
+    first = load_model(out)
+    more = dreamstyle.train(photos, [style], out, iterations=2, resume=out, **TINY)
+    assert more.job.first_step == 3 and load_model(out).step == 5
+    changed = any(not torch.equal(p, q) for p, q in zip(first.net.state_dict().values(),
+                                                          load_model(out).net.state_dict().values()))
+    assert changed
+
+
+def test_unreadable_photos_are_skipped_with_one_line_each(photos, style, tmp_path):
+    broken = photos / "broken.png"
+    broken.write_bytes(b"not a png")
+    lines = []
+    crops = Photos([broken, photos / "photo0.png"], 24, 1, seed=0, max_pixels=10**8, on_skip=lines.append)
+    assert crops.centre(broken) is None and crops.centre(broken) is None
+    assert crops.batch_at(1).shape == (1, 3, 24, 24)  # drawn from the photo that reads
+    assert len(lines) == 1 and "broken.png" in lines[0] and "\n" not in lines[0]
+    only_broken = tmp_path / "only"
+    only_broken.mkdir()
+    (only_broken / "a.png").write_bytes(b"nothing")
+    with pytest.raises(UserError, match="could be read"):
+        dreamstyle.train(only_broken, [style], tmp_path / "m.dsm", iterations=2, on_skip=lines.append, **TINY)
+
+
+def test_ctrl_c_still_writes_the_weights_reached(photos, style, tmp_path):
+    def interrupt(event):
+        if event.iteration == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "m.dsm"
+    result = dreamstyle.train(photos, [style], out, iterations=10, callback=interrupt, **TINY)
+    assert result.stopped is not None and result.stopped.value == "interrupted"
+    assert load_model(out).step == 2
+
+
+def test_checkpoints_are_written_every_n_steps(photos, style, tmp_path):
+    out, steps = tmp_path / "m.dsm", []
+
+    def watch(event):
+        if out.exists():
+            steps.append(load_model(out).step)
+
+    dreamstyle.train(photos, [style], out, iterations=5, checkpoint_every=2, callback=watch, **TINY)
+    assert 2 in steps and 4 in steps and load_model(out).step == 5
+
+
+def test_training_refuses_what_it_cannot_do(photos, style, tmp_path):
+    with pytest.raises(OptionError, match="L-BFGS"):
+        dreamstyle.train(photos, [style], tmp_path / "m.dsm", iterations=2, optimizer="lbfgs", **TINY)
+    with pytest.raises(OptionError, match="--preserve-color"):
+        dreamstyle.train(photos, [style], tmp_path / "m.dsm", iterations=2, preserve_color="luminance", **TINY)
+    with pytest.raises(UserError, match="folder of photos"):
+        dreamstyle.train(style, [style], tmp_path / "m.dsm", iterations=2, **TINY)
+    (tmp_path / "taken.dsm").write_bytes(b"x")
+    with pytest.raises(UserError, match="exists"):
+        dreamstyle.train(photos, [style], tmp_path / "taken.dsm", iterations=2, **TINY)
+
+
+def test_an_onnx_export_gives_the_same_pictures_in_onnxruntime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from dreamstyle.fastnet import export_onnx
+
+    torch.manual_seed(0)
+    net = StyleNet(Architecture(width=4, blocks=1)).eval()
+    path = export_onnx(net, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 37, 53), (2, 3, 64, 48)]:  # any batch and size
+        x = torch.rand(*shape)
+        got = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        # fp32 on both sides, different kernels: about 1e-6 apart on [0, 1] pixels; 1e-4 is 1/40 of a level
+        assert got.shape == x.shape and float((got - stylize(net, x)).abs().max()) < 1e-4
