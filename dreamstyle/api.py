@@ -27,6 +27,7 @@ from .settings import (
     DreamSettings,
     ReconstructSettings,
     TextureSettings,
+    TrainSettings,
     TransferSettings,
     make,
 )
@@ -154,32 +155,23 @@ def activations(image, layer=None, *, callback=None, loaded=None, **options):
     return excited(settings, callback=callback, loaded=loaded)
 
 
-def train(photos, styles, output, *, batch: int = 4, width: int = 32, blocks: int = 5, upsample: str = "nearest",
-          checkpoint_every: int = 0, resume=None, held_out: int = 0, callback: Callable | None = None,
-          on_skip: Callable[[str], None] | None = None, snapshot_every: int = 0, loaded=None, overwrite: bool = False,
-          **options):
-    """Train a feed-forward style network on the photos in the folder ``photos`` against the transfer
-    objective for ``styles`` (every transfer option applies: ``size`` is the crop side, ``iterations``
-    the steps, ``lr`` Adam's learning rate, default 1e-3) and write it to ``output`` (a ``.dsm`` model
-    file), also when the run stops early (Ctrl-C, divergence): the weights it reached. Returns the
-    run's :class:`~dreamstyle.runner.Result` with ``result.model`` the path written."""
-    from pathlib import Path
+def train(photos, styles, output, *, callback: Callable | None = None, on_skip: Callable[[str], None] | None = None,
+          snapshot_every: int = 0, loaded=None, overwrite: bool = False, **options):
+    """Train a feed-forward style network on the folder ``photos`` against the transfer objective for
+    ``styles`` (the options of ``dreamstyle train``: every transfer term, weight and layer, and
+    ``batch``, ``width``, ``blocks``, ``checkpoint_every``, ``held_out``, ``resume``; ``size`` is the
+    crop side, ``iterations`` the steps, ``lr`` Adam's learning rate) and write it to ``output`` (a
+    ``.dsm`` model file), also when the run stops early (Ctrl-C): the weights it reached. Returns
+    the run's :class:`~dreamstyle.runner.Result`, with ``result.model`` the path written and
+    ``result.job`` the job (``job.loss_on(job.held_out)``: the loss on photos it never saw)."""
+    from .jobs.train import TrainJob, check_model_output
 
-    from .errors import OutputError
-    from .fastnet import Architecture
-    from .jobs.train import TrainJob, TrainOptions
-
-    output = Path(output)
-    if output.exists() and not overwrite and output != Path(resume or ""):
-        raise OutputError(f"{output} exists; pass overwrite=True to replace it")
-    options.setdefault("optimizer", "adam")
-    settings = make(TransferSettings, {"content": photos, "styles": styles, **options})
-    arch = Architecture(int(width), int(blocks), upsample)
-    job = TrainJob(settings, Session.for_settings(settings, loaded),
-                   TrainOptions(batch, arch, str(output), checkpoint_every, resume, held_out), on_skip=on_skip)
+    settings = _settings(TrainSettings, "train", {"content": photos, "styles": styles}, options)
+    check_model_output(output, overwrite or settings.resume)
+    job = TrainJob(settings, Session.for_settings(settings, loaded), output, on_skip=on_skip)
     result = run(job, job.still_item(), callback, snapshot_every)
     job.check_finite()
-    result.model = job.save(output, job.steps_done(result.stopped))
+    result.model = job.save(job.steps_done(result.stopped))
     result.job = job
     return result
 

@@ -5,8 +5,8 @@ Python API, sweep and the web page all ask it.
 
 The kinds: ``still`` (a single image), ``clip`` (an animation or a folder of a clip's frames),
 ``video`` (a video file: a clip read as a stream), ``folder`` (a folder of still images), ``zoom``
-(an infinite zoom made from a still, ``--zoom-frames``) and ``grid`` (the cells of compare and
-sweep: stills, made on an executor).
+(an infinite zoom made from a still, ``--zoom-frames``), ``grid`` (the cells of compare and
+sweep: stills, made on an executor) and ``train`` (a folder of photos a style network trains on).
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from dataclasses import dataclass
 
 from .errors import OptionError
 
-KINDS = ("still", "clip", "video", "folder", "zoom", "grid")
+KINDS = ("still", "clip", "video", "folder", "zoom", "grid", "train")
 CLIPS = ("clip", "video")
 # How a message names a kind: where an option goes, and what was given instead
 WHERE = {"still": "a single image", "clip": "a clip", "video": "a video file (.mp4, .mov, .mkv, .webm)",
-         "folder": "a folder of still images", "zoom": "--zoom-frames", "grid": "compare, sweep"}
+         "folder": "a folder of still images", "zoom": "--zoom-frames", "grid": "compare, sweep",
+         "train": "dreamstyle train"}
 WHAT = {"still": "a single image", "clip": "a clip", "video": "a video", "folder": "a folder of still images",
-        "zoom": "--zoom-frames", "grid": "compare or sweep"}
+        "zoom": "--zoom-frames", "grid": "compare or sweep",
+        "train": "training a style network"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def only(*kinds: str, where: str | None = None, why: str | None = None) -> Appli
 
 EVERYWHERE = only(*KINDS)
 SEQUENCES = only(*CLIPS, "folder")  # clips and folders, not a still
+PICTURES = only(*(k for k in KINDS if k != "train"))  # where a picture is optimized (not a network trained)
 
 
 def refuse(options: Mapping[str, tuple[str, AppliesTo]], given: Iterable[str], kind: str, source=None,
@@ -80,6 +83,8 @@ def line(flag: str, applies: AppliesTo, kind: str, source=None, offered: Iterabl
 def where(applies: AppliesTo, offered: Iterable[str] = KINDS) -> str:
     """The kinds an option goes with, in words: "a clip or a folder of still images"."""
     kinds = [k for k in KINDS if k in applies and k in set(offered)]
+    if not kinds:  # none this command takes (training): say where it goes instead
+        kinds = ["still"] if "still" in applies else [k for k in KINDS if k in applies]
     if "clip" in kinds and "video" in kinds:
         kinds.remove("video")  # a video is a clip
     words = [word for k in kinds for word in WHERE[k].split(", ")]

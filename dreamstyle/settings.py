@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
-from .applies import CLIPS, EVERYWHERE, SEQUENCES, AppliesTo, only
+from .applies import CLIPS, EVERYWHERE, PICTURES, SEQUENCES, AppliesTo, only
 from .errors import OptionError, items
 
 # --- bounds ------------------------------------------------------------------------------------
@@ -450,7 +450,7 @@ class Settings:
                        "histogram=10:layers=relu1_1,relu3_1; repeatable.", check=loss_specs, flag="--loss",
                        multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]", type=str)
     preserve_color: str | None = opt(None, "Keep the content's colours: luminance or histogram.",
-                                     check=choice(*COLOR_MODES, allow_none=True), type=COLOR_MODES)
+                                     check=choice(*COLOR_MODES, allow_none=True), type=COLOR_MODES, applies_to=PICTURES)
     compile: bool = opt(False, "torch.compile the feature network (slower start, faster steps; best on CUDA).",
                         check=flag_value, type="flag")
     max_pixels: int = opt(DEFAULT_MAX_PIXELS, "Refuse inputs, and outputs, with more pixels than this.",
@@ -702,12 +702,13 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
                           check=choice(*STYLE_LOSSES), type=tuple(STYLE_LOSSES))
     preset: str | None = opt(None, "A style loss with the settings measured best for it: gram, w2, swd or nn "
                              "(--style-loss, --optimizer and the weights, each unless given; "
-                             "benchmarks/README.md).", check=choice(*PRESETS, allow_none=True), type=tuple(PRESETS))
+                             "benchmarks/README.md).", check=choice(*PRESETS, allow_none=True), type=tuple(PRESETS),
+                              applies_to=PICTURES)
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
-    init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init)
+    init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init, applies_to=PICTURES)
     scales: Any = opt(None, "Coarse-to-fine: a count N, or sizes like 256,512 (clips: the first frame).",
-                      check=scales, type=str)
+                      check=scales, type=str, applies_to=PICTURES)
     dream_layers: tuple = opt((), "The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, "
                               "=WEIGHT), or 'auto' for one neither content nor style uses. Repeatable.",
                               check=specs, flag="--dream-layer", multiple=True, metavar="SPEC", type=str)
@@ -717,13 +718,13 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
                               type="flag")
     style_masks: tuple = opt((), "Where a style goes: N=MASK (N: 1 for the first style image) or MASK for the next; "
                              "a greyscale image or a PNG's alpha, white = this style. Repeatable.",
-                             check=style_masks, flag="--style-mask", multiple=True, metavar="[N=]MASK", type=str)
+                             check=style_masks, flag="--style-mask", multiple=True, metavar="[N=]MASK", type=str, applies_to=PICTURES)
     content_mask: Any = opt(None, "Keep the photo where this mask is white (a face): the style is weighed down "
                             "there; a greyscale image or a PNG's alpha.", check=image_input, type=str,
-                            metavar="MASK")
-    tile: int | None = opt(None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto")
+                            metavar="MASK", applies_to=PICTURES)
+    tile: int | None = opt(None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto", applies_to=PICTURES)
     tile_overlap: int | None = opt(None, TILE_OVERLAP_HELP, check=whole(0, 4096, allow_none=True), type=int,
-                                   default_text="from the layers")
+                                   default_text="from the layers", applies_to=PICTURES)
 
     def check_together(self) -> None:
         if self.content is None:
@@ -989,10 +990,54 @@ def describe_default(f: dataclasses.Field) -> str:
         if isinstance(f.default, float) else str(f.default)
 
 
+@dataclass
+class TrainSettings(TransferSettings):
+    """Training a feed-forward style network (dreamstyle.fastnet) on PHOTOS, a folder, in the style of
+    STYLES: a transfer whose picture is the network's output on random crops of the photos."""
+
+    KIND: ClassVar[str] = "train"
+    INPUTS: ClassVar[tuple] = ("train",)
+    TRAIN = only("train")
+
+    content: Any = opt(None, "The folder of photos to train on.", check=text, argument="one", metavar="PHOTOS")
+    size: int | None = opt(256, "Side of the square random crops the network trains on, px.",
+                           check=whole(16, MAX_SIDE, allow_none=True), type=int)
+    iterations: int = opt(2000, "Training steps (a batch of photos each).", check=whole(1, MAX_ITERATIONS))
+    optimizer: str = opt("adam", "Optimizer (L-BFGS cannot train: each step has other photos).",
+                         check=registered("optimizer"))
+    lr: float | None = opt(None, "Adam's learning rate for the network's weights.",
+                           check=number(0.0, above=True, allow_none=True), type=float, default_text="1e-3")
+    batch: int = opt(4, "Photos a step.", check=whole(1, 256), applies_to=TRAIN)
+    width: int = opt(32, "Channels of the network's first layer (then 2x and 4x): its size and speed.",
+                     check=whole(1, 512), applies_to=TRAIN)
+    blocks: int = opt(5, "Residual blocks of the network.", check=whole(0, 64), applies_to=TRAIN)
+    upsample: str = opt("nearest", "How the network upsamples (each then a convolution, no checkerboard): "
+                        "nearest or bilinear.", check=choice("nearest", "bilinear"), type=("nearest", "bilinear"),
+                        applies_to=TRAIN)
+    edge: int = opt(9, "Kernel of the network's first and last convolutions: 3, 5, 7 or 9.",
+                    check=whole(3, 9), type=int, applies_to=TRAIN)
+    checkpoint_every: int = opt(100, "Write the model file every N steps (0: at the end only).",
+                                check=whole(0, MAX_ITERATIONS), recipe=False, applies_to=TRAIN)
+    preview_every: int = opt(0, "Write OUT's preview (PNG: the crops over the network's pictures) every N steps.",
+                             check=whole(0, MAX_ITERATIONS), recipe=False, applies_to=TRAIN)
+    held_out: int = opt(0, "Photos (the last by name) set aside, never trained on; their loss is reported.",
+                        check=whole(0, 10**6), applies_to=TRAIN)
+    resume: bool = opt(False, "Go on from the model file OUT: its weights, step count and order of photos.",
+                       check=flag_value, type="flag", recipe=False, applies_to=TRAIN)
+
+    def check_together(self) -> None:
+        super().check_together()
+        if self.edge % 2 == 0:
+            raise OptionError(f"--edge {self.edge}: choose an odd kernel, 3, 5, 7 or 9")
+        if self.optimizer == "lbfgs":
+            raise OptionError("training draws new photos every step, and L-BFGS needs one objective over its "
+                              "steps: use --optimizer adam (the default)")
+
+
 def settings_for(kind: str):
     return {"transfer": TransferSettings, "dream": DreamSettings, "texture": TextureSettings,
             "reconstruct": ReconstructSettings, "channels": AtlasSettings, "atlas": AtlasSettings,
-            "activations": ActivationsSettings}[kind]
+            "activations": ActivationsSettings, "train": TrainSettings}[kind]
 
 
 def apply_preset(cls, values: dict, given: Callable[[str], bool]) -> dict:

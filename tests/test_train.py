@@ -50,7 +50,7 @@ def test_training_lowers_the_objective_on_photos_it_never_saw(photos, style, tmp
     assert set(p.name for p in trained.job.held_out).isdisjoint(p.name for p in trained.job.paths)
     assert after < 0.7 * before, (before, after)
     model = load_model(out)
-    assert model.step == 40 and model.recipe["command"] == "transfer"
+    assert model.step == 40 and model.recipe["command"] == "train"
     assert set(model.recipe["photos_sha256"]) == {p.name for p in trained.job.paths}
 
 
@@ -118,7 +118,7 @@ def test_resume_goes_on_from_the_model_files_step(photos, style, tmp_path):
     out = tmp_path / "m.dsm"
     dreamstyle.train(photos, [style], out, iterations=3, **TINY)
     first = load_model(out)
-    more = dreamstyle.train(photos, [style], out, iterations=2, resume=out, **TINY)
+    more = dreamstyle.train(photos, [style], out, iterations=2, resume=True, **TINY)
     assert more.job.first_step == 3 and load_model(out).step == 5
     changed = any(not torch.equal(p, q) for p, q in zip(first.net.state_dict().values(),
                                                           load_model(out).net.state_dict().values()))
@@ -169,6 +169,10 @@ def test_training_refuses_what_it_cannot_do(photos, style, tmp_path):
         dreamstyle.train(photos, [style], tmp_path / "m.dsm", iterations=2, preserve_color="luminance", **TINY)
     with pytest.raises(UserError, match="folder of photos"):
         dreamstyle.train(style, [style], tmp_path / "m.dsm", iterations=2, **TINY)
+    with pytest.raises(UserError, match=r"\.dsm"):
+        dreamstyle.train(photos, [style], tmp_path / "m.png", iterations=2, **TINY)
+    with pytest.raises(UserError, match="--tile goes with"):
+        dreamstyle.train(photos, [style], tmp_path / "m.dsm", iterations=2, tile=64, **TINY)
     (tmp_path / "taken.dsm").write_bytes(b"x")
     with pytest.raises(UserError, match="exists"):
         dreamstyle.train(photos, [style], tmp_path / "taken.dsm", iterations=2, **TINY)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -23,38 +23,16 @@ import torch
 
 from ..clips import list_images
 from ..engine import Stop
-from ..errors import ImageError, OptionError, UserError
-from ..fastnet import Architecture, NetworkParam, StyleNet, load_model, parameter_count, save_model
+from ..errors import ImageError, OptionError, OutputError, UserError
+from ..fastnet import SUFFIX, Architecture, NetworkParam, StyleNet, load_model, parameter_count, save_model
 from ..images import load_image, to_tensor
 from ..runner import Item, Plan
 from ..schedule import Stage
-from ..settings import TransferSettings
+from ..settings import TrainSettings
 from .transfer import TransferJob
 
 DEFAULT_LR = 1e-3  # Adam's own learning rate for the network's weights
 MIN_PHOTOS = 1
-
-
-@dataclass
-class TrainOptions:
-    """What training adds to a transfer's settings (whose ``content`` is the folder of photos,
-    ``size`` the crop side and ``iterations`` the steps)."""
-
-    batch: int = 4
-    architecture: Architecture = field(default_factory=Architecture)
-    checkpoint: str | None = None  # the model file written every ``checkpoint_every`` steps
-    checkpoint_every: int = 0
-    resume: str | None = None  # a model file to go on from
-    held_out: int = 0  # photos set aside (the last ones by name), never trained on
-
-    def check(self) -> None:
-        if not 1 <= int(self.batch) <= 256:
-            raise OptionError(f"--batch {self.batch}: choose 1 to 256 photos a step")
-        if self.checkpoint_every < 0:
-            raise OptionError("--checkpoint-every must be 0 (never) or more")
-        if self.checkpoint_every and not self.checkpoint:
-            raise OptionError("--checkpoint-every needs the model file to write (--output)")
-        self.architecture.check()
 
 
 class DivergedTraining(UserError):
@@ -115,6 +93,18 @@ class Photos:
         return torch.cat(crops, 0)
 
 
+def check_model_output(path, overwrite: bool) -> Path:
+    """A model file to write: a .dsm path, not a file there already (unless ``overwrite``)."""
+    path = Path(path)
+    if path.suffix.lower() != SUFFIX:
+        raise OutputError(f"{path}: a model file is written as {SUFFIX} (like style{SUFFIX})")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it, or --resume to go on training it")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path.parent} is no folder to write {path.name} into")
+    return path
+
+
 def photo_paths(folder, held_out: int) -> tuple[list[Path], list[Path]]:
     """(training photos, held-out photos) of ``folder``, by name."""
     paths = list_images(folder) if Path(folder).is_dir() else []
@@ -125,38 +115,37 @@ def photo_paths(folder, held_out: int) -> tuple[list[Path], list[Path]]:
     return (paths[:-held_out], paths[-held_out:]) if held_out else (paths, [])
 
 
+def architecture(settings: TrainSettings) -> Architecture:
+    return Architecture(settings.width, settings.blocks, settings.upsample, settings.edge)
+
+
 class TrainJob(TransferJob):
+    """``output``: the model file, written every ``checkpoint_every`` steps and gone on from with
+    ``resume``."""
+
     source_key = "photos"
 
-    def __init__(self, settings: TransferSettings, session, train: TrainOptions, *,
-                 on_skip: Callable[[str], None] | None = None, announce: Callable[[str], None] | None = None,
-                 recipe_paths: str = "full"):
-        if settings.preserve_color or settings.content_mask is not None or settings.style_masks:
-            raise OptionError("training takes no --preserve-color, --content-mask or --style-mask (a model "
-                              "file's pictures follow its photos)")
-        train.check()
-        if settings.optimizer == "lbfgs":
-            raise OptionError("training draws new photos every step, and L-BFGS needs one objective over its "
-                              "steps: use --optimizer adam (the default)")
+    def __init__(self, settings: TrainSettings, session, output, *, on_skip: Callable[[str], None] | None = None,
+                 announce: Callable[[str], None] | None = None, recipe_paths: str = "full"):
         super().__init__(settings, session, announce=announce, recipe_paths=recipe_paths)
-        self.train = train
+        self.output = Path(output)
         self.lr = settings.lr if settings.lr is not None else DEFAULT_LR
-        self.paths, self.held_out = photo_paths(settings.content, train.held_out)
-        self.photos = Photos(self.paths, settings.size, train.batch, self.seed, settings.max_pixels, on_skip)
+        self.paths, self.held_out = photo_paths(settings.content, settings.held_out)
+        self.photos = Photos(self.paths, settings.size, settings.batch, self.seed, settings.max_pixels, on_skip)
         self.first_step = 0
-        if train.resume:
-            model = load_model(train.resume)
+        if settings.resume:
+            model = load_model(self.output)
             net, self.first_step = model.net, model.step
-            if model.net.arch != train.architecture:
-                self.notes["architecture_from"] = str(train.resume)
+            if model.net.arch != architecture(settings):
+                self.notes["architecture_from"] = str(self.output)
         else:
             torch.manual_seed(self.seed)
-            net = StyleNet(train.architecture)
+            net = StyleNet(architecture(settings))
         self.net = net.to(self.device).train()
         self.param = NetworkParam(self.net)
         self.param.step_scale = 255.0  # the optimizer's learning rate is Adam's own (see optimizers.adam)
         self.notes.update(architecture=asdict(self.net.arch),
-                          parameters=parameter_count(self.net), photos=len(self.paths), batch=train.batch,
+                          parameters=parameter_count(self.net), photos=len(self.paths),
                           lr_used=self.lr)
         self._stage: Stage | None = None
         self.begun = 0  # the steps begun in this run
@@ -169,7 +158,7 @@ class TrainJob(TransferJob):
     def check_finite(self) -> None:
         v = self.param.variable
         if v is not None and not bool(torch.isfinite(v).all()):
-            last = f"; the last checkpoint is {self.train.checkpoint}" if self.train.checkpoint_every else ""
+            last = f"; the last checkpoint is {self.output}" if self.settings.checkpoint_every else ""
             raise DivergedTraining(f"the network's weights went to NaN or infinity at step "
                                    f"{self.first_step + self.begun} (try a smaller --lr){last}; nothing was written")
 
@@ -204,14 +193,14 @@ class TrainJob(TransferJob):
             batch = self.photos.batch_at(at).to(self.device)
             super().plan(Item(batch, self._stage.size), self._stage, None)
             self.param.photos = batch
-            every = self.train.checkpoint_every
+            every = self.settings.checkpoint_every
             if every and (step - 1) % every == 0:
-                self.save(self.train.checkpoint, at - 1)
+                self.save(at - 1)
         self.objective.new_step(step)
 
-    def save(self, path, step: int) -> Path:
-        net = self.param.store()
-        return save_model(path, net, self.model_recipe(step), step)
+    def save(self, step: int) -> Path:
+        """The model file, with the weights reached after ``step`` steps (atomically)."""
+        return save_model(self.output, self.param.store(), self.model_recipe(step), step)
 
     def model_recipe(self, step: int) -> dict:
         out = self.settings.to_recipe(self.recipe_paths)
