@@ -13,7 +13,7 @@ import click
 from ..settings import ActivationsSettings, AtlasSettings
 from .group import main
 from .options import output_options, settings_params, split
-from .research_cmd import CONTEXT, _write
+from .research_cmd import CONTEXT
 
 JSON_HELP = "Also write the values as JSON (each channel with its activation)."
 
@@ -34,12 +34,14 @@ def _check_outputs(params) -> None:
 
 def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: str) -> None:
     from ..writers import save_image, write_json
+    from .run import writing
 
     output, overwrite = params["output"], params["overwrite"]
-    if output is not None:
-        _write(output, lambda: save_image(sheet(), output, recipe if params["recipe"] != "none" else None, overwrite))
-    if params["json_path"] is not None:
-        _write(params["json_path"], lambda: write_json(params["json_path"], data, overwrite))
+    with writing(overwrite, "file") as outbox:
+        if output is not None:
+            save_image(sheet(), output, recipe if params["recipe"] != "none" else None, overwrite, outbox)
+        if params["json_path"] is not None:
+            write_json(params["json_path"], data, overwrite, outbox)
     written = [str(p) for p in (output, params["json_path"]) if p is not None]
     if stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; the {what} finished so far are in {output}", err=True)
