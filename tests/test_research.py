@@ -1,6 +1,8 @@
 """dreamstyle compare and dreamstyle reconstruct: CPU, random weights, tiny images, few steps."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from helpers import make_image
@@ -202,3 +204,33 @@ def test_reconstruct_default_layers_and_clear_errors(images, tmp_path, runner):
     assert res.exit_code == 1 and "minimum" in res.output
     res = runner.invoke(main, ["reconstruct", str(content), "-o", str(tmp_path / "r.bmp")])
     assert res.exit_code == 1 and ".png" in res.output and ".tif" in res.output
+
+
+def test_reconstruct_writes_through_the_outbox_atomic_and_rescued(images, tmp_path, runner, monkeypatch):
+    """A write that fails half-way (disk full) leaves no partial file where asked: the grid goes to a
+    rescue folder instead, and one line says where (exit 1), as transfer's picture does."""
+    import errno
+
+    import dreamstyle.writers as writers
+
+    real = writers.png_write
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    def disk_full(fh, *args, **kwargs):
+        if str(folder) in fh.name:
+            fh.write(b"\x89PNG half a picture")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fh, *args, **kwargs)
+
+    monkeypatch.setattr(writers, "png_write", disk_full)
+    content, _ = images
+    res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1", "--weights", "random", "--size",
+                               "32", "--iterations", "1", "--seed", "0", "--device", "cpu", "-o",
+                               str(folder / "rec.png"), "-q"])
+    assert res.exit_code == 1 and list(folder.iterdir()) == [], res.output
+    line = next(line for line in res.output.splitlines() if "cannot write" in line)
+    assert "No space left on device" in line and "saved to" in line
+    rescued = line.split("saved to ")[1].split(" instead")[0]
+    assert Image.open(rescued).size[0] == sheet_width(2) and read_recipe(rescued)["mode"] == "content"
+    shutil.rmtree(Path(rescued).parent)

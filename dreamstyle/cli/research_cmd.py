@@ -14,19 +14,12 @@ from ..settings import ReconstructSettings, SweepOptions, TransferSettings, appl
 from .group import main
 from .options import _param, complete_backbones, given, output_options, settings_params, split
 from .progress import Progress
-from .run import Snapshots, begin_lines, drawn_seed, sigterm_as_interrupt
+from .run import Snapshots, begin_lines, drawn_seed, sigterm_as_interrupt, writing
 from .tables import entries, show, table
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FILE_LIKE = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".json", ".md")  # not a folder for compare
-
-
-def _write(path: Path, write) -> None:
-    try:
-        write()
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _output_dir(path: Path) -> Path:
@@ -126,24 +119,21 @@ def _write_compare(comp, out: Path, params) -> Path | None:
     from ..writers import save_gif_frames, save_image, write_bytes, write_json
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"]
-    for row in comp.rows:
-        if row.ok:
-            row.output = f"{row.variant.slug}.png"
-            _write(out / row.output, lambda row=row: save_image(row.result.image, out / row.output,
-                                                                row.result.recipe if keep else None, overwrite))
-    _write(out / SHEET, lambda: save_image(comp.sheet(params["columns"]), out / SHEET,
-                                           comp.to_dict() if keep else None, overwrite))
-    _write(out / TABLE_JSON, lambda: write_json(out / TABLE_JSON, comp.to_dict(), overwrite))
-    _write(out / TABLE_MD, lambda: write_bytes(out / TABLE_MD, comp.to_markdown().encode(), overwrite))
-    gif = None
-    if params["gif"] is not None:
-        frames = comp.gif_frames()
-        if frames:
-            _write(params["gif"], lambda: save_gif_frames(frames, params["gif"], overwrite))
-            gif = params["gif"]
-    if params["log_json"] is not None:
-        _write(params["log_json"], lambda: write_json(params["log_json"], [
-            {"backbone": r.variant.label, "history": r.result.history if r.ok else []} for r in comp.rows], overwrite))
+    frames = comp.gif_frames() if params["gif"] is not None else []
+    gif = params["gif"] if frames else None
+    with writing(overwrite, "file", str(out)) as outbox:
+        for row in comp.rows:
+            if row.ok:
+                row.output = f"{row.variant.slug}.png"
+                save_image(row.result.image, out / row.output, row.result.recipe if keep else None, overwrite, outbox)
+        save_image(comp.sheet(params["columns"]), out / SHEET, comp.to_dict() if keep else None, overwrite, outbox)
+        write_json(out / TABLE_JSON, comp.to_dict(), overwrite, outbox)
+        write_bytes(out / TABLE_MD, comp.to_markdown().encode(), overwrite, outbox)
+        if gif is not None:
+            save_gif_frames(frames, gif, overwrite, outbox=outbox)
+        if params["log_json"] is not None:
+            write_json(params["log_json"], [{"backbone": r.variant.label, "history": r.result.history if r.ok else []}
+                                            for r in comp.rows], overwrite, outbox)
     return gif
 
 
@@ -197,8 +187,8 @@ def reconstruct_body(**params):
         rec = reconstruct(settings, callback=progress,
                           recipe_paths="names" if params["recipe"] == "names" else "full")
     sheet = rec.sheet(settings.columns)
-    _write(output, lambda: save_image(sheet, output, rec.recipe if params["recipe"] != "none" else None,
-                                      params["overwrite"]))
+    with writing(params["overwrite"], "grid") as outbox:
+        save_image(sheet, output, rec.recipe if params["recipe"] != "none" else None, params["overwrite"], outbox)
     if rec.stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; the panels finished so far are in {output}", err=True)
         sys.exit(130)

@@ -456,10 +456,7 @@ def report(stopped, where: str, out: Outputs, result, received=(), frame: int | 
     says where it went)."""
     from ..engine import Stop
 
-    for w in (outbox.written if outbox is not None else []):
-        if w.beside:
-            click.echo(f"dreamstyle: warning: {w.intended} appeared while this ran; the new one is beside it, "
-                       f"in {w.path}", err=True)
+    warn_beside(outbox)
     interrupted = stopped is Stop.INTERRUPTED or bool(received)
     if rescue:
         if interrupted:
@@ -482,6 +479,34 @@ def report(stopped, where: str, out: Outputs, result, received=(), frame: int | 
         raise click.ClickException(f"{fault or stopped.value}; {where}")
     if not out.quiet:
         click.echo(where, err=True)
+
+
+def warn_beside(outbox: Outbox | None) -> None:
+    """A warning line for each file that appeared while the run worked (the new one went beside it)."""
+    for w in (outbox.written if outbox is not None else []):
+        if w.beside:
+            click.echo(f"dreamstyle: warning: {w.intended} appeared while this ran; the new one is beside it, "
+                       f"in {w.path}", err=True)
+
+
+@contextlib.contextmanager
+def writing(overwrite: bool, what: str, where: str = "", outbox: Outbox | None = None):
+    """The files of a command that writes when its work is done (compare, sweep, reconstruct, channels,
+    activations), through one :class:`Outbox` as transfer, dream and texture write theirs: each file
+    atomic, one that cannot be written where asked rescued to a temporary folder (the others still
+    written), Ctrl-C and SIGTERM held until all are written. Then one line: what was rescued (exit 1;
+    130 if interrupted meanwhile), or a Ctrl-C that came while writing (130). ``outbox``: one that
+    wrote files before (a sweep's cells, as they finished), to report them too."""
+    outbox = outbox or Outbox(overwrite)
+    with signals_deferred() as received:
+        yield outbox
+    warn_beside(outbox)
+    rescue = rescue_line(outbox, what, where)
+    if received:
+        click.echo(f"dreamstyle: interrupted; {rescue or 'every file was written'}", err=True)
+        sys.exit(130)
+    if rescue:
+        raise click.ClickException(rescue)
 
 
 # --- snapshots --------------------------------------------------------------------------------------

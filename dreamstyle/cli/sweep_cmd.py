@@ -58,8 +58,11 @@ def sweep_body(kind: str, params: dict) -> None:
 
         raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
     begin_lines(kind, values.get("seed"), settings, params["quiet"])()  # the checks are done: the seed, the hints
-    result = _run(kind, settings, axes, cells, out, params, skip)
-    _finish(result, out, params)
+    from ..writers import Outbox
+
+    outbox = Outbox(params["overwrite"] or params["resume"])
+    result = _run(kind, settings, axes, cells, out, params, skip, outbox)
+    _finish(result, out, params, outbox)
 
 
 def _paths(params) -> str:
@@ -93,9 +96,9 @@ def _check_outputs(out: Path, settings, cells, params) -> list[int]:
     return skip
 
 
-def _run(kind, settings, axes, cells, out: Path, params, skip):
+def _run(kind, settings, axes, cells, out: Path, params, skip, outbox):
     from ..jobs.sweep import sweep
-    from ..writers import save_image
+    from ..writers import save_image, signals_deferred
     from .progress import FrameProgress
     from .run import sigterm_as_interrupt
 
@@ -110,8 +113,10 @@ def _run(kind, settings, axes, cells, out: Path, params, skip):
             if row.ok:
                 row.output = f"{row.variant.stem}.png"
                 image = row.result.tensor[:1] if row.result.tensor is not None else row.result.image
-                _write(out / row.output, lambda: save_image(image, out / row.output,
-                                                            row.result.recipe if keep else None, overwrite))
+                with signals_deferred() as received:  # each cell as it is done, through the outbox
+                    save_image(image, out / row.output, row.result.recipe if keep else None, overwrite, outbox)
+                if received:
+                    raise KeyboardInterrupt
             progress.frame(SimpleNamespace(name=row.variant.label, losses=row.losses, worker=worker))
 
         def before_judge(rows):
@@ -134,19 +139,15 @@ def _done_before(row, out: Path) -> None:
         row.result = Result(img.convert("RGB"), [], read_recipe(out / row.output) or {})
 
 
-def _write(path: Path, write) -> None:
-    from .research_cmd import _write as write_or_fail
-
-    write_or_fail(path, write)
-
-
-def _finish(result, out: Path, params) -> None:
+def _finish(result, out: Path, params, outbox) -> None:
     from ..writers import save_image, write_bytes, write_json
+    from .run import writing
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"] or params["resume"]
-    _write(out / SHEET, lambda: save_image(result.sheet(), out / SHEET, result.to_dict() if keep else None, overwrite))
-    _write(out / TABLE_JSON, lambda: write_json(out / TABLE_JSON, result.to_dict(), overwrite))
-    _write(out / TABLE_MD, lambda: write_bytes(out / TABLE_MD, result.to_markdown().encode(), overwrite))
+    with writing(overwrite, "file", str(out), outbox):
+        save_image(result.sheet(), out / SHEET, result.to_dict() if keep else None, overwrite, outbox)
+        write_json(out / TABLE_JSON, result.to_dict(), overwrite, outbox)
+        write_bytes(out / TABLE_MD, result.to_markdown().encode(), overwrite, outbox)
     failed = [r for r in result.rows if r.error and r.status not in ("skipped", "done before")]
     for row in failed:
         click.echo(f"dreamstyle: {row.variant.label}: {row.status}: {row.error}", err=True)

@@ -14,8 +14,8 @@ from ..settings import ActivationsSettings, AtlasSettings
 from .group import main
 from .options import given, output_options, settings_params, split
 from .progress import Progress
-from .research_cmd import CONTEXT, _write
-from .run import begin_lines, drawn_seed, sigterm_as_interrupt
+from .research_cmd import CONTEXT
+from .run import begin_lines, drawn_seed, sigterm_as_interrupt, writing
 
 JSON_HELP = "Also write the values as JSON (each channel with its activation)."
 
@@ -38,10 +38,11 @@ def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: 
     from ..writers import save_image, write_json
 
     output, overwrite = params["output"], params["overwrite"]
-    if output is not None:
-        _write(output, lambda: save_image(sheet(), output, recipe if params["recipe"] != "none" else None, overwrite))
-    if params["json_path"] is not None:
-        _write(params["json_path"], lambda: write_json(params["json_path"], data, overwrite))
+    with writing(overwrite, "file") as outbox:
+        if output is not None:
+            save_image(sheet(), output, recipe if params["recipe"] != "none" else None, overwrite, outbox)
+        if params["json_path"] is not None:
+            write_json(params["json_path"], data, overwrite, outbox)
     written = [str(p) for p in (output, params["json_path"]) if p is not None]
     if stopped == "interrupted":
         click.echo(f"dreamstyle: interrupted; the {what} finished so far are in {output}", err=True)
