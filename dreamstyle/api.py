@@ -156,19 +156,20 @@ def activations(image, layer=None, *, callback=None, loaded=None, **options):
 
 
 def train(photos, styles, output, *, callback: Callable | None = None, on_skip: Callable[[str], None] | None = None,
-          snapshot_every: int = 0, loaded=None, overwrite: bool = False, **options):
+          snapshot_every: int = 0, loaded=None, overwrite: bool = False, resume: bool = False, **options):
     """Train a feed-forward style network on the folder ``photos`` against the transfer objective for
     ``styles`` (the options of ``dreamstyle train``: every transfer term, weight and layer, and
-    ``batch``, ``width``, ``blocks``, ``checkpoint_every``, ``held_out``, ``resume``; ``size`` is the
+    ``batch``, ``width``, ``blocks``, ``checkpoint_every``, ``held_out``; ``size`` is the
     crop side, ``iterations`` the steps, ``lr`` Adam's learning rate) and write it to ``output`` (a
-    ``.dsm`` model file), also when the run stops early (Ctrl-C): the weights it reached. Returns
+    ``.dsm`` model file), also when the run stops early (Ctrl-C): the weights it reached; ``resume``
+    goes on training the model file ``output``. Returns
     the run's :class:`~dreamstyle.runner.Result`, with ``result.model`` the path written and
     ``result.job`` the job (``job.loss_on(job.held_out)``: the loss on photos it never saw)."""
     from .jobs.train import TrainJob, check_model_output
 
     settings = _settings(TrainSettings, "train", {"content": photos, "styles": styles}, options)
-    check_model_output(output, overwrite or settings.resume)
-    job = TrainJob(settings, Session.for_settings(settings, loaded), output, on_skip=on_skip)
+    check_model_output(output, overwrite or resume)
+    job = TrainJob(settings, Session.for_settings(settings, loaded), output, resume=resume, on_skip=on_skip)
     result = run(job, job.still_item(), callback, snapshot_every)
     job.check_finite()
     result.model = job.save(job.steps_done(result.stopped))

@@ -1022,8 +1022,6 @@ class TrainSettings(TransferSettings):
                              check=whole(0, MAX_ITERATIONS), recipe=False, applies_to=TRAIN)
     held_out: int = opt(0, "Photos (the last by name) set aside, never trained on; their loss is reported.",
                         check=whole(0, 10**6), applies_to=TRAIN)
-    resume: bool = opt(False, "Go on from the model file OUT: its weights, step count and order of photos.",
-                       check=flag_value, type="flag", recipe=False, applies_to=TRAIN)
 
     def check_together(self) -> None:
         super().check_together()

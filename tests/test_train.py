@@ -192,3 +192,47 @@ def test_an_onnx_export_gives_the_same_pictures_in_onnxruntime(tmp_path):
         got = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
         # fp32 on both sides, different kernels: about 1e-6 apart on [0, 1] pixels; 1e-4 is 1/40 of a level
         assert got.shape == x.shape and float((got - stylize(net, x)).abs().max()) < 1e-4
+
+
+def test_the_command_line_trains_then_stylizes(photos, style, tmp_path):
+    from click.testing import CliRunner
+
+    from dreamstyle.cli import main
+
+    model = tmp_path / "m.dsm"
+    args = ["train", str(photos), str(style), "-o", str(model), "--weights", "random", "--size", "32",
+            "--iterations", "3", "--batch", "2", "--width", "8", "--blocks", "1", "--preview-every", "3",
+            "--held-out", "1", "--seed", "0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "held-out photo" in result.output
+    assert load_model(model).step == 3 and model.with_suffix(".preview.png").exists()
+    again = CliRunner().invoke(main, args)  # the model file exists: one line, nothing lost
+    assert again.exit_code != 0 and "--resume" in again.output and "Traceback" not in again.output
+    resumed = CliRunner().invoke(main, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert load_model(model).step == 6
+
+    out = tmp_path / "out.png"
+    done = CliRunner().invoke(main, ["stylize", str(model), str(photos / "photo0.png"), "-o", str(out),
+                                     "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    assert Image.open(out).size == Image.open(photos / "photo0.png").size
+    folder = tmp_path / "styled"
+    (photos / "broken.png").write_bytes(b"no")
+    done = CliRunner().invoke(main, ["stylize", str(model), str(photos), "-o", str(folder), "--device", "cpu"])
+    assert done.exit_code == 1 and "skipped broken.png" in done.output
+    assert sorted(p.name for p in folder.iterdir()) == [f"photo{i}.png" for i in range(5)]
+
+
+def test_the_command_line_says_what_does_not_apply_to_training(photos, style, tmp_path):
+    from click.testing import CliRunner
+
+    from dreamstyle.cli import main
+
+    for extra, words in ((["--tile", "64"], "No such option"), (["--optimizer", "lbfgs"], "L-BFGS")):
+        result = CliRunner().invoke(main, ["train", str(photos), str(style), "-o", str(tmp_path / "m.dsm"),
+                                           "--weights", "random", *extra])
+        assert result.exit_code != 0 and words in result.output and "Traceback" not in result.output
+    bad = CliRunner().invoke(main, ["stylize", str(style), str(style), "-o", str(tmp_path / "x.png")])
+    assert bad.exit_code == 1 and "not a dreamstyle model file" in bad.output

@@ -48,7 +48,7 @@ def _interrupt_after_torch():
 
 
 def _commands():
-    from . import commands, research_cmd, score_cmd, serve_cmd, sweep_cmd, visualize_cmd  # noqa: F401  (add commands)
+    from . import commands, research_cmd, score_cmd, serve_cmd, sweep_cmd, train_cmd, visualize_cmd  # noqa: F401
     from .group import main
 
     return main

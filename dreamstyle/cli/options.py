@@ -42,7 +42,7 @@ def _param(f) -> click.Parameter:
     if spec.argument:
         return click.Argument([f.name], nargs=-1 if spec.argument == "many" else 1, required=False,
                               type=str if spec.type is str else click.Path(path_type=Path),
-                              metavar=f.name.upper() + ("..." if spec.argument == "many" else ""),
+                              metavar=(spec.metavar or f.name.upper()) + ("..." if spec.argument == "many" else ""),
                               shell_complete=_complete(spec.complete) if spec.complete else None)
     default_text = describe_default(f)
     help_text = spec.help + (f" [default: {default_text}]" if default_text and spec.type != "flag" else "")
@@ -89,8 +89,8 @@ def _rank(cls: type[Settings], f) -> int:
 STILLS = only("still", "grid", where="a single image")  # a still's own progress (compare: each backbone's)
 VIDEO_OUTPUT = only(*CLIPS, "zoom", where="a video output (a clip or --zoom-frames written to .mp4, .mov, .mkv or "
                     ".webm)")
-RESUMABLE = only(*CLIPS, "zoom", "folder", "grid", where="a video output (a clip or --zoom-frames written to .mp4, "
-                 ".mov, .mkv or .webm), a folder of images or a sweep")
+RESUMABLE = only(*CLIPS, "zoom", "folder", "grid", "train", where="a video output (a clip or --zoom-frames written "
+                 "to .mp4, .mov, .mkv or .webm), a folder of images, a sweep or training")
 
 
 def out_opt(default, help: str, *flags: str, applies_to: AppliesTo = EVERYWHERE, **click_options):
@@ -117,7 +117,8 @@ class Outputs:
                              "(.webm)].", type=int, metavar="N", applies_to=VIDEO_OUTPUT)
     resume: bool = out_opt(False, "A video output: go on from the last frame an interrupted run finished (its frames "
                           "are kept in OUT.frames until the video is complete). A folder of images or a sweep: skip "
-                          "the outputs already written whose recipe matches.", is_flag=True, applies_to=RESUMABLE)
+                          "the outputs already written whose recipe matches. Training: go on from the model file OUT (its weights, step "
+                          "count and order of photos).", is_flag=True, applies_to=RESUMABLE)
     replay: Path | None = out_opt(None, "Replay the recipe stored in an output; the options given override it.",
                                  "--from", type=click.Path(path_type=Path))
     log_json: Path | None = out_opt(None, "Write the loss history as a JSON list.", type=click.Path(path_type=Path))

@@ -120,12 +120,13 @@ def architecture(settings: TrainSettings) -> Architecture:
 
 
 class TrainJob(TransferJob):
-    """``output``: the model file, written every ``checkpoint_every`` steps and gone on from with
-    ``resume``."""
+    """``output``: the model file, written every ``checkpoint_every`` steps; with ``resume``, gone
+    on from (its weights, step count and order of photos)."""
 
     source_key = "photos"
 
-    def __init__(self, settings: TrainSettings, session, output, *, on_skip: Callable[[str], None] | None = None,
+    def __init__(self, settings: TrainSettings, session, output, *, resume: bool = False,
+                 on_skip: Callable[[str], None] | None = None,
                  announce: Callable[[str], None] | None = None, recipe_paths: str = "full"):
         super().__init__(settings, session, announce=announce, recipe_paths=recipe_paths)
         self.output = Path(output)
@@ -133,7 +134,7 @@ class TrainJob(TransferJob):
         self.paths, self.held_out = photo_paths(settings.content, settings.held_out)
         self.photos = Photos(self.paths, settings.size, settings.batch, self.seed, settings.max_pixels, on_skip)
         self.first_step = 0
-        if settings.resume:
+        if resume:
             model = load_model(self.output)
             net, self.first_step = model.net, model.step
             if model.net.arch != architecture(settings):
