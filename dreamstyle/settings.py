@@ -57,6 +57,7 @@ GRADIENTS = ("plain", "lapnorm")  # dream --gradient (dreamstyle.lapnorm)
 PARAMS = ("pixel", "fft")  # dream --param (dreamstyle.param)
 DREAM_STEP = 0.75  # mean |change| per dream step, 0-255 units: with vgg19 the photo stays recognizable
 TRANSFER_INITS = ("content", "noise", "style")
+MODEL_INIT = "model:"  # --init model:FILE: a style network's picture of the content
 COLOR_MODES = ("luminance", "histogram")
 # --style-loss: the style term's name for each (gram: Gatys et al.'s Gram matrices; w2, swd, nn: dreamstyle.distribution)
 STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd", "nn": "nn"}
@@ -348,11 +349,17 @@ def texture_size(value, flag):
 
 
 def transfer_init(value, flag):
-    """content, noise, style, or an image file (a near miss of a name is refused with a suggestion)."""
+    """content, noise, style, an image file, or model:FILE (a style network's picture of the content; a
+    near miss of a name is refused with a suggestion)."""
     if value is None:
         return "content"
     if isinstance(value, (str, os.PathLike)):
         value = str(value)
+        if value.startswith(MODEL_INIT):
+            model = value[len(MODEL_INIT):]
+            if not model.lower().endswith(".dsm") or not os.path.isfile(model):
+                raise OptionError(f"{flag} {value}: give model:FILE, a .dsm model file that dreamstyle train wrote")
+            return value
         if not value.strip():
             raise OptionError(f"{flag} is empty; give content, noise, style or an image file")
         if value not in TRANSFER_INITS and not os.path.exists(value):
@@ -511,6 +518,8 @@ class Settings:
         for name in [f.name for f in self.fields() if f.name in INPUT_FIELDS]:
             value = getattr(self, name)
             for v in (value if isinstance(value, tuple) else (value,)):
+                if isinstance(v, str) and v.startswith(MODEL_INIT):  # --init model:FILE: the model file
+                    v = v[len(MODEL_INIT):]
                 if isinstance(v, (str, os.PathLike)) and os.path.isfile(v) and v not in files:
                     files.append(v)
         return files
@@ -567,6 +576,8 @@ def plain(value, paths: str = "full", files: bool = False):
     (``files``: the inputs, the weights), else text that is a path (an existing one, an absolute one,
     one from home)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
+        if isinstance(value, str) and value.startswith(MODEL_INIT) and files:  # --init model:FILE
+            return MODEL_INIT + plain(value[len(MODEL_INIT):], paths, files)
         if paths == "names" and isinstance(value, str) and (files or _is_path(value)):
             return value.replace("\\", "/").rsplit("/", 1)[-1]
         return value
@@ -706,7 +717,8 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
                               applies_to=PICTURES)
     tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
                            check=weight_value)
-    init: str = opt("content", "Start from: content, noise, style, or an image FILE.", check=transfer_init, applies_to=PICTURES)
+    init: str = opt("content", "Start from: content, noise, style, an image FILE, or model:FILE "
+                    "(a style network's picture of the content: fewer steps to the same losses).", check=transfer_init, applies_to=PICTURES)
     scales: Any = opt(None, "Coarse-to-fine: a count N, or sizes like 256,512 (clips: the first frame).",
                       check=scales, type=str, applies_to=PICTURES)
     dream_layers: tuple = opt((), "The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, "

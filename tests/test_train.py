@@ -236,3 +236,28 @@ def test_the_command_line_says_what_does_not_apply_to_training(photos, style, tm
         assert result.exit_code != 0 and words in result.output and "Traceback" not in result.output
     bad = CliRunner().invoke(main, ["stylize", str(style), str(style), "-o", str(tmp_path / "x.png")])
     assert bad.exit_code == 1 and "not a dreamstyle model file" in bad.output
+
+
+def test_transfer_can_start_from_a_style_networks_picture(photos, style, tmp_path):
+    from dreamstyle.jobs.base import resized
+    from dreamstyle.jobs.transfer import TransferJob
+    from dreamstyle.session import Session
+    from dreamstyle.settings import TransferSettings, make
+
+    torch.manual_seed(0)
+    net = StyleNet(Architecture(width=4, blocks=1))
+    model = save_model(tmp_path / "m.dsm", net, {})
+    settings = make(TransferSettings, dict(content=str(photos / "photo0.png"), styles=[str(style)], size=32,
+                                           weights="random", init=f"model:{model}", device="cpu"))
+    job = TransferJob(settings, Session.for_settings(settings))
+    item = job.still_item()
+    content = resized(item.content, item.size)
+    assert torch.allclose(job.initial(item), stylize(net.eval(), content), atol=1e-6)
+    recipe = settings.to_recipe("names")
+    assert recipe["init"] == "model:m.dsm" and "m.dsm" in recipe["inputs"]
+    result = dreamstyle.transfer(photos / "photo0.png", [style], size=32, iterations=2, weights="random",
+                                 init=f"model:{model}")
+    assert result.image.size == (32, 25)
+    for bad in (f"model:{tmp_path / 'none.dsm'}", f"model:{style}"):
+        with pytest.raises(OptionError, match="model:FILE"):
+            make(TransferSettings, dict(content=str(photos / "photo0.png"), styles=[str(style)], init=bad))

@@ -10,12 +10,20 @@ import torch
 from ..activation import DreamTarget, check_targets, parse_target
 from ..color import luminance, match_color_histogram, recombine_luminance
 from ..errors import OptionError
+from ..fastnet import load_model, stylize
 from ..images import alpha_of, fit_size, to_tensor
 from ..layers import DREAMABLE
 from ..objective import Objective, extra_terms, term
 from ..runner import Item, Plan
 from ..schedule import Stage, scale_sides, scale_stages
-from ..settings import ABSOLUTE_DREAM_WEIGHT, DREAM_WEIGHT, STYLE_LOSSES, TRANSFER_INITS, TransferSettings
+from ..settings import (
+    ABSOLUTE_DREAM_WEIGHT,
+    DREAM_WEIGHT,
+    MODEL_INIT,
+    STYLE_LOSSES,
+    TRANSFER_INITS,
+    TransferSettings,
+)
 from ..termspec import TermContext
 from .base import Job, absolute_defaults, nothing_to_optimize, resized, with_alpha
 
@@ -108,7 +116,9 @@ class TransferJob(Job):
         self.objective = nothing_to_optimize(objective)
         self.notes.update(content_layers_used=self.content_layers, style_layers_used=self.style_layers)
         self._styles = None
-        self.init_image = None if s.init in TRANSFER_INITS else to_tensor(self.load(s.init))
+        self.init_model = load_model(s.init[len(MODEL_INIT):], self.device).net \
+            if s.init.startswith(MODEL_INIT) else None
+        self.init_image = None if s.init in TRANSFER_INITS or self.init_model else to_tensor(self.load(s.init))
         self.color_reference = None  # the content the style colours follow (--preserve-color)
         self._prepared: dict[int, tuple] = {}  # term -> the stage key its fixed-role targets were made for
         self.load_masks()
@@ -224,6 +234,8 @@ class TransferJob(Job):
             return resized(item.start.to(self.device), wh)
         if init == "content":
             return content
+        if self.init_model is not None:
+            return stylize(self.init_model, content)
         if init == "noise":
             return torch.rand(content.shape, device=self.device)
         source = self.style_tensors[0] if init == "style" else self.init_image
