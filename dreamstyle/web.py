@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
 from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr
+from .stop import Reason, Stop, describe, kept_as
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
 KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
@@ -538,8 +539,6 @@ class WebRun:
             thread.join()
 
     def _finish(self, result) -> Outcome:
-        from .engine import Stop
-
         kind = KIND_OF_TAB[self.tab]
         stopped, settings, at, note = result.stopped, self.settings.replace(seed=self.job.seed), "", ""
         last = self.last
@@ -555,15 +554,10 @@ class WebRun:
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.folder))
         path = result.save(folder / name)
         command = command_for(settings, name, display_names(self.settings)) + note
-        if stopped is None:
-            line = f"done: {name}"
-        elif stopped is Stop.INTERRUPTED:
-            line = f"stopped; the best {'dream' if kind == 'dream' else 'picture'} so far is kept: {name}"
-        elif stopped is Stop.DIVERGED:
-            where = f" ({result.fault})" if result.fault else ""
-            line = f"the loss became NaN or infinite{where}; the last good picture is kept: {name} (lower the weights)"
-        else:
-            line = f"{result.fault or 'out of memory'}; the best picture so far is kept: {name}"
+        where = f"done: {name}" if stopped is None else \
+            f"{kept_as(stopped, 'dream' if kind == 'dream' else 'picture')} is kept: {name}"
+        line = describe(Stop(Reason.of(stopped), where, result.fault, advice=" (lower the weights)", path=Path(path),
+                             interrupted_as="stopped")).line
         if self.notes:
             line += " (" + "; ".join(self.notes) + ")"
         return Outcome(result.image, Path(path), command, line, stopped is not None)
@@ -645,7 +639,7 @@ def build_page(folder: Path, device: str | None = None):
 
 
 def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
-    """One tab's controls, from the settings fields, and its Run and Stop."""
+    """One tab's controls, from the settings fields, and its Run and Reason."""
     inputs: dict = {}
     restorable: dict = {}
     with gr.Row():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from ..errors import OutputError
 from ..settings import SEQUENCE_OPTIONS, ReconstructSettings, TransferSettings
+from ..stop import Reason, Stop, describe
 from .group import main
 from .options import complete_backbones, output_options, settings_params, split
 
@@ -43,7 +43,7 @@ def compare_body(**params):
     backbone that fails (unknown name, missing weights, an input too small for it) is reported in
     its row; the others still run."""
     from ..jobs.compare import parse_variants
-    from .run import drawn_seed
+    from .run import drawn_seed, tell
 
     values, _ = split(TransferSettings, params)
     settings = drawn_seed(TransferSettings(**values))
@@ -57,9 +57,8 @@ def compare_body(**params):
     print_table(comp)
     if not params["quiet"]:
         click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON}{f' and {gif}' if gif else ''}", err=True)
-    if comp.stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; what finished is in {out}", err=True)
-        sys.exit(130)
+    if comp.stopped is Reason.INTERRUPTED:
+        tell(describe(Stop(comp.stopped, f"what finished is in {out}")))
     if not any(row.ok for row in comp.rows):
         raise click.ClickException("every backbone failed; see the table for why")
 
@@ -168,7 +167,7 @@ def reconstruct_body(**params):
     from ..writers import check_output, save_image, suffixes
     from .options import given
     from .progress import Progress
-    from .run import begin_lines, drawn_seed, sigterm_as_interrupt
+    from .run import begin_lines, drawn_seed, sigterm_as_interrupt, tell
 
     values, _ = split(ReconstructSettings, params)
     settings = drawn_seed(ReconstructSettings(**values))
@@ -185,11 +184,11 @@ def reconstruct_body(**params):
     sheet = rec.sheet(settings.columns)
     _write(output, lambda: save_image(sheet, output, rec.recipe if params["recipe"] != "none" else None,
                                       params["overwrite"]))
-    if rec.stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; the panels finished so far are in {output}", err=True)
-        sys.exit(130)
-    if rec.stopped in ("diverged", "failed"):
-        why = "a panel's loss became NaN or infinite" if rec.stopped == "diverged" else "a loss term failed in a panel"
+    if rec.stopped is Reason.INTERRUPTED:
+        tell(describe(Stop(rec.stopped, f"the panels finished so far are in {output}")))
+    if rec.stopped in (Reason.DIVERGED, Reason.FAILED):
+        why = "a panel's loss became NaN or infinite" if rec.stopped is Reason.DIVERGED else \
+            "a loss term failed in a panel"
         click.echo(f"dreamstyle: warning: {why}; it shows its last good image", err=True)
     if not params["quiet"]:
         click.echo(f"wrote {output} ({len(rec.panels)} panels)", err=True)

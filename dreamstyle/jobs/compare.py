@@ -17,6 +17,7 @@ from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
 from ..settings import TransferSettings, plain
 from ..sheets import Panel, contact_sheet
+from ..stop import Reason
 from .sweep import CellRow, error_text, fmt, fmt_bytes, loss_names, resolved_seed, rounded, run_cells
 
 CompareRow = CellRow  # a comparison's row: one backbone's run
@@ -117,7 +118,7 @@ class Comparison:
     settings: dict
     device: str
     memory_kind: str
-    stopped: str | None = None  # "interrupted" when Ctrl-C ended it
+    stopped: Reason | None = None  # INTERRUPTED when Ctrl-C ended it
     paths: str = "full"  # what compare.json says of a weights file: its path as given, or its name ("names")
 
     @property
