@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
-from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr
+from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Bounds, Settings, flag_of, make, settings_for, short_repr
 from .stop import Reason, Stop, describe, kept_as
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
@@ -97,11 +97,12 @@ def form_spec(tab: str, name: str, backbone=None) -> Control:
         if isinstance(default, tuple):  # a texture's (w, h): the slider sets a square
             default = default[0]
         integer = isinstance(default, int) or spec.type is int
-        lo, hi = getattr(spec.check, "bounds", (1 if integer else 0, math.inf))
+        bounds = spec.bounds or Bounds(1 if integer else 0, math.inf)
+        lo, hi = bounds.lo, bounds.hi
         reach = SLIDER_REACH.get(name, WEIGHT_REACH * default if name.endswith("weight") else hi)
         hi = min(hi, reach)
         step = 1 if integer else 10 ** (math.floor(math.log10(default)) - 1) if default > 0 else 0.1
-        if getattr(spec.check, "above", False):  # more than lo: the slider starts a step above
+        if bounds.above:  # more than lo: the slider starts a step above
             lo += step
         if name == "size":
             help_text += " The backbone refuses pictures below its minimum."
@@ -485,16 +486,15 @@ class WebRun:
 
     def __init__(self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None,
                  device: str | None = None):
-        from .cli.run import Outputs, make_job
+        from .jobs import job_saying
 
         if device is not None:
             settings = settings.replace(device=device)
         self.tab, self.settings, self.folder = tab, settings, Path(folder)
         self.stop = stop or threading.Event()
         self.notes: list[str] = []
-        out = Outputs(output=self.folder / "out.png", recipe="names", quiet=True)
-        out.say = self.notes.append  # what the job chose ("auto" dream layers): shown with the result
-        self.job = make_job(KIND_OF_TAB[tab], settings, out)
+        # what the job chose ("auto" dream layers), its hints and what it loads: shown with the result
+        self.job = job_saying(KIND_OF_TAB[tab], settings, self.notes.append, recipe_paths="names")
         self.item = self.job.still_item()
         self.stages = self.job.stages(self.item)
         self.total = sum(s.iterations for s in self.stages)

@@ -202,11 +202,10 @@ def make_job(kind: str, settings, out: Outputs, clip: bool = False):
 
 def begins(kind: str, settings, job, phase, out: Outputs) -> None:
     """A job's work begins: its seed (where drawn), its hints, then what it loads."""
+    from ..jobs import say_begin
+
     say_seed(settings.seed, job.seed, out.quiet)
-    for line in hints(kind, settings, job):
-        out.say(f"hint: {line}")
-    if phase.text:
-        out.say(phase.text)
+    say_begin(kind, settings, job, phase, out.say)
 
 
 def drawn_seed(settings):
