@@ -6,12 +6,11 @@ and returns the best image it measured, the last step's included. It never print
 :class:`StepEvent` to a callback. Loss values are copied to the host only on logged steps, so nothing
 in the loop forces a device sync otherwise (L-BFGS syncs by its nature). It stops cleanly, keeping
 the best image, on Ctrl-C, when the loss stops being finite (or a step overflows), when memory runs
-out and when a loss term fails (:class:`Stop`).
+out and when a loss term fails (:class:`~dreamstyle.stop.Reason`).
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from collections.abc import Sequence
@@ -23,15 +22,7 @@ import torch
 from .errors import OptionError, TermFailed
 from .faults import is_out_of_memory, is_overflow, memory_report
 from .optimizers import get_optimizer, make_optimizer, without_dynamo_import
-
-
-class Stop(str, enum.Enum):
-    """Why a run stopped early (its value is what recipes and the JSON log record)."""
-
-    INTERRUPTED = "interrupted"
-    DIVERGED = "diverged"
-    OUT_OF_MEMORY = "out of memory"
-    FAILED = "failed"  # a loss term raised, exited or returned what is not a number (a folder: its cluster died)
+from .stop import Reason
 
 
 @dataclass
@@ -65,7 +56,7 @@ class StageResult:
     image: torch.Tensor | None  # the best image (lowest total measured), detached, on the device
     best_loss: float
     iterations: int  # steps taken
-    stopped: Stop | None = None
+    stopped: Reason | None = None
     history: list[dict] = field(default_factory=list)
     memory: dict | None = None  # on running out of memory: faults.memory_report (size tried, bytes)
     fault: str = ""  # FAILED: the line naming the term; DIVERGED: "a step overflowed", or nothing
@@ -176,27 +167,27 @@ def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str]
                     best.measure(*grad_fn(variable, scale, backward=False))
                 best.log_best()  # the last line reports the image returned
             if loop.step(step) or gave_up:
-                stopped = Stop.DIVERGED
+                stopped = Reason.DIVERGED
                 break
     except KeyboardInterrupt:
-        stopped = Stop.INTERRUPTED
+        stopped = Reason.INTERRUPTED
     except Exception as exc:  # a stop like Ctrl-C, keeping the best image (see _stop_for); the rest propagates
         stopped, memory, fault = _stop_for(exc, variable, opt, loop.size)
     finite = best.finite
     if stopped is None and not finite:
-        stopped = Stop.DIVERGED
+        stopped = Reason.DIVERGED
     image = (best.image / scale).clamp(0, 1) if finite else None
     return StageResult(image, float(best.loss), loop.done, stopped, loop.history, memory, fault)
 
 
-def _stop_for(exc: Exception, variable, opt, size) -> tuple[Stop, dict | None, str]:
+def _stop_for(exc: Exception, variable, opt, size) -> tuple[Reason, dict | None, str]:
     """How ``exc`` stops a stage that keeps its best image: a loss term that failed (its line), a number
     too large for its type (diverged: a step of --lr 1e38) or running out of memory (what was tried;
     the optimizer's memory is freed). Anything else is raised again."""
     if isinstance(exc, TermFailed):
-        return Stop.FAILED, None, str(exc)
+        return Reason.FAILED, None, str(exc)
     if is_overflow(exc):
-        return Stop.DIVERGED, None, "a step overflowed"
+        return Reason.DIVERGED, None, "a step overflowed"
     if not is_out_of_memory(exc):
         raise exc
     memory = memory_report(variable.device, exc, size)
@@ -204,7 +195,7 @@ def _stop_for(exc: Exception, variable, opt, size) -> tuple[Stop, dict | None, s
     variable.grad = None
     if variable.device.type == "cuda":
         torch.cuda.empty_cache()
-    return Stop.OUT_OF_MEMORY, memory, ""
+    return Reason.OUT_OF_MEMORY, memory, ""
 
 
 def _settle(variable, scale, clamp: bool, project):

@@ -24,10 +24,11 @@ from typing import Callable
 
 import torch
 
-from .engine import StageResult, Stop, optimize
+from .engine import StageResult, optimize
 from .errors import Interrupted, OutputError, TermFailed
 from .faults import OutOfMemory, is_out_of_memory, memory_report
 from .images import to_pil
+from .stop import Catch, Reason
 from .writers import check_format, save_image
 
 
@@ -67,7 +68,7 @@ class Result:
     image: object  # PIL.Image.Image (the first of a batch)
     history: list[dict]
     recipe: dict = field(default_factory=dict)
-    stopped: Stop | None = None
+    stopped: Reason | None = None
     frames: list = field(default_factory=list)  # PIL snapshots (for GIFs), if asked for
     tensor: object = None  # the final image(s) as a (B, 3, H, W) tensor in [0, 1]
     fault: str = ""  # out of memory: what was tried and what would fit; failed: the term; diverged: where it showed
@@ -146,9 +147,9 @@ def run(job, item: Item, callback: Callable | None = None, snapshot_every: int =
         if result.stopped is not None:
             stopped, fault = _why(job, stage, plan, result, stages)
             if image is None:
-                if stopped is Stop.OUT_OF_MEMORY:
+                if stopped is Reason.OUT_OF_MEMORY:
                     raise OutOfMemory(f"{fault}; nothing was written")
-                if stopped is Stop.INTERRUPTED:
+                if stopped is Reason.INTERRUPTED:
                     raise Interrupted("interrupted before the first iteration; nothing was written")
                 if plan is None:  # a term failed while it prepared: nothing to keep
                     raise TermFailed(f"{fault}; nothing was written")
@@ -162,27 +163,42 @@ def run(job, item: Item, callback: Callable | None = None, snapshot_every: int =
     return Result(to_pil(final[:1]), history, recipe, stopped, frames, final.detach(), fault, image.detach(), losses)
 
 
-def _why(job, stage, plan, result: StageResult, stages) -> tuple[Stop, str]:
+def attempt(job, item: Item, callback: Callable | None = None) -> tuple[Result | None, Reason | None, str]:
+    """:func:`run`, its stop returned instead of raised: (the result, or None where nothing was made;
+    why it stopped, or None; its line). How a clip, a folder or a zoom runs its items."""
+    with Catch() as caught:
+        try:
+            result = run(job, item, callback)
+        except Interrupted:
+            return None, Reason.INTERRUPTED, ""
+        except (OutOfMemory, TermFailed) as exc:
+            why = Reason.OUT_OF_MEMORY if isinstance(exc, OutOfMemory) else Reason.FAILED
+            return None, why, str(exc).removesuffix("; nothing was written")
+        return result, result.stopped, result.fault
+    return None, caught.reason, ""
+
+
+def _why(job, stage, plan, result: StageResult, stages) -> tuple[Reason, str]:
     """Why a stage stopped, and its line: out of memory (what was tried, what would fit), a loss term
     that failed, or a divergence that some terms and not others show (named)."""
-    if result.stopped is Stop.OUT_OF_MEMORY:
+    if result.stopped is Reason.OUT_OF_MEMORY:
         return result.stopped, job.oom_message(stage, result.memory, stages)
-    if result.stopped is Stop.DIVERGED and plan is not None and not result.fault:
+    if result.stopped is Reason.DIVERGED and plan is not None and not result.fault:
         return _diverged(plan.objective, result)
     return result.stopped, result.fault
 
 
-def _diverged(objective, result: StageResult) -> tuple[Stop, str]:
+def _diverged(objective, result: StageResult) -> tuple[Reason, str]:
     """The terms NaN or infinite at the step the stage diverged, where the others were not: from the
     starting picture on, those terms failed (not the steps); later, they are where it showed first."""
     last = result.history[-1] if result.history else {}
     bad = [n for n in objective.names if not math.isfinite(last.get(n, 0.0))]
     if not bad or len(bad) == len(objective.names) > 1:  # every term: the picture itself went bad
-        return Stop.DIVERGED, ""
+        return Reason.DIVERGED, ""
     named = " and ".join(objective.label(n) for n in bad)
     if not result.measured:
-        return Stop.FAILED, f"{named} returned NaN or infinity on the starting picture"
-    return Stop.DIVERGED, f"in {named}"
+        return Reason.FAILED, f"{named} returned NaN or infinity on the starting picture"
+    return Reason.DIVERGED, f"in {named}"
 
 
 def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Plan | None, StageResult]:
@@ -199,11 +215,11 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
                         label=stage.label, param=plan.param, project=plan.project,
                         new_step=plan.new_step or plan.objective.new_step)
     except KeyboardInterrupt:
-        return plan, StageResult(None, math.inf, 0, Stop.INTERRUPTED)
+        return plan, StageResult(None, math.inf, 0, Reason.INTERRUPTED)
     except TermFailed as exc:  # while the terms prepared
-        return plan, StageResult(None, math.inf, 0, Stop.FAILED, fault=str(exc))
+        return plan, StageResult(None, math.inf, 0, Reason.FAILED, fault=str(exc))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        return plan, StageResult(None, math.inf, 0, Stop.OUT_OF_MEMORY, [],
+        return plan, StageResult(None, math.inf, 0, Reason.OUT_OF_MEMORY, [],
                                  memory_report(job.session.device, exc, stage.size))

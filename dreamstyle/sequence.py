@@ -24,12 +24,11 @@ import torch
 from . import runner
 from .applies import refuse
 from .clips import Clip, estimate_flow, list_images, read_clip, warp
-from .engine import Stop
-from .errors import ClusterLost, ImageError, Interrupted, TermFailed
-from .faults import OutOfMemory
+from .errors import ClusterLost, ImageError
 from .images import alpha_of, fit_size, to_pil, to_tensor
 from .runner import Item
 from .settings import file_hash, plain
+from .stop import Catch, Reason
 
 
 @dataclass
@@ -56,7 +55,7 @@ class SequenceResult:
     names: list[str]
     history: list[dict] = field(default_factory=list)
     recipe: dict = field(default_factory=dict)
-    stopped: Stop | None = None
+    stopped: Reason | None = None
     losses: list[dict] = field(default_factory=list)  # each frame's final (batch) losses
     tensors: list = field(default_factory=list)  # (1, 3, H, W) CPU tensors, as optimized
     fault: str = ""
@@ -112,21 +111,6 @@ class _Collected:
             self.add(i, result, j, name, recipe, worker)
 
 
-def _run_batch(job, item, callback):
-    """One item through the runner; a stop comes back as (None, stop, fault) instead of raising."""
-    try:
-        result = runner.run(job, item, callback)
-    except Interrupted:
-        return None, Stop.INTERRUPTED, ""
-    except OutOfMemory as exc:
-        return None, Stop.OUT_OF_MEMORY, str(exc).removesuffix("; nothing was written")
-    except TermFailed as exc:
-        return None, Stop.FAILED, str(exc).removesuffix("; nothing was written")
-    except KeyboardInterrupt:
-        return None, Stop.INTERRUPTED, ""
-    return result, result.stopped, result.fault
-
-
 def clip_kind(clip) -> str:
     """"video" (a video file, streamed) or "clip" (an animation, a folder of frames, frames in memory)."""
     from .video import VideoSource, is_video
@@ -165,7 +149,7 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
     if resume is not None:
         first, previous, before = _skip_done(frames, head, resume, wh, job.device)
         pending = []
-    try:  # Ctrl-C between frames (decoding, writing one) stops the run as one during a frame does
+    with Catch() as caught:  # Ctrl-C between frames (decoding, writing one) stops the run as one during a frame does
         while True:
             while len(pending) < batch:
                 image = next(frames, None)
@@ -181,11 +165,11 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
             idx = list(range(first, first + len(chunk)))
             item = _frame_item(job, contents, idx, previous, before, flow, wh, n, head.size)
             item.alpha = _alphas(chunk, wh, job.device)
-            result, stop, fault = _run_batch(job, item, callback)
-            if stop is Stop.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
+            result, stop, fault = runner.attempt(job, item, callback)
+            if stop is Reason.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
                 batch = len(idx) // 2
                 continue
-            if result is None or (stop is not None and stop is not Stop.DIVERGED):
+            if result is None or (stop is not None and stop is not Reason.DIVERGED):
                 stopped = stop
                 break
             recipe = _clip_recipe(result.recipe, clip, s)
@@ -197,8 +181,7 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
             if stop is not None:
                 stopped = stop
                 break
-    except KeyboardInterrupt:
-        stopped = Stop.INTERRUPTED
+    stopped = caught.reason or stopped
     k = len(done.names)
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, clip.durations[:k], clip.loop, done.names, done.history, done.recipe,
@@ -295,21 +278,22 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
     stopped, fault = None, ""
     executor = executor or executor_for(s.executor, s.workers)
     running = executor.run(work, tasks)
-    try:  # Ctrl-C while an image is written (on_frame) stops the run as one during an image does
-        for finished in running:
-            if finished.error:
-                for i in tasks[finished.index]:
-                    _tell(on_error, paths[i], finished.error)
-                continue
-            stopped, fault = _take_batches(job, work, done, finished)
-            if stopped is not None and stopped is not Stop.DIVERGED:
-                break
-    except KeyboardInterrupt:
-        stopped = Stop.INTERRUPTED
+    caught = Catch()  # Ctrl-C while an image is written (on_frame) stops the run as one during an image does
+    try:
+        with caught:
+            for finished in running:
+                if finished.error:
+                    for i in tasks[finished.index]:
+                        _tell(on_error, paths[i], finished.error)
+                    continue
+                stopped, fault = _take_batches(job, work, done, finished)
+                if stopped is not None and stopped is not Reason.DIVERGED:
+                    break
     except ClusterLost as exc:  # what finished is written already; the line says what was lost
-        stopped, fault = Stop.FAILED, str(exc)
+        stopped, fault = Reason.FAILED, str(exc)
     finally:
         running.close()  # the executor's workers stop now (what finished is kept)
+    stopped = caught.reason or stopped
     done.in_order()
     done.recipe["stopped"] = stopped.value if stopped else None
     return SequenceResult(done.frames, [], None, done.names, done.history, done.recipe, stopped, done.losses,
@@ -355,7 +339,7 @@ def _take_batches(job, work, done: _Collected, finished):
     stop that ends the run, if any."""
     paths = work.paths
     for chunk, result, stop, fault in finished.value:
-        if result is None or (stop is not None and stop is not Stop.DIVERGED):
+        if result is None or (stop is not None and stop is not Reason.DIVERGED):
             return stop, fault
         tag = {"image": paths[chunk[0]].name}
         if len(chunk) > 1:
@@ -434,8 +418,8 @@ class FolderWork:
         while order:
             part = order.pop(0)
             item = _image_item(self.job, images, self.sizes, self.paths, part, len(self.paths))
-            result, stop, fault = _run_batch(self.job, item, self.callback)
-            if stop is Stop.OUT_OF_MEMORY and len(part) > 1:  # --batch where memory allows: split it
+            result, stop, fault = runner.attempt(self.job, item, self.callback)
+            if stop is Reason.OUT_OF_MEMORY and len(part) > 1:  # --batch where memory allows: split it
                 order[:0] = [part[:len(part) // 2], part[len(part) // 2:]]
                 continue
             if result is not None and self.back:
@@ -443,7 +427,7 @@ class FolderWork:
 
                 result.recipe = relocated(result.recipe, self.back)
             out.append((part, result, stop, fault))
-            if result is None or (stop is not None and stop is not Stop.DIVERGED):
+            if result is None or (stop is not None and stop is not Reason.DIVERGED):
                 break
         return out
 
@@ -483,7 +467,7 @@ def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Ca
     stopped, fault, first, previous = None, "", 0, None
     if resume is not None:
         first, previous = resume[0], resume[1].to(job.device)
-    try:
+    with Catch() as caught:
         while first < frames:
             label = f"frame {first + 1}/{frames}"
             if previous is None:
@@ -493,8 +477,8 @@ def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Ca
                 with torch.no_grad():
                     start = zoomed(previous, s.zoom, s.rotate)
                 item = Item(start, wh, label=label, iterations=s.frame_iterations, warm=True)
-            result, stop, fault = _run_batch(job, item, callback)
-            if result is None or (stop is not None and stop is not Stop.DIVERGED):
+            result, stop, fault = runner.attempt(job, item, callback)
+            if result is None or (stop is not None and stop is not Reason.DIVERGED):
                 stopped = stop
                 break
             recipe = {**result.recipe, "frames": frames, "fps": fps}
@@ -504,8 +488,7 @@ def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Ca
             if stop is not None:
                 stopped = stop
                 break
-    except KeyboardInterrupt:
-        stopped = Stop.INTERRUPTED
+    stopped = caught.reason or stopped
     done.recipe["stopped"] = stopped.value if stopped else None
     k = len(done.names)
     return SequenceResult(done.frames, [frame_ms(fps)] * k, 0, done.names, done.history, done.recipe, stopped,

@@ -97,6 +97,11 @@ class Spec:
     default_text: str | None = None  # what help shows as the default, where the value is computed
     complete: str | None = None  # shell completion: "backbone" or "layer"
 
+    @property
+    def bounds(self) -> Bounds | None:
+        """The range of a number option (what a form offers: the web page's sliders), or None."""
+        return self.check.bounds if isinstance(self.check, Within) else None
+
 
 def opt(default, help: str, **spec):
     """A settings field: its default and its :class:`Spec`."""
@@ -111,36 +116,55 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def whole(lo: int = 1, hi: int = MAX_ITERATIONS, allow_none: bool = False):
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a number option: from ``lo`` to ``hi`` (more than ``lo`` with ``above``), whole
+    numbers only with ``integer``. Declared with the option (its check); a form offers it."""
+
+    lo: float
+    hi: float
+    above: bool = False
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Within:
+    """The check of a number option within its :class:`Bounds` (None passes with ``allow_none``)."""
+
+    bounds: Bounds
+    allow_none: bool = False
+
+    def __call__(self, value, flag):
+        if value is None and self.allow_none:
+            return None
+        return (_whole if self.bounds.integer else _finite)(value, flag, self.bounds)
+
+
+def _whole(value, flag, b: Bounds) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not b.lo <= value <= b.hi:
+        raise OptionError(f"{flag} must be a whole number from {b.lo} to {b.hi:,}, not {value!r}")
+    return value
+
+
+def _finite(value, flag, b: Bounds) -> float:
+    lo, hi, above = b.lo, b.hi, b.above
+    if not _is_number(value) or not math.isfinite(value) or value > hi or value < lo or (above and value == lo):
+        low = f"more than {lo:g}" if above else (f"{lo:g} or more" if lo else "zero or more")
+        rng = low if hi == math.inf else f"{low} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
+        raise OptionError(f"{flag} must be a finite number {rng}, not {value!r}")
+    return float(value)
+
+
+def whole(lo: int = 1, hi: int = MAX_ITERATIONS, allow_none: bool = False) -> Within:
     """A whole number from ``lo`` to ``hi``."""
-
-    def check(value, flag):
-        if value is None and allow_none:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise OptionError(f"{flag} must be a whole number from {lo} to {hi:,}, not {value!r}")
-        return value
-
-    check.bounds = (lo, hi)  # what a form offers (the web page's sliders)
-    return check
+    return Within(Bounds(lo, hi, integer=True), allow_none)
 
 
-def number(lo: float = 0.0, hi: float = math.inf, *, above: bool = False, allow_none: bool = False):
+def number(lo: float = 0.0, hi: float = math.inf, *, above: bool = False, allow_none: bool = False) -> Within:
     """A finite number in [lo, hi] (or (lo, hi] with ``above``)."""
-
-    def check(value, flag):
-        if value is None and allow_none:
-            return None
-        if not _is_number(value) or not math.isfinite(value) or value > hi or value < lo or (above and value == lo):
-            low = f"more than {lo:g}" if above else (f"{lo:g} or more" if lo else "zero or more")
-            rng = low if hi == math.inf else f"{low} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
-            raise OptionError(f"{flag} must be a finite number {rng}, not {value!r}")
-        return float(value)
-
-    check.bounds, check.above = (lo, hi), above
-    return check
+    return Within(Bounds(lo, hi, above), allow_none)
 
 
 weight_value = number(0.0)  # every loss weight: finite, zero or more

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from .applies import refuse
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
-from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Settings, flag_of, make, settings_for, short_repr
+from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Bounds, Settings, flag_of, make, settings_for, short_repr
+from .stop import Reason, Stop, describe, kept_as
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
 KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
@@ -97,11 +98,12 @@ def form_spec(tab: str, name: str, backbone=None) -> Control:
         if isinstance(default, tuple):  # a texture's (w, h): the slider sets a square
             default = default[0]
         integer = isinstance(default, int) or spec.type is int
-        lo, hi = getattr(spec.check, "bounds", (1 if integer else 0, math.inf))
+        bounds = spec.bounds or Bounds(1 if integer else 0, math.inf)
+        lo, hi = bounds.lo, bounds.hi
         reach = SLIDER_REACH.get(name, WEIGHT_REACH * default if name.endswith("weight") else hi)
         hi = min(hi, reach)
         step = 1 if integer else 10 ** (math.floor(math.log10(default)) - 1) if default > 0 else 0.1
-        if getattr(spec.check, "above", False):  # more than lo: the slider starts a step above
+        if bounds.above:  # more than lo: the slider starts a step above
             lo += step
         if name == "size":
             help_text += " The backbone refuses pictures below its minimum."
@@ -487,16 +489,15 @@ class WebRun:
 
     def __init__(self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None,
                  device: str | None = None):
-        from .cli.run import Outputs, make_job
+        from .jobs import job_saying
 
         if device is not None:
             settings = settings.replace(device=device)
         self.tab, self.settings, self.folder = tab, settings, Path(folder)
         self.stop = stop or threading.Event()
         self.notes: list[str] = []
-        out = Outputs(output=self.folder / "out.png", recipe="names", quiet=True)
-        out.say = self.notes.append  # what the job chose ("auto" dream layers): shown with the result
-        self.job = make_job(KIND_OF_TAB[tab], settings, out)
+        # what the job chose ("auto" dream layers), its hints and what it loads: shown with the result
+        self.job = job_saying(KIND_OF_TAB[tab], settings, self.notes.append, recipe_paths="names")
         self.item = self.job.still_item()
         self.stages = self.job.stages(self.item)
         self.total = sum(s.iterations for s in self.stages)
@@ -541,8 +542,6 @@ class WebRun:
             thread.join()
 
     def _finish(self, result) -> Outcome:
-        from .engine import Stop
-
         kind = KIND_OF_TAB[self.tab]
         stopped, settings, at, note = result.stopped, self.settings.replace(seed=self.job.seed), "", ""
         last = self.last
@@ -558,15 +557,10 @@ class WebRun:
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.folder))
         path = result.save(folder / name)
         command = command_for(settings, name, display_names(self.settings)) + note
-        if stopped is None:
-            line = f"done: {name}"
-        elif stopped is Stop.INTERRUPTED:
-            line = f"stopped; the best {'dream' if kind == 'dream' else 'picture'} so far is kept: {name}"
-        elif stopped is Stop.DIVERGED:
-            where = f" ({result.fault})" if result.fault else ""
-            line = f"the loss became NaN or infinite{where}; the last good picture is kept: {name} (lower the weights)"
-        else:
-            line = f"{result.fault or 'out of memory'}; the best picture so far is kept: {name}"
+        where = f"done: {name}" if stopped is None else \
+            f"{kept_as(stopped, 'dream' if kind == 'dream' else 'picture')} is kept: {name}"
+        line = describe(Stop(Reason.of(stopped), where, result.fault, advice=" (lower the weights)", path=Path(path),
+                             interrupted_as="stopped")).line
         if self.notes:
             line += " (" + "; ".join(self.notes) + ")"
         return Outcome(result.image, Path(path), command, line, stopped is not None)
@@ -648,7 +642,7 @@ def build_page(folder: Path, device: str | None = None):
 
 
 def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
-    """One tab's controls, from the settings fields, and its Run and Stop."""
+    """One tab's controls, from the settings fields, and its Run and Reason."""
     inputs: dict = {}
     restorable: dict = {}
     with gr.Row():

@@ -60,7 +60,8 @@ def test_controls_take_default_help_and_range_from_the_settings_fields():
         for c in web.controls(tab, bb):
             assert fields[c.name].metadata["spec"].help in c.help
             if c.kind == "slider":
-                lo, hi = getattr(fields[c.name].metadata["spec"].check, "bounds", (1, 65_536))  # texture: WxH
+                bounds = fields[c.name].metadata["spec"].bounds  # declared with the option
+                lo, hi = (bounds.lo, bounds.hi) if bounds else (1, 65_536)  # texture: WxH
                 assert lo <= c.minimum <= c.default <= c.maximum <= hi
     assert web.form_spec("dream", "iterations").default == settings_for("dream").__dataclass_fields__[
         "iterations"].default == 10

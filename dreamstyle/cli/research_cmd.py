@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import click
@@ -11,10 +10,11 @@ import click
 from ..errors import OutputError
 from ..plugins import get_backbone
 from ..settings import ReconstructSettings, SweepOptions, TransferSettings, apply_preset
+from ..stop import Reason, Stop, describe
 from .group import main
 from .options import _param, complete_backbones, given, output_options, settings_params, split
 from .progress import Progress
-from .run import Snapshots, begin_lines, drawn_seed, sigterm_as_interrupt, writing
+from .run import Snapshots, begin_lines, drawn_seed, sigterm_as_interrupt, tell, writing
 from .tables import entries, show, table
 
 SHEET, TABLE_JSON, TABLE_MD = "compare.png", "compare.json", "compare.md"
@@ -54,9 +54,8 @@ def compare_body(**params):
     print_table(comp)
     if not params["quiet"]:
         click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON}{f' and {gif}' if gif else ''}", err=True)
-    if comp.stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; what finished is in {out}", err=True)
-        sys.exit(130)
+    if comp.stopped is Reason.INTERRUPTED:
+        tell(describe(Stop(comp.stopped, f"what finished is in {out}")))
     if not any(row.ok for row in comp.rows):
         raise click.ClickException("every backbone failed; see the table for why")
 
@@ -189,11 +188,11 @@ def reconstruct_body(**params):
     sheet = rec.sheet(settings.columns)
     with writing(params["overwrite"], "grid") as outbox:
         save_image(sheet, output, rec.recipe if params["recipe"] != "none" else None, params["overwrite"], outbox)
-    if rec.stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; the panels finished so far are in {output}", err=True)
-        sys.exit(130)
-    if rec.stopped in ("diverged", "failed"):
-        why = "a panel's loss became NaN or infinite" if rec.stopped == "diverged" else "a loss term failed in a panel"
+    if rec.stopped is Reason.INTERRUPTED:
+        tell(describe(Stop(rec.stopped, f"the panels finished so far are in {output}")))
+    if rec.stopped in (Reason.DIVERGED, Reason.FAILED):
+        why = "a panel's loss became NaN or infinite" if rec.stopped is Reason.DIVERGED else \
+            "a loss term failed in a panel"
         click.echo(f"dreamstyle: warning: {why}; it shows its last good image", err=True)
     if not params["quiet"]:
         click.echo(f"wrote {output} ({len(rec.panels)} panels)", err=True)

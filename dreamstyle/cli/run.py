@@ -18,6 +18,7 @@ from ..applies import refuse
 from ..errors import OptionError, OutputError, UserError
 from ..hints import hints
 from ..settings import apply_preset, settings_for
+from ..stop import Reason, Said, Stop, describe, kept_as
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import Outputs, given, output_applicability, split
 from .progress import STEP_COST, FrameProgress, Progress
@@ -135,11 +136,10 @@ def make_job(kind: str, settings, out: Outputs, clip: bool = False):
 
 def begins(kind: str, settings, job, phase, out: Outputs) -> None:
     """A job's work begins: its seed (where drawn), its hints, then what it loads."""
+    from ..jobs import say_begin
+
     say_seed(settings.seed, job.seed, out.quiet)
-    for line in hints(kind, settings, job):
-        out.say(f"hint: {line}")
-    if phase.text:
-        out.say(phase.text)
+    say_begin(kind, settings, job, phase, out.say)
 
 
 def drawn_seed(settings):
@@ -439,46 +439,44 @@ class FolderWriter:
 
 def stop_where(stopped, what: str, written, gif=None) -> str:
     """Where the picture went (and its --gif, written beside it), by how the run ended."""
-    from ..engine import Stop
-
     if stopped is None:
         return f"wrote {written}" + (f" and {gif}" if gif else "")
     also = f" (its animation so far in {gif})" if gif else ""
-    if stopped is Stop.DIVERGED:
-        return f"the last good {what} is in {written}{also}"
-    return f"the best {what} so far is in {written}{also}"
+    return f"{kept_as(stopped, what)} is in {written}{also}"
 
 
 def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None, rescue: str = "",
            outbox: Outbox | None = None, what: str = "image") -> None:
-    """One line for how a run ended, and the exit code: 0, 130 (interrupted), 1 (diverged, out of
-    memory, a loss term that failed, or an output that could not be written where asked: ``rescue``
-    says where it went)."""
-    from ..engine import Stop
-
+    """How a run ended, as :func:`dreamstyle.stop.describe` words it: one line, and the exit code 0,
+    130 (interrupted, or a signal while the outputs were written), 1 (diverged, out of memory, a loss
+    term that failed, or an output that could not be written where asked: ``rescue`` says where it
+    went)."""
     warn_beside(outbox)
-    interrupted = stopped is Stop.INTERRUPTED or bool(received)
-    if rescue:
-        if interrupted:
-            click.echo(f"dreamstyle: interrupted; {rescue}", err=True)
-            sys.exit(130)
-        raise click.ClickException(rescue)
-    if interrupted:
-        click.echo(f"dreamstyle: interrupted; {where}", err=True)
-        sys.exit(130)
-    fault = getattr(result, "fault", "")
-    if stopped is Stop.DIVERGED:
-        from ..optimizers import get_optimizer
+    reason = Reason.INTERRUPTED if received else Reason.of(stopped)
+    at, advice = _diverged_at(result, frame) if reason is Reason.DIVERGED else ("", "")
+    tell(describe(Stop(reason, where, getattr(result, "fault", ""), at, advice, rescue)), out.quiet)
 
-        last = result.history[-1]["iteration"] if result.history else 0
-        at = f"at frame {frame}" if frame is not None else f"by iteration {max(1, last)}"
-        other = get_optimizer(result.recipe.get("optimizer", "lbfgs")).alternative if result.recipe else ""
-        raise click.ClickException(f"the loss became NaN or infinite ({at}{', ' + fault if fault else ''}); {where}. "
-                                   f"Lower --lr or the loss weights{f', or try --optimizer {other}' if other else ''}")
-    if stopped in (Stop.OUT_OF_MEMORY, Stop.FAILED):
-        raise click.ClickException(f"{fault or stopped.value}; {where}")
-    if not out.quiet:
-        click.echo(where, err=True)
+
+def _diverged_at(result, frame: int | None) -> tuple[str, str]:
+    """When a run diverged ("by iteration 12", "at frame 3"), and what to try instead."""
+    from ..optimizers import get_optimizer
+
+    last = result.history[-1]["iteration"] if result.history else 0
+    at = f"at frame {frame}" if frame is not None else f"by iteration {max(1, last)}"
+    other = get_optimizer(result.recipe.get("optimizer", "lbfgs")).alternative if result.recipe else ""
+    return at, f". Lower --lr or the loss weights{f', or try --optimizer {other}' if other else ''}"
+
+
+def tell(said: Said, quiet: bool = False) -> None:
+    """:func:`~dreamstyle.stop.describe`'s line and exit code on the command line: an error as one
+    ``Error:`` line (1), an interruption as one ``dreamstyle:`` line (130), else the line (0)."""
+    if said.failed:
+        raise click.ClickException(said.line)
+    if said.code:
+        click.echo(f"dreamstyle: {said.line}", err=True)
+        sys.exit(said.code)
+    if not quiet:
+        click.echo(said.line, err=True)
 
 
 def warn_beside(outbox: Outbox | None) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import click
 
 from ..settings import SweepOptions, apply_preset, settings_for, vary_specs
+from ..stop import Reason, Stop, describe
 from .group import main
 from .options import _param, given, output_options, settings_params, split
 
@@ -141,7 +141,7 @@ def _done_before(row, out: Path) -> None:
 
 def _finish(result, out: Path, params, outbox) -> None:
     from ..writers import save_image, write_bytes, write_json
-    from .run import writing
+    from .run import tell, writing
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"] or params["resume"]
     with writing(overwrite, "file", str(out), outbox):
@@ -154,9 +154,8 @@ def _finish(result, out: Path, params, outbox) -> None:
     if not params["quiet"]:
         click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON} and "
                    f"{sum(1 for r in result.rows if r.output)} cells", err=True)
-    if result.stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; the cells that finished are in {out} (--resume goes on)", err=True)
-        sys.exit(130)
+    if result.stopped is Reason.INTERRUPTED:
+        tell(describe(Stop(result.stopped, f"the cells that finished are in {out} (--resume goes on)")))
     if not any(r.ok for r in result.rows):
         raise click.ClickException("every cell failed; see sweep.md for why")
 

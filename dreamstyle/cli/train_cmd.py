@@ -26,10 +26,10 @@ def train_body(**params):
     backbone option applies (the hybrid's --dream-layer and plugin --loss terms too). Each step takes
     --batch random --size px crops of the photos; a photo that cannot be read is skipped with one line.
     Ctrl-C writes the weights reached; --resume goes on from the model file."""
-    from ..engine import Stop
     from ..jobs.train import TrainJob, check_model_output
     from ..runner import run
     from ..session import Session
+    from ..stop import Reason
     from ..writers import write_json
 
     host()
@@ -58,7 +58,7 @@ def train_body(**params):
     images = (steps - job.first_step) * settings.batch
     where = (f"wrote {path}: {steps} steps, {job.notes['parameters'] / 1e6:.2f} M parameters, "
              f"{images / max(seconds, 1e-9):.1f} photos/s")
-    if job.held_out and result.stopped is not Stop.INTERRUPTED:
+    if job.held_out and result.stopped is not Reason.INTERRUPTED:
         n = len(job.held_out)
         where += f"; loss on {n} held-out photo{'s' if n != 1 else ''}: {job.loss_on(job.held_out):.4g}"
     report(result.stopped, where, out, result)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import inspect
 import shlex
-import sys
 from pathlib import Path
 
 import click
 
 from ..settings import ActivationsSettings, AtlasSettings
+from ..stop import Reason, Stop, describe
 from .group import main
 from .options import given, output_options, settings_params, split
 from .progress import Progress
@@ -34,8 +34,9 @@ def _check_outputs(params) -> None:
         check_output(params["json_path"], params["overwrite"], None)
 
 
-def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: str) -> None:
+def _finish(params, sheet, data: dict, recipe: dict, stopped: Reason | None, what: str) -> None:
     from ..writers import save_image, write_json
+    from .run import tell
 
     output, overwrite = params["output"], params["overwrite"]
     with writing(overwrite, "file") as outbox:
@@ -44,11 +45,10 @@ def _finish(params, sheet, data: dict, recipe: dict, stopped: str | None, what: 
         if params["json_path"] is not None:
             write_json(params["json_path"], data, overwrite, outbox)
     written = [str(p) for p in (output, params["json_path"]) if p is not None]
-    if stopped == "interrupted":
-        click.echo(f"dreamstyle: interrupted; the {what} finished so far are in {output}", err=True)
-        sys.exit(130)
-    if stopped in ("diverged", "failed"):
-        why = "a loss became NaN or infinite" if stopped == "diverged" else "a loss term failed"
+    if stopped is Reason.INTERRUPTED:
+        tell(describe(Stop(stopped, f"the {what} finished so far are in {output}")))
+    if stopped in (Reason.DIVERGED, Reason.FAILED):
+        why = "a loss became NaN or infinite" if stopped is Reason.DIVERGED else "a loss term failed"
         click.echo(f"dreamstyle: warning: {why}; those cells show their last good image", err=True)
     if written and not params["quiet"]:
         click.echo(f"wrote {' and '.join(written)}", err=True)

@@ -9,13 +9,14 @@ best)``, ``finish(item, image, done, stages)``, ``recipe(item, stages)`` and ``o
 
 from __future__ import annotations
 
+from ..hints import hints
 from ..session import Session
 from .base import Job
 from .dream import DreamJob
 from .texture import TextureJob
 from .transfer import TransferJob
 
-__all__ = ["Job", "DreamJob", "TextureJob", "TransferJob", "make_job"]
+__all__ = ["Job", "DreamJob", "TextureJob", "TransferJob", "make_job", "job_saying", "say_begin"]
 
 
 def make_job(kind: str, settings, session=None, *, recipe_paths: str = "full", clip: bool = False, announce=None):
@@ -27,3 +28,20 @@ def make_job(kind: str, settings, session=None, *, recipe_paths: str = "full", c
     if kind == "dream":
         return DreamJob(settings, session, clip=clip, recipe_paths=recipe_paths)
     return TextureJob(settings, session, recipe_paths=recipe_paths)
+
+
+def job_saying(kind: str, settings, say, *, recipe_paths: str = "full", clip: bool = False):
+    """The job of ``kind`` whose words go to ``say`` (a line each): what it chose as it was built (the
+    "auto" dream layers) and, when its work begins, its hints and what it loads (:func:`say_begin`).
+    What the web page runs; the command line adds the seed it drew."""
+    job = make_job(kind, settings, recipe_paths=recipe_paths, clip=clip, announce=say)
+    job.on_phase = lambda phase: say_begin(kind, settings, job, phase, say)
+    return job
+
+
+def say_begin(kind: str, settings, job, phase, say) -> None:
+    """A job's work begins (:class:`~dreamstyle.runner.Phase`): its hints, then what it loads."""
+    for line in hints(kind, settings, job):
+        say(f"hint: {line}")
+    if phase.text:
+        say(phase.text)

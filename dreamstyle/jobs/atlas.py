@@ -20,6 +20,7 @@ from ..runtime import versions
 from ..session import Session
 from ..settings import ActivationsSettings, AtlasSettings, DreamSettings
 from ..sheets import Panel, contact_sheet
+from ..stop import Reason
 from .dream import DreamJob
 
 NOISE = 0.08  # the grey noise a visualization starts from: 0.5 ± NOISE/2, as dream --init noise
@@ -30,7 +31,7 @@ class Cell:
     channel: int
     image: Image.Image | None
     activation: float  # the channel's mean activation in its visualization
-    stopped: str | None = None
+    stopped: Reason | None = None
 
     def caption(self, text: str) -> str:
         """``text``, or why the cell is still noise: a channel silent everywhere on the starting noise
@@ -44,7 +45,7 @@ class Atlas:
     layer: str
     cells: list[Cell]
     recipe: dict
-    stopped: str | None = None
+    stopped: Reason | None = None
 
     def sheet(self, columns: int | None = None) -> Image.Image:
         r = self.recipe
@@ -114,14 +115,14 @@ def visualize(settings, session, layer: str, channels, callback=None, recipe_pat
         except (KeyboardInterrupt, Interrupted):
             if not cells:
                 raise Interrupted("interrupted before the first iteration; nothing was written") from None
-            return cells, "interrupted", recipe
+            return cells, Reason.INTERRUPTED, recipe
         recipe = recipe or result.recipe
         values = job.activations(result.tensor)
-        state = result.stopped.value if result.stopped else None
+        state = result.stopped
         cells += [Cell(c, to_pil(result.tensor[b:b + 1]), v, state) for b, (c, v) in enumerate(zip(chunk, values))]
         if state is not None:
             stopped = state
-            if state == "interrupted":
+            if state is Reason.INTERRUPTED:
                 break
     return cells, stopped, recipe
 
@@ -159,7 +160,7 @@ class Excitation:
     maps: list[Image.Image]  # each top channel's activation map, over the image
     cells: list[Cell] = field(default_factory=list)
     recipe: dict = field(default_factory=dict)
-    stopped: str | None = None
+    stopped: Reason | None = None
 
     def sheet(self) -> Image.Image:
         panels = [Panel(self.image, ["the image", f"{self.layer}"])]

@@ -14,6 +14,7 @@ from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
 from ..settings import TransferSettings, plain
 from ..sheets import Panel, contact_sheet
+from ..stop import Reason
 from ..variants import Variant, parse_variants
 from .sweep import (
     JUDGE_COLUMNS,
@@ -56,7 +57,7 @@ class Comparison:
     settings: dict
     device: str
     memory_kind: str
-    stopped: str | None = None  # "interrupted" when Ctrl-C ended it
+    stopped: Reason | None = None  # INTERRUPTED when Ctrl-C ended it
     paths: str = "full"  # what compare.json says of a weights file: its path as given, or its name ("names")
     judge: dict | None = None  # the judge network (backbone, weights, pooling); None: not judged
 

@@ -16,6 +16,7 @@ from ..runner import run
 from ..session import Session
 from ..settings import CONTENT_WEIGHT, STYLE_WEIGHT, ReconstructSettings, TransferSettings
 from ..sheets import Panel, contact_sheet
+from ..stop import Reason
 from .transfer import TransferJob
 
 
@@ -24,7 +25,7 @@ class Reconstruction:
     original: object  # PIL, at the output size
     panels: list  # [(label, layers, Result)]
     recipe: dict
-    stopped: str | None = None
+    stopped: Reason | None = None
 
     def sheet(self, columns: int | None = None) -> Image.Image:
         cell = self.original.size
@@ -91,7 +92,7 @@ def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, re
         except (KeyboardInterrupt, Interrupted):  # before this panel's first step: keep the panels finished
             if not rec.panels:
                 raise Interrupted("interrupted before the first iteration; nothing was written") from None
-            rec.stopped = "interrupted"
+            rec.stopped = Reason.INTERRUPTED
             break
         seconds = time.perf_counter() - start
         rec.panels.append((label, subset, result, seconds))
@@ -99,8 +100,8 @@ def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, re
                                  "loss": result.history[-1] if result.history else None,
                                  "stopped": result.stopped.value if result.stopped else None})
         if result.stopped:
-            rec.stopped = result.stopped.value
-            if rec.stopped == "interrupted":
+            rec.stopped = result.stopped
+            if rec.stopped is Reason.INTERRUPTED:
                 break
     recipe["stopped"] = rec.stopped
     return rec

@@ -22,6 +22,7 @@ from ..errors import Interrupted, OptionError, UserError
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
 from ..runner import run
 from ..settings import apply_preset, flag_of
+from ..stop import Catch, Reason
 
 # the inputs, and what makes no other picture; what does not apply to a cell (a still) is refused by
 # dreamstyle.applies
@@ -249,7 +250,7 @@ def _run_row(work: CellWork, row: CellRow) -> None:
             result = run(job, job.still_item(), on_event, work.snapshot_every)
             work.kept = (key, session.loaded)
     except (KeyboardInterrupt, Interrupted):
-        row.status, row.error = "interrupted", "interrupted before the first iteration"
+        row.status, row.error = Reason.INTERRUPTED.value, "interrupted before the first iteration"
     except Exception as exc:  # noqa: BLE001 - one cell failing must not stop the others
         row.status, row.error = "failed", error_text(exc)
     else:
@@ -267,10 +268,10 @@ def _run_row(work: CellWork, row: CellRow) -> None:
 
 def run_cells(kind: str, settings, variants: Sequence, *, executor=None, callback: Callable | None = None,
               on_start: Callable | None = None, on_row: Callable | None = None, snapshot_every: int = 0,
-              recipe_paths: str = "full", skip: Sequence[int] = ()) -> tuple[list[CellRow], str | None]:
+              recipe_paths: str = "full", skip: Sequence[int] = ()) -> tuple[list[CellRow], Reason | None]:
     """Every variant (a :class:`Cell` or compare's ``Variant``) of ``settings`` on ``executor`` (default:
     the settings' ``--executor``); ``on_row(index, row, worker)`` as each finishes; the cells ``skip`` are left
-    out (``--resume``). Returns the rows, in the variants' order, and "interrupted" if Ctrl-C ended it."""
+    out (``--resume``). Returns the rows, in the variants' order, and ``Reason.INTERRUPTED`` if Ctrl-C ended it."""
     from ..executors import executor_for
 
     rows = [CellRow(v, status="done before" if i in set(skip) else "pending") for i, v in enumerate(variants)]
@@ -279,21 +280,22 @@ def run_cells(kind: str, settings, variants: Sequence, *, executor=None, callbac
     executor = executor or executor_for(settings.executor, settings.workers)
     stopped = None
     running = executor.run(work, [(i, len(variants), variants[i]) for i in todo])
+    caught = Catch()
     try:
-        for done in running:
-            index = todo[done.index]
-            row = done.value if done.value is not None else CellRow(variants[index], "failed", done.error)
-            row.variant = variants[index]
-            rows[index] = row
-            if on_row is not None:
-                on_row(index, row, done.worker)
-            if row.status == "interrupted":
-                stopped = "interrupted"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
+        with caught:
+            for done in running:
+                index = todo[done.index]
+                row = done.value if done.value is not None else CellRow(variants[index], "failed", done.error)
+                row.variant = variants[index]
+                rows[index] = row
+                if on_row is not None:
+                    on_row(index, row, done.worker)
+                if row.status == Reason.INTERRUPTED:
+                    stopped = Reason.INTERRUPTED
+                    break
     finally:
         running.close()  # the executor's workers stop now (what finished is kept)
+    stopped = caught.reason or stopped
     for row in rows:
         if row.status == "pending":
             row.status, row.error = "skipped", "not run: interrupted"
@@ -341,7 +343,7 @@ class Sweep:
     settings: dict  # the base settings' recipe
     device: str
     memory_kind: str
-    stopped: str | None = None
+    stopped: Reason | None = None
     judge: dict | None = None  # the judge network (backbone, weights, pooling); None: not judged
 
     @property

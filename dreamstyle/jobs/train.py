@@ -22,13 +22,13 @@ from typing import Callable
 import torch
 
 from ..clips import list_images
-from ..engine import Stop
 from ..errors import ImageError, OptionError, OutputError, UserError
 from ..fastnet import SUFFIX, Architecture, NetworkParam, StyleNet, load_model, parameter_count, save_model
 from ..images import load_image, to_tensor
 from ..runner import Item, Plan
 from ..schedule import Stage
 from ..settings import TrainSettings
+from ..stop import Reason
 from .transfer import TransferJob
 
 DEFAULT_LR = 1e-3  # Adam's own learning rate for the network's weights
@@ -154,7 +154,7 @@ class TrainJob(TransferJob):
     def steps_done(self, stopped) -> int:
         """The model's step count after a run that ``stopped`` (None: finished): a step that Ctrl-C
         cut short did not change the weights."""
-        return self.first_step + (self.begun - 1 if stopped is Stop.INTERRUPTED else self.begun)
+        return self.first_step + (self.begun - 1 if stopped is Reason.INTERRUPTED else self.begun)
 
     def check_finite(self) -> None:
         v = self.param.variable
