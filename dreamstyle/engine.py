@@ -113,35 +113,68 @@ class _Best:
         return bool(torch.isfinite(self.loss))
 
 
-@without_dynamo_import()
-def optimize(init: torch.Tensor, evaluate: Callable | None, names: Sequence[str], *, iterations: int,
-             optimizer: str = "lbfgs", lr: float | None = None, callback: Callable[[StepEvent], None] | None = None,
-             log_every: int = 1, snapshot_every: int = 0, stage: int = 1, stages: int = 1,
-             gradient: Callable | None = None, label: str = "", pixel_scale: float = 255.0,
-             param=None, project: Callable | None = None,
-             new_step: Callable[[int], None] | None = None) -> StageResult:
-    """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``iterations`` steps; return the
-    best image measured. The optimizer works on pixel values times ``pixel_scale`` (0-255, as
-    neural-style does), so learning rates are in those units. ``evaluate(image) -> (total, values)``
-    takes the [0, 1] image; ``values`` is a 1-D tensor aligned with ``names``. ``gradient`` may
-    replace the single backward (jitter, tiles): it must leave d total / d param in ``param.grad``,
-    and with ``backward=False`` (under no_grad) only score the image. ``param``: a parametrization
-    (:mod:`dreamstyle.param`) the optimizer moves instead of the pixels; ``project(pixels, scale)``: what
-    becomes of the pixels (times ``pixel_scale``) after each step (a blur, a decay); ``new_step(step)``
-    is called before each step (terms that change from step to step; before the first only, for an
+@dataclass
+class Problem:
+    """What a stage optimizes. ``names``: the loss terms, aligned with the ``values`` the gradient
+    returns. ``gradient(param, scale, backward=True) -> (total, values)`` must leave d total / d param
+    in ``param.grad`` (jitter, tiles), and with ``backward=False`` (under no_grad) only score the
+    image; without one, ``evaluate(image) -> (total, values)`` on the [0, 1] image gets the plain
+    single backward. ``param``: a parametrization (:mod:`dreamstyle.param`, a style network's weights)
+    the optimizer moves instead of the pixels; ``project(pixels, scale)``: what becomes of the pixels
+    (times the pixel scale) after each step (a blur, a decay); ``new_step(step)``: called before each
+    step (terms that change from step to step, training's next batch; before the first only, for an
     optimizer that needs one objective over the stage: ``fixed_objective``, L-BFGS)."""
+
+    names: Sequence[str]
+    gradient: Callable | None = None
+    evaluate: Callable | None = None
+    param: object = None
+    project: Callable | None = None
+    new_step: Callable[[int], None] | None = None
+
+
+@dataclass
+class Steps:
+    """How a stage steps: how many steps, which registered optimizer, its learning rate, and the pixel
+    units it works in (pixels times ``pixel_scale``: 0-255, as neural-style, so learning rates are in
+    those units)."""
+
+    iterations: int
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    pixel_scale: float = 255.0
+
+
+@dataclass
+class Reporting:
+    """What a stage tells ``callback``: a :class:`StepEvent` every step, its losses every ``log_every``
+    steps (and the last), a snapshot every ``snapshot_every`` (0: none); which ``stage`` of how many
+    ``stages`` it is, and its ``label``."""
+
+    callback: Callable[[StepEvent], None] | None = None
+    log_every: int = 1
+    snapshot_every: int = 0
+    stage: int = 1
+    stages: int = 1
+    label: str = ""
+
+
+@without_dynamo_import()
+def optimize(init: torch.Tensor, problem: Problem, steps: Steps, report: Reporting = Reporting()) -> StageResult:
+    """Optimize the pixels of ``init`` (an RGB image in [0, 1]) for ``steps.iterations`` steps; return
+    the best image measured."""
+    iterations, optimizer, param, new_step = steps.iterations, steps.optimizer, problem.param, problem.new_step
     if iterations < 1:
         raise OptionError("iterations must be at least 1")
-    scale = float(pixel_scale)
+    scale = float(steps.pixel_scale)
     spec = get_optimizer(optimizer)
-    grad_fn = gradient or autograd_gradient(evaluate)
-    variable, opt, grad_fn, current = _variable(init, param, optimizer, lr, scale, grad_fn)
-    settle = _settle(variable, scale, spec.clamp and param is None, project if param is None else None)
+    grad_fn = problem.gradient or autograd_gradient(problem.evaluate)
+    variable, opt, grad_fn, current = _variable(init, param, optimizer, steps.lr, scale, grad_fn)
+    settle = _settle(variable, scale, spec.clamp and param is None, problem.project if param is None else None)
     best = _Best(current)
     if variable.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(variable.device)
-    loop = _Loop(current, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback, scale,
-                 (init.shape[-1], init.shape[-2]))
+    loop = _Loop(current, best, problem.names, iterations, report, scale, (init.shape[-1], init.shape[-2]))
 
     calls = [0]
 
@@ -244,11 +277,11 @@ def decoded(param, variable, gradient, scale):
 class _Loop:
     """The per-step bookkeeping: events, logged losses, snapshots."""
 
-    def __init__(self, current, best, names, iterations, log_every, snapshot_every, stage, stages, label, callback,
-                 scale, size):
+    def __init__(self, current, best, names, iterations: int, report: Reporting, scale: float, size):
         self.current, self.best, self.names = current, best, list(names)
-        self.iterations, self.log_every, self.snapshot_every = iterations, max(1, log_every), snapshot_every
-        self.stage, self.stages, self.label, self.callback, self.scale = stage, stages, label, callback, scale
+        self.iterations, self.log_every, self.snapshot_every = iterations, max(1, report.log_every), report.snapshot_every
+        self.stage, self.stages, self.label, self.callback = report.stage, report.stages, report.label, report.callback
+        self.scale = scale
         self.size = size
         self.history: list[dict] = []
         self.done = 0

@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from .engine import StageResult, optimize
+from .engine import Problem, Reporting, StageResult, Steps, optimize
 from .errors import Interrupted, OutputError, TermFailed
 from .faults import OutOfMemory, is_out_of_memory, memory_report
 from .images import to_pil
@@ -208,12 +208,11 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
     try:
         tell_phase(job, item, stage)
         plan = job.plan(item, stage, image)
-        s = job.settings
-        return plan, optimize(plan.start, None, plan.objective.names, iterations=item.iterations or stage.iterations,
-                        optimizer=job.optimizer, lr=job.lr, callback=on_event, log_every=s.log_every,
-                        snapshot_every=snapshot_every, stage=stage.index, stages=count, gradient=plan.gradient,
-                        label=stage.label, param=plan.param, project=plan.project,
-                        new_step=plan.new_step or plan.objective.new_step)
+        problem = Problem(plan.objective.names, plan.gradient, param=plan.param, project=plan.project,
+                          new_step=plan.new_step or plan.objective.new_step)
+        steps = Steps(item.iterations or stage.iterations, job.optimizer, job.lr)
+        report = Reporting(on_event, job.settings.log_every, snapshot_every, stage.index, count, stage.label)
+        return plan, optimize(plan.start, problem, steps, report)
     except KeyboardInterrupt:
         return plan, StageResult(None, math.inf, 0, Reason.INTERRUPTED)
     except TermFailed as exc:  # while the terms prepared

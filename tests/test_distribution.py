@@ -9,7 +9,7 @@ from helpers import make_image
 import dreamstyle
 from dreamstyle.cli import main
 from dreamstyle.distribution import GaussianW2Loss, NearestNeighbourLoss, SlicedWassersteinLoss, _nearest, _TraceSqrt
-from dreamstyle.engine import optimize
+from dreamstyle.engine import Problem, Steps, optimize
 from dreamstyle.objective import Objective, term
 from dreamstyle.runtime import make_extract
 from dreamstyle.session import Session
@@ -111,8 +111,8 @@ class Spy(torch.nn.Module):
 def test_terms_are_told_each_step_but_l_bfgs_keeps_one_objective_a_stage(optimizer, told):
     spy = Spy()
     objective = Objective([("spy", spy, 1.0)])
-    optimize(torch.rand(1, 3, 8, 8), lambda x: objective({}, x), objective.names, iterations=4, optimizer=optimizer,
-             new_step=objective.new_step)
+    problem = Problem(objective.names, evaluate=lambda x: objective({}, x), new_step=objective.new_step)
+    optimize(torch.rand(1, 3, 8, 8), problem, Steps(4, optimizer))
     assert spy.steps == told
 
 

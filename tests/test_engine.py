@@ -35,7 +35,8 @@ def test_one_iteration_returns_the_image_after_the_step(optimizer):
     """The image after the last step is measured, so one step is never thrown away."""
     torch.manual_seed(0)
     init, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
-    result = engine.optimize(init, quadratic(target), ["q"], iterations=1, optimizer=optimizer, lr=1.0)
+    result = engine.optimize(init, engine.Problem(["q"], evaluate=quadratic(target)),
+                             engine.Steps(1, optimizer, lr=1.0))
     before = float(quadratic(target)(init)[0])
     assert not torch.equal(result.image, init)
     assert result.best_loss < before and result.history[-1]["total"] == pytest.approx(result.best_loss)
@@ -49,7 +50,7 @@ def test_a_worse_last_step_does_not_win():
         value = ((image - 0.4) ** 2).sum()
         return value, value.reshape(1)
 
-    result = engine.optimize(init, evaluate, ["q"], iterations=3, optimizer="normalized", lr=0.25 * 255)
+    result = engine.optimize(init, engine.Problem(["q"], evaluate=evaluate), engine.Steps(3, "normalized", 0.25 * 255))
     assert torch.allclose(result.image, init)
     assert result.history[1]["total"] > result.best_loss  # it measured worse steps
     assert result.history[-1]["total"] == result.best_loss  # the last line reports the picture returned
