@@ -153,7 +153,7 @@ def make_judge(spec, settings) -> Judge | None:
 def judge_rows(judge: Judge | None, rows, content=None, styles=()) -> None:
     """Each finished row's ``judge``: its picture's distances from ``content`` and ``styles``; a
     picture the judge cannot grade gets ``{"error": why}`` (the run's own results stand)."""
-    from .errors import UserError
+    from .jobs.sweep import error_text
 
     if judge is None or (content is None and not styles):
         return
@@ -161,5 +161,5 @@ def judge_rows(judge: Judge | None, rows, content=None, styles=()) -> None:
         if row.ok:
             try:
                 row.judge = judge(row.result.image, content, list(styles))
-            except UserError as exc:
-                row.judge = {"error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - weights that cannot load, say: the pictures are made
+                row.judge = {"error": error_text(exc)}

@@ -106,3 +106,16 @@ def test_an_unknown_judge_is_one_line_before_any_work(files, tmp_path, runner):
                                "-q"])
     assert res.exit_code == 1 and "unknown backbone 'nosuchnet'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "c" / "vgg19-random.png").exists()
+
+
+def test_a_judge_that_cannot_grade_leaves_its_error_and_the_pictures(files, monkeypatch):
+    import dreamstyle.judge
+
+    def broken(*args, **kwargs):
+        raise OSError("no weights here")
+
+    monkeypatch.setattr(dreamstyle.judge, "score", broken)
+    photo, painting = files
+    comp = dreamstyle.compare(str(photo), [str(painting)], "vgg19", size=32, iterations=1, **RANDOM)
+    assert comp.rows[0].ok and comp.rows[0].judge == {"error": "OSError: no weights here"}
+    assert "| ok |" in comp.to_markdown()
