@@ -56,9 +56,21 @@ class _DistributionTerm(LossTerm):
         styles = ctx.images["style"]
         return (list(ctx.masks.get("style_alpha") or []) + [None] * len(styles))[:len(styles)]
 
+    def style_columns(self, style, alpha, ctx, extract) -> dict:
+        """Each layer's features of one style image as columns, (channels, positions), with each
+        position's weight (its transparency; 1 where opaque): ``{layer: (values, weights)}``."""
+        feats = ctx.features(style, self.layers, extract)
+        where = PositionWeights(alpha)
+        out = {}
+        for name in self.layers:
+            f = feats[name].detach().float()
+            w = where.at(tuple(f.shape[-2:]), None, f.device)
+            w = torch.ones_like(f[:, :1]) if w is None else w.float().expand_as(f[:, :1])
+            out[name] = (f.permute(1, 0, 2, 3).reshape(f.shape[1], -1), w.reshape(-1))
+        return out
+
 
 # --- the Wasserstein-2 distance between Gaussian fits ---------------------------------------------------
-
 
 class _TraceSqrt(torch.autograd.Function):
     """``tr((S + eps I)^(1/2))`` of symmetric positive semi-definite matrices S (B, C, C), from one
@@ -206,7 +218,7 @@ class SlicedWassersteinLoss(_DistributionTerm):
     def prepare(self, ctx, extract):
         alphas = self._style_alphas(ctx)
         self.seed = int(torch.randint(0, 2 ** 62, (1,)))
-        samples = [self._style_samples(style, alpha, ctx, extract) for style, alpha in zip(ctx.images["style"], alphas)]
+        samples = [self.style_columns(style, alpha, ctx, extract) for style, alpha in zip(ctx.images["style"], alphas)]
         self.shares, mixes, wheres = style_groups(ctx)
         self.wheres = [PositionWeights(m) for m in wheres]
         self.targets = []  # per group, per layer: (features (C, M), weights (M,) adding up to 1)
@@ -224,16 +236,6 @@ class SlicedWassersteinLoss(_DistributionTerm):
             self.energies.append(energy)
         self._drawn = None
 
-    def _style_samples(self, style, alpha, ctx, extract) -> dict:
-        feats = ctx.features(style, self.layers, extract)
-        where = PositionWeights(alpha)
-        out = {}
-        for name in self.layers:
-            f = feats[name].detach().float()
-            w = where.at(tuple(f.shape[-2:]), None, f.device)
-            w = torch.ones_like(f[:, :1]) if w is None else w.float().expand_as(f[:, :1])
-            out[name] = (f.permute(1, 0, 2, 3).reshape(f.shape[1], -1), w.reshape(-1))
-        return out
 
     def new_step(self, step: int) -> None:
         """The optimizer starts step ``step``: the directions are drawn again for it."""
@@ -325,7 +327,7 @@ class NearestNeighbourLoss(_DistributionTerm):
 
     def prepare(self, ctx, extract):
         alphas = self._style_alphas(ctx)
-        feats = [self._style_features(style, alpha, ctx, extract) for style, alpha in zip(ctx.images["style"], alphas)]
+        feats = [self.style_columns(style, alpha, ctx, extract) for style, alpha in zip(ctx.images["style"], alphas)]
         self.shares, mixes, wheres = style_groups(ctx)
         self.wheres = [PositionWeights(m) for m in wheres]
         self.targets = []
@@ -345,16 +347,6 @@ class NearestNeighbourLoss(_DistributionTerm):
                 group[name] = (unit.T.contiguous(), mean)
             self.targets.append(group)
 
-    def _style_features(self, style, alpha, ctx, extract) -> dict:
-        feats = ctx.features(style, self.layers, extract)
-        where = PositionWeights(alpha)
-        out = {}
-        for name in self.layers:
-            f = feats[name].detach().float()
-            w = where.at(tuple(f.shape[-2:]), None, f.device)
-            w = torch.ones_like(f[:, :1]) if w is None else w.float().expand_as(f[:, :1])
-            out[name] = (f.permute(1, 0, 2, 3).reshape(f.shape[1], -1), w.reshape(-1))
-        return out
 
     def forward(self, feats, image):
         total = 0.0
