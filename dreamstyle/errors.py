@@ -91,3 +91,12 @@ def items(value: str, flag: str, sep: str = ",") -> list[str]:
         raise OptionError(f"{flag} is empty" if len(parts) == 1 else
                           f"{flag} {value!r} has an empty item (between two {sep!r} or at an end)")
     return parts
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a failed cell or judged picture: a user error's own words, else the exception's
+    type and the first line of its message."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()

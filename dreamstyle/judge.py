@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .distribution import SlicedWassersteinLoss
-from .errors import OptionError
+from .errors import OptionError, error_text
 from .images import fit_size, load_image, to_tensor
 from .session import Session
 from .terms import gram
@@ -153,8 +153,6 @@ def make_judge(spec, settings) -> Judge | None:
 def judge_rows(judge: Judge | None, rows, content=None, styles=()) -> None:
     """Each finished row's ``judge``: its picture's distances from ``content`` and ``styles``; a
     picture the judge cannot grade gets ``{"error": why}`` (the run's own results stand)."""
-    from .jobs.sweep import error_text
-
     if judge is None or (content is None and not styles):
         return
     for row in rows:

@@ -1,6 +1,7 @@
 """DeepDream and the hybrid: specs, terms, octaves, tiles, guide, noise, auto layers, the CLI.
 Random weights and tiny images throughout."""
 
+import dataclasses
 import json
 
 import pytest
@@ -173,9 +174,9 @@ def test_octaves_run_small_to_large_and_carry_the_detail(vgg, photo, monkeypatch
 
     real = runner.optimize
 
-    def fake(init, evaluate, names, **kw):  # each octave "dreams" by adding 0.1
+    def fake(init, problem, steps, report):  # each octave "dreams" by adding 0.1
         starts.append(init.clone())
-        result = real(init, evaluate, names, **{**kw, "iterations": 1})
+        result = real(init, problem, dataclasses.replace(steps, iterations=1), report)
         result.image = (init + 0.1).clamp(0, 1)
         return result
 

@@ -5,7 +5,6 @@ large, the detail each octave adds carried up to the next; jitter and exact tile
 from __future__ import annotations
 
 import torch
-from torchvision.transforms.functional import gaussian_blur
 
 from ..activation import check_positions, check_targets, parse_targets
 from ..color import match_color_histogram, recombine_luminance
@@ -161,6 +160,8 @@ def regularizer(blur: float, decay: float):
     ``decay`` toward grey (Yosinski et al.'s regularizers); None for neither."""
     if not blur and not decay:
         return None
+    # torchvision imports torch._dynamo (seconds of start-up): only a run that blurs pays for it
+    from torchvision.transforms.functional import gaussian_blur
 
     def project(pixels, scale):
         if blur:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..applies import refuse
-from ..errors import Interrupted, OptionError, UserError
+from ..errors import Interrupted, OptionError, error_text
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
 from ..runner import run
 from ..settings import apply_preset, flag_of
@@ -158,13 +158,6 @@ def grid(settings, axes: Sequence[Axis], given: Callable[[str], bool] | None = N
         stems.add(stem.lower())
         cells.append(Cell(changes, texts, {a.name: a.flag for a in axes}, stem))
     return cells
-
-
-def error_text(exc: BaseException) -> str:
-    if isinstance(exc, UserError):
-        return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
 class CellWork:
