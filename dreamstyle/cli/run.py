@@ -6,6 +6,7 @@ an exit code."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import signal
@@ -18,7 +19,7 @@ from ..applies import refuse
 from ..errors import OptionError, OutputError, UserError
 from ..hints import hints
 from ..settings import apply_preset, settings_for
-from ..stop import Reason, Said, Stop, describe, kept_as
+from ..stop import Reason, Said, Stop, describe
 from ..writers import Outbox, rescue_line, signals_deferred  # noqa: F401 - signals_deferred: used here and by tests
 from .options import Outputs, given, output_applicability, split
 from .progress import STEP_COST, FrameProgress, Progress
@@ -182,59 +183,56 @@ def budget(settings, job) -> dict | None:
 
 
 def run_still(kind: str, settings, out: Outputs) -> None:
-    from .. import runner
-    from ..writers import check_format, check_output, suffixes
+    """A still into an image file (and its log, its --gif), through :func:`dreamstyle.drive.drive`."""
+    from ..drive import Still, drive
 
-    check_output(out.output, out.overwrite, suffixes("image"))
-    check_format(out.output, "image", out.bit_depth, out.quality)
-    if out.log_json is not None:
-        check_output(out.log_json, out.overwrite, (".json",))
-    if out.gif is not None:
-        check_output(out.gif, out.overwrite, (".gif", ".webp"))
+    sink = image_file(out, WHAT[kind]).check()
     if out.save_every < 0:
         raise OptionError(f"--save-every must be zero or more, not {out.save_every}")
     job = make_job(kind, settings, out)
-    item = job.still_item()
-    stages = job.stages(item)
+    source = Still()
+    stages = job.stages(source.item(job))
     snapshots = Snapshots(out.output, out.save_every, stages, out.overwrite, out.bit_depth, out.quality)
-    every = out.save_every or (max(1, settings.iterations // 30) if out.gif is not None else 0)
+    sink.snapshot_every = out.save_every or (max(1, settings.iterations // 30) if out.gif is not None else 0)
     work = [(s.iterations, s.size) for s in stages]
-    with Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing", stages=work,
-                  every_given=given("log_every"), budget=budget(settings, job)) as progress, \
-            sigterm_as_interrupt():
-        def callback(event):
-            if event.iteration == 1 and event.stage == 1 and event.stages != len(stages):
-                progress.set_total(sum(s.iterations for s in stages[-event.stages:]), work[-event.stages:])
-            progress(event)
-            snapshots(event)
+    progress = Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing", stages=work,
+                        every_given=given("log_every"), budget=budget(settings, job))
 
-        result = runner.run(job, item, callback, every)
-    outbox = Outbox(out.overwrite)
-    with signals_deferred() as received:
-        written, gif = write_still(result, out, outbox)
-    what = WHAT[kind]
-    report(result.stopped, stop_where(result.stopped, what, written, gif), out, result, received,
-           rescue=rescue_line(outbox, what), outbox=outbox, what=what)
+    def on_step(event):
+        if event.iteration == 1 and event.stage == 1 and event.stages != len(stages):
+            progress.set_total(sum(s.iterations for s in stages[-event.stages:]), work[-event.stages:])
+        progress(event)
+        snapshots(event)
+
+    done = drive(job, source, sink, on_step=on_step, during=_working(progress))
+    warn_beside(sink.outbox)
+    stop = done.stop
+    if stop.reason is Reason.DIVERGED:
+        at, advice = _diverged_at(done.result, None)
+        stop = dataclasses.replace(stop, at=at, advice=advice)
+    tell(describe(stop), out.quiet)
+
+
+@contextlib.contextmanager
+def _working(progress):
+    """While a run works (not while it writes): its progress shown, SIGTERM taken as Ctrl-C."""
+    with progress, sigterm_as_interrupt():
+        yield
+
+
+def image_file(out: Outputs, what: str = "image", outbox: Outbox | None = None):
+    """The image-file sink of a still's outputs (:class:`dreamstyle.drive.ImageFile`)."""
+    from ..drive import ImageFile
+
+    return ImageFile(out.output, overwrite=out.overwrite, bit_depth=out.bit_depth, quality=out.quality,
+                     recipe=out.recipe != "none", log_json=out.log_json, gif=out.gif, note=out.say, what=what,
+                     outbox=outbox)
 
 
 def write_still(result, out: Outputs, outbox: Outbox) -> tuple[Path | None, Path | None]:
     """The picture (at full precision), the log and the animation, each through the outbox; where the
     picture and the animation went."""
-    from ..writers import save_gif_frames, save_image, write_json, writer_for
-
-    recipe = None if out.recipe == "none" else result.recipe
-    image = result.tensor[:1] if result.tensor is not None else result.image
-    has_alpha = image.shape[1] == 4 if result.tensor is not None else image.mode == "RGBA"
-    if has_alpha and not writer_for(out.output, "image").alpha:
-        out.say(f"note: {out.output.suffix.lower()} has no transparency; the picture is flattened onto white")
-    written = save_image(image, out.output, recipe, out.overwrite, outbox, bit_depth=out.bit_depth,
-                         quality=out.quality)
-    if out.log_json is not None:
-        write_json(out.log_json, result.history, out.overwrite, outbox)
-    gif = None
-    if out.gif is not None and result.frames:
-        gif = save_gif_frames(result.frames, out.gif, out.overwrite, outbox=outbox)
-    return written, gif
+    return image_file(out, outbox=outbox).write(result)
 
 
 def run_clip(kind: str, settings, out: Outputs) -> None:
@@ -436,14 +434,6 @@ class FolderWriter:
 
 
 # --- how it ended -----------------------------------------------------------------------------------
-
-def stop_where(stopped, what: str, written, gif=None) -> str:
-    """Where the picture went (and its --gif, written beside it), by how the run ended."""
-    if stopped is None:
-        return f"wrote {written}" + (f" and {gif}" if gif else "")
-    also = f" (its animation so far in {gif})" if gif else ""
-    return f"{kept_as(stopped, what)} is in {written}{also}"
-
 
 def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None, rescue: str = "",
            outbox: Outbox | None = None, what: str = "image") -> None:
