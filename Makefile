@@ -16,9 +16,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# ruff's checks as pyproject.toml selects them (pyflakes, import order, pyupgrade, bugbear)
+# ruff's checks as pyproject.toml selects them (pyflakes, import order, pyupgrade, bugbear), and its
+# formatter's verdict (`ruff format dreamstyle tests benchmarks plugins` fixes what it finds)
 lint: $(STAMP)
 	$(BIN)/ruff check dreamstyle tests benchmarks plugins
+	$(BIN)/ruff format --check dreamstyle tests benchmarks plugins
 
 # The newcomer's first picture: the cat in the style of The Starry Night, coarse to fine (192 then
 # 384 px, ITERATIONS L-BFGS steps each): about 45 s on two CPU cores. CI runs it with ITERATIONS=3.

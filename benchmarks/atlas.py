@@ -47,17 +47,33 @@ def main(argv=None):
             torch.cuda.synchronize()
         rates[batch] = args.channels / (time.perf_counter() - t)
         means[batch] = sum(c.activation for c in result.cells) / len(result.cells)
-    record = {"benchmark": "atlas", "device": args.device, "device_name": device_name(args.device),
-              "layer": args.layer, "channels": args.channels, "size": args.size, "iterations": args.iterations,
-              "weights": args.weights, "date": time.strftime("%Y-%m-%d"), "batch": args.batch,
-              "channels_per_s_batch1": round(rates[1], 4), "channels_per_s_batched": round(rates[args.batch], 4),
-              "speedup": round(rates[args.batch] / rates[1], 3), "mean_activation_batch1": round(means[1], 4),
-              "mean_activation_batched": round(means[args.batch], 4), **peak_memory(args.device)}
+    record = {
+        "benchmark": "atlas",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "layer": args.layer,
+        "channels": args.channels,
+        "size": args.size,
+        "iterations": args.iterations,
+        "weights": args.weights,
+        "date": time.strftime("%Y-%m-%d"),
+        "batch": args.batch,
+        "channels_per_s_batch1": round(rates[1], 4),
+        "channels_per_s_batched": round(rates[args.batch], 4),
+        "speedup": round(rates[args.batch] / rates[1], 3),
+        "mean_activation_batch1": round(means[1], 4),
+        "mean_activation_batched": round(means[args.batch], 4),
+        **peak_memory(args.device),
+    }
     path = write_results("atlas", record, args.json)
-    print(f"device: {record['device_name']}  {args.channels} channels of {args.layer}, {args.size} px, "
-          f"{args.iterations} steps each")
-    print(f"one at a time: {rates[1]:.3f} channels/s   batch {args.batch}: {rates[args.batch]:.3f} channels/s   "
-          f"ratio {record['speedup']:.2f}x   mean activation {means[1]:.4g} / {means[args.batch]:.4g}   -> {path}")
+    print(
+        f"device: {record['device_name']}  {args.channels} channels of {args.layer}, {args.size} px, "
+        f"{args.iterations} steps each"
+    )
+    print(
+        f"one at a time: {rates[1]:.3f} channels/s   batch {args.batch}: {rates[args.batch]:.3f} channels/s   "
+        f"ratio {record['speedup']:.2f}x   mean activation {means[1]:.4g} / {means[args.batch]:.4g}   -> {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,16 +48,21 @@ class StepClock:
     def summary(self) -> dict:
         n = len(self.times)
         per_iter = (self.times[-1] - self.times[0]) / (n - 1) * 1000 if n > 1 else float("nan")
-        return {"iterations": n, "startup_s": round(self.times[0] - self.t0, 3),
-                "ms_per_iteration": round(per_iter, 3), "loop_s": round(self.times[-1] - self.times[0], 3)}
+        return {
+            "iterations": n,
+            "startup_s": round(self.times[0] - self.t0, 3),
+            "ms_per_iteration": round(per_iter, 3),
+            "loop_s": round(self.times[-1] - self.times[0], 3),
+        }
 
 
 def run_side(module: str, side: str, args: list[str]) -> dict:
     """Run ``python -m module --side side args`` in a fresh process; it prints one JSON line last."""
     t0 = time.time()
     env = dict(os.environ, BENCH_T0=repr(t0), DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1")
-    proc = subprocess.run([sys.executable, "-m", module, "--side", side, *args], capture_output=True,
-                          text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--side", side, *args], capture_output=True, text=True, env=env
+    )
     wall = time.time() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
@@ -86,10 +91,16 @@ def git_commit() -> str | None:
     """The commit measured (``+dirty`` when the working tree has changes), or None outside git."""
     root = Path(__file__).parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")

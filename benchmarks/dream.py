@@ -95,21 +95,45 @@ def main(argv=None):
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())
 
-    dreamstyle.dream(to_pil(content), [args.layer], loaded=loaded, device=args.device, size=args.size,
-                     octaves=1, iterations=args.iterations + 1, tile=0, seed=0, callback=on_step,
-                     log_every=args.iterations + 1, precision=args.precision)
+    dreamstyle.dream(
+        to_pil(content),
+        [args.layer],
+        loaded=loaded,
+        device=args.device,
+        size=args.size,
+        octaves=1,
+        iterations=args.iterations + 1,
+        tile=0,
+        seed=0,
+        callback=on_step,
+        log_every=args.iterations + 1,
+        precision=args.precision,
+    )
     ours_ms = (stamps[-1] - stamps[0]) / (len(stamps) - 1) * 1000
-    record = {"benchmark": "dream", "device": args.device, "device_name": device_name(args.device),
-              "size": args.size, "iterations": args.iterations, "layer": args.layer, "weights": args.weights,
-              "precision": precision_name(dtype),
-              "date": time.strftime("%Y-%m-%d"), "bare_ms": round(bare_ms, 2), "ours_ms": round(ours_ms, 2),
-              "reference_ms": round(ref_ms, 2), "overhead": round(ours_ms / bare_ms - 1, 3),
-              "speedup": round(ref_ms / ours_ms, 3), **peak_memory(args.device)}
+    record = {
+        "benchmark": "dream",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "size": args.size,
+        "iterations": args.iterations,
+        "layer": args.layer,
+        "weights": args.weights,
+        "precision": precision_name(dtype),
+        "date": time.strftime("%Y-%m-%d"),
+        "bare_ms": round(bare_ms, 2),
+        "ours_ms": round(ours_ms, 2),
+        "reference_ms": round(ref_ms, 2),
+        "overhead": round(ours_ms / bare_ms - 1, 3),
+        "speedup": round(ref_ms / ours_ms, 3),
+        **peak_memory(args.device),
+    }
     path = write_results("dream", record, args.json)
     print(f"device: {record['device_name']}  size {args.size}  layer {args.layer}  {record['precision']}")
     print(f"bare fwd+bwd {bare_ms:.1f} ms   dreamstyle {ours_ms:.1f} ms/step   reference {ref_ms:.1f} ms/step")
-    print(f"overhead over bare: {record['overhead'] * 100:+.1f}%   speedup vs reference: {record['speedup']:.2f}x"
-          f"   -> {path}")
+    print(
+        f"overhead over bare: {record['overhead'] * 100:+.1f}%   speedup vs reference: {record['speedup']:.2f}x"
+        f"   -> {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,29 @@ from pathlib import Path
 def run_command(folder: Path, style: Path, out: Path, args, executor: list[str], threads: str) -> float:
     import os
 
-    command = [sys.executable, "-m", "dreamstyle", "transfer", str(folder), str(style), "-o", str(out),
-               "--size", str(args.size), "--iterations", str(args.iterations), "--optimizer", args.optimizer,
-               "--seed", "0", "--device", "cpu", "-q", "--overwrite", *executor]
+    command = [
+        sys.executable,
+        "-m",
+        "dreamstyle",
+        "transfer",
+        str(folder),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        str(args.size),
+        "--iterations",
+        str(args.iterations),
+        "--optimizer",
+        args.optimizer,
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "-q",
+        "--overwrite",
+        *executor,
+    ]
     if args.weights == "random":
         command += ["--weights", "random"]
     env = dict(os.environ, **({} if threads == "default" else {"OMP_NUM_THREADS": threads}))
@@ -46,12 +66,19 @@ def measure(folder: Path, style: Path, tmp: Path, args, threads: str) -> dict:
         for name, executor in sides.items():
             wall = run_command(folder, style, tmp / name, args, executor, threads)
             best[name] = min(best.get(name, wall), wall)
-    same = sorted(p.name for p in (tmp / "ray").iterdir()) == sorted(p.name for p in (tmp / "local").iterdir()) \
-        and all((tmp / "local" / p.name).read_bytes() == p.read_bytes() for p in (tmp / "ray").iterdir())
+    same = sorted(p.name for p in (tmp / "ray").iterdir()) == sorted(p.name for p in (tmp / "local").iterdir()) and all(
+        (tmp / "local" / p.name).read_bytes() == p.read_bytes() for p in (tmp / "ray").iterdir()
+    )
     rates = {name: args.images / wall for name, wall in best.items()}
-    return {"threads": threads, "local_wall_s": round(best["local"], 2), "ray_wall_s": round(best["ray"], 2),
-            "local_images_per_s": round(rates["local"], 4), "ray_images_per_s": round(rates["ray"], 4),
-            "ratio": round(rates["ray"] / rates["local"], 3), "same_bytes": same}
+    return {
+        "threads": threads,
+        "local_wall_s": round(best["local"], 2),
+        "ray_wall_s": round(best["ray"], 2),
+        "local_images_per_s": round(rates["local"], 4),
+        "ray_images_per_s": round(rates["ray"], 4),
+        "ratio": round(rates["ray"] / rates["local"], 3),
+        "same_bytes": same,
+    }
 
 
 def main(argv=None):
@@ -72,8 +99,10 @@ def main(argv=None):
     from benchmarks.transfer import images
     from dreamstyle.images import to_pil
 
-    print(f"{device_name('cpu')}: {args.images} images of {args.size} px, {args.iterations} {args.optimizer} "
-          f"iterations each, {args.weights} weights, {args.workers} Ray workers")
+    print(
+        f"{device_name('cpu')}: {args.images} images of {args.size} px, {args.iterations} {args.optimizer} "
+        f"iterations each, {args.weights} weights, {args.workers} Ray workers"
+    )
     for threads in args.threads.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             folder, style = Path(tmp) / "in", Path(tmp) / "style.png"
@@ -81,14 +110,26 @@ def main(argv=None):
             make_images(folder, args.images, args.size)
             to_pil(images(args.size)[1]).save(style)
             sides = measure(folder, style, Path(tmp), args, threads.strip())
-        record = {"benchmark": "executors", "device": "cpu", "device_name": device_name("cpu"), "size": args.size,
-                  "images": args.images, "iterations": args.iterations, "optimizer": args.optimizer,
-                  "weights": args.weights, "workers": args.workers, "repeat": args.repeat,
-                  "date": time.strftime("%Y-%m-%d"), **sides}
+        record = {
+            "benchmark": "executors",
+            "device": "cpu",
+            "device_name": device_name("cpu"),
+            "size": args.size,
+            "images": args.images,
+            "iterations": args.iterations,
+            "optimizer": args.optimizer,
+            "weights": args.weights,
+            "workers": args.workers,
+            "repeat": args.repeat,
+            "date": time.strftime("%Y-%m-%d"),
+            **sides,
+        }
         path = write_results("executors", record, args.json)
-        print(f"threads {sides['threads']}: local {sides['local_wall_s']:.1f} s, {sides['local_images_per_s']:.3f} "
-              f"images/s   ray: {sides['ray_wall_s']:.1f} s, {sides['ray_images_per_s']:.3f} images/s   "
-              f"ratio {sides['ratio']:.2f}x   same bytes: {sides['same_bytes']}   -> {path}")
+        print(
+            f"threads {sides['threads']}: local {sides['local_wall_s']:.1f} s, {sides['local_images_per_s']:.3f} "
+            f"images/s   ray: {sides['ray_wall_s']:.1f} s, {sides['ray_images_per_s']:.3f} images/s   "
+            f"ratio {sides['ratio']:.2f}x   same bytes: {sides['same_bytes']}   -> {path}"
+        )
 
 
 if __name__ == "__main__":

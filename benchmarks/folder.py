@@ -58,8 +58,14 @@ def main(argv=None):
         folder.mkdir()
         make_images(folder, args.images, args.size)
         to_pil(images(args.size)[1]).save(style_path)
-        common = dict(size=args.size, iterations=args.iterations, optimizer=args.optimizer, loaded=loaded,
-                      device=args.device, seed=0)
+        common = dict(
+            size=args.size,
+            iterations=args.iterations,
+            optimizer=args.optimizer,
+            loaded=loaded,
+            device=args.device,
+            seed=0,
+        )
         warm = Path(tmp) / "warm"
         warm.mkdir()
         (warm / "w.png").write_bytes((folder / "img000.png").read_bytes())
@@ -73,16 +79,31 @@ def main(argv=None):
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             rates[batch] = args.images / (time.perf_counter() - t)
-    record = {"benchmark": "folder", "device": args.device, "device_name": device_name(args.device),
-              "size": args.size, "images": args.images, "iterations": args.iterations, "optimizer": args.optimizer,
-              "weights": args.weights, "date": time.strftime("%Y-%m-%d"), "batch": args.batch,
-              "images_per_s_batch1": round(rates[1], 4), "images_per_s_batched": round(rates[args.batch], 4),
-              "speedup": round(rates[args.batch] / rates[1], 3), **peak_memory(args.device)}
+    record = {
+        "benchmark": "folder",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "size": args.size,
+        "images": args.images,
+        "iterations": args.iterations,
+        "optimizer": args.optimizer,
+        "weights": args.weights,
+        "date": time.strftime("%Y-%m-%d"),
+        "batch": args.batch,
+        "images_per_s_batch1": round(rates[1], 4),
+        "images_per_s_batched": round(rates[args.batch], 4),
+        "speedup": round(rates[args.batch] / rates[1], 3),
+        **peak_memory(args.device),
+    }
     path = write_results("folder", record, args.json)
-    print(f"device: {record['device_name']}  {args.images} images of {args.size} px, {args.iterations} "
-          f"{args.optimizer} iterations each")
-    print(f"one at a time: {rates[1]:.3f} images/s   batch {args.batch}: {rates[args.batch]:.3f} images/s   "
-          f"ratio {record['speedup']:.2f}x   -> {path}")
+    print(
+        f"device: {record['device_name']}  {args.images} images of {args.size} px, {args.iterations} "
+        f"{args.optimizer} iterations each"
+    )
+    print(
+        f"one at a time: {rates[1]:.3f} images/s   batch {args.batch}: {rates[args.batch]:.3f} images/s   "
+        f"ratio {record['speedup']:.2f}x   -> {path}"
+    )
 
 
 if __name__ == "__main__":

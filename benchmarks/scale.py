@@ -26,14 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 ASSET = "efficientnet-lite0-57934424.pth"
 STAGES = [1, 2, 2, 3, 3, 4, 1]  # EfficientNet-B0's blocks per stage (timm groups them; lukemelas does not)
 DEPTHWISE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-INVERTED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-            "_project_conv": "conv_pwl", "_bn2": "bn3"}
+INVERTED = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 
 
 def find_asset(folder: str | None) -> Path | None:
-    candidates = [Path(folder)] if folder else [ROOT.parent / "shared" / "assets" / "weights",
-                                                ROOT.parent.parent / "shared" / "assets" / "weights"]
+    candidates = (
+        [Path(folder)]
+        if folder
+        else [ROOT.parent / "shared" / "assets" / "weights", ROOT.parent.parent / "shared" / "assets" / "weights"]
+    )
     for c in candidates:
         if (c / ASSET).is_file():
             return c / ASSET
@@ -61,14 +70,29 @@ def run(backbone: str, weights, size: int, iterations: int, absolute: bool) -> d
 
     inputs = ROOT / "samples" / "inputs"
     extra = dict(term_scale="absolute", content_weight=5.0, style_weight=100.0) if absolute else {}
-    result = dreamstyle.transfer(str(inputs / "chelsea.png"), [str(inputs / "starry_night.jpg")], size=size,
-                                 iterations=iterations, seed=0, backbone=backbone, weights=weights,
-                                 precision="fp32", device="cpu", **extra)
+    result = dreamstyle.transfer(
+        str(inputs / "chelsea.png"),
+        [str(inputs / "starry_night.jpg")],
+        size=size,
+        iterations=iterations,
+        seed=0,
+        backbone=backbone,
+        weights=weights,
+        precision="fp32",
+        device="cpu",
+        **extra,
+    )
     h = result.history
-    return {"backbone": backbone, "style_first": h[0]["style"], "style_last": h[-1]["style"],
-            "content_last": h[-1]["content"], "tv_last": h[-1]["tv"],
-            "style_last_over_first": h[-1]["style"] / h[0]["style"],
-            "content_over_style": h[-1]["content"] / h[-1]["style"], "image": result.image}
+    return {
+        "backbone": backbone,
+        "style_first": h[0]["style"],
+        "style_last": h[-1]["style"],
+        "content_last": h[-1]["content"],
+        "tv_last": h[-1]["tv"],
+        "style_last_over_first": h[-1]["style"] / h[0]["style"],
+        "content_over_style": h[-1]["content"] / h[-1]["style"],
+        "image": result.image,
+    }
 
 
 def main(argv=None) -> int:
@@ -91,16 +115,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         renamed = Path(tmp) / "tf_efficientnet_lite0.pth"
         torch.save(timm_keys(torch.load(asset, map_location="cpu", weights_only=True)), renamed)
-        rows = [run("vgg19", None, args.size, args.iterations, args.absolute),
-                run("timm/tf_efficientnet_lite0", str(renamed), args.size, args.iterations, args.absolute)]
+        rows = [
+            run("vgg19", None, args.size, args.iterations, args.absolute),
+            run("timm/tf_efficientnet_lite0", str(renamed), args.size, args.iterations, args.absolute),
+        ]
     images = [r.pop("image") for r in rows]
     a, b = rows
-    summary = {"terms": "absolute (0.1)" if args.absolute else "relative", "size": args.size,
-               "iterations": args.iterations, "rows": rows,
-               "style_ratio_factor": max(a["style_last_over_first"], b["style_last_over_first"])
-               / min(a["style_last_over_first"], b["style_last_over_first"]),
-               "content_over_style_factor": max(a["content_over_style"], b["content_over_style"])
-               / min(a["content_over_style"], b["content_over_style"])}
+    summary = {
+        "terms": "absolute (0.1)" if args.absolute else "relative",
+        "size": args.size,
+        "iterations": args.iterations,
+        "rows": rows,
+        "style_ratio_factor": max(a["style_last_over_first"], b["style_last_over_first"])
+        / min(a["style_last_over_first"], b["style_last_over_first"]),
+        "content_over_style_factor": max(a["content_over_style"], b["content_over_style"])
+        / min(a["content_over_style"], b["content_over_style"]),
+    }
     print(json.dumps(summary, indent=1))
     if args.sheet:
         from PIL import Image

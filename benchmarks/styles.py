@@ -21,9 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("gram:lbfgs", "w2:lbfgs", "swd:lbfgs", "swd:adam")
-PAIRS = (("chelsea.png", "starry_night.jpg"), ("astronaut.png", "great_wave.jpg"),
-         ("rocket.png", "composition_vii.jpg"), ("chelsea.png", "great_wave.jpg"),
-         ("astronaut.png", "starry_night.jpg"))
+PAIRS = (
+    ("chelsea.png", "starry_night.jpg"),
+    ("astronaut.png", "great_wave.jpg"),
+    ("rocket.png", "composition_vii.jpg"),
+    ("chelsea.png", "great_wave.jpg"),
+    ("astronaut.png", "starry_night.jpg"),
+)
 
 
 def judge_backbone(tmp: Path) -> tuple[str, str | None, str]:
@@ -59,7 +63,7 @@ def main(argv=None) -> int:
     from dreamstyle.sheets import Panel, contact_sheet
 
     inputs = ROOT / "samples" / "inputs"
-    pairs = PAIRS[:args.pairs]
+    pairs = PAIRS[: args.pairs]
     sheets = Path(args.sheets) if args.sheets else None
     if sheets:
         sheets.mkdir(parents=True, exist_ok=True)
@@ -73,27 +77,57 @@ def main(argv=None) -> int:
             scores, panels, seconds = [], [], 0.0
             for content, style in pairs:
                 t = time.perf_counter()
-                result = dreamstyle.transfer(str(inputs / content), [str(inputs / style)], size=args.size,
-                                             iterations=args.iterations, style_loss=loss, optimizer=optimizer,
-                                             seed=1, device="cpu", **extra)
+                result = dreamstyle.transfer(
+                    str(inputs / content),
+                    [str(inputs / style)],
+                    size=args.size,
+                    iterations=args.iterations,
+                    style_loss=loss,
+                    optimizer=optimizer,
+                    seed=1,
+                    device="cpu",
+                    **extra,
+                )
                 seconds += time.perf_counter() - t
-                scores.append(dreamstyle.score(result.image, str(inputs / content), [str(inputs / style)],
-                                               backbone=judge, weights=weights, device="cpu"))
+                scores.append(
+                    dreamstyle.score(
+                        result.image,
+                        str(inputs / content),
+                        [str(inputs / style)],
+                        backbone=judge,
+                        weights=weights,
+                        device="cpu",
+                    )
+                )
                 panels.append(Panel(result.image, [f"{Path(content).stem} x {Path(style).stem}"]))
             row = {"method": method, "seconds": round(seconds, 1)}
             for key in ("content", "style_gram", "style_swd"):
                 row[key] = sum(s[key] for s in scores) / len(scores)
             rows.append(row)
-            print(f"  {method:<11} {row['seconds']:7.1f} s   content {row['content']:.4f}   style: Gram "
-                  f"{row['style_gram']:.4f}  sliced W. {row['style_swd']:.4f}", flush=True)
+            print(
+                f"  {method:<11} {row['seconds']:7.1f} s   content {row['content']:.4f}   style: Gram "
+                f"{row['style_gram']:.4f}  sliced W. {row['style_swd']:.4f}",
+                flush=True,
+            )
             if sheets:
-                contact_sheet(panels, (args.size, args.size), columns=len(panels),
-                              title=f"--style-loss {loss} --optimizer {optimizer}"
-                              + (f" --style-weight {weight[0]}" if weight else "")) \
-                    .save(sheets / f"{'-'.join([loss, optimizer, *weight])}.png")
-    record = {"benchmark": "styles", "device": "cpu", "device_name": device_name("cpu"), "size": args.size,
-              "iterations": args.iterations, "pairs": [list(p) for p in pairs], "judge": what, "rows": rows,
-              "date": time.strftime("%Y-%m-%d")}
+                contact_sheet(
+                    panels,
+                    (args.size, args.size),
+                    columns=len(panels),
+                    title=f"--style-loss {loss} --optimizer {optimizer}"
+                    + (f" --style-weight {weight[0]}" if weight else ""),
+                ).save(sheets / f"{'-'.join([loss, optimizer, *weight])}.png")
+    record = {
+        "benchmark": "styles",
+        "device": "cpu",
+        "device_name": device_name("cpu"),
+        "size": args.size,
+        "iterations": args.iterations,
+        "pairs": [list(p) for p in pairs],
+        "judge": what,
+        "rows": rows,
+        "date": time.strftime("%Y-%m-%d"),
+    }
     print("->", write_results("styles", record, args.json))
     return 0
 

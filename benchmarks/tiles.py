@@ -34,8 +34,14 @@ def make_inputs(folder: Path, size: int) -> tuple[Path, Path]:
     content = folder / f"content_{size}.png"
     if not content.exists():
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-        rgb = np.stack([(np.sin(x / 37) + 1) * 110 + (x / w) * 30, (np.cos(y / 53) + 1) * 100 + 20,
-                        ((x + y) % 211 > 105) * 120 + 60.0], -1)
+        rgb = np.stack(
+            [
+                (np.sin(x / 37) + 1) * 110 + (x / w) * 30,
+                (np.cos(y / 53) + 1) * 100 + 20,
+                ((x + y) % 211 > 105) * 120 + 60.0,
+            ],
+            -1,
+        )
         Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).save(content)
     style = folder / "style.png"
     if not style.exists():
@@ -56,8 +62,11 @@ def side(argv: list[str]) -> None:
         if exc.code:
             raise
     wall = time.perf_counter() - t0
-    print(json.dumps({"wall_s": round(wall, 1),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+    print(
+        json.dumps(
+            {"wall_s": round(wall, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        )
+    )
 
 
 def estimate_mb(recipe: dict, size: int) -> float:
@@ -66,7 +75,10 @@ def estimate_mb(recipe: dict, size: int) -> float:
     from dreamstyle.plugins import get_backbone
 
     backbone = get_backbone(recipe["backbone"])
-    layers = [*(recipe["style_layers"] or backbone.style_layers), *(recipe["content_layers"] or backbone.content_layers)]
+    layers = [
+        *(recipe["style_layers"] or backbone.style_layers),
+        *(recipe["content_layers"] or backbone.content_layers),
+    ]
     itemsize = 2 if recipe.get("precision_used") in ("bf16", "fp16", "bfloat16", "float16") else 4
     return round(step_bytes(backbone, layers, (size, size * 3 // 4), itemsize) / 2**20)
 
@@ -88,31 +100,68 @@ def main() -> None:
     runs = []
     for size in [int(s) for s in args.sizes.split(",")]:
         content, style = make_inputs(folder, size)
-        for tile in ([min(args.tile, size // 2)] + ([0] if size <= args.untiled_up_to else [])):
+        for tile in [min(args.tile, size // 2)] + ([0] if size <= args.untiled_up_to else []):
             out = folder / f"out_{size}_{tile}.png"
-            cmd = [sys.executable, "-m", "benchmarks.tiles", "--side", str(content), str(style), "-o", str(out),
-                   "--weights", "random", "--size", str(size), "--iterations", str(args.iterations),
-                   "--optimizer", args.optimizer, "--tile", str(tile), "--seed", "0", "--device", "cpu",
-                   "--overwrite", "-q"]
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  env=dict(os.environ, DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1"))
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.tiles",
+                "--side",
+                str(content),
+                str(style),
+                "-o",
+                str(out),
+                "--weights",
+                "random",
+                "--size",
+                str(size),
+                "--iterations",
+                str(args.iterations),
+                "--optimizer",
+                args.optimizer,
+                "--tile",
+                str(tile),
+                "--seed",
+                "0",
+                "--device",
+                "cpu",
+                "--overwrite",
+                "-q",
+            ]
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, env=dict(os.environ, DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1")
+            )
             if proc.returncode != 0:
                 raise SystemExit(f"{size} px, tile {tile} failed:\n{proc.stderr[-3000:]}")
             found = json.loads(proc.stdout.strip().splitlines()[-1])
             from PIL import Image
 
             recipe = json.loads(Image.open(out).info["dreamstyle"])
-            run = {"size": size, "pixels": size * (size * 3 // 4), "tile": tile, **found,
-                   "tiles_used": recipe.get("tiles_used"), "precision": recipe.get("precision_used"),
-                   "untiled_estimate_mb": estimate_mb(recipe, size)}
+            run = {
+                "size": size,
+                "pixels": size * (size * 3 // 4),
+                "tile": tile,
+                **found,
+                "tiles_used": recipe.get("tiles_used"),
+                "precision": recipe.get("precision_used"),
+                "untiled_estimate_mb": estimate_mb(recipe, size),
+            }
             runs.append(run)
             print(json.dumps(run), flush=True)
     tiled = [r for r in runs if r["tile"]]
     for a, b in zip(tiled, tiled[1:]):
-        print(f"{a['size']} -> {b['size']} px: pixels x{b['pixels'] / a['pixels']:.1f}, "
-              f"tiled peak x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")
-    record = {"benchmark": "tiles", "device_name": device_name("cpu"), "iterations": args.iterations,
-              "optimizer": args.optimizer, "weights": "random", "runs": runs}
+        print(
+            f"{a['size']} -> {b['size']} px: pixels x{b['pixels'] / a['pixels']:.1f}, "
+            f"tiled peak x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}"
+        )
+    record = {
+        "benchmark": "tiles",
+        "device_name": device_name("cpu"),
+        "iterations": args.iterations,
+        "optimizer": args.optimizer,
+        "weights": "random",
+        "runs": runs,
+    }
     print("results:", write_results("tiles", record, args.json))
 
 

@@ -43,9 +43,19 @@ def side_ours(args, t0):
 
     content, style = images(args.size)
     clock = StepClock(t0, args.device)
-    transfer(to_pil(content), [to_pil(style)], weights=None if args.weights == "default" else "random",
-             device=args.device, size=args.size, iterations=args.iterations, optimizer=args.optimizer,
-             seed=0, log_every=args.iterations, callback=clock, precision=args.precision)
+    transfer(
+        to_pil(content),
+        [to_pil(style)],
+        weights=None if args.weights == "default" else "random",
+        device=args.device,
+        size=args.size,
+        iterations=args.iterations,
+        optimizer=args.optimizer,
+        seed=0,
+        log_every=args.iterations,
+        callback=clock,
+        precision=args.precision,
+    )
     return {**clock.summary(), **peak_memory(args.device)}
 
 
@@ -62,8 +72,17 @@ def side_reference(args, t0):
     pre = loaded.preprocess.module().to(args.device)
     content, style = (t.to(args.device) for t in images(args.size))
     clock = StepClock(t0, args.device)
-    run(features, pre, content, style, {"relu4_2": 22}, {k: v for k, v in VGG19_TAPS.items() if k != "relu4_2"},
-        args.iterations, args.optimizer, on_step=clock)
+    run(
+        features,
+        pre,
+        content,
+        style,
+        {"relu4_2": 22},
+        {k: v for k, v in VGG19_TAPS.items() if k != "relu4_2"},
+        args.iterations,
+        args.optimizer,
+        on_step=clock,
+    )
     return {**clock.summary(), **peak_memory(args.device)}
 
 
@@ -79,9 +98,29 @@ def cli_wall(args) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         to_pil(content).save(f"{tmp}/c.png")
         to_pil(style).save(f"{tmp}/s.png")
-        cmd = [sys.executable, "-m", "dreamstyle", "transfer", f"{tmp}/c.png", f"{tmp}/s.png", "-o", f"{tmp}/o.png",
-               "--size", str(args.size), "--iterations", str(args.iterations), "--optimizer", args.optimizer,
-               "--device", args.device, "-q", "--log-every", str(args.iterations), "--precision", args.precision]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dreamstyle",
+            "transfer",
+            f"{tmp}/c.png",
+            f"{tmp}/s.png",
+            "-o",
+            f"{tmp}/o.png",
+            "--size",
+            str(args.size),
+            "--iterations",
+            str(args.iterations),
+            "--optimizer",
+            args.optimizer,
+            "--device",
+            args.device,
+            "-q",
+            "--log-every",
+            str(args.iterations),
+            "--precision",
+            args.precision,
+        ]
         if args.weights == "random":
             cmd += ["--weights", "random"]
         t0 = time.time()
@@ -98,8 +137,9 @@ def main(argv=None):
     p.add_argument("--weights", choices=["random", "default"], default="default")
     p.add_argument("--precision", default="auto", help="dreamstyle's (the reference is always fp32)")
     p.add_argument("--sides", default="reference,ours", help="which sides to run (ours alone for big prints)")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="alternate the sides this many times and keep each side's fastest run")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="alternate the sides this many times and keep each side's fastest run"
+    )
     p.add_argument("--json", default=None, help="append the record to this file")
     p.add_argument("--side", choices=["ours", "reference"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -115,8 +155,20 @@ def main(argv=None):
     from benchmarks.common import device_name, run_side, write_results
     from dreamstyle.runtime import amp_dtype, precision_name
 
-    forwarded = ["--device", args.device, "--size", str(args.size), "--iterations", str(args.iterations),
-                 "--optimizer", args.optimizer, "--weights", args.weights, "--precision", args.precision]
+    forwarded = [
+        "--device",
+        args.device,
+        "--size",
+        str(args.size),
+        "--iterations",
+        str(args.iterations),
+        "--optimizer",
+        args.optimizer,
+        "--weights",
+        args.weights,
+        "--precision",
+        args.precision,
+    ]
     sides = [s.strip() for s in args.sides.split(",") if s.strip() in ("reference", "ours")]
     runs = {side: [] for side in sides}
     for _ in range(max(1, args.repeat)):
@@ -125,15 +177,26 @@ def main(argv=None):
     best = {side: min(found, key=lambda r: r["ms_per_iteration"]) for side, found in runs.items()}
     if "ours" in best:
         best["ours"]["cli_wall_s"] = cli_wall(args)
-    record = {"benchmark": "transfer", "device": args.device, "device_name": device_name(args.device),
-              "size": args.size, "iterations": args.iterations, "optimizer": args.optimizer,
-              "weights": args.weights, "repeat": args.repeat, "date": time.strftime("%Y-%m-%d"),
-              "precision": precision_name(amp_dtype(torch.device(args.device), args.precision)), **best}
+    record = {
+        "benchmark": "transfer",
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "size": args.size,
+        "iterations": args.iterations,
+        "optimizer": args.optimizer,
+        "weights": args.weights,
+        "repeat": args.repeat,
+        "date": time.strftime("%Y-%m-%d"),
+        "precision": precision_name(amp_dtype(torch.device(args.device), args.precision)),
+        **best,
+    }
     if len(best) == 2:
         record["speedup"] = round(best["reference"]["ms_per_iteration"] / best["ours"]["ms_per_iteration"], 3)
     path = write_results("transfer", record, args.json)
-    print(f"device: {record['device_name']}  size {args.size}  {args.optimizer}  {args.iterations} iterations"
-          f"  dreamstyle in {record['precision']} (the reference in fp32)")
+    print(
+        f"device: {record['device_name']}  size {args.size}  {args.optimizer}  {args.iterations} iterations"
+        f"  dreamstyle in {record['precision']} (the reference in fp32)"
+    )
     print(f"{'':12}{'ms/iter':>10}{'startup s':>11}{'wall s':>9}{'peak MB':>9}")
     for name, r in (("reference", best.get("reference")), ("dreamstyle", best.get("ours"))):
         if r is not None:

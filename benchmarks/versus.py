@@ -24,9 +24,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def side(tree: Path, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), BENCH_T0=repr(time.time()), DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1")
-    cmd = [sys.executable, "-m", "benchmarks.transfer", "--side", "ours", "--device", args.device, "--size",
-           str(args.size), "--iterations", str(args.iterations), "--optimizer", args.optimizer, "--weights",
-           args.weights]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.transfer",
+        "--side",
+        "ours",
+        "--device",
+        args.device,
+        "--size",
+        str(args.size),
+        "--iterations",
+        str(args.iterations),
+        "--optimizer",
+        args.optimizer,
+        "--weights",
+        args.weights,
+    ]
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{tree} failed:\n{proc.stderr[-2000:]}")
@@ -35,10 +49,28 @@ def side(tree: Path, args) -> dict:
 
 def command(tree: Path, args, tmp: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1")
-    cmd = [sys.executable, "-m", "dreamstyle", "transfer", str(ROOT / "samples/inputs/chelsea.png"),
-           str(ROOT / "samples/inputs/starry_night.jpg"), "-o", str(tmp / "o.png"), "--size", str(args.size),
-           "--iterations", str(args.iterations), "--optimizer", args.optimizer, "--device", args.device,
-           "--log-every", str(args.iterations), "--overwrite", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dreamstyle",
+        "transfer",
+        str(ROOT / "samples/inputs/chelsea.png"),
+        str(ROOT / "samples/inputs/starry_night.jpg"),
+        "-o",
+        str(tmp / "o.png"),
+        "--size",
+        str(args.size),
+        "--iterations",
+        str(args.iterations),
+        "--optimizer",
+        args.optimizer,
+        "--device",
+        args.device,
+        "--log-every",
+        str(args.iterations),
+        "--overwrite",
+        "-q",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=tmp, env=env, check=True)
     return time.perf_counter() - t0
@@ -60,8 +92,9 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True, capture_output=True
+        )
         try:
             trees = {"base": base, "now": ROOT}
             runs = {name: [] for name in trees}
@@ -72,21 +105,39 @@ def main(argv=None):
                     walls[name].append(command(tree, args, Path(tmp)))
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
-    best = {name: {"startup_s": min(r["startup_s"] for r in found),
-                   "ms_per_iteration": min(r["ms_per_iteration"] for r in found),
-                   "command_s": round(min(walls[name]), 3)} for name, found in runs.items()}
-    record = {"benchmark": "versus", "base": args.base, "device": args.device, "device_name": device_name(args.device),
-              "size": args.size, "iterations": args.iterations, "optimizer": args.optimizer, "repeat": args.repeat,
-              "date": time.strftime("%Y-%m-%d"), **best,
-              "ratio": {k: round(best["base"][k] / best["now"][k], 3) for k in best["now"]}}
+    best = {
+        name: {
+            "startup_s": min(r["startup_s"] for r in found),
+            "ms_per_iteration": min(r["ms_per_iteration"] for r in found),
+            "command_s": round(min(walls[name]), 3),
+        }
+        for name, found in runs.items()
+    }
+    record = {
+        "benchmark": "versus",
+        "base": args.base,
+        "device": args.device,
+        "device_name": device_name(args.device),
+        "size": args.size,
+        "iterations": args.iterations,
+        "optimizer": args.optimizer,
+        "repeat": args.repeat,
+        "date": time.strftime("%Y-%m-%d"),
+        **best,
+        "ratio": {k: round(best["base"][k] / best["now"][k], 3) for k in best["now"]},
+    }
     path = write_results("versus", record, args.json)
-    print(f"device: {record['device_name']}  {args.size} px  {args.optimizer}  {args.iterations} iterations, "
-          f"best of {args.repeat}")
+    print(
+        f"device: {record['device_name']}  {args.size} px  {args.optimizer}  {args.iterations} iterations, "
+        f"best of {args.repeat}"
+    )
     print(f"{'':10}{'start-up s':>12}{'ms/iter':>10}{'command s':>11}")
     for name in ("base", "now"):
         b = best[name]
-        print(f"{name + (' ' + args.base if name == 'base' else ''):10}{b['startup_s']:>12.2f}"
-              f"{b['ms_per_iteration']:>10.1f}{b['command_s']:>11.2f}")
+        print(
+            f"{name + (' ' + args.base if name == 'base' else ''):10}{b['startup_s']:>12.2f}"
+            f"{b['ms_per_iteration']:>10.1f}{b['command_s']:>11.2f}"
+        )
     print(f"ratio base / now: {record['ratio']}   -> {path}")
 
 

@@ -40,8 +40,14 @@ def side(argv: list[str]) -> None:
     except SystemExit as exc:
         if exc.code:
             raise
-    print(json.dumps({"wall_s": round(time.perf_counter() - t0, 1),
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+    print(
+        json.dumps(
+            {
+                "wall_s": round(time.perf_counter() - t0, 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -54,28 +60,65 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="dreamstyle-video-"))
     runs = []
     for seconds in [float(s) for s in args.seconds.split(",")]:
-        source = synthetic_video(folder / f"in_{seconds:g}s.mp4", seconds=seconds, fps=args.fps,
-                                 size=(args.size, args.size * 3 // 4))
+        source = synthetic_video(
+            folder / f"in_{seconds:g}s.mp4", seconds=seconds, fps=args.fps, size=(args.size, args.size * 3 // 4)
+        )
         out = folder / f"out_{seconds:g}s.mp4"
-        cmd = [sys.executable, "-m", "benchmarks.video", "--side", "dream", str(source), "-o", str(out),
-               "--weights", "random", "--device", "cpu", "--size", str(args.size), "--octaves", "1",
-               "--iterations", str(args.iterations), "--seed", "0", "--overwrite", "-q"]
-        proc = subprocess.run(cmd, capture_output=True, text=True,
-                              env=dict(os.environ, DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1"))
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.video",
+            "--side",
+            "dream",
+            str(source),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--size",
+            str(args.size),
+            "--octaves",
+            "1",
+            "--iterations",
+            str(args.iterations),
+            "--seed",
+            "0",
+            "--overwrite",
+            "-q",
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=dict(os.environ, DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD="1")
+        )
         if proc.returncode != 0:
             raise SystemExit(f"{seconds:g} s failed:\n{proc.stderr[-3000:]}")
         found = json.loads(proc.stdout.strip().splitlines()[-1])
         info = probe(out)
-        run = {"seconds": seconds, "frames": info["frames"], "size": list(info["size"]), **found,
-               "frames_per_s": round(info["frames"] / found["wall_s"], 2), "audio": info["audio"],
-               "audio_s": round(info["audio_duration"], 2)}
+        run = {
+            "seconds": seconds,
+            "frames": info["frames"],
+            "size": list(info["size"]),
+            **found,
+            "frames_per_s": round(info["frames"] / found["wall_s"], 2),
+            "audio": info["audio"],
+            "audio_s": round(info["audio_duration"], 2),
+        }
         runs.append(run)
         print(json.dumps(run), flush=True)
     for a, b in zip(runs, runs[1:]):
-        print(f"{a['seconds']:g} -> {b['seconds']:g} s: frames x{b['frames'] / a['frames']:.1f}, "
-              f"peak memory x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}")
-    record = {"benchmark": "video", "device_name": device_name("cpu"), "fps": args.fps,
-              "iterations": args.iterations, "weights": "random", "runs": runs}
+        print(
+            f"{a['seconds']:g} -> {b['seconds']:g} s: frames x{b['frames'] / a['frames']:.1f}, "
+            f"peak memory x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}"
+        )
+    record = {
+        "benchmark": "video",
+        "device_name": device_name("cpu"),
+        "fps": args.fps,
+        "iterations": args.iterations,
+        "weights": "random",
+        "runs": runs,
+    }
     print("results:", write_results("video", record, args.json))
 
 

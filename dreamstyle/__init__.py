@@ -15,8 +15,21 @@ from .hookspecs import hookimpl  # noqa: E402
 from .termspec import TermContext, TermSpec  # noqa: E402
 from .version import __version__  # noqa: E402
 
-_API = ("transfer", "dream", "texture", "transfer_clip", "transfer_folder", "dream_clip", "dream_folder", "compare",
-        "reconstruct", "atlas", "activations", "train", "stylize")
+_API = (
+    "transfer",
+    "dream",
+    "texture",
+    "transfer_clip",
+    "transfer_folder",
+    "dream_clip",
+    "dream_folder",
+    "compare",
+    "reconstruct",
+    "atlas",
+    "activations",
+    "train",
+    "stylize",
+)
 __all__ = ["__version__", "hookimpl", *_API, "score", "Result", "TermSpec", "TermContext"]
 
 

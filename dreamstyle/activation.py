@@ -55,8 +55,9 @@ def _ints(text: str, what: str, spec: str) -> tuple[int, ...]:
     try:
         values = tuple(int(p) for p in text.split(","))
     except ValueError:
-        raise OptionError(f"layer spec {spec!r}: {what} must be whole numbers, like "
-                          "LAYER:12 or LAYER:3,7 or LAYER:12@5,9") from None
+        raise OptionError(
+            f"layer spec {spec!r}: {what} must be whole numbers, like LAYER:12 or LAYER:3,7 or LAYER:12@5,9"
+        ) from None
     if any(v < 0 for v in values):
         raise OptionError(f"layer spec {spec!r}: {what} must be zero or more")
     return values
@@ -120,7 +121,8 @@ def check_targets(targets: Sequence[DreamTarget], backbone) -> None:
                 raise OptionError(
                     f"layer spec {t.spec!r}: channel {bad[0]} is out of range; {t.layer} of {backbone.name} has "
                     f"{layer.channels} channels (0-{layer.channels - 1}); list layers with: "
-                    f"dreamstyle layers {backbone.name}")
+                    f"dreamstyle layers {backbone.name}"
+                )
 
 
 def estimated_grid(backbone, layer: str, height: int, width: int) -> tuple[int, int]:
@@ -138,7 +140,8 @@ def check_positions(targets: Sequence[DreamTarget], backbone, height: int, width
         if y >= gh or x >= gw:
             raise OptionError(
                 f"layer spec {t.spec!r}: position {y},{x} is outside the grid of {t.layer}, which is about "
-                f"{gh}x{gw} (rows 0-{gh - 1}, columns 0-{gw - 1}) at {width}x{height} px")
+                f"{gh}x{gw} (rows 0-{gh - 1}, columns 0-{gw - 1}) at {width}x{height} px"
+            )
 
 
 class SpatialTerm(StatTerm):
@@ -213,8 +216,11 @@ class ActivationLoss(SpatialTerm):
             self.picked = {}
             self.pick(feats)
         # relative: the layer's rms (its mean square for l2) on the starting picture, a constant
-        self.norms = {layer: energy(feats[layer]) ** (1.0 if self.mode == "l2" else 0.5)
-                      for layer in self.layers} if relative else {}
+        self.norms = (
+            {layer: energy(feats[layer]) ** (1.0 if self.mode == "l2" else 0.5) for layer in self.layers}
+            if relative
+            else {}
+        )
 
     @torch.no_grad()
     def pick(self, feats) -> None:
@@ -292,8 +298,11 @@ class GuideLoss(SpatialTerm):
             g = self._select(t, feats[t.layer].float())  # (1, C, h, w)
             self.register_buffer(f"guide{i}", g[0].flatten(1).contiguous(), persistent=False)  # (C, Q)
         # relative: a dot product (channels divided out) over the guide's mean square
-        self.norms = [energy(getattr(self, f"guide{i}")) for i in range(len(self.targets))] \
-            if term_scale(ctx) == "relative" else []
+        self.norms = (
+            [energy(getattr(self, f"guide{i}")) for i in range(len(self.targets))]
+            if term_scale(ctx) == "relative"
+            else []
+        )
 
     def forward(self, feats, image, regions=None):
         total = image.new_zeros((), dtype=torch.float32)
@@ -303,15 +312,15 @@ class GuideLoss(SpatialTerm):
             b, c, h, w = f.shape
             x = f.flatten(2)  # (B, C, P)
             with torch.no_grad():  # the best guide position for each image position, in chunks
-                best = torch.cat([(x[:, :, p:p + 4096].transpose(1, 2) @ guide).argmax(-1)
-                                  for p in range(0, h * w, 4096)], dim=1)  # (B, P)
+                best = torch.cat(
+                    [(x[:, :, p : p + 4096].transpose(1, 2) @ guide).argmax(-1) for p in range(0, h * w, 4096)], dim=1
+                )  # (B, P)
             chosen = guide[:, best].permute(1, 0, 2)  # (B, C, P): the guide vector each position follows
             per_position = (x * chosen).sum(1).reshape(b, h, w) / c
             region = regions.get(t.layer) if regions is not None else None
             v = _region_mean(per_position, region)
             total = total - t.weight * (v / self.norms[i] if self.norms else v)
         return total
-
 
 
 class DiversityLoss(LossTerm):

@@ -50,16 +50,25 @@ def _still(job_cls, settings, callback, loaded, snapshot_every, **job_options) -
     return run(job, job.still_item(), callback, snapshot_every)
 
 
-def transfer(content, styles, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0,
-             announce: Callable[[str], None] | None = None, **options) -> Result:
+def transfer(
+    content,
+    styles,
+    *,
+    callback: Callable | None = None,
+    loaded=None,
+    snapshot_every: int = 0,
+    announce: Callable[[str], None] | None = None,
+    **options,
+) -> Result:
     """Gatys style transfer of ``content`` (a path or PIL image) in the style of ``styles``; the
     hybrid with ``dream_layers`` (specs, or "auto"). ``announce(line)`` is told what "auto" chose."""
     settings = _settings(TransferSettings, "still", {"content": content, "styles": styles}, options)
     return _still(TransferJob, settings, callback, loaded, snapshot_every, announce=announce)
 
 
-def dream(image=None, layers=None, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0,
-          **options) -> Result:
+def dream(
+    image=None, layers=None, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0, **options
+) -> Result:
     """DeepDream ``image`` on ``layers``: a spec (``"relu4_4"``, ``"relu4_4:12"``, ``"relu4_4:3,7"``,
     ``"relu4_4:12@5,9"``, each may end in ``=WEIGHT``), a list of specs, or ``{spec: weight}``; the
     backbone's dream layer if omitted. ``lr`` is the step."""
@@ -78,8 +87,12 @@ def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **
     temporal coherence; the options are :func:`transfer`'s and the clip options."""
     from . import sequence
 
-    settings = _settings(TransferSettings, sequence.clip_kind(clip),
-                         {"content": getattr(clip, "source", None) or "<clip>", "styles": styles}, options)
+    settings = _settings(
+        TransferSettings,
+        sequence.clip_kind(clip),
+        {"content": getattr(clip, "source", None) or "<clip>", "styles": styles},
+        options,
+    )
     job = TransferJob(settings, Session.for_settings(settings, loaded), clip=True)
     return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
 
@@ -88,8 +101,12 @@ def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None
     """Style transfer of every still image in ``folder`` (or a list of paths), ``batch`` at a time."""
     from . import sequence
 
-    settings = _settings(TransferSettings, "folder", {"content": str(folder) if not isinstance(folder, (list, tuple))
-                                                      else "<images>", "styles": styles}, options)
+    settings = _settings(
+        TransferSettings,
+        "folder",
+        {"content": str(folder) if not isinstance(folder, (list, tuple)) else "<images>", "styles": styles},
+        options,
+    )
     job = TransferJob(settings, Session.for_settings(settings, loaded))
     return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
 
@@ -99,8 +116,12 @@ def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, 
     dream carried along the content's change, blended with ``temporal_init`` of the new frame."""
     from . import sequence
 
-    settings = _settings(DreamSettings, sequence.clip_kind(clip),
-                         {"input": getattr(clip, "source", None) or "<clip>", "layers": layers}, options)
+    settings = _settings(
+        DreamSettings,
+        sequence.clip_kind(clip),
+        {"input": getattr(clip, "source", None) or "<clip>", "layers": layers},
+        options,
+    )
     job = DreamJob(settings, Session.for_settings(settings, loaded), clip=True)
     return sequence.run_clip(job, clip, callback=callback, on_frame=on_frame)
 
@@ -109,22 +130,36 @@ def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=No
     """DeepDream over every still image of ``folder`` (or a list of paths)."""
     from . import sequence
 
-    settings = _settings(DreamSettings, "folder", {"input": str(folder) if not isinstance(folder, (list, tuple))
-                                                   else "<images>", "layers": layers}, options)
+    settings = _settings(
+        DreamSettings,
+        "folder",
+        {"input": str(folder) if not isinstance(folder, (list, tuple)) else "<images>", "layers": layers},
+        options,
+    )
     job = DreamJob(settings, Session.for_settings(settings, loaded))
     return sequence.run_folder(job, folder, callback=callback, on_frame=on_frame)
 
 
-def compare(content, styles, variants, *, callback=None, on_start=None, snapshot_every: int = 0,
-            judge: str | None = "vgg19", **options):
+def compare(
+    content,
+    styles,
+    variants,
+    *,
+    callback=None,
+    on_start=None,
+    snapshot_every: int = 0,
+    judge: str | None = "vgg19",
+    **options,
+):
     """The same transfer on every variant (``"vgg19,vgg19:avg,alexnet:random"`` or a list): a
     :class:`~dreamstyle.jobs.compare.Comparison`, each picture graded on ``judge`` (a backbone, as
     ``dreamstyle compare --judge`` takes it; None: not graded)."""
     from .jobs.compare import compare as compare_backbones
 
     settings = _settings(TransferSettings, "grid", {"content": content, "styles": styles}, options)
-    return compare_backbones(settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every,
-                             judge=judge)
+    return compare_backbones(
+        settings, variants, callback=callback, on_start=on_start, snapshot_every=snapshot_every, judge=judge
+    )
 
 
 def reconstruct(image, layers=None, *, callback=None, loaded=None, **options):
@@ -155,8 +190,19 @@ def activations(image, layer=None, *, callback=None, loaded=None, **options):
     return excited(settings, callback=callback, loaded=loaded)
 
 
-def train(photos, styles, output, *, callback: Callable | None = None, on_skip: Callable[[str], None] | None = None,
-          snapshot_every: int = 0, loaded=None, overwrite: bool = False, resume: bool = False, **options):
+def train(
+    photos,
+    styles,
+    output,
+    *,
+    callback: Callable | None = None,
+    on_skip: Callable[[str], None] | None = None,
+    snapshot_every: int = 0,
+    loaded=None,
+    overwrite: bool = False,
+    resume: bool = False,
+    **options,
+):
     """Train a feed-forward style network on the folder ``photos`` against the transfer objective for
     ``styles`` (the options of ``dreamstyle train``: every transfer term, weight and layer, and
     ``batch``, ``width``, ``blocks``, ``checkpoint_every``, ``held_out``; ``size`` is the

@@ -20,12 +20,24 @@ from .errors import OptionError
 KINDS = ("still", "clip", "video", "folder", "zoom", "grid", "train")
 CLIPS = ("clip", "video")
 # How a message names a kind: where an option goes, and what was given instead
-WHERE = {"still": "a single image", "clip": "a clip", "video": "a video file (.mp4, .mov, .mkv, .webm)",
-         "folder": "a folder of still images", "zoom": "--zoom-frames", "grid": "compare, sweep",
-         "train": "dreamstyle train"}
-WHAT = {"still": "a single image", "clip": "a clip", "video": "a video", "folder": "a folder of still images",
-        "zoom": "--zoom-frames", "grid": "compare or sweep",
-        "train": "training a style network"}
+WHERE = {
+    "still": "a single image",
+    "clip": "a clip",
+    "video": "a video file (.mp4, .mov, .mkv, .webm)",
+    "folder": "a folder of still images",
+    "zoom": "--zoom-frames",
+    "grid": "compare, sweep",
+    "train": "dreamstyle train",
+}
+WHAT = {
+    "still": "a single image",
+    "clip": "a clip",
+    "video": "a video",
+    "folder": "a folder of still images",
+    "zoom": "--zoom-frames",
+    "grid": "compare or sweep",
+    "train": "training a style network",
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,13 @@ SEQUENCES = only(*CLIPS, "folder")  # clips and folders, not a still
 PICTURES = only(*(k for k in KINDS if k != "train"))  # where a picture is optimized (not a network trained)
 
 
-def refuse(options: Mapping[str, tuple[str, AppliesTo]], given: Iterable[str], kind: str, source=None,
-           offered: Iterable[str] = KINDS) -> None:
+def refuse(
+    options: Mapping[str, tuple[str, AppliesTo]],
+    given: Iterable[str],
+    kind: str,
+    source=None,
+    offered: Iterable[str] = KINDS,
+) -> None:
     """The first option ``given`` (by name) that does not apply to ``kind``: one
     :class:`~dreamstyle.errors.OptionError` naming it, where it goes and why. ``options``: name ->
     (flag, :class:`AppliesTo`); ``source``: the input, named in the line; ``offered``: the kinds
@@ -71,7 +88,7 @@ def refuse(options: Mapping[str, tuple[str, AppliesTo]], given: Iterable[str], k
 
 
 def line(flag: str, applies: AppliesTo, kind: str, source=None, offered: Iterable[str] = KINDS) -> str:
-    """"--crf goes with a video output, not with a single image (photo.png)"."""
+    """ "--crf goes with a video output, not with a single image (photo.png)"."""
     named = isinstance(source, (str, os.PathLike)) and str(source)
     what = WHAT[kind] + (f" ({source})" if named else "")
     why = f": {applies.why}" if applies.why else ""

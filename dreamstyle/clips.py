@@ -53,8 +53,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder} is not a folder")
-    files = [p for p in folder.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not files:
         raise ImageError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return sorted(files, key=lambda p: natural_key(p.name))
@@ -80,8 +81,12 @@ def frame_ms(fps: float | None) -> int:
     return max(1, round(1000.0 / fps))
 
 
-def read_clip(path: str | os.PathLike, fps: float | None = None, max_pixels: int | None = None,
-              max_total: int = DEFAULT_MAX_CLIP_PIXELS) -> Clip:
+def read_clip(
+    path: str | os.PathLike,
+    fps: float | None = None,
+    max_pixels: int | None = None,
+    max_total: int = DEFAULT_MAX_CLIP_PIXELS,
+) -> Clip:
     """Read an animated GIF/WebP/PNG, or a folder of frames (sorted by name, timing from its
     ``clip.json`` if present, else ``fps``). ``fps`` given overrides the source's timing. A frame
     above ``max_pixels``, or frames above ``max_total`` pixels in all, are refused from the header,
@@ -116,11 +121,15 @@ def read_clip(path: str | os.PathLike, fps: float | None = None, max_pixels: int
 
 def _check_pixels(path, w: int, h: int, n: int, max_pixels: int, max_total: int) -> None:
     if w * h > max_pixels:
-        raise ImageError(f"{path} is {w}x{h} = {w * h:,} pixels a frame, above the limit of "
-                         f"{max_pixels:,}; raise it with --max-pixels if you trust the file")
+        raise ImageError(
+            f"{path} is {w}x{h} = {w * h:,} pixels a frame, above the limit of "
+            f"{max_pixels:,}; raise it with --max-pixels if you trust the file"
+        )
     if n * w * h > max_total:
-        raise ImageError(f"{path} has {n} frames of {w}x{h}: {n * w * h:,} pixels in all, above the limit of "
-                         f"{max_total:,}; raise it with --max-clip-pixels if you trust the file")
+        raise ImageError(
+            f"{path} has {n} frames of {w}x{h}: {n * w * h:,} pixels in all, above the limit of "
+            f"{max_total:,}; raise it with --max-clip-pixels if you trust the file"
+        )
 
 
 def _read_frame_folder(path: Path, fps, max_pixels: int, max_total: int) -> Clip:
@@ -133,8 +142,10 @@ def _read_frame_folder(path: Path, fps, max_pixels: int, max_total: int) -> Clip
         except Exception:  # noqa: BLE001 - load_image below says what is wrong with it
             continue
     if total > max_total:
-        raise ImageError(f"{path} holds {len(files)} frames of {total:,} pixels in all, above the limit of "
-                         f"{max_total:,}; raise it with --max-clip-pixels if you trust the files")
+        raise ImageError(
+            f"{path} holds {len(files)} frames of {total:,} pixels in all, above the limit of "
+            f"{max_total:,}; raise it with --max-clip-pixels if you trust the files"
+        )
     frames = [load_image(p, max_pixels) for p in files]
     durations, loop = [frame_ms(fps)] * len(frames), 0
     timing = path / TIMING_FILE
@@ -157,8 +168,9 @@ def flow_function(method: str):
     try:
         from skimage.registration import optical_flow_ilk, optical_flow_tvl1
     except ImportError:
-        raise OptionError(f"--flow {method} needs scikit-image: pip install 'dreamstyle[flow]'"
-                          " (or scikit-image)") from None
+        raise OptionError(
+            f"--flow {method} needs scikit-image: pip install 'dreamstyle[flow]' (or scikit-image)"
+        ) from None
     return {"ilk": optical_flow_ilk, "tvl1": optical_flow_tvl1}[method]
 
 
@@ -174,11 +186,12 @@ def estimate_flow(current, previous, method: str = "ilk"):
 def warp(image, flow):
     """Sample ``image`` at p + flow(p) (bilinear, borders repeated)."""
     _, _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=image.device, dtype=torch.float32),
-                            torch.arange(w, device=image.device, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=image.device, dtype=torch.float32),
+        torch.arange(w, device=image.device, dtype=torch.float32),
+        indexing="ij",
+    )
     y = (ys + flow[:, 0]) / max(h - 1, 1) * 2 - 1
     x = (xs + flow[:, 1]) / max(w - 1, 1) * 2 - 1
     grid = torch.stack([x, y], dim=-1).to(image.dtype)
     return torch.nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-

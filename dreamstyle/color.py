@@ -29,13 +29,15 @@ def luminance(x: torch.Tensor, match: torch.Tensor | None = None) -> torch.Tenso
 def recombine_luminance(styled: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Luminance of ``styled`` with the chrominance (I, Q) of ``content``."""
     s = rgb_to_yiq(styled)
-    c = rgb_to_yiq(torch.nn.functional.interpolate(content, size=styled.shape[-2:], mode="bilinear",
-                                                   align_corners=False))
+    c = rgb_to_yiq(
+        torch.nn.functional.interpolate(content, size=styled.shape[-2:], mode="bilinear", align_corners=False)
+    )
     return yiq_to_rgb(torch.cat([s[:, :1], c[:, 1:]], 1)).clamp(0, 1)
 
 
 def match_color_histogram(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``source`` with its colour mean and covariance moved to ``target``'s (linear colour transfer)."""
+
     def stats(x):
         flat = x.reshape(3, -1).double()
         mu = flat.mean(1, keepdim=True)

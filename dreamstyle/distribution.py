@@ -54,7 +54,7 @@ class _DistributionTerm(LossTerm):
 
     def _style_alphas(self, ctx) -> list:
         styles = ctx.images["style"]
-        return (list(ctx.masks.get("style_alpha") or []) + [None] * len(styles))[:len(styles)]
+        return (list(ctx.masks.get("style_alpha") or []) + [None] * len(styles))[: len(styles)]
 
     def style_columns(self, style, alpha, ctx, extract) -> dict:
         """Each layer's features of one style image as columns, (channels, positions), with each
@@ -71,6 +71,7 @@ class _DistributionTerm(LossTerm):
 
 
 # --- the Wasserstein-2 distance between Gaussian fits ---------------------------------------------------
+
 
 class _TraceSqrt(torch.autograd.Function):
     """``tr((S + eps I)^(1/2))`` of symmetric positive semi-definite matrices S (B, C, C), from one
@@ -217,7 +218,7 @@ class SlicedWassersteinLoss(_DistributionTerm):
 
     def prepare(self, ctx, extract):
         alphas = self._style_alphas(ctx)
-        self.seed = int(torch.randint(0, 2 ** 62, (1,)))
+        self.seed = int(torch.randint(0, 2**62, (1,)))
         samples = [self.style_columns(style, alpha, ctx, extract) for style, alpha in zip(ctx.images["style"], alphas)]
         self.shares, mixes, wheres = style_groups(ctx)
         self.wheres = [PositionWeights(m) for m in wheres]
@@ -236,7 +237,6 @@ class SlicedWassersteinLoss(_DistributionTerm):
             self.energies.append(energy)
         self._drawn = None
 
-
     def new_step(self, step: int) -> None:
         """The optimizer starts step ``step``: the directions are drawn again for it."""
         self.step = int(step)
@@ -245,7 +245,7 @@ class SlicedWassersteinLoss(_DistributionTerm):
         """This step's directions per layer, each with every group's sorted style projections and
         their cumulative weights (drawn once a step, whatever the evaluations the step makes)."""
         if self._drawn is None or self._drawn[0] != (self.step, str(device)):
-            gen = torch.Generator().manual_seed((self.seed + 1_000_003 * self.step) % 2 ** 63)
+            gen = torch.Generator().manual_seed((self.seed + 1_000_003 * self.step) % 2**63)
             layers = []
             for name in self.layers:
                 c = self.targets[0][name][0].shape[0]
@@ -347,7 +347,6 @@ class NearestNeighbourLoss(_DistributionTerm):
                 group[name] = (unit.T.contiguous(), mean)
             self.targets.append(group)
 
-
     def forward(self, feats, image):
         total = 0.0
         with torch.autocast(image.device.type, enabled=False):
@@ -385,6 +384,6 @@ def _nearest(x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
     (the nearest by cosine distance): (B, N, C); ``NN_CHUNK`` positions at a time."""
     out = torch.empty_like(x)
     for start in range(0, x.shape[1], NN_CHUNK):
-        part = x[:, start:start + NN_CHUNK]
-        out[:, start:start + NN_CHUNK] = unit[(part @ unit.T).argmax(-1)]
+        part = x[:, start : start + NN_CHUNK]
+        out[:, start : start + NN_CHUNK] = unit[(part @ unit.T).argmax(-1)]
     return out

@@ -42,8 +42,7 @@ class StepEvent:
     label: str = ""
 
     def to_record(self) -> dict:
-        record = {"stage": self.stage, "iteration": self.iteration, "total": self.total,
-                  "time": round(self.elapsed, 4)}
+        record = {"stage": self.stage, "iteration": self.iteration, "total": self.total, "time": round(self.elapsed, 4)}
         if self.losses:
             record.update(self.losses)
         if self.memory is not None:
@@ -279,7 +278,11 @@ class _Loop:
 
     def __init__(self, current, best, names, iterations: int, report: Reporting, scale: float, size):
         self.current, self.best, self.names = current, best, list(names)
-        self.iterations, self.log_every, self.snapshot_every = iterations, max(1, report.log_every), report.snapshot_every
+        self.iterations, self.log_every, self.snapshot_every = (
+            iterations,
+            max(1, report.log_every),
+            report.snapshot_every,
+        )
         self.stage, self.stages, self.label, self.callback = report.stage, report.stages, report.label, report.callback
         self.scale = scale
         self.size = size
@@ -291,8 +294,15 @@ class _Loop:
         """Report step ``step``; True when its loss is no longer finite."""
         self.done = step
         final = step == self.iterations
-        event = StepEvent(step, self.iterations, self.stage, self.stages, self.size, time.perf_counter() - self.start,
-                          label=self.label)
+        event = StepEvent(
+            step,
+            self.iterations,
+            self.stage,
+            self.stages,
+            self.size,
+            time.perf_counter() - self.start,
+            label=self.label,
+        )
         diverged = False
         if step % self.log_every == 0 or final:
             event.total = float(self.best.total)

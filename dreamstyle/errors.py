@@ -88,8 +88,11 @@ def items(value: str, flag: str, sep: str = ",") -> list[str]:
     comma at an end), is one OptionError: what the user typed is read whole, or not at all."""
     parts = [p.strip() for p in str(value).split(sep)]
     if not all(parts):
-        raise OptionError(f"{flag} is empty" if len(parts) == 1 else
-                          f"{flag} {value!r} has an empty item (between two {sep!r} or at an end)")
+        raise OptionError(
+            f"{flag} is empty"
+            if len(parts) == 1
+            else f"{flag} {value!r} has an empty item (between two {sep!r} or at an end)"
+        )
     return parts
 
 

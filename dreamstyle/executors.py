@@ -126,8 +126,10 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
     """A head that does not answer is one line now (Ray itself would retry for minutes)."""
     why = _silent(address, timeout)
     if why:
-        raise OptionError(f"cannot reach the Ray head at {address}: {why} (is `ray start --head --port "
-                          f"{address.rpartition(':')[2]}` running there?)")
+        raise OptionError(
+            f"cannot reach the Ray head at {address}: {why} (is `ray start --head --port "
+            f"{address.rpartition(':')[2]}` running there?)"
+        )
 
 
 def _silent(address: str, timeout: float) -> str:
@@ -170,8 +172,13 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, workers: int | None = None, in_flight: int = 2,
-                 on_event: Callable | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        in_flight: int = 2,
+        on_event: Callable | None = None,
+    ):
         _authenticate_as_ray_start(address)
         self.ray = require_ray()
         self.address, self.wanted, self.in_flight, self.on_event = address, workers, in_flight, on_event
@@ -193,8 +200,7 @@ class RayExecutor:
             _reachable(address)
         if not ray.is_initialized():
             try:
-                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                         log_to_driver=False)
+                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = "a local Ray instance" if address == "local" else f"the Ray cluster at {address}"
                 raise OptionError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -320,6 +326,7 @@ class RayExecutor:
 
 
 # --- input files as bytes: a worker needs no shared filesystem --------------------------------------
+
 
 def pack_inputs(settings) -> dict[str, bytes]:
     """{path as given: its bytes} of every input file the settings name (styles, masks, guide, init

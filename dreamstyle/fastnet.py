@@ -84,8 +84,9 @@ class _Up(nn.Module):
         self.conv, self.norm = _conv(cin, cout, 3), _norm(cout)
 
     def forward(self, x, size):
-        x = nn.functional.interpolate(x, size=size, mode=self.mode,
-                                      **({} if self.mode == "nearest" else {"align_corners": False}))
+        x = nn.functional.interpolate(
+            x, size=size, mode=self.mode, **({} if self.mode == "nearest" else {"align_corners": False})
+        )
         return torch.relu(self.norm(self.conv(x)))
 
 
@@ -96,11 +97,13 @@ class StyleNet(nn.Module):
         super().__init__()
         self.arch = arch.check()
         w = int(arch.width)
-        self.down = nn.ModuleList([
-            nn.Sequential(_conv(3, w, int(arch.edge)), _norm(w), nn.ReLU(inplace=True)),
-            nn.Sequential(_conv(w, 2 * w, 3, 2), _norm(2 * w), nn.ReLU(inplace=True)),
-            nn.Sequential(_conv(2 * w, 4 * w, 3, 2), _norm(4 * w), nn.ReLU(inplace=True)),
-        ])
+        self.down = nn.ModuleList(
+            [
+                nn.Sequential(_conv(3, w, int(arch.edge)), _norm(w), nn.ReLU(inplace=True)),
+                nn.Sequential(_conv(w, 2 * w, 3, 2), _norm(2 * w), nn.ReLU(inplace=True)),
+                nn.Sequential(_conv(2 * w, 4 * w, 3, 2), _norm(4 * w), nn.ReLU(inplace=True)),
+            ]
+        )
         self.blocks = nn.Sequential(*[_Residual(4 * w) for _ in range(int(arch.blocks))])
         self.up = nn.ModuleList([_Up(4 * w, 2 * w, arch.upsample), _Up(2 * w, w, arch.upsample)])
         self.out = _conv(w, 3, int(arch.edge))
@@ -149,7 +152,7 @@ class NetworkParam:
         out, at = {}, 0
         for name, shape in zip(self.names, self.shapes):
             n = shape.numel()
-            out[name] = z[at:at + n].view(shape)
+            out[name] = z[at : at + n].view(shape)
             at += n
         return out
 
@@ -170,8 +173,14 @@ class NetworkParam:
 def save_model(path: str | os.PathLike, net: StyleNet, recipe: dict, step: int = 0, overwrite: bool = True) -> Path:
     """Write ``net`` with its architecture, training recipe and step, atomically."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()}
-    data = {"format": FORMAT, "version": FORMAT_VERSION, "architecture": asdict(net.arch), "state": state,
-            "recipe": json.dumps(recipe, sort_keys=True, default=str), "step": int(step)}
+    data = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "architecture": asdict(net.arch),
+        "state": state,
+        "recipe": json.dumps(recipe, sort_keys=True, default=str),
+        "step": int(step),
+    }
     buffer = io.BytesIO()
     torch.save(data, buffer)
     return publish(path, lambda fh: fh.write(buffer.getvalue()), overwrite)
@@ -197,8 +206,10 @@ def load_model(path: str | os.PathLike, device="cpu") -> Model:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{path} is not a dreamstyle model file")
     if data.get("version") != FORMAT_VERSION:
-        raise ModelError(f"{path} is a model file of format version {data.get('version')}; this dreamstyle reads "
-                         f"version {FORMAT_VERSION} (train it again with this version)")
+        raise ModelError(
+            f"{path} is a model file of format version {data.get('version')}; this dreamstyle reads "
+            f"version {FORMAT_VERSION} (train it again with this version)"
+        )
     try:
         arch = Architecture(**data["architecture"])
         net = StyleNet(arch)
@@ -234,6 +245,14 @@ def export_onnx(net: StyleNet, path: str | os.PathLike, overwrite: bool = True) 
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the exporter's notes on instance norm and shape inference
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (example,), buffer, dynamo=False, opset_version=17, input_names=["image"],
-                          output_names=["styled"], dynamic_axes={"image": axes, "styled": axes})
+        torch.onnx.export(
+            net,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["styled"],
+            dynamic_axes={"image": axes, "styled": axes},
+        )
     return publish(path, lambda fh: fh.write(buffer.getvalue()), overwrite)

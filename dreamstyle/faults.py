@@ -33,8 +33,9 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def is_overflow(exc: BaseException) -> bool:
     """A number too large for its type: Python's OverflowError, or torch's "value cannot be converted
     to type float without overflow" (an Adam step of --lr 1e38). A run that meets one has diverged."""
-    return isinstance(exc, (OverflowError, FloatingPointError)) or \
-        (isinstance(exc, RuntimeError) and "without overflow" in str(exc))
+    return isinstance(exc, (OverflowError, FloatingPointError)) or (
+        isinstance(exc, RuntimeError) and "without overflow" in str(exc)
+    )
 
 
 def requested_bytes(message: str) -> int | None:
@@ -49,14 +50,15 @@ def requested_bytes(message: str) -> int | None:
 def memory_report(device, exc: BaseException, size: tuple[int, int]) -> dict:
     """What is known when memory ran out at ``size`` (width, height): the failed request and, on
     CUDA, the peak allocated in this run, what is still allocated and what this process could use."""
-    report = {"device": str(device), "size": [int(size[0]), int(size[1])],
-              "requested": requested_bytes(str(exc))}
+    report = {"device": str(device), "size": [int(size[0]), int(size[1])], "requested": requested_bytes(str(exc))}
     if getattr(device, "type", str(device)) == "cuda":
         try:
             free, _ = torch.cuda.mem_get_info(device)
-            report.update(peak=torch.cuda.max_memory_allocated(device),
-                          base=torch.cuda.memory_allocated(device),
-                          budget=free + torch.cuda.memory_reserved(device))
+            report.update(
+                peak=torch.cuda.max_memory_allocated(device),
+                base=torch.cuda.memory_allocated(device),
+                budget=free + torch.cuda.memory_reserved(device),
+            )
         except RuntimeError:  # the device may be in no state to answer; the size hint falls back
             pass
     return report
@@ -85,8 +87,16 @@ def suggest_size(long_side: int, report: dict, min_size: int = 1, fitted: int | 
     return size, how
 
 
-def oom_message(report: dict, long_side: int, *, min_size: int = 1, fitted: int | None = None,
-                precision: str | None = None, hints: tuple[str, ...] = (), option: str = "--size") -> str:
+def oom_message(
+    report: dict,
+    long_side: int,
+    *,
+    min_size: int = 1,
+    fitted: int | None = None,
+    precision: str | None = None,
+    hints: tuple[str, ...] = (),
+    option: str = "--size",
+) -> str:
     """One line: where memory ran out, at which size, and what to try instead."""
     w, h = report["size"]
     requested = report.get("requested")
@@ -95,9 +105,13 @@ def oom_message(report: dict, long_side: int, *, min_size: int = 1, fitted: int 
     size, how = suggest_size(long_side, report, min_size, fitted)
     options = []
     if size is not None:
-        options.append({"estimated": f"{option} {size} (estimated to fit)",
-                        "fitted": f"{option} {size} (that size fitted)",
-                        "guess": f"a smaller {option}, e.g. {option} {size}"}[how])
+        options.append(
+            {
+                "estimated": f"{option} {size} (estimated to fit)",
+                "fitted": f"{option} {size} (that size fitted)",
+                "guess": f"a smaller {option}, e.g. {option} {size}",
+            }[how]
+        )
     options.extend(hints)
     on_cuda = str(report["device"]).startswith("cuda")
     if on_cuda and precision in (None, "fp32", "float32"):

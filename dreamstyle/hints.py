@@ -19,8 +19,10 @@ def adam_at_default_rate(kind: str, s, optimizer: str | None) -> str | None:
     transfer still looks like the photo (L-BFGS styles it in about ten)."""
     if kind != "transfer" or optimizer != "adam" or s.lr is not None or s.iterations >= ADAM_FEW:
         return None
-    return (f"Adam at its default rate changes the picture little in {s.iterations} steps: --optimizer lbfgs "
-            f"(the default) styles it in fewer, or give Adam --iterations {ADAM_FEW * 3} or more")
+    return (
+        f"Adam at its default rate changes the picture little in {s.iterations} steps: --optimizer lbfgs "
+        f"(the default) styles it in fewer, or give Adam --iterations {ADAM_FEW * 3} or more"
+    )
 
 
 def visualization_steps() -> int:
@@ -37,14 +39,19 @@ def short_visualization(kind: str, s, optimizer: str | None) -> str | None:
         steps, flag = s.iterations, f"--iterations {default}"
     elif kind == "dream" and s.init == "noise":
         steps = s.iterations * s.octaves
-        flag = f"--iterations {default} --octaves 1" if s.octaves == 1 else \
-            f"--iterations {-(-default // s.octaves)} (per octave)"
+        flag = (
+            f"--iterations {default} --octaves 1"
+            if s.octaves == 1
+            else f"--iterations {-(-default // s.octaves)} (per octave)"
+        )
     else:
         return None
     if steps * VISUALIZE_SHARE >= default:
         return None
-    return (f"a visualization from noise mostly stays grey in {steps} steps (channels and activations take "
-            f"{default} by default); give {flag}")
+    return (
+        f"a visualization from noise mostly stays grey in {steps} steps (channels and activations take "
+        f"{default} by default); give {flag}"
+    )
 
 
 RULES = (adam_at_default_rate, short_visualization)

@@ -36,15 +36,17 @@ def load_image(path: str | os.PathLike | Image.Image, max_pixels: int = DEFAULT_
                 if w * h > max_pixels:
                     raise ImageError(
                         f"{path} is {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}; "
-                        "raise it with --max-pixels if you trust the file")
+                        "raise it with --max-pixels if you trust the file"
+                    )
                 if w == 0 or h == 0:
                     raise ImageError(f"{path} has no pixels ({w}x{h})")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path} has more pixels than the limit of {max_pixels:,}; "
-                         "raise it with --max-pixels if you trust the file") from None
+        raise ImageError(
+            f"{path} has more pixels than the limit of {max_pixels:,}; raise it with --max-pixels if you trust the file"
+        ) from None
     except UnidentifiedImageError:
         header = png_without_pixels(path)
         if header:
@@ -80,7 +82,7 @@ def check_image_file(path: Path) -> None:
 
 
 def png_without_pixels(path: Path) -> str:
-    """"0x10" if ``path`` is a PNG whose header gives a zero width or height (Pillow will not open it)."""
+    """ "0x10" if ``path`` is a PNG whose header gives a zero width or height (Pillow will not open it)."""
     with open(path, "rb") as fh:
         head = fh.read(24)
     if len(head) == 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":

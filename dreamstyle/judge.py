@@ -28,9 +28,22 @@ from .variants import parse_variants
 JUDGE_DIRECTIONS = 512  # directions per layer for the sliced Wasserstein distance (a layer's channels at most)
 
 
-def score(picture, content=None, styles=(), *, backbone: str = "vgg19", weights=None, pooling: str = "max",
-          device: str = "auto", size: int | None = None, content_layers=None, style_layers=None, seed: int = 0,
-          loaded=None, max_pixels: int | None = None) -> dict:
+def score(
+    picture,
+    content=None,
+    styles=(),
+    *,
+    backbone: str = "vgg19",
+    weights=None,
+    pooling: str = "max",
+    device: str = "auto",
+    size: int | None = None,
+    content_layers=None,
+    style_layers=None,
+    seed: int = 0,
+    loaded=None,
+    max_pixels: int | None = None,
+) -> dict:
     """The distances of ``picture`` (a path or PIL image) from ``content`` and from ``styles`` (paths
     or PIL images; either may be left out) on the judge ``backbone``, in fp32. ``size``: the long side
     the picture is looked at (default: its own); the content is looked at the picture's size, each
@@ -56,22 +69,25 @@ def score(picture, content=None, styles=(), *, backbone: str = "vgg19", weights=
         torch.manual_seed(seed)
         net = session.net(content_layers + style_layers)
     extract = session.extract(net)
-    out = {"judge": bb.name, "size": list(wh), "content": None, "style_gram": None, "style_swd": None,
-           "layers": {}}
+    out = {"judge": bb.name, "size": list(wh), "content": None, "style_gram": None, "style_swd": None, "layers": {}}
     with torch.no_grad():
         feats = extract(x)
         if content is not None:
             target = extract(to_tensor(load(content), wh, dev))
-            per = {n: float(((feats[n].float() - target[n].float()) ** 2).sum() / (target[n].float() ** 2).sum()
-                            .clamp_min(1e-30)) for n in content_layers}
+            per = {
+                n: float(
+                    ((feats[n].float() - target[n].float()) ** 2).sum()
+                    / (target[n].float() ** 2).sum().clamp_min(1e-30)
+                )
+                for n in content_layers
+            }
             out["content"], out["layers"]["content"] = sum(per.values()) / len(per), per
         if styles:
             tensors = [to_tensor(s, fit_size(s.size, max(wh)), dev) for s in map(load, styles)]
             for t in tensors:
                 bb.check_size(*t.shape[-2:], "a style image at the picture's long side")
             out["style_gram"], out["layers"]["style_gram"] = _gram_distance(feats, tensors, extract, style_layers)
-            out["style_swd"], out["layers"]["style_swd"] = _swd_distance(feats, x, tensors, extract, style_layers,
-                                                                         seed)
+            out["style_swd"], out["layers"]["style_swd"] = _swd_distance(feats, x, tensors, extract, style_layers, seed)
     return out
 
 
@@ -81,7 +97,7 @@ def _gram_distance(feats, styles, extract, layers) -> tuple[float, dict]:
     for n in layers:
         want = sum(gram(t[n].float()) for t in targets) / len(targets)
         got = gram(feats[n].float())
-        per[n] = float(((got - want) ** 2).sum() / (want ** 2).sum().clamp_min(1e-30))
+        per[n] = float(((got - want) ** 2).sum() / (want**2).sum().clamp_min(1e-30))
     return sum(per.values()) / len(per), per
 
 
@@ -110,8 +126,14 @@ class Judge:
     weights takes the run's ``--weights`` where it is the run's backbone or the weights are random,
     else the judge's pretrained ones. Checked when made (before any work); loaded on first use."""
 
-    def __init__(self, spec: str, run_backbone: str = DEFAULT_JUDGE, run_weights=None, device: str = "auto",
-                 max_pixels: int | None = None):
+    def __init__(
+        self,
+        spec: str,
+        run_backbone: str = DEFAULT_JUDGE,
+        run_weights=None,
+        device: str = "auto",
+        max_pixels: int | None = None,
+    ):
         from .plugins import get_backbone
 
         items = parse_variants(str(spec), weights="random")
@@ -128,18 +150,30 @@ class Judge:
     def describe(self, paths: str = "full") -> dict:
         from .settings import plain
 
-        return {"backbone": self.name, "weights": plain(self.weights or "pretrained", paths, files=True),
-                "pooling": self.pooling}
+        return {
+            "backbone": self.name,
+            "weights": plain(self.weights or "pretrained", paths, files=True),
+            "pooling": self.pooling,
+        }
 
     def __call__(self, picture, content=None, styles=()) -> dict:
         """The distances of ``picture`` (:data:`JUDGED`; None for what was not given)."""
         if self._loaded is None:
             with torch.random.fork_rng(devices=[]):  # random weights: the same judge every time
                 torch.manual_seed(0)
-                self._loaded = Session(self.name, weights=self.weights, pooling=self.pooling, device=self.device,
-                                       precision="fp32").loaded
-        out = score(picture, content, styles, backbone=self.name, pooling=self.pooling, device=self.device,
-                    loaded=self._loaded, max_pixels=self.max_pixels)
+                self._loaded = Session(
+                    self.name, weights=self.weights, pooling=self.pooling, device=self.device, precision="fp32"
+                ).loaded
+        out = score(
+            picture,
+            content,
+            styles,
+            backbone=self.name,
+            pooling=self.pooling,
+            device=self.device,
+            loaded=self._loaded,
+            max_pixels=self.max_pixels,
+        )
         return {key: out[key] for key in JUDGED}
 
 

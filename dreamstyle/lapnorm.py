@@ -24,8 +24,7 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
         if x.shape[dim] < 3:
             continue
         pad = (2, 2, 0, 0) if dim == 3 else (0, 0, 2, 2)
-        x = F.conv2d(F.pad(x, pad, mode="reflect"),
-                     kernel.expand(c, 1, *kernel.shape[2:]), groups=c)
+        x = F.conv2d(F.pad(x, pad, mode="reflect"), kernel.expand(c, 1, *kernel.shape[2:]), groups=c)
     return x
 
 

@@ -46,8 +46,10 @@ class LayerMap(Sequence[Layer]):
             if not isinstance(layer.channels, int) or layer.channels <= 0:
                 raise ValueError(f"its layer {layer.name!r} has {layer.channels!r} channels (more than 0, please)")
             if not isinstance(layer.stride, int) or layer.stride < last:
-                raise ValueError(f"its layer {layer.name!r} has stride {layer.stride!r} after stride {last} "
-                                 "(strides never decrease along the network)")
+                raise ValueError(
+                    f"its layer {layer.name!r} has stride {layer.stride!r} after stride {last} "
+                    "(strides never decrease along the network)"
+                )
             last = layer.stride
 
     def __getitem__(self, item):
@@ -73,7 +75,9 @@ class LayerMap(Sequence[Layer]):
             return self._layers[self._index[name]]
         except KeyError:
             raise UnknownNameError(
-                "layer", name, self.names,
+                "layer",
+                name,
+                self.names,
                 hint=f"list them with: dreamstyle layers {self.backbone}" if self.backbone else "",
             ) from None
 

@@ -13,10 +13,10 @@ import torch
 MEMORY_NOTE = {
     "cuda": "peak GPU memory allocated by torch (torch.cuda.max_memory_allocated), network weights included",
     "rss": "growth of the process's resident memory (RSS, sampled every 5 ms) while the backbone loaded "
-           "and ran, above what the process held before it; memory an earlier backbone freed and this one "
-           "reused is not counted",
+    "and ran, above what the process held before it; memory an earlier backbone freed and this one "
+    "reused is not counted",
     "maxrss": "growth of the process's peak resident memory (getrusage ru_maxrss); a backbone that "
-              "needs less than an earlier one shows 0",
+    "needs less than an earlier one shows 0",
 }
 
 
@@ -130,7 +130,7 @@ def step_bytes(backbone, layers, wh: tuple[int, int], dtype_bytes: int = 4) -> i
     if not layers:
         return 0
     deepest = backbone.layer_map.position(backbone.layer_map.deepest(layers))
-    per_pixel = sum(layer.channels / layer.stride ** 2 for layer in backbone.layer_map[:deepest + 1])
+    per_pixel = sum(layer.channels / layer.stride**2 for layer in backbone.layer_map[: deepest + 1])
     bytes_per_value = BYTES_PER_MAPPED_VALUE.get(dtype_bytes, BYTES_PER_MAPPED_VALUE[4])
     return int(per_pixel * wh[0] * wh[1] * bytes_per_value)
 

@@ -73,9 +73,14 @@ class Objective(nn.Module):
 
     def to_recipe(self) -> dict:
         """Every term as it ran: its weight, its options and the plugin that supplied it."""
-        return {n: {"weight": w, "options": {k: plain_option(v) for k, v in getattr(t, "dreamstyle_options",
-                                                                                     {}).items()},
-                    "plugin": getattr(t, "dreamstyle_plugin", "")} for n, t, w in self.leaves}
+        return {
+            n: {
+                "weight": w,
+                "options": {k: plain_option(v) for k, v in getattr(t, "dreamstyle_options", {}).items()},
+                "plugin": getattr(t, "dreamstyle_plugin", ""),
+            }
+            for n, t, w in self.leaves
+        }
 
     def __repr__(self) -> str:
         return f"Objective({self.describe()})"
@@ -107,8 +112,9 @@ class Objective(nn.Module):
     def label(self, name: str) -> str:
         """How a line names leaf ``name``: "loss term 'x'", and its plugin where it is not built in."""
         plugin = getattr(self.terms[self.names.index(name)], "dreamstyle_plugin", "")
-        return f"loss term {name!r}" + (f" (plugin {plugin!r})" if plugin and not plugin.startswith("dreamstyle.")
-                                        else "")
+        return f"loss term {name!r}" + (
+            f" (plugin {plugin!r})" if plugin and not plugin.startswith("dreamstyle.") else ""
+        )
 
     def forward(self, feats, image):
         values = []
@@ -161,6 +167,7 @@ def _unique(names: list[str]) -> list[str]:
 
 # --- leaves from the registry ------------------------------------------------------------------
 
+
 def option_names(build) -> list[str]:
     try:
         params = inspect.signature(build).parameters.values()
@@ -186,8 +193,10 @@ def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> 
     if not _takes_any(spec.build):
         unknown = [k for k in options if k not in names]
         if unknown:
-            raise OptionError(f"loss term {name!r} has no option {', '.join(map(repr, unknown))}"
-                              f" (its options: {', '.join(names) or 'none'})")
+            raise OptionError(
+                f"loss term {name!r} has no option {', '.join(map(repr, unknown))}"
+                f" (its options: {', '.join(names) or 'none'})"
+            )
     given = dict(options)
     if backbone is not None and "backbone" in option_names(spec.build):
         given["backbone"] = backbone  # a build that takes it can default to the backbone's own layers
@@ -198,9 +207,11 @@ def term(name: str, weight: float | None = 1.0, *, backbone=None, **options) -> 
     if backbone is not None:
         missing = [layer for layer in getattr(module, "layers", ()) if layer not in backbone.layer_map]
         if missing:
-            raise OptionError(f"loss term {name!r} uses layer {missing[0]!r}, which {backbone.name} does not have;"
-                              f" give it layers of {backbone.name} (e.g. --loss {name}:layers=...; list them"
-                              f" with: dreamstyle layers {backbone.name})")
+            raise OptionError(
+                f"loss term {name!r} uses layer {missing[0]!r}, which {backbone.name} does not have;"
+                f" give it layers of {backbone.name} (e.g. --loss {name}:layers=...; list them"
+                f" with: dreamstyle layers {backbone.name})"
+            )
     try:
         module.dreamstyle_plugin = spec.plugin  # who made it, for messages and the recipe
         module.dreamstyle_options = dict(options)
@@ -215,7 +226,14 @@ def extra_terms(losses: dict, backbone, defaults: dict | None = None) -> Objecti
     defaults = defaults or {}
     for name, (_, opts) in losses.items():
         if "backbone" in opts:
-            raise OptionError(f"loss term {name!r}: 'backbone' is not an option of a term (it gets the backbone in "
-                              "use); give --backbone")
-    return sum((term(name, defaults.get(name) if w is None else w, backbone=backbone, **opts)
-                for name, (w, opts) in losses.items()), Objective())
+            raise OptionError(
+                f"loss term {name!r}: 'backbone' is not an option of a term (it gets the backbone in "
+                "use); give --backbone"
+            )
+    return sum(
+        (
+            term(name, defaults.get(name) if w is None else w, backbone=backbone, **opts)
+            for name, (w, opts) in losses.items()
+        ),
+        Objective(),
+    )

@@ -140,7 +140,9 @@ class FirstStepLBFGS(torch.optim.LBFGS):
     divergence, keeping the best picture and saying what to change.
     """
 
-    fixed_objective = True  # its curvature pairs and its guard compare losses: terms that redraw (swd) keep a stage's draw
+    fixed_objective = (
+        True  # its curvature pairs and its guard compare losses: terms that redraw (swd) keep a stage's draw
+    )
 
     def __init__(self, params, lr: float = 1.0, first_step: float | None = LBFGS_FIRST_STEP, guard: bool = True):
         params = list(params)
@@ -154,8 +156,7 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         self.undid_step = False  # the last ``step`` undid the one before it (the engine logs the accepted loss)
         self.diverged = False  # the loss stays NaN or infinite however short the step: the guard gave up
         if self._first is not None:  # None: torch's own first step
-            self.param_groups[0].update(lr=self._first, line_search_fn="strong_wolfe",
-                                        max_eval=LBFGS_FIRST_EVALUATIONS)
+            self.param_groups[0].update(lr=self._first, line_search_fn="strong_wolfe", max_eval=LBFGS_FIRST_EVALUATIONS)
 
     def step(self, closure):
         state = self.state[self._params[0]]
@@ -213,8 +214,7 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         self._place(pixels, self.state[self._params[0]]["prev_flat_grad"])
         self.state[self._params[0]]["n_iter"] = 0
         if self._first is not None:
-            self.param_groups[0].update(lr=self._first, line_search_fn="strong_wolfe",
-                                        max_eval=LBFGS_FIRST_EVALUATIONS)
+            self.param_groups[0].update(lr=self._first, line_search_fn="strong_wolfe", max_eval=LBFGS_FIRST_EVALUATIONS)
         self._torch_step(closure, _once(torch.as_tensor(loss), closure))
 
     @torch.no_grad()
@@ -222,9 +222,9 @@ class FirstStepLBFGS(torch.optim.LBFGS):
         offset = 0
         for p in self._params:
             n = p.numel()
-            p.copy_(flat[offset:offset + n].view_as(p))
+            p.copy_(flat[offset : offset + n].view_as(p))
             if grad is not None:
-                p.grad = grad[offset:offset + n].view_as(p).clone()
+                p.grad = grad[offset : offset + n].view_as(p).clone()
             offset += n
 
     @staticmethod

@@ -53,7 +53,7 @@ class FourierParam:
             fy = torch.fft.fftfreq(h, device=device, dtype=dtype)[:, None]
             fx = torch.fft.rfftfreq(w, device=device, dtype=dtype)[None, :]
             freq = (fy * fy + fx * fx).sqrt().clamp_min(1.0 / max(h, w))
-            self._made[key] = ((1.0 / freq ** self.decay)[..., None], COLOR.to(device, dtype))
+            self._made[key] = ((1.0 / freq**self.decay)[..., None], COLOR.to(device, dtype))
         return self._made[key]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

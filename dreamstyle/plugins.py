@@ -24,8 +24,12 @@ from .errors import DuplicateNameError, Interrupted, PluginError, UnknownNameErr
 
 ENTRY_POINT_GROUP = "dreamstyle"
 DISABLE_ENV = "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD"
-DEFAULT_PLUGINS = ("dreamstyle.default_plugins.backbones", "dreamstyle.default_plugins.losses",
-                   "dreamstyle.default_plugins.optimizers", "dreamstyle.default_plugins.writers")
+DEFAULT_PLUGINS = (
+    "dreamstyle.default_plugins.backbones",
+    "dreamstyle.default_plugins.losses",
+    "dreamstyle.default_plugins.optimizers",
+    "dreamstyle.default_plugins.writers",
+)
 SLOW_SECONDS = 3.0  # a plugin still loading (or in a hook) after this long is named: it may hang
 log = logging.getLogger(__name__)  # unconfigured (the command line): its warnings go to stderr as they are
 
@@ -55,8 +59,14 @@ class PluginInfo:
     problems: list[str] = field(default_factory=list)  # what went wrong in its hooks (it stays loaded)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "hooks": self.hooks, "builtin": self.builtin,
-                "version": self.version, "distribution": self.distribution, "problems": self.problems}
+        return {
+            "name": self.name,
+            "hooks": self.hooks,
+            "builtin": self.builtin,
+            "version": self.version,
+            "distribution": self.distribution,
+            "problems": self.problems,
+        }
 
 
 class Registry:
@@ -134,8 +144,14 @@ class PluginHost:
             self.registry(hook)
 
     # --- loading -----------------------------------------------------------------
-    def register(self, plugin: Any, name: str | None = None, builtin: bool = False,
-                 version: str | None = None, distribution: str | None = None) -> bool:
+    def register(
+        self,
+        plugin: Any,
+        name: str | None = None,
+        builtin: bool = False,
+        version: str | None = None,
+        distribution: str | None = None,
+    ) -> bool:
         """Register one plugin; a plugin that does not validate is refused with an error."""
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         try:
@@ -172,12 +188,18 @@ class PluginHost:
                 if isinstance(exc, KeyboardInterrupt):
                     raise Interrupted(f"interrupted while {what} loaded; nothing was written") from None
                 continue
-            self.register(plugin, name=ep.name, builtin=False,
-                          version=getattr(dist, "version", None), distribution=getattr(dist, "name", None))
+            self.register(
+                plugin,
+                name=ep.name,
+                builtin=False,
+                version=getattr(dist, "version", None),
+                distribution=getattr(dist, "name", None),
+            )
 
     # --- collecting ----------------------------------------------------------------
     def _collect(self, hook_name: str, registry: Registry) -> Registry:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+
             def register(entry, _plugin=impl.plugin_name):
                 try:
                     registry.add(entry, _plugin)
@@ -188,8 +210,9 @@ class PluginHost:
                 with self._watched(impl.plugin_name, hook_name):
                     impl.function(*[register for _ in impl.argnames])
             except BaseException as exc:
-                self._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}",
-                            impl.plugin_name)
+                self._error(
+                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}", impl.plugin_name
+                )
                 if isinstance(exc, KeyboardInterrupt):
                     raise
         return registry
@@ -243,8 +266,7 @@ def call_guarded(host: PluginHost, hook_name: str, **kwargs) -> None:
             with host._watched(impl.plugin_name, hook_name):
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
         except BaseException as exc:
-            host._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}",
-                        impl.plugin_name)
+            host._error(f"plugin {impl.plugin_name!r} failed in {hook_name}: {describe_failure(exc)}", impl.plugin_name)
             if isinstance(exc, KeyboardInterrupt):
                 raise
 
@@ -254,8 +276,10 @@ def named_if_slow(what: str, remedy: str):
     """While the block runs: after :data:`SLOW_SECONDS`, one warning (logger ``dreamstyle.plugins``)
     naming ``what`` is still loading and what to do if it hangs (a plugin that hangs at import would
     otherwise hang every command in silence, ``dreamstyle backbones`` too)."""
-    line = (f"dreamstyle: still loading {what} after {SLOW_SECONDS:g} s; if it hangs, press Ctrl-C and "
-            f"{remedy} (or set {DISABLE_ENV}=1)")
+    line = (
+        f"dreamstyle: still loading {what} after {SLOW_SECONDS:g} s; if it hangs, press Ctrl-C and "
+        f"{remedy} (or set {DISABLE_ENV}=1)"
+    )
     timer = threading.Timer(SLOW_SECONDS, log.warning, [line])
     timer.daemon = True
     timer.start()
@@ -284,6 +308,7 @@ def one_line(exc: BaseException) -> str:
 
 
 # --- what a registration must be ------------------------------------------------------------------
+
 
 def check_backbone(entry) -> None:
     if hasattr(entry, "resolve"):  # a family: its members are checked as they are resolved
@@ -323,8 +348,12 @@ def check_writer(entry) -> None:
         raise ValueError("its write is not callable")
 
 
-VALIDATORS = {"register_backbones": check_backbone, "register_loss_terms": check_term,
-              "register_optimizers": check_optimizer, "register_writers": check_writer}
+VALIDATORS = {
+    "register_backbones": check_backbone,
+    "register_loss_terms": check_term,
+    "register_optimizers": check_optimizer,
+    "register_writers": check_writer,
+}
 
 
 _host: PluginHost | None = None

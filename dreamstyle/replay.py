@@ -22,8 +22,9 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
     path = Path(path)
     recipe = _read(path)
     if recipe.get("command") != cls.KIND:
-        raise OptionError(f"--from {path}: its recipe is of 'dreamstyle {recipe.get('command')}', "
-                          f"not 'dreamstyle {cls.KIND}'")
+        raise OptionError(
+            f"--from {path}: its recipe is of 'dreamstyle {recipe.get('command')}', not 'dreamstyle {cls.KIND}'"
+        )
     try:
         values, hashes = recipe_settings(recipe, cls, skip=explicit)
     except RecipeError as exc:
@@ -32,8 +33,11 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
         if "<image>" in (values[key] if isinstance(values[key], tuple) else (values[key],)):
             raise OptionError(f"--from {path}: the recipe's {key} was an image in memory, not a file; give it")
         value = values[key]
-        values[key] = tuple(_find(v, path, hashes, key) for v in value) if isinstance(value, tuple) else \
-            _find(value, path, hashes, key)
+        values[key] = (
+            tuple(_find(v, path, hashes, key) for v in value)
+            if isinstance(value, tuple)
+            else _find(value, path, hashes, key)
+        )
     if explicit.get("preset") and explicit["preset"] != recipe.get("preset"):
         set_by_preset = recipe.get("preset_values")  # another preset: the old one's values go, the new one's come
         for key in set_by_preset if isinstance(set_by_preset, dict) else ():
@@ -89,16 +93,22 @@ def _find(name, recipe_path: Path, hashes: dict, key: str):
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     candidate = recipe_path.parent / base
     if base in ("", ".", "..") or not candidate.is_file():
-        raise OptionError(f"--from {recipe_path}: the recipe's {key} is {base or name!r}, which is not beside "
-                          f"{recipe_path.name} (a replay reads its inputs there, or from the command line); give "
-                          f"it (or put it there)")
+        raise OptionError(
+            f"--from {recipe_path}: the recipe's {key} is {base or name!r}, which is not beside "
+            f"{recipe_path.name} (a replay reads its inputs there, or from the command line); give "
+            f"it (or put it there)"
+        )
     want = hashes.get(base)
     if want and file_hash(candidate) != want:
-        raise OptionError(f"--from {recipe_path}: {candidate} is not the {key} file the recipe was made "
-                          f"from (its SHA-256 differs); give the {key} to use")
+        raise OptionError(
+            f"--from {recipe_path}: {candidate} is not the {key} file the recipe was made "
+            f"from (its SHA-256 differs); give the {key} to use"
+        )
     if not want and os.path.realpath(candidate.parent) != os.path.dirname(os.path.realpath(candidate)):
-        raise OptionError(f"--from {recipe_path}: {candidate} links out of its folder and the recipe has no hash "
-                          f"to check it by; give the {key} to use")
+        raise OptionError(
+            f"--from {recipe_path}: {candidate} links out of its folder and the recipe has no hash "
+            f"to check it by; give the {key} to use"
+        )
     return str(candidate)
 
 

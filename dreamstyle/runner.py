@@ -80,8 +80,15 @@ class Result:
         yield self.image
         yield self.history
 
-    def save(self, path, *, bit_depth: int | None = None, quality: int | None = None, recipe: bool = True,
-             overwrite: bool = False):
+    def save(
+        self,
+        path,
+        *,
+        bit_depth: int | None = None,
+        quality: int | None = None,
+        recipe: bool = True,
+        overwrite: bool = False,
+    ):
         """Write the image (at full precision: 16 bits where the format takes them) by its suffix,
         with its recipe unless ``recipe=False``; an existing file is replaced only with ``overwrite``.
         Returns the path written."""
@@ -91,8 +98,7 @@ class Result:
         if path.exists() and not overwrite:
             raise OutputError(f"{path} exists; pass overwrite=True to replace it")
         image = self.tensor[:1] if self.tensor is not None else self.image
-        return save_image(image, path, self.recipe if recipe else None, overwrite, bit_depth=bit_depth,
-                          quality=quality)
+        return save_image(image, path, self.recipe if recipe else None, overwrite, bit_depth=bit_depth, quality=quality)
 
 
 @dataclass
@@ -208,8 +214,13 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
     try:
         tell_phase(job, item, stage)
         plan = job.plan(item, stage, image)
-        problem = Problem(plan.objective.names, plan.gradient, param=plan.param, project=plan.project,
-                          new_step=plan.new_step or plan.objective.new_step)
+        problem = Problem(
+            plan.objective.names,
+            plan.gradient,
+            param=plan.param,
+            project=plan.project,
+            new_step=plan.new_step or plan.objective.new_step,
+        )
         steps = Steps(item.iterations or stage.iterations, job.optimizer, job.lr)
         report = Reporting(on_event, job.settings.log_every, snapshot_every, stage.index, count, stage.label)
         return plan, optimize(plan.start, problem, steps, report)
@@ -220,5 +231,6 @@ def _stage(job, item, stage, image, on_event, snapshot_every, count) -> tuple[Pl
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        return plan, StageResult(None, math.inf, 0, Reason.OUT_OF_MEMORY, [],
-                                 memory_report(job.session.device, exc, stage.size))
+        return plan, StageResult(
+            None, math.inf, 0, Reason.OUT_OF_MEMORY, [], memory_report(job.session.device, exc, stage.size)
+        )

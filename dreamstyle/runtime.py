@@ -67,8 +67,9 @@ def amp_dtype(device: torch.device, precision: str = "auto"):
         return None
     if device.type == "cpu":
         if precision == "fp16":
-            raise OptionError("--precision fp16 is not available on the CPU (it diverges there); "
-                              "use --precision bf16 (or auto)")
+            raise OptionError(
+                "--precision fp16 is not available on the CPU (it diverges there); use --precision bf16 (or auto)"
+            )
         if precision == "auto" and not cpu_runs_bf16():
             return None
         return torch.bfloat16

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import OptionError, OutputError
 
-PYPROJECT = '''[build-system]
+PYPROJECT = """[build-system]
 requires = ["setuptools>=64"]
 build-backend = "setuptools.build_meta"
 
@@ -24,7 +24,7 @@ dependencies = ["dreamstyle"]
 
 [tool.setuptools]
 py-modules = ["{module}"]
-'''
+"""
 
 BACKBONE = '''"""A backbone plugin for dreamstyle: ``--backbone {name}``.
 
@@ -136,7 +136,7 @@ def test_{name_id}_honours_the_contract():
     {check}(host.{registry}.get("{name}"))
 '''
 
-README = '''# dreamstyle-{name}
+README = """# dreamstyle-{name}
 
 {what} for [dreamstyle](https://github.com/), made with `dreamstyle new-plugin {name}{flag}`.
 
@@ -146,7 +146,7 @@ dreamstyle plugins          # lists it
 {use}
 python -m pytest tests      # the contract test (dreamstyle.testing)
 ```
-'''
+"""
 
 
 def plugin_names(text: str) -> tuple[str, str, str]:
@@ -157,8 +157,10 @@ def plugin_names(text: str) -> tuple[str, str, str]:
     dist = re.sub(r"[-_.]+", "-", str(text).strip()).lower()
     name = re.sub(r"^dreamstyle-", "", dist)
     if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) or name == "dreamstyle":
-        raise OptionError(f"plugin name {text!r}: a package name is letters, digits, '-', '_' and '.', like "
-                          "dreamstyle-probe or probe (its module is then dreamstyle_probe)")
+        raise OptionError(
+            f"plugin name {text!r}: a package name is letters, digits, '-', '_' and '.', like "
+            "dreamstyle-probe or probe (its module is then dreamstyle_probe)"
+        )
     if name[0].isdigit():
         raise OptionError(f"plugin name {text!r}: start with a letter (it names a Python module and a class)")
     return f"dreamstyle-{name}", "dreamstyle_" + name.replace("-", "_"), name
@@ -175,13 +177,21 @@ def new_plugin(name: str, kind: str, parent: Path) -> Path:
     files = {
         "pyproject.toml": PYPROJECT.format(name=name, module=module, what=what),
         f"{module}.py": (BACKBONE if kind == "backbone" else LOSS).format(name=name, cls=cls),
-        "tests/test_contract.py": TEST.format(module=module, name=name, name_id=name.replace("-", "_"),
-                                              check="check_backbone" if kind == "backbone" else "check_loss_term",
-                                              registry="backbones" if kind == "backbone" else "loss_terms"),
-        "README.md": README.format(name=name, what=what, flag=" --backbone" if kind == "backbone" else " --loss",
-                                   use=f"dreamstyle transfer photo.jpg painting.jpg -o out.png --backbone {name} "
-                                       "--weights random" if kind == "backbone" else
-                                       f"dreamstyle transfer photo.jpg painting.jpg -o out.png --loss {name}=100"),
+        "tests/test_contract.py": TEST.format(
+            module=module,
+            name=name,
+            name_id=name.replace("-", "_"),
+            check="check_backbone" if kind == "backbone" else "check_loss_term",
+            registry="backbones" if kind == "backbone" else "loss_terms",
+        ),
+        "README.md": README.format(
+            name=name,
+            what=what,
+            flag=" --backbone" if kind == "backbone" else " --loss",
+            use=f"dreamstyle transfer photo.jpg painting.jpg -o out.png --backbone {name} --weights random"
+            if kind == "backbone"
+            else f"dreamstyle transfer photo.jpg painting.jpg -o out.png --loss {name}=100",
+        ),
     }
     try:
         for rel, text in files.items():

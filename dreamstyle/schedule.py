@@ -39,8 +39,10 @@ def scale_stages(source_wh: tuple[int, int], sides: list[int], iterations: int) 
     """One stage per long side; the aspect is the source's."""
     sizes = [fit_size(source_wh, side) for side in sides]
     n = len(sizes)
-    return [Stage(k, n, wh, iterations, f"scale {k}/{n} {wh[0]}x{wh[1]}" if n > 1 else "")
-            for k, wh in enumerate(sizes, start=1)]
+    return [
+        Stage(k, n, wh, iterations, f"scale {k}/{n} {wh[0]}x{wh[1]}" if n > 1 else "")
+        for k, wh in enumerate(sizes, start=1)
+    ]
 
 
 def octave_sizes(wh: tuple[int, int], octaves: int, octave_scale: float, min_size: int) -> list[tuple[int, int]]:
@@ -55,8 +57,9 @@ def octave_sizes(wh: tuple[int, int], octaves: int, octave_scale: float, min_siz
     return sizes
 
 
-def octave_stages(wh: tuple[int, int], octaves: int, octave_scale: float, min_size: int,
-                  iterations: int) -> list[Stage]:
+def octave_stages(
+    wh: tuple[int, int], octaves: int, octave_scale: float, min_size: int, iterations: int
+) -> list[Stage]:
     sizes = octave_sizes(wh, octaves, octave_scale, min_size)
     n = len(sizes)
     return [Stage(k, n, s, iterations, f"octave {k}/{n} {s[0]}x{s[1]}") for k, s in enumerate(sizes, start=1)]

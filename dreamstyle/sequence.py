@@ -86,11 +86,11 @@ class _Collected:
             setattr(self, name, [getattr(self, name)[k] for k in order])
 
     def add(self, index: int, result, j: int, name: str, recipe: dict, worker: int = 0) -> None:
-        picture = result.tensor[j:j + 1]
+        picture = result.tensor[j : j + 1]
         if picture.shape[1] == 4 and bool((picture[:, 3] >= 1).all()):  # opaque beside a clear one in a batch
             picture = picture[:, :3]
         image = to_pil(picture)
-        tensor = result.optimized[j:j + 1].detach().cpu()
+        tensor = result.optimized[j : j + 1].detach().cpu()
         if self.keep:
             self.frames.append(image)
             self.tensors.append(tensor)
@@ -112,7 +112,7 @@ class _Collected:
 
 
 def clip_kind(clip) -> str:
-    """"video" (a video file, streamed) or "clip" (an animation, a folder of frames, frames in memory)."""
+    """ "video" (a video file, streamed) or "clip" (an animation, a folder of frames, frames in memory)."""
     from .video import VideoSource, is_video
 
     return "video" if isinstance(clip, VideoSource) or isinstance(clip, (str, Path)) and is_video(clip) else "clip"
@@ -128,8 +128,16 @@ def open_clip(path, settings):
     return read_clip(path, fps=s.fps, max_pixels=s.max_pixels, max_total=s.max_clip_pixels)
 
 
-def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable | None = None,
-             fps: float | None = None, keep: bool = True, resume: tuple | None = None) -> SequenceResult:
+def run_clip(
+    job,
+    clip,
+    *,
+    callback: Callable | None = None,
+    on_frame: Callable | None = None,
+    fps: float | None = None,
+    keep: bool = True,
+    resume: tuple | None = None,
+) -> SequenceResult:
     """``job`` (made with ``clip=True``) over every frame of ``clip``: a :class:`Clip`, a
     :class:`~dreamstyle.video.VideoSource` or a path. Frames are taken one batch at a time, so a
     streamed video is never all in memory; with ``keep=False`` the frames done are only reported to
@@ -177,15 +185,26 @@ def run_clip(job, clip, *, callback: Callable | None = None, on_frame: Callable 
             done.take(result, idx, [clip.names[i] for i in idx], [recipe] * len(idx), tag)
             previous, before = result.optimized[-1:].detach(), contents[-1]
             first += len(idx)
-            pending = pending[len(chunk):]
+            pending = pending[len(chunk) :]
             if stop is not None:
                 stopped = stop
                 break
     stopped = caught.reason or stopped
     k = len(done.names)
     done.recipe["stopped"] = stopped.value if stopped else None
-    return SequenceResult(done.frames, clip.durations[:k], clip.loop, done.names, done.history, done.recipe,
-                          stopped, done.losses, done.tensors, fault, n if stopped else first)
+    return SequenceResult(
+        done.frames,
+        clip.durations[:k],
+        clip.loop,
+        done.names,
+        done.history,
+        done.recipe,
+        stopped,
+        done.losses,
+        done.tensors,
+        fault,
+        n if stopped else first,
+    )
 
 
 def _first_frame(job, frames):
@@ -231,16 +250,24 @@ def _frame_item(job, contents, idx, previous, before, flow, wh, n, source_size) 
     with torch.no_grad():
         content = torch.cat(contents)
         if previous is None:
-            return Item(content, wh, images={"previous": [], "previous_content": []}, label=label,
-                        source_size=source_size)
+            return Item(
+                content, wh, images={"previous": [], "previous_content": []}, label=label, source_size=source_size
+            )
         prev = previous
         if flow is not None:
             f = estimate_flow(contents[0], before, flow)
             prev, before = warp(prev, f), warp(before, f)
         own = job.initial(Item(content, wh)) if s.temporal_init else None
         start = carried_start(prev, content, before, s.temporal_init, own)
-    return Item(content, wh, start=start, images={"previous": [prev], "previous_content": [before]},
-                iterations=s.frame_iterations, warm=True, label=label)
+    return Item(
+        content,
+        wh,
+        start=start,
+        images={"previous": [prev], "previous_content": [before]},
+        iterations=s.frame_iterations,
+        warm=True,
+        label=label,
+    )
 
 
 def carried_start(previous, content, before, temporal_init: float = 0.0, own=None):
@@ -259,8 +286,16 @@ def _clip_recipe(recipe: dict, clip, settings) -> dict:
     return {**recipe, "frames": len(clip), "fps": float(clip.fps)}
 
 
-def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None, on_frame: Callable | None = None,
-               executor=None, skip: Sequence[int] = (), on_error: Callable | None = None) -> SequenceResult:
+def run_folder(
+    job,
+    folder: str | Sequence,
+    *,
+    callback: Callable | None = None,
+    on_frame: Callable | None = None,
+    executor=None,
+    skip: Sequence[int] = (),
+    on_error: Callable | None = None,
+) -> SequenceResult:
     """``job`` over every still image of ``folder`` (or a list of paths): images of the same output
     size are made ``batch`` at a time (one at a time with --preserve-color: the style follows each).
     Each batch is one task of ``executor`` (default: this process, in order; ``dreamstyle.executors``);
@@ -296,8 +331,19 @@ def run_folder(job, folder: str | Sequence, *, callback: Callable | None = None,
     stopped = caught.reason or stopped
     done.in_order()
     done.recipe["stopped"] = stopped.value if stopped else None
-    return SequenceResult(done.frames, [], None, done.names, done.history, done.recipe, stopped, done.losses,
-                          done.tensors, fault, len(paths))
+    return SequenceResult(
+        done.frames,
+        [],
+        None,
+        done.names,
+        done.history,
+        done.recipe,
+        stopped,
+        done.losses,
+        done.tensors,
+        fault,
+        len(paths),
+    )
 
 
 def _tell(on_error, path, line: str) -> None:
@@ -330,8 +376,9 @@ def _chunks(sizes, batch: int) -> list[list[int]]:
     for i, wh in enumerate(sizes):
         if wh is not None:
             groups.setdefault(wh, []).append(i)
-    return sorted((idx[k:k + batch] for idx in groups.values() for k in range(0, len(idx), batch)),
-                  key=lambda chunk: chunk[0])
+    return sorted(
+        (idx[k : k + batch] for idx in groups.values() for k in range(0, len(idx), batch)), key=lambda chunk: chunk[0]
+    )
 
 
 def _take_batches(job, work, done: _Collected, finished):
@@ -353,8 +400,11 @@ def _take_batches(job, work, done: _Collected, finished):
 
 def image_recipe(job, recipe: dict, path: Path) -> dict:
     """The recipe of a folder's image: the run's, naming the image (and its SHA-256) as its input."""
-    return {**recipe, job.source_key: plain(str(path), job.recipe_paths, files=True),
-            "inputs": {**recipe.get("inputs", {}), path.name: file_hash(path)}}
+    return {
+        **recipe,
+        job.source_key: plain(str(path), job.recipe_paths, files=True),
+        "inputs": {**recipe.get("inputs", {}), path.name: file_hash(path)},
+    }
 
 
 def done_before(job, paths, outputs) -> list[int]:
@@ -368,8 +418,10 @@ def done_before(job, paths, outputs) -> list[int]:
     for i, (path, output) in enumerate(zip(paths, outputs)):
         same = made_with(output, image_recipe(job, base, Path(path)), ignore)
         if same is False:
-            raise OutputError(f"{output} exists but was not made with these settings from {Path(path).name}; "
-                              "pass --overwrite to replace it")
+            raise OutputError(
+                f"{output} exists but was not made with these settings from {Path(path).name}; "
+                "pass --overwrite to replace it"
+            )
         if same:
             skip.append(i)
     return skip
@@ -381,8 +433,11 @@ class FolderWork:
 
     def __init__(self, job, paths, sizes, callback=None):
         self.job, self.paths, self.sizes, self.callback = job, list(paths), sizes, callback
-        self.kind, self.settings, self.recipe_paths = job.settings.KIND, job.settings.replace(seed=job.seed), \
-            job.recipe_paths
+        self.kind, self.settings, self.recipe_paths = (
+            job.settings.KIND,
+            job.settings.replace(seed=job.seed),
+            job.recipe_paths,
+        )
         self.files: dict = {}
         self.back: dict = {}
 
@@ -420,7 +475,7 @@ class FolderWork:
             item = _image_item(self.job, images, self.sizes, self.paths, part, len(self.paths))
             result, stop, fault = runner.attempt(self.job, item, self.callback)
             if stop is Reason.OUT_OF_MEMORY and len(part) > 1:  # --batch where memory allows: split it
-                order[:0] = [part[:len(part) // 2], part[len(part) // 2:]]
+                order[:0] = [part[: len(part) // 2], part[len(part) // 2 :]]
                 continue
             if result is not None and self.back:
                 from .executors import relocated
@@ -451,8 +506,16 @@ def _load(job, paths, chunk, data) -> dict:
 ZOOM_FPS = 24.0  # a zoom's frame rate unless --fps
 
 
-def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Callable | None = None,
-             keep: bool = True, resume: tuple | None = None, fps: float = ZOOM_FPS) -> SequenceResult:
+def run_zoom(
+    job,
+    frames: int,
+    *,
+    callback: Callable | None = None,
+    on_frame: Callable | None = None,
+    keep: bool = True,
+    resume: tuple | None = None,
+    fps: float = ZOOM_FPS,
+) -> SequenceResult:
     """DeepDream's infinite zoom: frame 1 is ``job`` (a dream) on its still input, octaves and all;
     every later frame is the previous one zoomed by ``zoom`` (and turned by ``rotate`` degrees) about
     the centre and dreamed again, ``frame_iterations`` steps an octave. ``resume=(k, previous)``
@@ -491,8 +554,19 @@ def run_zoom(job, frames: int, *, callback: Callable | None = None, on_frame: Ca
     stopped = caught.reason or stopped
     done.recipe["stopped"] = stopped.value if stopped else None
     k = len(done.names)
-    return SequenceResult(done.frames, [frame_ms(fps)] * k, 0, done.names, done.history, done.recipe, stopped,
-                          done.losses, done.tensors, fault, frames if stopped else first)
+    return SequenceResult(
+        done.frames,
+        [frame_ms(fps)] * k,
+        0,
+        done.names,
+        done.history,
+        done.recipe,
+        stopped,
+        done.losses,
+        done.tensors,
+        fault,
+        frames if stopped else first,
+    )
 
 
 def zoomed(image, zoom: float, degrees: float = 0.0):
@@ -503,11 +577,15 @@ def zoomed(image, zoom: float, degrees: float = 0.0):
     n, _, h, w = image.shape
     a = math.radians(degrees)
     cos, sin = math.cos(a) / zoom, math.sin(a) / zoom
-    theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]], dtype=torch.float32,
-                         device=image.device).unsqueeze(0).expand(n, 2, 3)
+    theta = (
+        torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]], dtype=torch.float32, device=image.device)
+        .unsqueeze(0)
+        .expand(n, 2, 3)
+    )
     grid = torch.nn.functional.affine_grid(theta, list(image.shape), align_corners=False)
-    out = torch.nn.functional.grid_sample(image.float(), grid, mode="bilinear", padding_mode="reflection",
-                                          align_corners=False)
+    out = torch.nn.functional.grid_sample(
+        image.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )
     return out.clamp(0, 1).to(image.dtype)
 
 
@@ -518,5 +596,11 @@ def _image_item(job, images, sizes, paths, chunk, n) -> Item:
     if job.settings.preserve_color and hasattr(job, "set_color_reference"):
         job.set_color_reference(content)
     alpha = _alphas([images[i] for i in chunk], sizes[chunk[0]], job.device)  # a chunk has one size
-    return Item(content, sizes[chunk[0]], label=label, source=str(paths[chunk[0]]), source_size=images[chunk[0]].size,
-                alpha=alpha)
+    return Item(
+        content,
+        sizes[chunk[0]],
+        label=label,
+        source=str(paths[chunk[0]]),
+        source_size=images[chunk[0]].size,
+        alpha=alpha,
+    )

@@ -29,29 +29,48 @@ class Session:
     """``backbone`` is a registered name or a :class:`~dreamstyle.backbones.Backbone`; ``loaded`` an
     already loaded one to reuse. Weights load on first use (after every check of the job)."""
 
-    def __init__(self, backbone="vgg19", weights: str | os.PathLike | None = None, pooling: str = "max",
-                 device="auto", precision: str = "auto", compile: bool = False, loaded: LoadedBackbone | None = None):
+    def __init__(
+        self,
+        backbone="vgg19",
+        weights: str | os.PathLike | None = None,
+        pooling: str = "max",
+        device="auto",
+        precision: str = "auto",
+        compile: bool = False,
+        loaded: LoadedBackbone | None = None,
+    ):
         self.device = resolve_device(device)
         self.dtype = amp_dtype(self.device, precision)
         self.precision = precision
         if loaded is not None:  # a backbone already loaded: the settings must ask for that one
             if isinstance(backbone, str) and backbone != loaded.backbone.name or pooling != loaded.pooling:
-                raise OptionError(f"the loaded backbone is {loaded.backbone.name} with {loaded.pooling} pooling; "
-                                  f"the settings ask for {backbone} with {pooling} pooling")
+                raise OptionError(
+                    f"the loaded backbone is {loaded.backbone.name} with {loaded.pooling} pooling; "
+                    f"the settings ask for {backbone} with {pooling} pooling"
+                )
             self.backbone, weights = loaded.backbone, loaded.weights
         else:
             self.backbone = get_backbone(backbone) if isinstance(backbone, str) else backbone
         if pooling not in self.backbone.poolings:
-            raise OptionError(f"backbone {self.backbone.name!r} does not offer --pooling {pooling}; it offers: "
-                              f"{', '.join(self.backbone.poolings)}")
+            raise OptionError(
+                f"backbone {self.backbone.name!r} does not offer --pooling {pooling}; it offers: "
+                f"{', '.join(self.backbone.poolings)}"
+            )
         self.weights, self.pooling, self.compile = weights, pooling, compile
         self._loaded = loaded
         self._nets: dict[tuple, torch.nn.Module] = {}
 
     @classmethod
     def for_settings(cls, settings, loaded: LoadedBackbone | None = None) -> Session:
-        return cls(settings.backbone, settings.weights, settings.pooling, settings.device, settings.precision,
-                   settings.compile, loaded)
+        return cls(
+            settings.backbone,
+            settings.weights,
+            settings.pooling,
+            settings.device,
+            settings.precision,
+            settings.compile,
+            loaded,
+        )
 
     @property
     def loaded(self) -> LoadedBackbone:
@@ -61,8 +80,10 @@ class Session:
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                raise OutOfMemory(f"out of memory on {self.device} loading backbone {self.backbone.name!r}; try "
-                                  "--device cpu or a smaller backbone") from None
+                raise OutOfMemory(
+                    f"out of memory on {self.device} loading backbone {self.backbone.name!r}; try "
+                    "--device cpu or a smaller backbone"
+                ) from None
         return self._loaded
 
     @property
@@ -107,7 +128,13 @@ class Session:
 
     def recipe(self, paths: str = "full") -> dict:
         """What a recipe records of the session; ``paths`` "names": a weights file by its name only."""
-        weights = self.loaded.weights if self._loaded is not None else \
-            ("default" if self.weights is None else str(self.weights))
-        return {"weights": plain(weights, paths, files=True), "device_used": str(self.device),
-                "precision_used": precision_name(self.dtype)}
+        weights = (
+            self.loaded.weights
+            if self._loaded is not None
+            else ("default" if self.weights is None else str(self.weights))
+        )
+        return {
+            "weights": plain(weights, paths, files=True),
+            "device_used": str(self.device),
+            "precision_used": precision_name(self.dtype),
+        }

@@ -65,14 +65,34 @@ STYLE_LOSSES = {"gram": "style", "w2": "w2", "swd": "swd", "nn": "nn"}
 # by another network": 256 px, 100 L-BFGS steps, graded on EfficientNet-Lite0); it sets these options where
 # they are not given. Layers and iterations were not measured per method: the backbone's and --iterations'.
 PRESETS = {
-    "gram": {"style_loss": "gram", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": STYLE_WEIGHT,
-             "tv_weight": TV_WEIGHT},
-    "w2": {"style_loss": "w2", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": STYLE_WEIGHT,
-           "tv_weight": TV_WEIGHT},
-    "swd": {"style_loss": "swd", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": 4.5e7,
-            "tv_weight": TV_WEIGHT},
-    "nn": {"style_loss": "nn", "optimizer": "lbfgs", "content_weight": CONTENT_WEIGHT, "style_weight": STYLE_WEIGHT,
-           "tv_weight": TV_WEIGHT},
+    "gram": {
+        "style_loss": "gram",
+        "optimizer": "lbfgs",
+        "content_weight": CONTENT_WEIGHT,
+        "style_weight": STYLE_WEIGHT,
+        "tv_weight": TV_WEIGHT,
+    },
+    "w2": {
+        "style_loss": "w2",
+        "optimizer": "lbfgs",
+        "content_weight": CONTENT_WEIGHT,
+        "style_weight": STYLE_WEIGHT,
+        "tv_weight": TV_WEIGHT,
+    },
+    "swd": {
+        "style_loss": "swd",
+        "optimizer": "lbfgs",
+        "content_weight": CONTENT_WEIGHT,
+        "style_weight": 4.5e7,
+        "tv_weight": TV_WEIGHT,
+    },
+    "nn": {
+        "style_loss": "nn",
+        "optimizer": "lbfgs",
+        "content_weight": CONTENT_WEIGHT,
+        "style_weight": STYLE_WEIGHT,
+        "tv_weight": TV_WEIGHT,
+    },
 }
 FLOWS = ("none", "ilk", "tvl1")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -111,6 +131,7 @@ def opt(default, help: str, **spec):
 
 
 # --- checks ------------------------------------------------------------------------------------
+
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -190,8 +211,9 @@ def flow(value, flag):
         try:
             import skimage.registration  # noqa: F401
         except ImportError:
-            raise OptionError(f"{flag} {value} needs scikit-image: pip install 'dreamstyle[flow]'"
-                              " (or scikit-image)") from None
+            raise OptionError(
+                f"{flag} {value} needs scikit-image: pip install 'dreamstyle[flow]' (or scikit-image)"
+            ) from None
     return value
 
 
@@ -235,7 +257,7 @@ def image_list(value, flag):
 
 
 def float_list(value, flag):
-    """"0.7,0.3" or a sequence of numbers -> a tuple of finite weights, zero or more."""
+    """ "0.7,0.3" or a sequence of numbers -> a tuple of finite weights, zero or more."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -248,14 +270,14 @@ def float_list(value, flag):
 
 
 def layer_weights(value, flag):
-    """"relu1_1,relu2_1=0.5" or a mapping -> {layer: weight} (order kept); weights finite, zero or more."""
+    """ "relu1_1,relu2_1=0.5" or a mapping -> {layer: weight} (order kept); weights finite, zero or more."""
     if value is None:
         return None
     if isinstance(value, dict):
         pairs = list(value.items())
     else:
         pairs = []
-        for item in (items(value, flag) if isinstance(value, str) else value):
+        for item in items(value, flag) if isinstance(value, str) else value:
             name, eq, w = str(item).strip().partition("=")
             if not name.strip():
                 raise OptionError(f"{flag} {item!r}: give a layer name" + (" before '='" if eq else ""))
@@ -280,8 +302,9 @@ def loss_specs(value, flag):
     else:
         values = [value] if isinstance(value, str) else value
         pairs = [pair for item in values for pair in _loss_item(str(item), flag)]
-    return {name: (None if w is None else weight_value(w, f"{flag} {name}"), dict(options))
-            for name, (w, options) in pairs}
+    return {
+        name: (None if w is None else weight_value(w, f"{flag} {name}"), dict(options)) for name, (w, options) in pairs
+    }
 
 
 def _loss_item(item: str, flag: str) -> list:
@@ -289,13 +312,14 @@ def _loss_item(item: str, flag: str) -> list:
     an empty name, weight, option or item is refused, not skipped."""
     head, *opt_parts = item.split(":")
     pairs = []
-    for part in ([head.strip()] if opt_parts else items(head, flag)):
+    for part in [head.strip()] if opt_parts else items(head, flag):
         name, eq, w = (x.strip() for x in part.partition("="))
         if not name:
             raise OptionError(f"{flag} {item!r}: give the term's name first (NAME=WEIGHT[:KEY=VALUE])")
         if eq and not w:
-            raise OptionError(f"{flag} {part!r}: give a weight after '=' (NAME=WEIGHT), or no '=' for the "
-                              "term's default weight")
+            raise OptionError(
+                f"{flag} {part!r}: give a weight after '=' (NAME=WEIGHT), or no '=' for the term's default weight"
+            )
         try:
             pairs.append((name, float(w) if eq else None))
         except ValueError:
@@ -380,7 +404,7 @@ def transfer_init(value, flag):
     if isinstance(value, (str, os.PathLike)):
         value = str(value)
         if value.startswith(MODEL_INIT):
-            model = value[len(MODEL_INIT):]
+            model = value[len(MODEL_INIT) :]
             if not model.lower().endswith(".dsm") or not os.path.isfile(model):
                 raise OptionError(f"{flag} {value}: give model:FILE, a .dsm model file that dreamstyle train wrote")
             return value
@@ -389,8 +413,9 @@ def transfer_init(value, flag):
         if value not in TRANSFER_INITS and not os.path.exists(value):
             close = difflib.get_close_matches(value, TRANSFER_INITS, n=1, cutoff=0.6)
             if close:
-                raise OptionError(f"{flag} {value!r} is not content, noise, style or an image file; "
-                                  f"did you mean {close[0]!r}?")
+                raise OptionError(
+                    f"{flag} {value!r} is not content, noise, style or an image file; did you mean {close[0]!r}?"
+                )
     return value
 
 
@@ -432,8 +457,10 @@ def tile_size(value, flag):
     return whole(0, MAX_SIDE)(value, flag)
 
 
-TILE_HELP = ("Make pictures larger than this in tiles of this size, exactly (bounded memory); 0: never; "
-             "default: only when the picture would not fit in memory.")
+TILE_HELP = (
+    "Make pictures larger than this in tiles of this size, exactly (bounded memory); 0: never; "
+    "default: only when the picture would not fit in memory."
+)
 TILE_OVERLAP_HELP = "Context around each tile, px (the deepest layer's receptive field)."
 
 
@@ -452,6 +479,7 @@ def registered(kind: str, allow_none: bool = False):
 
 # --- the settings classes ----------------------------------------------------------------------
 
+
 @dataclass
 class Settings:
     """Base of every job's settings: the options all jobs share."""
@@ -459,40 +487,78 @@ class Settings:
     KIND: ClassVar[str] = ""
     INPUTS: ClassVar[tuple] = ("still",)  # the kinds of input the command takes (dreamstyle.applies)
 
-    backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
-                        complete="backbone")
-    weights: str | None = opt(None, "'random', a state-dict FILE, or omit for the backbone's pretrained weights.",
-                              check=text)
-    pooling: str = opt("max", "Pooling of VGG-like backbones: max or avg.", check=choice(*POOLINGS),
-                       type=POOLINGS)
+    backbone: str = opt(
+        "vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"), complete="backbone"
+    )
+    weights: str | None = opt(
+        None, "'random', a state-dict FILE, or omit for the backbone's pretrained weights.", check=text
+    )
+    pooling: str = opt("max", "Pooling of VGG-like backbones: max or avg.", check=choice(*POOLINGS), type=POOLINGS)
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.", check=text)
-    seed: int | None = opt(None, "Random seed (recorded in the output; the same seed gives the same image).",
-                           check=seed, type=int)
-    precision: str = opt("auto", "Feature precision: auto = bf16 autocast on CUDA and on CPUs with native bf16, "
-                         "else fp32.", check=choice(*PRECISIONS), type=PRECISIONS)
-    size: int | None = opt(DEFAULT_SIZE, "Long side of the output, px.", check=whole(1, MAX_SIDE, allow_none=True),
-                           type=int)
+    seed: int | None = opt(
+        None, "Random seed (recorded in the output; the same seed gives the same image).", check=seed, type=int
+    )
+    precision: str = opt(
+        "auto",
+        "Feature precision: auto = bf16 autocast on CUDA and on CPUs with native bf16, else fp32.",
+        check=choice(*PRECISIONS),
+        type=PRECISIONS,
+    )
+    size: int | None = opt(
+        DEFAULT_SIZE, "Long side of the output, px.", check=whole(1, MAX_SIDE, allow_none=True), type=int
+    )
     iterations: int = opt(500, "Optimizer steps (per scale or octave).", check=whole(1, MAX_ITERATIONS))
-    optimizer: str = opt("lbfgs", "Optimizer (see: dreamstyle optimizers; built in: lbfgs, adam, normalized).",
-                         check=registered("optimizer"))
-    lr: float | None = opt(None, "Learning rate / step size, 0-255 pixel units (default: the optimizer's).",
-                           check=number(0.0, above=True, allow_none=True), type=float)
-    losses: dict = opt((), "Add a registered loss term, its options after colons: "
-                       "histogram=10:layers=relu1_1,relu3_1; repeatable.", check=loss_specs, flag="--loss",
-                       multiple=True, metavar="NAME[=WEIGHT][:KEY=VALUE...]", type=str)
-    preserve_color: str | None = opt(None, "Keep the content's colours: luminance or histogram.",
-                                     check=choice(*COLOR_MODES, allow_none=True), type=COLOR_MODES, applies_to=PICTURES)
-    compile: bool = opt(False, "torch.compile the feature network (slower start, faster steps; best on CUDA).",
-                        check=flag_value, type="flag")
-    max_pixels: int = opt(DEFAULT_MAX_PIXELS, "Refuse inputs, and outputs, with more pixels than this.",
-                          check=whole(1, 10_000_000_000))
-    log_every: int = opt(1, "Log losses every N iterations (--log-json); given, off a terminal, print each "
-                         "logged step (by default: about every tenth of a stage).", check=whole(1, MAX_ITERATIONS),
-                         recipe=False)
-    term_scale: str = opt("relative", "How the feature terms are scaled: relative (each layer's error over its "
-                          "target's energy, the same on every backbone) or absolute (the plain squared errors of "
-                          "dreamstyle 0.1, which replays of its recipes use).", check=choice(*TERM_SCALES),
-                          cli=False)
+    optimizer: str = opt(
+        "lbfgs",
+        "Optimizer (see: dreamstyle optimizers; built in: lbfgs, adam, normalized).",
+        check=registered("optimizer"),
+    )
+    lr: float | None = opt(
+        None,
+        "Learning rate / step size, 0-255 pixel units (default: the optimizer's).",
+        check=number(0.0, above=True, allow_none=True),
+        type=float,
+    )
+    losses: dict = opt(
+        (),
+        "Add a registered loss term, its options after colons: histogram=10:layers=relu1_1,relu3_1; repeatable.",
+        check=loss_specs,
+        flag="--loss",
+        multiple=True,
+        metavar="NAME[=WEIGHT][:KEY=VALUE...]",
+        type=str,
+    )
+    preserve_color: str | None = opt(
+        None,
+        "Keep the content's colours: luminance or histogram.",
+        check=choice(*COLOR_MODES, allow_none=True),
+        type=COLOR_MODES,
+        applies_to=PICTURES,
+    )
+    compile: bool = opt(
+        False,
+        "torch.compile the feature network (slower start, faster steps; best on CUDA).",
+        check=flag_value,
+        type="flag",
+    )
+    max_pixels: int = opt(
+        DEFAULT_MAX_PIXELS, "Refuse inputs, and outputs, with more pixels than this.", check=whole(1, 10_000_000_000)
+    )
+    log_every: int = opt(
+        1,
+        "Log losses every N iterations (--log-json); given, off a terminal, print each "
+        "logged step (by default: about every tenth of a stage).",
+        check=whole(1, MAX_ITERATIONS),
+        recipe=False,
+    )
+    term_scale: str = opt(
+        "relative",
+        "How the feature terms are scaled: relative (each layer's error over its "
+        "target's energy, the same on every backbone) or absolute (the plain squared errors of "
+        "dreamstyle 0.1, which replays of its recipes use).",
+        check=choice(*TERM_SCALES),
+        cli=False,
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -541,9 +607,9 @@ class Settings:
         files = []
         for name in [f.name for f in self.fields() if f.name in INPUT_FIELDS]:
             value = getattr(self, name)
-            for v in (value if isinstance(value, tuple) else (value,)):
+            for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, str) and v.startswith(MODEL_INIT):  # --init model:FILE: the model file
-                    v = v[len(MODEL_INIT):]
+                    v = v[len(MODEL_INIT) :]
                 if isinstance(v, (str, os.PathLike)) and os.path.isfile(v) and v not in files:
                     files.append(v)
         return files
@@ -584,7 +650,7 @@ def checked(f: dataclasses.Field, value):
 def short_repr(value, limit: int = 60) -> str:
     """``repr(value)``, cut to ``limit`` characters (a value from a stranger's file may be long)."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def flag_of(f: dataclasses.Field) -> str:
@@ -601,7 +667,7 @@ def plain(value, paths: str = "full", files: bool = False):
     one from home)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         if isinstance(value, str) and value.startswith(MODEL_INIT) and files:  # --init model:FILE
-            return MODEL_INIT + plain(value[len(MODEL_INIT):], paths, files)
+            return MODEL_INIT + plain(value[len(MODEL_INIT) :], paths, files)
         if paths == "names" and isinstance(value, str) and (files or _is_path(value)):
             return value.replace("\\", "/").rsplit("/", 1)[-1]
         return value
@@ -624,30 +690,72 @@ def _is_path(text: str) -> bool:
 class SequenceOptions:
     """Options of clips and folders (a still image refuses them)."""
 
-    frames: bool = opt(False, "INPUT is a folder of a clip's frames (sorted by name), not of still images.",
-                       check=flag_value, type="flag", recipe=False, applies_to=only("clip"))
-    batch: int = opt(1, "Clips and folders: optimize N frames or same-size images at once (GPU memory allowing).",
-                     check=whole(1, 4096), applies_to=SEQUENCES)
-    temporal_weight: float = opt(TEMPORAL_WEIGHT, "Clips: weight of the temporal term (holds still what did not move; 0: off).",
-                                 check=weight_value, applies_to=only(*CLIPS))
-    temporal_init: float = opt(0.0, "Clips: start each frame from the previous output carried along the "
-                               "content's change, blended with F of its own start (1: independent frames).",
-                               check=number(0.0, 1.0), applies_to=only(*CLIPS))
-    flow: str = opt("none", "Clips: warp the previous frame along optical flow (needs scikit-image).",
-                    check=flow, type=FLOWS, applies_to=only(*CLIPS))
-    frame_iterations: int | None = opt(None, "Clips: optimizer steps for each frame after the first.",
-                                       check=whole(1, MAX_ITERATIONS, allow_none=True), type=int,
-                                       default_text="--iterations", applies_to=only(*CLIPS, "zoom"))
-    fps: float | None = opt(None, "Clips: frame rate, overriding the source's timing (a folder of frames: 10).",
-                            check=number(0.01, 1000.0, allow_none=True), type=float,
-                            applies_to=only(*CLIPS, "zoom"))
+    frames: bool = opt(
+        False,
+        "INPUT is a folder of a clip's frames (sorted by name), not of still images.",
+        check=flag_value,
+        type="flag",
+        recipe=False,
+        applies_to=only("clip"),
+    )
+    batch: int = opt(
+        1,
+        "Clips and folders: optimize N frames or same-size images at once (GPU memory allowing).",
+        check=whole(1, 4096),
+        applies_to=SEQUENCES,
+    )
+    temporal_weight: float = opt(
+        TEMPORAL_WEIGHT,
+        "Clips: weight of the temporal term (holds still what did not move; 0: off).",
+        check=weight_value,
+        applies_to=only(*CLIPS),
+    )
+    temporal_init: float = opt(
+        0.0,
+        "Clips: start each frame from the previous output carried along the "
+        "content's change, blended with F of its own start (1: independent frames).",
+        check=number(0.0, 1.0),
+        applies_to=only(*CLIPS),
+    )
+    flow: str = opt(
+        "none",
+        "Clips: warp the previous frame along optical flow (needs scikit-image).",
+        check=flow,
+        type=FLOWS,
+        applies_to=only(*CLIPS),
+    )
+    frame_iterations: int | None = opt(
+        None,
+        "Clips: optimizer steps for each frame after the first.",
+        check=whole(1, MAX_ITERATIONS, allow_none=True),
+        type=int,
+        default_text="--iterations",
+        applies_to=only(*CLIPS, "zoom"),
+    )
+    fps: float | None = opt(
+        None,
+        "Clips: frame rate, overriding the source's timing (a folder of frames: 10).",
+        check=number(0.01, 1000.0, allow_none=True),
+        type=float,
+        applies_to=only(*CLIPS, "zoom"),
+    )
     start: float = opt(0.0, "Videos: begin this many seconds in.", check=number(0.0, 10**7), applies_to=only("video"))
-    duration: float | None = opt(None, "Videos: make this many seconds (from --start).",
-                                 check=number(0.0, 10**7, above=True, allow_none=True), type=float,
-                                 default_text="to the end", applies_to=only("video"))
-    max_clip_pixels: int = opt(DEFAULT_MAX_CLIP_PIXELS, "Clips: refuse clips whose frames hold more pixels than "
-                               "this in all (frames x width x height, read from the header before decoding).",
-                               check=whole(1, 10**12), recipe=False, applies_to=only(*CLIPS))
+    duration: float | None = opt(
+        None,
+        "Videos: make this many seconds (from --start).",
+        check=number(0.0, 10**7, above=True, allow_none=True),
+        type=float,
+        default_text="to the end",
+        applies_to=only("video"),
+    )
+    max_clip_pixels: int = opt(
+        DEFAULT_MAX_CLIP_PIXELS,
+        "Clips: refuse clips whose frames hold more pixels than "
+        "this in all (frames x width x height, read from the header before decoding).",
+        check=whole(1, 10**12),
+        recipe=False,
+        applies_to=only(*CLIPS),
+    )
 
 
 def executor_spec(value, flag):
@@ -671,14 +779,25 @@ class ExecutorOptions:
     """Where independent items run (a folder of still images, compare, sweep): not in the recipe, since
     the pictures are the same wherever they are made."""
 
-    executor: str = opt("local", "Where a folder's images, a sweep's or a comparison's cells run: local (this "
-                        "process), ray (a Ray instance on this machine, or the one RAY_ADDRESS names) or "
-                        "ray:ADDRESS (a running Ray cluster: its head's host:port).", check=executor_spec,
-                        metavar="local|ray|ray:ADDRESS", recipe=False, applies_to=INDEPENDENT)
-    workers: int | None = opt(None, "With --executor ray: how many workers (each loads the backbone once).",
-                              check=whole(1, 4096, allow_none=True), type=int, recipe=False,
-                              default_text="one per GPU of the cluster, else its CPUs / this process's torch threads",
-                              applies_to=INDEPENDENT)
+    executor: str = opt(
+        "local",
+        "Where a folder's images, a sweep's or a comparison's cells run: local (this "
+        "process), ray (a Ray instance on this machine, or the one RAY_ADDRESS names) or "
+        "ray:ADDRESS (a running Ray cluster: its head's host:port).",
+        check=executor_spec,
+        metavar="local|ray|ray:ADDRESS",
+        recipe=False,
+        applies_to=INDEPENDENT,
+    )
+    workers: int | None = opt(
+        None,
+        "With --executor ray: how many workers (each loads the backbone once).",
+        check=whole(1, 4096, allow_none=True),
+        type=int,
+        recipe=False,
+        default_text="one per GPU of the cluster, else its CPUs / this process's torch threads",
+        applies_to=INDEPENDENT,
+    )
 
 
 def vary_specs(value, flag):
@@ -701,13 +820,25 @@ def vary_specs(value, flag):
 class SweepOptions:
     """The options of ``dreamstyle sweep`` beside the job's own."""
 
-    vary: tuple = opt((), "A grid axis: OPTION=V1,V2,... (any option of the job; ';' separates values that hold "
-                      "commas). Repeatable: every combination is one cell.", check=vary_specs, multiple=True,
-                      metavar="OPTION=V1,V2,...", type=str)
-    judge: str | None = opt("vgg19", "Grade each picture on this network (dreamstyle score): its content and style "
-                            "distances in the tables. NAME, NAME:random, NAME:pretrained or NAME:weights=FILE (as in "
-                            "compare's --backbones; unsaid: --weights on the run's backbone or when random, else "
-                            "pretrained); none: no grades.", check=text, metavar="BACKBONE", recipe=False)
+    vary: tuple = opt(
+        (),
+        "A grid axis: OPTION=V1,V2,... (any option of the job; ';' separates values that hold "
+        "commas). Repeatable: every combination is one cell.",
+        check=vary_specs,
+        multiple=True,
+        metavar="OPTION=V1,V2,...",
+        type=str,
+    )
+    judge: str | None = opt(
+        "vgg19",
+        "Grade each picture on this network (dreamstyle score): its content and style "
+        "distances in the tables. NAME, NAME:random, NAME:pretrained or NAME:weights=FILE (as in "
+        "compare's --backbones; unsaid: --weights on the run's backbone or when random, else "
+        "pretrained); none: no grades.",
+        check=text,
+        metavar="BACKBONE",
+        recipe=False,
+    )
 
 
 @dataclass
@@ -718,49 +849,126 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
     INPUTS: ClassVar[tuple] = ("still", "clip", "video", "folder", "grid")
 
     content: Any = opt(None, "The content image (or clip, or folder).", check=image_input, argument="one")
-    size: int | None = opt(None, "Long side of the output, px (with --scales 256,512: the last).",
-                           check=whole(1, MAX_SIDE, allow_none=True), type=int, default_text=str(DEFAULT_SIZE))
+    size: int | None = opt(
+        None,
+        "Long side of the output, px (with --scales 256,512: the last).",
+        check=whole(1, MAX_SIDE, allow_none=True),
+        type=int,
+        default_text=str(DEFAULT_SIZE),
+    )
     styles: tuple = opt((), "The style images.", check=image_list, argument="many")
     style_scale: float = opt(1.0, "Style image size relative to the output.", check=number(0.0, 16.0, above=True))
     style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
-    content_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
-                                      type=str, default_text="the backbone's")
-    style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
-                                    type=str, default_text="the backbone's")
-    content_weight: float = opt(CONTENT_WEIGHT, "Weight of the content term (relative: each layer's error over "
-                                "the content's energy there, the same balance on every backbone).", check=weight_value)
-    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
-                              "the style Gram's energy).", check=weight_value)
-    style_loss: str = opt("gram", "How the style is matched: gram (Gram matrices, Gatys et al.), w2 (Gaussian "
-                          "fits, Wasserstein-2), swd (sliced Wasserstein; no --tile) or nn (nearest style features, "
-                          "NNST; no --tile).",
-                          check=choice(*STYLE_LOSSES), type=tuple(STYLE_LOSSES))
-    preset: str | None = opt(None, "A style loss with the settings measured best for it: gram, w2, swd or nn "
-                             "(--style-loss, --optimizer and the weights, each unless given; "
-                             "benchmarks/README.md).", check=choice(*PRESETS, allow_none=True), type=tuple(PRESETS),
-                              applies_to=PICTURES)
-    tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
-                           check=weight_value)
-    init: str = opt("content", "Start from: content, noise, style, an image FILE, or model:FILE "
-                    "(a style network's picture of the content: fewer steps to the same losses).", check=transfer_init, applies_to=PICTURES)
-    scales: Any = opt(None, "Coarse-to-fine: a count N, or sizes like 256,512 (clips: the first frame).",
-                      check=scales, type=str, applies_to=PICTURES)
-    dream_layers: tuple = opt((), "The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, "
-                              "=WEIGHT), or 'auto' for one neither content nor style uses. Repeatable.",
-                              check=specs, flag="--dream-layer", multiple=True, metavar="SPEC", type=str)
-    dream_weight: float | None = opt(None, "Weight of the dream term (relative: the same on every backbone).",
-                                     check=number(0.0, allow_none=True), type=float, default_text=f"{DREAM_WEIGHT:g}")
-    allow_overlap: bool = opt(False, "Let a --dream-layer be a content or style layer too.", check=flag_value,
-                              type="flag")
-    style_masks: tuple = opt((), "Where a style goes: N=MASK (N: 1 for the first style image) or MASK for the next; "
-                             "a greyscale image or a PNG's alpha, white = this style. Repeatable.",
-                             check=style_masks, flag="--style-mask", multiple=True, metavar="[N=]MASK", type=str, applies_to=PICTURES)
-    content_mask: Any = opt(None, "Keep the photo where this mask is white (a face): the style is weighed down "
-                            "there; a greyscale image or a PNG's alpha.", check=image_input, type=str,
-                            metavar="MASK", applies_to=PICTURES)
-    tile: int | None = opt(None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto", applies_to=PICTURES)
-    tile_overlap: int | None = opt(None, TILE_OVERLAP_HELP, check=whole(0, 4096, allow_none=True), type=int,
-                                   default_text="from the layers", applies_to=PICTURES)
+    content_layers: dict | None = opt(
+        None,
+        "Comma list of layers (LAYER or LAYER=WEIGHT).",
+        check=layer_weights,
+        type=str,
+        default_text="the backbone's",
+    )
+    style_layers: dict | None = opt(
+        None,
+        "Comma list of layers (LAYER or LAYER=WEIGHT).",
+        check=layer_weights,
+        type=str,
+        default_text="the backbone's",
+    )
+    content_weight: float = opt(
+        CONTENT_WEIGHT,
+        "Weight of the content term (relative: each layer's error over "
+        "the content's energy there, the same balance on every backbone).",
+        check=weight_value,
+    )
+    style_weight: float = opt(
+        STYLE_WEIGHT,
+        "Weight of the style term (relative: each layer's Gram error over the style Gram's energy).",
+        check=weight_value,
+    )
+    style_loss: str = opt(
+        "gram",
+        "How the style is matched: gram (Gram matrices, Gatys et al.), w2 (Gaussian "
+        "fits, Wasserstein-2), swd (sliced Wasserstein; no --tile) or nn (nearest style features, "
+        "NNST; no --tile).",
+        check=choice(*STYLE_LOSSES),
+        type=tuple(STYLE_LOSSES),
+    )
+    preset: str | None = opt(
+        None,
+        "A style loss with the settings measured best for it: gram, w2, swd or nn "
+        "(--style-loss, --optimizer and the weights, each unless given; "
+        "benchmarks/README.md).",
+        check=choice(*PRESETS, allow_none=True),
+        type=tuple(PRESETS),
+        applies_to=PICTURES,
+    )
+    tv_weight: float = opt(
+        TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.", check=weight_value
+    )
+    init: str = opt(
+        "content",
+        "Start from: content, noise, style, an image FILE, or model:FILE "
+        "(a style network's picture of the content: fewer steps to the same losses).",
+        check=transfer_init,
+        applies_to=PICTURES,
+    )
+    scales: Any = opt(
+        None,
+        "Coarse-to-fine: a count N, or sizes like 256,512 (clips: the first frame).",
+        check=scales,
+        type=str,
+        applies_to=PICTURES,
+    )
+    dream_layers: tuple = opt(
+        (),
+        "The hybrid: also maximize this layer (LAYER, LAYER:C, LAYER:C1,C2, LAYER:C@Y,X, "
+        "=WEIGHT), or 'auto' for one neither content nor style uses. Repeatable.",
+        check=specs,
+        flag="--dream-layer",
+        multiple=True,
+        metavar="SPEC",
+        type=str,
+    )
+    dream_weight: float | None = opt(
+        None,
+        "Weight of the dream term (relative: the same on every backbone).",
+        check=number(0.0, allow_none=True),
+        type=float,
+        default_text=f"{DREAM_WEIGHT:g}",
+    )
+    allow_overlap: bool = opt(
+        False, "Let a --dream-layer be a content or style layer too.", check=flag_value, type="flag"
+    )
+    style_masks: tuple = opt(
+        (),
+        "Where a style goes: N=MASK (N: 1 for the first style image) or MASK for the next; "
+        "a greyscale image or a PNG's alpha, white = this style. Repeatable.",
+        check=style_masks,
+        flag="--style-mask",
+        multiple=True,
+        metavar="[N=]MASK",
+        type=str,
+        applies_to=PICTURES,
+    )
+    content_mask: Any = opt(
+        None,
+        "Keep the photo where this mask is white (a face): the style is weighed down "
+        "there; a greyscale image or a PNG's alpha.",
+        check=image_input,
+        type=str,
+        metavar="MASK",
+        applies_to=PICTURES,
+    )
+    tile: int | None = opt(
+        None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto", applies_to=PICTURES
+    )
+    tile_overlap: int | None = opt(
+        None,
+        TILE_OVERLAP_HELP,
+        check=whole(0, 4096, allow_none=True),
+        type=int,
+        default_text="from the layers",
+        applies_to=PICTURES,
+    )
 
     def check_together(self) -> None:
         if self.content is None:
@@ -769,8 +977,9 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
             raise OptionError("give at least one style image")
         if self.style_blend is not None:
             if len(self.style_blend) != len(self.styles):
-                raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} "
-                                  "style images")
+                raise OptionError(
+                    f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} style images"
+                )
             if sum(self.style_blend) <= 0:
                 raise OptionError("--style-blend weights must be zero or more and not all zero")
         if not self.dream_layers and (self.dream_weight is not None or self.allow_overlap):
@@ -778,8 +987,10 @@ class TransferSettings(ExecutorOptions, SequenceOptions, Settings):
         check_masks(self.style_masks, len(self.styles))
         if isinstance(self.scales, tuple):
             if self.size is not None and max(self.scales) != self.size:
-                raise OptionError(f"--scales {','.join(map(str, self.scales))} ends at {max(self.scales)} px but "
-                                  f"--size is {self.size}; give one of them, or make them agree")
+                raise OptionError(
+                    f"--scales {','.join(map(str, self.scales))} ends at {max(self.scales)} px but "
+                    f"--size is {self.size}; give one of them, or make them agree"
+                )
             self.size = max(self.scales)
         elif self.size is None:
             self.size = DEFAULT_SIZE
@@ -792,60 +1003,131 @@ class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
     KIND: ClassVar[str] = "dream"
     INPUTS: ClassVar[tuple] = ("still", "clip", "video", "folder", "zoom", "grid")
 
-    input: Any = opt(None, "The image (or clip, or folder) to dream on; optional with --init noise.",
-                     check=image_input, argument="optional")
-    layers: tuple = opt((), "What to maximize: LAYER, LAYER:C, LAYER:C1,C2 (channels) or LAYER:C@Y,X (one neuron, "
-                        "in the layer's grid); =WEIGHT weighs it (negative: suppress). Repeatable.",
-                        check=specs, flag="--layer", multiple=True, metavar="SPEC", type=str,
-                        default_text="the backbone's dream layer", complete="layer")
+    input: Any = opt(
+        None,
+        "The image (or clip, or folder) to dream on; optional with --init noise.",
+        check=image_input,
+        argument="optional",
+    )
+    layers: tuple = opt(
+        (),
+        "What to maximize: LAYER, LAYER:C, LAYER:C1,C2 (channels) or LAYER:C@Y,X (one neuron, "
+        "in the layer's grid); =WEIGHT weighs it (negative: suppress). Repeatable.",
+        check=specs,
+        flag="--layer",
+        multiple=True,
+        metavar="SPEC",
+        type=str,
+        default_text="the backbone's dream layer",
+        complete="layer",
+    )
     iterations: int = opt(10, "Steps per octave.", check=whole(1, MAX_ITERATIONS))
-    optimizer: str | None = opt(None, "normalized: DeepDream's gradient ascent step; or any registered optimizer "
-                                "(see: dreamstyle optimizers).",
-                                check=registered("optimizer", allow_none=True), type=str,
-                                default_text="normalized; adam with --param fft")
-    lr: float | None = opt(None, "Step size: mean pixel change per step, 0-255 units.", flag="--step",
-                           check=number(0.0, above=True, allow_none=True), type=float,
-                           default_text=f"{DREAM_STEP:g}")
-    objective: str = opt("mean", "mean: the mean activation; l2: its mean square (the original's); "
-                         "strongest[:K] / weakest[:K]: the K channels of each layer the input excites most / least "
-                         f"(picked once, at the first octave; K={DEFAULT_PICK} if not given).",
-                         check=dream_objective, type=str, metavar="MODE")
+    optimizer: str | None = opt(
+        None,
+        "normalized: DeepDream's gradient ascent step; or any registered optimizer (see: dreamstyle optimizers).",
+        check=registered("optimizer", allow_none=True),
+        type=str,
+        default_text="normalized; adam with --param fft",
+    )
+    lr: float | None = opt(
+        None,
+        "Step size: mean pixel change per step, 0-255 units.",
+        flag="--step",
+        check=number(0.0, above=True, allow_none=True),
+        type=float,
+        default_text=f"{DREAM_STEP:g}",
+    )
+    objective: str = opt(
+        "mean",
+        "mean: the mean activation; l2: its mean square (the original's); "
+        "strongest[:K] / weakest[:K]: the K channels of each layer the input excites most / least "
+        f"(picked once, at the first octave; K={DEFAULT_PICK} if not given).",
+        check=dream_objective,
+        type=str,
+        metavar="MODE",
+    )
     octaves: int = opt(4, "Number of octaves (image scales).", check=whole(1, MAX_OCTAVES))
     octave_scale: float = opt(1.4, "Size ratio between octaves (detail is carried up).", check=number(1.0, 16.0))
     jitter: int = opt(32, "Random roll each step, px (the jitter of --transforms).", check=whole(0, 4096))
-    transforms: str = opt("jitter", "Random transformations before each step, the gradient taken through them: "
-                          "jitter (by --jitter), scale[=F] (a factor in 1±F, 0.05), rotate[=D] (±D degrees, 5), flip; "
-                          "comma separated, or none.", check=transform_list, metavar="LIST")
-    gradient: str = opt("plain", "lapnorm: normalize each band of the gradient's Laplacian pyramid (large shapes "
-                        "grow as well as fine detail); plain: as it is.", check=choice(*GRADIENTS), type=GRADIENTS)
-    param: str = opt("pixel", "What the optimizer moves: pixel, or fft (a decorrelated-colour Fourier spectrum: "
-                     "readable visualizations from --init noise).", check=choice(*PARAMS), type=PARAMS)
-    blur: float = opt(0.0, "Blur the picture by this Gaussian sigma (px) after each step: a smoothness regularizer.",
-                      check=number(0.0, 8.0))
-    decay: float = opt(0.0, "Pull the picture toward grey by this fraction after each step: an L2 decay regularizer.",
-                       check=number(0.0, 0.5))
-    tile: int = opt(1024, "Images larger than this are dreamed in tiles of this size (bounded memory); 0: never.",
-                    check=whole(0, MAX_SIDE))
-    tile_overlap: int | None = opt(None, "Extra context around each tile, px.", check=whole(0, 4096, allow_none=True),
-                                   type=int, default_text="8 x the layer's stride")
-    guide: Any = opt(None, "Dream toward the features of this image (controlling dreams).", check=image_input,
-                     type=str)
-    init: str = opt("image", "noise: visualize the layer or channel from noise (INPUT then only sets the aspect).",
-                    check=choice("image", "noise"), type=("image", "noise"),
-                    applies_to=only("still", "zoom", "grid", why="a clip or folder has images to start from"))
-    samples: int = opt(1, "With --init noise: N pictures at once, side by side, each from its own noise "
-                       "(--loss diversity=W pushes them apart).", check=whole(1, 64),
-                       applies_to=only("still", "zoom", "grid", why="a clip or folder has its own pictures"))
-    temporal_weight: float = opt(0.0, "Clips: weight of a temporal term (holds still what did not move; 0: off).",
-                                 check=weight_value, applies_to=only(*CLIPS))
-    temporal_init: float = opt(0.5, "Clips: dream each frame from the previous dream carried along the content's "
-                               "change, blended with F of the new frame (1: independent frames).",
-                               check=number(0.0, 1.0), applies_to=only(*CLIPS))
-    zoom_frames: int = opt(0, "Infinite zoom: N frames from a still INPUT, each the previous dream zoomed (and "
-                           "rotated) about the centre and dreamed again (-o a video, .gif, .webp, .png or a folder).",
-                           check=whole(0, 1_000_000),
-                           applies_to=only("still", "zoom", "grid", where="a single image",
-                                           why="a clip or folder has frames of its own"))
+    transforms: str = opt(
+        "jitter",
+        "Random transformations before each step, the gradient taken through them: "
+        "jitter (by --jitter), scale[=F] (a factor in 1±F, 0.05), rotate[=D] (±D degrees, 5), flip; "
+        "comma separated, or none.",
+        check=transform_list,
+        metavar="LIST",
+    )
+    gradient: str = opt(
+        "plain",
+        "lapnorm: normalize each band of the gradient's Laplacian pyramid (large shapes "
+        "grow as well as fine detail); plain: as it is.",
+        check=choice(*GRADIENTS),
+        type=GRADIENTS,
+    )
+    param: str = opt(
+        "pixel",
+        "What the optimizer moves: pixel, or fft (a decorrelated-colour Fourier spectrum: "
+        "readable visualizations from --init noise).",
+        check=choice(*PARAMS),
+        type=PARAMS,
+    )
+    blur: float = opt(
+        0.0,
+        "Blur the picture by this Gaussian sigma (px) after each step: a smoothness regularizer.",
+        check=number(0.0, 8.0),
+    )
+    decay: float = opt(
+        0.0,
+        "Pull the picture toward grey by this fraction after each step: an L2 decay regularizer.",
+        check=number(0.0, 0.5),
+    )
+    tile: int = opt(
+        1024,
+        "Images larger than this are dreamed in tiles of this size (bounded memory); 0: never.",
+        check=whole(0, MAX_SIDE),
+    )
+    tile_overlap: int | None = opt(
+        None,
+        "Extra context around each tile, px.",
+        check=whole(0, 4096, allow_none=True),
+        type=int,
+        default_text="8 x the layer's stride",
+    )
+    guide: Any = opt(None, "Dream toward the features of this image (controlling dreams).", check=image_input, type=str)
+    init: str = opt(
+        "image",
+        "noise: visualize the layer or channel from noise (INPUT then only sets the aspect).",
+        check=choice("image", "noise"),
+        type=("image", "noise"),
+        applies_to=only("still", "zoom", "grid", why="a clip or folder has images to start from"),
+    )
+    samples: int = opt(
+        1,
+        "With --init noise: N pictures at once, side by side, each from its own noise "
+        "(--loss diversity=W pushes them apart).",
+        check=whole(1, 64),
+        applies_to=only("still", "zoom", "grid", why="a clip or folder has its own pictures"),
+    )
+    temporal_weight: float = opt(
+        0.0,
+        "Clips: weight of a temporal term (holds still what did not move; 0: off).",
+        check=weight_value,
+        applies_to=only(*CLIPS),
+    )
+    temporal_init: float = opt(
+        0.5,
+        "Clips: dream each frame from the previous dream carried along the content's "
+        "change, blended with F of the new frame (1: independent frames).",
+        check=number(0.0, 1.0),
+        applies_to=only(*CLIPS),
+    )
+    zoom_frames: int = opt(
+        0,
+        "Infinite zoom: N frames from a still INPUT, each the previous dream zoomed (and "
+        "rotated) about the centre and dreamed again (-o a video, .gif, .webp, .png or a folder).",
+        check=whole(0, 1_000_000),
+        applies_to=only("still", "zoom", "grid", where="a single image", why="a clip or folder has frames of its own"),
+    )
     zoom: float = opt(1.05, "Zoom: scale from one frame to the next (below 1 zooms out).", check=number(0.5, 4.0))
     rotate: float = opt(0.0, "Zoom: rotation from one frame to the next, degrees.", check=number(-180.0, 180.0))
 
@@ -855,11 +1137,14 @@ class DreamSettings(ExecutorOptions, SequenceOptions, Settings):
         if self.samples > 1 and self.init != "noise":
             raise OptionError("--samples N goes with --init noise (N visualizations from noise, side by side)")
         if self.param == "fft" and (self.blur or self.decay):
-            raise OptionError(f"{'--blur' if self.blur else '--decay'} acts on pixels; with --param fft the "
-                              "spectrum's 1/frequency scale already favours smooth pictures (use --param pixel)")
+            raise OptionError(
+                f"{'--blur' if self.blur else '--decay'} acts on pixels; with --param fft the "
+                "spectrum's 1/frequency scale already favours smooth pictures (use --param pixel)"
+            )
         if not self.zoom_frames and (self.zoom != 1.05 or self.rotate):
-            raise OptionError(f"{'--zoom' if self.zoom != 1.05 else '--rotate'} goes with --zoom-frames N "
-                              "(an infinite zoom)")
+            raise OptionError(
+                f"{'--zoom' if self.zoom != 1.05 else '--rotate'} goes with --zoom-frames N (an infinite zoom)"
+            )
 
 
 def like(cls, name: str, default=dataclasses.MISSING, help: str | None = None):
@@ -867,8 +1152,9 @@ def like(cls, name: str, default=dataclasses.MISSING, help: str | None = None):
     one declaration, shared by the jobs that take it."""
     f = cls.__dataclass_fields__[name]
     spec = f.metadata["spec"]
-    spec = dataclasses.replace(spec, help=help or spec.help,
-                               default_text=None if default is not dataclasses.MISSING else spec.default_text)
+    spec = dataclasses.replace(
+        spec, help=help or spec.help, default_text=None if default is not dataclasses.MISSING else spec.default_text
+    )
     return field(default=f.default if default is dataclasses.MISSING else default, metadata={"spec": spec})
 
 
@@ -884,8 +1170,13 @@ class VisualizeOptions:
     jitter: int = like(DreamSettings, "jitter", 8)
     gradient: str = like(DreamSettings, "gradient")
     batch: int = opt(16, "Channels visualized at once (memory allowing).", check=whole(1, 4096))
-    columns: int | None = opt(None, "Cells per row of the sheet (default: near-square).",
-                              check=whole(1, 100, allow_none=True), type=int, recipe=False)
+    columns: int | None = opt(
+        None,
+        "Cells per row of the sheet (default: near-square).",
+        check=whole(1, 100, allow_none=True),
+        type=int,
+        recipe=False,
+    )
     preserve_color: str | None = opt(None, "Not for visualizations.", check=choice(allow_none=True), cli=False)
 
 
@@ -906,8 +1197,10 @@ def channel_list(value, flag):
         if not spans[-1]:  # "5-3" (a minus sign cannot parse: channels are never negative)
             raise OptionError(f"{flag} {part!r}: a range goes up (like 0-63)")
     if sum(len(span) for span in spans) > MAX_CHANNELS:  # counted before any is listed: "0-99999999" is instant
-        raise OptionError(f"{flag} {value!r} names {sum(len(span) for span in spans):,} channels; a layer has at "
-                          f"most {MAX_CHANNELS:,} (see: dreamstyle layers BACKBONE)")
+        raise OptionError(
+            f"{flag} {value!r} names {sum(len(span) for span in spans):,} channels; a layer has at "
+            f"most {MAX_CHANNELS:,} (see: dreamstyle layers BACKBONE)"
+        )
     if not spans:
         raise OptionError(f"{flag}: give at least one channel (like 0-63)")
     return tuple(dict.fromkeys(c for span in spans for c in span))
@@ -919,12 +1212,18 @@ class AtlasSettings(VisualizeOptions, Settings):
 
     KIND: ClassVar[str] = "channels"  # the command's name (atlas before: its recipes say so)
 
-    backbone: str = opt("vgg19", "Backbone name (see: dreamstyle backbones).", check=registered("backbone"),
-                        argument="one", complete="backbone", type=str)
-    layer: str = opt(None, "The layer (see: dreamstyle layers BACKBONE).", check=text, argument="one",
-                     complete="layer", type=str)
-    channels: tuple = opt("0-15", "Channels: a range or a list, like 0-63 or 3,7,12-15.", check=channel_list,
-                          type=str)
+    backbone: str = opt(
+        "vgg19",
+        "Backbone name (see: dreamstyle backbones).",
+        check=registered("backbone"),
+        argument="one",
+        complete="backbone",
+        type=str,
+    )
+    layer: str = opt(
+        None, "The layer (see: dreamstyle layers BACKBONE).", check=text, argument="one", complete="layer", type=str
+    )
+    channels: tuple = opt("0-15", "Channels: a range or a list, like 0-63 or 3,7,12-15.", check=channel_list, type=str)
     size: int | None = opt(128, "Side of each visualization, px.", check=whole(1, MAX_SIDE), type=int)
 
 
@@ -936,12 +1235,16 @@ class ActivationsSettings(VisualizeOptions, Settings):
     KIND: ClassVar[str] = "activations"
 
     image: Any = opt(None, "The image.", check=image_input, argument="one")
-    layer: str | None = opt(None, "The layer (see: dreamstyle layers BACKBONE).", check=text,
-                            default_text="the backbone's dream layer", complete="layer")
+    layer: str | None = opt(
+        None,
+        "The layer (see: dreamstyle layers BACKBONE).",
+        check=text,
+        default_text="the backbone's dream layer",
+        complete="layer",
+    )
     top: int = opt(8, "How many channels: the K the image excites most.", check=whole(1, 4096))
     size: int | None = opt(256, "Long side the image is looked at, px.", check=whole(1, MAX_SIDE), type=int)
-    cell: int = opt(128, "Side of each channel's visualization, px (0: none, the maps only).",
-                    check=whole(0, MAX_SIDE))
+    cell: int = opt(128, "Side of each channel's visualization, px (0: none, the maps only).", check=whole(0, MAX_SIDE))
 
 
 @dataclass
@@ -952,40 +1255,69 @@ class TextureSettings(ExecutorOptions, Settings):
     INPUTS: ClassVar[tuple] = ("still", "grid")
 
     styles: tuple = opt((), "The style images (several blend).", check=image_list, argument="many")
-    size: tuple = opt((DEFAULT_SIZE, DEFAULT_SIZE), "Output size: N (a square) or WxH.", check=texture_size,
-                      type=str, default_text=str(DEFAULT_SIZE))
-    style_scale: float = opt(1.0, "Style image size relative to the output's long side.",
-                             check=number(0.0, 16.0, above=True))
+    size: tuple = opt(
+        (DEFAULT_SIZE, DEFAULT_SIZE),
+        "Output size: N (a square) or WxH.",
+        check=texture_size,
+        type=str,
+        default_text=str(DEFAULT_SIZE),
+    )
+    style_scale: float = opt(
+        1.0, "Style image size relative to the output's long side.", check=number(0.0, 16.0, above=True)
+    )
     style_blend: tuple | None = opt(None, "Weights of the style images: w1,w2,...", check=float_list, type=str)
-    style_layers: dict | None = opt(None, "Comma list of layers (LAYER or LAYER=WEIGHT).", check=layer_weights,
-                                    type=str, default_text="the backbone's")
-    style_weight: float = opt(STYLE_WEIGHT, "Weight of the style term (relative: each layer's Gram error over "
-                              "the style Gram's energy).", check=weight_value)
+    style_layers: dict | None = opt(
+        None,
+        "Comma list of layers (LAYER or LAYER=WEIGHT).",
+        check=layer_weights,
+        type=str,
+        default_text="the backbone's",
+    )
+    style_weight: float = opt(
+        STYLE_WEIGHT,
+        "Weight of the style term (relative: each layer's Gram error over the style Gram's energy).",
+        check=weight_value,
+    )
     style_loss: str = like(TransferSettings, "style_loss")
     preset: str | None = like(TransferSettings, "preset")
-    tv_weight: float = opt(TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.",
-                           check=weight_value)
+    tv_weight: float = opt(
+        TV_WEIGHT, "Total variation: W x mean |neighbour difference| (0-255); smooths speckle.", check=weight_value
+    )
     init: str = opt("noise", "Start from noise or an image FILE.", check=text)
     scales: Any = opt(None, "Coarse-to-fine: a count N, or long sides like 256,512.", check=scales, type=str)
-    seamless: bool = opt(False, "Tileable result: circular padding in the network, wrap-around TV and jitter.",
-                         check=flag_value, type="flag")
+    seamless: bool = opt(
+        False,
+        "Tileable result: circular padding in the network, wrap-around TV and jitter.",
+        check=flag_value,
+        type="flag",
+    )
     jitter: int = opt(0, "Random roll each step, px (with --seamless: 16 if not given).", check=whole(0, 4096))
-    preserve_color: str | None = opt(None, "Not for textures (no content image).",
-                                     check=choice(allow_none=True), cli=False)
-    style_masks: tuple = opt((), "Where a style goes on the texture: N=MASK (N: 1 for the first style image) or "
-                             "MASK for the next; a greyscale image or a PNG's alpha. Repeatable.",
-                             check=style_masks, flag="--style-mask", multiple=True, metavar="[N=]MASK", type=str)
+    preserve_color: str | None = opt(
+        None, "Not for textures (no content image).", check=choice(allow_none=True), cli=False
+    )
+    style_masks: tuple = opt(
+        (),
+        "Where a style goes on the texture: N=MASK (N: 1 for the first style image) or "
+        "MASK for the next; a greyscale image or a PNG's alpha. Repeatable.",
+        check=style_masks,
+        flag="--style-mask",
+        multiple=True,
+        metavar="[N=]MASK",
+        type=str,
+    )
     tile: int | None = opt(None, TILE_HELP, check=tile_size, type=str, metavar="PX|auto", default_text="auto")
-    tile_overlap: int | None = opt(None, TILE_OVERLAP_HELP, check=whole(0, 4096, allow_none=True), type=int,
-                                   default_text="from the layers")
+    tile_overlap: int | None = opt(
+        None, TILE_OVERLAP_HELP, check=whole(0, 4096, allow_none=True), type=int, default_text="from the layers"
+    )
 
     def check_together(self) -> None:
         if not self.styles:
             raise OptionError("give at least one style image")
         check_masks(self.style_masks, len(self.styles))
         if self.seamless and self.tile:
-            raise OptionError("--seamless and --tile do not go together (a tile's edge is not the texture's); "
-                              "pass --tile 0")
+            raise OptionError(
+                "--seamless and --tile do not go together (a tile's edge is not the texture's); pass --tile 0"
+            )
         if self.style_blend is not None and len(self.style_blend) != len(self.styles):
             raise OptionError(f"--style-blend has {len(self.style_blend)} weights for {len(self.styles)} style images")
 
@@ -997,33 +1329,55 @@ class ReconstructSettings(Settings):
     KIND: ClassVar[str] = "reconstruct"
 
     image: Any = opt(None, "The image to reconstruct.", check=image_input, argument="one")
-    style: bool = opt(False, "Reconstruct the style (Gram loss on the first layer, the first two, ...) "
-                      "instead of the content.", check=flag_value, type="flag")
-    layers: dict | None = opt(None, "Comma list of layers (default: the backbone's style layers, a spread of depths).",
-                              check=layer_weights, type=str)
+    style: bool = opt(
+        False,
+        "Reconstruct the style (Gram loss on the first layer, the first two, ...) instead of the content.",
+        check=flag_value,
+        type="flag",
+    )
+    layers: dict | None = opt(
+        None,
+        "Comma list of layers (default: the backbone's style layers, a spread of depths).",
+        check=layer_weights,
+        type=str,
+    )
     size: int | None = opt(256, "Long side of each panel, px.", check=whole(1, MAX_SIDE))
     iterations: int = opt(200, "Optimizer steps per panel.", check=whole(1, MAX_ITERATIONS))
-    weight: float | None = opt(None, f"Loss weight (default: transfer's content weight {CONTENT_WEIGHT:g}, or style "
-                               f"weight {STYLE_WEIGHT:g}).",
-                               check=number(0.0, above=True, allow_none=True), type=float)
+    weight: float | None = opt(
+        None,
+        f"Loss weight (default: transfer's content weight {CONTENT_WEIGHT:g}, or style weight {STYLE_WEIGHT:g}).",
+        check=number(0.0, above=True, allow_none=True),
+        type=float,
+    )
     tv_weight: float = opt(0.0, "Total-variation smoothing (0: none, as in the paper).", check=weight_value)
-    columns: int | None = opt(None, "Panels per row (default: one row up to 6 panels).",
-                              check=whole(1, 100, allow_none=True), type=int, recipe=False)
+    columns: int | None = opt(
+        None,
+        "Panels per row (default: one row up to 6 panels).",
+        check=whole(1, 100, allow_none=True),
+        type=int,
+        recipe=False,
+    )
     preserve_color: str | None = opt(None, "Not for reconstructions.", check=choice(allow_none=True), cli=False)
 
 
 def check_masks(masks: tuple, styles: int) -> None:
     if len(masks) > styles:
-        raise OptionError(f"--style-mask names style image {len(masks)}, but there "
-                          f"{'is' if styles == 1 else 'are'} {styles}")
+        raise OptionError(
+            f"--style-mask names style image {len(masks)}, but there {'is' if styles == 1 else 'are'} {styles}"
+        )
 
 
 def describe_default(f: dataclasses.Field) -> str:
     spec = f.metadata["spec"]
     if spec.default_text is not None:
         return spec.default_text
-    return "" if f.default is None or f.default is False or f.default == () else f"{f.default:g}" \
-        if isinstance(f.default, float) else str(f.default)
+    return (
+        ""
+        if f.default is None or f.default is False or f.default == ()
+        else f"{f.default:g}"
+        if isinstance(f.default, float)
+        else str(f.default)
+    )
 
 
 @dataclass
@@ -1036,42 +1390,88 @@ class TrainSettings(TransferSettings):
     TRAIN = only("train")
 
     content: Any = opt(None, "The folder of photos to train on.", check=text, argument="one", metavar="PHOTOS")
-    size: int | None = opt(256, "Side of the square random crops the network trains on, px.",
-                           check=whole(16, MAX_SIDE, allow_none=True), type=int)
+    size: int | None = opt(
+        256,
+        "Side of the square random crops the network trains on, px.",
+        check=whole(16, MAX_SIDE, allow_none=True),
+        type=int,
+    )
     iterations: int = opt(2000, "Training steps (a batch of photos each).", check=whole(1, MAX_ITERATIONS))
-    optimizer: str = opt("adam", "Optimizer (L-BFGS cannot train: each step has other photos).",
-                         check=registered("optimizer"))
-    lr: float | None = opt(None, "Adam's learning rate for the network's weights.",
-                           check=number(0.0, above=True, allow_none=True), type=float, default_text="1e-3")
+    optimizer: str = opt(
+        "adam", "Optimizer (L-BFGS cannot train: each step has other photos).", check=registered("optimizer")
+    )
+    lr: float | None = opt(
+        None,
+        "Adam's learning rate for the network's weights.",
+        check=number(0.0, above=True, allow_none=True),
+        type=float,
+        default_text="1e-3",
+    )
     batch: int = opt(4, "Photos a step.", check=whole(1, 256), applies_to=TRAIN)
-    width: int = opt(32, "Channels of the network's first layer (then 2x and 4x): its size and speed.",
-                     check=whole(1, 512), applies_to=TRAIN)
+    width: int = opt(
+        32,
+        "Channels of the network's first layer (then 2x and 4x): its size and speed.",
+        check=whole(1, 512),
+        applies_to=TRAIN,
+    )
     blocks: int = opt(5, "Residual blocks of the network.", check=whole(0, 64), applies_to=TRAIN)
-    upsample: str = opt("nearest", "How the network upsamples (each then a convolution, no checkerboard): "
-                        "nearest or bilinear.", check=choice("nearest", "bilinear"), type=("nearest", "bilinear"),
-                        applies_to=TRAIN)
-    edge: int = opt(9, "Kernel of the network's first and last convolutions: 3, 5, 7 or 9.",
-                    check=whole(3, 9), type=int, applies_to=TRAIN)
-    checkpoint_every: int = opt(100, "Write the model file every N steps (0: at the end only).",
-                                check=whole(0, MAX_ITERATIONS), recipe=False, applies_to=TRAIN)
-    preview_every: int = opt(0, "Write OUT's preview (PNG: the crops over the network's pictures) every N steps.",
-                             check=whole(0, MAX_ITERATIONS), recipe=False, applies_to=TRAIN)
-    held_out: int = opt(0, "Photos (the last by name) set aside, never trained on; their loss is reported.",
-                        check=whole(0, 10**6), applies_to=TRAIN)
+    upsample: str = opt(
+        "nearest",
+        "How the network upsamples (each then a convolution, no checkerboard): nearest or bilinear.",
+        check=choice("nearest", "bilinear"),
+        type=("nearest", "bilinear"),
+        applies_to=TRAIN,
+    )
+    edge: int = opt(
+        9,
+        "Kernel of the network's first and last convolutions: 3, 5, 7 or 9.",
+        check=whole(3, 9),
+        type=int,
+        applies_to=TRAIN,
+    )
+    checkpoint_every: int = opt(
+        100,
+        "Write the model file every N steps (0: at the end only).",
+        check=whole(0, MAX_ITERATIONS),
+        recipe=False,
+        applies_to=TRAIN,
+    )
+    preview_every: int = opt(
+        0,
+        "Write OUT's preview (PNG: the crops over the network's pictures) every N steps.",
+        check=whole(0, MAX_ITERATIONS),
+        recipe=False,
+        applies_to=TRAIN,
+    )
+    held_out: int = opt(
+        0,
+        "Photos (the last by name) set aside, never trained on; their loss is reported.",
+        check=whole(0, 10**6),
+        applies_to=TRAIN,
+    )
 
     def check_together(self) -> None:
         super().check_together()
         if self.edge % 2 == 0:
             raise OptionError(f"--edge {self.edge}: choose an odd kernel, 3, 5, 7 or 9")
         if self.optimizer == "lbfgs":
-            raise OptionError("training draws new photos every step, and L-BFGS needs one objective over its "
-                              "steps: use --optimizer adam (the default)")
+            raise OptionError(
+                "training draws new photos every step, and L-BFGS needs one objective over its "
+                "steps: use --optimizer adam (the default)"
+            )
 
 
 def settings_for(kind: str):
-    return {"transfer": TransferSettings, "dream": DreamSettings, "texture": TextureSettings,
-            "reconstruct": ReconstructSettings, "channels": AtlasSettings, "atlas": AtlasSettings,
-            "activations": ActivationsSettings, "train": TrainSettings}[kind]
+    return {
+        "transfer": TransferSettings,
+        "dream": DreamSettings,
+        "texture": TextureSettings,
+        "reconstruct": ReconstructSettings,
+        "channels": AtlasSettings,
+        "atlas": AtlasSettings,
+        "activations": ActivationsSettings,
+        "train": TrainSettings,
+    }[kind]
 
 
 def apply_preset(cls, values: dict, given: Callable[[str], bool]) -> dict:
@@ -1101,4 +1501,3 @@ def make(cls, values: dict) -> Settings:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise OptionError(f"{cls.KIND} has no option {unknown[0]!r}{hint}")
     return cls(**apply_preset(cls, values, values.__contains__))
-

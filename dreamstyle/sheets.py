@@ -75,9 +75,16 @@ def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
     return columns, math.ceil(n / columns)
 
 
-def contact_sheet(panels: Sequence[Panel], cell: tuple[int, int], columns: int | None = None,
-                  title: str | None = None, pad: int = 8, font_size: int | None = None,
-                  max_lines: int = 4, min_width: int = 160) -> Image.Image:
+def contact_sheet(
+    panels: Sequence[Panel],
+    cell: tuple[int, int],
+    columns: int | None = None,
+    title: str | None = None,
+    pad: int = 8,
+    font_size: int | None = None,
+    max_lines: int = 4,
+    min_width: int = 160,
+) -> Image.Image:
     """Panels in a grid of ``cell``-sized (width, height) images, each with its caption below.
 
     Images are fitted into the cell with their aspect kept; a cell narrower than ``min_width`` is
@@ -132,8 +139,15 @@ def contact_sheet(panels: Sequence[Panel], cell: tuple[int, int], columns: int |
     return sheet
 
 
-def labelled_grid(cells: Sequence[tuple], row_names: Sequence[str], column_names: Sequence[str], columns: int,
-                  title: str | None = None, pad: int = 8, min_width: int = 160) -> Image.Image:
+def labelled_grid(
+    cells: Sequence[tuple],
+    row_names: Sequence[str],
+    column_names: Sequence[str],
+    columns: int,
+    title: str | None = None,
+    pad: int = 8,
+    min_width: int = 160,
+) -> Image.Image:
     """A grid whose rows and columns are named: ``cells`` are (image or None, caption, note if no image),
     ``columns`` to a row, row by row; each column's name above it, each row's name to its left."""
     panels = [Panel(image, [caption] if caption else [], note=note) for image, caption, note in cells]
@@ -146,8 +160,11 @@ def labelled_grid(cells: Sequence[tuple], row_names: Sequence[str], column_names
     size = max(11, min(18, cw // 16))
     fnt, head = font(size), font(size + 2)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = min(max((int(probe.textlength(n, font=fnt)) for n in row_names), default=0) + 2 * pad, 3 * cw) \
-        if any(row_names) else 0
+    left = (
+        min(max((int(probe.textlength(n, font=fnt)) for n in row_names), default=0) + 2 * pad, 3 * cw)
+        if any(row_names)
+        else 0
+    )
     top_lines = wrap(title, probe, head, left + body.width - 2 * pad) if title else []
     title_h = len(top_lines) * (size + 6) + (pad if title else 0)
     header_h = size + 2 * pad

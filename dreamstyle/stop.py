@@ -91,16 +91,19 @@ def describe(stop: Stop) -> Said:
     reason = stop.reason
     interrupted = reason is Reason.INTERRUPTED
     if stop.rescue:
-        return Said(f"{stop.interrupted_as}; {stop.rescue}" if interrupted else stop.rescue,
-                    EXIT_INTERRUPTED if interrupted else 1)
+        return Said(
+            f"{stop.interrupted_as}; {stop.rescue}" if interrupted else stop.rescue,
+            EXIT_INTERRUPTED if interrupted else 1,
+        )
     if reason is Reason.DONE:
         return Said(stop.where, 0)
     if interrupted:
         return Said(f"{stop.interrupted_as}; {stop.where}", reason.code)
     if reason is Reason.DIVERGED:
         why = ", ".join(p for p in (stop.at, stop.fault) if p)
-        return Said(f"the loss became NaN or infinite{f' ({why})' if why else ''}; {stop.where}{stop.advice}",
-                    reason.code)
+        return Said(
+            f"the loss became NaN or infinite{f' ({why})' if why else ''}; {stop.where}{stop.advice}", reason.code
+        )
     return Said(f"{stop.fault or reason.value}; {stop.where}", reason.code)
 
 

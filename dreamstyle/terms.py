@@ -177,7 +177,7 @@ class StatTerm(LossTerm):
 
 
 def parse_layer_weights(spec: str | Sequence[str] | None) -> dict[str, float]:
-    """"relu1_1,relu2_1=0.5" -> {"relu1_1": 1.0, "relu2_1": 0.5} (order kept)."""
+    """ "relu1_1,relu2_1=0.5" -> {"relu1_1": 1.0, "relu2_1": 0.5} (order kept)."""
     if spec is None:
         return {}
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -204,8 +204,9 @@ class _Gram(torch.autograd.Function):
     def forward(ctx, f, scale):
         ctx.save_for_backward(f)
         ctx.scale = scale
-        return torch.baddbmm(f.new_zeros(()).expand(f.shape[0], f.shape[1], f.shape[1]), f, f.transpose(1, 2),
-                             beta=0, alpha=scale)
+        return torch.baddbmm(
+            f.new_zeros(()).expand(f.shape[0], f.shape[1], f.shape[1]), f, f.transpose(1, 2), beta=0, alpha=scale
+        )
 
     @staticmethod
     def backward(ctx, grad):
@@ -341,8 +342,7 @@ class StyleLoss(_LayerWeighted):
                 targets = {n: sum(b * g[n] for b, g in zip(mix, grams)) for n in self.layers}
             for i, name in enumerate(self.layers):
                 self.register_buffer(f"target{k}_{i}", targets[name], persistent=False)
-                self.register_buffer(f"energy{k}_{i}", energy(targets[name]) if relative else None,
-                                     persistent=False)
+                self.register_buffer(f"energy{k}_{i}", energy(targets[name]) if relative else None, persistent=False)
 
     def _style_grams(self, style, alpha, ctx, extract) -> dict:
         where = PositionWeights(alpha)

@@ -100,7 +100,7 @@ class Tiler:
         """``(span_r, span_c, crop, feats, regions)`` per tile; ``grad``: the crop requires grad."""
         grids: dict[str, tuple[int, int]] = {}
         for r, c in self.spans(image):
-            crop = image[..., r.p0:r.p1, c.p0:c.p1].detach().clone().requires_grad_(grad)
+            crop = image[..., r.p0 : r.p1, c.p0 : c.p1].detach().clone().requires_grad_(grad)
             with torch.set_grad_enabled(grad):
                 feats = self.features(crop)
             regions = {}
@@ -190,8 +190,10 @@ class Gradient:
 def check_tileable(objective) -> None:
     for name, t, _ in objective.leaves:
         if t.layers and not callable(getattr(t, "stats", None)):
-            raise OptionError(f"loss term {name!r} cannot be computed in tiles (it is not a sum over feature "
-                              "positions: a StatTerm); pass --tile 0, or a smaller --size")
+            raise OptionError(
+                f"loss term {name!r} cannot be computed in tiles (it is not a sum over feature "
+                "positions: a StatTerm); pass --tile 0, or a smaller --size"
+            )
 
 
 def tiled_gradient(tiler: Tiler, objective, x, backward: bool):
@@ -247,7 +249,7 @@ def _backward_tiles(tiler, terms, x, grad, sums):
             surrogate = sum((slopes[k] * v.float()).sum() for k, v in stats.items() if k in slopes)
         if torch.is_tensor(surrogate) and surrogate.requires_grad:
             surrogate.backward()
-            grad[..., r.p0:r.p1, c.p0:c.p1] += crop.grad
+            grad[..., r.p0 : r.p1, c.p0 : c.p1] += crop.grad
         for k, v in stats.items():
             added[k] = v.detach() if k not in added else added[k] + v.detach()
         del feats, stats, surrogate, crop

@@ -40,11 +40,14 @@ def parse_transforms(value, flag: str = "--transforms") -> str:
         name, eq, strength = part.partition("=")
         name = name.strip()
         if name not in NAMES:
-            raise OptionError(f"{flag} {part!r}: choose among {', '.join(NAMES)} (comma separated, like "
-                              "jitter,scale,rotate), or none")
+            raise OptionError(
+                f"{flag} {part!r}: choose among {', '.join(NAMES)} (comma separated, like jitter,scale,rotate), or none"
+            )
         if eq and name in ("jitter", "flip"):
-            raise OptionError(f"{flag} {part!r}: {name} takes no strength"
-                              + (" (the roll is --jitter PX)" if name == "jitter" else ""))
+            raise OptionError(
+                f"{flag} {part!r}: {name} takes no strength"
+                + (" (the roll is --jitter PX)" if name == "jitter" else "")
+            )
         found[name] = _strength(name, strength, flag) if eq else DEFAULT_STRENGTH.get(name)
     out = []
     for name in NAMES:
@@ -76,8 +79,12 @@ class Transforms:
     @classmethod
     def from_spec(cls, spec: str, jitter: int) -> Transforms:
         parts = dict(p.partition("=")[::2] for p in parse_transforms(spec).split(",") if p)
-        return cls(jitter=jitter if "jitter" in parts else 0, scale=float(parts.get("scale") or 0.0),
-                   rotate=float(parts.get("rotate") or 0.0), flip="flip" in parts)
+        return cls(
+            jitter=jitter if "jitter" in parts else 0,
+            scale=float(parts.get("scale") or 0.0),
+            rotate=float(parts.get("rotate") or 0.0),
+            flip="flip" in parts,
+        )
 
     @property
     def resamples(self) -> bool:

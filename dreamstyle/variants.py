@@ -60,7 +60,7 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
         v = Variant(name.strip(), weights, pooling)
         while rest:
             if rest.startswith("weights="):
-                v.weights, rest = rest[len("weights="):], ""
+                v.weights, rest = rest[len("weights=") :], ""
                 continue
             opt, _, rest = rest.partition(":")
             opt = opt.strip().lower()
@@ -69,8 +69,10 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
             elif opt in ("random", "pretrained", "default"):
                 v.weights = None if opt != "random" else "random"
             elif opt:
-                raise OptionError(f"--backbones item {item!r}: unknown option {opt!r} "
-                                  "(use max, avg, random, pretrained or weights=FILE after the name)")
+                raise OptionError(
+                    f"--backbones item {item!r}: unknown option {opt!r} "
+                    "(use max, avg, random, pretrained or weights=FILE after the name)"
+                )
         if not v.name:
             raise OptionError(f"--backbones item {item!r} has no backbone name")
         variants.append(v)

@@ -24,9 +24,11 @@ from .writers import parse_recipe
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 # audio codecs each container takes as they are (anything else is re-encoded, with a note)
-AUDIO_COPY = {"mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
-              "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
-              "webm": {"opus", "vorbis"}}
+AUDIO_COPY = {
+    "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
+    "mov": {"aac", "mp3", "alac", "ac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    "webm": {"opus", "vorbis"},
+}
 AUDIO_ENCODER = {"webm": "libopus"}  # re-encoding: else AAC
 CRF = {"libx264": 18, "libvpx-vp9": 32}  # visually near-lossless; --crf changes it
 MAX_CRF = {"libx264": 51, "libvpx-vp9": 63}
@@ -61,8 +63,14 @@ class VideoSource:
     source frame showing at its time); without it the source's frame rate is kept. ``total`` is the
     number of frames the segment will give (from the header: the last one or two may differ)."""
 
-    def __init__(self, path, start: float = 0.0, duration: float | None = None, fps: float | None = None,
-                 max_pixels: int | None = None):
+    def __init__(
+        self,
+        path,
+        start: float = 0.0,
+        duration: float | None = None,
+        fps: float | None = None,
+        max_pixels: int | None = None,
+    ):
         self.av = require_av()
         self.path = Path(path)
         if not self.path.is_file():
@@ -184,15 +192,28 @@ def check_crf(path, crf: int | None) -> None:
         return
     codec = codec_for(path)
     if not 0 <= crf <= MAX_CRF[codec]:
-        raise OptionError(f"--crf goes from 0 (lossless) to {MAX_CRF[codec]} with {Path(path).suffix.lower()}, not {crf}")
+        raise OptionError(
+            f"--crf goes from 0 (lossless) to {MAX_CRF[codec]} with {Path(path).suffix.lower()}, not {crf}"
+        )
 
 
 class VideoSink:
     """Encodes frames into ``path`` as they come (see the module's doc); ``audio_from`` is a
     :class:`VideoSource` (or None) whose audio, from its ``start``, is copied beside the frames."""
 
-    def __init__(self, path, recipe: dict | None = None, *, fps, size: tuple[int, int], crf: int | None = None,
-                 audio_from: VideoSource | None = None, overwrite: bool = True, note=None, **_):
+    def __init__(
+        self,
+        path,
+        recipe: dict | None = None,
+        *,
+        fps,
+        size: tuple[int, int],
+        crf: int | None = None,
+        audio_from: VideoSource | None = None,
+        overwrite: bool = True,
+        note=None,
+        **_,
+    ):
         from .writers import clean_stale_temps, temp_path_for
 
         av = self.av = require_av()
@@ -300,8 +321,10 @@ class _Audio:
             self.stream = out.add_stream(codec, rate=rate)
             self.stream.layout = self.input.codec_context.layout or "stereo"
             self.resampler = None
-            note(f"note: the audio ({self.input.codec_context.name}) cannot go into {fmt} as it is; "
-                 f"it is re-encoded as {codec.removeprefix('lib')}")
+            note(
+                f"note: the audio ({self.input.codec_context.name}) cannot go into {fmt} as it is; "
+                f"it is re-encoded as {codec.removeprefix('lib')}"
+            )
         if self.start > 0 and self.input.time_base:
             self.source.seek(int(self.start / self.input.time_base), stream=self.input, backward=True)
         self.packets = self.source.demux(self.input)
@@ -339,9 +362,11 @@ class _Audio:
             return
         for frame in packet.decode():
             if self.resampler is None:
-                self.resampler = self.av.AudioResampler(format=self.stream.codec_context.format,
-                                                        layout=self.stream.codec_context.layout,
-                                                        rate=self.stream.codec_context.sample_rate)
+                self.resampler = self.av.AudioResampler(
+                    format=self.stream.codec_context.format,
+                    layout=self.stream.codec_context.layout,
+                    rate=self.stream.codec_context.sample_rate,
+                )
             frame.pts = None
             for f in self.resampler.resample(frame):
                 for p in self.stream.encode(f):
@@ -381,8 +406,21 @@ class VideoRun:
     one warm-started from the last). ``key`` is the run's settings as a recipe: a resume with other
     settings is refused, in one line."""
 
-    def __init__(self, path, key: dict, *, fps, crf: int | None = None, audio_from=None, overwrite: bool = False,
-                 resume: bool = False, recipe: bool = True, note=None, writer=None, on_frame=None):
+    def __init__(
+        self,
+        path,
+        key: dict,
+        *,
+        fps,
+        crf: int | None = None,
+        audio_from=None,
+        overwrite: bool = False,
+        resume: bool = False,
+        recipe: bool = True,
+        note=None,
+        writer=None,
+        on_frame=None,
+    ):
         self.path, self.key, self.fps, self.crf, self.audio_from = Path(path), key, fps, crf, audio_from
         self.recipe, self.note, self.on_frame = recipe, note or (lambda line: None), on_frame
         self.writer = writer or VideoSink
@@ -394,11 +432,16 @@ class VideoRun:
                 if state is None:
                     raise OutputError(f"{self.folder} holds no run to resume; remove it, or run without --resume")
                 if state.get("settings") != key:
-                    changed = sorted(k for k in set(key) | set(state.get("settings", {}))
-                                     if key.get(k) != state.get("settings", {}).get(k))
-                    raise OptionError(f"--resume: the unfinished run in {self.folder} was made with other settings "
-                                      f"({', '.join(changed)}); give the same options, or --overwrite without "
-                                      "--resume to start over")
+                    changed = sorted(
+                        k
+                        for k in set(key) | set(state.get("settings", {}))
+                        if key.get(k) != state.get("settings", {}).get(k)
+                    )
+                    raise OptionError(
+                        f"--resume: the unfinished run in {self.folder} was made with other settings "
+                        f"({', '.join(changed)}); give the same options, or --overwrite without "
+                        "--resume to start over"
+                    )
                 self.done, self.resumed = int(state.get("done", 0)), True
             elif overwrite:
                 import shutil
@@ -406,12 +449,16 @@ class VideoRun:
                 shutil.rmtree(self.folder)
             else:
                 done = f" ({state.get('done', 0)} frames done)" if state else ""
-                raise OutputError(f"{self.folder} holds an unfinished run of {self.path}{done}: add --resume to go on "
-                                  "from its last frame, or --overwrite to start over")
+                raise OutputError(
+                    f"{self.folder} holds an unfinished run of {self.path}{done}: add --resume to go on "
+                    "from its last frame, or --overwrite to start over"
+                )
         elif self.path.exists() and not overwrite:
             if resume:
-                raise OutputError(f"{self.path} has no unfinished run to resume ({self.folder} is not there); "
-                                  "pass --overwrite to make it again")
+                raise OutputError(
+                    f"{self.path} has no unfinished run to resume ({self.folder} is not there); "
+                    "pass --overwrite to make it again"
+                )
             raise OutputError(f"{self.path} exists; pass --overwrite to replace it")
         self.overwrite = overwrite or self.resumed  # a resumed run replaces its own shorter video
 
@@ -430,8 +477,9 @@ class VideoRun:
         try:
             previous = torch.load(self.folder / LAST_FILE, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - a damaged state: say which file
-            raise OutputError(f"cannot resume from {self.folder}: {LAST_FILE} is unreadable ({_why(exc)}); "
-                              "--overwrite starts over") from None
+            raise OutputError(
+                f"cannot resume from {self.folder}: {LAST_FILE} is unreadable ({_why(exc)}); --overwrite starts over"
+            ) from None
         return self.done, previous
 
     def frame_path(self, index: int) -> Path:
@@ -467,20 +515,31 @@ class VideoRun:
     def _open(self, done) -> None:
         from PIL import Image
 
-        self.sink = self.writer(self.path, done.recipe if self.recipe else None, fps=self.fps, size=done.image.size,
-                                crf=self.crf, audio_from=self.audio_from, overwrite=self.overwrite, note=self.note)
+        self.sink = self.writer(
+            self.path,
+            done.recipe if self.recipe else None,
+            fps=self.fps,
+            size=done.image.size,
+            crf=self.crf,
+            audio_from=self.audio_from,
+            overwrite=self.overwrite,
+            note=self.note,
+        )
         for i in range(done.index):  # a resumed run: the frames done before, again
             try:
                 with Image.open(self.frame_path(i)) as img:
                     self.sink.add(img.convert("RGB"))
             except OSError as exc:
-                raise OutputError(f"cannot resume from {self.folder}: frame {i + 1} is missing or damaged "
-                                  f"({_why(exc)}); --overwrite starts over") from None
+                raise OutputError(
+                    f"cannot resume from {self.folder}: frame {i + 1} is missing or damaged "
+                    f"({_why(exc)}); --overwrite starts over"
+                ) from None
 
     def close(self, complete: bool) -> Path | None:
         """Finish the video (of the frames done); once it is complete, the kept frames go."""
-        written = self.sink.close() if self.sink is not None else (self.path if self.resumed and self.path.exists()
-                                                                    else None)
+        written = (
+            self.sink.close() if self.sink is not None else (self.path if self.resumed and self.path.exists() else None)
+        )
         if complete and written is not None:
             import shutil
 
@@ -515,15 +574,21 @@ def probe(path) -> dict:
                 if packet.pts is not None:
                     audio_end = max(audio_end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
         rate = stream.average_rate or stream.guessed_rate
-        return {"frames": frames, "fps": float(rate) if rate else None,
-                "duration": frames / float(rate) if rate else None, "size": (stream.width, stream.height),
-                "audio": audio.codec_context.name if audio is not None else None,
-                "audio_duration": audio_end, "codec": stream.codec_context.name,
-                "pix_fmt": stream.codec_context.pix_fmt}
+        return {
+            "frames": frames,
+            "fps": float(rate) if rate else None,
+            "duration": frames / float(rate) if rate else None,
+            "size": (stream.width, stream.height),
+            "audio": audio.codec_context.name if audio is not None else None,
+            "audio_duration": audio_end,
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.codec_context.pix_fmt,
+        }
 
 
-def synthetic_video(path, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 48),
-                    audio: bool = True) -> Path:
+def synthetic_video(
+    path, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (64, 48), audio: bool = True
+) -> Path:
     """A small video for tests and benchmarks, made by PyAV itself: a colour gradient moving right
     10 px a frame, with a 440 Hz tone as its audio (AAC; Opus in .webm)."""
     import numpy as np
@@ -542,8 +607,9 @@ def synthetic_video(path, seconds: float = 2.0, fps: int = 10, size: tuple[int, 
         for i in range(int(round(seconds * fps))):
             x = (np.arange(w)[None, :] * 255 / max(w - 1, 1) + 10 * i) % 256
             y = np.arange(h)[:, None] * 255 / max(h - 1, 1)
-            rgb = np.stack([np.broadcast_to(x, (h, w)), np.broadcast_to(y, (h, w)),
-                            np.full((h, w), (40 * i) % 256)], -1).astype(np.uint8)
+            rgb = np.stack(
+                [np.broadcast_to(x, (h, w)), np.broadcast_to(y, (h, w)), np.full((h, w), (40 * i) % 256)], -1
+            ).astype(np.uint8)
             for packet in video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
         for packet in video.encode():
@@ -553,7 +619,7 @@ def synthetic_video(path, seconds: float = 2.0, fps: int = 10, size: tuple[int, 
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
             resampler = av.AudioResampler(format=sound.codec_context.format, layout="mono", rate=rate)
             for k in range(0, len(tone), chunk):
-                frame = av.AudioFrame.from_ndarray(tone[None, k:k + chunk], format="fltp", layout="mono")
+                frame = av.AudioFrame.from_ndarray(tone[None, k : k + chunk], format="fltp", layout="mono")
                 frame.sample_rate, frame.pts = rate, k
                 for f in resampler.resample(frame):
                     for packet in sound.encode(f):

@@ -33,10 +33,18 @@ KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "
 KINDS = ("transfer", "dream", "texture")  # the commands whose recipes the page restores
 
 # What each tab offers, by settings field: its image inputs, its layer lists and its sliders.
-IMAGES = {"transfer": ("content", "styles"), "hybrid": ("content", "styles"), "dream": ("input",),
-          "texture": ("styles",)}
-LAYERS = {"transfer": ("content_layers", "style_layers"), "hybrid": ("content_layers", "style_layers", "dream_layers"),
-          "dream": ("layers",), "texture": ("style_layers",)}
+IMAGES = {
+    "transfer": ("content", "styles"),
+    "hybrid": ("content", "styles"),
+    "dream": ("input",),
+    "texture": ("styles",),
+}
+LAYERS = {
+    "transfer": ("content_layers", "style_layers"),
+    "hybrid": ("content_layers", "style_layers", "dream_layers"),
+    "dream": ("layers",),
+    "texture": ("style_layers",),
+}
 SLIDERS = {
     "transfer": ("size", "iterations", "content_weight", "style_weight", "tv_weight", "style_scale"),
     "hybrid": ("size", "iterations", "content_weight", "style_weight", "tv_weight", "dream_weight"),
@@ -48,8 +56,15 @@ SWITCHES = {"transfer": (), "hybrid": (), "dream": (), "texture": ("seamless",)}
 SHOWN_DEFAULTS = {"size": DEFAULT_SIZE, "lr": DREAM_STEP, "dream_weight": DREAM_WEIGHT}
 # How far a slider reaches (the settings' bounds are far wider; the number box beside a slider takes
 # any value up to this). Loss weights reach ten times their default.
-SLIDER_REACH = {"size": 2048, "iterations": 2000, "octaves": 12, "octave_scale": 3.0, "jitter": 128,
-                "style_scale": 4.0, "lr": 10 * DREAM_STEP}
+SLIDER_REACH = {
+    "size": 2048,
+    "iterations": 2000,
+    "octaves": 12,
+    "octave_scale": 3.0,
+    "jitter": 128,
+    "style_scale": 4.0,
+    "lr": 10 * DREAM_STEP,
+}
 WEIGHT_REACH = 10
 MAX_UPLOAD = "25mb"  # per file; the pixel limit (--max-pixels' default) applies too
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "inputs"
@@ -58,6 +73,7 @@ PREVIEW_STEPS = 20  # the live picture updates about this many times a stage
 
 
 # --- form controls from the settings fields --------------------------------------------------------
+
 
 @dataclass
 class Control:
@@ -84,7 +100,8 @@ def _field(cls, name: str):
 
 def _label(name: str) -> str:
     return {"lr": "dream step", "tv_weight": "TV weight", "size": "size (px, long side)"}.get(
-        name, name.replace("_", " "))
+        name, name.replace("_", " ")
+    )
 
 
 def form_spec(tab: str, name: str, backbone=None) -> Control:
@@ -112,8 +129,14 @@ def form_spec(tab: str, name: str, backbone=None) -> Control:
         return Control(name, _label(name), help_text, "switch", bool(f.default))
     if name in LAYERS[tab]:
         choices = list(backbone.layer_map.names) if backbone is not None else []
-        return Control(name, _label(name), help_text, "layers", default_layers(name, backbone),
-                       choices=(["auto"] if name == "dream_layers" else []) + choices)
+        return Control(
+            name,
+            _label(name),
+            help_text,
+            "layers",
+            default_layers(name, backbone),
+            choices=(["auto"] if name == "dream_layers" else []) + choices,
+        )
     if name in IMAGES[tab]:
         return Control(name, _label(name), spec.help, "images", DEFAULT_SAMPLES.get(name))
     raise KeyError(f"{name} is not on the {tab} tab")
@@ -125,8 +148,13 @@ def default_layers(name: str, backbone) -> list[str]:
         return ["auto"]
     if backbone is None:
         return []
-    return list({"content_layers": backbone.content_layers, "style_layers": backbone.style_layers,
-                 "layers": backbone.dream_layers}[name])
+    return list(
+        {
+            "content_layers": backbone.content_layers,
+            "style_layers": backbone.style_layers,
+            "layers": backbone.dream_layers,
+        }[name]
+    )
 
 
 def controls(tab: str, backbone) -> list[Control]:
@@ -151,8 +179,9 @@ def samples() -> list[str]:
     """The sample images offered (samples/inputs of a source checkout; none in an installed wheel)."""
     if not SAMPLES.is_dir():
         return []
-    return sorted(p.name for p in SAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-                  and "mask" not in p.name)
+    return sorted(
+        p.name for p in SAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg") and "mask" not in p.name
+    )
 
 
 def sample_path(name: str) -> str:
@@ -162,6 +191,7 @@ def sample_path(name: str) -> str:
 
 
 # --- the form, to settings and back --------------------------------------------------------------
+
 
 def check_upload(path, max_pixels: int | None = None) -> str:
     """An uploaded file, read as dreamstyle reads inputs: an ImageError (named by its file name, not
@@ -208,8 +238,10 @@ def settings_from_form(tab: str, form: dict) -> Settings:
     if not isinstance(name, str):
         raise OptionError(f"backbone {short_repr(name)}: not a backbone's name")
     backbone = get_backbone(name)
-    values: dict = {"backbone": backbone.name,
-                    "weights": "random" if _name(form, "weights", ("pretrained", "random")) == "random" else None}
+    values: dict = {
+        "backbone": backbone.name,
+        "weights": "random" if _name(form, "weights", ("pretrained", "random")) == "random" else None,
+    }
     seed = form.get("seed")
     if isinstance(seed, str):
         seed = int(seed.strip()) if seed.strip().isdigit() else seed.strip() or None
@@ -241,8 +273,9 @@ def settings_from_form(tab: str, form: dict) -> Settings:
         if control.integer and isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, (int, float)) and not control.minimum <= value <= control.maximum:
-            raise OptionError(f"{control.label} goes from {control.minimum:g} to {control.maximum:g} on the page, "
-                              f"not {value:g}")
+            raise OptionError(
+                f"{control.label} goes from {control.minimum:g} to {control.maximum:g} on the page, not {value:g}"
+            )
         if _field(cls, name).default is None and value == control.default:
             continue  # the computed default, as the command line leaves it
         values[name] = f"{value}x{value}" if tab == "texture" and name == "size" else value
@@ -300,9 +333,14 @@ def option_words(f, value, names: dict | None = None) -> list[str]:
     if spec.type == "flag":
         return [flag] if value else []
     if f.name == "losses":
-        return [word for term, (w, opts) in value.items()
-                for word in (flag, term + ("" if w is None else f"={_number(w)}")
-                             + "".join(f":{k}={v}" for k, v in opts.items()))]
+        return [
+            word
+            for term, (w, opts) in value.items()
+            for word in (
+                flag,
+                term + ("" if w is None else f"={_number(w)}") + "".join(f":{k}={v}" for k, v in opts.items()),
+            )
+        ]
     if spec.multiple:
         return [word for v in value for word in (flag, _arg(v, names))]
     return [flag, _arg(value, names, f.name)]
@@ -314,7 +352,7 @@ def display_names(settings: Settings) -> dict:
     out = {}
     for name in ("content", "styles", "input"):
         value = getattr(settings, name, None)
-        for v in (value if isinstance(value, tuple) else (value,)):
+        for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, str):
                 out[v] = Path(v).name
     return out
@@ -335,9 +373,12 @@ class Restored:
         if self.missing:
             text += "; upload again: " + ", ".join(self.missing)
         if self.unshown:
-            text += ("; the page has no control for " + ", ".join(f"`{u}`" for u in self.unshown)
-                     + f": a Run here leaves them out (`dreamstyle {KIND_OF_TAB[self.tab]} --from {name}` "
-                     "replays them all)")
+            text += (
+                "; the page has no control for "
+                + ", ".join(f"`{u}`" for u in self.unshown)
+                + f": a Run here leaves them out (`dreamstyle {KIND_OF_TAB[self.tab]} --from {name}` "
+                "replays them all)"
+            )
         return text
 
 
@@ -367,13 +408,16 @@ def restore(path) -> Restored:
         backbone = get_backbone(backbone_name)
     except UserError:
         raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
-    form: dict = {"backbone": backbone.name, "weights": "random" if values.get("weights") == "random" else "pretrained",
-                  "seed": "" if values.get("seed") is None else str(values["seed"])}
+    form: dict = {
+        "backbone": backbone.name,
+        "weights": "random" if values.get("weights") == "random" else "pretrained",
+        "seed": "" if values.get("seed") is None else str(values["seed"]),
+    }
     missing = []
     for field_name in IMAGES[tab]:
         given = values.get(field_name)
         found = []
-        for v in (given if isinstance(given, tuple) else (given,)):
+        for v in given if isinstance(given, tuple) else (given,):
             if not isinstance(v, str):
                 continue
             base = Path(v).name
@@ -403,8 +447,15 @@ def unshown(tab: str, values: dict, backbone) -> list[str]:
     out = []
     for f in cls.fields():
         value = values.get(f.name)
-        if (f.name not in values or f.name in IMAGES[tab] or f.name in ("backbone", "seed")
-                or not f.metadata["spec"].cli or value == f.default or _empty(value) and _empty(f.default)):
+        if (
+            f.name not in values
+            or f.name in IMAGES[tab]
+            or f.name in ("backbone", "seed")
+            or not f.metadata["spec"].cli
+            or value == f.default
+            or _empty(value)
+            and _empty(f.default)
+        ):
             continue
         if _shown(tab, f.name, value, backbone):
             continue
@@ -444,6 +495,7 @@ def _strings(value) -> list[str]:
 
 # --- running ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Progress:
     """A step of a run, for the page: the line to show, and a picture on some steps."""
@@ -469,7 +521,7 @@ def _clock(seconds: float) -> str:
 
 
 def progress_line(event, done: int, total: int, elapsed: float) -> str:
-    """"iteration 12/50 · scale 1/2 · total 3.1e+03 · content 12.5 · style 300 · ETA 0:07"."""
+    """ "iteration 12/50 · scale 1/2 · total 3.1e+03 · content 12.5 · style 300 · ETA 0:07"."""
     parts = [f"iteration {event.iteration}/{event.iterations}"]
     if event.stages > 1:
         parts.append(f"{'scale' if 'octave' not in event.label else 'octave'} {event.stage}/{event.stages}")
@@ -487,8 +539,9 @@ class WebRun:
     :attr:`outcome`. ``stop`` (a threading.Event) stops it at the next step and keeps the best
     picture so far, as Ctrl-C does on the command line."""
 
-    def __init__(self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None,
-                 device: str | None = None):
+    def __init__(
+        self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None, device: str | None = None
+    ):
         from .jobs import job_saying
 
         if device is not None:
@@ -551,16 +604,29 @@ class WebRun:
             else:  # no option stops a later stage part-way: the command runs every step, and says so
                 stage = "octave" if "octave" in last.label else "scale"
                 at = f"-stopped-at-{stage}-{last.stage}-step-{last.iteration}"
-                note = (f"  # stopped at {stage} {last.stage}/{last.stages}, iteration {last.iteration}/"
-                        f"{last.iterations}: this command runs every step")
+                note = (
+                    f"  # stopped at {stage} {last.stage}/{last.stages}, iteration {last.iteration}/"
+                    f"{last.iterations}: this command runs every step"
+                )
         name = f"dreamstyle-{self.tab}-{self.job.seed}{at}.png"
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.folder))
         path = result.save(folder / name)
         command = command_for(settings, name, display_names(self.settings)) + note
-        where = f"done: {name}" if stopped is None else \
-            f"{kept_as(stopped, 'dream' if kind == 'dream' else 'picture')} is kept: {name}"
-        line = describe(Stop(Reason.of(stopped), where, result.fault, advice=" (lower the weights)", path=Path(path),
-                             interrupted_as="stopped")).line
+        where = (
+            f"done: {name}"
+            if stopped is None
+            else f"{kept_as(stopped, 'dream' if kind == 'dream' else 'picture')} is kept: {name}"
+        )
+        line = describe(
+            Stop(
+                Reason.of(stopped),
+                where,
+                result.fault,
+                advice=" (lower the weights)",
+                path=Path(path),
+                interrupted_as="stopped",
+            )
+        ).line
         if self.notes:
             line += " (" + "; ".join(self.notes) + ")"
         return Outcome(result.image, Path(path), command, line, stopped is not None)
@@ -577,6 +643,7 @@ def friendly(exc: BaseException, paths=()) -> str:
 
 
 # --- the page (Gradio) --------------------------------------------------------------------------
+
 
 def require_gradio():
     """Gradio, imported now (with its telemetry off), or one UserError naming the extra."""
@@ -604,12 +671,21 @@ def build_page(folder: Path, device: str | None = None):
     tabs_controls: dict[str, dict] = {}
 
     with gr.Blocks(title="dreamstyle", analytics_enabled=False) as page:
-        gr.Markdown("# dreamstyle\nStyle transfer, DeepDream, their hybrid and textures, over pretrained CNNs. "
-                    "Pick or drop images, choose the options, and Run; one run at a time, the others wait "
-                    "their turn.")
+        gr.Markdown(
+            "# dreamstyle\nStyle transfer, DeepDream, their hybrid and textures, over pretrained CNNs. "
+            "Pick or drop images, choose the options, and Run; one run at a time, the others wait "
+            "their turn."
+        )
         with gr.Accordion("Restore the settings of a dreamstyle picture", open=False):
-            recipe_file = refused_quietly(gr, gr.File(label="drop a PNG that dreamstyle made (its recipe is inside)",
-                                                      file_types=["image"], type="filepath", elem_id="recipe-drop"))
+            recipe_file = refused_quietly(
+                gr,
+                gr.File(
+                    label="drop a PNG that dreamstyle made (its recipe is inside)",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="recipe-drop",
+                ),
+            )
             recipe_note = gr.Markdown(elem_id="recipe-note")
         with gr.Tabs() as tabs:
             for tab, title in TABS.items():
@@ -636,8 +712,7 @@ def build_page(folder: Path, device: str | None = None):
                         updates.append(gr.update())
             return [None, gr.Tabs(selected=restored.tab), restored.note(Path(path).name), *updates]
 
-        recipe_file.upload(on_recipe, recipe_file, recipe_outputs, concurrency_limit=None,
-                           api_visibility="private")
+        recipe_file.upload(on_recipe, recipe_file, recipe_outputs, concurrency_limit=None, api_visibility="private")
     return page
 
 
@@ -693,55 +768,80 @@ def _picture_inputs(gr, tab: str, inputs: dict, restorable: dict):
     for name in IMAGES[tab]:
         c = form_spec(tab, name)
         many = name == "styles"
-        inputs[f"{name}_upload"] = gr.File(label=f"{c.label}: drop {'images' if many else 'a photo'}",
-                                           file_count="multiple" if many else "single",
-                                           file_types=["image"], type="filepath", height=110,
-                                           elem_id=f"{tab}-{name}-upload")
+        inputs[f"{name}_upload"] = gr.File(
+            label=f"{c.label}: drop {'images' if many else 'a photo'}",
+            file_count="multiple" if many else "single",
+            file_types=["image"],
+            type="filepath",
+            height=110,
+            elem_id=f"{tab}-{name}-upload",
+        )
         inputs[f"{name}_sample"] = restorable[f"{name}_sample"] = gr.Dropdown(
-            samples(), value=list(c.default) if many else c.default, multiselect=many,
-            label=f"or {'samples' if many else 'a sample'} (an upload comes first)", info=c.help,
-            elem_id=f"{tab}-{name}-sample")
+            samples(),
+            value=list(c.default) if many else c.default,
+            multiselect=many,
+            label=f"or {'samples' if many else 'a sample'} (an upload comes first)",
+            info=c.help,
+            elem_id=f"{tab}-{name}-sample",
+        )
     message = gr.Markdown(elem_classes=["dreamstyle-message"], elem_id=f"{tab}-message")
     for name in [n for n in inputs if n.endswith("_upload")]:
-        inputs[name].upload(lambda files: _upload_note(files), inputs[name], message,
-                            concurrency_limit=None, api_visibility="private")
+        inputs[name].upload(
+            lambda files: _upload_note(files), inputs[name], message, concurrency_limit=None, api_visibility="private"
+        )
     return message
 
 
 def _network_inputs(gr, tab: str, backbone, names, inputs: dict, restorable: dict) -> None:
     with gr.Row():
         inputs["backbone"] = restorable["backbone"] = gr.Dropdown(
-            names, value=backbone.name, label="backbone", info=_help(tab, "backbone"), elem_id=f"{tab}-backbone")
+            names, value=backbone.name, label="backbone", info=_help(tab, "backbone"), elem_id=f"{tab}-backbone"
+        )
         inputs["weights"] = restorable["weights"] = gr.Radio(
-            ["pretrained", "random"], value="pretrained", label="weights",
-            info="random: an untrained network (quick tests)", elem_id=f"{tab}-weights")
+            ["pretrained", "random"],
+            value="pretrained",
+            label="weights",
+            info="random: an untrained network (quick tests)",
+            elem_id=f"{tab}-weights",
+        )
     for name in LAYERS[tab]:
         c = form_spec(tab, name, backbone)
-        inputs[name] = restorable[name] = gr.Dropdown(c.choices, value=c.default, multiselect=True,
-                                                      label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+        inputs[name] = restorable[name] = gr.Dropdown(
+            c.choices, value=c.default, multiselect=True, label=c.label, info=c.help, elem_id=f"{tab}-{name}"
+        )
 
 
 def _option_inputs(gr, tab: str, inputs: dict, restorable: dict) -> None:
     for name in SLIDERS[tab]:
         c = form_spec(tab, name)
-        inputs[name] = restorable[name] = gr.Slider(c.minimum, c.maximum, value=c.default, step=c.step,
-                                                    label=c.label, info=c.help, elem_id=f"{tab}-{name}")
+        inputs[name] = restorable[name] = gr.Slider(
+            c.minimum, c.maximum, value=c.default, step=c.step, label=c.label, info=c.help, elem_id=f"{tab}-{name}"
+        )
     for name in SWITCHES[tab]:
         c = form_spec(tab, name)
-        inputs[name] = restorable[name] = gr.Checkbox(value=c.default, label=c.label, info=c.help,
-                                                      elem_id=f"{tab}-{name}")
-    inputs["seed"] = restorable["seed"] = gr.Textbox("", label="seed", info=_help(tab, "seed"),
-                                                     placeholder="empty: a new one each run", elem_id=f"{tab}-seed")
+        inputs[name] = restorable[name] = gr.Checkbox(
+            value=c.default, label=c.label, info=c.help, elem_id=f"{tab}-{name}"
+        )
+    inputs["seed"] = restorable["seed"] = gr.Textbox(
+        "", label="seed", info=_help(tab, "seed"), placeholder="empty: a new one each run", elem_id=f"{tab}-seed"
+    )
 
 
 def _result_outputs(gr, tab: str) -> dict:
-    return {"picture": gr.Image(label="picture", type="pil", interactive=False, format="png", height=360,
-                                elem_id=f"{tab}-picture"),
-            "status": gr.Markdown(elem_classes=["dreamstyle-status"], elem_id=f"{tab}-status"),
-            "download": gr.File(label="download (a PNG with its recipe)", interactive=False,
-                                elem_id=f"{tab}-download"),
-            "command": gr.Textbox(label="copy command: the same picture from a terminal", interactive=False,
-                                  lines=2, buttons=["copy"], elem_id=f"{tab}-command")}
+    return {
+        "picture": gr.Image(
+            label="picture", type="pil", interactive=False, format="png", height=360, elem_id=f"{tab}-picture"
+        ),
+        "status": gr.Markdown(elem_classes=["dreamstyle-status"], elem_id=f"{tab}-status"),
+        "download": gr.File(label="download (a PNG with its recipe)", interactive=False, elem_id=f"{tab}-download"),
+        "command": gr.Textbox(
+            label="copy command: the same picture from a terminal",
+            interactive=False,
+            lines=2,
+            buttons=["copy"],
+            elem_id=f"{tab}-command",
+        ),
+    }
 
 
 def _follow_backbone(gr, tab: str, inputs: dict) -> None:
@@ -755,8 +855,9 @@ def _follow_backbone(gr, tab: str, inputs: dict) -> None:
             return [gr.update() for _ in backbone_outputs]
         return [gr.update(choices=form_spec(tab, n, bb).choices, value=default_layers(n, bb)) for n in LAYERS[tab]]
 
-    inputs["backbone"].change(on_backbone, inputs["backbone"], backbone_outputs, concurrency_limit=None,
-                              api_visibility="private")
+    inputs["backbone"].change(
+        on_backbone, inputs["backbone"], backbone_outputs, concurrency_limit=None, api_visibility="private"
+    )
 
 
 def _wire_run(gr, tab: str, inputs: dict, message, outputs: dict, run_button, stop_button, folder, stops, device):
@@ -788,8 +889,15 @@ def _wire_run(gr, tab: str, inputs: dict, message, outputs: dict, run_button, st
             event.set()
 
     on_run.__annotations__["request"] = on_stop.__annotations__["request"] = gr.Request  # (string annotations)
-    run_button.click(on_run, {inputs[k] for k in keys}, [message, status, picture, download, command],
-                     concurrency_limit=1, concurrency_id="device", api_name=f"run_{tab}", show_progress="minimal")
+    run_button.click(
+        on_run,
+        {inputs[k] for k in keys},
+        [message, status, picture, download, command],
+        concurrency_limit=1,
+        concurrency_id="device",
+        api_name=f"run_{tab}",
+        show_progress="minimal",
+    )
     stop_button.click(on_stop, None, None, concurrency_limit=None, api_visibility="private")
 
 
@@ -818,8 +926,7 @@ def _upload_note(files) -> str:
 
 def theme(gr):
     """Gradio's default theme with the system's fonts (nothing fetched from a font service)."""
-    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                             font_mono=["ui-monospace", "monospace"])
+    return gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, device: str | None = None):
@@ -835,9 +942,21 @@ def serve(host: str = "127.0.0.1", port: int = 7860, device: str | None = None):
         page = build_page(folder, device)
         page.queue(default_concurrency_limit=1)
         try:
-            _, url, _ = page.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                                    show_error=False, max_file_size=MAX_UPLOAD, footer_links=[], theme=theme(gr),
-                                    css=CSS, share=False, ssr_mode=False, mcp_server=False, inbrowser=False)
+            _, url, _ = page.launch(
+                server_name=host,
+                server_port=port,
+                prevent_thread_lock=True,
+                quiet=True,
+                show_error=False,
+                max_file_size=MAX_UPLOAD,
+                footer_links=[],
+                theme=theme(gr),
+                css=CSS,
+                share=False,
+                ssr_mode=False,
+                mcp_server=False,
+                inbrowser=False,
+            )
         except OSError as exc:
             why = "the port is in use" if "empty port" in str(exc) else (exc.strerror or str(exc))
             raise UserError(f"cannot listen on {host}:{port}: {why}; pass another --port") from None

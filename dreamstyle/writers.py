@@ -39,6 +39,7 @@ JPEG_XMP_LIMIT = 65533 - len(XMP_NS)  # the most an APP1 segment holds
 
 # --- the registry ---------------------------------------------------------------------------------
 
+
 def writers(kind: str | None = None) -> list:
     reg = get_host().writers
     return [reg.get(n) for n in reg.names() if kind is None or reg.get(n).kind == kind]
@@ -61,11 +62,18 @@ def writer_for(path: str | os.PathLike, kind: str):
             return w
     what = "an image" if kind == "image" else "a clip"
     listed = _listed(suffixes(kind) + (suffixes("video") if kind == "clip" else []))
-    raise OutputError(f"cannot write {what} to {path}: give a {listed} file" + (" or a folder" if kind == "clip" else ""))
+    raise OutputError(
+        f"cannot write {what} to {path}: give a {listed} file" + (" or a folder" if kind == "clip" else "")
+    )
 
 
-def check_format(path: str | os.PathLike, kind: str = "image", bit_depth: int | None = None,
-                 quality: int | None = None, what: str | None = None):
+def check_format(
+    path: str | os.PathLike,
+    kind: str = "image",
+    bit_depth: int | None = None,
+    quality: int | None = None,
+    what: str | None = None,
+):
     """The writer for ``path``, once it is clear that it takes ``bit_depth`` and ``quality`` (one line
     if not); ``what`` names the output in that line (a folder written as PNG files, say)."""
     writer = writer_for(path, kind)
@@ -88,6 +96,7 @@ def check_format(path: str | os.PathLike, kind: str = "image", bit_depth: int | 
 
 # --- atomic files ---------------------------------------------------------------------------------
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -105,12 +114,13 @@ def clean_stale_temps(path: Path) -> None:
     of a process that is gone); nothing else is touched."""
     prefix = f".{path.name}{TEMP_TAG}"
     try:
-        candidates = [p for p in (path.parent or Path(".")).iterdir() if p.name.startswith(prefix)
-                      and p.name.endswith(PART)]
+        candidates = [
+            p for p in (path.parent or Path(".")).iterdir() if p.name.startswith(prefix) and p.name.endswith(PART)
+        ]
     except OSError:
         return
     for p in candidates:
-        pid = p.name[len(prefix):].split("-", 1)[0]
+        pid = p.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             try:
                 p.unlink()
@@ -217,6 +227,7 @@ def signals_deferred():
 
 # --- a run's files: where they went ---------------------------------------------------------------------
 
+
 @dataclass
 class Written:
     """One file of a run: where it was asked for, where it is, and why not there if so."""
@@ -248,8 +259,9 @@ class Outbox:
             self.rescue_dir = Path(tempfile.mkdtemp(prefix="dreamstyle-rescue-"))
         return self.rescue_dir
 
-    def write(self, path: str | os.PathLike, write: Callable, frames: Sequence | None = None,
-              recipe: dict | None = None) -> Written:
+    def write(
+        self, path: str | os.PathLike, write: Callable, frames: Sequence | None = None, recipe: dict | None = None
+    ) -> Written:
         """``write(fh)`` to ``path``; ``frames`` (PIL) are what to save as PNGs if the format fails."""
         path = Path(path)
         try:
@@ -290,8 +302,9 @@ def rescue_line(outbox: Outbox, what: str, where: str = "") -> str:
     if len(failed) == 1 and not where:
         names = str(failed[0].intended)
     else:
-        names = ", ".join(w.intended.name for w in failed[:4]) + (f" and {len(failed) - 4} more" if len(failed) > 4
-                                                                 else "")
+        names = ", ".join(w.intended.name for w in failed[:4]) + (
+            f" and {len(failed) - 4} more" if len(failed) > 4 else ""
+        )
     head = f"cannot write {names}{' to ' + where if where else ''} ({reason})"
     if not saved:
         return f"{head}; the {what} could not be saved anywhere else either"
@@ -301,6 +314,7 @@ def rescue_line(outbox: Outbox, what: str, where: str = "") -> str:
 
 
 # --- checks before any work -------------------------------------------------------------------------
+
 
 def check_output(path: str | os.PathLike, overwrite: bool, allowed: Sequence[str] | None = (".png",)) -> Path:
     """Validate an output file path before any work is done (``allowed``: its suffixes, or None)."""
@@ -352,8 +366,13 @@ def check_folder_output(folder: Path, names: Sequence[str], overwrite: bool, ext
     return paths
 
 
-def check_clip_output(path: str | os.PathLike, overwrite: bool, names: Sequence[str], bit_depth: int | None = None,
-                      quality: int | None = None) -> Path:
+def check_clip_output(
+    path: str | os.PathLike,
+    overwrite: bool,
+    names: Sequence[str],
+    bit_depth: int | None = None,
+    quality: int | None = None,
+) -> Path:
     """Validate a clip's output: a folder of frames (PNG files), or a file of a registered clip format
     that takes ``bit_depth`` and ``quality``."""
     path = Path(path)
@@ -367,6 +386,7 @@ def check_clip_output(path: str | os.PathLike, overwrite: bool, names: Sequence[
 
 # --- writing ----------------------------------------------------------------------------------------
 
+
 def _put(path: Path, write: Callable, overwrite: bool, outbox: Outbox | None, frames=None, recipe=None) -> Path | None:
     """Through the outbox (rescued on failure) when there is one, else straight (failures raise)."""
     if outbox is None:
@@ -374,9 +394,16 @@ def _put(path: Path, write: Callable, overwrite: bool, outbox: Outbox | None, fr
     return outbox.write(path, write, frames, recipe).path
 
 
-def save_image(image, path: str | os.PathLike, recipe: dict | None = None, overwrite: bool = True,
-               outbox: Outbox | None = None, *, bit_depth: int | None = None,
-               quality: int | None = None) -> Path | None:
+def save_image(
+    image,
+    path: str | os.PathLike,
+    recipe: dict | None = None,
+    overwrite: bool = True,
+    outbox: Outbox | None = None,
+    *,
+    bit_depth: int | None = None,
+    quality: int | None = None,
+) -> Path | None:
     """Write one picture in the format its suffix names, atomically, with its recipe. ``image``: a PIL
     image (RGB or RGBA) or a float tensor (1, 3 or 4, H, W) in [0, 1] (alpha last), whose full
     precision 16-bit formats keep; ``bit_depth`` (default: the format's) and ``quality`` are checked
@@ -384,14 +411,24 @@ def save_image(image, path: str | os.PathLike, recipe: dict | None = None, overw
     writer = check_format(path, "image", bit_depth, quality)
     pixels, picture = picture_of(image, writer.alpha)
     options = {"bit_depth": bit_depth or writer.default_bit_depth, "quality": quality, "pixels": [pixels]}
-    return _put(Path(path), lambda fh: writer.write(fh, [picture], recipe, **options), overwrite, outbox, [picture],
-                recipe)
+    return _put(
+        Path(path), lambda fh: writer.write(fh, [picture], recipe, **options), overwrite, outbox, [picture], recipe
+    )
 
 
-def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[int], loop: int | None = 0,
-               names: Sequence[str] | None = None, recipe: dict | None = None, overwrite: bool = True,
-               outbox: Outbox | None = None, *, bit_depth: int | None = None,
-               quality: int | None = None) -> Path | None:
+def write_clip(
+    frames: Sequence,
+    path: str | os.PathLike,
+    durations: Sequence[int],
+    loop: int | None = 0,
+    names: Sequence[str] | None = None,
+    recipe: dict | None = None,
+    overwrite: bool = True,
+    outbox: Outbox | None = None,
+    *,
+    bit_depth: int | None = None,
+    quality: int | None = None,
+) -> Path | None:
     """Write ``frames`` (PIL RGB) as an animation (by suffix), or into a folder of PNGs with
     ``clip.json`` holding the timing (there a frame may be a tensor, as :func:`save_image` takes);
     atomically, file by file."""
@@ -415,13 +452,18 @@ def write_clip(frames: Sequence, path: str | os.PathLike, durations: Sequence[in
             publish(outbox.rescue_dir / TIMING_FILE, lambda fh: fh.write(timing), False)
         return path
     writer = check_format(path, "clip", bit_depth, quality)
-    options = {"durations": durations, "loop": loop, "bit_depth": bit_depth or writer.default_bit_depth,
-               "quality": quality}
+    options = {
+        "durations": durations,
+        "loop": loop,
+        "bit_depth": bit_depth or writer.default_bit_depth,
+        "quality": quality,
+    }
     return _put(path, lambda fh: writer.write(fh, frames, recipe, **options), overwrite, outbox, frames, recipe)
 
 
-def save_gif_frames(frames: Sequence, path: str | os.PathLike, overwrite: bool = True, frame_ms: int = 80,
-                    outbox: Outbox | None = None) -> Path | None:
+def save_gif_frames(
+    frames: Sequence, path: str | os.PathLike, overwrite: bool = True, frame_ms: int = 80, outbox: Outbox | None = None
+) -> Path | None:
     """The animation of an optimization (``--gif``): its snapshots, 80 ms each."""
     return write_clip(frames, path, [frame_ms] * len(frames), 0, overwrite=overwrite, outbox=outbox)
 
@@ -438,6 +480,7 @@ def read_recipe(path: str | os.PathLike) -> dict | None:
 
 
 # --- the pixels a writer gets ----------------------------------------------------------------------
+
 
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
@@ -493,6 +536,7 @@ def precise(image, tensor):
 
 # --- the built-in formats -----------------------------------------------------------------------------
 
+
 def _recipe_text(recipe) -> str | None:
     return json.dumps(recipe, default=str) if recipe is not None else None
 
@@ -537,7 +581,8 @@ def _png16(fh, pixels, text: str | None) -> None:
     height, width, channels = pixels.shape
     buffer = io.BytesIO()
     png.Writer(width, height, greyscale=False, alpha=channels == 4, bitdepth=16).write(
-        buffer, levels(pixels, 16).reshape(height, width * channels))
+        buffer, levels(pixels, 16).reshape(height, width * channels)
+    )
     chunks = list(png.Reader(bytes=buffer.getvalue()).chunks())
     if text:  # JSON is ASCII, as tEXt wants
         chunks.insert(1, (b"tEXt", RECIPE_KEY.encode() + b"\0" + text.encode("latin-1")))
@@ -551,8 +596,10 @@ def jpeg_write(fh, images, recipe, quality=None, **_):
     text = _recipe_text(recipe)
     xmp = _xmp(text, JPEG_XMP_LIMIT) if text else None
     if text and xmp is None:
-        raise OutputError(f"the recipe ({len(text) // 1024} KB) does not fit in a JPEG's 64 KB of metadata, even "
-                          "compressed; write a .png, .webp or .tif, or pass --recipe none")
+        raise OutputError(
+            f"the recipe ({len(text) // 1024} KB) does not fit in a JPEG's 64 KB of metadata, even "
+            "compressed; write a .png, .webp or .tif, or pass --recipe none"
+        )
     buffer = io.BytesIO()
     images[0].convert("RGB").save(buffer, format="JPEG", quality=quality or 95, subsampling=0, optimize=True)
     data = buffer.getvalue()
@@ -582,9 +629,16 @@ def tiff_write(fh, images, recipe, bit_depth=16, pixels=None, **_):
         data = levels(pixels[0] if pixels else np.asarray(images[0], dtype=np.float32) / 255, 16)
     else:
         data = np.asarray(images[0])
-    tifffile.imwrite(fh, data, photometric="rgb", compression="zlib", predictor=True, metadata=None,
-                     extrasamples=("unassalpha",) if data.shape[2] == 4 else None,
-                     description=_recipe_text(recipe))
+    tifffile.imwrite(
+        fh,
+        data,
+        photometric="rgb",
+        compression="zlib",
+        predictor=True,
+        metadata=None,
+        extrasamples=("unassalpha",) if data.shape[2] == 4 else None,
+        description=_recipe_text(recipe),
+    )
 
 
 def tiff_recipe(path) -> dict | None:
@@ -600,8 +654,9 @@ def info_recipe(path) -> dict | None:
     with Image.open(path) as img:
         text = img.info.get(RECIPE_KEY) or getattr(img, "text", {}).get(RECIPE_KEY)
         ours = bool(text)
-        xmp = img.info.get("xmp") or next((s[len(XMP_NS):] for m, s in getattr(img, "applist", [])
-                                            if m == "APP1" and s.startswith(XMP_NS)), None)
+        xmp = img.info.get("xmp") or next(
+            (s[len(XMP_NS) :] for m, s in getattr(img, "applist", []) if m == "APP1" and s.startswith(XMP_NS)), None
+        )
         if not text and xmp:
             text = _from_xmp(xmp)
             ours = bool(text)
@@ -639,8 +694,12 @@ def gif_write(fh, frames, recipe, durations=(), loop=0, **_):
     frames = _clip_frames(frames, False)  # a GIF's one-bit transparency would fray soft edges: onto white
     palette = shared_palette(frames)
     images = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
-    options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
-               **_loop_option(loop, False)}
+    options = {
+        "save_all": True,
+        "append_images": images[1:],
+        "duration": list(durations) or 100,
+        **_loop_option(loop, False),
+    }
     text = _recipe_text(recipe)
     if text:
         options["comment"] = text
@@ -652,9 +711,11 @@ def _xmp(text: str, limit: int | None = None) -> bytes | None:
     from xml.sax.saxutils import escape
 
     def packet(tag: str, body: str) -> bytes:
-        return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-                f'<rdf:Description xmlns:dreamstyle="https://github.com/dreamstyle"><dreamstyle:{tag}>'
-                f'{body}</dreamstyle:{tag}></rdf:Description></rdf:RDF></x:xmpmeta>').encode()
+        return (
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description xmlns:dreamstyle="https://github.com/dreamstyle"><dreamstyle:{tag}>'
+            f"{body}</dreamstyle:{tag}></rdf:Description></rdf:RDF></x:xmpmeta>"
+        ).encode()
 
     xmp = packet("recipe", escape(text))
     if limit is not None and len(xmp) > limit:
@@ -669,7 +730,7 @@ def _from_xmp(xmp) -> str | None:
     for tag in ("recipe", "recipe-zlib"):
         start, end = text.find(f"<dreamstyle:{tag}>"), text.find(f"</dreamstyle:{tag}>")
         if start >= 0 and end > start:
-            body = text[start + len(tag) + 13:end]
+            body = text[start + len(tag) + 13 : end]
             try:
                 return unescape(body) if tag == "recipe" else zlib.decompress(base64.b64decode(body)).decode()
             except (ValueError, zlib.error):  # base64, zlib or UTF-8 that does not decode
@@ -679,8 +740,14 @@ def _from_xmp(xmp) -> str | None:
 
 def webp_write(fh, frames, recipe, durations=(), loop=0, quality=None, **_):
     images = _clip_frames(frames, True)
-    options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
-               "quality": quality or 90, "method": 4, **_loop_option(loop, True)}
+    options = {
+        "save_all": True,
+        "append_images": images[1:],
+        "duration": list(durations) or 100,
+        "quality": quality or 90,
+        "method": 4,
+        **_loop_option(loop, True),
+    }
     if images[0].mode == "RGBA":  # libwebp's lossy animation drops the alpha: lossless (quality = effort)
         options.update(lossless=True, exact=True)
     text = _recipe_text(recipe)
@@ -691,12 +758,15 @@ def webp_write(fh, frames, recipe, durations=(), loop=0, quality=None, **_):
 
 def apng_write(fh, frames, recipe, durations=(), loop=0, **_):
     images = _clip_frames(frames, True)
-    options = {"save_all": True, "append_images": images[1:], "duration": list(durations) or 100,
-               **_loop_option(loop, True)}
+    options = {
+        "save_all": True,
+        "append_images": images[1:],
+        "duration": list(durations) or 100,
+        **_loop_option(loop, True),
+    }
     text = _recipe_text(recipe)
     if text:
         info = PngImagePlugin.PngInfo()
         info.add_text(RECIPE_KEY, text)
         options["pnginfo"] = info
     images[0].save(fh, format="PNG", **options)
-

@@ -54,11 +54,19 @@ CLI = {
 
 def invoke(runner, inputs, tmp_path, kind, option):
     command, extra, _, _ = CLI[kind]
-    output = tmp_path / ("out" if kind == "folder" else "out.mp4" if kind in ("video", "zoom") else "out.gif"
-                         if kind == "clip" else "out.png")
+    output = tmp_path / (
+        "out"
+        if kind == "folder"
+        else "out.mp4"
+        if kind in ("video", "zoom")
+        else "out.gif"
+        if kind == "clip"
+        else "out.png"
+    )
     styles = [str(inputs["style"])] if command == "transfer" else []
-    return runner.invoke(main, [command, str(inputs[kind]), *styles, "-o", str(output), "--weights", "random",
-                                *extra, *option])
+    return runner.invoke(
+        main, [command, str(inputs[kind]), *styles, "-o", str(output), "--weights", "random", *extra, *option]
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(CLI))
@@ -92,16 +100,31 @@ def api_runs(monkeypatch):
 
 # kind -> (the API call, an option that does not apply, one that does)
 API = {
-    "still": (lambda i, **o: dreamstyle.transfer(str(i["still"]), [str(i["style"])], **o), {"batch": 2},
-              {"tv_weight": 5.0}),
-    "clip": (lambda i, **o: dreamstyle.transfer_clip(str(i["clip"]), [str(i["style"])], **o),
-             {"executor": "local"}, {"temporal_weight": 5.0}),
-    "video": (lambda i, **o: dreamstyle.transfer_clip(str(i["video"]), [str(i["style"])], **o),
-              {"workers": 2}, {"start": 1.0}),
-    "folder": (lambda i, **o: dreamstyle.transfer_folder(str(i["folder"]), [str(i["style"])], **o),
-               {"temporal_init": 0.5}, {"batch": 2}),
-    "grid": (lambda i, **o: dreamstyle.compare(str(i["still"]), [str(i["style"])], "vgg19", **o), {"fps": 5.0},
-             {"executor": "local"}),
+    "still": (
+        lambda i, **o: dreamstyle.transfer(str(i["still"]), [str(i["style"])], **o),
+        {"batch": 2},
+        {"tv_weight": 5.0},
+    ),
+    "clip": (
+        lambda i, **o: dreamstyle.transfer_clip(str(i["clip"]), [str(i["style"])], **o),
+        {"executor": "local"},
+        {"temporal_weight": 5.0},
+    ),
+    "video": (
+        lambda i, **o: dreamstyle.transfer_clip(str(i["video"]), [str(i["style"])], **o),
+        {"workers": 2},
+        {"start": 1.0},
+    ),
+    "folder": (
+        lambda i, **o: dreamstyle.transfer_folder(str(i["folder"]), [str(i["style"])], **o),
+        {"temporal_init": 0.5},
+        {"batch": 2},
+    ),
+    "grid": (
+        lambda i, **o: dreamstyle.compare(str(i["still"]), [str(i["style"])], "vgg19", **o),
+        {"fps": 5.0},
+        {"executor": "local"},
+    ),
 }
 
 
@@ -132,8 +155,11 @@ def test_the_api_refuses_what_the_command_line_refuses(inputs, runner, tmp_path,
 
 def test_a_dream_still_option_is_refused_for_a_clip_by_the_api(inputs, api_runs, monkeypatch):
     monkeypatch.setattr(api, "DreamJob", lambda *a, **k: None)
-    with pytest.raises(OptionError, match="--init goes with a single image, --zoom-frames, compare or sweep, not "
-                                          "with a clip: a clip or folder has images to start from"):
+    with pytest.raises(
+        OptionError,
+        match="--init goes with a single image, --zoom-frames, compare or sweep, not "
+        "with a clip: a clip or folder has images to start from",
+    ):
         dreamstyle.dream_clip(str(inputs["clip"]), "relu3_1", init="noise")
 
 
@@ -156,8 +182,9 @@ def test_refuse_names_the_option_where_it_goes_and_what_was_given():
 def test_a_sweep_refuses_to_vary_what_a_cell_does_not_take():
     from dreamstyle.jobs.sweep import parse_axes
 
-    with pytest.raises(OptionError, match="--vary batch: --batch goes with a clip or a folder of still images, not "
-                                          "with a single image"):
+    with pytest.raises(
+        OptionError, match="--vary batch: --batch goes with a clip or a folder of still images, not with a single image"
+    ):
         parse_axes(TransferSettings, (("batch", ("1", "2")),))
     assert parse_axes(TransferSettings, (("style-weight", ("1", "2")),))[0].name == "style_weight"
 

@@ -191,7 +191,6 @@ def test_weights_file_torchvision_layout(tmp_path):
     assert torch.equal(loaded.model.features[28].weight, state["features.28.weight"])
 
 
-
 def test_loading_skips_the_random_init_and_every_weight_comes_from_the_file(tmp_path, monkeypatch):
     from dreamstyle.backbones.base import skipped_init
 
@@ -200,6 +199,7 @@ def test_loading_skips_the_random_init_and_every_weight_comes_from_the_file(tmp_
         assert torch.nn.init.kaiming_uniform_ is not before
     assert torch.nn.init.kaiming_uniform_ is before  # restored
     calls = []
+
     def counted(tensor, *args, **kwargs):
         calls.append(tensor.shape)
         return before(tensor, *args, **kwargs)
@@ -213,6 +213,7 @@ def test_loading_skips_the_random_init_and_every_weight_comes_from_the_file(tmp_
     loaded = load_backbone("alexnet", weights=path).model.state_dict()
     assert not calls and loaded.keys() == state.keys()  # a file: no init, and the file fills everything
     assert all(state[k].isfinite().all() and torch.equal(loaded[k], state[k]) for k in state)
+
 
 def test_weights_file_for_another_architecture_names_keys(tmp_path):
     import torchvision

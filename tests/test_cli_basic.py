@@ -16,16 +16,32 @@ def test_version_and_help(runner):
 def test_backbones_json_lists_builtins(runner):
     result = runner.invoke(main, ["backbones", "--json"])
     names = [r["name"] for r in json.loads(result.output)]
-    for expected in ["vgg19", "vgg16", "alexnet", "squeezenet1_0", "squeezenet1_1", "googlenet",
-                     "inception_v3", "resnet18", "resnet50", "timm/<model>"]:
+    for expected in [
+        "vgg19",
+        "vgg16",
+        "alexnet",
+        "squeezenet1_0",
+        "squeezenet1_1",
+        "googlenet",
+        "inception_v3",
+        "resnet18",
+        "resnet50",
+        "timm/<model>",
+    ]:
         assert expected in names
 
 
 def test_layers_json_in_network_order(runner):
     rows = json.loads(runner.invoke(main, ["layers", "vgg19", "--json"]).output)
     assert [r["name"] for r in rows[:5]] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
-    assert rows[-1] == {"name": "pool5", "module": "features.36", "channels": 512, "stride": 32,
-                        "kind": "pool", "default_for": []}
+    assert rows[-1] == {
+        "name": "pool5",
+        "module": "features.36",
+        "channels": 512,
+        "stride": 32,
+        "kind": "pool",
+        "default_for": [],
+    }
 
 
 def test_layers_of_a_timm_model(runner):
@@ -42,6 +58,7 @@ def test_unknown_backbone_is_one_line_with_suggestion(runner):
 
 
 # --- listings readable in an 80-column terminal or a pipe, full with --json ------------------------------
+
 
 def _table_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.strip()]
@@ -60,8 +77,11 @@ def test_listings_fit_80_columns_and_cut_nothing(runner, monkeypatch):
         lines = [line for line in _table_lines(result.output) if str(checkpoints_dir()) not in line]
         assert max(map(len, lines)) <= 80, (command, max(lines, key=len))
         assert "…" not in result.output and " ? " not in result.output, command
-    for command, names in ((["plugins"], [p.name for p in host().plugins()]),
-                           (["optimizers"], host().optimizers.names()), (["backbones"], host().backbones.names())):
+    for command, names in (
+        (["plugins"], [p.name for p in host().plugins()]),
+        (["optimizers"], host().optimizers.names()),
+        (["backbones"], host().backbones.names()),
+    ):
         output = runner.invoke(main, command).output
         for name in names:  # each name whole, first on its line
             assert any(line.split()[:1] == [name] for line in _table_lines(output)), (command, name)
@@ -132,7 +152,8 @@ def test_backbones_say_which_timm_models_have_weights_here(runner, tmp_path, mon
     rows = {r["name"]: r for r in json.loads(runner.invoke(main, ["backbones", "--json"]).output)}
     assert rows["timm/<model>"]["here"] == [
         {"backbone": "timm/resnet18", "tag": "resnet18.a1_in1k", "file": str(placed)},
-        {"backbone": "timm/resnet50", "tag": "resnet50.a1_in1k", "file": str(cached)}]
+        {"backbone": "timm/resnet50", "tag": "resnet50.a1_in1k", "file": str(cached)},
+    ]
     listing = runner.invoke(main, ["backbones"]).output
     assert "here: timm/resnet18 (resnet18.a1_in1k), timm/resnet50 (resnet50.a1_in1k)" in " ".join(listing.split())
     assert f"    {placed.parent}/timm--<tag>.safetensors\n" in listing

@@ -93,8 +93,9 @@ def test_temporal_term_is_zero_on_a_first_frame_and_masks_what_moved():
     term.prepare(TermContext(None, images={"content": [content], "previous": [], "previous_content": []}), None)
     assert term(None, torch.rand(1, 3, 16, 16)).item() == 0
     previous = torch.rand(1, 3, 16, 16)
-    term.prepare(TermContext(None, images={"content": [moved], "previous": [previous],
-                                           "previous_content": [content]}), None)
+    term.prepare(
+        TermContext(None, images={"content": [moved], "previous": [previous], "previous_content": [content]}), None
+    )
     assert term.mask[..., 2:-2, :6].max() == 0 and term.mask[..., 10:].min() == 1
     image = previous.clone().requires_grad_(True)
     assert term(None, image).item() == 0
@@ -121,19 +122,22 @@ def test_clip_keeps_frame_count_and_timing_and_temporal_coherence_steadies_it(cl
 
 def test_clip_batch_and_flow_run(clip_gif, style, loaded):
     pytest.importorskip("skimage")
-    result = transfer_clip(clip_gif, style, loaded=loaded, batch=3, flow="ilk", temporal_init=0.3,
-                           **{**FAST, "iterations": 2})
+    result = transfer_clip(
+        clip_gif, style, loaded=loaded, batch=3, flow="ilk", temporal_init=0.3, **{**FAST, "iterations": 2}
+    )
     assert len(result.frames) == 4 and [r["frame"] for r in result.history] == [1, 1, 4, 4]
     assert result.history[0]["frames"] == 3
 
 
-
-@pytest.mark.parametrize("options, words", [
-    ({"temporal_init": 1.5}, "--temporal-init must be a finite number from 0 to 1"),
-    ({"batch": 0}, "--batch must be a whole number from 1"),
-    ({"flow": "farneback"}, "--flow 'farneback'"),
-    ({"frame_iterations": 0}, "--frame-iterations must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"temporal_init": 1.5}, "--temporal-init must be a finite number from 0 to 1"),
+        ({"batch": 0}, "--batch must be a whole number from 1"),
+        ({"flow": "farneback"}, "--flow 'farneback'"),
+        ({"frame_iterations": 0}, "--frame-iterations must be a whole number"),
+    ],
+)
 def test_clip_options_are_refused_before_any_work(clip_gif, style, monkeypatch, options, words):
     import dreamstyle.api
 
@@ -151,6 +155,7 @@ def test_flow_without_scikit_image_is_refused_before_the_first_frame(clip_gif, s
     monkeypatch.setattr(dreamstyle.api, "TransferJob", lambda *a, **k: pytest.fail("set up before refusing"))
     with pytest.raises(OptionError, match=r"needs scikit-image: pip install 'dreamstyle\[flow\]'"):
         transfer_clip(clip_gif, style, flow="ilk", **FAST)
+
 
 def test_style_targets_are_prepared_once_per_clip(clip_gif, style, loaded, monkeypatch):
     from dreamstyle.terms import ContentLoss, StyleLoss
@@ -238,9 +243,30 @@ def test_folder_of_stills_batches_like_one_by_one(tmp_path, style, loaded):
 
 def test_cli_clip_to_gif_keeps_timing_and_writes_log(clip_gif, style, tmp_path, runner):
     out, log = tmp_path / "out.gif", tmp_path / "log.json"
-    args = ["transfer", str(clip_gif), str(style), "-o", str(out), "--weights", "random", "--size", "40",
-            "--iterations", "3", "--optimizer", "adam", "--seed", "0", "--device", "cpu", "--log-json", str(log),
-            "--temporal-init", "0.5", "-q"]
+    args = [
+        "transfer",
+        str(clip_gif),
+        str(style),
+        "-o",
+        str(out),
+        "--weights",
+        "random",
+        "--size",
+        "40",
+        "--iterations",
+        "3",
+        "--optimizer",
+        "adam",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--log-json",
+        str(log),
+        "--temporal-init",
+        "0.5",
+        "-q",
+    ]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     clip = read_clip(out)
@@ -257,8 +283,20 @@ def test_cli_frame_folder_to_folder_and_webp(tmp_path, style, runner):
     for i, frame in enumerate(make_frames(3)):
         frame.save(frames / f"shot_{i + 1}.png")
     out = tmp_path / "out"
-    base = [str(style), "--weights", "random", "--size", "40", "--iterations", "1", "--device", "cpu",
-            "--temporal-init", "0.5", "-q"]  # (identical consecutive frames would be merged by the encoders)
+    base = [
+        str(style),
+        "--weights",
+        "random",
+        "--size",
+        "40",
+        "--iterations",
+        "1",
+        "--device",
+        "cpu",
+        "--temporal-init",
+        "0.5",
+        "-q",
+    ]  # (identical consecutive frames would be merged by the encoders)
     result = runner.invoke(main, ["transfer", str(frames), *base, "-o", str(out), "--frames", "--fps", "25"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.glob("*.png")) == ["shot_1.png", "shot_2.png", "shot_3.png"]
@@ -274,13 +312,33 @@ def test_cli_folder_of_stills_writes_one_png_each(tmp_path, style, runner):
     make_image(folder / "x.png", seed=1)
     make_image(folder / "y.jpg", seed=2)
     out = tmp_path / "styled"
-    result = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(out), "--weights", "random",
-                                  "--size", "40", "--iterations", "1", "--batch", "2", "--device", "cpu", "-q"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(folder),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "1",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["x.png", "y.png"]
     assert read_recipe(out / "y.png")["content"].endswith("y.jpg")
-    result = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "one.png"),
-                                  "--weights", "random"])
+    result = runner.invoke(
+        main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "one.png"), "--weights", "random"]
+    )
     assert result.exit_code == 1 and "--frames" in result.output
 
 
@@ -296,20 +354,41 @@ def test_cli_ctrl_c_writes_a_valid_shorter_animation(clip_gif, style, tmp_path, 
 
     monkeypatch.setattr(progress.FrameProgress, "step", step)
     out = tmp_path / "cut.gif"
-    result = runner.invoke(main, ["transfer", str(clip_gif), str(style), "-o", str(out), "--weights", "random",
-                                  "--size", "40", "--iterations", "2", "--device", "cpu", "--temporal-init", "0.5",
-                                  "-q"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(clip_gif),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "2",
+            "--device",
+            "cpu",
+            "--temporal-init",
+            "0.5",
+            "-q",
+        ],
+    )
     assert result.exit_code == 130 and "2 of 4 frames" in result.output
     clip = read_clip(out)
     assert len(clip) == 2 and clip.durations == DURATIONS[:2]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--save-every", "2"], "--save-every goes with a single image, not with a clip"),
-    (["--gif", "x.gif"], "--gif goes with a single image, not with a clip"),
-    (["--frames"], "--frames needs a folder"),
-    (["-o", "x.jpg"], "give a .gif, .webp, .png, .mp4, .m4v, .mov, .mkv or .webm file or a folder"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--save-every", "2"], "--save-every goes with a single image, not with a clip"),
+        (["--gif", "x.gif"], "--gif goes with a single image, not with a clip"),
+        (["--frames"], "--frames needs a folder"),
+        (["-o", "x.jpg"], "give a .gif, .webp, .png, .mp4, .m4v, .mov, .mkv or .webm file or a folder"),
+    ],
+)
 def test_cli_clip_option_errors(clip_gif, style, tmp_path, runner, extra, message):
     args = ["transfer", str(clip_gif), str(style), "-o", str(tmp_path / "o.gif"), "--weights", "random", *extra]
     result = runner.invoke(main, args)
@@ -317,8 +396,9 @@ def test_cli_clip_option_errors(clip_gif, style, tmp_path, runner, extra, messag
 
 
 def test_cli_clip_options_refused_for_a_single_image(style, tmp_path, runner):
-    result = runner.invoke(main, ["transfer", str(style), str(style), "-o", str(tmp_path / "o.png"),
-                                  "--temporal-weight", "5"])
+    result = runner.invoke(
+        main, ["transfer", str(style), str(style), "-o", str(tmp_path / "o.png"), "--temporal-weight", "5"]
+    )
     assert result.exit_code == 2 and "--temporal-weight goes with a clip" in result.output
 
 
@@ -347,8 +427,21 @@ def test_dream_clip_keeps_timing_and_carrying_the_dream_steadies_it(clip_gif, lo
 
 
 def test_cli_dream_over_a_clip_and_a_folder(clip_gif, tmp_path, runner):
-    base = ["--layer", "relu3_1", "--weights", "random", "--size", "40", "--iterations", "2", "--octaves", "1",
-            "--device", "cpu", "-q"]
+    base = [
+        "--layer",
+        "relu3_1",
+        "--weights",
+        "random",
+        "--size",
+        "40",
+        "--iterations",
+        "2",
+        "--octaves",
+        "1",
+        "--device",
+        "cpu",
+        "-q",
+    ]
     out = tmp_path / "dream.webp"
     result = runner.invoke(main, ["dream", str(clip_gif), "-o", str(out), *base])
     assert result.exit_code == 0, result.output
@@ -362,6 +455,7 @@ def test_cli_dream_over_a_clip_and_a_folder(clip_gif, tmp_path, runner):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "dreams").iterdir()) == ["p.png", "q.png"]
     assert read_recipe(tmp_path / "dreams" / "q.png")["command"] == "dream"
-    result = runner.invoke(main, ["dream", str(clip_gif), "-o", str(tmp_path / "x.gif"), "--gif",
-                                  str(tmp_path / "y.gif"), *base])
+    result = runner.invoke(
+        main, ["dream", str(clip_gif), "-o", str(tmp_path / "x.gif"), "--gif", str(tmp_path / "y.gif"), *base]
+    )
     assert result.exit_code == 2 and "--gif goes with a single image, not with a clip" in result.output

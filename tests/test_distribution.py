@@ -58,8 +58,9 @@ def test_swd_with_every_position_weighing_one_is_swd_without_weights():
     torch.manual_seed(2)
     style, picture = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
     plain = value(SlicedWassersteinLoss, picture, style)
-    assert value(SlicedWassersteinLoss, picture, style, alpha=torch.ones(1, 1, 24, 24)) == pytest.approx(plain,
-                                                                                                    rel=1e-4)
+    assert value(SlicedWassersteinLoss, picture, style, alpha=torch.ones(1, 1, 24, 24)) == pytest.approx(
+        plain, rel=1e-4
+    )
 
 
 def test_the_trace_square_root_has_the_gradient_of_its_value():
@@ -82,8 +83,10 @@ def test_w2_in_tiles_gives_the_untiled_value_and_gradient(vgg, with_masks):
     out = []
     for tile in (0, 24):
         gradient = Gradient(net, obj, sess, tile=tile, overlap=40)
-        obj.prepare(TermContext(vgg.backbone, images=images, masks=masks, tiler=gradient.tiler),
-                    make_extract(net, torch.device("cpu")))
+        obj.prepare(
+            TermContext(vgg.backbone, images=images, masks=masks, tiler=gradient.tiler),
+            make_extract(net, torch.device("cpu")),
+        )
         param = x.clone().requires_grad_(True)
         _, values = gradient(param, 1.0)
         out.append((values.detach(), param.grad.clone(), gradient.tiled(param)))
@@ -135,15 +138,43 @@ def test_swd_draws_other_directions_at_another_step_and_the_same_at_the_same():
 def test_a_transfer_moves_toward_the_style_and_replays_to_the_same_bytes(loss, tmp_path, runner):
     content = make_image(tmp_path / "content.png", (40, 32))
     style = make_image(tmp_path / "style.png", (40, 40), seed=1, kind="stripes")
-    result = dreamstyle.transfer(str(content), [str(style)], weights="random", device="cpu", seed=3, size=32,
-                                 iterations=12, optimizer="adam", style_loss=loss, style_weight=1e4,
-                                 precision="fp32", tv_weight=0, content_weight=0)
+    result = dreamstyle.transfer(
+        str(content),
+        [str(style)],
+        weights="random",
+        device="cpu",
+        seed=3,
+        size=32,
+        iterations=12,
+        optimizer="adam",
+        style_loss=loss,
+        style_weight=1e4,
+        precision="fp32",
+        tv_weight=0,
+        content_weight=0,
+    )
     first, last = result.history[0][loss], result.history[-1][loss]
     # 12 Adam steps take 30-40% off w2's and swd's distance here (random vgg19 weights), 15% off nn's
     assert last < (0.9 if loss == "nn" else 0.8) * first
     out = tmp_path / "o.png"
-    made = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), *FAST, "--iterations", "4",
-                                "--optimizer", "adam", "--style-loss", loss], catch_exceptions=False)
+    made = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            *FAST,
+            "--iterations",
+            "4",
+            "--optimizer",
+            "adam",
+            "--style-loss",
+            loss,
+        ],
+        catch_exceptions=False,
+    )
     assert made.exit_code == 0, made.output
     assert read_recipe(out)["style_loss"] == loss
     again = tmp_path / "again.png"
@@ -156,8 +187,25 @@ def test_a_transfer_moves_toward_the_style_and_replays_to_the_same_bytes(loss, t
 def test_a_term_that_does_not_tile_says_so_in_one_line(loss, tmp_path, runner):
     content = make_image(tmp_path / "content.png", (64, 48))
     style = make_image(tmp_path / "style.png", (40, 40), seed=1, kind="stripes")
-    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"), *FAST[:-4],
-                                  "--size", "64", "--iterations", "2", "--style-loss", loss, "--tile", "32"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "o.png"),
+            *FAST[:-4],
+            "--size",
+            "64",
+            "--iterations",
+            "2",
+            "--style-loss",
+            loss,
+            "--tile",
+            "32",
+        ],
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"'{loss}' cannot be computed in tiles" in result.output, result.output
 

@@ -18,8 +18,16 @@ from dreamstyle.cli.reference import COMMAND, commands, render
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "docs" / "commands.md"
 # Hand-written pages: README.md, docs/*.md but the generated reference, and the READMEs they link to.
-PAGES = sorted({REPO / "README.md", REPO / "samples" / "README.md", REPO / "benchmarks" / "README.md",
-                *(REPO / "docs").glob("*.md"), *(REPO / "plugins").glob("*/README.md")} - {REFERENCE})
+PAGES = sorted(
+    {
+        REPO / "README.md",
+        REPO / "samples" / "README.md",
+        REPO / "benchmarks" / "README.md",
+        *(REPO / "docs").glob("*.md"),
+        *(REPO / "plugins").glob("*/README.md"),
+    }
+    - {REFERENCE}
+)
 CHECKED = [*PAGES, REFERENCE]
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
@@ -90,8 +98,11 @@ def examples(page: Path) -> list[str]:
             line = line.strip().removeprefix("$ ")
             if line.startswith("dreamstyle "):
                 found.append(line)
-    found += [span.strip("`") for span in INLINE_CODE.findall(FENCE.sub("", text))
-              if span.startswith("`dreamstyle ") and "..." not in span]
+    found += [
+        span.strip("`")
+        for span in INLINE_CODE.findall(FENCE.sub("", text))
+        if span.startswith("`dreamstyle ") and "..." not in span
+    ]
     return found
 
 
@@ -150,8 +161,10 @@ def test_every_example_uses_options_its_command_has(page):
 
 
 def test_readme_shows_every_command():
-    shown = {resolve(shlex.split(line, comments=True)[1:])[0].command_path.split()[1]
-             for line in examples(REPO / "README.md")}
+    shown = {
+        resolve(shlex.split(line, comments=True)[1:])[0].command_path.split()[1]
+        for line in examples(REPO / "README.md")
+    }
     missing = [name for name, cmd in main.commands.items() if not cmd.hidden and name not in shown]
     assert not missing, f"README.md has no example of: {missing}"
 
@@ -193,8 +206,12 @@ SOURCE_PATH = re.compile(r"`((?:dreamstyle|tests|benchmarks|samples|plugins)/[\w
 
 
 def test_source_files_named_in_the_docs_exist():
-    missing = [f"{rel(page)}: {path}" for page in PAGES for path in SOURCE_PATH.findall(page.read_text())
-               if not (REPO / path).exists()]
+    missing = [
+        f"{rel(page)}: {path}"
+        for page in PAGES
+        for path in SOURCE_PATH.findall(page.read_text())
+        if not (REPO / path).exists()
+    ]
     assert not missing, f"the docs name files that do not exist: {missing}"
 
 

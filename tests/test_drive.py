@@ -25,8 +25,9 @@ def dream_job(vgg, photo, **more):
 def test_a_still_into_an_image_file_is_the_picture_the_api_makes(vgg, photo, tmp_path):
     out = tmp_path / "dream.png"
     steps = []
-    done = drive(dream_job(vgg, photo), Still(), ImageFile(out, log_json=tmp_path / "log.json").check(),
-                 on_step=steps.append)
+    done = drive(
+        dream_job(vgg, photo), Still(), ImageFile(out, log_json=tmp_path / "log.json").check(), on_step=steps.append
+    )
     assert done.stop.reason is Reason.DONE and done.stop.path == out and len(steps) == 2
     assert describe(done.stop).line == f"wrote {out}" and describe(done.stop).code == 0
     api = dreamstyle.dream(photo, **tiny(vgg))

@@ -35,8 +35,9 @@ def test_one_iteration_returns_the_image_after_the_step(optimizer):
     """The image after the last step is measured, so one step is never thrown away."""
     torch.manual_seed(0)
     init, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
-    result = engine.optimize(init, engine.Problem(["q"], evaluate=quadratic(target)),
-                             engine.Steps(1, optimizer, lr=1.0))
+    result = engine.optimize(
+        init, engine.Problem(["q"], evaluate=quadratic(target)), engine.Steps(1, optimizer, lr=1.0)
+    )
     before = float(quadratic(target)(init)[0])
     assert not torch.equal(result.image, init)
     assert result.best_loss < before and result.history[-1]["total"] == pytest.approx(result.best_loss)
@@ -98,9 +99,29 @@ def test_one_iteration_of_transfer_and_dream_changes_the_image(images):
 def test_the_written_output_equals_the_final_snapshot(images, tmp_path, runner):
     content, style = images
     out = tmp_path / "out.png"
-    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
-                                  "--size", "40", "--iterations", "4", "--save-every", "2", "--device", "cpu",
-                                  "--seed", "0", "-q"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "4",
+            "--save-every",
+            "2",
+            "--device",
+            "cpu",
+            "--seed",
+            "0",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     last = tmp_path / "out_00004.png"
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(last)))
@@ -112,11 +133,12 @@ def test_a_three_iteration_clip_follows_the_contents_motion():
     frames = []
     for i in range(4):
         a = np.full((40, 64, 3), 30, np.uint8)
-        a[12:28, 8 + 10 * i: 24 + 10 * i] = 230
+        a[12:28, 8 + 10 * i : 24 + 10 * i] = 230
         frames.append(Image.fromarray(a))
     style = Image.fromarray(np.tile(np.array([[0], [255]], np.uint8), (20, 40))[..., None].repeat(3, 2))
-    result = transfer_clip(Clip(frames, [100] * 4, 0, [f"f{i}" for i in range(4)]), [style], iterations=3,
-                           **{**FAST, "size": 64})
+    result = transfer_clip(
+        Clip(frames, [100] * 4, 0, [f"f{i}" for i in range(4)]), [style], iterations=3, **{**FAST, "size": 64}
+    )
 
     def corr(a, b):
         a, b = np.asarray(a, float).mean(2).ravel(), np.asarray(b, float).mean(2).ravel()
@@ -139,9 +161,26 @@ def test_fp16_on_the_cpu_is_refused_naming_bf16(images, tmp_path, runner):
     with pytest.raises(OptionError, match="bf16"):
         runtime.amp_dtype(torch.device("cpu"), "fp16")
     content, style = images
-    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"),
-                                  "--weights", "random", "--size", "40", "--iterations", "1", "--device", "cpu",
-                                  "--precision", "fp16"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "1",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp16",
+        ],
+    )
     assert result.exit_code == 1 and "--precision bf16" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o.png").exists()
 
@@ -151,21 +190,60 @@ def test_the_recipe_says_which_precision_ran(images, tmp_path, runner, monkeypat
     for native, expected in ((True, "bfloat16"), (False, "fp32")):
         monkeypatch.setattr(runtime, "cpu_runs_bf16", lambda: native, raising=False)
         out = tmp_path / f"{expected}.png"
-        result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
-                                      "--size", "40", "--iterations", "1", "--device", "cpu"])
+        result = runner.invoke(
+            main,
+            [
+                "transfer",
+                str(content),
+                str(style),
+                "-o",
+                str(out),
+                "--weights",
+                "random",
+                "--size",
+                "40",
+                "--iterations",
+                "1",
+                "--device",
+                "cpu",
+            ],
+        )
         assert result.exit_code == 0, result.output
         assert read_recipe(out)["precision"] == "auto" and read_recipe(out)["precision_used"] == expected
 
 
 def test_progress_without_a_terminal_is_a_plain_line_every_log_every_steps(images, tmp_path, runner):
     content, style = images
-    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"),
-                                  "--weights", "random", "--size", "40", "--iterations", "4", "--log-every", "2",
-                                  "--device", "cpu", "--scales", "2"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "4",
+            "--log-every",
+            "2",
+            "--device",
+            "cpu",
+            "--scales",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if " it " in line]
-    assert [line.split("  ")[:2] for line in lines] == [["scale 1/2 20x17", "it 2/4"], ["scale 1/2 20x17", "it 4/4"],
-                                                         ["scale 2/2 40x33", "it 2/4"], ["scale 2/2 40x33", "it 4/4"]]
+    assert [line.split("  ")[:2] for line in lines] == [
+        ["scale 1/2 20x17", "it 2/4"],
+        ["scale 1/2 20x17", "it 4/4"],
+        ["scale 2/2 40x33", "it 2/4"],
+        ["scale 2/2 40x33", "it 4/4"],
+    ]
     assert all("total " in line and "style " in line and "elapsed " in line for line in lines)
     # one estimate for the whole run, once a few steps are timed (not at the first line), none at the end
     assert "eta " not in lines[0] and "eta " in lines[2] and "eta " not in lines[-1]

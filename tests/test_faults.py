@@ -42,7 +42,7 @@ def make_frames_gif(path: Path, n: int = 4) -> Path:
     frames = []
     for i in range(n):
         arr = base.copy()
-        arr[8:20, 6 + 3 * i: 18 + 3 * i] = [1.0, 0.1, 0.1]
+        arr[8:20, 6 + 3 * i : 18 + 3 * i] = [1.0, 0.1, 0.1]
         frames.append(Image.fromarray((arr * 255).astype("uint8"), "RGB"))
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
     return path
@@ -77,6 +77,7 @@ def rescue_dir(tmp_path, monkeypatch):
 
 # --- 1. an output that appears while the run works is kept --------------------------------------------
 
+
 def test_an_output_that_appears_during_the_run_is_not_replaced(images, tmp_path, runner, fault):
     out, log = tmp_path / "o.png", tmp_path / "log.json"
 
@@ -103,6 +104,7 @@ def test_overwrite_still_replaces(images, tmp_path, runner):
 
 # --- 2, 3. every output kind is rescued -------------------------------------------------------------------
 
+
 def test_a_clip_on_a_full_disk_is_rescued(tmp_path, images, runner, monkeypatch, rescue_dir):
     clip = make_frames_gif(tmp_path / "in.gif")
     out = tmp_path / "full" / "o.gif"
@@ -124,8 +126,7 @@ def test_a_folder_of_frames_on_a_full_disk_is_rescued(tmp_path, images, runner, 
     assert sorted(p.name for p in folder.iterdir())[:2] == ["clip.json", "frame_00001.png"]
 
 
-def test_a_folder_of_stills_rescues_what_it_cannot_write_and_goes_on(tmp_path, images, runner, monkeypatch,
-                                                                       rescue_dir):
+def test_a_folder_of_stills_rescues_what_it_cannot_write_and_goes_on(tmp_path, images, runner, monkeypatch, rescue_dir):
     stills = tmp_path / "stills"
     stills.mkdir()
     for i in (1, 2, 3):
@@ -133,8 +134,7 @@ def test_a_folder_of_stills_rescues_what_it_cannot_write_and_goes_on(tmp_path, i
     out = tmp_path / "styled"
     saves_failing(monkeypatch, lambda name: str(out) in name and ".im2.png" in name)
     result = run(runner, "transfer", stills, images[1], "-o", out, *FAST)
-    refused(result, "2 of 3 images were written to", "cannot write im2.png", "No space left on device",
-            str(rescue_dir))
+    refused(result, "2 of 3 images were written to", "cannot write im2.png", "No space left on device", str(rescue_dir))
     assert sorted(p.name for p in out.iterdir()) == ["im1.png", "im3.png"]  # im3 still ran
     (rescued,) = rescue_dir.glob("dreamstyle-rescue-*/im2.png")
     assert read_recipe(rescued)["content"] == "im2.png"
@@ -157,12 +157,16 @@ def test_a_writer_that_fails_has_its_frames_rescued_as_pngs(tmp_path, images, ru
 @pytest.mark.parametrize("fps", ["0.001", "1e-300", "inf", "5000"])
 def test_a_frame_rate_out_of_range_is_refused_before_any_work(tmp_path, images, runner, fps):
     clip = make_frames_gif(tmp_path / "in.gif")
-    refused(run(runner, "transfer", clip, images[1], "-o", tmp_path / "o.gif", "--fps", fps, *FAST),
-            "--fps", "from 0.01 to 1000")
+    refused(
+        run(runner, "transfer", clip, images[1], "-o", tmp_path / "o.gif", "--fps", fps, *FAST),
+        "--fps",
+        "from 0.01 to 1000",
+    )
     assert not (tmp_path / "o.gif").exists()
 
 
 # --- 4. stale temporary files -----------------------------------------------------------------------------
+
 
 def test_a_later_run_removes_the_temporary_files_a_killed_run_left(images, tmp_path, runner):
     stale = tmp_path / ".o.png.dreamstyle-999999999-abc.part"  # no such process
@@ -177,18 +181,31 @@ def test_a_later_run_removes_the_temporary_files_a_killed_run_left(images, tmp_p
 
 # --- 5, 6. memory and bombs -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", ["transfer", "dream"])
 def test_an_output_above_the_pixel_limit_is_refused_before_any_work(command, images, tmp_path, runner):
-    args = [command, images[0], *([images[1]] if command == "transfer" else []), "-o", tmp_path / "o.png",
-            "--size", "60000", "--weights", "random"]
+    args = [
+        command,
+        images[0],
+        *([images[1]] if command == "transfer" else []),
+        "-o",
+        tmp_path / "o.png",
+        "--size",
+        "60000",
+        "--weights",
+        "random",
+    ]
     refused(run(runner, *args), "pixels", "above the limit of 64,000,000", "--max-pixels")
 
 
 def test_the_host_running_out_of_memory_is_one_line(images, tmp_path, runner, fault):
     fault(fault=lambda calls, image: MemoryError() if calls >= 3 else None)
     out = tmp_path / "o.png"
-    refused(run(runner, "transfer", *images, "-o", out, "--loss", "fault=1", *FAST[:-3], "--iterations", "4",
-                "-q"), "out of memory on cpu", f"best image so far is in {out}")
+    refused(
+        run(runner, "transfer", *images, "-o", out, "--loss", "fault=1", *FAST[:-3], "--iterations", "4", "-q"),
+        "out of memory on cpu",
+        f"best image so far is in {out}",
+    )
     assert Image.open(out).size == (40, 33)
 
 
@@ -206,34 +223,50 @@ def gif_bomb(path: Path, side: int = 4000, frames: int = 500) -> Path:
 def test_a_gif_bomb_is_refused_from_its_header(tmp_path, images, runner):
     bomb = gif_bomb(tmp_path / "bomb.gif")
     assert bomb.stat().st_size < 12_000
-    refused(run(runner, "transfer", bomb, images[1], "-o", tmp_path / "o.gif", *FAST), "500 frames of 4000x4000",
-            "8,000,000,000 pixels in all", "--max-clip-pixels")
+    refused(
+        run(runner, "transfer", bomb, images[1], "-o", tmp_path / "o.gif", *FAST),
+        "500 frames of 4000x4000",
+        "8,000,000,000 pixels in all",
+        "--max-clip-pixels",
+    )
 
 
 # --- 7, 8. bad numbers, bounded where parsed --------------------------------------------------------------------
 
-@pytest.mark.parametrize("command, option, value, words", [
-    ("transfer", "--scales", "1000000000", ["--scales", "from 1 to 12"]),
-    ("transfer", "--scales", "100000", ["--scales", "from 1 to 12"]),
-    ("transfer", "--scales", ",", ["--scales ','"]),
-    ("dream", "--octaves", "100000", ["--octaves", "from 1 to 32"]),
-    ("dream", "--octave-scale", "1e308", ["--octave-scale", "from 1 to 16"]),
-    ("transfer", "--seed", "18446744073709551616", ["--seed", "from 0 to"]),
-    ("transfer", "--style-blend", "nan", ["--style-blend", "nan"]),
-    ("transfer", "--style-blend", "inf,1", ["--style-blend", "inf"]),
-    ("transfer", "--style-layers", "relu1_1=nan,relu2_1", ["--style-layers", "relu1_1", "nan"]),
-    ("transfer", "--style-layers", "relu1_1=1e400", ["--style-layers", "inf"]),
-    ("transfer", "--loss", "tv=nan", ["--loss tv", "nan"]),
-    ("transfer", "--loss", "tv=inf", ["--loss tv", "inf"]),
-    ("transfer", "--loss", "tv=1e400", ["--loss tv", "inf"]),
-    ("transfer", "--loss", "=5", ["give the term's name first"]),
-    ("transfer", "--loss", "tv=-1e30", ["--loss tv", "zero or more"]),
-    ("transfer", "--tv-weight", "-5", ["--tv-weight", "zero or more"]),
-    ("transfer", "--style-scale", "1e6", ["--style-scale", "at most 16"]),
-])
+
+@pytest.mark.parametrize(
+    "command, option, value, words",
+    [
+        ("transfer", "--scales", "1000000000", ["--scales", "from 1 to 12"]),
+        ("transfer", "--scales", "100000", ["--scales", "from 1 to 12"]),
+        ("transfer", "--scales", ",", ["--scales ','"]),
+        ("dream", "--octaves", "100000", ["--octaves", "from 1 to 32"]),
+        ("dream", "--octave-scale", "1e308", ["--octave-scale", "from 1 to 16"]),
+        ("transfer", "--seed", "18446744073709551616", ["--seed", "from 0 to"]),
+        ("transfer", "--style-blend", "nan", ["--style-blend", "nan"]),
+        ("transfer", "--style-blend", "inf,1", ["--style-blend", "inf"]),
+        ("transfer", "--style-layers", "relu1_1=nan,relu2_1", ["--style-layers", "relu1_1", "nan"]),
+        ("transfer", "--style-layers", "relu1_1=1e400", ["--style-layers", "inf"]),
+        ("transfer", "--loss", "tv=nan", ["--loss tv", "nan"]),
+        ("transfer", "--loss", "tv=inf", ["--loss tv", "inf"]),
+        ("transfer", "--loss", "tv=1e400", ["--loss tv", "inf"]),
+        ("transfer", "--loss", "=5", ["give the term's name first"]),
+        ("transfer", "--loss", "tv=-1e30", ["--loss tv", "zero or more"]),
+        ("transfer", "--tv-weight", "-5", ["--tv-weight", "zero or more"]),
+        ("transfer", "--style-scale", "1e6", ["--style-scale", "at most 16"]),
+    ],
+)
 def test_numbers_out_of_range_are_one_line_with_the_range(command, option, value, words, images, tmp_path, runner):
-    args = [command, images[0], *([images[1]] if command == "transfer" else []), "-o", tmp_path / "o.png",
-            *FAST, option, value]  # (after FAST: the last value given wins)
+    args = [
+        command,
+        images[0],
+        *([images[1]] if command == "transfer" else []),
+        "-o",
+        tmp_path / "o.png",
+        *FAST,
+        option,
+        value,
+    ]  # (after FAST: the last value given wins)
     refused(run(runner, *args), *words)
     assert not (tmp_path / "o.png").exists()
 
@@ -242,11 +275,15 @@ def test_out_of_memory_from_a_large_style_image_names_it(images, tmp_path, runne
     from test_reliability import cuda_oom
 
     fault(fault=lambda calls, image: cuda_oom() if calls >= 2 else None)
-    refused(run(runner, "transfer", *images, "-o", tmp_path / "o.png", "--loss", "fault=1", "--style-scale", "4",
-                *FAST), "--style-scale", "the style image is 160x160 px at --style-scale 4")
+    refused(
+        run(runner, "transfer", *images, "-o", tmp_path / "o.png", "--loss", "fault=1", "--style-scale", "4", *FAST),
+        "--style-scale",
+        "the style image is 160x160 px at --style-scale 4",
+    )
 
 
 # --- 11, 12. weights and images that are not what they seem ------------------------------------------------
+
 
 def test_weights_that_are_not_a_state_dict_file_are_one_accurate_line(images, tmp_path, runner, monkeypatch):
     import fractions
@@ -282,6 +319,7 @@ def test_an_image_that_is_a_fifo_or_a_symlink_loop_says_so(images, tmp_path, run
 
 
 # --- 13, 14. plugins that take the tool down ----------------------------------------------------------------
+
 
 def with_entry_point(monkeypatch, load):
     from dreamstyle import plugins
@@ -360,6 +398,7 @@ def test_failing_command_and_listing_hooks_cost_one_line_each(host, runner):
 
 # --- 15. privacy: the recipe names files, it does not say where they are --------------------------------------
 
+
 def test_recipes_name_input_files_with_their_hash_and_replay_finds_them(images, tmp_path, runner):
     out = tmp_path / "o.png"
     assert run(runner, "transfer", *images, "-o", out, *FAST).exit_code == 0
@@ -369,8 +408,9 @@ def test_recipes_name_input_files_with_their_hash_and_replay_finds_them(images, 
     assert len(recipe["inputs"]["content.png"]) == 64
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = runner.invoke(main, ["transfer", "--from", str(out), "-o", str(elsewhere / "again.png"), "-q"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        main, ["transfer", "--from", str(out), "-o", str(elsewhere / "again.png"), "-q"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output  # found beside the replayed picture
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(elsewhere / "again.png")))
     make_image(images[0], seed=9)  # the content changed since

@@ -28,18 +28,32 @@ def weighted_sum(weights):
 
 # --- transforms ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec, normal", [
-    ("jitter", "jitter"), ("rotate,jitter", "jitter,rotate=5"), ("scale=0.1, flip", "scale=0.1,flip"),
-    ("none", ""), ("", ""), ("jitter,scale,rotate,flip", "jitter,scale=0.05,rotate=5,flip"),
-])
+
+@pytest.mark.parametrize(
+    "spec, normal",
+    [
+        ("jitter", "jitter"),
+        ("rotate,jitter", "jitter,rotate=5"),
+        ("scale=0.1, flip", "scale=0.1,flip"),
+        ("none", ""),
+        ("", ""),
+        ("jitter,scale,rotate,flip", "jitter,scale=0.05,rotate=5,flip"),
+    ],
+)
 def test_transform_lists_parse_to_a_normal_form(spec, normal):
     assert transforms.parse_transforms(spec) == normal
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("jiter", "choose among jitter, scale"), ("scale=2", "at most 0.5"), ("rotate=x", "must be a number"),
-    ("jitter=4", "--jitter PX"), ("flip=1", "takes no strength"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("jiter", "choose among jitter, scale"),
+        ("scale=2", "at most 0.5"),
+        ("rotate=x", "must be a number"),
+        ("jitter=4", "--jitter PX"),
+        ("flip=1", "takes no strength"),
+    ],
+)
 def test_bad_transform_lists_say_what_is_wrong(spec, words):
     with pytest.raises(OptionError, match=words):
         transforms.parse_transforms(spec)
@@ -98,6 +112,7 @@ def test_no_transforms_means_no_jitter_either(vgg, photo):
 
 # --- lapnorm -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 23, 17), (1, 3, 5, 3)])
 def test_a_laplacian_pyramid_adds_back_up_to_the_picture(shape):
     x = torch.randn(shape)
@@ -126,6 +141,7 @@ def test_dream_with_lapnorm_raises_the_activation(vgg, photo):
 
 
 # --- the fft parametrization ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("hw", [(16, 16), (15, 22)])
 def test_fft_decodes_what_it_encodes_and_stays_in_range(hw):
@@ -161,12 +177,18 @@ def test_an_fft_dream_from_noise_raises_the_activation_and_is_a_picture(vgg):
 
 
 def test_fft_dreams_in_octaves_and_tiles(vgg):
-    result = dream(None, "relu2_1", init="noise", param="fft",
-                   **tiny(vgg, size=40, octaves=2, tile=24, tile_overlap=8, iterations=2))
+    result = dream(
+        None,
+        "relu2_1",
+        init="noise",
+        param="fft",
+        **tiny(vgg, size=40, octaves=2, tile=24, tile_overlap=8, iterations=2),
+    )
     assert result.image.size == (40, 40) and result.stopped is None
 
 
 # --- strongest / weakest channels ------------------------------------------------------------------
+
 
 def test_strongest_and_weakest_pick_channels_by_their_mean_activation():
     f = torch.zeros(1, 6, 4, 4)
@@ -186,11 +208,13 @@ def test_dream_on_the_strongest_channels_records_them(vgg, photo):
     picked = result.recipe["channels_picked"]["relu2_1"]
     assert len(picked) == 3 and len(set(picked)) == 3 and all(0 <= c < 128 for c in picked)
     assert result.history[-1]["total"] < result.history[0]["total"]
-    assert dream(photo, "relu2_1", objective="strongest", **tiny(vgg, iterations=1)).recipe["objective"] == \
-        "strongest:8"
+    assert (
+        dream(photo, "relu2_1", objective="strongest", **tiny(vgg, iterations=1)).recipe["objective"] == "strongest:8"
+    )
 
 
 # --- regularizers ----------------------------------------------------------------------------------
+
 
 def test_blur_smooths_and_decay_pulls_toward_grey():
     torch.manual_seed(0)
@@ -226,6 +250,7 @@ def test_a_negative_weight_suppresses_a_channel(vgg, photo):
 
 # --- atlas and activations ---------------------------------------------------------------------------
 
+
 def test_each_mode_gives_every_image_of_the_batch_its_own_channel():
     f = torch.rand(3, 6, 4, 4)
     loss = ActivationLoss("a:4,0,2", each=True)
@@ -238,8 +263,9 @@ def test_each_mode_gives_every_image_of_the_batch_its_own_channel():
 def test_atlas_has_one_labelled_cell_per_channel(vgg):
     from dreamstyle import atlas
 
-    result = atlas("vgg19", "relu2_1", channels="3,0-2,9", batch=2, loaded=vgg, size=32, iterations=3, seed=0,
-                   device="cpu")
+    result = atlas(
+        "vgg19", "relu2_1", channels="3,0-2,9", batch=2, loaded=vgg, size=32, iterations=3, seed=0, device="cpu"
+    )
     assert [c.channel for c in result.cells] == [3, 0, 1, 2, 9]
     assert all(c.image.size == (32, 32) and math.isfinite(c.activation) for c in result.cells)
     assert result.recipe["channels"] == [3, 0, 1, 2, 9] and result.recipe["param"] == "fft"
@@ -260,15 +286,24 @@ def test_a_cell_does_not_depend_on_its_batch(vgg, precision, rel):
     kw = dict(loaded=vgg, size=32, iterations=3, seed=0, device="cpu", transforms="none", precision=precision)
     one_batch = atlas("vgg19", "relu2_1", channels="3,0-2,9", batch=5, **kw)
     two_batches = atlas("vgg19", "relu2_1", channels="3,0-2,9", batch=2, **kw)
-    assert one_batch.recipe["precision_used"] == two_batches.recipe["precision_used"] == (
-        "bfloat16" if precision == "bf16" else "fp32")
+    assert (
+        one_batch.recipe["precision_used"]
+        == two_batches.recipe["precision_used"]
+        == ("bfloat16" if precision == "bf16" else "fp32")
+    )
     for a, b in zip(one_batch.cells, two_batches.cells):  # each channel from its own noise, on its own
         assert a.activation == pytest.approx(b.activation, rel=rel, abs=1e-4)
 
 
-@pytest.mark.parametrize("value, words", [
-    ("5-3", "a range goes up"), ("a-b", "like 0-63"), ("", "at least one channel"), ("-2", "like 0-63"),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("5-3", "a range goes up"),
+        ("a-b", "like 0-63"),
+        ("", "at least one channel"),
+        ("-2", "like 0-63"),
+    ],
+)
 def test_bad_channel_lists_say_what_is_wrong(value, words):
     from dreamstyle.settings import channel_list
 
@@ -307,20 +342,62 @@ def test_cli_channels_writes_the_grid_and_json(runner, tmp_path):
     from dreamstyle.writers import read_recipe
 
     out, js = tmp_path / "grid.png", tmp_path / "grid.json"
-    r = runner.invoke(main, ["channels", "vgg19", "relu1_2", "--channels", "0-3", "--weights", "random", "--size", "24",
-                             "--iterations", "2", "--seed", "1", "-o", str(out), "--json", str(js), "-q"])
+    r = runner.invoke(
+        main,
+        [
+            "channels",
+            "vgg19",
+            "relu1_2",
+            "--channels",
+            "0-3",
+            "--weights",
+            "random",
+            "--size",
+            "24",
+            "--iterations",
+            "2",
+            "--seed",
+            "1",
+            "-o",
+            str(out),
+            "--json",
+            str(js),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(js.read_text())
     assert [c["channel"] for c in data["channels"]] == [0, 1, 2, 3] and data["layer"] == "relu1_2"
     assert Image.open(out).size[0] > 2 * 96 and read_recipe(out)["command"] == "channels"
     old = tmp_path / "old.png"  # the old name, atlas, is the same command
-    r = runner.invoke(main, ["atlas", "vgg19", "relu1_2", "--channels", "0-3", "--weights", "random", "--size", "24",
-                             "--iterations", "2", "--seed", "1", "-o", str(old), "-q"])
+    r = runner.invoke(
+        main,
+        [
+            "atlas",
+            "vgg19",
+            "relu1_2",
+            "--channels",
+            "0-3",
+            "--weights",
+            "random",
+            "--size",
+            "24",
+            "--iterations",
+            "2",
+            "--seed",
+            "1",
+            "-o",
+            str(old),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert Image.open(old).tobytes() == Image.open(out).tobytes()  # same seed, same process
     assert "old name of 'dreamstyle channels'" in runner.invoke(main, ["atlas", "--help"]).output
-    r = runner.invoke(main, ["channels", "vgg19", "relu1_2", "--channels", "0-64", "--weights", "random",
-                             "-o", str(tmp_path / "x.png")])
+    r = runner.invoke(
+        main,
+        ["channels", "vgg19", "relu1_2", "--channels", "0-64", "--weights", "random", "-o", str(tmp_path / "x.png")],
+    )
     assert r.exit_code == 1 and "channel 64 is out of range" in r.output and "Traceback" not in r.output
 
 
@@ -341,8 +418,26 @@ def test_cli_activations_prints_the_top_channels(runner, photo, tmp_path):
     from dreamstyle.cli import main
 
     out = tmp_path / "act.png"
-    r = runner.invoke(main, ["activations", str(photo), "--layer", "relu2_1", "--weights", "random", "--size", "32",
-                             "--top", "2", "--cell", "0", "-o", str(out), "-q"])
+    r = runner.invoke(
+        main,
+        [
+            "activations",
+            str(photo),
+            "--layer",
+            "relu2_1",
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--top",
+            "2",
+            "--cell",
+            "0",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "relu2_1: top 2" in r.output and "mean activation" in r.output and "--layer relu2_1:" in r.output
     assert out.exists()
@@ -356,8 +451,23 @@ def test_cli_activations_without_an_output_prints_the_table_only(runner, photo, 
 
     monkeypatch.setattr(atlas, "visualize", lambda *a, **k: pytest.fail("visualized channels for no sheet"))
     monkeypatch.chdir(tmp_path)
-    r = runner.invoke(main, ["activations", str(photo), "--layer", "relu2_1", "--weights", "random", "--size", "32",
-                             "--top", "3", "--json", "top.json"])
+    r = runner.invoke(
+        main,
+        [
+            "activations",
+            str(photo),
+            "--layer",
+            "relu2_1",
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--top",
+            "3",
+            "--json",
+            "top.json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "relu2_1: top 3" in r.output and "wrote top.json" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([photo.name, "top.json"])  # no sheet
@@ -370,12 +480,14 @@ def test_atlas_and_activations_on_a_timm_model(tmp_path):
     kw = dict(weights="random", seed=0, device="cpu", iterations=2)
     a = atlas("timm/resnet18", "layer2", channels="0-2", size=32, **kw)
     assert [c.channel for c in a.cells] == [0, 1, 2] and all(math.isfinite(c.activation) for c in a.cells)
-    e = activations(make_image(tmp_path / "p.png", (48, 40)), "layer2", backbone="timm/resnet18", size=48, top=2,
-                    cell=32, **kw)
+    e = activations(
+        make_image(tmp_path / "p.png", (48, 40)), "layer2", backbone="timm/resnet18", size=48, top=2, cell=32, **kw
+    )
     assert len(e.top) == 2 and len(e.cells) == 2
 
 
 # --- diversity across a batch ------------------------------------------------------------------------
+
 
 def test_diversity_is_one_for_copies_and_lower_for_different_pictures():
     from dreamstyle.activation import DiversityLoss
@@ -436,9 +548,9 @@ def test_the_normalized_step_moves_each_picture_of_a_batch_as_if_alone():
     NormalizedGradient([together], lr=0.5).step()
     for i in range(2):
         alone = torch.zeros(1, 3, 6, 6, requires_grad=True)
-        alone.grad = grads[i:i + 1].clone()
+        alone.grad = grads[i : i + 1].clone()
         NormalizedGradient([alone], lr=0.5).step()
-        assert torch.allclose(together[i:i + 1].detach(), alone.detach())
+        assert torch.allclose(together[i : i + 1].detach(), alone.detach())
         assert float(together[i].detach().abs().mean()) == pytest.approx(0.5, rel=1e-4)
 
 

@@ -22,11 +22,19 @@ from dreamstyle.writers import read_recipe, save_image
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["--weights", "random", "--device", "cpu", "--size", "32", "--iterations", "2", "--seed", "3", "-q"]
-RECIPE = {"command": "transfer", "seed": 5, "text": "a < b & c \"quoted\" é"}
+RECIPE = {"command": "transfer", "seed": 5, "text": 'a < b & c "quoted" é'}
 # a name for each case: (its CLI options, the bit depth written)
-FORMATS = {".png": ((), 8), ".png16": (("--bit-depth", "16"), 16), ".jpg": ((), 8), ".jpeg": ((), 8),
-           ".webp": ((), 8), ".webp-lossy": (("--quality", "80"), 8), ".tif": ((), 16), ".tiff": ((), 16),
-           ".tif8": (("--bit-depth", "8"), 8)}
+FORMATS = {
+    ".png": ((), 8),
+    ".png16": (("--bit-depth", "16"), 16),
+    ".jpg": ((), 8),
+    ".jpeg": ((), 8),
+    ".webp": ((), 8),
+    ".webp-lossy": (("--quality", "80"), 8),
+    ".tif": ((), 16),
+    ".tiff": ((), 16),
+    ".tif8": (("--bit-depth", "8"), 8),
+}
 
 
 def suffix_of(name: str) -> str:
@@ -69,10 +77,19 @@ def invoke(runner, *args):
 
 # --- writing and reading back ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("suffix, bit_depth, depth, dtype", [
-    (".png", None, 8, np.uint8), (".png", 16, 16, np.uint16), (".jpg", None, 8, np.uint8),
-    (".jpeg", 8, 8, np.uint8), (".webp", None, 8, np.uint8), (".tif", None, 16, np.uint16),
-    (".tiff", 8, 8, np.uint8)])
+
+@pytest.mark.parametrize(
+    "suffix, bit_depth, depth, dtype",
+    [
+        (".png", None, 8, np.uint8),
+        (".png", 16, 16, np.uint16),
+        (".jpg", None, 8, np.uint8),
+        (".jpeg", 8, 8, np.uint8),
+        (".webp", None, 8, np.uint8),
+        (".tif", None, 16, np.uint16),
+        (".tiff", 8, 8, np.uint8),
+    ],
+)
 def test_each_format_writes_size_mode_and_bit_depth(tmp_path, suffix, bit_depth, depth, dtype):
     path = save_image(gradient(), tmp_path / f"g{suffix}", RECIPE, bit_depth=bit_depth)
     pixels = read_pixels(path)
@@ -82,8 +99,8 @@ def test_each_format_writes_size_mode_and_bit_depth(tmp_path, suffix, bit_depth,
     levels = len(np.unique(pixels[..., 0]))
     assert levels > 256 if depth == 16 else levels <= 256
     want = gradient()[0].permute(1, 2, 0).numpy()
-    tolerance = 0.02 if suffix in (".jpg", ".jpeg") else 0.5 / (2 ** depth - 1) + 1e-6
-    assert np.abs(pixels / (2 ** depth - 1) - want).max() <= tolerance
+    tolerance = 0.02 if suffix in (".jpg", ".jpeg") else 0.5 / (2**depth - 1) + 1e-6
+    assert np.abs(pixels / (2**depth - 1) - want).max() <= tolerance
 
 
 def test_sixteen_bits_from_an_eight_bit_picture_are_its_levels(tmp_path):
@@ -97,8 +114,7 @@ def test_sixteen_bits_from_an_eight_bit_picture_are_its_levels(tmp_path):
 def test_every_format_carries_the_recipe(tmp_path, name):
     options, depth = FORMATS[name]
     quality = 80 if "--quality" in options else None
-    path = save_image(gradient(4, 40, 8), tmp_path / f"r{suffix_of(name)}", RECIPE, bit_depth=depth,
-                      quality=quality)
+    path = save_image(gradient(4, 40, 8), tmp_path / f"r{suffix_of(name)}", RECIPE, bit_depth=depth, quality=quality)
     assert read_recipe(path) == RECIPE
     bare = save_image(gradient(3, 40, 8), tmp_path / f"bare{suffix_of(name)}", None, bit_depth=depth)
     assert read_recipe(bare) is None
@@ -118,8 +134,10 @@ def test_a_recipe_too_big_for_a_jpeg_is_compressed_else_refused_in_one_line(tmp_
 
 # --- transparency ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("suffix, bit_depth", [(".png", None), (".png", 16), (".webp", None), (".tif", None),
-                                               (".tif", 8)])
+
+@pytest.mark.parametrize(
+    "suffix, bit_depth", [(".png", None), (".png", 16), (".webp", None), (".tif", None), (".tif", 8)]
+)
 @pytest.mark.parametrize("source", ["tensor", "pil"])
 def test_alpha_is_kept(tmp_path, suffix, bit_depth, source):
     image = gradient(4, 40, 6)
@@ -165,6 +183,7 @@ def test_the_cli_notes_in_one_line_that_a_jpeg_has_no_transparency(tmp_path, cap
 
 
 # --- through the command line: --from, snapshots, folders ---------------------------------------------
+
 
 @pytest.mark.parametrize("name", [".png", ".png16", ".jpg", ".webp", ".webp-lossy", ".tif", ".tif8"])
 def test_from_replays_every_format(images, tmp_path, runner, name):
@@ -234,6 +253,7 @@ def test_the_python_api_saves_a_result(tmp_path):
 
 # --- refused before any work ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def no_work(monkeypatch):
     """Any optimization fails the test: the refusals below come before it."""
@@ -257,16 +277,20 @@ def refused_line(result, code, *words):
         assert word in lines[0], result.output
 
 
-@pytest.mark.parametrize("output, options, words", [
-    ("o.jpg", ["--bit-depth", "16"], ["--bit-depth 16", ".jpg is 8-bit", ".png", ".tif"]),
-    ("o.webp", ["--bit-depth", "16"], ["--bit-depth 16", ".webp is 8-bit"]),
-    ("o.png", ["--bit-depth", "12"], ["--bit-depth 12", ".png is 8 or 16-bit"]),
-    ("o.png", ["--quality", "80"], ["--quality", ".png has no quality", ".jpg"]),
-    ("o.tif", ["--quality", "80"], ["--quality", ".tif has no quality"]),
-    ("o.bmp", [], ["must end in .png", ".jpg", ".webp", ".tif"]),
-])
-def test_options_a_format_does_not_take_are_one_line_before_any_work(images, tmp_path, runner, no_work, output,
-                                                                      options, words):
+@pytest.mark.parametrize(
+    "output, options, words",
+    [
+        ("o.jpg", ["--bit-depth", "16"], ["--bit-depth 16", ".jpg is 8-bit", ".png", ".tif"]),
+        ("o.webp", ["--bit-depth", "16"], ["--bit-depth 16", ".webp is 8-bit"]),
+        ("o.png", ["--bit-depth", "12"], ["--bit-depth 12", ".png is 8 or 16-bit"]),
+        ("o.png", ["--quality", "80"], ["--quality", ".png has no quality", ".jpg"]),
+        ("o.tif", ["--quality", "80"], ["--quality", ".tif has no quality"]),
+        ("o.bmp", [], ["must end in .png", ".jpg", ".webp", ".tif"]),
+    ],
+)
+def test_options_a_format_does_not_take_are_one_line_before_any_work(
+    images, tmp_path, runner, no_work, output, options, words
+):
     result = invoke(runner, "transfer", *images, "-o", tmp_path / output, *options, *FAST, "--save-every", "1")
     refused_line(result, 1, *words)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["content.png", "style.png"]
@@ -274,13 +298,17 @@ def test_options_a_format_does_not_take_are_one_line_before_any_work(images, tmp
 
 @pytest.mark.parametrize("value", ["0", "101"])
 def test_quality_out_of_range_is_one_line(images, tmp_path, runner, no_work, value):
-    refused_line(invoke(runner, "transfer", *images, "-o", tmp_path / "o.jpg", "--quality", value, *FAST), 1,
-                 f"--quality must be 1 to 100, not {value}")
+    refused_line(
+        invoke(runner, "transfer", *images, "-o", tmp_path / "o.jpg", "--quality", value, *FAST),
+        1,
+        f"--quality must be 1 to 100, not {value}",
+    )
 
 
 def test_a_bit_depth_that_is_not_a_number_is_a_usage_line(images, tmp_path, runner, no_work):
-    refused_line(invoke(runner, "transfer", *images, "-o", tmp_path / "o.png", "--bit-depth", "high", *FAST), 2,
-                 "--bit-depth")
+    refused_line(
+        invoke(runner, "transfer", *images, "-o", tmp_path / "o.png", "--bit-depth", "high", *FAST), 2, "--bit-depth"
+    )
 
 
 def test_clips_and_folders_refuse_what_their_format_does_not_take(tmp_path, runner, no_work):
@@ -292,14 +320,30 @@ def test_clips_and_folders_refuse_what_their_format_does_not_take(tmp_path, runn
     folder.mkdir()
     make_image(folder / "a.png")
     before = sorted(p.name for p in tmp_path.iterdir())
-    refused_line(invoke(runner, "transfer", clip, style, "-o", tmp_path / "o.gif", "--bit-depth", "16", *FAST), 1,
-                 "--bit-depth 16", ".gif is 8-bit")
-    refused_line(invoke(runner, "transfer", clip, style, "-o", tmp_path / "o.png", "--quality", "50", *FAST), 1,
-                 "--quality", ".png has no quality")
-    refused_line(invoke(runner, "transfer", clip, style, "-o", tmp_path / "frames", "--quality", "50", *FAST), 1,
-                 "--quality", "a folder of frames")
-    refused_line(invoke(runner, "transfer", folder, style, "-o", tmp_path / "out", "--quality", "50", *FAST), 1,
-                 "--quality", "a folder of images")
+    refused_line(
+        invoke(runner, "transfer", clip, style, "-o", tmp_path / "o.gif", "--bit-depth", "16", *FAST),
+        1,
+        "--bit-depth 16",
+        ".gif is 8-bit",
+    )
+    refused_line(
+        invoke(runner, "transfer", clip, style, "-o", tmp_path / "o.png", "--quality", "50", *FAST),
+        1,
+        "--quality",
+        ".png has no quality",
+    )
+    refused_line(
+        invoke(runner, "transfer", clip, style, "-o", tmp_path / "frames", "--quality", "50", *FAST),
+        1,
+        "--quality",
+        "a folder of frames",
+    )
+    refused_line(
+        invoke(runner, "transfer", folder, style, "-o", tmp_path / "out", "--quality", "50", *FAST),
+        1,
+        "--quality",
+        "a folder of images",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -322,8 +366,20 @@ def _npz_recipe(path):
 class NpzPlugin:
     @hookimpl
     def register_writers(self, register):
-        register(Writer("npz", (".npz",), "image", _npz_write, _npz_recipe, "float pixels (a test plugin)",
-                        bit_depths=(32, 16, 8), default_bit_depth=32, quality=True, alpha=True))
+        register(
+            Writer(
+                "npz",
+                (".npz",),
+                "image",
+                _npz_write,
+                _npz_recipe,
+                "float pixels (a test plugin)",
+                bit_depths=(32, 16, 8),
+                default_bit_depth=32,
+                quality=True,
+                alpha=True,
+            )
+        )
 
 
 def test_a_plugin_format_gets_the_options_and_the_full_precision(host, images, tmp_path, runner):
@@ -344,8 +400,11 @@ def test_a_plugin_format_gets_the_options_and_the_full_precision(host, images, t
     assert result.exit_code == 0, result.output
     assert RECEIVED[-1]["bit_depth"] == 16 and RECEIVED[-1]["quality"] is None
     assert np.array_equal(np.load(again)["pixels"], pixels)
-    refused_line(invoke(runner, "transfer", *images, "-o", tmp_path / "x.npz", "--bit-depth", "12", *FAST), 1,
-                 ".npz is 32, 16 or 8-bit")
+    refused_line(
+        invoke(runner, "transfer", *images, "-o", tmp_path / "x.npz", "--bit-depth", "12", *FAST),
+        1,
+        ".npz is 32, 16 or 8-bit",
+    )
 
 
 def test_a_plugin_format_with_rgba(host, tmp_path):

@@ -48,7 +48,7 @@ def find_cycle(graph) -> list[str] | None:
 
     def visit(node):
         if node in path:
-            return path[path.index(node):] + [node]
+            return path[path.index(node) :] + [node]
         if node in done:
             return None
         path.append(node)

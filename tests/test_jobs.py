@@ -38,10 +38,27 @@ def invoke(runner, *args):
 
 # --- what drifted between the copies -----------------------------------------------------------------
 
+
 def test_clips_and_folders_take_scales_and_the_hybrid(clip, images, tmp_path, runner):
     out = tmp_path / "o.gif"
-    result = invoke(runner, "transfer", clip, images[1], "-o", out, "--size", "40", "--iterations", "2",
-                    "--scales", "2", "--dream-layer", "auto", "--log-json", tmp_path / "log.json")
+    result = invoke(
+        runner,
+        "transfer",
+        clip,
+        images[1],
+        "-o",
+        out,
+        "--size",
+        "40",
+        "--iterations",
+        "2",
+        "--scales",
+        "2",
+        "--dream-layer",
+        "auto",
+        "--log-json",
+        tmp_path / "log.json",
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "log.json").read_text())
     assert {r["stage"] for r in rows if r["frame"] == 1} == {1, 2}  # the first frame: coarse to fine
@@ -51,9 +68,27 @@ def test_clips_and_folders_take_scales_and_the_hybrid(clip, images, tmp_path, ru
 
 def test_compare_takes_the_hybrid_log_and_snapshots(images, tmp_path, runner):
     out = tmp_path / "cmp"
-    result = invoke(runner, "compare", *images, "--backbones", "vgg19", "-o", out, "--size", "40", "--iterations",
-                    "2", "--dream-layer", "relu3_3", "--dream-weight", "2", "--log-json", tmp_path / "log.json",
-                    "--save-every", "2")
+    result = invoke(
+        runner,
+        "compare",
+        *images,
+        "--backbones",
+        "vgg19",
+        "-o",
+        out,
+        "--size",
+        "40",
+        "--iterations",
+        "2",
+        "--dream-layer",
+        "relu3_3",
+        "--dream-weight",
+        "2",
+        "--log-json",
+        tmp_path / "log.json",
+        "--save-every",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert read_recipe(out / "vgg19-random.png")["dream_layers_used"] == ["relu3_3"]
     (row,) = json.loads((tmp_path / "log.json").read_text())
@@ -62,9 +97,27 @@ def test_compare_takes_the_hybrid_log_and_snapshots(images, tmp_path, runner):
 
 def test_dream_takes_loss_terms_and_preserves_colour(images, tmp_path, runner):
     out = tmp_path / "d.png"
-    result = invoke(runner, "dream", images[0], "-o", out, "--size", "40", "--octaves", "1", "--iterations", "2",
-                    "--layer", "relu2_1", "--loss", "tv=10", "--preserve-color", "luminance", "--log-json",
-                    tmp_path / "log.json")
+    result = invoke(
+        runner,
+        "dream",
+        images[0],
+        "-o",
+        out,
+        "--size",
+        "40",
+        "--octaves",
+        "1",
+        "--iterations",
+        "2",
+        "--layer",
+        "relu2_1",
+        "--loss",
+        "tv=10",
+        "--preserve-color",
+        "luminance",
+        "--log-json",
+        tmp_path / "log.json",
+    )
     assert result.exit_code == 0, result.output
     assert "tv" in json.loads((tmp_path / "log.json").read_text())[-1]
     assert read_recipe(out)["preserve_color"] == "luminance"
@@ -76,18 +129,22 @@ def test_a_mistyped_init_gets_the_same_suggestion_on_a_clip(clip, images, tmp_pa
         assert result.exit_code == 1 and "did you mean 'noise'" in result.output, result.output
 
 
-def test_running_out_of_memory_while_loading_is_one_line_for_every_command(images, clip, tmp_path, runner,
-                                                                         monkeypatch):
+def test_running_out_of_memory_while_loading_is_one_line_for_every_command(images, clip, tmp_path, runner, monkeypatch):
     from dreamstyle import session
 
     def oom(*a, **k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(session, "LoadedBackbone", oom)
-    for args in (["transfer", images[0], images[1]], ["transfer", clip, images[1]], ["dream", images[0]],
-                 ["texture", images[1]]):
-        result = invoke(runner, *args, "-o", tmp_path / "o.gif" if args[1] == clip else tmp_path / "o.png",
-                        "--size", "40")
+    for args in (
+        ["transfer", images[0], images[1]],
+        ["transfer", clip, images[1]],
+        ["dream", images[0]],
+        ["texture", images[1]],
+    ):
+        result = invoke(
+            runner, *args, "-o", tmp_path / "o.gif" if args[1] == clip else tmp_path / "o.png", "--size", "40"
+        )
         assert result.exit_code == 1 and "out of memory on cpu loading backbone 'vgg19'" in result.output, args
 
 
@@ -119,6 +176,7 @@ def test_one_default_per_option():
 
 # --- objectives ----------------------------------------------------------------------------------------
 
+
 def test_objectives_add_and_scale_keeping_named_leaves():
     obj = 5 * term("content", layers="relu1_1") + 100 * term("style", layers="relu1_1") + term("tv")
     hybrid = obj + 1e5 * term("activation", layers="relu2_1")
@@ -143,6 +201,7 @@ def test_a_term_that_returns_many_values_is_one_line():
 
 # --- texture ----------------------------------------------------------------------------------------------
 
+
 def edge_jump(img: np.ndarray) -> tuple[float, float]:
     """Mean |difference| across the left-right wrap, and between neighbouring interior columns."""
     a = img.astype(float)
@@ -153,8 +212,21 @@ def edge_jump(img: np.ndarray) -> tuple[float, float]:
 
 def test_texture_from_noise_lowers_the_style_loss(images, tmp_path, runner):
     out, log = tmp_path / "t.png", tmp_path / "log.json"
-    result = invoke(runner, "texture", images[1], "-o", out, "--size", "48x32", "--iterations", "8",
-                    "--tv-weight", "0", "--log-json", log)
+    result = invoke(
+        runner,
+        "texture",
+        images[1],
+        "-o",
+        out,
+        "--size",
+        "48x32",
+        "--iterations",
+        "8",
+        "--tv-weight",
+        "0",
+        "--log-json",
+        log,
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(log.read_text())
     assert rows[-1]["style"] < rows[0]["style"] and "content" not in rows[0]
@@ -167,8 +239,18 @@ def test_seamless_texture_joins_left_and_right():
     torch.manual_seed(0)
     vgg = load_backbone("vgg19", weights="random")
     style = Image.fromarray((np.random.default_rng(1).random((48, 48, 3)) * 255).astype("uint8"))
-    common = dict(size="48x32", iterations=30, seed=0, device="cpu", optimizer="adam", lr=8.0, loaded=vgg,
-                  precision="fp32", tv_weight=200.0, init="noise")
+    common = dict(
+        size="48x32",
+        iterations=30,
+        seed=0,
+        device="cpu",
+        optimizer="adam",
+        lr=8.0,
+        loaded=vgg,
+        precision="fp32",
+        tv_weight=200.0,
+        init="noise",
+    )
     seamless = np.asarray(dreamstyle.texture([style], seamless=True, **common).image)
     plain = np.asarray(dreamstyle.texture([style], **common).image)
     wrap, inner = edge_jump(seamless)
@@ -178,15 +260,33 @@ def test_seamless_texture_joins_left_and_right():
 
 # --- replay ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", ["transfer", "dream", "texture"])
 def test_replay_reproduces_the_image_bit_for_bit(command, images, tmp_path, runner):
     inputs = {"transfer": list(images), "dream": [images[0]], "texture": [images[1]]}[command]
-    extra = {"transfer": ["--scales", "2", "--iterations", "3"], "dream": ["--octaves", "2", "--iterations", "2"],
-             "texture": ["--size", "40x24", "--iterations", "3"]}[command]
+    extra = {
+        "transfer": ["--scales", "2", "--iterations", "3"],
+        "dream": ["--octaves", "2", "--iterations", "2"],
+        "texture": ["--size", "40x24", "--iterations", "3"],
+    }[command]
     first, again = tmp_path / "first.png", tmp_path / "again.png"
-    result = runner.invoke(main, [command, *map(str, inputs), "-o", str(first), "--weights", "random", "--device",
-                                  "cpu", "--size" if command != "texture" else "--seed", "40" if command != "texture"
-                                  else "3", *extra, "-q"])
+    result = runner.invoke(
+        main,
+        [
+            command,
+            *map(str, inputs),
+            "-o",
+            str(first),
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--size" if command != "texture" else "--seed",
+            "40" if command != "texture" else "3",
+            *extra,
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, [command, "--from", str(first), "-o", str(again), "-q"])
     assert result.exit_code == 0, result.output

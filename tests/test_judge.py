@@ -15,8 +15,10 @@ RANDOM = {"weights": "random", "device": "cpu", "seed": 0}
 
 @pytest.fixture
 def files(tmp_path):
-    return (make_image(tmp_path / "photo.png", (48, 36)), make_image(tmp_path / "painting.png", (40, 40), seed=1,
-                                                                    kind="stripes"))
+    return (
+        make_image(tmp_path / "photo.png", (48, 36)),
+        make_image(tmp_path / "painting.png", (40, 40), seed=1, kind="stripes"),
+    )
 
 
 def test_the_same_picture_is_at_zero_and_another_is_not(files):
@@ -40,17 +42,37 @@ def test_a_judge_is_any_backbone_and_its_draws_are_seeded(files):
 def test_the_command_prints_a_table_and_writes_json(files, tmp_path, runner):
     photo, painting = files
     out = tmp_path / "score.json"
-    result = runner.invoke(main, ["score", str(painting), "--content", str(photo), "--style", str(painting),
-                                  "--weights", "random", "--device", "cpu", "--json", str(out)])
+    result = runner.invoke(
+        main,
+        [
+            "score",
+            str(painting),
+            "--content",
+            str(photo),
+            "--style",
+            str(painting),
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "content" in result.output and "sliced Wasserstein" in result.output
     data = json.loads(out.read_text())
     assert data["style_gram"] == 0 and data["content"] > 0
 
 
-@pytest.mark.parametrize("args, words", [([], "give a content image, a style image or both"),
-                                         (["--style", "missing.png"], "missing.png"),
-                                         (["--style", "PAINTING", "--backbone", "vgg91"], "did you mean")])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "give a content image, a style image or both"),
+        (["--style", "missing.png"], "missing.png"),
+        (["--style", "PAINTING", "--backbone", "vgg91"], "did you mean"),
+    ],
+)
 def test_mistakes_are_one_line(files, runner, args, words):
     photo, painting = files
     args = [str(painting) if a == "PAINTING" else a for a in args]
@@ -61,8 +83,9 @@ def test_mistakes_are_one_line(files, runner, args, words):
 
 def test_compare_grades_every_backbone_on_one_judge(files):
     photo, painting = files
-    comp = dreamstyle.compare(str(photo), [str(painting)], "vgg19,vgg19:avg", size=32, iterations=2,
-                              judge="vgg19:avg", **RANDOM)
+    comp = dreamstyle.compare(
+        str(photo), [str(painting)], "vgg19,vgg19:avg", size=32, iterations=2, judge="vgg19:avg", **RANDOM
+    )
     assert comp.judge == {"backbone": "vgg19", "weights": "random", "pooling": "avg"}  # random: the run's weights
     for row in comp.rows:
         assert set(row.judge) == {"content", "style_gram", "style_swd"}
@@ -84,16 +107,19 @@ def test_compare_and_sweep_take_judge_on_the_command_line(files, tmp_path, runne
     row = json.loads((out / "compare.json").read_text())["backbones"][0]
     assert row["judge"]["content"] > 0 and "judge: content" in res.output  # the default judge: vgg19
     out = tmp_path / "sw"
-    res = runner.invoke(main, ["sweep", str(photo), str(painting), "--vary", "preset=gram,nn", "--judge", "vgg19:avg",
-                               *fast, "-o", str(out)])
+    res = runner.invoke(
+        main,
+        ["sweep", str(photo), str(painting), "--vary", "preset=gram,nn", "--judge", "vgg19:avg", *fast, "-o", str(out)],
+    )
     assert res.exit_code == 0, res.output
     table = json.loads((out / "sweep.json").read_text())
     assert table["judge"] == {"backbone": "vgg19", "weights": "random", "pooling": "avg"}
     assert [c["vary"]["preset"] for c in table["cells"]] == ["gram", "nn"]
     assert all(c["judge"]["style_gram"] > 0 and c["judge"]["content"] > 0 for c in table["cells"])
     assert "judge style (SW)" in (out / "sweep.md").read_text()
-    res = runner.invoke(main, ["sweep", "texture", str(painting), "--vary", "style-loss=gram,swd", *fast,
-                               "-o", str(tmp_path / "tx")])
+    res = runner.invoke(
+        main, ["sweep", "texture", str(painting), "--vary", "style-loss=gram,swd", *fast, "-o", str(tmp_path / "tx")]
+    )
     assert res.exit_code == 0, res.output
     cells = json.loads((tmp_path / "tx" / "sweep.json").read_text())["cells"]
     assert all(c["judge"]["content"] is None and c["judge"]["style_swd"] > 0 for c in cells)  # no photo
@@ -101,9 +127,27 @@ def test_compare_and_sweep_take_judge_on_the_command_line(files, tmp_path, runne
 
 def test_an_unknown_judge_is_one_line_before_any_work(files, tmp_path, runner):
     photo, painting = files
-    res = runner.invoke(main, ["compare", str(photo), str(painting), "--backbones", "vgg19", "--weights", "random",
-                               "--size", "32", "--iterations", "1", "--judge", "nosuchnet", "-o", str(tmp_path / "c"),
-                               "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "compare",
+            str(photo),
+            str(painting),
+            "--backbones",
+            "vgg19",
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "--judge",
+            "nosuchnet",
+            "-o",
+            str(tmp_path / "c"),
+            "-q",
+        ],
+    )
     assert res.exit_code == 1 and "unknown backbone 'nosuchnet'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "c" / "vgg19-random.png").exists()
 

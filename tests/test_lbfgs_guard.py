@@ -35,8 +35,7 @@ def test_lbfgs_does_not_explode_when_total_variation_dominates(vgg, tmp_path):
     from dreamstyle import transfer
 
     content, style = _ramp_and_stripes(tmp_path)
-    result = transfer(content, [style], loaded=vgg, size=64, iterations=30, seed=0, device="cpu",
-                      precision="fp32")
+    result = transfer(content, [style], loaded=vgg, size=64, iterations=30, seed=0, device="cpu", precision="fp32")
     totals = _never_rises(result.history)
     assert totals[-1] <= totals[0]
     assert result.stopped is None
@@ -62,8 +61,9 @@ def test_lbfgs_makes_progress_without_rising_on_a_backbone_with_small_features(v
 
     photo = make_image(tmp_path / "p.png", (48, 40), seed=1)
     style = make_image(tmp_path / "s.png", (48, 48), kind="stripes")
-    result = transfer(photo, [style], loaded=vgg, size=48, iterations=30, seed=0, device="cpu", precision="fp32",
-                      style_weight=1e8)
+    result = transfer(
+        photo, [style], loaded=vgg, size=48, iterations=30, seed=0, device="cpu", precision="fp32", style_weight=1e8
+    )
     totals = _never_rises(result.history)
     assert totals[-1] < 0.9 * totals[0]  # it still moves: the noisy photo's TV comes down
 
@@ -76,13 +76,27 @@ def test_the_guard_changes_nothing_while_the_loss_falls(vgg, tmp_path, monkeypat
     photo = make_image(tmp_path / "p.png", (40, 32))
     style = make_image(tmp_path / "s.png", (40, 40), kind="stripes")
     # the terms and weights of the pictures made before the guard (dreamstyle 0.1: absolute terms)
-    kw = dict(loaded=vgg, size=40, iterations=12, seed=0, device="cpu", precision="fp32", tv_weight=0,
-              term_scale="absolute", content_weight=5.0, style_weight=100.0)
+    kw = dict(
+        loaded=vgg,
+        size=40,
+        iterations=12,
+        seed=0,
+        device="cpu",
+        precision="fp32",
+        tv_weight=0,
+        term_scale="absolute",
+        content_weight=5.0,
+        style_weight=100.0,
+    )
     guarded = transfer(photo, [style], **kw)
     plain = optimizers.FirstStepLBFGS.__init__
-    monkeypatch.setattr(optimizers.FirstStepLBFGS, "__init__",
-                        lambda self, params, lr=1.0, first_step=optimizers.LBFGS_FIRST_STEP:
-                        plain(self, params, lr, first_step, guard=False))
+    monkeypatch.setattr(
+        optimizers.FirstStepLBFGS,
+        "__init__",
+        lambda self, params, lr=1.0, first_step=optimizers.LBFGS_FIRST_STEP: plain(
+            self, params, lr, first_step, guard=False
+        ),
+    )
     unguarded = transfer(photo, [style], **kw)
     _never_rises(unguarded.history)  # smooth terms only: the loss falls at every step anyway
     assert guarded.tensor.equal(unguarded.tensor)

@@ -20,32 +20,81 @@ BASE = dict(weights="random", device="cpu", size=48, iterations=1, seed=0)
 
 # option -> a value other than its default (and the options it needs with it)
 TRANSFER = {
-    "backbone": ("squeezenet1_1", {"size": 64}), "pooling": ("avg", {}), "seed": (7, {}), "precision": ("fp32", {}),
-    "size": (56, {}), "iterations": (2, {}), "optimizer": ("adam", {}), "lr": (2.0, {}),
-    "losses": (("activation=1:layers=relu3_1",), {}), "preserve_color": ("luminance", {}),
-    "compile": (True, {}), "max_pixels": (10_000_000, {}), "style_scale": (0.8, {}),
-    "style_blend": ((0.7, 0.3), {"styles": "two"}), "content_layers": ("relu3_1", {}),
-    "style_layers": ("relu1_1,relu2_1=0.5", {}), "content_weight": (2.0, {}), "style_weight": (50.0, {}),
-    "style_loss": ("w2", {}), "preset": ("nn", {}), "tv_weight": (10.0, {}), "init": ("noise", {}), "scales": (2, {}), "dream_layers": (("auto",), {}),
+    "backbone": ("squeezenet1_1", {"size": 64}),
+    "pooling": ("avg", {}),
+    "seed": (7, {}),
+    "precision": ("fp32", {}),
+    "size": (56, {}),
+    "iterations": (2, {}),
+    "optimizer": ("adam", {}),
+    "lr": (2.0, {}),
+    "losses": (("activation=1:layers=relu3_1",), {}),
+    "preserve_color": ("luminance", {}),
+    "compile": (True, {}),
+    "max_pixels": (10_000_000, {}),
+    "style_scale": (0.8, {}),
+    "style_blend": ((0.7, 0.3), {"styles": "two"}),
+    "content_layers": ("relu3_1", {}),
+    "style_layers": ("relu1_1,relu2_1=0.5", {}),
+    "content_weight": (2.0, {}),
+    "style_weight": (50.0, {}),
+    "style_loss": ("w2", {}),
+    "preset": ("nn", {}),
+    "tv_weight": (10.0, {}),
+    "init": ("noise", {}),
+    "scales": (2, {}),
+    "dream_layers": (("auto",), {}),
     "dream_weight": (10.0, {"dream_layers": ("relu3_3",)}),
     "allow_overlap": (True, {"dream_layers": ("relu4_2",)}),
-    "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.5, {}), "flow": ("ilk", {}),
-    "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
-    "tile": (32, {}), "tile_overlap": (8, {"tile": 32}), "style_masks": (("mask",), {}), "content_mask": ("mask", {}),
+    "batch": (2, {}),
+    "temporal_weight": (5.0, {}),
+    "temporal_init": (0.5, {}),
+    "flow": ("ilk", {}),
+    "frame_iterations": (2, {}),
+    "fps": (5.0, {}),
+    "max_clip_pixels": (10**8, {}),
+    "tile": (32, {}),
+    "tile_overlap": (8, {"tile": 32}),
+    "style_masks": (("mask",), {}),
+    "content_mask": ("mask", {}),
     "term_scale": ("absolute", {}),
 }
 DREAM = {
-    "backbone": ("squeezenet1_1", {"layers": ("fire6",), "size": 64, "octaves": 1}), "pooling": ("avg", {}),
+    "backbone": ("squeezenet1_1", {"layers": ("fire6",), "size": 64, "octaves": 1}),
+    "pooling": ("avg", {}),
     "seed": (7, {}),
-    "precision": ("fp32", {}), "size": (56, {}), "iterations": (2, {}), "optimizer": ("adam", {}),
-    "lr": (2.0, {}), "losses": (("tv=5",), {}), "preserve_color": ("histogram", {}), "compile": (True, {}),
-    "max_pixels": (10_000_000, {}), "layers": (("relu3_1:2",), {}), "objective": ("l2", {}),
-    "octaves": (2, {}), "octave_scale": (1.5, {}), "jitter": (3, {}), "tile": (32, {}),
-    "tile_overlap": (8, {"tile": 32}), "guide": ("guide", {}), "init": ("noise", {}),
-    "batch": (2, {}), "temporal_weight": (5.0, {}), "temporal_init": (0.2, {}), "flow": ("ilk", {}),
-    "frame_iterations": (2, {}), "fps": (5.0, {}), "max_clip_pixels": (10**8, {}),
-    "transforms": ("jitter,scale=0.1,rotate=5,flip", {}), "gradient": ("lapnorm", {}), "param": ("fft", {}),
-    "blur": (0.5, {}), "decay": (0.01, {}), "samples": (2, {"init": "noise"}), "term_scale": ("absolute", {}),
+    "precision": ("fp32", {}),
+    "size": (56, {}),
+    "iterations": (2, {}),
+    "optimizer": ("adam", {}),
+    "lr": (2.0, {}),
+    "losses": (("tv=5",), {}),
+    "preserve_color": ("histogram", {}),
+    "compile": (True, {}),
+    "max_pixels": (10_000_000, {}),
+    "layers": (("relu3_1:2",), {}),
+    "objective": ("l2", {}),
+    "octaves": (2, {}),
+    "octave_scale": (1.5, {}),
+    "jitter": (3, {}),
+    "tile": (32, {}),
+    "tile_overlap": (8, {"tile": 32}),
+    "guide": ("guide", {}),
+    "init": ("noise", {}),
+    "batch": (2, {}),
+    "temporal_weight": (5.0, {}),
+    "temporal_init": (0.2, {}),
+    "flow": ("ilk", {}),
+    "frame_iterations": (2, {}),
+    "fps": (5.0, {}),
+    "max_clip_pixels": (10**8, {}),
+    "transforms": ("jitter,scale=0.1,rotate=5,flip", {}),
+    "gradient": ("lapnorm", {}),
+    "param": ("fft", {}),
+    "blur": (0.5, {}),
+    "decay": (0.01, {}),
+    "samples": (2, {"init": "noise"}),
+    "term_scale": ("absolute", {}),
 }
 COVERED_BY_BASE = {"weights", "device", "log_every", "frames", "content", "styles", "input"}
 # need a video file or a zoom run, which this matrix of stills, GIF clips and folders does not make:
@@ -73,15 +122,20 @@ def files(tmp_path_factory):
     frames = []
     for i in range(3):  # a bright square moving over a still background
         a = np.asarray(Image.open(content).convert("RGB")).copy()
-        a[8:24, 4 + 6 * i: 20 + 6 * i] = 250
+        a[8:24, 4 + 6 * i : 20 + 6 * i] = 250
         frames.append(Image.fromarray(a))
     folder = root / "stills"
     folder.mkdir()
     for i, f in enumerate(frames[:2]):
         f.save(folder / f"im{i}.png")
-    return {"content": content, "styles": styles, "guide": guide, "clip": Clip(frames, [100] * 3, 0,
-                                                                                   ["f1", "f2", "f3"]),
-            "folder": folder, "mask": root / "mask.png"}
+    return {
+        "content": content,
+        "styles": styles,
+        "guide": guide,
+        "clip": Clip(frames, [100] * 3, 0, ["f1", "f2", "f3"]),
+        "folder": folder,
+        "mask": root / "mask.png",
+    }
 
 
 def options_for(table, name, files):
@@ -129,8 +183,9 @@ CLIP_ONLY = {"temporal_weight", "temporal_init", "flow", "frame_iterations", "fp
 
 
 def applies(cls, name, context):
-    return {"still": "still", "compare": "grid", "clip": "clip", "folder": "folder"}[context] in \
-        cls.applicability()[name][1]
+    return {"still": "still", "compare": "grid", "clip": "clip", "folder": "folder"}[context] in cls.applicability()[
+        name
+    ][1]
 
 
 def skip_unless_applies(name, context, cls=TransferSettings):
@@ -185,26 +240,43 @@ def test_every_dream_option(name, context, files, vgg):
 
 def run_dream(context, files, layers, loaded, options):
     if context == "still":
-        return dreamstyle.dream(str(files["content"]) if options.get("init") != "noise" else None, layers,
-                                **loaded, **options)
+        return dreamstyle.dream(
+            str(files["content"]) if options.get("init") != "noise" else None, layers, **loaded, **options
+        )
     if context == "clip":
         return dreamstyle.dream_clip(files["clip"], layers, **loaded, **options)
     return dreamstyle.dream_folder(files["folder"], layers, **loaded, **options)
 
 
-@pytest.mark.parametrize("command, option, value", [
-    ("transfer", "--batch", "2"), ("transfer", "--temporal-weight", "5"), ("transfer", "--flow", "ilk"),
-    ("dream", "--temporal-init", "0.2"), ("dream", "--fps", "5"),
-])
+@pytest.mark.parametrize(
+    "command, option, value",
+    [
+        ("transfer", "--batch", "2"),
+        ("transfer", "--temporal-weight", "5"),
+        ("transfer", "--flow", "ilk"),
+        ("dream", "--temporal-init", "0.2"),
+        ("dream", "--fps", "5"),
+    ],
+)
 def test_a_still_refuses_clip_options_in_one_line(command, option, value, files, runner, tmp_path):
-    args = [command, str(files["content"]), *([str(files["styles"][0])] if command == "transfer" else []),
-            "-o", str(tmp_path / "o.png"), option, value, "--weights", "random"]
+    args = [
+        command,
+        str(files["content"]),
+        *([str(files["styles"][0])] if command == "transfer" else []),
+        "-o",
+        str(tmp_path / "o.png"),
+        option,
+        value,
+        "--weights",
+        "random",
+    ]
     result = runner.invoke(main, args)
     assert result.exit_code == 2 and f"{option} goes with a clip" in result.output
 
 
-@pytest.mark.parametrize("command, cls", [("transfer", TransferSettings), ("dream", DreamSettings),
-                                          ("compare", TransferSettings)])
+@pytest.mark.parametrize(
+    "command, cls", [("transfer", TransferSettings), ("dream", DreamSettings), ("compare", TransferSettings)]
+)
 def test_every_option_is_on_the_command_line(command, cls, runner):
     from dreamstyle.settings import flag_of
 

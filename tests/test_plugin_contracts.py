@@ -24,9 +24,16 @@ class TinyNet(SequentialBackbone):
     """A hand-written CNN whose layer map the test gets wrong on purpose."""
 
     def __init__(self, name, layers, **kw):
-        super().__init__(name, "a test plugin's", preprocess=IMAGENET, min_size=16,
-                         content_layers=kw.pop("content", ("b_relu",)), style_layers=("a_conv",),
-                         dream_layers=("b_relu",), **kw)
+        super().__init__(
+            name,
+            "a test plugin's",
+            preprocess=IMAGENET,
+            min_size=16,
+            content_layers=kw.pop("content", ("b_relu",)),
+            style_layers=("a_conv",),
+            dream_layers=("b_relu",),
+            **kw,
+        )
         self.__dict__["_spec"] = layers
 
     def _layers(self):
@@ -65,11 +72,15 @@ def images(tmp_path):
 
 # --- a plugin's faults: one line naming it ------------------------------------------------------------
 
-@pytest.mark.parametrize("layers, words", [
-    ([("a_conv", "features.0", 8, 1), ("a_conv", "features.3", 16, 1)], "repeats the name 'a_conv'"),
-    ([("a_conv", "features.0", 8, 2), ("b_relu", "features.3", 16, 1)], "'b_relu' has stride 1 after stride 2"),
-    ([("a_conv", "features.0", 0, 1), ("b_relu", "features.3", 16, 1)], "'a_conv' has 0 channels"),
-])
+
+@pytest.mark.parametrize(
+    "layers, words",
+    [
+        ([("a_conv", "features.0", 8, 1), ("a_conv", "features.3", 16, 1)], "repeats the name 'a_conv'"),
+        ([("a_conv", "features.0", 8, 2), ("b_relu", "features.3", 16, 1)], "'b_relu' has stride 1 after stride 2"),
+        ([("a_conv", "features.0", 0, 1), ("b_relu", "features.3", 16, 1)], "'a_conv' has 0 channels"),
+    ],
+)
 def test_a_bad_layer_map_leaves_that_backbone_out_and_lists_the_rest(host, runner, layers, words):
     host.register(plugin("sloppy", TinyNet("tiny_bad", layers)), name="sloppy")
     result = runner.invoke(main, ["backbones", "--json"])
@@ -77,28 +88,48 @@ def test_a_bad_layer_map_leaves_that_backbone_out_and_lists_the_rest(host, runne
     warnings = [line for line in result.output.splitlines() if line.startswith("dreamstyle: warning:")]
     assert len(warnings) == 1 and "backbone 'tiny_bad' of plugin 'sloppy' left out" in warnings[0]
     assert words in warnings[0]
-    rows = json.loads(result.output[result.output.index("["):])
+    rows = json.loads(result.output[result.output.index("[") :])
     assert "vgg19" in {r["name"] for r in rows} and "tiny_bad" not in {r["name"] for r in rows}
 
 
 def test_a_default_layer_missing_from_the_map_is_refused_at_registration(host):
     host.register(plugin("sloppy", TinyNet("tiny_nodefault", GOOD, content=("nosuch",))), name="sloppy")
     assert "tiny_nodefault" not in host.backbones.names()
-    assert any("its default content layer 'nosuch' is not in its layer map" in e and "'sloppy'" in e
-               for e in host.errors)
+    assert any(
+        "its default content layer 'nosuch' is not in its layer map" in e and "'sloppy'" in e for e in host.errors
+    )
 
 
-@pytest.mark.parametrize("layers, words", [
-    ([("a_conv", "features.0", 8, 1), ("b_relu", "features.3", 64, 1)],
-     "layer 'b_relu' has 16 channels; its layer map says 64"),
-    ([("a_conv", "features.0", 8, 1), ("b_relu", "features.3", 16, 4)], "layer 'b_relu' has stride about 1"),
-    ([("a_conv", "features.0", 8, 1), ("b_relu", "features.9", 16, 1)], "layer 'b_relu' names module 'features.9'"),
-])
+@pytest.mark.parametrize(
+    "layers, words",
+    [
+        (
+            [("a_conv", "features.0", 8, 1), ("b_relu", "features.3", 64, 1)],
+            "layer 'b_relu' has 16 channels; its layer map says 64",
+        ),
+        ([("a_conv", "features.0", 8, 1), ("b_relu", "features.3", 16, 4)], "layer 'b_relu' has stride about 1"),
+        ([("a_conv", "features.0", 8, 1), ("b_relu", "features.9", 16, 1)], "layer 'b_relu' names module 'features.9'"),
+    ],
+)
 def test_a_layer_map_that_does_not_match_the_network_is_one_line(host, runner, tmp_path, layers, words):
     host.register(plugin("sloppy", TinyNet("tiny_wrong", layers)), name="sloppy")
     content, _ = images(tmp_path)
-    result = runner.invoke(main, ["dream", str(content), "-o", str(tmp_path / "d.png"), "--backbone", "tiny_wrong",
-                                  "--layer", "b_relu:12", "--octaves", "1", *FAST])
+    result = runner.invoke(
+        main,
+        [
+            "dream",
+            str(content),
+            "-o",
+            str(tmp_path / "d.png"),
+            "--backbone",
+            "tiny_wrong",
+            "--layer",
+            "b_relu:12",
+            "--octaves",
+            "1",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 1, result.output
     (line,) = result.output.strip().splitlines()
     assert "backbone 'tiny_wrong' (plugin 'sloppy')" in line and words in line
@@ -115,8 +146,9 @@ def test_a_term_that_returns_many_values_names_its_plugin(host, runner, tmp_path
             return image.mean(1)
 
     host.register(plugin("manyfold", terms=[TermSpec("many", "returns a map", lambda: Many())]), name="manyfold")
-    result = runner.invoke(main, ["transfer", *map(str, images(tmp_path)), "-o", str(tmp_path / "o.png"),
-                                  "--loss", "many=1", *FAST])
+    result = runner.invoke(
+        main, ["transfer", *map(str, images(tmp_path)), "-o", str(tmp_path / "o.png"), "--loss", "many=1", *FAST]
+    )
     assert result.exit_code == 1
     assert "loss term 'many' (plugin 'manyfold') returned (1, 40, 48) values, not one number" in result.output
 
@@ -144,13 +176,18 @@ def test_a_plugin_whose_hook_raises_is_marked_in_the_listing(host, runner):
 
     host.register(Half(), name="half")
     result = runner.invoke(main, ["plugins", "--json"])
-    rows = {r["name"]: r for r in json.loads(result.output[result.output.index("["):])}
-    assert "half of it broke" in rows["half"]["problems"][0] and rows["dreamstyle.default_plugins.losses"]["problems"] == []
+    rows = {r["name"]: r for r in json.loads(result.output[result.output.index("[") :])}
+    assert (
+        "half of it broke" in rows["half"]["problems"][0]
+        and rows["dreamstyle.default_plugins.losses"]["problems"] == []
+    )
     assert "tiny_ok" in host.backbones.names()  # its other hook still counts
 
 
-@pytest.mark.parametrize("value, off", [("1", True), ("true", True), ("yes", True), ("0", False), ("false", False),
-                                        ("no", False), ("", False)])
+@pytest.mark.parametrize(
+    "value, off",
+    [("1", True), ("true", True), ("yes", True), ("0", False), ("false", False), ("no", False), ("", False)],
+)
 def test_the_autoload_switch_reads_like_a_switch(monkeypatch, value, off):
     from dreamstyle.plugins import DISABLE_ENV, autoload_disabled
 
@@ -160,8 +197,12 @@ def test_the_autoload_switch_reads_like_a_switch(monkeypatch, value, off):
 
 # --- what a plugin author needs -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [n for n in get_host().backbones.names() if not n.startswith("timm/")]
-                         + ["timm/resnet18", "timm/vit_tiny_patch16_224"])
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in get_host().backbones.names() if not n.startswith("timm/")]
+    + ["timm/resnet18", "timm/vit_tiny_patch16_224"],
+)
 def test_every_builtin_backbone_passes_the_contract_check(name):
     check_backbone(name)
 
@@ -195,15 +236,22 @@ def test_losses_lists_every_term_with_its_options(runner):
     assert {"style_mask", "content_mask", "alpha"} <= set(rows["style"]["reads"])  # the regions it weighs by
     assert rows["activation"]["options"] == {"layers": "relu4_4", "objective": "mean"}
     assert rows["tv"]["options"] == {"wrap": False} and rows["tv"]["reads"] == ["alpha"]  # clear pixels are free
-    assert "dreamstyle losses" in runner.invoke(main, ["transfer", "a.png", "b.png", "-o", "x.png", "--loss",
-                                                      "nosuch=1"]).output
+    assert (
+        "dreamstyle losses"
+        in runner.invoke(main, ["transfer", "a.png", "b.png", "-o", "x.png", "--loss", "nosuch=1"]).output
+    )
 
 
 def test_recipes_record_every_term_as_it_ran_and_the_plugins(host, runner, tmp_path):
     from dreamstyle.plugins import PluginInfo
 
-    host.register(plugin("stats", terms=[TermSpec("meanish", "pixel means", lambda scale=1.0: Meanish(scale),
-                                                   default_weight=7.0)]), name="stats", version="1.2.3")
+    host.register(
+        plugin(
+            "stats", terms=[TermSpec("meanish", "pixel means", lambda scale=1.0: Meanish(scale), default_weight=7.0)]
+        ),
+        name="stats",
+        version="1.2.3",
+    )
 
     class Meanish(torch.nn.Module):
         layers = []
@@ -219,8 +267,9 @@ def test_recipes_record_every_term_as_it_ran_and_the_plugins(host, runner, tmp_p
             return image.mean() * self.scale
 
     out = tmp_path / "o.png"
-    result = runner.invoke(main, ["transfer", *map(str, images(tmp_path)), "-o", str(out), "--loss", "meanish:scale=2",
-                                  *FAST])
+    result = runner.invoke(
+        main, ["transfer", *map(str, images(tmp_path)), "-o", str(out), "--loss", "meanish:scale=2", *FAST]
+    )
     assert result.exit_code == 0, result.output
     recipe = read_recipe(out)
     assert recipe["terms"]["meanish"] == {"weight": 7.0, "options": {"scale": "2"}, "plugin": "stats"}
@@ -243,21 +292,28 @@ def test_new_plugin_writes_a_package_that_installs_and_passes_its_test(tmp_path,
         assert (folder / f"{module}.py").is_file()
         site = tmp_path / f"site-{name}"
         pip_install([folder], site)
-        test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
-                              capture_output=True, text=True, cwd=tmp_path,
-                              env={**__import__("os").environ, "PYTHONPATH": str(site)})
+        test = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**__import__("os").environ, "PYTHONPATH": str(site)},
+        )
         assert test.returncode == 0, test.stdout[-2000:] + test.stderr[-2000:]
     again = runner.invoke(main, ["new-plugin", "mynet", "-o", str(tmp_path)])
     assert again.exit_code == 1 and "exists" in again.output
 
 
-@pytest.mark.parametrize("typed, names", [
-    ("dreamstyle-probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
-    ("dreamstyle_probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
-    ("Probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
-    ("Dreamstyle.My__Net", ("dreamstyle-my-net", "dreamstyle_my_net", "my-net")),
-    ("class", ("dreamstyle-class", "dreamstyle_class", "class")),
-])
+@pytest.mark.parametrize(
+    "typed, names",
+    [
+        ("dreamstyle-probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
+        ("dreamstyle_probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
+        ("Probe", ("dreamstyle-probe", "dreamstyle_probe", "probe")),
+        ("Dreamstyle.My__Net", ("dreamstyle-my-net", "dreamstyle_my_net", "my-net")),
+        ("class", ("dreamstyle-class", "dreamstyle_class", "class")),
+    ],
+)
 def test_a_plugin_is_named_as_people_write_package_names(typed, names):
     from dreamstyle.scaffold import plugin_names
 
@@ -273,19 +329,45 @@ def test_a_plugin_name_that_cannot_name_a_package_is_one_line(typed, tmp_path, r
 
 # --- any timm model ---------------------------------------------------------------------------------------
 
+
 def test_a_vision_transformer_runs_transfer_and_dream(tmp_path, runner):
     content, style = images(tmp_path)
     for args in (["transfer", content, style, "--iterations", "2"], ["dream", content, "--octaves", "1"]):
-        result = runner.invoke(main, [*map(str, args), "-o", str(tmp_path / f"{args[0]}.png"), "--backbone",
-                                      "timm/vit_tiny_patch16_224", "--weights", "random", "--device", "cpu",
-                                      "--size", "56", "-q"])
+        result = runner.invoke(
+            main,
+            [
+                *map(str, args),
+                "-o",
+                str(tmp_path / f"{args[0]}.png"),
+                "--backbone",
+                "timm/vit_tiny_patch16_224",
+                "--weights",
+                "random",
+                "--device",
+                "cpu",
+                "--size",
+                "56",
+                "-q",
+            ],
+        )
         assert result.exit_code == 0, result.output
 
 
 def test_a_model_that_takes_only_its_own_size_is_one_line(tmp_path, runner):
     content, style = images(tmp_path)
-    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"), "--backbone",
-                                  "timm/swin_tiny_patch4_window7_224", *FAST])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--backbone",
+            "timm/swin_tiny_patch4_window7_224",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "cannot make its features" in result.output or "cannot take a" in result.output
 

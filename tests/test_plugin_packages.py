@@ -50,13 +50,23 @@ class Package:
 
 
 PACKAGES = [
-    Package("dreamstyle-mobilenet", "mobilenet", "dreamstyle_mobilenet", "register_backbones",
-            backbones=("mobilenet_v2", "mobilenet_v3_large")),
+    Package(
+        "dreamstyle-mobilenet",
+        "mobilenet",
+        "dreamstyle_mobilenet",
+        "register_backbones",
+        backbones=("mobilenet_v2", "mobilenet_v3_large"),
+    ),
     Package("dreamstyle-histogram", "histogram", "dreamstyle_histogram", "register_loss_terms", terms=("histogram",)),
 ]
 DOC_PACKAGES = [  # built from the code blocks of docs/plugins.md
-    Package("dreamstyle-efficientnet", "efficientnet", "dreamstyle_efficientnet", "register_backbones",
-            backbones=("efficientnet_b0",)),
+    Package(
+        "dreamstyle-efficientnet",
+        "efficientnet",
+        "dreamstyle_efficientnet",
+        "register_backbones",
+        backbones=("efficientnet_b0",),
+    ),
     Package("dreamstyle-meanstd", "meanstd", "dreamstyle_meanstd", "register_loss_terms", terms=("meanstd",)),
 ]
 ALL = PACKAGES + DOC_PACKAGES
@@ -77,27 +87,43 @@ version = "0.0.1"
 py-modules = ["{module}"]
 """
 SLOPPY = {  # issue 16: plugins whose registrations break the rules, installed like any other
-    "dreamstyle-badmap": ("bad-map", "dreamstyle_badmap",
-                          "from dreamstyle import hookimpl\nfrom dreamstyle.backbones.vgg import VGG, VGG_CFG, vgg_layers\n"
-                          "from dreamstyle.layers import Layer\n\n\nclass Twice(VGG):\n    def _layers(self):\n"
-                          "        layers = vgg_layers(VGG_CFG['vgg16'])\n        return layers + layers[:1]\n\n\n"
-                          "@hookimpl\ndef register_backbones(register):\n    register(Twice('twice', 'repeats a name'))\n"),
-    "dreamstyle-badargs": ("bad-args", "dreamstyle_badargs",
-                           "from dreamstyle import hookimpl\n\n\n@hookimpl\ndef register_commands(group):\n    pass\n"),
+    "dreamstyle-badmap": (
+        "bad-map",
+        "dreamstyle_badmap",
+        "from dreamstyle import hookimpl\nfrom dreamstyle.backbones.vgg import VGG, VGG_CFG, vgg_layers\n"
+        "from dreamstyle.layers import Layer\n\n\nclass Twice(VGG):\n    def _layers(self):\n"
+        "        layers = vgg_layers(VGG_CFG['vgg16'])\n        return layers + layers[:1]\n\n\n"
+        "@hookimpl\ndef register_backbones(register):\n    register(Twice('twice', 'repeats a name'))\n",
+    ),
+    "dreamstyle-badargs": (
+        "bad-args",
+        "dreamstyle_badargs",
+        "from dreamstyle import hookimpl\n\n\n@hookimpl\ndef register_commands(group):\n    pass\n",
+    ),
 }
 BROKEN = {  # distribution -> (plugin name, module name, module source)
-    "dreamstyle-broken-import": ("broken-import", "dreamstyle_broken_import",
-                                 "import dreamstyle_no_such_dependency  # not installed\n"),
-    "dreamstyle-typo": ("typo-hook", "dreamstyle_typo",
-                        "from dreamstyle import hookimpl\n\n\n@hookimpl\n"
-                        "def register_backbone(register):  # not a hook: the s is missing\n    pass\n"),
-    "dreamstyle-dup": ("dup-backbone", "dreamstyle_dup",
-                       "from dreamstyle import hookimpl\nfrom dreamstyle.backbones.vgg import VGG\n\n\n@hookimpl\n"
-                       "def register_backbones(register):\n    register(VGG('vgg16', 'impostor'))\n"),
+    "dreamstyle-broken-import": (
+        "broken-import",
+        "dreamstyle_broken_import",
+        "import dreamstyle_no_such_dependency  # not installed\n",
+    ),
+    "dreamstyle-typo": (
+        "typo-hook",
+        "dreamstyle_typo",
+        "from dreamstyle import hookimpl\n\n\n@hookimpl\n"
+        "def register_backbone(register):  # not a hook: the s is missing\n    pass\n",
+    ),
+    "dreamstyle-dup": (
+        "dup-backbone",
+        "dreamstyle_dup",
+        "from dreamstyle import hookimpl\nfrom dreamstyle.backbones.vgg import VGG\n\n\n@hookimpl\n"
+        "def register_backbones(register):\n    register(VGG('vgg16', 'impostor'))\n",
+    ),
 }
 
 
 # --- installing ------------------------------------------------------------------------------
+
 
 def doc_files() -> dict[str, str]:
     """The files that docs/plugins.md prints, as {relative path: text}."""
@@ -122,11 +148,24 @@ def pip_install(sources: list[Path], target: Path) -> None:
     setuptools of this environment builds them), no dependencies (dreamstyle is here already)."""
     problem = offline_build_problem()
     if problem:
-        pytest.fail(f"cannot build the plugin packages offline: {problem} "
-                    "(pip install -e '.[test]' installs setuptools>=70.1)")
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--no-build-isolation",
-           "--disable-pip-version-check", "--no-warn-script-location", "--target", str(target),
-           *map(str, sources)]
+        pytest.fail(
+            f"cannot build the plugin packages offline: {problem} (pip install -e '.[test]' installs setuptools>=70.1)"
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-index",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--target",
+        str(target),
+        *map(str, sources),
+    ]
     env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_CONFIG_FILE": os.devnull}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, f"pip install failed:\n{result.stdout}\n{result.stderr}"
@@ -139,8 +178,11 @@ def site(tmp_path_factory) -> Path:
     sources = []
     for pkg in PACKAGES:  # copies, so that building leaves nothing in the repository
         dest = src / pkg.folder
-        shutil.copytree(REPO / "plugins" / pkg.folder, dest,
-                        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"))
+        shutil.copytree(
+            REPO / "plugins" / pkg.folder,
+            dest,
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache"),
+        )
         sources.append(dest)
     for rel, text in doc_files().items():
         path = src / rel
@@ -191,8 +233,9 @@ def dreamstyle(*args, paths, cwd) -> subprocess.CompletedProcess:
     """``python -m dreamstyle ARGS`` in a fresh process that sees ``paths`` and autoloads plugins."""
     env = {k: v for k, v in os.environ.items() if k != DISABLE_ENV}
     env["PYTHONPATH"] = os.pathsep.join([str(p) for p in paths] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    return subprocess.run([sys.executable, "-m", "dreamstyle", *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dreamstyle", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def warnings_in(stderr: str) -> list[str]:
@@ -200,6 +243,7 @@ def warnings_in(stderr: str) -> list[str]:
 
 
 # --- found by a fresh process through the entry points -------------------------------------------
+
 
 def test_installed_plugins_are_listed(site, tmp_path):
     result = dreamstyle("plugins", "--json", paths=[site], cwd=tmp_path)
@@ -230,12 +274,30 @@ def test_installed_backbones_are_listed_with_their_layers(site, tmp_path):
     assert result.returncode == 0, result.stderr
     layers = json.loads(result.stdout)
     assert len(layers) == 19
-    assert layers[0] == {"name": "stem", "module": "features.0", "channels": 32, "stride": 2, "kind": "",
-                         "default_for": ["style"]}
-    assert layers[6] == {"name": "block6", "module": "features.6", "channels": 32, "stride": 8, "kind": "",
-                         "default_for": ["content", "style"]}
-    assert layers[-1] == {"name": "head", "module": "features.18", "channels": 1280, "stride": 32, "kind": "",
-                          "default_for": []}
+    assert layers[0] == {
+        "name": "stem",
+        "module": "features.0",
+        "channels": 32,
+        "stride": 2,
+        "kind": "",
+        "default_for": ["style"],
+    }
+    assert layers[6] == {
+        "name": "block6",
+        "module": "features.6",
+        "channels": 32,
+        "stride": 8,
+        "kind": "",
+        "default_for": ["content", "style"],
+    }
+    assert layers[-1] == {
+        "name": "head",
+        "module": "features.18",
+        "channels": 1280,
+        "stride": 32,
+        "kind": "",
+        "default_for": [],
+    }
 
     result = dreamstyle("layers", "efficientnet_b0", "--json", paths=[site], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -261,8 +323,9 @@ def test_installed_terms_are_registered(site, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != DISABLE_ENV}
     env["PYTHONPATH"] = str(site)
     names = [t for pkg in ALL for t in pkg.terms]
-    result = subprocess.run([sys.executable, "-c", TERM_PROBE, *names], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", TERM_PROBE, *names], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert not [e for e in report["errors"] if any(f"'{p.plugin}'" in e for p in ALL)]
@@ -274,6 +337,7 @@ def test_installed_terms_are_registered(site, tmp_path):
 
 
 # --- the installed code, in this process -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", [b for pkg in ALL for b in pkg.backbones])
 def test_installed_backbones_honour_the_contract(host, installed, name):
@@ -327,8 +391,9 @@ def test_installed_terms_go_down_under_adam(host, installed, vgg19_random, name,
 
 def test_the_contract_test_printed_in_the_docs_passes(installed):
     namespace: dict = {}
-    exec(compile(doc_files()["dreamstyle-efficientnet/tests/test_efficientnet.py"], "docs/plugins.md", "exec"),
-         namespace)
+    exec(
+        compile(doc_files()["dreamstyle-efficientnet/tests/test_efficientnet.py"], "docs/plugins.md", "exec"), namespace
+    )
     tests = [f for name, f in namespace.items() if name.startswith("test_")]
     assert tests
     for test in tests:
@@ -348,6 +413,7 @@ def test_plugins_compose_histogram_on_mobilenet(host, installed):
 
 
 # --- broken plugins -------------------------------------------------------------------------------
+
 
 def test_broken_plugins_cost_one_warning_line_each(site, broken_site, tmp_path):
     for args in (["plugins", "--json"], ["backbones", "--json"], ["plugins"]):
@@ -382,8 +448,9 @@ def test_installed_plugins_that_break_the_rules_are_one_line_each(site, tmp_path
     result = dreamstyle("backbones", "--json", paths=[site, target], cwd=tmp_path)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     warnings = warnings_in(result.stderr)
-    assert any("backbone 'twice' of plugin 'bad-map' left out: its layer map repeats the name 'conv1_1'" in w
-               for w in warnings), warnings
+    assert any(
+        "backbone 'twice' of plugin 'bad-map' left out: its layer map repeats the name 'conv1_1'" in w for w in warnings
+    ), warnings
     (args,) = [w for w in warnings if "bad-args" in w]
     assert "'group'" in args and "hookspec" in args
     assert "mobilenet_v2" in {row["name"] for row in json.loads(result.stdout)}
@@ -391,10 +458,14 @@ def test_installed_plugins_that_break_the_rules_are_one_line_each(site, tmp_path
 
 # --- the documentation cannot drift ---------------------------------------------------------------
 
+
 def hook_specs() -> dict[str, str]:
     """{hook name: its signature} from dreamstyle/hookspecs.py."""
-    return {name: f"{name}{inspect.signature(func)}" for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
-            if hasattr(func, "dreamstyle_spec")}
+    return {
+        name: f"{name}{inspect.signature(func)}"
+        for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(func, "dreamstyle_spec")
+    }
 
 
 def test_every_hook_is_documented_with_its_signature():

@@ -26,8 +26,7 @@ def images(tmp_path):
 
 
 def transfer(runner, images, out, *extra):
-    return runner.invoke(main, ["transfer", str(images[0]), str(images[1]), "-o", str(out), *FAST,
-                                *map(str, extra)])
+    return runner.invoke(main, ["transfer", str(images[0]), str(images[1]), "-o", str(out), *FAST, *map(str, extra)])
 
 
 def step_lines(output: str) -> list[str]:
@@ -60,15 +59,23 @@ def event(iteration, iterations, size=(10, 10), stage=1, stages=1, logged=True):
 
 # --- before the first step ----------------------------------------------------------------------------------
 
+
 def test_what_loads_and_the_seed_drawn_come_before_the_first_step(runner, images, tmp_path):
     out = tmp_path / "o.png"
     result = transfer(runner, images, out, "--iterations", "3")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     seed = read_recipe(out)["seed"]
-    said = [i for i, line in enumerate(lines) if line == f"dreamstyle: seed {seed} (add --seed {seed} to repeat this run)"]
-    loads = [i for i, line in enumerate(lines) if line.startswith("dreamstyle: loading vgg19 (random weights) and "
-                                                                   "computing the style targets (1 style image) at 40x")]
+    said = [
+        i for i, line in enumerate(lines) if line == f"dreamstyle: seed {seed} (add --seed {seed} to repeat this run)"
+    ]
+    loads = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(
+            "dreamstyle: loading vgg19 (random weights) and computing the style targets (1 style image) at 40x"
+        )
+    ]
     first_step = lines.index(step_lines(result.output)[0])
     assert len(said) == 1 and len(loads) == 1 and said[0] < loads[0] < first_step, result.output
 
@@ -86,6 +93,7 @@ def test_a_refusal_stays_one_line_without_the_seed_or_what_loads(runner, images,
 
 
 # --- lines off a terminal -------------------------------------------------------------------------------------
+
 
 def test_off_a_terminal_the_default_is_about_a_tenth_of_the_steps(runner, images, tmp_path):
     result = transfer(runner, images, tmp_path / "o.png", "--iterations", "30", "--seed", "0")
@@ -117,11 +125,12 @@ def test_sparse_lines_rule():
 
 # --- one estimate for the whole run -------------------------------------------------------------------------
 
+
 def test_the_estimate_covers_every_stage_weighed_by_its_pixels(clock, capsys):
     """Two scales, 10 steps each, the second with 4x the pixels, its steps 4 ** STEP_COST times as long:
     after the first stage the time left is the second stage's, not the first's rate times 10 steps."""
     p = progress.Progress(20, stages=[(10, (10, 10)), (10, (20, 20))])
-    longer = 4 ** progress.STEP_COST
+    longer = 4**progress.STEP_COST
     for i in range(1, 11):
         clock.now += 1.0
         p(event(i, 10, (10, 10), 1, 2))
@@ -150,8 +159,10 @@ def test_a_long_run_says_how_long_once_with_a_smaller_size(clock, capsys):
         p(event(i, 100, (512, 384)))
     err = capsys.readouterr().err
     budget = [line for line in err.splitlines() if "this run takes" in line]
-    assert budget == ["dreamstyle: this run takes about 6 min on this CPU (estimated from its first steps); "
-                      "--size 256 would take about 1 min 30 s"]
+    assert budget == [
+        "dreamstyle: this run takes about 6 min on this CPU (estimated from its first steps); "
+        "--size 256 would take about 1 min 30 s"
+    ]
 
 
 def test_a_long_folder_says_how_long_after_its_first_image(clock, capsys):
@@ -161,8 +172,10 @@ def test_a_long_folder_says_how_long_after_its_first_image(clock, capsys):
         clock.now += 40.0
         p.frame(SimpleNamespace(name=name, losses={"total": 1.0}))
     lines = [line for line in capsys.readouterr().err.splitlines() if "this run takes" in line]
-    assert lines == ["dreamstyle: this run takes about 6 min 30 s on this GPU (estimated from the first image); "
-                     "--size 256 would take about 1 min 30 s"]
+    assert lines == [
+        "dreamstyle: this run takes about 6 min 30 s on this GPU (estimated from the first image); "
+        "--size 256 would take about 1 min 30 s"
+    ]
 
 
 def test_a_short_run_says_nothing_of_its_length(clock, capsys):
@@ -177,20 +190,31 @@ def test_the_smaller_size_suggested():
     from dreamstyle.cli.run import budget
 
     job = SimpleNamespace(device=SimpleNamespace(type="cpu"), backbone=SimpleNamespace(min_size=32))
-    assert budget(SimpleNamespace(size=512, scales=None), job) == {"device": "CPU", "flag": "--size 256",
-                                                                   "ratio": pytest.approx(0.25 ** 0.8)}
+    assert budget(SimpleNamespace(size=512, scales=None), job) == {
+        "device": "CPU",
+        "flag": "--size 256",
+        "ratio": pytest.approx(0.25**0.8),
+    }
     assert budget(SimpleNamespace(size=(512, 768)), job)["flag"] == "--size 256x384"  # a texture's WxH
     assert budget(SimpleNamespace(size=512, scales=(256, 512)), job) == {"device": "CPU"}  # sizes of its own
     assert budget(SimpleNamespace(size=200, scales=2), job) == {"device": "CPU"}  # half would be too small
 
 
 def test_about():
-    assert [progress.about(s) for s in (4, 42, 59.9, 61, 89, 359, 1250, 7800)] == \
-        ["about 4 s", "about 40 s", "about 60 s", "about 1 min", "about 1 min 30 s", "about 6 min", "about 21 min",
-         "about 2 h 10 min"]
+    assert [progress.about(s) for s in (4, 42, 59.9, 61, 89, 359, 1250, 7800)] == [
+        "about 4 s",
+        "about 40 s",
+        "about 60 s",
+        "about 1 min",
+        "about 1 min 30 s",
+        "about 6 min",
+        "about 21 min",
+        "about 2 h 10 min",
+    ]
 
 
 # --- frames, images, cells ------------------------------------------------------------------------------------
+
 
 def test_items_keep_one_unit_and_count_what_was_skipped(clock, capsys):
     p = progress.FrameProgress(4, False, "images")
@@ -215,8 +239,21 @@ def test_a_folder_counts_a_file_it_cannot_read(runner, images, tmp_path):
     make_image(folder / "a.png")
     (folder / "b.png").write_text("not a picture")
     make_image(folder / "c.png", seed=2)
-    result = runner.invoke(main, ["transfer", str(folder), str(images[1]), "-o", str(tmp_path / "out"), *FAST,
-                                  "--iterations", "2", "--seed", "0"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(folder),
+            str(images[1]),
+            "-o",
+            str(tmp_path / "out"),
+            *FAST,
+            "--iterations",
+            "2",
+            "--seed",
+            "0",
+        ],
+    )
     lines = result.output.splitlines()
     assert "b.png skipped (1/3, 1 skipped)" in lines, result.output
     done = [line.split("  ")[0] for line in lines if " done (" in line]
@@ -225,6 +262,7 @@ def test_a_folder_counts_a_file_it_cannot_read(runner, images, tmp_path):
 
 # --- what was written ----------------------------------------------------------------------------------------
 
+
 def test_wrote_names_the_gif(runner, images, tmp_path):
     out, gif = tmp_path / "o.png", tmp_path / "o.gif"
     result = transfer(runner, images, out, "--iterations", "2", "--seed", "0", "--gif", gif)
@@ -232,6 +270,7 @@ def test_wrote_names_the_gif(runner, images, tmp_path):
 
 
 # --- Ray's own warnings -----------------------------------------------------------------------------------
+
 
 def test_a_local_ray_asks_for_token_authentication_itself_so_ray_does_not_warn(monkeypatch):
     import logging
@@ -252,6 +291,7 @@ def test_a_local_ray_asks_for_token_authentication_itself_so_ray_does_not_warn(m
 
 
 # --- hints -------------------------------------------------------------------------------------------------
+
 
 def test_every_rule_is_tested():
     assert {rule.__name__ for rule in RULES} == {"adam_at_default_rate", "short_visualization"}
@@ -291,9 +331,31 @@ def test_the_cli_prints_a_hint_once_the_checks_are_done(runner, images, tmp_path
 
 
 def test_activations_say_what_their_cells_cost_and_show_progress_for_them(runner, images, tmp_path):
-    result = runner.invoke(main, ["activations", str(images[0]), "--layer", "relu1_1", "-o", str(tmp_path / "a.png"),
-                                  "--top", "2", "--cell", "32", "--iterations", "2", "--size", "40",
-                                  "--weights", "random", "--device", "cpu", "--json", str(tmp_path / "a.json")])
+    result = runner.invoke(
+        main,
+        [
+            "activations",
+            str(images[0]),
+            "--layer",
+            "relu1_1",
+            "-o",
+            str(tmp_path / "a.png"),
+            "--top",
+            "2",
+            "--cell",
+            "32",
+            "--iterations",
+            "2",
+            "--size",
+            "40",
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--json",
+            str(tmp_path / "a.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "drawing each of the top 2 channels from noise: 2 cells of 32 px, 2 steps each" in result.output
     assert any(line.startswith("cells 1-2 of 2  it 2/2") for line in result.output.splitlines()), result.output

@@ -51,18 +51,46 @@ def files(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_a_folder_on_ray_writes_the_bytes_of_a_local_run_and_a_bad_image_is_one_line(inputs, tmp_path, runner,
-                                                                                     local_ray):
+def test_a_folder_on_ray_writes_the_bytes_of_a_local_run_and_a_bad_image_is_one_line(
+    inputs, tmp_path, runner, local_ray
+):
     folder, style = inputs
     local = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "local"), *FAST])
     assert local.exit_code == 0, local.output
-    on_ray = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "ray"), *FAST,
-                                  "--executor", "ray", "--workers", "2"])
+    on_ray = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(folder),
+            str(style),
+            "-o",
+            str(tmp_path / "ray"),
+            *FAST,
+            "--executor",
+            "ray",
+            "--workers",
+            "2",
+        ],
+    )
     assert on_ray.exit_code == 0, on_ray.output
     assert files(tmp_path / "ray") == files(tmp_path / "local") and len(files(tmp_path / "local")) == 4
     for where in ("local", "ray"):  # dreams too, a guide image travelling with the work
-        res = runner.invoke(main, ["dream", str(folder), "-o", str(tmp_path / f"dream-{where}"), "--octaves", "1",
-                                   "--guide", str(style), *FAST, "--executor", where])
+        res = runner.invoke(
+            main,
+            [
+                "dream",
+                str(folder),
+                "-o",
+                str(tmp_path / f"dream-{where}"),
+                "--octaves",
+                "1",
+                "--guide",
+                str(style),
+                *FAST,
+                "--executor",
+                where,
+            ],
+        )
         assert res.exit_code == 0, res.output
     assert files(tmp_path / "dream-ray") == files(tmp_path / "dream-local")
     broken = tmp_path / "broken"
@@ -70,8 +98,21 @@ def test_a_folder_on_ray_writes_the_bytes_of_a_local_run_and_a_bad_image_is_one_
     for p in folder.iterdir():
         (broken / p.name).write_bytes(p.read_bytes())
     (broken / "p9.png").write_text("not pixels")
-    res = runner.invoke(main, ["transfer", str(broken), str(style), "-o", str(tmp_path / "rest"), *FAST,
-                               "--executor", "ray", "--workers", "2"])
+    res = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(broken),
+            str(style),
+            "-o",
+            str(tmp_path / "rest"),
+            *FAST,
+            "--executor",
+            "ray",
+            "--workers",
+            "2",
+        ],
+    )
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "p9.png" in res.output and "not an image" in res.output and "4 of 5 images" in res.output
     assert files(tmp_path / "rest") == files(tmp_path / "local")  # the others went on
@@ -79,8 +120,9 @@ def test_a_folder_on_ray_writes_the_bytes_of_a_local_run_and_a_bad_image_is_one_
 
 def test_a_killed_worker_has_its_items_made_by_another(inputs, local_ray):
     folder, style = inputs
-    settings = TransferSettings(content=str(folder), styles=(str(style),), weights="random", size=32, iterations=2,
-                                seed=0, device="cpu")
+    settings = TransferSettings(
+        content=str(folder), styles=(str(style),), weights="random", size=32, iterations=2, seed=0, device="cpu"
+    )
     alone = sequence.run_folder(make_job("transfer", settings), folder, executor=LocalExecutor())
     events = []
 
@@ -120,8 +162,21 @@ def test_a_sweep_and_a_comparison_on_ray_write_the_bytes_of_local_runs(inputs, t
     for where in ("local", "ray"):
         res = runner.invoke(main, [*grid, "-o", str(tmp_path / f"sweep-{where}"), "--executor", where])
         assert res.exit_code == 0, res.output
-        res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19,vgg19:avg", *FAST,
-                                   "-o", str(tmp_path / f"cmp-{where}"), "--executor", where])
+        res = runner.invoke(
+            main,
+            [
+                "compare",
+                str(content),
+                str(style),
+                "--backbones",
+                "vgg19,vgg19:avg",
+                *FAST,
+                "-o",
+                str(tmp_path / f"cmp-{where}"),
+                "--executor",
+                where,
+            ],
+        )
         assert res.exit_code == 0, res.output
     cells = {n: b for n, b in files(tmp_path / "sweep-local").items() if n.startswith("style-weight")}
     assert len(cells) == 4 and cells == {n: b for n, b in files(tmp_path / "sweep-ray").items() if n in cells}
@@ -130,6 +185,7 @@ def test_a_sweep_and_a_comparison_on_ray_write_the_bytes_of_local_runs(inputs, t
 
 
 # --- a cluster of its own: `ray start --head`, joined with --executor ray:127.0.0.1:PORT ---------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -144,9 +200,26 @@ def head(tmp_path):
     port = free_port()
     ray_cli = Path(sys.executable).with_name("ray")
     log = open(tmp_path / "head.log", "w")
-    proc = subprocess.Popen([str(ray_cli), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                             "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--block"],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENV}, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(ray_cli),
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            "2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **ENV},
+        start_new_session=True,
+    )
     (tmp_path / "head.pid").write_text(str(proc.pid))
     try:
         deadline = time.monotonic() + 90
@@ -167,27 +240,51 @@ def head(tmp_path):
 
 def test_a_head_that_does_not_answer_is_one_line(inputs, tmp_path, runner):
     folder, style = inputs
-    res = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "o"), *FAST,
-                               "--executor", f"ray:127.0.0.1:{free_port()}"])
+    res = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(folder),
+            str(style),
+            "-o",
+            str(tmp_path / "o"),
+            *FAST,
+            "--executor",
+            f"ray:127.0.0.1:{free_port()}",
+        ],
+    )
     assert res.exit_code == 1 and "cannot reach the Ray head" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o").exists()
 
 
 def dreamstyle_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "dreamstyle", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **ENV}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dreamstyle", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **ENV},
+        timeout=300,
+    )
 
 
 def test_a_folder_and_a_sweep_through_a_head_process(inputs, tmp_path, runner, head):
     folder, style = inputs
     content = folder / "p1.png"
     grid = ["--vary", "content-weight=1,10", *FAST]
-    assert runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "local"), *FAST]).exit_code == 0
-    assert runner.invoke(main, ["sweep", str(content), str(style), *grid, "-o", str(tmp_path / "sw-local")]).exit_code == 0
-    for args, out in ((["transfer", str(folder), str(style)], "cluster"), (["sweep", str(content), str(style), *grid[:2]],
-                                                                          "sw-cluster")):
-        res = dreamstyle_cli(*args, *FAST, "-o", str(tmp_path / out), "--executor", f"ray:{head}", "--workers", "2",
-                             cwd=tmp_path)
+    assert (
+        runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "local"), *FAST]).exit_code == 0
+    )
+    assert (
+        runner.invoke(main, ["sweep", str(content), str(style), *grid, "-o", str(tmp_path / "sw-local")]).exit_code == 0
+    )
+    for args, out in (
+        (["transfer", str(folder), str(style)], "cluster"),
+        (["sweep", str(content), str(style), *grid[:2]], "sw-cluster"),
+    ):
+        res = dreamstyle_cli(
+            *args, *FAST, "-o", str(tmp_path / out), "--executor", f"ray:{head}", "--workers", "2", cwd=tmp_path
+        )
         assert res.returncode == 0, res.stderr[-3000:]
     assert files(tmp_path / "cluster") == files(tmp_path / "local")
     cells = [n for n in files(tmp_path / "sw-local") if n.startswith("content-weight")]
@@ -230,9 +327,28 @@ def test_a_cluster_that_dies_leaves_every_finished_picture_and_one_line(inputs, 
         (mixed / name).write_text("not pixels")
     out, err = tmp_path / "out", tmp_path / "stderr.txt"
     with open(err, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "transfer", str(mixed), str(style), "-o", str(out),
-                                 *FAST[:5], "30", *FAST[6:], "--executor", f"ray:{head}", "--workers", "1"],
-                                stderr=fh, env={**os.environ, **ENV}, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dreamstyle",
+                "transfer",
+                str(mixed),
+                str(style),
+                "-o",
+                str(out),
+                *FAST[:5],
+                "30",
+                *FAST[6:],
+                "--executor",
+                f"ray:{head}",
+                "--workers",
+                "1",
+            ],
+            stderr=fh,
+            env={**os.environ, **ENV},
+            cwd=tmp_path,
+        )
     try:
         deadline = time.monotonic() + 300
         while not (out / "p0.png").exists():

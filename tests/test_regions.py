@@ -27,9 +27,11 @@ def session(vgg):
 
 
 def transfer_objective(vgg):
-    return (5 * term("content", layers={"relu2_2": 1.0}, backbone=vgg.backbone)
-            + 100 * term("style", layers={"relu1_1": 1.0, "relu2_1": 0.5, "relu3_1": 1.0}, backbone=vgg.backbone)
-            + 30 * term("tv"))
+    return (
+        5 * term("content", layers={"relu2_2": 1.0}, backbone=vgg.backbone)
+        + 100 * term("style", layers={"relu1_1": 1.0, "relu2_1": 0.5, "relu3_1": 1.0}, backbone=vgg.backbone)
+        + 30 * term("tv")
+    )
 
 
 def gradients(vgg, obj, images, masks, tiles=(0, 24), overlap=40, jitter=0, shape=(1, 3, 64, 84)):
@@ -52,6 +54,7 @@ def gradients(vgg, obj, images, masks, tiles=(0, 24), overlap=40, jitter=0, shap
 
 # --- exact tiles --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("with_masks", [False, True])
 def test_tiled_transfer_gradient_equals_the_untiled_one(vgg, with_masks):
     """Gram matrices, the content error and TV over 3 x 4 tiles (two passes: the sums, then each
@@ -59,8 +62,11 @@ def test_tiled_transfer_gradient_equals_the_untiled_one(vgg, with_masks):
     torch.manual_seed(2)
     h, w = 64, 84
     images = {"content": [torch.rand(1, 3, h, w)], "style": [torch.rand(1, 3, 50, 70), torch.rand(1, 3, 40, 40)]}
-    masks = {"alpha": torch.rand(1, 1, h, w), "content": torch.rand(1, 1, h, w),
-             "style": [torch.rand(1, 1, h, w), None]} if with_masks else {}
+    masks = (
+        {"alpha": torch.rand(1, 1, h, w), "content": torch.rand(1, 1, h, w), "style": [torch.rand(1, 1, h, w), None]}
+        if with_masks
+        else {}
+    )
     (v0, g0, tiled0), (v1, g1, tiled1) = gradients(vgg, transfer_objective(vgg), images, masks, jitter=7)
     assert not tiled0 and tiled1
     assert torch.allclose(v1, v0, rtol=1e-5)
@@ -135,11 +141,37 @@ def test_transfer_in_tiles_from_the_cli_matches_the_untiled_run_and_says_so_in_t
     outs = {}
     for tile in ("48", "0"):
         out = outs[tile] = tmp_path / f"o{tile}.png"
-        result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
-                                      "--size", "160", "--iterations", "3", "--tile", tile, "--seed", "0",
-                                      "--style-layers", "relu1_1,relu2_1", "--content-layers", "relu2_2",
-                                      "--precision", "fp32", "--device", "cpu",
-                                      "--log-json", str(tmp_path / f"log{tile}.json"), "-q"])
+        result = runner.invoke(
+            main,
+            [
+                "transfer",
+                str(content),
+                str(style),
+                "-o",
+                str(out),
+                "--weights",
+                "random",
+                "--size",
+                "160",
+                "--iterations",
+                "3",
+                "--tile",
+                tile,
+                "--seed",
+                "0",
+                "--style-layers",
+                "relu1_1,relu2_1",
+                "--content-layers",
+                "relu2_2",
+                "--precision",
+                "fp32",
+                "--device",
+                "cpu",
+                "--log-json",
+                str(tmp_path / f"log{tile}.json"),
+                "-q",
+            ],
+        )
         assert result.exit_code == 0, result.output
     recipe = json.loads(Image.open(outs["48"]).info["dreamstyle"])
     assert recipe["tile"] == 48 and recipe["tiles_used"] == {"160x120": {"tile": 48, "overlap": 16}}
@@ -154,21 +186,33 @@ def test_automatic_tiles_when_memory_is_short(tmp_path, monkeypatch, vgg):
     monkeypatch.setattr("dreamstyle.jobs.base.available_bytes", lambda device: 1)  # nothing fits
     content = make_image(tmp_path / "c.png", (300, 200))
     style = make_image(tmp_path / "s.png", (64, 64), kind="stripes")
-    result = dreamstyle.transfer(content, [style], loaded=vgg, size=300, iterations=1, seed=0, device="cpu",
-                                 style_layers="relu1_1", content_layers="relu2_2")
+    result = dreamstyle.transfer(
+        content,
+        [style],
+        loaded=vgg,
+        size=300,
+        iterations=1,
+        seed=0,
+        device="cpu",
+        style_layers="relu1_1",
+        content_layers="relu2_2",
+    )
     assert result.recipe["tiles_used"] == {"300x200": {"tile": 256, "overlap": 16}}
     assert result.image.size == (300, 200)
 
 
 def test_seamless_textures_refuse_tiles(tmp_path, runner):
     style = make_image(tmp_path / "s.png", (64, 64), kind="stripes")
-    result = runner.invoke(main, ["texture", str(style), "-o", str(tmp_path / "t.png"), "--seamless",
-                                  "--tile", "256", "--weights", "random"])
+    result = runner.invoke(
+        main,
+        ["texture", str(style), "-o", str(tmp_path / "t.png"), "--seamless", "--tile", "256", "--weights", "random"],
+    )
     assert result.exit_code == 1 and "--seamless and --tile do not go together" in result.output
     assert "Traceback" not in result.output
 
 
 # --- masks ----------------------------------------------------------------------------------------------
+
 
 def test_a_gram_matrix_over_a_mask_of_ones_is_the_plain_one_and_a_region_is_its_own():
     f = torch.rand(2, 5, 6, 8)
@@ -220,8 +264,18 @@ def two_styles(tmp_path):
 
 def test_each_style_paints_its_own_region(tmp_path):
     content, (red, blue), top = two_styles(tmp_path)
-    result = dreamstyle.transfer(content, [red, blue], style_masks=(str(top),), size=64, iterations=30, seed=0,
-                                 device="cpu", content_weight=0, tv_weight=0, style_layers="relu1_1,relu2_1")
+    result = dreamstyle.transfer(
+        content,
+        [red, blue],
+        style_masks=(str(top),),
+        size=64,
+        iterations=30,
+        seed=0,
+        device="cpu",
+        content_weight=0,
+        tv_weight=0,
+        style_layers="relu1_1,relu2_1",
+    )
     t = result.tensor[0]
     upper, lower = t[:, 4:20].mean((1, 2)), t[:, 28:44].mean((1, 2))
     assert upper[0] > upper[2] + 0.2 and lower[2] > lower[0] + 0.2  # red above, blue below
@@ -232,8 +286,18 @@ def test_the_content_mask_keeps_the_photo_there(tmp_path):
     content, (red, _), top = two_styles(tmp_path)
     # the photo is flat grey, whose relu4_2 features have little energy: relative to it, any change
     # is a large content error, so the content weight is a tenth of the default here
-    result = dreamstyle.transfer(content, [red], content_mask=str(top), size=64, iterations=20, seed=0, device="cpu",
-                                 tv_weight=0, style_layers="relu1_1,relu2_1", content_weight=3e5)
+    result = dreamstyle.transfer(
+        content,
+        [red],
+        content_mask=str(top),
+        size=64,
+        iterations=20,
+        seed=0,
+        device="cpu",
+        tv_weight=0,
+        style_layers="relu1_1,relu2_1",
+        content_weight=3e5,
+    )
     t = result.tensor[0]
     kept, styled = (t[:, 4:20] - 0.5).abs().mean(), (t[:, 28:44] - 0.5).abs().mean()
     assert styled > 2 * kept
@@ -242,10 +306,12 @@ def test_the_content_mask_keeps_the_photo_there(tmp_path):
 def test_style_mask_mistakes_are_one_line(tmp_path, runner):
     content, (red, blue), top = two_styles(tmp_path)
     base = ["transfer", str(content), str(red), str(blue), "-o", str(tmp_path / "o.png"), "--weights", "random"]
-    for extra, message in ((["--style-mask", f"3={top}"], "names style image 3, but there are 2"),
-                           (["--style-mask", f"1={top}", "--style-mask", f"1={top}"], "style image 1 has two masks"),
-                           (["--style-mask", f"0={top}"], "count from 1"),
-                           (["--style-mask", str(tmp_path / "nothere.png")], "nothere.png")):
+    for extra, message in (
+        (["--style-mask", f"3={top}"], "names style image 3, but there are 2"),
+        (["--style-mask", f"1={top}", "--style-mask", f"1={top}"], "style image 1 has two masks"),
+        (["--style-mask", f"0={top}"], "count from 1"),
+        (["--style-mask", str(tmp_path / "nothere.png")], "nothere.png"),
+    ):
         result = runner.invoke(main, base + extra)
         assert result.exit_code == 1 and message in result.output, (extra, result.output)
         assert "Traceback" not in result.output
@@ -254,13 +320,22 @@ def test_style_mask_mistakes_are_one_line(tmp_path, runner):
 
 def test_texture_regions_take_their_styles(tmp_path):
     _, (red, blue), top = two_styles(tmp_path)
-    result = dreamstyle.texture([red, blue], style_masks=(f"1={top}",), size="64x48", iterations=30, seed=0,
-                                device="cpu", tv_weight=0, style_layers="relu1_1,relu2_1")
+    result = dreamstyle.texture(
+        [red, blue],
+        style_masks=(f"1={top}",),
+        size="64x48",
+        iterations=30,
+        seed=0,
+        device="cpu",
+        tv_weight=0,
+        style_layers="relu1_1,relu2_1",
+    )
     t = result.tensor[0]
     assert t[0, 4:20].mean() > t[2, 4:20].mean() + 0.2 and t[2, 28:44].mean() > t[0, 28:44].mean() + 0.2
 
 
 # --- transparency -----------------------------------------------------------------------------------------
+
 
 def rgba_photo(tmp_path, size=(48, 40)):
     make_image(tmp_path / "rgb.png", size)
@@ -278,8 +353,24 @@ def test_an_rgba_input_keeps_its_alpha(tmp_path, runner, command):
     style = make_image(tmp_path / "s.png", (32, 32), kind="stripes")
     args = [str(photo), str(style)] if command == "transfer" else [str(photo), "--layer", "relu2_1", "--octaves", "1"]
     out = tmp_path / "o.png"
-    result = runner.invoke(main, [command, *args, "-o", str(out), "--weights", "random", "--size", "48",
-                                  "--iterations", "2", "--device", "cpu", "-q"])
+    result = runner.invoke(
+        main,
+        [
+            command,
+            *args,
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "48",
+            "--iterations",
+            "2",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     img = Image.open(out)
     assert img.mode == "RGBA" and img.size == (48, 40)
@@ -295,8 +386,27 @@ def test_a_folder_of_rgba_and_rgb_images_keeps_each_ones_alpha(tmp_path, runner)
     make_image(folder / "b.png", (48, 40), seed=1)
     style = make_image(tmp_path / "s.png", (32, 32), kind="stripes")
     out = tmp_path / "out"
-    result = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(out), "--weights", "random",
-                                  "--size", "48", "--iterations", "2", "--device", "cpu", "--batch", "2", "-q"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(folder),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "48",
+            "--iterations",
+            "2",
+            "--device",
+            "cpu",
+            "--batch",
+            "2",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(out / "a.png").mode == "RGBA" and Image.open(out / "b.png").mode == "RGB"
 
@@ -312,9 +422,27 @@ def test_a_clip_with_alpha_keeps_it_where_the_format_can(tmp_path, runner, suffi
     rgba.save(clip, save_all=True, append_images=[second], duration=100, loop=0)
     style = make_image(tmp_path / "s.png", (32, 32), kind="stripes")
     out = tmp_path / f"o{suffix}"
-    result = runner.invoke(main, ["transfer", str(clip), str(style), "-o", str(out), "--weights", "random",
-                                  "--size", "48", "--iterations", "2", "--frame-iterations", "1",
-                                  "--device", "cpu", "-q"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(clip),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "48",
+            "--iterations",
+            "2",
+            "--frame-iterations",
+            "1",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     frames = [f.copy() for f in ImageSequence.Iterator(Image.open(out))]
     assert len(frames) == 2 and frames[0].mode == mode
@@ -332,8 +460,9 @@ def test_clear_parts_of_the_content_cost_nothing(vgg):
     alpha = torch.zeros(1, 1, 32, 32)
     alpha[..., :16] = 1
     content = torch.rand(1, 3, 32, 32)
-    obj.prepare(TermContext(vgg.backbone, images={"content": [content]}, masks={"alpha": alpha}),
-                make_extract(net, CPU))
+    obj.prepare(
+        TermContext(vgg.backbone, images={"content": [content]}, masks={"alpha": alpha}), make_extract(net, CPU)
+    )
     other = content.clone()
     other[..., 20:] = torch.rand(1, 3, 32, 12)  # relu1_1 sees 1 px around: columns 19+ are clear
     values = [float(obj(make_extract(net, CPU)(x), x)[0]) for x in (content, other)]

@@ -54,16 +54,54 @@ def test_a_plugin_optimizer_runs_every_job(host, images, tmp_path, runner):
     log = tmp_path / "log.json"
     # plain SGD steps by the gradient, whose size is the objective's: the relative terms at their default weights
     # are as large with random weights as with pretrained ones (the absolute terms were tiny there), so a small lr
-    result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.png"), "--optimizer", "sgd",
-                                  "--iterations", "6", "--log-json", str(log), "--tv-weight", "0", "--lr", "1e-3", *FAST])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            *map(str, images),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--optimizer",
+            "sgd",
+            "--iterations",
+            "6",
+            "--log-json",
+            str(log),
+            "--tv-weight",
+            "0",
+            "--lr",
+            "1e-3",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(log.read_text())
     assert rows[-1]["total"] < rows[0]["total"]
-    result = runner.invoke(main, ["dream", str(images[0]), "-o", str(tmp_path / "d.png"), "--optimizer", "sgd",
-                                  "--step", "1", "--iterations", "2", "--octaves", "1", "--layer", "relu2_1", *FAST])
+    result = runner.invoke(
+        main,
+        [
+            "dream",
+            str(images[0]),
+            "-o",
+            str(tmp_path / "d.png"),
+            "--optimizer",
+            "sgd",
+            "--step",
+            "1",
+            "--iterations",
+            "2",
+            "--octaves",
+            "1",
+            "--layer",
+            "relu2_1",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["texture", str(images[1]), "-o", str(tmp_path / "t.png"), "--optimizer", "sgd",
-                                  "--iterations", "2", *FAST])
+    result = runner.invoke(
+        main,
+        ["texture", str(images[1]), "-o", str(tmp_path / "t.png"), "--optimizer", "sgd", "--iterations", "2", *FAST],
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -82,8 +120,9 @@ def test_a_plugin_output_format_carries_the_recipe_and_replays(host, images, tmp
 def test_unknown_formats_and_optimizers_are_one_line(host, images, tmp_path, runner):
     result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.bmp"), *FAST])
     assert result.exit_code == 1 and "must end in .png" in result.output
-    result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.png"), "--optimizer", "adma",
-                                  *FAST])
+    result = runner.invoke(
+        main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.png"), "--optimizer", "adma", *FAST]
+    )
     assert result.exit_code == 1 and "unknown optimizer 'adma'" in result.output and "'adam'" in result.output
 
 

@@ -62,6 +62,7 @@ def no_partial_files(folder: Path):
 
 # --- test-registered loss terms that inject faults ---------------------------------------------------
 
+
 class FaultTerm(LossTerm):
     """A pixel term (mean square) that misbehaves on cue: ``fault(calls, image)`` returns an
     exception to raise or a value to return, or None to behave."""
@@ -76,7 +77,7 @@ class FaultTerm(LossTerm):
 
     def forward(self, feats, image):
         self.calls += 1
-        value = (image ** 2).mean()
+        value = (image**2).mean()
         bad = self.fault(self.calls, image) if self.fault else None
         if isinstance(bad, BaseException):
             raise bad
@@ -98,11 +99,14 @@ def fault_term(host):
 
 
 def cuda_oom(size="2.00 GiB"):
-    return torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {size}. GPU 0 has a total capacity of "
-                                  "7.79 GiB of which 1.02 GiB is free.")
+    return torch.OutOfMemoryError(
+        f"CUDA out of memory. Tried to allocate {size}. GPU 0 has a total capacity of "
+        "7.79 GiB of which 1.02 GiB is free."
+    )
 
 
 # --- images: mistakes ---------------------------------------------------------------------------------
+
 
 def test_missing_image(images, tmp_path, runner):
     refused(transfer(runner, tmp_path / "nope.png", images[1], tmp_path / "o.png"), "not found", "nope.png")
@@ -129,8 +133,12 @@ def test_png_of_zero_size(images, tmp_path, runner):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     zero = tmp_path / "zero.png"
-    zero.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 40, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    zero.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 40, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
     refused(transfer(runner, zero, images[1], tmp_path / "o.png"), "zero.png", "no pixels", "0x40")
 
 
@@ -154,20 +162,30 @@ def test_corrupt_image(images, tmp_path, runner):
 
 def test_tiny_image_says_the_backbone_minimum(images, tmp_path, runner):
     tiny = make_image(tmp_path / "tiny.png", (12, 10))
-    refused(transfer(runner, tiny, images[1], tmp_path / "o.png", "--size", "12"), "--size 12 of the 12x10 content image is 12x10 px",
-            "16 px minimum of backbone 'vgg19'")
+    refused(
+        transfer(runner, tiny, images[1], tmp_path / "o.png", "--size", "12"),
+        "--size 12 of the 12x10 content image is 12x10 px",
+        "16 px minimum of backbone 'vgg19'",
+    )
 
 
 def test_thin_image_says_the_backbone_minimum(images, tmp_path, runner):
     strip = make_image(tmp_path / "strip.png", (400, 20))  # 40x2 at --size 40
-    refused(transfer(runner, strip, images[1], tmp_path / "o.png"), "400x20 content image is 40x2 px",
-            "its short side, 2 px, is below the 16 px minimum")
+    refused(
+        transfer(runner, strip, images[1], tmp_path / "o.png"),
+        "400x20 content image is 40x2 px",
+        "its short side, 2 px, is below the 16 px minimum",
+    )
     refused(transfer(runner, images[0], strip, tmp_path / "o.png"), "style image", "40x2 px", "16 px minimum")
 
 
 def test_stage_below_the_backbone_minimum(images, tmp_path, runner):
-    refused(transfer(runner, *images, tmp_path / "o.png", "--scales", "4"), "the 5 px stage of --scales 4",
-            "5x4 px", "16 px minimum")
+    refused(
+        transfer(runner, *images, tmp_path / "o.png", "--scales", "4"),
+        "the 5 px stage of --scales 4",
+        "5x4 px",
+        "16 px minimum",
+    )
 
 
 def test_decompression_bomb_is_refused(images, tmp_path, runner):
@@ -187,6 +205,7 @@ def test_max_pixels_sets_the_limit(images, tmp_path, runner):
 
 
 # --- images: odd but valid ----------------------------------------------------------------------------
+
 
 def odd_image(tmp_path, kind) -> Path:
     base = Image.open(make_image(tmp_path / "base.png", (48, 40))).convert("RGB")
@@ -252,72 +271,94 @@ def test_odd_images_load_as_expected(tmp_path):
 
 # --- options ---------------------------------------------------------------------------------------------
 
+
 def test_unknown_backbone_suggests_the_closest(images, tmp_path, runner):
-    refused(transfer(runner, *images, tmp_path / "o.png", "--backbone", "vgg91"), "unknown backbone 'vgg91'",
-            "did you mean 'vgg19'")
+    refused(
+        transfer(runner, *images, tmp_path / "o.png", "--backbone", "vgg91"),
+        "unknown backbone 'vgg91'",
+        "did you mean 'vgg19'",
+    )
 
 
 def test_unknown_layer_suggests_the_closest(images, tmp_path, runner):
-    refused(transfer(runner, *images, tmp_path / "o.png", "--style-layers", "relu1_1,rleu2_1"),
-            "unknown layer 'rleu2_1'", "'relu2_1'", "dreamstyle layers vgg19")
+    refused(
+        transfer(runner, *images, tmp_path / "o.png", "--style-layers", "relu1_1,rleu2_1"),
+        "unknown layer 'rleu2_1'",
+        "'relu2_1'",
+        "dreamstyle layers vgg19",
+    )
 
 
 def test_unknown_loss_term_suggests_the_closest(images, tmp_path, runner):
-    refused(transfer(runner, *images, tmp_path / "o.png", "--loss", "sytle=2"), "unknown loss term 'sytle'",
-            "did you mean 'style'")
+    refused(
+        transfer(runner, *images, tmp_path / "o.png", "--loss", "sytle=2"),
+        "unknown loss term 'sytle'",
+        "did you mean 'style'",
+    )
 
 
 def test_unknown_init_suggests_the_closest(images, tmp_path, runner):
     refused(transfer(runner, *images, tmp_path / "o.png", "--init", "nosie"), "--init 'nosie'", "'noise'")
 
 
-@pytest.mark.parametrize("option, value, words, exit_code", [
-    # one rule: a value its option's check refuses is one line and exit 1; click's own type errors exit 2
-    ("--size", "0", ["--size", "from 1 to 65,536", "not 0"], 1),
-    ("--size", "-64", ["--size", "-64"], 1),
-    ("--iterations", "0", ["--iterations", "from 1 to 1,000,000"], 1),
-    ("--iterations", "2.5", ["--iterations", "2.5"], 2),
-    ("--scales", "0", ["--scales", "from 1 to 12"], 1),
-    ("--scales", "-3", ["--scales"], 1),
-    ("--scales", "big", ["--scales 'big'"], 1),
-    ("--style-scale", "0", ["--style-scale", "more than 0"], 1),
-    ("--style-scale", "-0.5", ["--style-scale"], 1),
-    ("--lr", "-1", ["--lr", "more than 0"], 1),
-    ("--lr", "inf", ["--lr", "finite"], 1),
-    ("--log-every", "0", ["--log-every"], 1),
-    ("--max-pixels", "0", ["--max-pixels"], 1),
-    ("--content-weight", "heavy", ["--content-weight", "'heavy'"], 2),
-    ("--style-weight", "-100", ["--style-weight", "zero or more"], 1),
-    ("--tv-weight", "nan", ["--tv-weight", "nan"], 1),
-    ("--style-weight", "inf", ["--style-weight", "inf"], 1),
-    ("--loss", "tv=lots", ["--loss 'tv=lots'", "number"], 1),
-    ("--loss", "tv=1:foo=2", ["loss term 'tv' has no option 'foo'", "wrap"], 1),
-    ("--loss", "activation=1:layers", ["KEY=VALUE", "'layers'"], 1),
-    ("--loss", "activation=1:layers=fc7", ["'activation'", "'fc7'", "vgg19 does not have", "dreamstyle layers vgg19"],
-     1),
-    ("--loss", "activation=1:objective=max", ["max", "mean, l2, strongest"], 1),
-    ("--style-layers", "relu1_1=x", ["'x'", "relu1_1", "not a number"], 1),
-    ("--style-blend", "1,x", ["--style-blend"], 1),
-])
+@pytest.mark.parametrize(
+    "option, value, words, exit_code",
+    [
+        # one rule: a value its option's check refuses is one line and exit 1; click's own type errors exit 2
+        ("--size", "0", ["--size", "from 1 to 65,536", "not 0"], 1),
+        ("--size", "-64", ["--size", "-64"], 1),
+        ("--iterations", "0", ["--iterations", "from 1 to 1,000,000"], 1),
+        ("--iterations", "2.5", ["--iterations", "2.5"], 2),
+        ("--scales", "0", ["--scales", "from 1 to 12"], 1),
+        ("--scales", "-3", ["--scales"], 1),
+        ("--scales", "big", ["--scales 'big'"], 1),
+        ("--style-scale", "0", ["--style-scale", "more than 0"], 1),
+        ("--style-scale", "-0.5", ["--style-scale"], 1),
+        ("--lr", "-1", ["--lr", "more than 0"], 1),
+        ("--lr", "inf", ["--lr", "finite"], 1),
+        ("--log-every", "0", ["--log-every"], 1),
+        ("--max-pixels", "0", ["--max-pixels"], 1),
+        ("--content-weight", "heavy", ["--content-weight", "'heavy'"], 2),
+        ("--style-weight", "-100", ["--style-weight", "zero or more"], 1),
+        ("--tv-weight", "nan", ["--tv-weight", "nan"], 1),
+        ("--style-weight", "inf", ["--style-weight", "inf"], 1),
+        ("--loss", "tv=lots", ["--loss 'tv=lots'", "number"], 1),
+        ("--loss", "tv=1:foo=2", ["loss term 'tv' has no option 'foo'", "wrap"], 1),
+        ("--loss", "activation=1:layers", ["KEY=VALUE", "'layers'"], 1),
+        (
+            "--loss",
+            "activation=1:layers=fc7",
+            ["'activation'", "'fc7'", "vgg19 does not have", "dreamstyle layers vgg19"],
+            1,
+        ),
+        ("--loss", "activation=1:objective=max", ["max", "mean, l2, strongest"], 1),
+        ("--style-layers", "relu1_1=x", ["'x'", "relu1_1", "not a number"], 1),
+        ("--style-blend", "1,x", ["--style-blend"], 1),
+    ],
+)
 def test_nonsensical_numbers(images, tmp_path, runner, option, value, words, exit_code):
     refused(transfer(runner, *images, tmp_path / "o.png", option, value), *words, exit_code=exit_code)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--style-blend", "0.5,0.5"], ["--style-blend has 2 weights for 1 style"]),
-    (["--dream-weight", "5"], ["--dream-weight and --allow-overlap go with --dream-layer"]),
-    (["--allow-overlap"], ["--dream-weight and --allow-overlap go with --dream-layer"]),
-    (["--backbone", "resnet18", "--pooling", "avg"], ["resnet18", "--pooling avg", "max"]),
-    (["--scales", "20,40", "--size", "64"], ["--scales 20,40", "--size is 64"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--style-blend", "0.5,0.5"], ["--style-blend has 2 weights for 1 style"]),
+        (["--dream-weight", "5"], ["--dream-weight and --allow-overlap go with --dream-layer"]),
+        (["--allow-overlap"], ["--dream-weight and --allow-overlap go with --dream-layer"]),
+        (["--backbone", "resnet18", "--pooling", "avg"], ["resnet18", "--pooling avg", "max"]),
+        (["--scales", "20,40", "--size", "64"], ["--scales 20,40", "--size is 64"]),
+    ],
+)
 def test_conflicting_options(images, tmp_path, runner, args, words):
     refused(transfer(runner, *images, tmp_path / "o.png", *args), *words)
 
 
 def test_output_into_a_missing_folder(images, tmp_path, runner):
     refused(transfer(runner, *images, tmp_path / "no" / "such" / "o.png"), "does not exist", str(tmp_path / "no"))
-    refused(transfer(runner, *images, tmp_path / "o.png", "--gif", tmp_path / "gone" / "a.gif"), "gone",
-            "does not exist")
+    refused(
+        transfer(runner, *images, tmp_path / "o.png", "--gif", tmp_path / "gone" / "a.gif"), "gone", "does not exist"
+    )
 
 
 def test_output_into_a_folder_that_cannot_be_written(images, tmp_path, runner, monkeypatch):
@@ -328,16 +369,19 @@ def test_output_into_a_folder_that_cannot_be_written(images, tmp_path, runner, m
         from dreamstyle import writers as images_module
 
         real = os.access
-        monkeypatch.setattr(images_module.os, "access",
-                            lambda p, mode: False if Path(p) == locked and mode & os.W_OK else real(p, mode))
+        monkeypatch.setattr(
+            images_module.os, "access", lambda p, mode: False if Path(p) == locked and mode & os.W_OK else real(p, mode)
+        )
     try:
         refused(transfer(runner, *images, locked / "o.png"), "not writable", str(locked))
     finally:
         locked.chmod(0o755)
 
 
-@pytest.mark.parametrize("name, words", [("folder", ["it is a folder"]), ("o.bmp", ["must end in .png"]),
-                                         ("file/o.png", ["is not a folder"])])
+@pytest.mark.parametrize(
+    "name, words",
+    [("folder", ["it is a folder"]), ("o.bmp", ["must end in .png"]), ("file/o.png", ["is not a folder"])],
+)
 def test_output_path_that_makes_no_sense(images, tmp_path, runner, name, words):
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("a file")
@@ -362,20 +406,40 @@ def test_existing_snapshots_are_refused_unless_overwrite(images, tmp_path, runne
 
 # --- weights ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def squeeze_images(tmp_path):  # squeezenet needs 48 px
     return make_image(tmp_path / "c64.png", (64, 56)), make_image(tmp_path / "s64.png", (64, 64), 1, "stripes")
 
 
 def squeeze(runner, images, out, weights):
-    return runner.invoke(main, ["transfer", str(images[0]), str(images[1]), "-o", str(out), "--backbone",
-                                "squeezenet1_1", "--weights", str(weights), "--size", "64", "--iterations", "1",
-                                "--device", "cpu", "-q"])
+    return runner.invoke(
+        main,
+        [
+            "transfer",
+            str(images[0]),
+            str(images[1]),
+            "-o",
+            str(out),
+            "--backbone",
+            "squeezenet1_1",
+            "--weights",
+            str(weights),
+            "--size",
+            "64",
+            "--iterations",
+            "1",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
 
 
 def test_weights_file_missing(squeeze_images, tmp_path, runner):
-    refused(squeeze(runner, squeeze_images, tmp_path / "o.png", tmp_path / "nope.pth"), "weights file not found",
-            "nope.pth")
+    refused(
+        squeeze(runner, squeeze_images, tmp_path / "o.png", tmp_path / "nope.pth"), "weights file not found", "nope.pth"
+    )
 
 
 @pytest.mark.parametrize("content", ["text", "list", "empty-dict"])
@@ -393,18 +457,25 @@ def test_weights_for_another_architecture_say_which_keys_and_shapes(squeeze_imag
 
     path = tmp_path / "sq10.pth"
     torch.save(torchvision.models.squeezenet1_0().state_dict(), path)
-    line = refused(squeeze(runner, squeeze_images, tmp_path / "o.png", path), "do not fit backbone 'squeezenet1_1'",
-                   "shapes differ", "features.0.weight (96, 3, 7, 7) vs (64, 3, 3, 3)")
+    line = refused(
+        squeeze(runner, squeeze_images, tmp_path / "o.png", path),
+        "do not fit backbone 'squeezenet1_1'",
+        "shapes differ",
+        "features.0.weight (96, 3, 7, 7) vs (64, 3, 3, 3)",
+    )
     assert str(path) in line
 
     path = tmp_path / "r18.pth"
-    torch.save({k: v for k, v in torchvision.models.resnet18().state_dict().items() if k.startswith("layer1.0")},
-               path)
-    refused(squeeze(runner, squeeze_images, tmp_path / "o.png", path), "missing keys: features.",
-            "unexpected keys: layer1.0.")
+    torch.save({k: v for k, v in torchvision.models.resnet18().state_dict().items() if k.startswith("layer1.0")}, path)
+    refused(
+        squeeze(runner, squeeze_images, tmp_path / "o.png", path),
+        "missing keys: features.",
+        "unexpected keys: layer1.0.",
+    )
 
 
 # --- plugins ---------------------------------------------------------------------------------------------
+
 
 def test_broken_and_duplicate_plugins_are_named_and_the_rest_works(images, tmp_path, runner, host):
     from dreamstyle.backbones.vgg import VGG
@@ -478,22 +549,54 @@ def test_a_bug_in_a_loss_term_is_named_and_costs_no_picture(images, tmp_path, ru
     that loses the picture; the exception stays the cause of the TermFailed (the Python API)."""
     fault_term(fault=lambda calls, image: ZeroDivisionError("bug in a term") if calls > 2 else None)
     out = tmp_path / "o.png"
-    refused(transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "5"),
-            "loss term 'fault' (plugin 'fault-plugin') failed (ZeroDivisionError: bug in a term)", str(out))
+    refused(
+        transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "5"),
+        "loss term 'fault' (plugin 'fault-plugin') failed (ZeroDivisionError: bug in a term)",
+        str(out),
+    )
     assert read_recipe(out)["stopped"] == "failed"
 
 
 # --- faults: signals -----------------------------------------------------------------------------------
 
+
 def start_long_run(images, out: Path):
     """A real ``python -m dreamstyle transfer`` that would run for hours; returns once it is optimizing
     (its first --save-every snapshot exists)."""
-    cmd = [sys.executable, "-m", "dreamstyle", "transfer", str(images[0]), str(images[1]), "-o", str(out),
-           "--weights", "random", "--device", "cpu", "--size", "40", "--iterations", "100000", "--save-every", "1",
-           "--optimizer", "adam", "--seed", "0", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dreamstyle",
+        "transfer",
+        str(images[0]),
+        str(images[1]),
+        "-o",
+        str(out),
+        "--weights",
+        "random",
+        "--device",
+        "cpu",
+        "--size",
+        "40",
+        "--iterations",
+        "100000",
+        "--save-every",
+        "1",
+        "--optimizer",
+        "adam",
+        "--seed",
+        "0",
+        "-q",
+    ]
     env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     first = out.with_name(f"{out.stem}_00001.png")
     deadline = time.monotonic() + 120
     while not first.exists():
@@ -549,20 +652,29 @@ def test_interrupt_before_the_first_step_writes_nothing(images, tmp_path, runner
     out = tmp_path / "o.png"
     result = transfer(runner, *images, out, "--loss", "fault=1")
     assert result.exit_code == 130 and "Traceback" not in result.output  # 130, as every interruption
-    assert result.output.strip().splitlines() == ["dreamstyle: interrupted before the first iteration; nothing was "
-                                                  "written"]
+    assert result.output.strip().splitlines() == [
+        "dreamstyle: interrupted before the first iteration; nothing was written"
+    ]
     assert not out.exists()
 
 
 # --- faults: divergence ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("optimizer, advice", [("adam", "--optimizer lbfgs"), ("lbfgs", "--optimizer adam")])
-def test_divergence_keeps_the_last_good_image_and_says_what_to_change(images, tmp_path, runner, fault_term,
-                                                                      optimizer, advice):
+def test_divergence_keeps_the_last_good_image_and_says_what_to_change(
+    images, tmp_path, runner, fault_term, optimizer, advice
+):
     fault_term(fault=lambda calls, image: float("nan") if calls > 3 else None)
     out = tmp_path / "o.png"
-    line = refused(transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "50", "--optimizer",
-                            optimizer), "NaN", "last good image", str(out), "--lr", advice)
+    line = refused(
+        transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "50", "--optimizer", optimizer),
+        "NaN",
+        "last good image",
+        str(out),
+        "--lr",
+        advice,
+    )
     assert "iteration" in line
     with Image.open(out) as img:
         assert img.size == (40, 33) and np.asarray(img).std() > 0  # a real picture, not NaN turned black
@@ -573,28 +685,42 @@ def test_divergence_keeps_the_last_good_image_and_says_what_to_change(images, tm
 def test_divergence_from_a_huge_learning_rate(images, tmp_path, runner):
     """A huge L-BFGS step (nothing clamps its pixels) sends the image, then the loss, to inf and NaN."""
     out = tmp_path / "o.png"
-    refused(transfer(runner, *images, out, "--iterations", "20", "--lr", "1e30"), "NaN or infinite", "--lr",
-            "last good image")
+    refused(
+        transfer(runner, *images, out, "--iterations", "20", "--lr", "1e30"),
+        "NaN or infinite",
+        "--lr",
+        "last good image",
+    )
     assert Image.open(out).size == (40, 33) and read_recipe(out)["stopped"] == "diverged"
 
 
 # --- faults: out of memory -----------------------------------------------------------------------------
 
+
 def test_out_of_memory_at_the_first_step_says_the_size_and_writes_nothing(images, tmp_path, runner, fault_term):
     fault_term(fault=lambda calls, image: cuda_oom())
     out = tmp_path / "o.png"
-    refused(transfer(runner, *images, out, "--loss", "fault=1"), "out of memory on cpu at 40x33 px",
-            "tried to allocate 2.00 GiB", "try a smaller --size, e.g. --size 20", "nothing was written")
+    refused(
+        transfer(runner, *images, out, "--loss", "fault=1"),
+        "out of memory on cpu at 40x33 px",
+        "tried to allocate 2.00 GiB",
+        "try a smaller --size, e.g. --size 20",
+        "nothing was written",
+    )
     assert not out.exists()
     no_partial_files(tmp_path)
 
 
-def test_out_of_memory_at_a_larger_scale_keeps_the_smaller_and_offers_its_size(images, tmp_path, runner,
-                                                                                fault_term):
+def test_out_of_memory_at_a_larger_scale_keeps_the_smaller_and_offers_its_size(images, tmp_path, runner, fault_term):
     fault_term(fault=lambda calls, image: cuda_oom() if image.shape[-1] > 30 else None)
     out = tmp_path / "o.png"
-    refused(transfer(runner, *images, out, "--loss", "fault=1", "--scales", "2", "--iterations", "2"),
-            "out of memory", "40x33 px", "--size 20 (that size fitted)", f"best image so far is in {out}")
+    refused(
+        transfer(runner, *images, out, "--loss", "fault=1", "--scales", "2", "--iterations", "2"),
+        "out of memory",
+        "40x33 px",
+        "--size 20 (that size fitted)",
+        f"best image so far is in {out}",
+    )
     assert Image.open(out).size == (20, 17) and read_recipe(out)["stopped"] == "out of memory"
 
 
@@ -607,8 +733,11 @@ def test_transfer_out_of_memory_offers_tiles(images, tmp_path, runner, fault_ter
 def test_out_of_memory_mid_run_keeps_the_best_image(images, tmp_path, runner, fault_term):
     fault_term(fault=lambda calls, image: cuda_oom() if calls > 3 else None)
     out = tmp_path / "o.png"
-    refused(transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "10", "--optimizer", "adam"),
-            "out of memory", f"best image so far is in {out}")
+    refused(
+        transfer(runner, *images, out, "--loss", "fault=1", "--iterations", "10", "--optimizer", "adam"),
+        "out of memory",
+        f"best image so far is in {out}",
+    )
     assert Image.open(out).size == (40, 33) and read_recipe(out)["stopped"] == "out of memory"
 
 
@@ -616,8 +745,14 @@ def test_out_of_memory_suggests_a_size_estimated_to_fit():
     from dreamstyle.faults import is_out_of_memory, oom_message, suggest_size
 
     gib = 2**30
-    report = {"device": "cuda:0", "size": [2048, 1536], "requested": 4 * gib, "peak": 6 * gib, "base": 1 * gib,
-              "budget": 8 * gib}
+    report = {
+        "device": "cuda:0",
+        "size": [2048, 1536],
+        "requested": 4 * gib,
+        "peak": 6 * gib,
+        "base": 1 * gib,
+        "budget": 8 * gib,
+    }
     size, how = suggest_size(2048, report, min_size=16)
     assert how == "estimated" and 1024 < size < 2048 and size % 16 == 0
     line = oom_message(report, 2048, min_size=16, precision="fp32", hints=("--tile 512",))
@@ -633,9 +768,29 @@ def test_out_of_memory_suggests_a_size_estimated_to_fit():
 
 # --- dream ------------------------------------------------------------------------------------------------
 
+
 def dream(runner, image, out, *extra):
-    return runner.invoke(main, ["dream", str(image), "-o", str(out), "--weights", "random", "--device", "cpu",
-                                "--size", "40", "--iterations", "1", "--octaves", "1", "-q", *map(str, extra)])
+    return runner.invoke(
+        main,
+        [
+            "dream",
+            str(image),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--device",
+            "cpu",
+            "--size",
+            "40",
+            "--iterations",
+            "1",
+            "--octaves",
+            "1",
+            "-q",
+            *map(str, extra),
+        ],
+    )
 
 
 def test_dream_refuses_existing_snapshots_unless_overwrite(images, tmp_path, runner):
@@ -647,17 +802,19 @@ def test_dream_refuses_existing_snapshots_unless_overwrite(images, tmp_path, run
     assert Image.open(tmp_path / "d_00001.png").size == Image.open(out).size
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("relu2_1:300", ["channel 300 is out of range", "128 channels (0-127)"]),
-    ("relu2_1:5@40,0", ["position 40,0 is outside the grid of relu2_1", "rows 0-"]),
-    ("rleu2_1", ["unknown layer 'rleu2_1'", "'relu2_1'"]),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("relu2_1:300", ["channel 300 is out of range", "128 channels (0-127)"]),
+        ("relu2_1:5@40,0", ["position 40,0 is outside the grid of relu2_1", "rows 0-"]),
+        ("rleu2_1", ["unknown layer 'rleu2_1'", "'relu2_1'"]),
+    ],
+)
 def test_dream_target_out_of_range_says_the_range(images, tmp_path, runner, spec, words):
     refused(dream(runner, images[0], tmp_path / "d.png", "--layer", spec), *words)
 
 
-def test_dream_out_of_memory_offers_smaller_tiles_and_keeps_the_last_octave(images, tmp_path, runner,
-                                                                           monkeypatch):
+def test_dream_out_of_memory_offers_smaller_tiles_and_keeps_the_last_octave(images, tmp_path, runner, monkeypatch):
     from dreamstyle import tiling
 
     real = tiling.Gradient.__call__
@@ -669,9 +826,14 @@ def test_dream_out_of_memory_offers_smaller_tiles_and_keeps_the_last_octave(imag
 
     monkeypatch.setattr(tiling.Gradient, "__call__", failing)
     out = tmp_path / "d.png"
-    refused(dream(runner, images[0], out, "--size", "64", "--octaves", "2", "--layer", "relu2_1"),
-            "out of memory on cpu at 64x53 px", "tried to allocate 512.00 MiB", "(that size fitted)", "--tile 32",
-            f"best dream so far is in {out}")
+    refused(
+        dream(runner, images[0], out, "--size", "64", "--octaves", "2", "--layer", "relu2_1"),
+        "out of memory on cpu at 64x53 px",
+        "tried to allocate 512.00 MiB",
+        "(that size fitted)",
+        "--tile 32",
+        f"best dream so far is in {out}",
+    )
     assert Image.open(out).size == (64, 53) and read_recipe(out)["stopped"] == "out of memory"
 
 
@@ -694,6 +856,7 @@ def test_dream_interrupted_between_octaves_keeps_the_finished_octave(images, tmp
 
 
 # --- faults: writing ----------------------------------------------------------------------------------------
+
 
 def failing_saves(monkeypatch, failures: int):
     """PIL's save writes half a file and then fails (disk full) for the next ``failures`` calls."""
@@ -721,8 +884,13 @@ def test_failed_final_write_keeps_the_old_file_and_rescues_the_image(images, tmp
     out.write_bytes(b"the previous result")
     monkeypatch.setattr(tempfile, "tempdir", str(rescue))
     failing_saves(monkeypatch, 1)
-    refused(transfer(runner, *images, out, "--overwrite"), f"cannot write {out}", "No space left on device",
-            "saved to", str(rescue))
+    refused(
+        transfer(runner, *images, out, "--overwrite"),
+        f"cannot write {out}",
+        "No space left on device",
+        "saved to",
+        str(rescue),
+    )
     assert out.read_bytes() == b"the previous result"
     no_partial_files(folder)
     (rescued,) = rescue.glob("dreamstyle-rescue-*/o.png")

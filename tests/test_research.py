@@ -30,8 +30,12 @@ def images(tmp_path):
 def test_variants_parse_pooling_weights_and_unique_file_names():
     vs = parse_variants("vgg19, vgg19:avg ,alexnet:random,vgg19,resnet18:weights=/x/r18:v2.pth", pooling="max")
     assert [(v.name, v.pooling, v.weights) for v in vs] == [
-        ("vgg19", "max", None), ("vgg19", "avg", None), ("alexnet", "max", "random"), ("vgg19", "max", None),
-        ("resnet18", "max", "/x/r18:v2.pth")]
+        ("vgg19", "max", None),
+        ("vgg19", "avg", None),
+        ("alexnet", "max", "random"),
+        ("vgg19", "max", None),
+        ("resnet18", "max", "/x/r18:v2.pth"),
+    ]
     assert [v.slug for v in vs] == ["vgg19", "vgg19-avg", "alexnet-random", "vgg19-2", "resnet18-r18-v2"]
     assert vs[2].label == "alexnet (random weights)" and vs[1].label == "vgg19 (avg pool)"
     assert parse_variants("vgg19", weights="random")[0].weights == "random"
@@ -55,14 +59,37 @@ def test_contact_sheet_geometry_and_failed_panel():
     assert (255, 0, 0) in first and FAILED not in first
 
 
-def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_stop_the_others(images, tmp_path, runner,
-                                                                                             monkeypatch):
+def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_stop_the_others(
+    images, tmp_path, runner, monkeypatch
+):
     content, style = images
     monkeypatch.setenv("COLUMNS", "80")
     out = tmp_path / "cmp"
-    res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19,nosuchnet,alexnet,vgg19:avg",
-                               "--weights", "random", "--size", "40", "--iterations", "2", "--seed", "0",
-                               "--device", "cpu", "-o", str(out), "--gif", str(tmp_path / "cmp.gif"), "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "compare",
+            str(content),
+            str(style),
+            "--backbones",
+            "vgg19,nosuchnet,alexnet,vgg19:avg",
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "2",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+            "--gif",
+            str(tmp_path / "cmp.gif"),
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     table = json.loads((out / "compare.json").read_text())
     rows = {r["label"]: r for r in table["backbones"]}
@@ -93,22 +120,57 @@ def test_compare_writes_sheet_tables_outputs_and_a_failing_backbone_does_not_sto
     with Image.open(tmp_path / "cmp.gif") as gif:
         assert gif.width == sheet_width(2)  # the two that ran, side by side
     # outputs are never replaced silently, and nothing runs when they would be
-    again = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19", "--weights", "random",
-                                 "--size", "40", "--iterations", "1", "-o", str(out), "-q"])
+    again = runner.invoke(
+        main,
+        [
+            "compare",
+            str(content),
+            str(style),
+            "--backbones",
+            "vgg19",
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "1",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
     assert again.exit_code == 1 and "--overwrite" in again.output and "Traceback" not in again.output
 
 
 def test_compare_when_every_backbone_fails_still_writes_the_table(images, tmp_path, runner):
     content, style = images
     out = tmp_path / "cmp"
-    res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "nope,alexnet", "--weights",
-                               "random", "--size", "40", "--iterations", "1", "-o", str(out), "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "compare",
+            str(content),
+            str(style),
+            "--backbones",
+            "nope,alexnet",
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "1",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
     assert res.exit_code == 1 and "every backbone failed" in res.output
     rows = json.loads((out / "compare.json").read_text())["backbones"]
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert Image.open(out / "compare.png").width == sheet_width(4)
-    res = runner.invoke(main, ["compare", str(content), str(style), "--backbones", "vgg19", "-o",
-                               str(tmp_path / "cmp.png")])
+    res = runner.invoke(
+        main, ["compare", str(content), str(style), "--backbones", "vgg19", "-o", str(tmp_path / "cmp.png")]
+    )
     assert res.exit_code == 1 and "give a folder" in res.output and not (tmp_path / "cmp.png").exists()
 
 
@@ -124,8 +186,16 @@ def test_compare_api_survives_an_unexpected_error(images, monkeypatch):
 
     monkeypatch.setattr(dreamstyle.jobs.sweep, "run", flaky)
     seen = []
-    comp = compare(*images, "vgg19:avg,vgg19", weights="random", size=40, iterations=2, seed=0, device="cpu",
-                   on_start=lambda row, i, n: seen.append((row.variant.label, i, n)))
+    comp = compare(
+        *images,
+        "vgg19:avg,vgg19",
+        weights="random",
+        size=40,
+        iterations=2,
+        seed=0,
+        device="cpu",
+        on_start=lambda row, i, n: seen.append((row.variant.label, i, n)),
+    )
     assert [r.status for r in comp.rows] == ["failed", "ok"]
     assert comp.rows[0].error == "RuntimeError: CUDA out of memory (simulated)"
     assert seen == [("vgg19 (avg pool, random weights)", 0, 2), ("vgg19 (random weights)", 1, 2)]
@@ -145,31 +215,56 @@ def test_reconstruct_content_one_panel_per_layer_sharing_one_network(images, tmp
     monkeypatch.setattr(backbones.LoadedBackbone, "__init__", counting)
     content, _ = images
     out = tmp_path / "rec.png"
-    res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1,relu2_1,relu3_1", "--weights",
-                               "random", "--size", "40", "--iterations", "2", "--seed", "0", "--device", "cpu",
-                               "-o", str(out), "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "reconstruct",
+            str(content),
+            "--layers",
+            "relu1_1,relu2_1,relu3_1",
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "2",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert len(loads) == 1
     grid = Image.open(out)
     assert grid.width == sheet_width(4)  # the original, then one panel per layer
     recipe = read_recipe(out)
-    assert recipe["mode"] == "content" and [p["layers"] for p in recipe["panels"]] == [["relu1_1"], ["relu2_1"],
-                                                                                         ["relu3_1"]]
+    assert recipe["mode"] == "content" and [p["layers"] for p in recipe["panels"]] == [
+        ["relu1_1"],
+        ["relu2_1"],
+        ["relu3_1"],
+    ]
     assert all(set(p["loss"]) >= {"content", "total"} and "style" not in p["loss"] for p in recipe["panels"])
 
 
 def test_reconstruct_style_uses_growing_sets_of_layers(images):
     content, _ = images
-    rec = reconstruct(content, "relu1_1,relu2_1,relu3_1", style=True, weights="random", size=40, iterations=2,
-                      seed=0, device="cpu")
-    assert [layers for _, layers, _, _ in rec.panels] == [["relu1_1"], ["relu1_1", "relu2_1"],
-                                                          ["relu1_1", "relu2_1", "relu3_1"]]
+    rec = reconstruct(
+        content, "relu1_1,relu2_1,relu3_1", style=True, weights="random", size=40, iterations=2, seed=0, device="cpu"
+    )
+    assert [layers for _, layers, _, _ in rec.panels] == [
+        ["relu1_1"],
+        ["relu1_1", "relu2_1"],
+        ["relu1_1", "relu2_1", "relu3_1"],
+    ]
     for _, _, result, _ in rec.panels:
         assert result.image.size == (40, 33) and "content" not in result.history[-1]
         assert result.recipe["init"] == "noise" and result.recipe["tv_weight"] == 0
     sheet = rec.sheet(columns=2)
     assert sheet.width == sheet_width(2) and rec.recipe["mode"] == "style"
-
 
 
 def test_reconstruct_interrupted_before_a_later_panel_keeps_the_panels_done(images, monkeypatch):
@@ -184,8 +279,9 @@ def test_reconstruct_interrupted_before_a_later_panel_keeps_the_panels_done(imag
         return real(*args, **kwargs)
 
     monkeypatch.setattr(dreamstyle.jobs.reconstruct, "run", interrupted_on_the_second)
-    rec = reconstruct(images[0], "relu1_1,relu2_1,relu3_1", weights="random", size=40, iterations=2, seed=0,
-                      device="cpu")
+    rec = reconstruct(
+        images[0], "relu1_1,relu2_1,relu3_1", weights="random", size=40, iterations=2, seed=0, device="cpu"
+    )
     assert [layers for _, layers, _, _ in rec.panels] == [["relu1_1"]] and rec.stopped == "interrupted"
     assert rec.recipe["stopped"] == "interrupted" and rec.sheet().width == sheet_width(2)
     calls.clear()
@@ -193,14 +289,27 @@ def test_reconstruct_interrupted_before_a_later_panel_keeps_the_panels_done(imag
     with pytest.raises(Interrupted):  # nothing made yet: the caller hears of it
         reconstruct(images[0], "relu1_1", weights="random", size=40, iterations=2, device="cpu")
 
+
 def test_reconstruct_default_layers_and_clear_errors(images, tmp_path, runner):
     content, _ = images
-    res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1,relu9_9", "--weights", "random",
-                               "-o", str(tmp_path / "r.png")])
+    res = runner.invoke(
+        main,
+        [
+            "reconstruct",
+            str(content),
+            "--layers",
+            "relu1_1,relu9_9",
+            "--weights",
+            "random",
+            "-o",
+            str(tmp_path / "r.png"),
+        ],
+    )
     assert res.exit_code == 1 and "unknown layer 'relu9_9'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r.png").exists()
-    res = runner.invoke(main, ["reconstruct", str(content), "--weights", "random", "--size", "8",
-                               "-o", str(tmp_path / "r.png")])
+    res = runner.invoke(
+        main, ["reconstruct", str(content), "--weights", "random", "--size", "8", "-o", str(tmp_path / "r.png")]
+    )
     assert res.exit_code == 1 and "minimum" in res.output
     res = runner.invoke(main, ["reconstruct", str(content), "-o", str(tmp_path / "r.bmp")])
     assert res.exit_code == 1 and ".png" in res.output and ".tif" in res.output
@@ -225,9 +334,28 @@ def test_reconstruct_writes_through_the_outbox_atomic_and_rescued(images, tmp_pa
 
     monkeypatch.setattr(writers, "png_write", disk_full)
     content, _ = images
-    res = runner.invoke(main, ["reconstruct", str(content), "--layers", "relu1_1", "--weights", "random", "--size",
-                               "32", "--iterations", "1", "--seed", "0", "--device", "cpu", "-o",
-                               str(folder / "rec.png"), "-q"])
+    res = runner.invoke(
+        main,
+        [
+            "reconstruct",
+            str(content),
+            "--layers",
+            "relu1_1",
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "-o",
+            str(folder / "rec.png"),
+            "-q",
+        ],
+    )
     assert res.exit_code == 1 and list(folder.iterdir()) == [], res.output
     line = next(line for line in res.output.splitlines() if "cannot write" in line)
     assert "No space left on device" in line and "saved to" in line

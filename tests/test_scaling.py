@@ -33,8 +33,9 @@ class Scaled(torch.nn.Module):
 
     def forward(self, image):
         feats = self.net(image)
-        return {n: f * (self.scale.get(n, 1.0) if isinstance(self.scale, dict) else self.scale)
-                for n, f in feats.items()}
+        return {
+            n: f * (self.scale.get(n, 1.0) if isinstance(self.scale, dict) else self.scale) for n, f in feats.items()
+        }
 
 
 class ScaledBackbone(LoadedBackbone):
@@ -60,8 +61,19 @@ def images(tmp_path):
 
 
 def picture(images, loaded, **kw):
-    options = {**dict(size=48, iterations=6, seed=0, device="cpu", precision="fp32", loaded=loaded,
-                      content_weight=1e6, style_weight=1e7), **kw}
+    options = {
+        **dict(
+            size=48,
+            iterations=6,
+            seed=0,
+            device="cpu",
+            precision="fp32",
+            loaded=loaded,
+            content_weight=1e6,
+            style_weight=1e7,
+        ),
+        **kw,
+    }
     return np.asarray(dreamstyle.transfer(str(images[0]), [str(images[1])], **options).image).astype(float)
 
 
@@ -86,6 +98,7 @@ def test_absolute_terms_do_depend_on_the_scale(images, net):
 
 # --- per-layer balance ----------------------------------------------------------------------------------
 
+
 def _prepared(term, feats_of, content, style, scale="relative"):
     ctx = TermContext(None, images={"content": [content], "style": [style]}, options={"term_scale": scale})
     term.prepare(ctx, feats_of)
@@ -97,10 +110,19 @@ def test_each_layer_weighs_alike_whatever_its_channels_and_scale():
     that layer's value: the layers of a term weigh alike unless LAYER=WEIGHT says otherwise."""
     torch.manual_seed(0)
     base = torch.rand(1, 8, 6, 6)
-    feats_of = lambda image: {"a": base * image.mean() * 4, "big": 1e3 * base * image.mean() * 4,  # noqa: E731
-                              "twice": torch.cat([base, base], 1) * image.mean() * 4}
-    content, style, picture = torch.full((1, 3, 8, 8), 0.5), torch.full((1, 3, 8, 8), 0.3), torch.full(
-        (1, 3, 8, 8), 0.4)
+
+    def feats_of(image):
+        return {
+            "a": base * image.mean() * 4,
+            "big": 1e3 * base * image.mean() * 4,
+            "twice": torch.cat([base, base], 1) * image.mean() * 4,
+        }
+
+    content, style, picture = (
+        torch.full((1, 3, 8, 8), 0.5),
+        torch.full((1, 3, 8, 8), 0.3),
+        torch.full((1, 3, 8, 8), 0.4),
+    )
     feats = feats_of(picture)
     for cls in (ContentLoss, StyleLoss):
         values = {name: float(_prepared(cls(name), feats_of, content, style)(feats, picture)) for name in feats}
@@ -109,8 +131,10 @@ def test_each_layer_weighs_alike_whatever_its_channels_and_scale():
             assert values[name] == pytest.approx(values["a"], rel=1e-5), (cls.__name__, name)
         both = float(_prepared(cls({"a": 1.0, "big": 0.5}), feats_of, content, style)(feats, picture))
         assert both == pytest.approx(1.5 * values["a"], rel=1e-5)
-        absolute = {name: float(_prepared(cls(name), feats_of, content, style, "absolute")(feats, picture))
-                    for name in ("a", "big")}
+        absolute = {
+            name: float(_prepared(cls(name), feats_of, content, style, "absolute")(feats, picture))
+            for name in ("a", "big")
+        }
         assert absolute["big"] > 1e5 * absolute["a"]  # what the energies divide out
 
 
@@ -125,7 +149,8 @@ def test_dream_terms_are_relative_to_the_starting_picture():
             t.prepare(TermContext(None, images={"content": [content]}), feats_of)
             # relative: the starting picture's mean activation over its rms is the same on both layers
             assert float(t(feats_of(content), content)) == pytest.approx(
-                -float(base.mean() / base.pow(2).mean().sqrt()) if mode == "mean" else -1.0, rel=1e-5)
+                -float(base.mean() / base.pow(2).mean().sqrt()) if mode == "mean" else -1.0, rel=1e-5
+            )
     for layer in ("a", "b"):
         g = GuideLoss(layer)
         g.prepare(TermContext(None, images={"guide": [content]}), feats_of)
@@ -147,6 +172,7 @@ def test_energy_is_the_mean_square_and_weighted_by_positions():
 
 # --- plugins, compare ---------------------------------------------------------------------------------
 
+
 def test_a_term_defaults_to_the_layers_of_the_backbone_in_use():
     alexnet = get_backbone("alexnet")
     assert term("style", backbone=alexnet).terms[0].layers == list(alexnet.style_layers)
@@ -164,14 +190,23 @@ def test_a_term_defaults_to_the_layers_of_the_backbone_in_use():
 
 
 def test_compare_says_every_backbone_had_the_same_weights(images):
-    comp = dreamstyle.compare(str(images[0]), [str(images[1])], "vgg19,vgg19:avg", weights="random", size=40,
-                              iterations=1, seed=0, device="cpu")
+    comp = dreamstyle.compare(
+        str(images[0]),
+        [str(images[1])],
+        "vgg19,vgg19:avg",
+        weights="random",
+        size=40,
+        iterations=1,
+        seed=0,
+        device="cpu",
+    )
     md = comp.to_markdown()
     assert "the same for every backbone" in md and "relative" in md
     assert f"content {CONTENT_WEIGHT:g}, style {STYLE_WEIGHT:g}" in md
 
 
 # --- replay ---------------------------------------------------------------------------------------------
+
 
 def test_a_recipe_from_before_relative_terms_replays_bit_for_bit(images, tmp_path, runner):
     """A recipe without ``term_scale`` (dreamstyle 0.1) replays with the absolute terms it ran with.
@@ -185,8 +220,11 @@ def test_a_recipe_from_before_relative_terms_replays_bit_for_bit(images, tmp_pat
     assert recipe["term_scale"] == "relative"
 
     asked = tmp_path / "asked.png"  # a recipe asking for the old terms explicitly
-    save_image(Image.open(new), asked, recipe={**recipe, "term_scale": "absolute", "content_weight": 5.0,
-                                               "style_weight": 100.0})
+    save_image(
+        Image.open(new),
+        asked,
+        recipe={**recipe, "term_scale": "absolute", "content_weight": 5.0, "style_weight": 100.0},
+    )
     old = tmp_path / "old.png"
     result = runner.invoke(main, ["transfer", "--from", str(asked), "-o", str(old), "-q"])
     assert result.exit_code == 0, result.output

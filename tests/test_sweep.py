@@ -25,17 +25,34 @@ def images(tmp_path):
 def test_vary_names_any_option_by_flag_or_field_and_checks_values_before_work(images):
     content, style = images
     settings = TransferSettings(content=str(content), styles=(str(style),), seed=0)
-    axes = parse_axes(TransferSettings, vary_specs(("style-weight=1e2,1e3", "--content_layers=relu4_2;relu3_1,relu4_1",
-                                                    "pooling=max,avg", "allow-overlap=off"), "--vary"))
+    axes = parse_axes(
+        TransferSettings,
+        vary_specs(
+            (
+                "style-weight=1e2,1e3",
+                "--content_layers=relu4_2;relu3_1,relu4_1",
+                "pooling=max,avg",
+                "allow-overlap=off",
+            ),
+            "--vary",
+        ),
+    )
     assert [a.name for a in axes] == ["style_weight", "content_layers", "pooling", "allow_overlap"]
     assert axes[0].values == (100.0, 1000.0) and axes[1].values == ("relu4_2", "relu3_1,relu4_1")
     cells = grid(settings, axes[:3])
-    assert len(cells) == 8 and cells[1].changes == {"style_weight": 100.0, "content_layers": "relu4_2",
-                                                    "pooling": "avg"}
+    assert len(cells) == 8 and cells[1].changes == {
+        "style_weight": 100.0,
+        "content_layers": "relu4_2",
+        "pooling": "avg",
+    }
     assert cells[0].stem == "style-weight-1e2_content-layers-relu4_2_pooling-max"
-    for bad, words in ((("styleweight=1,2",), "did you mean 'style-weight'"), (("tv-weight=-1",), "tv-weight"),
-                       (("iterations=many",), "not a value of --iterations"), (("seed=1,2",), "no option"),
-                       (("style-weight",), "OPTION=VALUE1")):
+    for bad, words in (
+        (("styleweight=1,2",), "did you mean 'style-weight'"),
+        (("tv-weight=-1",), "tv-weight"),
+        (("iterations=many",), "not a value of --iterations"),
+        (("seed=1,2",), "no option"),
+        (("style-weight",), "OPTION=VALUE1"),
+    ):
         with pytest.raises(OptionError, match=words):
             grid(settings, parse_axes(TransferSettings, vary_specs(bad, "--vary")))
 
@@ -43,8 +60,18 @@ def test_vary_names_any_option_by_flag_or_field_and_checks_values_before_work(im
 def test_sweep_writes_a_labelled_sheet_tables_and_a_png_per_cell_and_resumes(images, tmp_path, runner):
     content, style = images
     out = tmp_path / "sw"
-    args = ["sweep", str(content), str(style), "--vary", "style-weight=1e2,1e4", "--vary", "tv-weight=0,3e4,1e5",
-            *FAST, "-o", str(out)]
+    args = [
+        "sweep",
+        str(content),
+        str(style),
+        "--vary",
+        "style-weight=1e2,1e4",
+        "--vary",
+        "tv-weight=0,3e4,1e5",
+        *FAST,
+        "-o",
+        str(out),
+    ]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output
     table = json.loads((out / "sweep.json").read_text())
@@ -72,8 +99,10 @@ def test_sweep_writes_a_labelled_sheet_tables_and_a_png_per_cell_and_resumes(ima
 
 def test_a_sweep_of_dreams(images, tmp_path, runner):
     content, _ = images
-    res = runner.invoke(main, ["sweep", "dream", str(content), "--vary", "step=0.5,2", "--octaves", "1", *FAST,
-                               "-o", str(tmp_path / "d")])
+    res = runner.invoke(
+        main,
+        ["sweep", "dream", str(content), "--vary", "step=0.5,2", "--octaves", "1", *FAST, "-o", str(tmp_path / "d")],
+    )
     assert res.exit_code == 0, res.output
     cells = json.loads((tmp_path / "d" / "sweep.json").read_text())["cells"]
     assert [read_recipe(tmp_path / "d" / c["output"])["lr"] for c in cells] == [0.5, 2.0]
@@ -98,11 +127,13 @@ def test_a_folder_resumes_and_refuses_outputs_of_other_settings(images, tmp_path
     res = runner.invoke(main, [*args, "--resume"])
     assert res.exit_code == 0, res.output
     assert (out / "i1.png").read_bytes() == first and sorted(p.name for p in out.iterdir()) == [
-        "i0.png", "i1.png", "i2.png"]
+        "i0.png",
+        "i1.png",
+        "i2.png",
+    ]
 
 
-def test_executor_options_go_with_independent_items_and_ray_missing_is_one_line(images, tmp_path, runner,
-                                                                                monkeypatch):
+def test_executor_options_go_with_independent_items_and_ray_missing_is_one_line(images, tmp_path, runner, monkeypatch):
     content, style = images
     still = ["transfer", str(content), str(style), "-o", str(tmp_path / "o.png"), *FAST]
     res = runner.invoke(main, [*still, "--executor", "local"])
@@ -112,15 +143,19 @@ def test_executor_options_go_with_independent_items_and_ray_missing_is_one_line(
     make_image(folder / "a.png")
     res = runner.invoke(main, ["transfer", str(folder), str(style), "-o", str(tmp_path / "o"), *FAST, "--workers", "2"])
     assert res.exit_code == 1 and "--workers goes with --executor ray" in res.output
-    res = runner.invoke(main, ["compare", str(content), str(style), "-o", str(tmp_path / "c"), "--backbones", "vgg19",
-                               "--executor", "spark"])
+    res = runner.invoke(
+        main,
+        ["compare", str(content), str(style), "-o", str(tmp_path / "c"), "--backbones", "vgg19", "--executor", "spark"],
+    )
     assert res.exit_code == 1 and "choose local, ray or ray:ADDRESS" in res.output
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
-    for command in (["compare", str(content), str(style), "--backbones", "vgg19", "-o", str(tmp_path / "c")],
-                    ["sweep", str(content), str(style), "--vary", "tv-weight=0,1", "-o", str(tmp_path / "s")]):
+    for command in (
+        ["compare", str(content), str(style), "--backbones", "vgg19", "-o", str(tmp_path / "c")],
+        ["sweep", str(content), str(style), "--vary", "tv-weight=0,1", "-o", str(tmp_path / "s")],
+    ):
         res = runner.invoke(main, [*command, "--executor", "ray"])
         assert res.exit_code == 1 and "pip install 'dreamstyle[ray]'" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "c").exists() and not (tmp_path / "s").exists()

@@ -120,8 +120,10 @@ def test_resume_goes_on_from_the_model_files_step(photos, style, tmp_path):
     first = load_model(out)
     more = dreamstyle.train(photos, [style], out, iterations=2, resume=True, **TINY)
     assert more.job.first_step == 3 and load_model(out).step == 5
-    changed = any(not torch.equal(p, q) for p, q in zip(first.net.state_dict().values(),
-                                                          load_model(out).net.state_dict().values()))
+    changed = any(
+        not torch.equal(p, q)
+        for p, q in zip(first.net.state_dict().values(), load_model(out).net.state_dict().values())
+    )
     assert changed
 
 
@@ -200,9 +202,31 @@ def test_the_command_line_trains_then_stylizes(photos, style, tmp_path):
     from dreamstyle.cli import main
 
     model = tmp_path / "m.dsm"
-    args = ["train", str(photos), str(style), "-o", str(model), "--weights", "random", "--size", "32",
-            "--iterations", "3", "--batch", "2", "--width", "8", "--blocks", "1", "--preview-every", "3",
-            "--held-out", "1", "--seed", "0"]
+    args = [
+        "train",
+        str(photos),
+        str(style),
+        "-o",
+        str(model),
+        "--weights",
+        "random",
+        "--size",
+        "32",
+        "--iterations",
+        "3",
+        "--batch",
+        "2",
+        "--width",
+        "8",
+        "--blocks",
+        "1",
+        "--preview-every",
+        "3",
+        "--held-out",
+        "1",
+        "--seed",
+        "0",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "held-out photo" in result.output
@@ -214,8 +238,9 @@ def test_the_command_line_trains_then_stylizes(photos, style, tmp_path):
     assert load_model(model).step == 6
 
     out = tmp_path / "out.png"
-    done = CliRunner().invoke(main, ["stylize", str(model), str(photos / "photo0.png"), "-o", str(out),
-                                     "--device", "cpu"])
+    done = CliRunner().invoke(
+        main, ["stylize", str(model), str(photos / "photo0.png"), "-o", str(out), "--device", "cpu"]
+    )
     assert done.exit_code == 0, done.output
     assert Image.open(out).size == Image.open(photos / "photo0.png").size
     folder = tmp_path / "styled"
@@ -231,8 +256,9 @@ def test_the_command_line_says_what_does_not_apply_to_training(photos, style, tm
     from dreamstyle.cli import main
 
     for extra, words in ((["--tile", "64"], "No such option"), (["--optimizer", "lbfgs"], "L-BFGS")):
-        result = CliRunner().invoke(main, ["train", str(photos), str(style), "-o", str(tmp_path / "m.dsm"),
-                                           "--weights", "random", *extra])
+        result = CliRunner().invoke(
+            main, ["train", str(photos), str(style), "-o", str(tmp_path / "m.dsm"), "--weights", "random", *extra]
+        )
         assert result.exit_code != 0 and words in result.output and "Traceback" not in result.output
     bad = CliRunner().invoke(main, ["stylize", str(style), str(style), "-o", str(tmp_path / "x.png")])
     assert bad.exit_code == 1 and "not a dreamstyle model file" in bad.output
@@ -247,16 +273,26 @@ def test_transfer_can_start_from_a_style_networks_picture(photos, style, tmp_pat
     torch.manual_seed(0)
     net = StyleNet(Architecture(width=4, blocks=1))
     model = save_model(tmp_path / "m.dsm", net, {})
-    settings = make(TransferSettings, dict(content=str(photos / "photo0.png"), styles=[str(style)], size=32,
-                                           weights="random", init=f"model:{model}", device="cpu"))
+    settings = make(
+        TransferSettings,
+        dict(
+            content=str(photos / "photo0.png"),
+            styles=[str(style)],
+            size=32,
+            weights="random",
+            init=f"model:{model}",
+            device="cpu",
+        ),
+    )
     job = TransferJob(settings, Session.for_settings(settings))
     item = job.still_item()
     content = resized(item.content, item.size)
     assert torch.allclose(job.initial(item), stylize(net.eval(), content), atol=1e-6)
     recipe = settings.to_recipe("names")
     assert recipe["init"] == "model:m.dsm" and "m.dsm" in recipe["inputs"]
-    result = dreamstyle.transfer(photos / "photo0.png", [style], size=32, iterations=2, weights="random",
-                                 init=f"model:{model}")
+    result = dreamstyle.transfer(
+        photos / "photo0.png", [style], size=32, iterations=2, weights="random", init=f"model:{model}"
+    )
     assert result.image.size == (32, 25)
     for bad in (f"model:{tmp_path / 'none.dsm'}", f"model:{style}"):
         with pytest.raises(OptionError, match="model:FILE"):

@@ -98,7 +98,6 @@ def test_gram_is_fp32_under_autocast():
     assert torch.allclose(g, gram(x.float()))
 
 
-
 def test_gram_gradient_matches_autograd():
     from dreamstyle.terms import _Gram
 
@@ -112,6 +111,7 @@ def test_gram_gradient_matches_autograd():
     plain = x.reshape(2, 6, 63)
     (((plain @ plain.transpose(1, 2)) / (6 * 63) - target) ** 2).sum().backward()
     assert torch.allclose(ours, x.grad, rtol=1e-5, atol=1e-7)
+
 
 def test_preserve_color_luminance_keeps_content_chroma(images):
     from dreamstyle.color import rgb_to_yiq
@@ -172,8 +172,7 @@ def test_every_registered_term_goes_down_under_a_few_steps():
         term = spec.build()
         layers = term.layers or ["relu1_1"]
         net = loaded.features(layers)
-        ctx = TermContext(loaded.backbone, images={"content": [content], "style": [style],
-                                                     "guide": [style]})
+        ctx = TermContext(loaded.backbone, images={"content": [content], "style": [style], "guide": [style]})
         term.prepare(ctx, lambda x: net(x))
         objective = Objective({name: (term, 1.0)})
         image = torch.rand(getattr(term, "min_batch", 1), 3, 32, 32, requires_grad=True)
@@ -191,10 +190,35 @@ def test_every_registered_term_goes_down_under_a_few_steps():
 def test_cli_transfer_writes_png_with_recipe_and_log(images, tmp_path, runner):
     content, style = images
     out, log, gif = tmp_path / "out.png", tmp_path / "log.json", tmp_path / "anim.gif"
-    result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
-                                  "--size", "40", "--iterations", "4", "--seed", "3", "--log-json", str(log),
-                                  "--log-every", "2", "--gif", str(gif), "--save-every", "2", "-q",
-                                  "--device", "cpu"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "40",
+            "--iterations",
+            "4",
+            "--seed",
+            "3",
+            "--log-json",
+            str(log),
+            "--log-every",
+            "2",
+            "--gif",
+            str(gif),
+            "--save-every",
+            "2",
+            "-q",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     recipe = read_recipe(out)
     assert recipe["seed"] == 3 and recipe["iterations"] == 4 and recipe["versions"]["torch"]
@@ -207,8 +231,20 @@ def test_cli_transfer_writes_png_with_recipe_and_log(images, tmp_path, runner):
 def test_cli_refuses_existing_output_unless_overwrite(images, tmp_path, runner):
     out = tmp_path / "o.png"
     out.write_bytes(b"keep me")
-    args = ["transfer", str(images[0]), str(images[1]), "-o", str(out), "--weights", "random", "--size", "40",
-            "--iterations", "1", "-q"]
+    args = [
+        "transfer",
+        str(images[0]),
+        str(images[1]),
+        "-o",
+        str(out),
+        "--weights",
+        "random",
+        "--size",
+        "40",
+        "--iterations",
+        "1",
+        "-q",
+    ]
     result = runner.invoke(main, args)
     assert result.exit_code == 1 and "--overwrite" in result.output and out.read_bytes() == b"keep me"
     assert runner.invoke(main, args + ["--overwrite"]).exit_code == 0
@@ -224,8 +260,9 @@ def _can_compile_on_cpu() -> bool:
     import sysconfig
     from pathlib import Path
 
-    return bool(shutil.which(os.environ.get("CXX", "g++")) and
-                Path(sysconfig.get_paths()["include"], "Python.h").exists())
+    return bool(
+        shutil.which(os.environ.get("CXX", "g++")) and Path(sysconfig.get_paths()["include"], "Python.h").exists()
+    )
 
 
 @pytest.mark.skipif(not _can_compile_on_cpu(), reason="torch.compile on the CPU needs g++ and Python's headers")
@@ -234,10 +271,38 @@ def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
     logs = {}
     for flag in ([], ["--compile"]):
         out, log = tmp_path / f"o{len(flag)}.png", tmp_path / f"l{len(flag)}.json"
-        result = runner.invoke(main, ["transfer", str(content), str(style), "-o", str(out), "--weights", "random",
-                                      "--size", "32", "--iterations", "3", "--seed", "1", "--optimizer", "adam",
-                                      "--content-layers", "relu1_1", "--style-layers", "relu1_1,relu2_1",
-                                      "--log-json", str(log), "-q", "--device", "cpu", "--precision", "fp32", *flag])
+        result = runner.invoke(
+            main,
+            [
+                "transfer",
+                str(content),
+                str(style),
+                "-o",
+                str(out),
+                "--weights",
+                "random",
+                "--size",
+                "32",
+                "--iterations",
+                "3",
+                "--seed",
+                "1",
+                "--optimizer",
+                "adam",
+                "--content-layers",
+                "relu1_1",
+                "--style-layers",
+                "relu1_1,relu2_1",
+                "--log-json",
+                str(log),
+                "-q",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                *flag,
+            ],
+        )
         assert result.exit_code == 0, result.output
         logs[bool(flag)] = json.loads(log.read_text())
         assert read_recipe(out)["compile"] is bool(flag)
@@ -250,12 +315,33 @@ def test_cli_compile_follows_the_eager_losses(images, tmp_path, runner):
 
 def test_loss_options_after_colons_reach_the_term(images, tmp_path, runner):
     assert loss_specs(["tv=2,content", "activation=0.5:layers=relu1_1,relu2_1:objective=l2"], "--loss") == {
-        "tv": (2.0, {}), "content": (None, {}),
-        "activation": (0.5, {"layers": "relu1_1,relu2_1", "objective": "l2"})}
+        "tv": (2.0, {}),
+        "content": (None, {}),
+        "activation": (0.5, {"layers": "relu1_1,relu2_1", "objective": "l2"}),
+    }
     log = tmp_path / "log.json"
-    result = runner.invoke(main, ["transfer", *map(str, images), "-o", str(tmp_path / "o.png"), "--weights", "random",
-                                  "--size", "32", "--iterations", "2", "-q", "--device", "cpu", "--log-json", str(log),
-                                  "--loss", "activation=0.5:layers=relu2_1:objective=l2"])
+    result = runner.invoke(
+        main,
+        [
+            "transfer",
+            *map(str, images),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--iterations",
+            "2",
+            "-q",
+            "--device",
+            "cpu",
+            "--log-json",
+            str(log),
+            "--loss",
+            "activation=0.5:layers=relu2_1:objective=l2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "activation" in json.loads(log.read_text())[-1]
     assert read_recipe(tmp_path / "o.png")["losses"] == {"activation": [0.5, {"layers": "relu2_1", "objective": "l2"}]}
@@ -273,7 +359,8 @@ def test_a_run_does_not_import_dynamo_and_leaves_torch_as_it_was(images, optimiz
         f"transfer({str(images[0])!r}, [{str(images[1])!r}], weights='random', size=32, iterations=2, "
         f"device='cpu', optimizer={optimizer!r})\n"
         "inner = torch.optim.Optimizer.zero_grad.__wrapped__\n"
-        "print('torch._dynamo' in sys.modules, hasattr(inner, '__dynamo_disable'))\n")
+        "print('torch._dynamo' in sys.modules, hasattr(inner, '__dynamo_disable'))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stderr
 

@@ -47,6 +47,7 @@ def run(runner, *args):
 
 # --- reading -----------------------------------------------------------------------------------------
 
+
 def test_a_video_source_streams_the_segment_at_the_asked_rate(walk):
     whole = VideoSource(walk)
     assert (whole.total, float(whole.fps), whole.size, whole.audio) == (20, 10.0, (64, 48), "aac")
@@ -78,8 +79,12 @@ def test_faulty_videos_are_one_line(walk, tmp_path, runner):
                 out.mux(p)
         for p in stream.encode():
             out.mux(p)
-    cases = {truncated: "cannot read video", garbage: "cannot read video", sound: "has no video stream",
-             tmp_path / "missing.mp4": "video not found"}
+    cases = {
+        truncated: "cannot read video",
+        garbage: "cannot read video",
+        sound: "has no video stream",
+        tmp_path / "missing.mp4": "video not found",
+    }
     for path, expected in cases.items():
         result = run(runner, "dream", path, "-o", tmp_path / "o.mp4", *DREAM)
         assert result.exit_code == 1, (path, result.output)
@@ -97,6 +102,7 @@ def test_without_pyav_the_line_names_the_extra(walk, tmp_path, runner, monkeypat
 
 
 # --- transfer and dream over a video -----------------------------------------------------------------
+
 
 def test_transfer_keeps_rate_duration_and_audio_and_the_recipe_round_trips(walk, style, tmp_path, runner):
     walk, style = (Path(shutil.copy(p, tmp_path / p.name)) for p in (walk, style))  # a replay reads beside
@@ -147,11 +153,13 @@ def test_video_options_that_do_not_apply_are_refused(walk, tmp_path, runner, sty
     gif = tmp_path / "a.gif"
     frames = list(VideoSource(walk, duration=0.2))
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
-    cases = [(["dream", gif, "-o", tmp_path / "o.gif", "--start", "1"], "--start goes with a video file"),
-             (["dream", style, "-o", tmp_path / "o.png", "--crf", "20"], "--crf goes with a video output"),
-             (["dream", walk, "-o", tmp_path / "o.mp4", "--crf", "60"], "--crf goes from 0 (lossless) to 51"),
-             (["dream", walk, "-o", tmp_path / "o.mp4", "--quality", "80"], "its quality is --crf"),
-             (["dream", style, "-o", tmp_path / "o.png", "--zoom", "1.1"], "--zoom goes with --zoom-frames")]
+    cases = [
+        (["dream", gif, "-o", tmp_path / "o.gif", "--start", "1"], "--start goes with a video file"),
+        (["dream", style, "-o", tmp_path / "o.png", "--crf", "20"], "--crf goes with a video output"),
+        (["dream", walk, "-o", tmp_path / "o.mp4", "--crf", "60"], "--crf goes from 0 (lossless) to 51"),
+        (["dream", walk, "-o", tmp_path / "o.mp4", "--quality", "80"], "its quality is --crf"),
+        (["dream", style, "-o", tmp_path / "o.png", "--zoom", "1.1"], "--zoom goes with --zoom-frames"),
+    ]
     for args, expected in cases:
         result = run(runner, *args, *DREAM)
         assert result.exit_code != 0 and expected in result.output, (args, result.output)
@@ -177,24 +185,44 @@ def test_frames_are_streamed_not_all_decoded_first(walk, style):
                 decoded.append(1)
                 yield image
 
-    settings = DreamSettings(input=str(walk), weights="random", device="cpu", size=32, iterations=1, octaves=1,
-                             batch=2)
+    settings = DreamSettings(input=str(walk), weights="random", device="cpu", size=32, iterations=1, octaves=1, batch=2)
     job = DreamJob(settings, Session.for_settings(settings), clip=True)
     seen = []
-    result = sequence.run_clip(job, Counting(), on_frame=lambda done: seen.append((done.index, len(decoded))),
-                               keep=False)
+    result = sequence.run_clip(
+        job, Counting(), on_frame=lambda done: seen.append((done.index, len(decoded))), keep=False
+    )
     assert len(seen) == 20 and result.frames == [] and result.tensors == []
     assert all(pulled <= index + 1 + 2 for index, pulled in seen), seen
 
 
 # --- interrupt and resume ----------------------------------------------------------------------------------
 
+
 def start_video_run(walk, style, out, *extra):
-    cmd = [sys.executable, "-m", "dreamstyle", "transfer", str(walk), str(style), "-o", str(out), *TRANSFER,
-           "--frame-iterations", "40", "-q", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dreamstyle",
+        "transfer",
+        str(walk),
+        str(style),
+        "-o",
+        str(out),
+        *TRANSFER,
+        "--frame-iterations",
+        "40",
+        "-q",
+        *extra,
+    ]
     env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def wait_for_frames(proc, out, k: int) -> None:
@@ -261,8 +289,9 @@ def test_resume_warm_starts_from_the_last_frame_done(walk, style, monkeypatch):
     from dreamstyle.session import Session
     from dreamstyle.settings import TransferSettings
 
-    settings = TransferSettings(content=str(walk), styles=(str(style),), weights="random", device="cpu", size=32,
-                                iterations=1, optimizer="adam")
+    settings = TransferSettings(
+        content=str(walk), styles=(str(style),), weights="random", device="cpu", size=32, iterations=1, optimizer="adam"
+    )
     job = TransferJob(settings, Session.for_settings(settings), clip=True)
     previous = torch.full((1, 3, 24, 32), 0.25)
     starts = []
@@ -281,6 +310,7 @@ def test_resume_warm_starts_from_the_last_frame_done(walk, style, monkeypatch):
 
 # --- zoom --------------------------------------------------------------------------------------------
 
+
 def test_zoom_is_exact_where_it_should_be():
     image = torch.rand(1, 3, 16, 20)
     assert torch.allclose(sequence.zoomed(image, 1.0, 0.0), image, atol=1e-5)
@@ -294,8 +324,9 @@ def test_zoom_is_exact_where_it_should_be():
 
 def test_zoom_makes_the_frames_asked_for(tmp_path, runner, style):
     out = tmp_path / "zoom.mp4"
-    result = run(runner, "dream", style, "-o", out, *DREAM, "--zoom-frames", "6", "--zoom", "1.1", "--rotate", "3",
-                 "--fps", "12")
+    result = run(
+        runner, "dream", style, "-o", out, *DREAM, "--zoom-frames", "6", "--zoom", "1.1", "--rotate", "3", "--fps", "12"
+    )
     assert result.exit_code == 0, result.output
     info = probe(out)
     assert (info["frames"], info["fps"], info["audio"], info["size"]) == (6, 12.0, None, (32, 32))
@@ -314,8 +345,9 @@ def test_a_zoom_resumes_from_the_last_frame_done(style):
     from dreamstyle.session import Session
     from dreamstyle.settings import DreamSettings
 
-    settings = DreamSettings(input=str(style), weights="random", device="cpu", size=32, iterations=1, octaves=1,
-                             zoom_frames=4, zoom=1.2)
+    settings = DreamSettings(
+        input=str(style), weights="random", device="cpu", size=32, iterations=1, octaves=1, zoom_frames=4, zoom=1.2
+    )
     job = DreamJob(settings, Session.for_settings(settings))
     last = torch.rand(1, 3, 32, 32)
     starts = []

@@ -38,9 +38,17 @@ def images(tmp_path):
 
 
 def transfer_form(content, style, **more):
-    form = {"content_upload": str(content), "styles_upload": [str(style)], "backbone": "vgg19", "weights": "random",
-            "size": 48, "iterations": 5, "seed": "7", "content_layers": ["relu4_2"],
-            "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]}
+    form = {
+        "content_upload": str(content),
+        "styles_upload": [str(style)],
+        "backbone": "vgg19",
+        "weights": "random",
+        "size": 48,
+        "iterations": 5,
+        "seed": "7",
+        "content_layers": ["relu4_2"],
+        "style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
+    }
     form.update(more)
     return form
 
@@ -51,6 +59,7 @@ def finished(run: web.WebRun) -> tuple[list, web.Outcome]:
 
 
 # --- the form: from the settings fields ------------------------------------------------------------
+
 
 def test_controls_take_default_help_and_range_from_the_settings_fields():
     bb = web.get_backbone("vgg19")
@@ -63,8 +72,11 @@ def test_controls_take_default_help_and_range_from_the_settings_fields():
                 bounds = fields[c.name].metadata["spec"].bounds  # declared with the option
                 lo, hi = (bounds.lo, bounds.hi) if bounds else (1, 65_536)  # texture: WxH
                 assert lo <= c.minimum <= c.default <= c.maximum <= hi
-    assert web.form_spec("dream", "iterations").default == settings_for("dream").__dataclass_fields__[
-        "iterations"].default == 10
+    assert (
+        web.form_spec("dream", "iterations").default
+        == settings_for("dream").__dataclass_fields__["iterations"].default
+        == 10
+    )
     assert web.form_spec("transfer", "size").default == 512  # the computed default, as --help shows it
     layers = web.form_spec("transfer", "style_layers", bb)
     assert layers.choices == bb.layer_map.names and layers.default == list(bb.style_layers)
@@ -75,10 +87,12 @@ def test_the_form_makes_the_same_settings_as_the_api(images):
     content, style = images
     settings = web.settings_from_form("transfer", transfer_form(content, style))
     # the backbone's own layers and the computed size leave the settings at their defaults
-    assert settings == TransferSettings(content=str(content), styles=(str(style),), weights="random", size=48,
-                                        iterations=5, seed=7)
-    changed = web.settings_from_form("transfer", transfer_form(content, style, style_layers=["relu1_1"],
-                                                               style_weight=250.0))
+    assert settings == TransferSettings(
+        content=str(content), styles=(str(style),), weights="random", size=48, iterations=5, seed=7
+    )
+    changed = web.settings_from_form(
+        "transfer", transfer_form(content, style, style_layers=["relu1_1"], style_weight=250.0)
+    )
     assert changed.style_layers == {"relu1_1": 1.0} and changed.style_weight == 250.0
     hybrid = web.settings_from_form("hybrid", {**transfer_form(content, style), "dream_layers": ["auto"]})
     assert hybrid.dream_layers == ("auto",)
@@ -103,6 +117,7 @@ def test_samples_are_offered_and_picked():
 
 
 # --- bad uploads: a message, never a crash ----------------------------------------------------------
+
 
 def test_a_bad_upload_is_one_message_naming_the_file_not_the_server_folder(tmp_path, images):
     content, style = images
@@ -142,6 +157,7 @@ def test_out_of_memory_is_a_message_with_the_best_picture_kept(tmp_path, images)
 
 # --- running: live steps, the PNG with its recipe, Stop ---------------------------------------------
 
+
 def test_a_run_reports_steps_and_writes_a_png_with_its_recipe(tmp_path, images):
     content, style = images
     settings = web.settings_from_form("transfer", transfer_form(content, style))
@@ -176,15 +192,16 @@ def test_stop_keeps_the_best_picture_so_far(tmp_path, images):
     assert 3 <= at < 50 and out.path.name == f"dreamstyle-transfer-7-stopped-at-{at}.png"
     assert out.command.endswith(f"-o {out.path.name} --weights random --seed 7 --size 48 --iterations {at}")
     again, _ = parsed(out.command, tmp_path)
-    _, remade = finished(web.WebRun("transfer", again.replace(content=str(content), styles=(str(style),)),
-                                    tmp_path))
+    _, remade = finished(web.WebRun("transfer", again.replace(content=str(content), styles=(str(style),)), tmp_path))
     assert np.array_equal(np.asarray(Image.open(remade.path)), np.asarray(Image.open(out.path)))  # same seed, CPU
 
 
 def test_a_dream_stopped_in_a_later_octave_says_its_command_runs_every_step(tmp_path, images):
     content, _ = images
-    dream = web.settings_from_form("dream", {"input_upload": str(content), "weights": "random", "size": 48,
-                                             "iterations": 4, "octaves": 2, "seed": "1"})
+    dream = web.settings_from_form(
+        "dream",
+        {"input_upload": str(content), "weights": "random", "size": 48, "iterations": 4, "octaves": 2, "seed": "1"},
+    )
     stop = threading.Event()
     run = web.WebRun("dream", dream, tmp_path, stop)
     for step in run:
@@ -199,8 +216,18 @@ def test_a_dream_stopped_in_a_later_octave_says_its_command_runs_every_step(tmp_
 
 def test_a_dream_and_a_hybrid_from_the_page(tmp_path, images):
     content, style = images
-    dream = web.settings_from_form("dream", {"input_upload": str(content), "weights": "random", "size": 48,
-                                             "iterations": 2, "octaves": 1, "layers": ["relu4_4"], "seed": "1"})
+    dream = web.settings_from_form(
+        "dream",
+        {
+            "input_upload": str(content),
+            "weights": "random",
+            "size": 48,
+            "iterations": 2,
+            "octaves": 1,
+            "layers": ["relu4_4"],
+            "seed": "1",
+        },
+    )
     assert dream.layers == () and dream.octaves == 1  # the backbone's dream layer: the default
     _, out = finished(web.WebRun("dream", dream, tmp_path))
     assert read_recipe(out.path)["command"] == "dream"
@@ -211,6 +238,7 @@ def test_a_dream_and_a_hybrid_from_the_page(tmp_path, images):
 
 
 # --- the command and the recipe ------------------------------------------------------------------------
+
 
 def parsed(command: str, cwd: Path):
     """The settings the command line makes of ``command`` (run from ``cwd``)."""
@@ -229,10 +257,13 @@ def parsed(command: str, cwd: Path):
     return settings_for(words[1])(**values), outputs
 
 
-@pytest.mark.parametrize("tab, more", [
-    ("transfer", {"style_layers": ["relu1_1", "relu3_1"], "content_weight": 7.5, "tv_weight": 0.0}),
-    ("hybrid", {"dream_layers": ["auto", "relu3_3"], "dream_weight": 5e4}),
-])
+@pytest.mark.parametrize(
+    "tab, more",
+    [
+        ("transfer", {"style_layers": ["relu1_1", "relu3_1"], "content_weight": 7.5, "tv_weight": 0.0}),
+        ("hybrid", {"dream_layers": ["auto", "relu3_3"], "dream_weight": 5e4}),
+    ],
+)
 def test_the_copy_command_makes_the_same_settings(tmp_path, images, tab, more):
     content, style = images
     settings = web.settings_from_form(tab, transfer_form(content, style, **more))
@@ -265,11 +296,14 @@ def test_a_dropped_picture_restores_its_settings(tmp_path, images):
     assert restored.tab == "transfer" and sorted(restored.missing) == ["painting.png", "photo.png"]
     assert restored.form["style_layers"] == ["relu2_1"] and restored.form["iterations"] == 3
     assert restored.form["weights"] == "random" and restored.form["seed"] == "7"
-    again = web.settings_from_form("transfer", {**restored.form, "content_upload": str(content),
-                                                "styles_upload": [str(style)]})
+    again = web.settings_from_form(
+        "transfer", {**restored.form, "content_upload": str(content), "styles_upload": [str(style)]}
+    )
     assert again == settings
-    samples = web.settings_from_form("dream", {"input_sample": "chelsea.png", "weights": "random", "size": 40,
-                                               "iterations": 1, "octaves": 1, "seed": "3"})
+    samples = web.settings_from_form(
+        "dream",
+        {"input_sample": "chelsea.png", "weights": "random", "size": 40, "iterations": 1, "octaves": 1, "seed": "3"},
+    )
     _, dream = finished(web.WebRun("dream", samples, tmp_path))
     restored = web.restore(dream.path)
     assert restored.tab == "dream" and restored.missing == [] and restored.form["input_sample"] == "chelsea.png"
@@ -282,7 +316,8 @@ def test_a_dropped_picture_restores_its_settings(tmp_path, images):
 def test_a_restore_names_every_setting_the_page_cannot_show(tmp_path, images):
     content, style = images
     settings = web.settings_from_form("transfer", transfer_form(content, style, iterations=1)).replace(
-        scales=(32, 48), losses={"tv": (3.0, {})}, style_layers={"relu1_1": 1.0, "relu2_1": 0.5})
+        scales=(32, 48), losses={"tv": (3.0, {})}, style_layers={"relu1_1": 1.0, "relu2_1": 0.5}
+    )
     _, out = finished(web.WebRun("transfer", settings, tmp_path))
     restored = web.restore(out.path)
     assert restored.form["iterations"] == 1 and restored.form["size"] == 48  # what the page can show
@@ -291,19 +326,32 @@ def test_a_restore_names_every_setting_the_page_cannot_show(tmp_path, images):
     assert "no control for `--loss tv=3`, `--style-layers relu1_1,relu2_1=0.5`, `--scales 32,48`" in note
     assert f"dreamstyle transfer --from {out.path.name}" in note
     bb = web.get_backbone("vgg19")
-    dream = {"param": "fft", "transforms": ("jitter",), "gradient": "lapnorm", "weights": "mine.pth", "size": 64,
-             "octaves": 1, "layers": ("relu4_4",)}
-    assert sorted(web.unshown("dream", dream, bb)) == ["--gradient lapnorm", "--param fft", "--transforms jitter",
-                                                       "--weights mine.pth"]
-    assert web.unshown("transfer", {"size": (64, 48), "iterations": 5000}, bb) == ["--size 64x48",
-                                                                                   "--iterations 5000"]
+    dream = {
+        "param": "fft",
+        "transforms": ("jitter",),
+        "gradient": "lapnorm",
+        "weights": "mine.pth",
+        "size": 64,
+        "octaves": 1,
+        "layers": ("relu4_4",),
+    }
+    assert sorted(web.unshown("dream", dream, bb)) == [
+        "--gradient lapnorm",
+        "--param fft",
+        "--transforms jitter",
+        "--weights mine.pth",
+    ]
+    assert web.unshown("transfer", {"size": (64, 48), "iterations": 5000}, bb) == ["--size 64x48", "--iterations 5000"]
 
 
 def test_the_restore_drop_zone_is_emptied_for_the_next_picture(tmp_path, images):
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
     content, style = images
-    _, out = finished(web.WebRun("transfer", web.settings_from_form("transfer", transfer_form(
-        content, style, iterations=1)), tmp_path))
+    _, out = finished(
+        web.WebRun(
+            "transfer", web.settings_from_form("transfer", transfer_form(content, style, iterations=1)), tmp_path
+        )
+    )
     page = web.build_page(tmp_path)
     [drop] = [fn for fn in page.fns.values() if [c.elem_id for c in fn.inputs] == ["recipe-drop"]]
     assert drop.targets[0][1] == "upload" and drop.outputs[0].elem_id == "recipe-drop"
@@ -314,6 +362,7 @@ def test_the_restore_drop_zone_is_emptied_for_the_next_picture(tmp_path, images)
 
 
 # --- the page -----------------------------------------------------------------------------------------
+
 
 def test_one_run_at_a_time_on_the_device(tmp_path):
     pytest.importorskip("gradio", reason="Gradio is not installed (pip install 'dreamstyle[web]')")
@@ -334,6 +383,7 @@ def test_serve_without_gradio_is_one_line(runner, monkeypatch):
 
 # --- in a real browser ------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -348,12 +398,12 @@ def server(tmp_path):
     port = free_port()
     served = tmp_path / "served"
     served.mkdir()
-    env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1",
-           "TMPDIR": str(served)}
+    env = {**os.environ, "DREAMSTYLE_DISABLE_PLUGIN_AUTOLOAD": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(served)}
     err = tmp_path / "serve.txt"
     with open(err, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)], stderr=fh,
-                                env=env, cwd=served)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dreamstyle", "serve", "--port", str(port)], stderr=fh, env=env, cwd=served
+        )
     try:
         deadline = time.monotonic() + 180
         while f"http://127.0.0.1:{port}/" not in err.read_text():
@@ -371,8 +421,9 @@ def server(tmp_path):
 def test_a_style_transfer_in_a_real_browser(server, tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine (apt-get install -y chromium; .ci/run installs it)")
-    playwright = pytest.importorskip("playwright.sync_api",
-                                     reason="Playwright is not installed (pip install playwright)")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
+    )
     url, served = server
     files = tmp_path_factory.mktemp("browser")
     shot = os.environ.get("DREAMSTYLE_SCREENSHOT")
@@ -419,9 +470,11 @@ def test_a_style_transfer_in_a_real_browser(server, tmp_path_factory):
     assert recipe["command"] == "transfer" and recipe["iterations"] == iterations and recipe["size"] == size
     assert recipe["seed"] == 11 and recipe["stopped"] is None and recipe["content"] == content.name
     assert (recipe["weights"] == "random") == (weights == "random")
-    assert command == (f"dreamstyle transfer {content.name} {style.name} -o dreamstyle-transfer-11.png "
-                       + ("--weights random " if weights == "random" else "")
-                       + f"--seed 11 --size {size} --iterations {iterations}")
+    assert command == (
+        f"dreamstyle transfer {content.name} {style.name} -o dreamstyle-transfer-11.png "
+        + ("--weights random " if weights == "random" else "")
+        + f"--seed 11 --size {size} --iterations {iterations}"
+    )
     assert status.startswith("done")
     folders = list(served.glob("dreamstyle-web-*"))  # the server's temporary folder (TMPDIR), all it wrote
     assert len(folders) == 1 and any(folders[0].rglob("dreamstyle-transfer-11.png"))
@@ -437,8 +490,9 @@ def test_a_value_the_page_does_not_offer_is_one_line_and_no_traceback_in_the_log
     client = Client(url, verbose=False)
     message, *_ = client.predict(None, "../../../../etc/passwd", [], api_name="/run_transfer")
     assert message == "**there is no sample image '../../../../etc/passwd'**"
-    message, *_ = client.predict(None, "chelsea.png", [], ["starry_night.jpg"], "vgg19", "/etc/passwd",
-                                 api_name="/run_transfer")  # content, its sample, styles, theirs, backbone, weights
+    message, *_ = client.predict(
+        None, "chelsea.png", [], ["starry_night.jpg"], "vgg19", "/etc/passwd", api_name="/run_transfer"
+    )  # content, its sample, styles, theirs, backbone, weights
     assert message == "**weights: choose pretrained or random, not '/etc/passwd'**"
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")

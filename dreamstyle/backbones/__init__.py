@@ -10,15 +10,13 @@ from ..plugins import get_backbone
 from .base import CAFFE_BGR, IMAGENET, Backbone, Preprocess
 from .vgg import SequentialBackbone
 
-__all__ = ["Backbone", "SequentialBackbone", "Preprocess", "IMAGENET", "CAFFE_BGR", "LoadedBackbone",
-           "load_backbone"]
+__all__ = ["Backbone", "SequentialBackbone", "Preprocess", "IMAGENET", "CAFFE_BGR", "LoadedBackbone", "load_backbone"]
 
 
 class LoadedBackbone:
     """A backbone with its weights loaded, frozen, on a device. Make feature nets from it."""
 
-    def __init__(self, backbone: Backbone, weights: str | os.PathLike | None = None,
-                 pooling: str = "max", device=None):
+    def __init__(self, backbone: Backbone, weights: str | os.PathLike | None = None, pooling: str = "max", device=None):
         import torch
 
         self.backbone = backbone
@@ -72,12 +70,16 @@ def missing_modules(loaded: LoadedBackbone, names, exc: Exception):
     present = {n for n, _ in loaded.model.named_modules()}
     bad = [(n, bb.layer_map[n].module) for n in names if bb.layer_map[n].module not in present]
     if not bad:
-        return BackboneError(f"backbone {bb.name!r}{plugin_of(bb)} cannot make its features ({type(exc).__name__}: "
-                             f"{' '.join(str(exc).split())[:200]}); dreamstyle needs a network it can trace and feed "
-                             "any input size (a convolutional network, or a vision transformer with dynamic sizes)")
+        return BackboneError(
+            f"backbone {bb.name!r}{plugin_of(bb)} cannot make its features ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); dreamstyle needs a network it can trace and feed "
+            "any input size (a convolutional network, or a vision transformer with dynamic sizes)"
+        )
     said = "; ".join(f"layer {n!r} names module {m!r}" for n, m in bad)
-    return BackboneError(f"backbone {bb.name!r}{plugin_of(bb)} cannot make its features: {said}, which the network "
-                         "does not have (see its layer map: dreamstyle layers " + bb.name + ")")
+    return BackboneError(
+        f"backbone {bb.name!r}{plugin_of(bb)} cannot make its features: {said}, which the network "
+        "does not have (see its layer map: dreamstyle layers " + bb.name + ")"
+    )
 
 
 def plugin_of(backbone) -> str:
@@ -93,20 +95,22 @@ def check_features(backbone, feats: dict, input_hw: tuple[int, int]) -> None:
         layer = backbone.layer_map[name]
         who = f"backbone {backbone.name!r}{plugin_of(backbone)}: layer {name!r}"
         if f.dim() != 4:
-            raise BackboneError(f"{who} gives a {f.dim()}-D tensor {tuple(f.shape)}, not (batch, channels, height, "
-                                "width)")
+            raise BackboneError(
+                f"{who} gives a {f.dim()}-D tensor {tuple(f.shape)}, not (batch, channels, height, width)"
+            )
         if f.shape[1] != layer.channels:
             raise BackboneError(f"{who} has {f.shape[1]} channels; its layer map says {layer.channels}")
         stride = max(h / f.shape[2], w / f.shape[3])
         if not 0.6 <= stride / layer.stride <= 1.7:
-            raise BackboneError(f"{who} has stride about {stride:.0f} (a {f.shape[2]}x{f.shape[3]} grid at {w}x{h} "
-                                f"px); its layer map says {layer.stride}")
+            raise BackboneError(
+                f"{who} has stride about {stride:.0f} (a {f.shape[2]}x{f.shape[3]} grid at {w}x{h} "
+                f"px); its layer map says {layer.stride}"
+            )
 
 
 def probe(net, backbone, device) -> None:
     """One small forward of ``net`` checked by :func:`check_features` (once per net, not per step)."""
     import torch
-
 
     side = min(512, max(backbone.min_size, 8 * max(backbone.layer_map[n].stride for n in net.names)))
     hw = (side, side * 3 // 2)  # not square: a model that takes only its native size says so here
@@ -114,9 +118,11 @@ def probe(net, backbone, device) -> None:
         with torch.no_grad():
             feats = net(torch.rand(1, 3, *hw, device=device))
     except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
-        raise BackboneError(f"backbone {backbone.name!r}{plugin_of(backbone)} cannot take a {hw[1]}x{hw[0]} px "
-                            f"input ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); dreamstyle needs "
-                            "any size (a convolutional network, or a vision transformer with dynamic sizes)") from None
+        raise BackboneError(
+            f"backbone {backbone.name!r}{plugin_of(backbone)} cannot take a {hw[1]}x{hw[0]} px "
+            f"input ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); dreamstyle needs "
+            "any size (a convolutional network, or a vision transformer with dynamic sizes)"
+        ) from None
     check_features(backbone, feats, hw)
 
 

@@ -35,8 +35,12 @@ class Preprocess:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def to_dict(self) -> dict:
-        return {"channel_order": self.channel_order, "scale": self.scale,
-                "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "channel_order": self.channel_order,
+            "scale": self.scale,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
     def module(self):
         """An ``nn.Module`` mapping RGB [0, 1] to the network's input: ``x * w + b``."""
@@ -63,8 +67,7 @@ class Preprocess:
 
 
 IMAGENET = Preprocess()
-CAFFE_BGR = Preprocess(channel_order="BGR", scale=255.0,
-                       mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
+CAFFE_BGR = Preprocess(channel_order="BGR", scale=255.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
 
 
 @dataclass
@@ -174,8 +177,19 @@ class Backbone:
             )
 
 
-_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "xavier_uniform_",
-                   "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+)
 
 
 @contextlib.contextmanager
@@ -247,7 +261,9 @@ def read_state_dict(path: Path) -> dict:
     except OSError as exc:
         raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # pickle, zip or format errors: all mean "not a state dict we can read"
-        raise WeightsError(f"cannot read weights file {path}: not a PyTorch state dict ({type(exc).__name__})") from None
+        raise WeightsError(
+            f"cannot read weights file {path}: not a PyTorch state dict ({type(exc).__name__})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
@@ -268,11 +284,15 @@ def load_state_dict_checked(model, state: dict, backbone: Backbone, source: str)
     own = model.state_dict()
     optional = tuple(backbone.optional_prefixes)
     state = {k: v for k, v in state.items() if k in own or not k.startswith(optional)}
-    missing = [k for k in own if k not in state and not k.startswith(optional)
-               and not k.endswith("num_batches_tracked")]
+    missing = [
+        k for k in own if k not in state and not k.startswith(optional) and not k.endswith("num_batches_tracked")
+    ]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_short(missing)}")

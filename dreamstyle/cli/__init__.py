@@ -37,8 +37,10 @@ def _first_interrupt(signum, frame):
 
 
 def _importing_torch() -> bool:
-    return any(getattr(getattr(sys.modules.get(name), "__spec__", None), "_initializing", False)
-               for name in ("torch", "torchvision"))
+    return any(
+        getattr(getattr(sys.modules.get(name), "__spec__", None), "_initializing", False)
+        for name in ("torch", "torchvision")
+    )
 
 
 def _interrupt_after_torch():

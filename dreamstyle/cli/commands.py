@@ -35,9 +35,13 @@ def _command(kind: str) -> click.Command:
     arguments = [p for p in params if isinstance(p, click.Argument)]
     options = [p for p in params if not isinstance(p, click.Argument)]
     outputs = output_options()
-    return click.Command(kind, callback=body, params=[*arguments, outputs[0], *options, *outputs[1:]],
-                         help=HELP[kind], context_settings={"help_option_names": ["-h", "--help"],
-                                                             "max_content_width": 100})
+    return click.Command(
+        kind,
+        callback=body,
+        params=[*arguments, outputs[0], *options, *outputs[1:]],
+        help=HELP[kind],
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
 
 
 for _kind in ("transfer", "dream", "texture"):

@@ -93,9 +93,19 @@ def plugins(as_json):
         return
     from .tables import show, table
 
-    show(table(["plugin", "version", "hooks"], [
-        (r["name"], (r["version"] or "") + (" (built in)" if r["builtin"] else ""),
-         ", ".join(r["hooks"]) + "".join(f"\nproblem: {p}" for p in r["problems"])) for r in rows]))
+    show(
+        table(
+            ["plugin", "version", "hooks"],
+            [
+                (
+                    r["name"],
+                    (r["version"] or "") + (" (built in)" if r["builtin"] else ""),
+                    ", ".join(r["hooks"]) + "".join(f"\nproblem: {p}" for p in r["problems"]),
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 def term_rows() -> list[dict]:
@@ -108,18 +118,27 @@ def term_rows() -> list[dict]:
         spec = reg.get(name)
         try:
             params = inspect.signature(spec.build).parameters.values()
-            options = {p.name: (None if p.default is p.empty else p.default) for p in params
-                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "backbone"}
+            options = {
+                p.name: (None if p.default is p.empty else p.default)
+                for p in params
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "backbone"
+            }
         except (TypeError, ValueError):
             options = {}
         try:
             reads = getattr(spec.build(), "reads", None)
         except Exception:  # noqa: BLE001 - a term that needs options to be built: its reads are unknown
             reads = None
-        rows.append({"name": name, "plugin": reg.owner[name], "description": spec.description,
-                     "default_weight": spec.default_weight,
-                     "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
-                     "reads": list(reads) if reads is not None else None})
+        rows.append(
+            {
+                "name": name,
+                "plugin": reg.owner[name],
+                "description": spec.description,
+                "default_weight": spec.default_weight,
+                "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
+                "reads": list(reads) if reads is not None else None,
+            }
+        )
     return rows
 
 
@@ -134,14 +153,22 @@ def losses(as_json):
     from .tables import lines, show, table
 
     def about(r):
-        options = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"  # as --loss takes them
-                            for k, v in r["options"].items())
+        options = ", ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"  # as --loss takes them
+            for k, v in r["options"].items()
+        )
         reads = "not declared" if r["reads"] is None else (", ".join(r["reads"]) or "no images")
         plugin = "" if r["plugin"].startswith("dreamstyle.") else r["plugin"]
         return lines([("", r["description"]), ("options:", options), ("reads:", reads), ("plugin:", plugin)])
 
-    show(table(["term", "weight", "about"], [(r["name"], f"{r['default_weight']:g}", about(r)) for r in rows],
-               right=["weight"], caption="use: --loss NAME=WEIGHT[:KEY=VALUE...]; all fields: --json"))
+    show(
+        table(
+            ["term", "weight", "about"],
+            [(r["name"], f"{r['default_weight']:g}", about(r)) for r in rows],
+            right=["weight"],
+            caption="use: --loss NAME=WEIGHT[:KEY=VALUE...]; all fields: --json",
+        )
+    )
 
 
 def backbone_rows() -> list[dict]:
@@ -153,13 +180,21 @@ def backbone_rows() -> list[dict]:
         entry = reg.entries[name]
         try:
             if hasattr(entry, "resolve"):
-                row = {"name": name, "description": entry.description, "plugin": reg.owner[name],
-                       "family": True, "weights_file": None, "weights": "per model"}
+                row = {
+                    "name": name,
+                    "description": entry.description,
+                    "plugin": reg.owner[name],
+                    "family": True,
+                    "weights_file": None,
+                    "weights": "per model",
+                }
                 if getattr(entry, "prefix", None) == "timm/":  # which timm models have theirs here
                     from ..backbones.hub import checkpoints_dir, timm_weights_here
 
-                    row["here"] = [{"backbone": "timm/" + tag.split(".")[0], "tag": tag, "file": str(path)}
-                                   for tag, path in timm_weights_here()]
+                    row["here"] = [
+                        {"backbone": "timm/" + tag.split(".")[0], "tag": tag, "file": str(path)}
+                        for tag, path in timm_weights_here()
+                    ]
                     row["place_at"] = str(checkpoints_dir() / "timm--<tag>.safetensors")
                 rows.append(row)
                 continue
@@ -173,8 +208,11 @@ def backbone_rows() -> list[dict]:
                 row["place_at"] = str(checkpoints_dir() / row["url"].rsplit("/", 1)[-1])
             rows.append(row)
         except Exception as exc:  # noqa: BLE001 - one plugin's broken backbone costs one line, not the listing
-            click.echo(f"dreamstyle: warning: backbone {name!r} of plugin {reg.owner[name]!r} cannot describe "
-                       f"itself ({type(exc).__name__}: {exc}); left out", err=True)
+            click.echo(
+                f"dreamstyle: warning: backbone {name!r} of plugin {reg.owner[name]!r} cannot describe "
+                f"itself ({type(exc).__name__}: {exc}); left out",
+                err=True,
+            )
     return rows
 
 
@@ -208,8 +246,15 @@ def _missing_weights(missing: list[dict]) -> None:
 
     if not missing:
         return
-    entries([("pretrained weights not on this machine: a run downloads them where the host answers; "
-              "offline, place each file yourself (or use --weights FILE or --weights random):", [])])
+    entries(
+        [
+            (
+                "pretrained weights not on this machine: a run downloads them where the host answers; "
+                "offline, place each file yourself (or use --weights FILE or --weights random):",
+                [],
+            )
+        ]
+    )
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in missing:
         if r.get("url"):
@@ -227,9 +272,18 @@ def _family_weights(families: list[dict]) -> None:
 
     for r in families:
         here = ", ".join(f"{h['backbone']} ({h['tag']})" for h in r["here"]) or "none"
-        entries([(f"{r['name']}: pretrained weights here: {here}", [
-            ("the others: a" if r["here"] else "a") + " run downloads them into the Hugging Face cache where the "
-            "host answers; offline, it names the file to place (the model's model.safetensors) as"])])
+        entries(
+            [
+                (
+                    f"{r['name']}: pretrained weights here: {here}",
+                    [
+                        ("the others: a" if r["here"] else "a")
+                        + " run downloads them into the Hugging Face cache where the "
+                        "host answers; offline, it names the file to place (the model's model.safetensors) as"
+                    ],
+                )
+            ]
+        )
         entries([(f"    {r['place_at']}", [])], wrap=False)
 
 
@@ -241,17 +295,40 @@ def optimizers(as_json):
     rows = []
     for name in reg.names():
         spec = reg.get(name)
-        rows.append({"name": name, "description": spec.description, "default_lr": spec.default_lr,
-                     "clamp": spec.clamp, "plugin": reg.owner[name]})
+        rows.append(
+            {
+                "name": name,
+                "description": spec.description,
+                "default_lr": spec.default_lr,
+                "clamp": spec.clamp,
+                "plugin": reg.owner[name],
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     from .tables import lines, show, table
 
-    show(table(["optimizer", "lr", "about"], [
-        (r["name"], f"{r['default_lr']:g}", lines([("", r["description"]), ("plugin:", "" if r["plugin"].startswith(
-            "dreamstyle.") else r["plugin"])])) for r in rows],
-        right=["lr"], caption="lr: the default learning rate, 0-255 pixel units (--lr)"))
+    show(
+        table(
+            ["optimizer", "lr", "about"],
+            [
+                (
+                    r["name"],
+                    f"{r['default_lr']:g}",
+                    lines(
+                        [
+                            ("", r["description"]),
+                            ("plugin:", "" if r["plugin"].startswith("dreamstyle.") else r["plugin"]),
+                        ]
+                    ),
+                )
+                for r in rows
+            ],
+            right=["lr"],
+            caption="lr: the default learning rate, 0-255 pixel units (--lr)",
+        )
+    )
 
 
 @main.command()
@@ -271,17 +348,29 @@ def layers(backbone, as_json):
         return
     from .tables import show, table
 
-    show(table(["layer", "module", "channels", "stride", "default for"], [
-        (r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"])) for r in rows],
-        title=bb.name, right=["channels", "stride"]))
+    show(
+        table(
+            ["layer", "module", "channels", "stride", "default for"],
+            [(r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"])) for r in rows],
+            title=bb.name,
+            right=["channels", "stride"],
+        )
+    )
 
 
 @main.command("new-plugin")
 @click.argument("name")
 @click.option("--backbone", "kind", flag_value="backbone", default=True, help="A backbone plugin (the default).")
 @click.option("--loss", "kind", flag_value="loss", help="A loss-term plugin.")
-@click.option("-o", "--output", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-              show_default=True, help="The folder to write dreamstyle-NAME/ into.")
+@click.option(
+    "-o",
+    "--output",
+    "parent",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="The folder to write dreamstyle-NAME/ into.",
+)
 def new_plugin(name, kind, parent):
     """Write a ready plugin package to start from: dreamstyle-NAME/ with pyproject.toml (the entry
     point), the module and a contract test (dreamstyle.testing). It installs and passes as written."""

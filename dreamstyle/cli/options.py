@@ -40,10 +40,14 @@ def _complete(kind: str):
 def _param(f) -> click.Parameter:
     spec = f.metadata["spec"]
     if spec.argument:
-        return click.Argument([f.name], nargs=-1 if spec.argument == "many" else 1, required=False,
-                              type=str if spec.type is str else click.Path(path_type=Path),
-                              metavar=(spec.metavar or f.name.upper()) + ("..." if spec.argument == "many" else ""),
-                              shell_complete=_complete(spec.complete) if spec.complete else None)
+        return click.Argument(
+            [f.name],
+            nargs=-1 if spec.argument == "many" else 1,
+            required=False,
+            type=str if spec.type is str else click.Path(path_type=Path),
+            metavar=(spec.metavar or f.name.upper()) + ("..." if spec.argument == "many" else ""),
+            shell_complete=_complete(spec.complete) if spec.complete else None,
+        )
     default_text = describe_default(f)
     help_text = spec.help + (f" [default: {default_text}]" if default_text and spec.type != "flag" else "")
     if spec.applies_to.only_stills:
@@ -72,9 +76,10 @@ def settings_params(cls: type[Settings], kind: str | None = None) -> list[click.
     """Arguments first, then the job's own options, those every job has, those of clips and folders,
     and where the items run; with ``kind`` (an input kind, :mod:`dreamstyle.applies`), only the
     options that apply to it."""
-    fields = sorted((f for f in cls.fields() if f.metadata["spec"].cli and (kind is None or
-                                                                          kind in f.metadata["spec"].applies_to)),
-                    key=lambda f: _rank(cls, f))
+    fields = sorted(
+        (f for f in cls.fields() if f.metadata["spec"].cli and (kind is None or kind in f.metadata["spec"].applies_to)),
+        key=lambda f: _rank(cls, f),
+    )
     args = [_param(f) for f in fields if f.metadata["spec"].argument]
     return args + [_param(f) for f in fields if not f.metadata["spec"].argument]
 
@@ -87,17 +92,26 @@ def _rank(cls: type[Settings], f) -> int:
 
 
 STILLS = only("still", "grid", where="a single image")  # a still's own progress (compare: each backbone's)
-VIDEO_OUTPUT = only(*CLIPS, "zoom", where="a video output (a clip or --zoom-frames written to .mp4, .mov, .mkv or "
-                    ".webm)")
-RESUMABLE = only(*CLIPS, "zoom", "folder", "grid", "train", where="a video output (a clip or --zoom-frames written "
-                 "to .mp4, .mov, .mkv or .webm), a folder of images, a sweep or training")
+VIDEO_OUTPUT = only(
+    *CLIPS, "zoom", where="a video output (a clip or --zoom-frames written to .mp4, .mov, .mkv or .webm)"
+)
+RESUMABLE = only(
+    *CLIPS,
+    "zoom",
+    "folder",
+    "grid",
+    "train",
+    where="a video output (a clip or --zoom-frames written "
+    "to .mp4, .mov, .mkv or .webm), a folder of images, a sweep or training",
+)
 
 
 def out_opt(default, help: str, *flags: str, applies_to: AppliesTo = EVERYWHERE, **click_options):
     """An output option (a field of :class:`Outputs`): its default, help, flags (default: --field-name),
     the kinds of input it goes with, and what else click needs (its type, metavar)."""
-    return field(default=default, metadata={"help": help, "flags": flags, "applies_to": applies_to,
-                                            "click": click_options})
+    return field(
+        default=default, metadata={"help": help, "flags": flags, "applies_to": applies_to, "click": click_options}
+    )
 
 
 @dataclass
@@ -106,29 +120,66 @@ class Outputs:
     command's click options are made from these fields (:func:`output_options`), and its body gets
     them back as one of these."""
 
-    output: Path = out_opt(None, "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) or .tif "
-                          "(16 or 8-bit); a clip: .mp4, .mov, .mkv, .webm, .gif, .webp, .png or a folder; a folder of "
-                          "images: a folder (of PNGs).", "-o", "--output", type=click.Path(path_type=Path))
-    bit_depth: int | None = out_opt(None, "Bits per channel: 16 with .png, .tif or a folder; 8 with any [default: the "
-                                   "format's: 16 for .tif, else 8].", type=int, metavar="8|16")
-    quality: int | None = out_opt(None, "Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a "
-                                 "clip: 90].", type=int, metavar="1-100")
-    crf: int | None = out_opt(None, "Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 "
-                             "(.webm)].", type=int, metavar="N", applies_to=VIDEO_OUTPUT)
-    resume: bool = out_opt(False, "A video output: go on from the last frame an interrupted run finished (its frames "
-                          "are kept in OUT.frames until the video is complete). A folder of images or a sweep: skip "
-                          "the outputs already written whose recipe matches. Training: go on from the model file OUT (its weights, step "
-                          "count and order of photos).", is_flag=True, applies_to=RESUMABLE)
-    replay: Path | None = out_opt(None, "Replay the recipe stored in an output; the options given override it.",
-                                 "--from", type=click.Path(path_type=Path))
+    output: Path = out_opt(
+        None,
+        "Output file: .png (8 or 16-bit), .jpg, .webp (lossless unless --quality) or .tif "
+        "(16 or 8-bit); a clip: .mp4, .mov, .mkv, .webm, .gif, .webp, .png or a folder; a folder of "
+        "images: a folder (of PNGs).",
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+    )
+    bit_depth: int | None = out_opt(
+        None,
+        "Bits per channel: 16 with .png, .tif or a folder; 8 with any [default: the format's: 16 for .tif, else 8].",
+        type=int,
+        metavar="8|16",
+    )
+    quality: int | None = out_opt(
+        None,
+        "Quality of a lossy format: .jpg [default: 95], .webp [default: lossless; a clip: 90].",
+        type=int,
+        metavar="1-100",
+    )
+    crf: int | None = out_opt(
+        None,
+        "Quality of a video output: 0 (lossless) and up [default: 18 for H.264, 32 for VP9 (.webm)].",
+        type=int,
+        metavar="N",
+        applies_to=VIDEO_OUTPUT,
+    )
+    resume: bool = out_opt(
+        False,
+        "A video output: go on from the last frame an interrupted run finished (its frames "
+        "are kept in OUT.frames until the video is complete). A folder of images or a sweep: skip "
+        "the outputs already written whose recipe matches. Training: go on from the model file OUT (its weights, step "
+        "count and order of photos).",
+        is_flag=True,
+        applies_to=RESUMABLE,
+    )
+    replay: Path | None = out_opt(
+        None,
+        "Replay the recipe stored in an output; the options given override it.",
+        "--from",
+        type=click.Path(path_type=Path),
+    )
     log_json: Path | None = out_opt(None, "Write the loss history as a JSON list.", type=click.Path(path_type=Path))
-    save_every: int = out_opt(0, "Also write an intermediate image every N iterations (stills only).", type=int,
-                             applies_to=STILLS)
-    gif: Path | None = out_opt(None, "Write an animation of the optimization, GIF or WebP (stills only).",
-                              type=click.Path(path_type=Path), applies_to=STILLS)
-    recipe: str = out_opt("names", "What the output's recipe says of input files: file names and their SHA-256 (the "
-                         "default: no folder names travel with a shared picture), full paths, or no recipe at all.",
-                         type=click.Choice(RECIPE_MODES), show_default=True)
+    save_every: int = out_opt(
+        0, "Also write an intermediate image every N iterations (stills only).", type=int, applies_to=STILLS
+    )
+    gif: Path | None = out_opt(
+        None,
+        "Write an animation of the optimization, GIF or WebP (stills only).",
+        type=click.Path(path_type=Path),
+        applies_to=STILLS,
+    )
+    recipe: str = out_opt(
+        "names",
+        "What the output's recipe says of input files: file names and their SHA-256 (the "
+        "default: no folder names travel with a shared picture), full paths, or no recipe at all.",
+        type=click.Choice(RECIPE_MODES),
+        show_default=True,
+    )
     overwrite: bool = out_opt(False, "Replace existing output files.", is_flag=True)
     quiet: bool = out_opt(False, "No progress display.", "-q", "--quiet", is_flag=True)
     loading: object = None  # the passing "loading torch" line (cli.run.Loading), stopped once the job is built
@@ -146,8 +197,9 @@ def _flags(f) -> tuple[str, ...]:
     return f.metadata["flags"] or ("--" + f.name.replace("_", "-"),)
 
 
-def output_options(output_help: str | None = None, only: tuple[str, ...] | None = None,
-                   required: bool = True) -> list[click.Option]:
+def output_options(
+    output_help: str | None = None, only: tuple[str, ...] | None = None, required: bool = True
+) -> list[click.Option]:
     """:class:`Outputs`' options, fresh for each command; ``only`` picks some (by name),
     ``output_help`` says what ``-o`` is for this command, ``required`` whether it must be given."""
     options = []

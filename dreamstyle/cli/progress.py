@@ -148,8 +148,17 @@ class Progress:
     ``{"device": "CPU", "flag": "--size 256", "ratio": 0.25}`` (a smaller size to suggest, if any,
     and its share of the pixels: the time it takes, near enough)."""
 
-    def __init__(self, iterations_total: int, quiet: bool = False, title: str = "optimizing", *, stages=None,
-                 every_given: bool = False, budget: dict | None = None, begin=None):
+    def __init__(
+        self,
+        iterations_total: int,
+        quiet: bool = False,
+        title: str = "optimizing",
+        *,
+        stages=None,
+        every_given: bool = False,
+        budget: dict | None = None,
+        begin=None,
+    ):
         self.quiet = quiet
         self.begin = begin  # called once, before the first step is drawn (the seed, hints: once the checks are done)
         self.done = 0
@@ -168,9 +177,16 @@ class Progress:
                 from rich.progress import Progress as RichProgress
 
                 self.progress = RichProgress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("{task.fields[eta]}"),
-                    TextColumn("{task.fields[losses]}"), console=console, transient=False)
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(),
+                    TextColumn("{task.fields[eta]}"),
+                    TextColumn("{task.fields[losses]}"),
+                    console=console,
+                    transient=False,
+                )
                 self.task = self.progress.add_task(title, total=iterations_total, rate="", losses="", eta="")
         self._started = False
 
@@ -223,8 +239,11 @@ class Progress:
         if self.quiet:
             return
         self.tell_budget()
-        desc = event.label or (f"scale {event.stage}/{event.stages} {event.size[0]}x{event.size[1]}"
-                               if event.stages > 1 else f"{event.size[0]}x{event.size[1]}")
+        desc = event.label or (
+            f"scale {event.stage}/{event.stages} {event.size[0]}x{event.size[1]}"
+            if event.stages > 1
+            else f"{event.size[0]}x{event.size[1]}"
+        )
         if self.plain is not None:
             if shown_off_terminal(event, self.plain.every_given):
                 extra = f"GPU {event.memory / 2**30:.2f} GiB" if event.memory is not None else ""
@@ -256,8 +275,16 @@ class FrameProgress:
     step); where stderr is no terminal, plain lines (the logged steps as :class:`Progress` chooses
     them, and each item done). An item that is skipped (it cannot be read or made) is counted as such."""
 
-    def __init__(self, total: int, quiet: bool, title: str = "frames", done: int = 0, *, every_given: bool = False,
-                 budget: dict | None = None):
+    def __init__(
+        self,
+        total: int,
+        quiet: bool,
+        title: str = "frames",
+        done: int = 0,
+        *,
+        every_given: bool = False,
+        budget: dict | None = None,
+    ):
         self.progress = self.plain = None
         self.budget = budget  # as Progress's: said once, after the first item (items alike: a folder's images)
         self.total, self.done, self.before = total, done, done  # ``done``: items done before (a resumed run)
@@ -274,9 +301,17 @@ class FrameProgress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.fields[eta]}"), TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[step]}"),
-                TextColumn("{task.fields[losses]}"), console=console, transient=False)
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[eta]}"),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[step]}"),
+                TextColumn("{task.fields[losses]}"),
+                console=console,
+                transient=False,
+            )
             self.task = self.progress.add_task(title, total=total, completed=done, step="", losses="", rate="", eta="")
 
     def __enter__(self):
@@ -307,8 +342,9 @@ class FrameProgress:
         fields = {"step": f"it {event.iteration}/{event.iterations}"}
         if event.losses is not None:
             fields["losses"] = format_losses({"total": event.total, **event.losses})
-        self.progress.update(self.task, description=self.describe(event.label or self.title), eta=self.estimate.eta(),
-                             **fields)
+        self.progress.update(
+            self.task, description=self.describe(event.label or self.title), eta=self.estimate.eta(), **fields
+        )
 
     def describe(self, what: str) -> str:
         """The bar's description: what is being made, and how many were skipped so far."""
@@ -360,8 +396,16 @@ class FrameProgress:
                 self.progress.console.print(line, highlight=False)
         if self.plain is not None:
             eta = self.estimate.eta()
-            self.plain.print(f"{done.name or self.unit[:-1]} done ({self.count()})  {format_losses(done.losses)}  "
-                             f"{self.rate(elapsed)}  elapsed {duration(elapsed)}{'  ' + eta if eta else ''}")
+            self.plain.print(
+                f"{done.name or self.unit[:-1]} done ({self.count()})  {format_losses(done.losses)}  "
+                f"{self.rate(elapsed)}  elapsed {duration(elapsed)}{'  ' + eta if eta else ''}"
+            )
         elif self.progress is not None:
-            self.progress.update(self.task, advance=1, total=self.total, losses=format_losses(done.losses),
-                                 rate=self.rate(elapsed), eta=self.estimate.eta())
+            self.progress.update(
+                self.task,
+                advance=1,
+                total=self.total,
+                losses=format_losses(done.losses),
+                rate=self.rate(elapsed),
+                eta=self.estimate.eta(),
+            )

@@ -45,8 +45,10 @@ def compare_body(**params):
     values, _ = split(TransferSettings, params)
     settings = drawn_seed(TransferSettings(**apply_preset(TransferSettings, values, given)))
     if settings.executor != "local" and params["save_every"]:
-        raise click.UsageError("--save-every writes snapshots as a backbone runs, in this process: not with "
-                               f"--executor {settings.executor}")
+        raise click.UsageError(
+            "--save-every writes snapshots as a backbone runs, in this process: not with "
+            f"--executor {settings.executor}"
+        )
     variants = parse_variants(params["backbones"], settings.weights, settings.pooling)
     out = _compare_folder(params, variants)
     comp = _run_compare(settings, variants, out, params, values.get("seed"))
@@ -89,14 +91,18 @@ def _run_compare(settings, variants, out: Path, params, given_seed=None):
     per_row = settings.iterations * (len(scales) if isinstance(scales, tuple) else (scales or 1))
     snapshots = {}
     begin_lines("transfer", given_seed, settings, params["quiet"])()  # the checks are done: the seed, the hints
-    with Progress(per_row * len(variants), params["quiet"], title="compare", every_given=given("log_every")) as progress, \
-            sigterm_as_interrupt():
+    with (
+        Progress(per_row * len(variants), params["quiet"], title="compare", every_given=given("log_every")) as progress,
+        sigterm_as_interrupt(),
+    ):
+
         def on_start(row, index, count):
             progress.note(f"{index + 1}/{count} {row.variant.label}")
             progress.done = per_row * index
             if params["save_every"]:
-                snapshots["now"] = Snapshots(out / f"{row.variant.slug}.png", params["save_every"], [],
-                                             params["overwrite"])
+                snapshots["now"] = Snapshots(
+                    out / f"{row.variant.slug}.png", params["save_every"], [], params["overwrite"]
+                )
 
         def callback(event):
             progress(event)
@@ -108,9 +114,16 @@ def _run_compare(settings, variants, out: Path, params, given_seed=None):
             if settings.executor != "local":
                 progress.note(f"{row.variant.label}: {row.status} (worker {worker})")
 
-        return compare(settings, variants, callback=callback, on_start=on_start, snapshot_every=every,
-                       recipe_paths="names" if params["recipe"] == "names" else "full", on_row=on_row,
-                       judge=params["judge"])
+        return compare(
+            settings,
+            variants,
+            callback=callback,
+            on_start=on_start,
+            snapshot_every=every,
+            recipe_paths="names" if params["recipe"] == "names" else "full",
+            on_row=on_row,
+            judge=params["judge"],
+        )
 
 
 def _write_compare(comp, out: Path, params) -> Path | None:
@@ -131,8 +144,12 @@ def _write_compare(comp, out: Path, params) -> Path | None:
         if gif is not None:
             save_gif_frames(frames, gif, overwrite, outbox=outbox)
         if params["log_json"] is not None:
-            write_json(params["log_json"], [{"backbone": r.variant.label, "history": r.result.history if r.ok else []}
-                                            for r in comp.rows], overwrite, outbox)
+            write_json(
+                params["log_json"],
+                [{"backbone": r.variant.label, "history": r.result.history if r.ok else []} for r in comp.rows],
+                overwrite,
+                outbox,
+            )
     return gif
 
 
@@ -140,18 +157,59 @@ def print_table(comp) -> None:
     from ..jobs.sweep import fmt, fmt_bytes
     from ..memory import MEMORY_NOTE
 
-    rows = [(row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"), fmt(row.total_seconds, "{:.1f}"),
-             fmt_bytes(row.memory_bytes)) for row in comp.rows]
-    show(table(["backbone", "status", "ms/it", "total s", "peak mem"], rows,
-               title=f"dreamstyle compare · {comp.device}", right=["ms/it", "total s", "peak mem"]))
-    entries([(f"{row.variant.label}: " + (row.output or row.status),  # each backbone's picture, losses or error
-              [row.error or "losses: " + ", ".join(f"{t} {fmt(row.losses.get(t), '{:.4g}')}" for t in comp.loss_names
-                                                   if row.losses.get(t) is not None)] + judged(comp, row))
-             for row in comp.rows])
-    entries([("", [f"peak memory: {MEMORY_NOTE[comp.memory_kind]}"]
-                   + ([f"judge: distances on {comp.judge['backbone']} ({comp.judge['weights']} weights) from the "
-                       "photo and the painting (Gram matrices, sliced Wasserstein); lower is closer"]
-                      if comp.judge else []))], indent=0)
+    rows = [
+        (
+            row.variant.label,
+            row.status,
+            fmt(row.ms_per_iteration, "{:.1f}"),
+            fmt(row.total_seconds, "{:.1f}"),
+            fmt_bytes(row.memory_bytes),
+        )
+        for row in comp.rows
+    ]
+    show(
+        table(
+            ["backbone", "status", "ms/it", "total s", "peak mem"],
+            rows,
+            title=f"dreamstyle compare · {comp.device}",
+            right=["ms/it", "total s", "peak mem"],
+        )
+    )
+    entries(
+        [
+            (
+                f"{row.variant.label}: " + (row.output or row.status),  # each backbone's picture, losses or error
+                [
+                    row.error
+                    or "losses: "
+                    + ", ".join(
+                        f"{t} {fmt(row.losses.get(t), '{:.4g}')}"
+                        for t in comp.loss_names
+                        if row.losses.get(t) is not None
+                    )
+                ]
+                + judged(comp, row),
+            )
+            for row in comp.rows
+        ]
+    )
+    entries(
+        [
+            (
+                "",
+                [f"peak memory: {MEMORY_NOTE[comp.memory_kind]}"]
+                + (
+                    [
+                        f"judge: distances on {comp.judge['backbone']} ({comp.judge['weights']} weights) from the "
+                        "photo and the painting (Gram matrices, sliced Wasserstein); lower is closer"
+                    ]
+                    if comp.judge
+                    else []
+                ),
+            )
+        ],
+        indent=0,
+    )
 
 
 def judged(comp, row) -> list[str]:
@@ -163,8 +221,14 @@ def judged(comp, row) -> list[str]:
     if "error" in row.judge:
         return [f"judge: {row.judge['error']}"]
     names = {"content": "content", "style_gram": "style Gram", "style_swd": "style sliced W."}
-    return ["judge: " + ", ".join(f"{names[key]} {fmt(row.judge.get(key), '{:.4g}')}" for key, _ in JUDGE_COLUMNS
-                                  if row.judge.get(key) is not None)]
+    return [
+        "judge: "
+        + ", ".join(
+            f"{names[key]} {fmt(row.judge.get(key), '{:.4g}')}"
+            for key, _ in JUDGE_COLUMNS
+            if row.judge.get(key) is not None
+        )
+    ]
 
 
 def reconstruct_body(**params):
@@ -180,27 +244,38 @@ def reconstruct_body(**params):
     check_output(output, params["overwrite"], suffixes("image"))
 
     n = len(settings.layers) if settings.layers else len(get_backbone(settings.backbone).style_layers)
-    with Progress(settings.iterations * max(1, n), params["quiet"], title="reconstruct", every_given=given("log_every"),
-                  begin=begin_lines("reconstruct", values.get("seed"), settings, params["quiet"])) as progress, \
-            sigterm_as_interrupt():
-        rec = reconstruct(settings, callback=progress,
-                          recipe_paths="names" if params["recipe"] == "names" else "full")
+    with (
+        Progress(
+            settings.iterations * max(1, n),
+            params["quiet"],
+            title="reconstruct",
+            every_given=given("log_every"),
+            begin=begin_lines("reconstruct", values.get("seed"), settings, params["quiet"]),
+        ) as progress,
+        sigterm_as_interrupt(),
+    ):
+        rec = reconstruct(settings, callback=progress, recipe_paths="names" if params["recipe"] == "names" else "full")
     sheet = rec.sheet(settings.columns)
     with writing(params["overwrite"], "grid") as outbox:
         save_image(sheet, output, rec.recipe if params["recipe"] != "none" else None, params["overwrite"], outbox)
     if rec.stopped is Reason.INTERRUPTED:
         tell(describe(Stop(rec.stopped, f"the panels finished so far are in {output}")))
     if rec.stopped in (Reason.DIVERGED, Reason.FAILED):
-        why = "a panel's loss became NaN or infinite" if rec.stopped is Reason.DIVERGED else \
-            "a loss term failed in a panel"
+        why = (
+            "a panel's loss became NaN or infinite"
+            if rec.stopped is Reason.DIVERGED
+            else "a loss term failed in a panel"
+        )
         click.echo(f"dreamstyle: warning: {why}; it shows its last good image", err=True)
     if not params["quiet"]:
         click.echo(f"wrote {output} ({len(rec.panels)} panels)", err=True)
 
 
-COMPARE_HELP = {"gif": "Also write every backbone's progress side by side, as a GIF or WebP.",
-                "log_json": "Write every backbone's loss history as JSON.",
-                "save_every": "Also write each backbone's intermediate image every N iterations."}
+COMPARE_HELP = {
+    "gif": "Also write every backbone's progress side by side, as a GIF or WebP.",
+    "log_json": "Write every backbone's loss history as JSON.",
+    "save_every": "Also write each backbone's intermediate image every N iterations.",
+}
 
 
 def _files(output_help: str, gif: bool) -> list[click.Option]:
@@ -212,20 +287,45 @@ def _files(output_help: str, gif: bool) -> list[click.Option]:
 
 
 _compare_params = [p for p in settings_params(TransferSettings, kind="grid")]
-main.add_command(click.Command(
-    "compare", callback=compare_body, help=compare_body.__doc__, context_settings=CONTEXT,
-    params=[*[p for p in _compare_params if isinstance(p, click.Argument)],
-            *_files(f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per backbone.",
-                    True),
-            click.Option(["--backbones"], required=True, shell_complete=complete_backbones,
-                         help="Comma list; NAME:avg, NAME:random or NAME:weights=FILE set one backbone's pooling or "
-                              "weights (e.g. vgg19,vgg19:avg,alexnet:random)."),
-            click.Option(["--columns"], type=int, default=None,
-                         help="Panels per row of the contact sheet (default: one row up to 6 panels)."),
+main.add_command(
+    click.Command(
+        "compare",
+        callback=compare_body,
+        help=compare_body.__doc__,
+        context_settings=CONTEXT,
+        params=[
+            *[p for p in _compare_params if isinstance(p, click.Argument)],
+            *_files(
+                f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per backbone.", True
+            ),
+            click.Option(
+                ["--backbones"],
+                required=True,
+                shell_complete=complete_backbones,
+                help="Comma list; NAME:avg, NAME:random or NAME:weights=FILE set one backbone's pooling or "
+                "weights (e.g. vgg19,vgg19:avg,alexnet:random).",
+            ),
+            click.Option(
+                ["--columns"],
+                type=int,
+                default=None,
+                help="Panels per row of the contact sheet (default: one row up to 6 panels).",
+            ),
             _param(next(f for f in dataclasses.fields(SweepOptions) if f.name == "judge")),
-            *[p for p in _compare_params if not isinstance(p, click.Argument) and p.name != "backbone"]]))
-main.add_command(click.Command(
-    "reconstruct", callback=reconstruct_body, help=reconstruct_body.__doc__, context_settings=CONTEXT,
-    params=[*settings_params(ReconstructSettings)[:1],
+            *[p for p in _compare_params if not isinstance(p, click.Argument) and p.name != "backbone"],
+        ],
+    )
+)
+main.add_command(
+    click.Command(
+        "reconstruct",
+        callback=reconstruct_body,
+        help=reconstruct_body.__doc__,
+        context_settings=CONTEXT,
+        params=[
+            *settings_params(ReconstructSettings)[:1],
             *_files("Output picture (the grid): .png, .jpg, .webp or .tif.", False),
-            *settings_params(ReconstructSettings)[1:]]))
+            *settings_params(ReconstructSettings)[1:],
+        ],
+    )
+)

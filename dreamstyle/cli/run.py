@@ -29,6 +29,7 @@ WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
 
 # --- which input, which options ------------------------------------------------------------------
 
+
 def content_kind(path, as_frames: bool, zoom: bool = False) -> str:
     """The input's kind (:mod:`dreamstyle.applies`): "still", "clip" (an animated file, or a folder
     with --frames), "video", "folder" (still images) or "zoom" (a still with --zoom-frames)."""
@@ -72,6 +73,7 @@ def settings_from(kind: str, params: dict):
 
 
 # --- running --------------------------------------------------------------------------------------
+
 
 def execute(kind: str, params: dict) -> None:
     """Run the ``kind`` command (transfer, dream, texture) with the command's parameters."""
@@ -126,8 +128,9 @@ def make_job(kind: str, settings, out: Outputs, clip: bool = False):
     from ..jobs import make_job as build
 
     try:
-        job = build(kind, settings, recipe_paths="names" if out.recipe == "names" else "full", clip=clip,
-                    announce=out.say)
+        job = build(
+            kind, settings, recipe_paths="names" if out.recipe == "names" else "full", clip=clip, announce=out.say
+        )
     finally:
         if out.loading is not None:
             out.loading.stop()
@@ -151,6 +154,7 @@ def drawn_seed(settings):
 def begin_lines(kind: str, given_seed, settings, quiet: bool, *lines: str):
     """What a command that builds no job of its own says when its work begins: the seed it drew, its
     hints and ``lines`` (``Progress(begin=...)``)."""
+
     def begin():
         say_seed(given_seed, settings.seed, quiet)
         if not quiet:
@@ -178,8 +182,11 @@ def budget(settings, job) -> dict | None:
     explicit = isinstance(getattr(settings, "scales", None), tuple)
     if explicit or min(hw, hh) < max(128, job.backbone.min_size):
         return {"device": device}
-    return {"device": device, "flag": f"--size {hw}" if hw == hh else f"--size {hw}x{hh}",
-            "ratio": (hw * hh / (w * h)) ** STEP_COST}
+    return {
+        "device": device,
+        "flag": f"--size {hw}" if hw == hh else f"--size {hw}x{hh}",
+        "ratio": (hw * hh / (w * h)) ** STEP_COST,
+    }
 
 
 def run_still(kind: str, settings, out: Outputs) -> None:
@@ -195,12 +202,18 @@ def run_still(kind: str, settings, out: Outputs) -> None:
     snapshots = Snapshots(out.output, out.save_every, stages, out.overwrite, out.bit_depth, out.quality)
     sink.snapshot_every = out.save_every or (max(1, settings.iterations // 30) if out.gif is not None else 0)
     work = [(s.iterations, s.size) for s in stages]
-    progress = Progress(sum(s.iterations for s in stages), out.quiet, title="optimizing", stages=work,
-                        every_given=given("log_every"), budget=budget(settings, job))
+    progress = Progress(
+        sum(s.iterations for s in stages),
+        out.quiet,
+        title="optimizing",
+        stages=work,
+        every_given=given("log_every"),
+        budget=budget(settings, job),
+    )
 
     def on_step(event):
         if event.iteration == 1 and event.stage == 1 and event.stages != len(stages):
-            progress.set_total(sum(s.iterations for s in stages[-event.stages:]), work[-event.stages:])
+            progress.set_total(sum(s.iterations for s in stages[-event.stages :]), work[-event.stages :])
         progress(event)
         snapshots(event)
 
@@ -224,9 +237,18 @@ def image_file(out: Outputs, what: str = "image", outbox: Outbox | None = None):
     """The image-file sink of a still's outputs (:class:`dreamstyle.drive.ImageFile`)."""
     from ..drive import ImageFile
 
-    return ImageFile(out.output, overwrite=out.overwrite, bit_depth=out.bit_depth, quality=out.quality,
-                     recipe=out.recipe != "none", log_json=out.log_json, gif=out.gif, note=out.say, what=what,
-                     outbox=outbox)
+    return ImageFile(
+        out.output,
+        overwrite=out.overwrite,
+        bit_depth=out.bit_depth,
+        quality=out.quality,
+        recipe=out.recipe != "none",
+        log_json=out.log_json,
+        gif=out.gif,
+        note=out.say,
+        what=what,
+        outbox=outbox,
+    )
 
 
 def write_still(result, out: Outputs, outbox: Outbox) -> tuple[Path | None, Path | None]:
@@ -247,9 +269,18 @@ def run_clip(kind: str, settings, out: Outputs) -> None:
     def run(job, progress, on_frame, keep, resume):
         return sequence.run_clip(job, clip, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume)
 
-    write_sequence(kind, settings, out, len(clip), clip, fps, clip if video else None,
-                   lambda: make_job(kind, settings, out, clip=True), run,
-                   "frames" if kind == "transfer" else "dreaming")
+    write_sequence(
+        kind,
+        settings,
+        out,
+        len(clip),
+        clip,
+        fps,
+        clip if video else None,
+        lambda: make_job(kind, settings, out, clip=True),
+        run,
+        "frames" if kind == "transfer" else "dreaming",
+    )
 
 
 def run_zoom(kind: str, settings, out: Outputs) -> None:
@@ -262,8 +293,7 @@ def run_zoom(kind: str, settings, out: Outputs) -> None:
     shape = Clip([None] * n, [frame_ms(fps)] * n, 0, names)
 
     def run(job, progress, on_frame, keep, resume):
-        return sequence.run_zoom(job, n, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume,
-                                 fps=fps)
+        return sequence.run_zoom(job, n, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume, fps=fps)
 
     write_sequence(kind, settings, out, n, shape, fps, None, lambda: make_job(kind, settings, out), run, "zooming")
 
@@ -300,14 +330,32 @@ def _write_kept(settings, out: Outputs, total: int, clip, make, run, title) -> N
             frames = result.frames
             if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
                 frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
-            written = write_clip(frames, out.output, result.durations, result.loop, result.names,
-                                 None if out.recipe == "none" else result.recipe, out.overwrite, outbox,
-                                 bit_depth=out.bit_depth, quality=out.quality)
+            written = write_clip(
+                frames,
+                out.output,
+                result.durations,
+                result.loop,
+                result.names,
+                None if out.recipe == "none" else result.recipe,
+                out.overwrite,
+                outbox,
+                bit_depth=out.bit_depth,
+                quality=out.quality,
+            )
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
     where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
-    report(result.stopped, where if result.stopped else f"wrote {written} ({n} frames)", out, result, received,
-           frame=n + 1, rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"), outbox=outbox, what="clip")
+    report(
+        result.stopped,
+        where if result.stopped else f"wrote {written} ({n} frames)",
+        out,
+        result,
+        received,
+        frame=n + 1,
+        rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"),
+        outbox=outbox,
+        what="clip",
+    )
 
 
 def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run, title, video) -> None:
@@ -320,15 +368,28 @@ def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run,
             raise OptionError(f"{name} does not go with a video ({out.output.suffix.lower()}); its quality is --crf")
     check_crf(out.output, out.crf)
     check_output(out.output, True, None)
-    vrun = VideoRun(out.output, settings.to_recipe("names"), fps=fps, crf=out.crf, audio_from=audio_from,
-                    overwrite=out.overwrite, resume=out.resume, recipe=out.recipe != "none", note=out.say,
-                    writer=video.write)
+    vrun = VideoRun(
+        out.output,
+        settings.to_recipe("names"),
+        fps=fps,
+        crf=out.crf,
+        audio_from=audio_from,
+        overwrite=out.overwrite,
+        resume=out.resume,
+        recipe=out.recipe != "none",
+        note=out.say,
+        writer=video.write,
+    )
     resume = vrun.resume_point()
     if resume is not None:
         out.say(f"resuming after frame {resume[0]} of {total}")
     job = make()
-    with FrameProgress(total, out.quiet, title, done=resume[0] if resume else 0,
-                       every_given=given("log_every")) as progress, sigterm_as_interrupt():
+    with (
+        FrameProgress(
+            total, out.quiet, title, done=resume[0] if resume else 0, every_given=given("log_every")
+        ) as progress,
+        sigterm_as_interrupt(),
+    ):
         vrun.on_frame = progress.frame
         result = run(job, progress, vrun, False, resume)
     outbox = Outbox(out.overwrite)
@@ -343,8 +404,17 @@ def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run,
         where = f"the {n} of {result.total or total} frames done are in {written} (--resume goes on from there)"
     else:
         where = "nothing was written"
-    report(result.stopped, where, out, result, received, frame=n + 1, rescue=rescue_line(outbox, "log"),
-           outbox=outbox, what="clip")
+    report(
+        result.stopped,
+        where,
+        out,
+        result,
+        received,
+        frame=n + 1,
+        rescue=rescue_line(outbox, "log"),
+        outbox=outbox,
+        what="clip",
+    )
 
 
 def run_folder(kind: str, settings, out: Outputs) -> None:
@@ -356,8 +426,10 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
     source = settings.content if kind == "transfer" else settings.input
     paths = list_images(source)
     if out.output.suffix and not out.output.is_dir():
-        raise OutputError(f"the output for a folder of images is a folder; {out.output} looks like a file "
-                          "(to make a clip of the images, add --frames)")
+        raise OutputError(
+            f"the output for a folder of images is a folder; {out.output} looks like a file "
+            "(to make a clip of the images, add --frames)"
+        )
     check_format(out.output / "image.png", "image", out.bit_depth, out.quality, "a folder of images (written as .png)")
     job = make_job(kind, settings, out)
     outs = folder_outputs(out.output, [p.stem for p in paths])
@@ -369,8 +441,17 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
         check_output(out.log_json, out.overwrite, (".json",))
     executor = executor_for(settings.executor, settings.workers)
     outbox, failed = Outbox(out.overwrite), []
-    with FrameProgress(len(paths), out.quiet, "images", done=len(skip), every_given=given("log_every"),
-                       budget=budget(settings, job)) as progress, sigterm_as_interrupt():
+    with (
+        FrameProgress(
+            len(paths),
+            out.quiet,
+            "images",
+            done=len(skip),
+            every_given=given("log_every"),
+            budget=budget(settings, job),
+        ) as progress,
+        sigterm_as_interrupt(),
+    ):
         writer = FolderWriter(out, outs, progress, outbox)
         if executor.name != "local":  # the workers plan, not this job: its work begins here
             from ..runner import Phase
@@ -383,8 +464,9 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
             failed.append(_failed(out, name, line))
             progress.skip(name)
 
-        result = sequence.run_folder(job, paths, callback=progress.step, on_frame=writer, executor=executor,
-                                     skip=skip, on_error=on_error)
+        result = sequence.run_folder(
+            job, paths, callback=progress.step, on_frame=writer, executor=executor, skip=skip, on_error=on_error
+        )
     with signals_deferred() as received:
         if out.log_json is not None:
             write_json(out.log_json, result.history, out.overwrite, outbox)
@@ -402,11 +484,21 @@ def _report_folder(result, out: Outputs, outs, outbox, received, total: int, bef
     where = f"{n} of {total} images were written to {out.output}{done}"
     rescue = rescue_line(outbox, "images", str(out.output))
     if failed and not (result.stopped or rescue or received):
-        raise click.ClickException(f"{where}; {len(failed)} could not be made ({', '.join(failed[:5])}"
-                                   f"{', ...' if len(failed) > 5 else ''}: see above)")
-    report(result.stopped, where if result.stopped or rescue or before else f"wrote {n} images to {out.output}", out,
-           result, received, frame=len(result.frames) + 1, rescue=f"{where}; {rescue}" if rescue else "",
-           outbox=outbox, what="image")
+        raise click.ClickException(
+            f"{where}; {len(failed)} could not be made ({', '.join(failed[:5])}"
+            f"{', ...' if len(failed) > 5 else ''}: see above)"
+        )
+    report(
+        result.stopped,
+        where if result.stopped or rescue or before else f"wrote {n} images to {out.output}",
+        out,
+        result,
+        received,
+        frame=len(result.frames) + 1,
+        rescue=f"{where}; {rescue}" if rescue else "",
+        outbox=outbox,
+        what="image",
+    )
 
 
 class FolderWriter:
@@ -427,16 +519,33 @@ class FolderWriter:
         out = self.out
         image = precise(done.image, done.tensor) if (out.bit_depth or 8) > 8 else done.image
         with signals_deferred() as received:
-            save_image(image, self.outs[done.index], None if out.recipe == "none" else done.recipe, out.overwrite,
-                       self.outbox, bit_depth=out.bit_depth, quality=out.quality)
+            save_image(
+                image,
+                self.outs[done.index],
+                None if out.recipe == "none" else done.recipe,
+                out.overwrite,
+                self.outbox,
+                bit_depth=out.bit_depth,
+                quality=out.quality,
+            )
         if received:
             raise KeyboardInterrupt
 
 
 # --- how it ended -----------------------------------------------------------------------------------
 
-def report(stopped, where: str, out: Outputs, result, received=(), frame: int | None = None, rescue: str = "",
-           outbox: Outbox | None = None, what: str = "image") -> None:
+
+def report(
+    stopped,
+    where: str,
+    out: Outputs,
+    result,
+    received=(),
+    frame: int | None = None,
+    rescue: str = "",
+    outbox: Outbox | None = None,
+    what: str = "image",
+) -> None:
     """How a run ended, as :func:`dreamstyle.stop.describe` words it: one line, and the exit code 0,
     130 (interrupted, or a signal while the outputs were written), 1 (diverged, out of memory, a loss
     term that failed, or an output that could not be written where asked: ``rescue`` says where it
@@ -471,10 +580,12 @@ def tell(said: Said, quiet: bool = False) -> None:
 
 def warn_beside(outbox: Outbox | None) -> None:
     """A warning line for each file that appeared while the run worked (the new one went beside it)."""
-    for w in (outbox.written if outbox is not None else []):
+    for w in outbox.written if outbox is not None else []:
         if w.beside:
-            click.echo(f"dreamstyle: warning: {w.intended} appeared while this ran; the new one is beside it, "
-                       f"in {w.path}", err=True)
+            click.echo(
+                f"dreamstyle: warning: {w.intended} appeared while this ran; the new one is beside it, in {w.path}",
+                err=True,
+            )
 
 
 @contextlib.contextmanager
@@ -499,6 +610,7 @@ def writing(overwrite: bool, what: str, where: str = "", outbox: Outbox | None =
 
 # --- snapshots --------------------------------------------------------------------------------------
 
+
 def snapshot_path(output: Path, stage: int, stages: int, iteration: int) -> Path:
     tag = f"_s{stage}" if stages > 1 else ""
     return output.with_name(f"{output.stem}{tag}_{iteration:05d}{output.suffix}")
@@ -509,12 +621,26 @@ class Snapshots:
     quality); existing ones are refused before the run (unless --overwrite); one that cannot be
     written costs one warning line, not the run."""
 
-    def __init__(self, output: Path, every: int, stages, overwrite: bool, bit_depth: int | None = None,
-                 quality: int | None = None):
+    def __init__(
+        self,
+        output: Path,
+        every: int,
+        stages,
+        overwrite: bool,
+        bit_depth: int | None = None,
+        quality: int | None = None,
+    ):
         self.output, self.every, self.count, self.warned = output, every, len(stages), False
         self.bit_depth, self.quality = bit_depth, quality
-        paths = [snapshot_path(output, s.index, len(stages), i) for s in stages
-                 for i in range(every, s.iterations + 1, every)] if every else []
+        paths = (
+            [
+                snapshot_path(output, s.index, len(stages), i)
+                for s in stages
+                for i in range(every, s.iterations + 1, every)
+            ]
+            if every
+            else []
+        )
         if not overwrite:
             for path in paths:
                 if path.exists():
@@ -531,15 +657,20 @@ class Snapshots:
         except Exception as exc:  # noqa: BLE001 - a snapshot that cannot be written is not worth the run
             if not self.warned:
                 self.warned = True
-                click.echo(f"dreamstyle: warning: cannot write {path}: {getattr(exc, 'strerror', None) or exc}; "
-                           "the run goes on", err=True)
+                click.echo(
+                    f"dreamstyle: warning: cannot write {path}: {getattr(exc, 'strerror', None) or exc}; "
+                    "the run goes on",
+                    err=True,
+                )
 
 
 # --- signals ----------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """SIGTERM stops a run the way Ctrl-C does, so the best image so far is still written."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 

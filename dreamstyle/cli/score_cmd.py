@@ -29,10 +29,22 @@ def score_body(picture, content, style, size, json_path, **shared):
 
     fields = {f.name: f for f in Settings.fields()}
     values = {name: checked(fields[name], shared[name]) for name in SHARED}
-    result = score(picture, content, list(style), size=size, backbone=values["backbone"], weights=values["weights"],
-                   pooling=values["pooling"], device=values["device"], seed=values["seed"] or 0)
-    rows = [("content", result["content"], "content"), ("style, Gram", result["style_gram"], "style_gram"),
-            ("style, sliced Wasserstein", result["style_swd"], "style_swd")]
+    result = score(
+        picture,
+        content,
+        list(style),
+        size=size,
+        backbone=values["backbone"],
+        weights=values["weights"],
+        pooling=values["pooling"],
+        device=values["device"],
+        seed=values["seed"] or 0,
+    )
+    rows = [
+        ("content", result["content"], "content"),
+        ("style, Gram", result["style_gram"], "style_gram"),
+        ("style, sliced Wasserstein", result["style_swd"], "style_swd"),
+    ]
     w, h = result["size"]
     click.echo(f"judged on {result['judge']} at {w}x{h} px (lower is closer)")
     for label, value, key in rows:
@@ -44,15 +56,32 @@ def score_body(picture, content, style, size, json_path, **shared):
 
 
 score_cmd = click.Command(
-    "score", callback=score_body, help=score_body.__doc__,
+    "score",
+    callback=score_body,
+    help=score_body.__doc__,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    params=[click.Argument(["picture"], type=click.Path(path_type=Path)),
-            click.Option(["--content"], type=click.Path(path_type=Path), help="The content photo."),
-            click.Option(["--style"], type=click.Path(path_type=Path), multiple=True,
-                         help="A style painting (repeatable: their Gram matrices and features pooled)."),
-            click.Option(["--size"], type=click.IntRange(16, 8192), default=None,
-                         help="Long side the picture is looked at, px [default: its own]."),
-            click.Option(["--json", "json_path"], type=click.Path(path_type=Path), default=None,
-                         help="Also write the distances, per layer too, as JSON."),
-            *_shared_params()])
+    params=[
+        click.Argument(["picture"], type=click.Path(path_type=Path)),
+        click.Option(["--content"], type=click.Path(path_type=Path), help="The content photo."),
+        click.Option(
+            ["--style"],
+            type=click.Path(path_type=Path),
+            multiple=True,
+            help="A style painting (repeatable: their Gram matrices and features pooled).",
+        ),
+        click.Option(
+            ["--size"],
+            type=click.IntRange(16, 8192),
+            default=None,
+            help="Long side the picture is looked at, px [default: its own].",
+        ),
+        click.Option(
+            ["--json", "json_path"],
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Also write the distances, per layer too, as JSON.",
+        ),
+        *_shared_params(),
+    ],
+)
 main.add_command(score_cmd)

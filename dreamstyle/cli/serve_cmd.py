@@ -12,10 +12,13 @@ from .run import sigterm_as_interrupt
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every network interface; anyone who reaches it can run jobs).")
-@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535),
-              help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every network interface; anyone who reaches it can run jobs).",
+)
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--device", default=None, help="Run the jobs on this device (auto, cpu, cuda, cuda:N) [default: auto].")
 def serve(host, port, device):
     """Open a local web page for style transfer, DeepDream, the hybrid and textures.

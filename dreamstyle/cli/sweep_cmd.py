@@ -86,8 +86,7 @@ def _check_outputs(out: Path, settings, cells, params) -> list[int]:
                 skip.append(i)
                 continue
             if same is False:
-                raise OutputError(f"{path} exists but was not made with these settings; pass --overwrite to "
-                                  "replace it")
+                raise OutputError(f"{path} exists but was not made with these settings; pass --overwrite to replace it")
         if out.exists():
             check_output(path, overwrite, None)
     if out.exists() and not resume:
@@ -104,8 +103,10 @@ def _run(kind, settings, axes, cells, out: Path, params, skip, outbox):
 
     keep, overwrite = params["recipe"] != "none", params["overwrite"] or params["resume"]
 
-    with FrameProgress(len(cells), params["quiet"], "cells", done=len(skip),
-                       every_given=given("log_every")) as progress, sigterm_as_interrupt():
+    with (
+        FrameProgress(len(cells), params["quiet"], "cells", done=len(skip), every_given=given("log_every")) as progress,
+        sigterm_as_interrupt(),
+    ):
         if settings.executor != "local":
             progress.start_clock()
 
@@ -123,8 +124,18 @@ def _run(kind, settings, axes, cells, out: Path, params, skip, outbox):
             for i in skip:  # done before: the sheet shows them from their files (and the judge grades them)
                 _done_before(rows[i], out)
 
-        result = sweep(kind, settings, axes, callback=progress.step, on_row=on_row, recipe_paths=_paths(params),
-                       skip=skip, judge=params.get("judge"), given=given, before_judge=before_judge)
+        result = sweep(
+            kind,
+            settings,
+            axes,
+            callback=progress.step,
+            on_row=on_row,
+            recipe_paths=_paths(params),
+            skip=skip,
+            judge=params.get("judge"),
+            given=given,
+            before_judge=before_judge,
+        )
     return result
 
 
@@ -152,8 +163,11 @@ def _finish(result, out: Path, params, outbox) -> None:
     for row in failed:
         click.echo(f"dreamstyle: {row.variant.label}: {row.status}: {row.error}", err=True)
     if not params["quiet"]:
-        click.echo(f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON} and "
-                   f"{sum(1 for r in result.rows if r.output)} cells", err=True)
+        click.echo(
+            f"wrote {out / SHEET}, {out / TABLE_MD}, {out / TABLE_JSON} and "
+            f"{sum(1 for r in result.rows if r.output)} cells",
+            err=True,
+        )
     if result.stopped is Reason.INTERRUPTED:
         tell(describe(Stop(result.stopped, f"the cells that finished are in {out} (--resume goes on)")))
     if not any(r.ok for r in result.rows):
@@ -165,8 +179,10 @@ def _sweep_command(kind: str) -> click.Command:
     params = settings_params(cls, kind="grid")
     vary = _param(next(f for f in dataclasses.fields(SweepOptions) if f.name == "vary"))
     judge = [_param(f) for f in dataclasses.fields(SweepOptions) if f.name == "judge" and kind != "dream"]
-    files = output_options(f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per cell.",
-                           only=("output", "resume", "recipe", "overwrite", "quiet"))
+    files = output_options(
+        f"Output folder (created if missing): {SHEET}, {TABLE_JSON}, {TABLE_MD}, one PNG per cell.",
+        only=("output", "resume", "recipe", "overwrite", "quiet"),
+    )
     for option in files:
         if option.name == "resume":
             option.help = "Skip the cells whose PNG is already in the folder with a recipe of these settings."
@@ -174,10 +190,19 @@ def _sweep_command(kind: str) -> click.Command:
     def body(**values):
         sweep_body(kind, values)
 
-    return click.Command(kind, callback=body, help=f"A sweep of {kind} (see: dreamstyle sweep -h).",
-                         context_settings=CONTEXT,
-                         params=[*[p for p in params if isinstance(p, click.Argument)], vary, *judge, *files,
-                                 *[p for p in params if not isinstance(p, click.Argument)]])
+    return click.Command(
+        kind,
+        callback=body,
+        help=f"A sweep of {kind} (see: dreamstyle sweep -h).",
+        context_settings=CONTEXT,
+        params=[
+            *[p for p in params if isinstance(p, click.Argument)],
+            vary,
+            *judge,
+            *files,
+            *[p for p in params if not isinstance(p, click.Argument)],
+        ],
+    )
 
 
 for _kind in KINDS:

@@ -11,16 +11,29 @@ from rich.console import Console
 from rich.table import Table
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[str]], *, title: str | None = None,
-          caption: str | None = None, right: Sequence[str] = (), widths: dict | None = None) -> Table:
+def table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+    right: Sequence[str] = (),
+    widths: dict | None = None,
+) -> Table:
     """A table of text cells: the first column never wraps (it names the row) unless ``widths`` gives
     it a width, the others fold; ``widths``: the least width of some columns."""
     widths = widths or {}
-    out = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left",
-                caption_justify="left")
+    out = Table(
+        title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left", caption_justify="left"
+    )
     for k, name in enumerate(columns):
-        out.add_column(name, no_wrap=k == 0 and name not in widths, overflow="fold", min_width=widths.get(name),
-                       justify="right" if name in right else "left")
+        out.add_column(
+            name,
+            no_wrap=k == 0 and name not in widths,
+            overflow="fold",
+            min_width=widths.get(name),
+            justify="right" if name in right else "left",
+        )
     for row in rows:
         out.add_row(*row)
     return out
@@ -34,7 +47,7 @@ def show(*renderables) -> None:
 
 
 def lines(pairs: Sequence[tuple[str, str]]) -> str:
-    """"key value" lines for one cell (a term's options, a run's losses), the empty ones left out."""
+    """ "key value" lines for one cell (a term's options, a run's losses), the empty ones left out."""
     return "\n".join(f"{k} {v}" if k else v for k, v in pairs if v)
 
 
@@ -48,8 +61,14 @@ def entries(items: Sequence[tuple[str, Sequence[str]]], indent: int = 4, wrap: b
 
     def fill(text: str, first: str, then: str) -> str:
         lead = len(text) - len(text.lstrip(" "))  # a head's own indent is kept on its continued lines
-        return textwrap.fill(text.strip(" "), width=width, initial_indent=first + " " * lead,
-                             subsequent_indent=then + " " * lead, break_long_words=False, break_on_hyphens=False)
+        return textwrap.fill(
+            text.strip(" "),
+            width=width,
+            initial_indent=first + " " * lead,
+            subsequent_indent=then + " " * lead,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
 
     for head, details in items:
         console.print(fill(head, "", pad) if head.strip() and wrap else head, markup=False, soft_wrap=True)

@@ -42,8 +42,11 @@ def train_body(**params):
     preview = Preview(output, settings.preview_every, job)
     start = time.perf_counter()
     title = f"training ({settings.batch} photo{'s' if settings.batch != 1 else ''} a step)"
-    with Progress(settings.iterations, out.quiet, title=title, every_given=given("log_every")) as progress, \
-            sigterm_as_interrupt():
+    with (
+        Progress(settings.iterations, out.quiet, title=title, every_given=given("log_every")) as progress,
+        sigterm_as_interrupt(),
+    ):
+
         def callback(event):
             progress(event)
             preview(event)
@@ -56,8 +59,10 @@ def train_body(**params):
         write_json(out.log_json, result.history, out.overwrite)
     seconds = time.perf_counter() - start
     images = (steps - job.first_step) * settings.batch
-    where = (f"wrote {path}: {steps} steps, {job.notes['parameters'] / 1e6:.2f} M parameters, "
-             f"{images / max(seconds, 1e-9):.1f} photos/s")
+    where = (
+        f"wrote {path}: {steps} steps, {job.notes['parameters'] / 1e6:.2f} M parameters, "
+        f"{images / max(seconds, 1e-9):.1f} photos/s"
+    )
     if job.held_out and result.stopped is not Reason.INTERRUPTED:
         n = len(job.held_out)
         where += f"; loss on {n} held-out photo{'s' if n != 1 else ''}: {job.loss_on(job.held_out):.4g}"
@@ -89,8 +94,13 @@ def _train_command() -> click.Command:
     arguments = [p for p in params if isinstance(p, click.Argument)]
     options = [p for p in params if not isinstance(p, click.Argument)]
     outputs = output_options(MODEL_HELP, only=("output", "resume", "log_json", "recipe", "overwrite", "quiet"))
-    return click.Command("train", callback=train_body, help=train_body.__doc__, context_settings=CONTEXT,
-                         params=[*arguments, outputs[0], *options, *outputs[1:]])
+    return click.Command(
+        "train",
+        callback=train_body,
+        help=train_body.__doc__,
+        context_settings=CONTEXT,
+        params=[*arguments, outputs[0], *options, *outputs[1:]],
+    )
 
 
 main.add_command(_train_command())
@@ -99,12 +109,26 @@ main.add_command(_train_command())
 @main.command("stylize", context_settings=CONTEXT)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
-              help="Output picture (one IMAGE) or folder (several, or a folder of images): PNGs.")
-@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-              help="1: the network's picture; less: blended with the photo.")
-@click.option("--size", type=click.IntRange(16, 16384), default=None,
-              help="Long side of the output, px [default: the image's own].")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output picture (one IMAGE) or folder (several, or a folder of images): PNGs.",
+)
+@click.option(
+    "--strength",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    show_default=True,
+    help="1: the network's picture; less: blended with the photo.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(16, 16384),
+    default=None,
+    help="Long side of the output, px [default: the image's own].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def stylize_body(model, images, output, strength, size, device, overwrite):
@@ -138,7 +162,10 @@ def stylize_body(model, images, output, strength, size, device, overwrite):
         save_image(picture, target, {**recipe, "content": path.name}, overwrite)
     made = len(paths) - len(failed)
     each = (time.perf_counter() - start) / max(1, made)
-    click.echo(f"wrote {targets[0] if single else output} ({made} picture{'s' if made != 1 else ''}, "
-               f"{each * 1000:.0f} ms each)", err=True)
+    click.echo(
+        f"wrote {targets[0] if single else output} ({made} picture{'s' if made != 1 else ''}, "
+        f"{each * 1000:.0f} ms each)",
+        err=True,
+    )
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(paths)} images could not be read (named above)")

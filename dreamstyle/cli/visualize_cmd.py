@@ -21,8 +21,10 @@ JSON_HELP = "Also write the values as JSON (each channel with its activation)."
 
 
 def _files(output_help: str, required: bool = True) -> list[click.Option]:
-    return [*output_options(output_help, only=("output", "recipe", "overwrite", "quiet"), required=required),
-            click.Option(["--json", "json_path"], type=click.Path(path_type=Path), default=None, help=JSON_HELP)]
+    return [
+        *output_options(output_help, only=("output", "recipe", "overwrite", "quiet"), required=required),
+        click.Option(["--json", "json_path"], type=click.Path(path_type=Path), default=None, help=JSON_HELP),
+    ]
 
 
 def _check_outputs(params) -> None:
@@ -67,11 +69,18 @@ def channels_body(**params):
     _check_outputs(params)
     batches = -(-len(settings.channels) // settings.batch)
     begin = begin_lines("channels", values.get("seed"), settings, params["quiet"])
-    with Progress(settings.iterations * batches, params["quiet"], title="channels", every_given=given("log_every"),
-                  begin=begin) as progress, sigterm_as_interrupt():
+    with (
+        Progress(
+            settings.iterations * batches,
+            params["quiet"],
+            title="channels",
+            every_given=given("log_every"),
+            begin=begin,
+        ) as progress,
+        sigterm_as_interrupt(),
+    ):
         result = atlas(settings, callback=progress, recipe_paths="names" if params["recipe"] == "names" else "full")
-    _finish(params, lambda: result.sheet(settings.columns), result.to_dict(), result.recipe, result.stopped,
-            "channels")
+    _finish(params, lambda: result.sheet(settings.columns), result.to_dict(), result.recipe, result.stopped, "channels")
 
 
 def activations_body(**params):
@@ -86,13 +95,18 @@ def activations_body(**params):
         settings = settings.replace(cell=0)
     _check_outputs(params)
     steps = settings.iterations * -(-settings.top // settings.batch) if settings.cell else 1
-    cells = (f"drawing each of the top {settings.top} channels from noise: {settings.top} cells of "
-             f"{settings.cell} px, {settings.iterations} steps each (--cell 0: the maps only)")
+    cells = (
+        f"drawing each of the top {settings.top} channels from noise: {settings.top} cells of "
+        f"{settings.cell} px, {settings.iterations} steps each (--cell 0: the maps only)"
+    )
     begin = begin_lines("activations", values.get("seed"), settings, params["quiet"], cells)
-    with Progress(steps, params["quiet"], title="activations", every_given=given("log_every"),
-                  begin=begin) as progress, sigterm_as_interrupt():
-        result = activations(settings, callback=progress,
-                             recipe_paths="names" if params["recipe"] == "names" else "full")
+    with (
+        Progress(steps, params["quiet"], title="activations", every_given=given("log_every"), begin=begin) as progress,
+        sigterm_as_interrupt(),
+    ):
+        result = activations(
+            settings, callback=progress, recipe_paths="names" if params["recipe"] == "names" else "full"
+        )
     _print_top(result, settings.image)
     _finish(params, result.sheet, result.to_dict(), result.recipe, result.stopped, "visualizations")
 
@@ -117,17 +131,33 @@ ATLAS_HELP = "The old name of 'dreamstyle channels', kept for a while: the same 
 
 
 def _channels_command(name: str, help_text: str) -> click.Command:
-    return click.Command(name, callback=channels_body, help=help_text, context_settings=CONTEXT,
-                         params=[*settings_params(AtlasSettings)[:2],
-                                 *_files("Output picture (the grid): .png, .jpg, .webp or .tif."),
-                                 *settings_params(AtlasSettings)[2:]])
+    return click.Command(
+        name,
+        callback=channels_body,
+        help=help_text,
+        context_settings=CONTEXT,
+        params=[
+            *settings_params(AtlasSettings)[:2],
+            *_files("Output picture (the grid): .png, .jpg, .webp or .tif."),
+            *settings_params(AtlasSettings)[2:],
+        ],
+    )
 
 
 main.add_command(_channels_command("channels", channels_body.__doc__))
 main.add_command(_channels_command("atlas", ATLAS_HELP + inspect.cleandoc(channels_body.__doc__)))
-main.add_command(click.Command(
-    "activations", callback=activations_body, help=activations_body.__doc__, context_settings=CONTEXT,
-    params=[*settings_params(ActivationsSettings)[:1],
-            *_files("Output picture (the sheet): .png, .jpg, .webp or .tif; without it, the table only.",
-                    required=False),
-            *settings_params(ActivationsSettings)[1:]]))
+main.add_command(
+    click.Command(
+        "activations",
+        callback=activations_body,
+        help=activations_body.__doc__,
+        context_settings=CONTEXT,
+        params=[
+            *settings_params(ActivationsSettings)[:1],
+            *_files(
+                "Output picture (the sheet): .png, .jpg, .webp or .tif; without it, the table only.", required=False
+            ),
+            *settings_params(ActivationsSettings)[1:],
+        ],
+    )
+)

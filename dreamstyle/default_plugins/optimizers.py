@@ -24,8 +24,23 @@ def _normalized(params, lr, pixel_scale):
 
 @hookimpl
 def register_optimizers(register):
-    register(OptimizerSpec("lbfgs", "L-BFGS (torch's) with a first step that moves pixels; transfer's default",
-                           _lbfgs, 1.0, clamp=False, alternative="adam"))
+    register(
+        OptimizerSpec(
+            "lbfgs",
+            "L-BFGS (torch's) with a first step that moves pixels; transfer's default",
+            _lbfgs,
+            1.0,
+            clamp=False,
+            alternative="adam",
+        )
+    )
     register(OptimizerSpec("adam", "Adam, learning rate in 0-255 pixel units", _adam, 5.0, alternative="lbfgs"))
-    register(OptimizerSpec("normalized", "DeepDream's step: the gradient over its mean |value| times the step; "
-                           "dream's default", _normalized, 1.5, alternative="adam"))
+    register(
+        OptimizerSpec(
+            "normalized",
+            "DeepDream's step: the gradient over its mean |value| times the step; dream's default",
+            _normalized,
+            1.5,
+            alternative="adam",
+        )
+    )

@@ -20,8 +20,14 @@ class Driven:
     stop: Stop
 
 
-def drive(job, source, sink, executor=None, on_step: Callable | None = None,
-          during: contextlib.AbstractContextManager | None = None) -> Driven:
+def drive(
+    job,
+    source,
+    sink,
+    executor=None,
+    on_step: Callable | None = None,
+    during: contextlib.AbstractContextManager | None = None,
+) -> Driven:
     """``job`` over ``source``'s items into ``sink``. ``on_step`` sees every engine step;
     ``during`` wraps the work and not the writing (a progress display, SIGTERM taken as Ctrl-C).
     The outputs are written with Ctrl-C and SIGTERM held back: one that came meanwhile makes the run

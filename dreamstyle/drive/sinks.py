@@ -26,9 +26,21 @@ class ImageFile:
     ``snapshot_every``: the steps between the animation's frames (0: none); ``note``: where a line
     about the output goes (a picture with transparency written to a format without it)."""
 
-    def __init__(self, path, *, overwrite: bool = False, bit_depth: int | None = None, quality: int | None = None,
-                 recipe: bool = True, log_json=None, gif=None, snapshot_every: int = 0,
-                 note: Callable[[str], None] | None = None, what: str = "image", outbox: Outbox | None = None):
+    def __init__(
+        self,
+        path,
+        *,
+        overwrite: bool = False,
+        bit_depth: int | None = None,
+        quality: int | None = None,
+        recipe: bool = True,
+        log_json=None,
+        gif=None,
+        snapshot_every: int = 0,
+        note: Callable[[str], None] | None = None,
+        what: str = "image",
+        outbox: Outbox | None = None,
+    ):
         self.path, self.overwrite, self.bit_depth, self.quality = Path(path), overwrite, bit_depth, quality
         self.recipe, self.log_json, self.gif, self.snapshot_every = recipe, log_json, gif, snapshot_every
         self.note, self.what = note, what
@@ -53,8 +65,9 @@ class ImageFile:
         has_alpha = image.shape[1] == 4 if result.tensor is not None else image.mode == "RGBA"
         if has_alpha and not writer_for(self.path, "image").alpha and self.note is not None:
             self.note(f"note: {self.path.suffix.lower()} has no transparency; the picture is flattened onto white")
-        written = save_image(image, self.path, recipe, self.overwrite, self.outbox, bit_depth=self.bit_depth,
-                             quality=self.quality)
+        written = save_image(
+            image, self.path, recipe, self.overwrite, self.outbox, bit_depth=self.bit_depth, quality=self.quality
+        )
         if self.log_json is not None:
             write_json(self.log_json, result.history, self.overwrite, self.outbox)
         gif = None
@@ -65,8 +78,13 @@ class ImageFile:
     def close(self, result) -> Stop:
         """``result`` written: how the run ended and where its output went."""
         written, gif = self.write(result)
-        return Stop(Reason.of(result.stopped), stop_where(result.stopped, self.what, written, gif),
-                    getattr(result, "fault", ""), rescue=rescue_line(self.outbox, self.what), path=written)
+        return Stop(
+            Reason.of(result.stopped),
+            stop_where(result.stopped, self.what, written, gif),
+            getattr(result, "fault", ""),
+            rescue=rescue_line(self.outbox, self.what),
+            path=written,
+        )
 
 
 def stop_where(stopped, what: str, written, gif=None) -> str:

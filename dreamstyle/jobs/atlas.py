@@ -52,15 +52,21 @@ class Atlas:
         cell = (r["size"], r["size"])
         panels = [Panel(c.image, [f"{c.channel}", c.caption(f"{c.activation:.4g}")]) for c in self.cells]
         weights = " (random weights)" if r.get("weights") == "random" else ""
-        title = (f"channels · {self.backbone}{weights} {self.layer} · {len(self.cells)} channels · {r['param']} · "
-                 f"{r['transforms'] or 'no transforms'} · {r['iterations']} steps · caption: channel, activation")
+        title = (
+            f"channels · {self.backbone}{weights} {self.layer} · {len(self.cells)} channels · {r['param']} · "
+            f"{r['transforms'] or 'no transforms'} · {r['iterations']} steps · caption: channel, activation"
+        )
         cols = columns or max(1, math.ceil(math.sqrt(len(panels))))
         return contact_sheet(panels, cell, columns=cols, title=title, min_width=96)
 
     def to_dict(self) -> dict:
-        return {"backbone": self.backbone, "layer": self.layer, "stopped": self.stopped,
-                "channels": [{"channel": c.channel, "activation": c.activation} for c in self.cells],
-                "recipe": self.recipe}
+        return {
+            "backbone": self.backbone,
+            "layer": self.layer,
+            "stopped": self.stopped,
+            "channels": [{"channel": c.channel, "activation": c.activation} for c in self.cells],
+            "recipe": self.recipe,
+        }
 
 
 class ChannelsJob(DreamJob):
@@ -70,13 +76,16 @@ class ChannelsJob(DreamJob):
         super().__init__(settings, session, recipe_paths=recipe_paths)
         self.layer, self.channels = layer, list(channels)
         spec = f"{layer}:{','.join(str(c) for c in self.channels)}"
-        self.objective = Objective([("activation", ActivationLoss(spec, each=True), 1.0)]) + \
-            extra_terms(settings.losses, session.backbone)
+        self.objective = Objective([("activation", ActivationLoss(spec, each=True), 1.0)]) + extra_terms(
+            settings.losses, session.backbone
+        )
 
     def still_item(self) -> Item:
         side = self.settings.size
-        noise = [torch.rand((1, 3, side, side), generator=torch.Generator().manual_seed(self.seed + c))
-                 for c in self.channels]  # each channel its own noise: a cell does not depend on its batch
+        noise = [
+            torch.rand((1, 3, side, side), generator=torch.Generator().manual_seed(self.seed + c))
+            for c in self.channels
+        ]  # each channel its own noise: a cell does not depend on its batch
         content = 0.5 + NOISE * (torch.cat(noise) - 0.5)
         return Item(content.to(self.device), (side, side))
 
@@ -92,20 +101,43 @@ def visualize(settings, session, layer: str, channels, callback=None, recipe_pat
     the dream recipe of the first batch)."""
     s = settings
     dream_settings = DreamSettings(
-        input=None, init="noise", layers=(layer,), size=s.size, octaves=1, iterations=s.iterations, lr=s.lr,
-        optimizer=s.optimizer, param=s.param, transforms=s.transforms, jitter=s.jitter, gradient=s.gradient,
-        losses=s.losses, seed=s.seed, device=s.device, precision=s.precision, backbone=s.backbone,
-        weights=s.weights, pooling=s.pooling, tile=0, log_every=s.log_every, max_pixels=s.max_pixels)
+        input=None,
+        init="noise",
+        layers=(layer,),
+        size=s.size,
+        octaves=1,
+        iterations=s.iterations,
+        lr=s.lr,
+        optimizer=s.optimizer,
+        param=s.param,
+        transforms=s.transforms,
+        jitter=s.jitter,
+        gradient=s.gradient,
+        losses=s.losses,
+        seed=s.seed,
+        device=s.device,
+        precision=s.precision,
+        backbone=s.backbone,
+        weights=s.weights,
+        pooling=s.pooling,
+        tile=0,
+        log_every=s.log_every,
+        max_pixels=s.max_pixels,
+    )
     cells, stopped, recipe = [], None, None
-    chunks = [channels[i:i + s.batch] for i in range(0, len(channels), s.batch)]
+    chunks = [channels[i : i + s.batch] for i in range(0, len(channels), s.batch)]
     for n, chunk in enumerate(chunks, start=1):
         first = (n - 1) * s.batch + 1
         job = ChannelsJob(dream_settings, session, layer, chunk, recipe_paths)
         if dream_settings.seed is None:
             dream_settings = dream_settings.replace(seed=job.seed)  # every batch from the same seed
 
-        def on_event(event, _label=f"cells {first}-{first + len(chunk) - 1} of {len(channels)}"
-                                   if len(chunk) > 1 else f"cell {first} of {len(channels)}"):
+        def on_event(
+            event,
+            _label=f"cells {first}-{first + len(chunk) - 1} of {len(channels)}"
+            if len(chunk) > 1
+            else f"cell {first} of {len(channels)}",
+        ):
             event.label = _label
             if callback is not None:
                 callback(event)
@@ -119,7 +151,7 @@ def visualize(settings, session, layer: str, channels, callback=None, recipe_pat
         recipe = recipe or result.recipe
         values = job.activations(result.tensor)
         state = result.stopped
-        cells += [Cell(c, to_pil(result.tensor[b:b + 1]), v, state) for b, (c, v) in enumerate(zip(chunk, values))]
+        cells += [Cell(c, to_pil(result.tensor[b : b + 1]), v, state) for b, (c, v) in enumerate(zip(chunk, values))]
         if state is not None:
             stopped = state
             if state is Reason.INTERRUPTED:
@@ -131,8 +163,10 @@ def _check_channels(session, layer: str, channels) -> None:
     count = session.backbone.layer_map.get(layer).channels  # an unknown layer: one line with suggestions
     bad = [c for c in channels if c >= count]
     if bad:
-        raise OptionError(f"--channels: channel {bad[0]} is out of range; {layer} of {session.backbone.name} has "
-                          f"{count} channels (0-{count - 1})")
+        raise OptionError(
+            f"--channels: channel {bad[0]} is out of range; {layer} of {session.backbone.name} has "
+            f"{count} channels (0-{count - 1})"
+        )
 
 
 def atlas(settings: AtlasSettings, *, callback=None, loaded=None, recipe_paths: str = "full") -> Atlas:
@@ -144,9 +178,14 @@ def atlas(settings: AtlasSettings, *, callback=None, loaded=None, recipe_paths: 
     _check_channels(session, s.layer, s.channels)
     session.backbone.check_size(s.size, s.size, f"--size {s.size}")
     cells, stopped, dream_recipe = visualize(s, session, s.layer, list(s.channels), callback, recipe_paths)
-    recipe = {**s.to_recipe(recipe_paths), "seed": dream_recipe["seed"], **session.recipe(recipe_paths),
-              "versions": versions(),
-              "optimizer_used": dream_recipe.get("optimizer_used", s.optimizer), "stopped": stopped}
+    recipe = {
+        **s.to_recipe(recipe_paths),
+        "seed": dream_recipe["seed"],
+        **session.recipe(recipe_paths),
+        "versions": versions(),
+        "optimizer_used": dream_recipe.get("optimizer_used", s.optimizer),
+        "stopped": stopped,
+    }
     return Atlas(session.backbone.name, s.layer, cells, recipe, stopped)
 
 
@@ -170,17 +209,22 @@ class Excitation:
                 panels.append(Panel(self.cells[k].image, [f"channel {c}", self.cells[k].caption("from noise")]))
         per_line = (2 if self.cells else 1) * min(len(self.top), 4 if self.cells else 8)  # panels beside the image
         weights = " (random weights)" if self.recipe.get("weights") == "random" else ""
-        title = (f"activations · {self.recipe.get('backbone')}{weights} {self.layer} · the {len(self.top)} channels "
-                 "the image excites most: their maps over the image" + (" and their visualizations" if self.cells
-                                                                        else ""))
+        title = (
+            f"activations · {self.recipe.get('backbone')}{weights} {self.layer} · the {len(self.top)} channels "
+            "the image excites most: their maps over the image" + (" and their visualizations" if self.cells else "")
+        )
         flat = []
         for k in range(1, len(panels), per_line):  # later rows start under the image's column, left empty
-            flat += [panels[0] if k == 1 else Panel(None, [], note="")] + panels[k:k + per_line]
+            flat += [panels[0] if k == 1 else Panel(None, [], note="")] + panels[k : k + per_line]
         return contact_sheet(flat, self.image.size, columns=1 + per_line, title=title, min_width=128)
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer, "top": [{"channel": c, "mean": v} for c, v in self.top],
-                "stopped": self.stopped, "recipe": self.recipe}
+        return {
+            "layer": self.layer,
+            "top": [{"channel": c, "mean": v} for c, v in self.top],
+            "stopped": self.stopped,
+            "recipe": self.recipe,
+        }
 
 
 def heat_map(image: Image.Image, act: torch.Tensor) -> Image.Image:
@@ -193,8 +237,7 @@ def heat_map(image: Image.Image, act: torch.Tensor) -> Image.Image:
     return to_pil((base + warm).clamp(0, 1)[None])
 
 
-def activations(settings: ActivationsSettings, *, callback=None, loaded=None,
-                recipe_paths: str = "full") -> Excitation:
+def activations(settings: ActivationsSettings, *, callback=None, loaded=None, recipe_paths: str = "full") -> Excitation:
     """The ``top`` channels of ``layer`` by their mean activation over the image."""
     s = settings
     session = Session.for_settings(s, loaded)
@@ -220,6 +263,12 @@ def activations(settings: ActivationsSettings, *, callback=None, loaded=None,
         bb.check_size(s.cell, s.cell, f"--cell {s.cell}")
         vis = s.replace(size=s.cell)
         cells, stopped, _ = visualize(vis, session, layer, order, callback, recipe_paths)
-    recipe = {**s.to_recipe(recipe_paths), "layer_used": layer, **session.recipe(recipe_paths), "versions": versions(),
-              "top": [{"channel": c, "mean": v} for c, v in top], "stopped": stopped}
+    recipe = {
+        **s.to_recipe(recipe_paths),
+        "layer_used": layer,
+        **session.recipe(recipe_paths),
+        "versions": versions(),
+        "top": [{"channel": c, "mean": v} for c, v in top],
+        "stopped": stopped,
+    }
     return Excitation(img, layer, top, maps, cells, recipe, stopped)

@@ -65,8 +65,10 @@ class Job:
         w, h = wh
         self.backbone.check_size(h, w, what)
         if w * h > self.settings.max_pixels:
-            raise ImageError(f"{what} would be {w}x{h} = {w * h:,} pixels, above the limit of "
-                             f"{self.settings.max_pixels:,}; lower --size or raise --max-pixels")
+            raise ImageError(
+                f"{what} would be {w}x{h} = {w * h:,} pixels, above the limit of "
+                f"{self.settings.max_pixels:,}; lower --size or raise --max-pixels"
+            )
 
     def load_masks(self) -> None:
         """``--style-mask`` and ``--content-mask``, read once (where a job has them)."""
@@ -121,9 +123,16 @@ class Job:
     def recipe(self, item, stages) -> dict:
         out = self.settings.to_recipe(self.recipe_paths)
         terms = self.objective.to_recipe()
-        out.update(seed=self.seed, backbone=self.backbone.name, **self.session.recipe(self.recipe_paths), **self.notes,
-                   sizes=[list(s.size) for s in stages], terms=terms, versions=versions(),
-                   plugins=plugin_versions([self.backbone.plugin, *(t["plugin"] for t in terms.values())]))
+        out.update(
+            seed=self.seed,
+            backbone=self.backbone.name,
+            **self.session.recipe(self.recipe_paths),
+            **self.notes,
+            sizes=[list(s.size) for s in stages],
+            terms=terms,
+            versions=versions(),
+            plugins=plugin_versions([self.backbone.plugin, *(t["plugin"] for t in terms.values())]),
+        )
         if item.source is not None:
             out[self.source_key] = plain(item.source, self.recipe_paths, files=True)
         return out
@@ -141,8 +150,14 @@ class Job:
 
     def oom_message(self, stage, memory, stages, hints: tuple[str, ...] = ()) -> str:
         fitted = stages[stage.index - 2].long_side if stage.index > 1 else None
-        return oom_message(memory, stage.long_side, min_size=self.backbone.min_size, fitted=fitted,
-                           precision=self.session.recipe()["precision_used"], hints=hints)
+        return oom_message(
+            memory,
+            stage.long_side,
+            min_size=self.backbone.min_size,
+            fitted=fitted,
+            precision=self.session.recipe()["precision_used"],
+            hints=hints,
+        )
 
 
 def plugin_versions(names) -> dict:

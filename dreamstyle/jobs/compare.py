@@ -39,12 +39,19 @@ def row_dict(row: CellRow, paths: str = "full") -> dict:
     """One backbone's line of ``compare.json`` (``paths`` "names": a weights file by its name, as in recipes)."""
     v = row.variant
     return {
-        "label": v.label, "backbone": v.name, "weights": plain(v.weights or "pretrained", paths, files=True),
+        "label": v.label,
+        "backbone": v.name,
+        "weights": plain(v.weights or "pretrained", paths, files=True),
         "pooling": v.pooling,
-        "status": row.status, "error": row.error, "iterations": row.steps,
-        "ms_per_iteration": rounded(row.ms_per_iteration, 2), "run_seconds": rounded(row.run_seconds, 3),
-        "total_seconds": rounded(row.total_seconds, 3), "peak_memory_bytes": row.memory_bytes,
-        "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "judge": judge_dict(row),
+        "status": row.status,
+        "error": row.error,
+        "iterations": row.steps,
+        "ms_per_iteration": rounded(row.ms_per_iteration, 2),
+        "run_seconds": rounded(row.run_seconds, 3),
+        "total_seconds": rounded(row.total_seconds, 3),
+        "peak_memory_bytes": row.memory_bytes,
+        "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()},
+        "judge": judge_dict(row),
         "output": row.output,
     }
 
@@ -74,9 +81,11 @@ class Comparison:
         for row in self.rows:
             panels.append(Panel(row.result.image if row.ok else None, caption(row), note=row.error or row.status))
         s = self.settings
-        title = (f"dreamstyle compare · {s.get('size')} px · {s.get('iterations')} iterations · "
-                 f"{s.get('optimizer')} · seed {s.get('seed')} · {self.device} · the same weights for every "
-                 f"backbone (content {fmt(s.get('content_weight'), '{:g}')}, style {fmt(s.get('style_weight'), '{:g}')})")
+        title = (
+            f"dreamstyle compare · {s.get('size')} px · {s.get('iterations')} iterations · "
+            f"{s.get('optimizer')} · seed {s.get('seed')} · {self.device} · the same weights for every "
+            f"backbone (content {fmt(s.get('content_weight'), '{:g}')}, style {fmt(s.get('style_weight'), '{:g}')})"
+        )
         return contact_sheet(panels, cell, columns=columns, title=title, max_lines=5)
 
     def gif_frames(self) -> list:
@@ -94,32 +103,56 @@ class Comparison:
         return frames
 
     def to_dict(self) -> dict:
-        return {"command": "compare", "settings": self.settings, "device": self.device,
-                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped, "judge": self.judge,
-                "backbones": [row_dict(r, self.paths) for r in self.rows]}
+        return {
+            "command": "compare",
+            "settings": self.settings,
+            "device": self.device,
+            "peak_memory": MEMORY_NOTE[self.memory_kind],
+            "stopped": self.stopped,
+            "judge": self.judge,
+            "backbones": [row_dict(r, self.paths) for r in self.rows],
+        }
 
     def to_markdown(self) -> str:
         s = self.settings
         terms = self.loss_names
-        lines = ["# dreamstyle compare", "",
-                 f"Content `{s.get('content')}`, style {', '.join(f'`{x}`' for x in s.get('styles', []))}; "
-                 f"{s.get('size')} px, {s.get('iterations')} iterations of {s.get('optimizer')}, "
-                 f"seed {s.get('seed')}, on {self.device}.", "", weights_note(s), ""]
+        lines = [
+            "# dreamstyle compare",
+            "",
+            f"Content `{s.get('content')}`, style {', '.join(f'`{x}`' for x in s.get('styles', []))}; "
+            f"{s.get('size')} px, {s.get('iterations')} iterations of {s.get('optimizer')}, "
+            f"seed {s.get('seed')}, on {self.device}.",
+            "",
+            weights_note(s),
+            "",
+        ]
         judged = [label for _, label in JUDGE_COLUMNS] if self.judge else []
-        header = (["backbone", "status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms]
-                  + judged + ["output"])
+        header = (
+            ["backbone", "status", "ms / iteration", "total s", "peak memory"]
+            + [f"{t} loss" for t in terms]
+            + judged
+            + ["output"]
+        )
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---"] + ["---:"] * (3 + len(terms) + len(judged)) + ["---"]) + "|")
         for row in self.rows:
-            cells = [row.variant.label, row.status, fmt(row.ms_per_iteration, "{:.1f}"),
-                     fmt(row.total_seconds, "{:.1f}"), fmt_bytes(row.memory_bytes)]
+            cells = [
+                row.variant.label,
+                row.status,
+                fmt(row.ms_per_iteration, "{:.1f}"),
+                fmt(row.total_seconds, "{:.1f}"),
+                fmt_bytes(row.memory_bytes),
+            ]
             cells += [fmt(row.losses.get(t), "{:.4g}") for t in terms]
             cells += judge_cells(row) if self.judge else []
             cells.append(f"[{row.output}]({row.output})" if row.output else "")
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        lines += ["", f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
-                  "Total time includes loading the network and computing the targets; "
-                  "ms / iteration is the optimization alone."] + ([judge_note(self.judge)] if self.judge else [])
+        lines += [
+            "",
+            f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
+            "Total time includes loading the network and computing the targets; "
+            "ms / iteration is the optimization alone.",
+        ] + ([judge_note(self.judge)] if self.judge else [])
         failed = [r for r in self.rows if r.error]
         if failed:
             lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
@@ -128,14 +161,20 @@ class Comparison:
 
 def weights_note(s: dict) -> str:
     """What the table says of the weights: the same for every backbone, and what that means."""
-    weights = (f"content {fmt(s.get('content_weight'), '{:g}')}, style {fmt(s.get('style_weight'), '{:g}')}, "
-               f"TV {fmt(s.get('tv_weight'), '{:g}')}")
+    weights = (
+        f"content {fmt(s.get('content_weight'), '{:g}')}, style {fmt(s.get('style_weight'), '{:g}')}, "
+        f"TV {fmt(s.get('tv_weight'), '{:g}')}"
+    )
     if s.get("term_scale", "absolute") == "relative":
-        return (f"Weights {weights}, the same for every backbone. The content and style terms are relative "
-                "(each layer's error over its target's energy), so they mean the same balance on every "
-                "backbone, whatever its activation scale: the pictures differ by the networks alone.")
-    return (f"Weights {weights}, the same for every backbone, on absolute terms (the squared errors of "
-            "dreamstyle 0.1): each backbone's activation scale changes their balance.")
+        return (
+            f"Weights {weights}, the same for every backbone. The content and style terms are relative "
+            "(each layer's error over its target's energy), so they mean the same balance on every "
+            "backbone, whatever its activation scale: the pictures differ by the networks alone."
+        )
+    return (
+        f"Weights {weights}, the same for every backbone, on absolute terms (the squared errors of "
+        "dreamstyle 0.1): each backbone's activation scale changes their balance."
+    )
 
 
 def caption(row: CellRow) -> list[str]:
@@ -159,9 +198,18 @@ def _cell_size(comp: Comparison) -> tuple[int, int]:
     return fit_size(comp.content.size, comp.settings.get("size"))
 
 
-def compare(settings: TransferSettings, variants: str | Sequence, *, callback: Callable | None = None,
-            on_start: Callable | None = None, snapshot_every: int = 0, recipe_paths: str = "full",
-            executor=None, on_row: Callable | None = None, judge: str | None = "vgg19") -> Comparison:
+def compare(
+    settings: TransferSettings,
+    variants: str | Sequence,
+    *,
+    callback: Callable | None = None,
+    on_start: Callable | None = None,
+    snapshot_every: int = 0,
+    recipe_paths: str = "full",
+    executor=None,
+    on_row: Callable | None = None,
+    judge: str | None = "vgg19",
+) -> Comparison:
     """Run ``settings`` (a transfer) on every variant: a sweep over backbones, on ``executor`` (default:
     the settings' ``--executor``). ``on_start(row, index, count)`` is called before each (in this
     process); ``callback(event)`` gets every engine step (``event.label`` is the variant's). Then
@@ -177,13 +225,30 @@ def compare(settings: TransferSettings, variants: str | Sequence, *, callback: C
     content = load_image(settings.content, settings.max_pixels)
     styles = [load_image(s, settings.max_pixels) for s in settings.styles]
     summary = {**settings.to_recipe(recipe_paths), "device": str(dev)}
-    rows, stopped = run_cells("transfer", settings, variants, executor=executor, callback=callback,
-                              on_start=on_start, on_row=on_row, snapshot_every=snapshot_every,
-                              recipe_paths=recipe_paths)
+    rows, stopped = run_cells(
+        "transfer",
+        settings,
+        variants,
+        executor=executor,
+        callback=callback,
+        on_start=on_start,
+        on_row=on_row,
+        snapshot_every=snapshot_every,
+        recipe_paths=recipe_paths,
+    )
     for row in rows:
         if row.status == "skipped":
             row.error = "not run: the comparison was interrupted"
     if stopped is None:
         judge_rows(judging, rows, settings.content, settings.styles)
-    return Comparison(rows, content, styles, summary, device_name(dev), MemoryProbe(dev).kind, stopped, recipe_paths,
-                      judging.describe(recipe_paths) if judging else None)
+    return Comparison(
+        rows,
+        content,
+        styles,
+        summary,
+        device_name(dev),
+        MemoryProbe(dev).kind,
+        stopped,
+        recipe_paths,
+        judging.describe(recipe_paths) if judging else None,
+    )

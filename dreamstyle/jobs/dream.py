@@ -32,15 +32,21 @@ class DreamJob(Job):
         s, bb = settings, session.backbone
         self.targets = parse_targets(s.layers) or parse_targets(list(bb.dream_layers)[:1])
         if not self.targets:
-            raise OptionError(f"backbone {bb.name!r} has no default dream layer; give --layer "
-                              f"(list layers with: dreamstyle layers {bb.name})")
+            raise OptionError(
+                f"backbone {bb.name!r} has no default dream layer; give --layer "
+                f"(list layers with: dreamstyle layers {bb.name})"
+            )
         check_targets(self.targets, bb)
         if s.tile and s.tile < bb.min_size:
-            raise OptionError(f"--tile {s.tile} is below the {bb.min_size} px minimum of backbone {bb.name!r}; "
-                              "use a larger tile or --tile 0")
+            raise OptionError(
+                f"--tile {s.tile} is below the {bb.min_size} px minimum of backbone {bb.name!r}; "
+                "use a larger tile or --tile 0"
+            )
         if s.guide is not None and s.objective != "mean":
-            raise OptionError(f"--objective {s.objective} does not apply with --guide (a guided dream maximizes "
-                              "the dot product with the guide's features)")
+            raise OptionError(
+                f"--objective {s.objective} does not apply with --guide (a guided dream maximizes "
+                "the dot product with the guide's features)"
+            )
         if s.guide is not None:
             objective = term("guide", layers=self.targets)
         else:
@@ -51,8 +57,9 @@ class DreamJob(Job):
         self.objective = nothing_to_optimize(objective)
         self.guide = self.load(s.guide) if s.guide is not None else None
         self.lr = DREAM_STEP if s.lr is None else s.lr
-        self.overlap = s.tile_overlap if s.tile_overlap is not None else default_overlap(bb, self.objective.layers,
-                                                                                         s.tile)
+        self.overlap = (
+            s.tile_overlap if s.tile_overlap is not None else default_overlap(bb, self.objective.layers, s.tile)
+        )
         self.transforms = Transforms.from_spec(s.transforms, s.jitter)
         self.notes.update(layers_used=[str(t) for t in self.targets], tile_overlap_used=self.overlap, step=self.lr)
         self._detail = None  # what the octaves so far added to the base, at the last octave's size
@@ -72,8 +79,10 @@ class DreamJob(Job):
         if img is not None and s.init != "noise":
             content = to_tensor(img, wh)
         else:  # grey noise, seeded: a layer, channel or neuron visualized from it (--samples: N of them)
-            noise = [torch.rand((1, 3, wh[1], wh[0]), generator=torch.Generator().manual_seed(self.seed + i))
-                     for i in range(s.samples)]
+            noise = [
+                torch.rand((1, 3, wh[1], wh[0]), generator=torch.Generator().manual_seed(self.seed + i))
+                for i in range(s.samples)
+            ]
             content = 0.5 + 0.08 * (torch.cat(noise) - 0.5)
         alpha = alpha_of(img, wh, self.device) if img is not None and s.init != "noise" else None
         return Item(content.to(self.device), wh, source=s.input, alpha=alpha)
@@ -89,8 +98,9 @@ class DreamJob(Job):
 
     def stages(self, item: Item) -> list[Stage]:
         s = self.settings
-        return octave_stages(item.size, s.octaves, float(s.octave_scale), self.backbone.min_size,
-                             item.iterations or s.iterations)
+        return octave_stages(
+            item.size, s.octaves, float(s.octave_scale), self.backbone.min_size, item.iterations or s.iterations
+        )
 
     # --- a stage ---------------------------------------------------------------------------------------
     def base(self, item: Item) -> torch.Tensor:
@@ -116,10 +126,17 @@ class DreamJob(Job):
             gwh = fit_size(self.guide.size, min(max(wh), GUIDE_MAX_SIZE))
             self.backbone.check_size(gwh[1], gwh[0], "the guide image")
             images["guide"] = [resized(to_tensor(self.guide).to(self.device), gwh)]
-        ctx = TermContext(self.backbone, images=images, options={
-            "stage": stage.index, "size": wh, "position_scale": (wh[1] / full[1], wh[0] / full[0]),
-            "term_scale": self.settings.term_scale},
-            masks=self.masks_at(wh, item))
+        ctx = TermContext(
+            self.backbone,
+            images=images,
+            options={
+                "stage": stage.index,
+                "size": wh,
+                "position_scale": (wh[1] / full[1], wh[0] / full[0]),
+                "term_scale": self.settings.term_scale,
+            },
+            masks=self.masks_at(wh, item),
+        )
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))
         self._note_picked()
         s = self.settings
@@ -146,7 +163,7 @@ class DreamJob(Job):
         if mode == "luminance":
             image = recombine_luminance(image, base)
         elif mode == "histogram":
-            image = torch.cat([match_color_histogram(image[i:i + 1], base[i:i + 1]) for i in range(len(image))])
+            image = torch.cat([match_color_histogram(image[i : i + 1], base[i : i + 1]) for i in range(len(image))])
         if self.settings.samples > 1 and len(image) > 1:
             image = side_by_side(image)
         return with_alpha(image, item.alpha)
@@ -181,5 +198,5 @@ def side_by_side(images: torch.Tensor, gap: int = 4) -> torch.Tensor:
     white = images.new_ones((1, images.shape[1], images.shape[2], gap))
     parts = []
     for i in range(len(images)):
-        parts += [images[i:i + 1]] + ([white] if i < len(images) - 1 else [])
+        parts += [images[i : i + 1]] + ([white] if i < len(images) - 1 else [])
     return torch.cat(parts, dim=3)

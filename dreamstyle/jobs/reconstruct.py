@@ -43,13 +43,17 @@ class Reconstruction:
             panels.append(Panel(result.image, lines))
         r = self.recipe
         what = "style (Gram loss, growing sets of layers)" if style else "content (one layer each)"
-        title = (f"reconstruct {what} · {r['backbone']}"
-                 f"{' (random weights)' if r.get('weights') == 'random' else ''}"
-                 f"{' · avg pooling' if r.get('pooling') == 'avg' else ''} · {r['iterations']} iterations")
+        title = (
+            f"reconstruct {what} · {r['backbone']}"
+            f"{' (random weights)' if r.get('weights') == 'random' else ''}"
+            f"{' · avg pooling' if r.get('pooling') == 'avg' else ''} · {r['iterations']} iterations"
+        )
         return contact_sheet(panels, cell, columns=columns, title=title)
 
 
-def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, recipe_paths: str = "full") -> Reconstruction:
+def reconstruct(
+    settings: ReconstructSettings, *, callback=None, loaded=None, recipe_paths: str = "full"
+) -> Reconstruction:
     """Every panel of ``settings`` (one per layer, or per growing set of layers with ``style``)."""
     s = settings
     session = Session.for_settings(s, loaded)
@@ -63,28 +67,53 @@ def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, re
     w, h = fit_size(img.size, s.size)
     bb.check_size(h, w, f"the output at --size {s.size}")
     if s.style:
-        panels = [(names[k - 1] if k == 1 else f"{names[0]} … {names[k - 1]}", names[:k])
-                  for k in range(1, len(names) + 1)]
+        panels = [
+            (names[k - 1] if k == 1 else f"{names[0]} … {names[k - 1]}", names[:k]) for k in range(1, len(names) + 1)
+        ]
     else:
         panels = [(name, [name]) for name in names]
     seed = s.seed if s.seed is not None else random.randrange(2**31)  # every panel starts from the same noise
-    base = TransferSettings(content=img, styles=(img,), init="noise", tv_weight=s.tv_weight, size=s.size,
-                            iterations=s.iterations, optimizer=s.optimizer, lr=s.lr, seed=seed, device=s.device,
-                            precision=s.precision, backbone=s.backbone, weights=s.weights, pooling=s.pooling,
-                            losses=s.losses, log_every=s.log_every, max_pixels=s.max_pixels)
-    recipe = {**s.to_recipe(recipe_paths), "mode": "style" if s.style else "content", "seed": seed,
-              "weights": session.recipe(recipe_paths)["weights"], "layers": names,
-              "panels": []}
+    base = TransferSettings(
+        content=img,
+        styles=(img,),
+        init="noise",
+        tv_weight=s.tv_weight,
+        size=s.size,
+        iterations=s.iterations,
+        optimizer=s.optimizer,
+        lr=s.lr,
+        seed=seed,
+        device=s.device,
+        precision=s.precision,
+        backbone=s.backbone,
+        weights=s.weights,
+        pooling=s.pooling,
+        losses=s.losses,
+        log_every=s.log_every,
+        max_pixels=s.max_pixels,
+    )
+    recipe = {
+        **s.to_recipe(recipe_paths),
+        "mode": "style" if s.style else "content",
+        "seed": seed,
+        "weights": session.recipe(recipe_paths)["weights"],
+        "layers": names,
+        "panels": [],
+    }
     rec = Reconstruction(img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img, [], recipe)
     for i, (label, subset) in enumerate(panels, start=1):
+
         def on_event(event, _label=f"{label} ({i}/{len(panels)})"):
             event.label = _label
             if callback is not None:
                 callback(event)
 
         weight = s.weight if s.weight is not None else (STYLE_WEIGHT if s.style else CONTENT_WEIGHT)
-        terms = dict(content_weight=0.0, style_weight=weight, style_layers=subset) if s.style else \
-            dict(style_weight=0.0, content_weight=weight, content_layers=subset)
+        terms = (
+            dict(content_weight=0.0, style_weight=weight, style_layers=subset)
+            if s.style
+            else dict(style_weight=0.0, content_weight=weight, content_layers=subset)
+        )
         start = time.perf_counter()
         try:
             job = TransferJob(base.replace(**terms), session)
@@ -96,9 +125,15 @@ def reconstruct(settings: ReconstructSettings, *, callback=None, loaded=None, re
             break
         seconds = time.perf_counter() - start
         rec.panels.append((label, subset, result, seconds))
-        recipe["panels"].append({"label": label, "layers": subset, "seconds": round(seconds, 2),
-                                 "loss": result.history[-1] if result.history else None,
-                                 "stopped": result.stopped.value if result.stopped else None})
+        recipe["panels"].append(
+            {
+                "label": label,
+                "layers": subset,
+                "seconds": round(seconds, 2),
+                "loss": result.history[-1] if result.history else None,
+                "stopped": result.stopped.value if result.stopped else None,
+            }
+        )
         if result.stopped:
             rec.stopped = result.stopped
             if rec.stopped is Reason.INTERRUPTED:

@@ -149,7 +149,9 @@ def grid(settings, axes: Sequence[Axis], given: Callable[[str], bool] | None = N
         texts = {a.name: a.texts[k] for a, k in zip(axes, combo)}
         if "preset" in changes:
             varied = set(changes)
-            changes = apply_preset(type(settings), changes, lambda k, varied=varied: k in varied or bool(given and given(k)))
+            changes = apply_preset(
+                type(settings), changes, lambda k, varied=varied: k in varied or bool(given and given(k))
+            )
         settings.replace(**changes)  # checks every value
         stem = "_".join(f"{a.flag.lstrip('-')}-{t}" for a, t in zip(axes, texts.values()))
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "cell"
@@ -164,8 +166,15 @@ class CellWork:
     """What a worker needs to make cells: the job's kind and settings (input files as bytes when it
     travels); a worker keeps the last loaded backbone for the next cell that asks for the same one."""
 
-    def __init__(self, kind: str, settings, recipe_paths: str = "full", snapshot_every: int = 0,
-                 callback: Callable | None = None, on_start: Callable | None = None):
+    def __init__(
+        self,
+        kind: str,
+        settings,
+        recipe_paths: str = "full",
+        snapshot_every: int = 0,
+        callback: Callable | None = None,
+        on_start: Callable | None = None,
+    ):
         self.kind, self.settings, self.recipe_paths, self.snapshot_every = kind, settings, recipe_paths, snapshot_every
         self.callback, self.on_start = callback, on_start
         self.files: dict = {}
@@ -179,8 +188,7 @@ class CellWork:
     def __getstate__(self):
         from ..executors import pack_inputs
 
-        return {**self.__dict__, "callback": None, "on_start": None, "kept": None,
-                "files": pack_inputs(self.settings)}
+        return {**self.__dict__, "callback": None, "on_start": None, "kept": None, "files": pack_inputs(self.settings)}
 
     def open(self):
         if self.files and not self.back:
@@ -259,9 +267,19 @@ def _run_row(work: CellWork, row: CellRow) -> None:
         release_memory(dev)
 
 
-def run_cells(kind: str, settings, variants: Sequence, *, executor=None, callback: Callable | None = None,
-              on_start: Callable | None = None, on_row: Callable | None = None, snapshot_every: int = 0,
-              recipe_paths: str = "full", skip: Sequence[int] = ()) -> tuple[list[CellRow], Reason | None]:
+def run_cells(
+    kind: str,
+    settings,
+    variants: Sequence,
+    *,
+    executor=None,
+    callback: Callable | None = None,
+    on_start: Callable | None = None,
+    on_row: Callable | None = None,
+    snapshot_every: int = 0,
+    recipe_paths: str = "full",
+    skip: Sequence[int] = (),
+) -> tuple[list[CellRow], Reason | None]:
     """Every variant (a :class:`Cell` or compare's ``Variant``) of ``settings`` on ``executor`` (default:
     the settings' ``--executor``); ``on_row(index, row, worker)`` as each finishes; the cells ``skip`` are left
     out (``--resume``). Returns the rows, in the variants' order, and ``Reason.INTERRUPTED`` if Ctrl-C ended it."""
@@ -302,8 +320,11 @@ def resolved_seed(settings):
 
 # --- the sweep's outputs ------------------------------------------------------------------------------
 
-JUDGE_COLUMNS = (("content", "judge content"), ("style_gram", "judge style (Gram)"),
-                 ("style_swd", "judge style (SW)"))  # the judge's distances in the tables (lower is closer)
+JUDGE_COLUMNS = (
+    ("content", "judge content"),
+    ("style_gram", "judge style (Gram)"),
+    ("style_swd", "judge style (SW)"),
+)  # the judge's distances in the tables (lower is closer)
 
 
 def judge_cells(row) -> list[str]:
@@ -319,9 +340,12 @@ def judge_dict(row) -> dict:
 def judge_note(judge: dict | None) -> str:
     if not judge:
         return ""
-    return (f"Judged on {judge['backbone']} ({judge['weights']} weights) by `dreamstyle score`: the content "
-            "distance and the style distances (Gram, sliced Wasserstein), relative, averaged over the judge's "
-            "layers; lower is closer.")
+    return (
+        f"Judged on {judge['backbone']} ({judge['weights']} weights) by `dreamstyle score`: the content "
+        "distance and the style distances (Gram, sliced Wasserstein), relative, averaged over the judge's "
+        "layers; lower is closer."
+    )
+
 
 def loss_names(rows) -> list[str]:
     """The loss terms of any row, in the order they first appear."""
@@ -348,45 +372,73 @@ class Sweep:
         from ..sheets import labelled_grid
 
         columns = len(self.axes[-1].texts)
-        row_names = [", ".join(f"{a.flag.lstrip('-')} {t}" for a, t in zip(self.axes[:-1], combo))
-                     for combo in itertools.product(*(a.texts for a in self.axes[:-1]))] or [""]
+        row_names = [
+            ", ".join(f"{a.flag.lstrip('-')} {t}" for a, t in zip(self.axes[:-1], combo))
+            for combo in itertools.product(*(a.texts for a in self.axes[:-1]))
+        ] or [""]
         col_names = [f"{self.axes[-1].flag.lstrip('-')} {t}" for t in self.axes[-1].texts]
         cells = [(r.result.image if r.ok else None, _caption(r), r.error or r.status) for r in self.rows]
         s = self.settings
         size = s.get("size")
-        title = (f"dreamstyle sweep ({self.kind}) · {'x'.join(map(str, size)) if isinstance(size, list) else size} px"
-                 f" · {s.get('iterations')} iterations · {s.get('optimizer')} · seed {s.get('seed')} · {self.device}")
+        title = (
+            f"dreamstyle sweep ({self.kind}) · {'x'.join(map(str, size)) if isinstance(size, list) else size} px"
+            f" · {s.get('iterations')} iterations · {s.get('optimizer')} · seed {s.get('seed')} · {self.device}"
+        )
         return labelled_grid(cells, row_names, col_names, columns, title)
 
     def to_dict(self) -> dict:
-        return {"command": "sweep", "kind": self.kind, "settings": self.settings, "device": self.device,
-                "peak_memory": MEMORY_NOTE[self.memory_kind], "stopped": self.stopped, "judge": self.judge,
-                "vary": {a.flag.lstrip("-"): list(a.texts) for a in self.axes},
-                "cells": [_cell_dict(r) for r in self.rows]}
+        return {
+            "command": "sweep",
+            "kind": self.kind,
+            "settings": self.settings,
+            "device": self.device,
+            "peak_memory": MEMORY_NOTE[self.memory_kind],
+            "stopped": self.stopped,
+            "judge": self.judge,
+            "vary": {a.flag.lstrip("-"): list(a.texts) for a in self.axes},
+            "cells": [_cell_dict(r) for r in self.rows],
+        }
 
     def to_markdown(self) -> str:
 
         terms = self.loss_names
         names = [a.flag.lstrip("-") for a in self.axes]
-        lines = [f"# dreamstyle sweep ({self.kind})", "",
-                 f"{', '.join(f'`{n}`' for n in names)} varied; {self.settings.get('iterations')} iterations of "
-                 f"{self.settings.get('optimizer')}, seed {self.settings.get('seed')}, on {self.device}.", ""]
+        lines = [
+            f"# dreamstyle sweep ({self.kind})",
+            "",
+            f"{', '.join(f'`{n}`' for n in names)} varied; {self.settings.get('iterations')} iterations of "
+            f"{self.settings.get('optimizer')}, seed {self.settings.get('seed')}, on {self.device}.",
+            "",
+        ]
         judged = [label for _, label in JUDGE_COLUMNS] if self.judge else []
-        header = (names + ["status", "ms / iteration", "total s", "peak memory"] + [f"{t} loss" for t in terms]
-                  + judged + ["output"])
-        lines += ["| " + " | ".join(header) + " |",
-                  "|" + "|".join(["---"] * (len(names) + 1) + ["---:"] * (3 + len(terms) + len(judged)) + ["---"])
-                  + "|"]
+        header = (
+            names
+            + ["status", "ms / iteration", "total s", "peak memory"]
+            + [f"{t} loss" for t in terms]
+            + judged
+            + ["output"]
+        )
+        lines += [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] * (len(names) + 1) + ["---:"] * (3 + len(terms) + len(judged)) + ["---"]) + "|",
+        ]
         for row in self.rows:
             cells = [str(row.variant.texts[a.name]) for a in self.axes]
-            cells += [row.status, fmt(row.ms_per_iteration, "{:.1f}"), fmt(row.total_seconds, "{:.1f}"),
-                      fmt_bytes(row.memory_bytes)] + [fmt(row.losses.get(t), "{:.4g}") for t in terms]
+            cells += [
+                row.status,
+                fmt(row.ms_per_iteration, "{:.1f}"),
+                fmt(row.total_seconds, "{:.1f}"),
+                fmt_bytes(row.memory_bytes),
+            ] + [fmt(row.losses.get(t), "{:.4g}") for t in terms]
             cells += judge_cells(row) if self.judge else []
             cells.append(f"[{row.output}]({row.output})" if row.output else "")
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        lines += ["", f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
-                  "Total time includes loading the network (once per worker and backbone) and computing the "
-                  "targets; ms / iteration is the optimization alone."] + ([judge_note(self.judge)] if self.judge else [])
+        lines += [
+            "",
+            f"Peak memory: {MEMORY_NOTE[self.memory_kind]}.",
+            "Total time includes loading the network (once per worker and backbone) and computing the "
+            "targets; ms / iteration is the optimization alone.",
+        ] + ([judge_note(self.judge)] if self.judge else [])
         failed = [r for r in self.rows if r.error and r.status != "done before"]
         if failed:
             lines += ["", "Failures:", ""] + [f"- **{r.variant.label}**: {r.error}" for r in failed]
@@ -404,17 +456,35 @@ def _caption(row: CellRow) -> str:
 
 def _cell_dict(row: CellRow) -> dict:
 
-    return {"vary": {row.variant.flags[k].lstrip("-"): t for k, t in row.variant.texts.items()},
-            "status": row.status, "error": row.error, "iterations": row.steps,
-            "ms_per_iteration": rounded(row.ms_per_iteration, 2), "total_seconds": rounded(row.total_seconds, 3),
-            "peak_memory_bytes": row.memory_bytes,
-            "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()}, "judge": judge_dict(row),
-            "output": row.output}
+    return {
+        "vary": {row.variant.flags[k].lstrip("-"): t for k, t in row.variant.texts.items()},
+        "status": row.status,
+        "error": row.error,
+        "iterations": row.steps,
+        "ms_per_iteration": rounded(row.ms_per_iteration, 2),
+        "total_seconds": rounded(row.total_seconds, 3),
+        "peak_memory_bytes": row.memory_bytes,
+        "losses": {k: rounded(x, 6, sig=True) for k, x in row.losses.items()},
+        "judge": judge_dict(row),
+        "output": row.output,
+    }
 
 
-def sweep(kind: str, settings, vary, *, executor=None, callback=None, on_start=None, on_row=None,
-          recipe_paths: str = "full", skip: Sequence[int] = (), judge: str | None = "vgg19", given=None,
-          before_judge: Callable | None = None) -> Sweep:
+def sweep(
+    kind: str,
+    settings,
+    vary,
+    *,
+    executor=None,
+    callback=None,
+    on_start=None,
+    on_row=None,
+    recipe_paths: str = "full",
+    skip: Sequence[int] = (),
+    judge: str | None = "vgg19",
+    given=None,
+    before_judge: Callable | None = None,
+) -> Sweep:
     """Run ``settings`` (of ``kind``: transfer, dream, texture) over the grid ``vary`` (``--vary`` pairs,
     or :class:`Axis` objects) on ``executor``; then grade each cell's picture on ``judge`` (a backbone
     spec, :class:`~dreamstyle.judge.Judge`; None or "none": not graded; a dream is not graded: it has
@@ -429,11 +499,28 @@ def sweep(kind: str, settings, vary, *, executor=None, callback=None, on_start=N
     cells = grid(settings, axes, given)
     judging = make_judge(judge if kind != "dream" else None, settings)  # checked before any work
     dev = resolve_device(settings.device)
-    rows, stopped = run_cells(kind, settings, cells, executor=executor, callback=callback, on_start=on_start,
-                              on_row=on_row, recipe_paths=recipe_paths, skip=skip)
+    rows, stopped = run_cells(
+        kind,
+        settings,
+        cells,
+        executor=executor,
+        callback=callback,
+        on_start=on_start,
+        on_row=on_row,
+        recipe_paths=recipe_paths,
+        skip=skip,
+    )
     if before_judge is not None:
         before_judge(rows)
     if stopped is None:
         judge_rows(judging, rows, getattr(settings, "content", None), getattr(settings, "styles", ()))
-    return Sweep(kind, axes, rows, {**settings.to_recipe(recipe_paths), "device": str(dev)}, device_name(dev),
-                 MemoryProbe(dev).kind, stopped, judging.describe(recipe_paths) if judging else None)
+    return Sweep(
+        kind,
+        axes,
+        rows,
+        {**settings.to_recipe(recipe_paths), "device": str(dev)},
+        device_name(dev),
+        MemoryProbe(dev).kind,
+        stopped,
+        judging.describe(recipe_paths) if judging else None,
+    )

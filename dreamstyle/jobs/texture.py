@@ -25,8 +25,11 @@ class TextureJob(Job):
         super().__init__(settings, session, recipe_paths)
         s, bb = settings, session.backbone
         self.style_layers = resolve_layers(s.style_layers, bb.style_layers, bb, "style")
-        objective = (s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
-                     + s.tv_weight * term("tv", wrap=s.seamless) + extra_terms(s.losses, bb, absolute_defaults(s)))
+        objective = (
+            s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
+            + s.tv_weight * term("tv", wrap=s.seamless)
+            + extra_terms(s.losses, bb, absolute_defaults(s))
+        )
         self.objective = nothing_to_optimize(objective)
         self.styles = [self.load(p) for p in s.styles]
         self.init_image = None if s.init == "noise" else to_tensor(self.load(s.init))
@@ -49,19 +52,32 @@ class TextureJob(Job):
 
     def preparing(self, item, stage) -> str:
         n = len(self.styles)
-        return f"computing the style targets ({n} style image{'s' if n != 1 else ''}) at {stage.size[0]}x{stage.size[1]}"
+        return (
+            f"computing the style targets ({n} style image{'s' if n != 1 else ''}) at {stage.size[0]}x{stage.size[1]}"
+        )
 
     def plan(self, item: Item, stage: Stage, previous) -> Plan:
         wh, s = stage.size, self.settings
-        styles = [resized(to_tensor(img).to(self.device), fit_size(img.size, max(1, round(stage.long_side * s.style_scale))))
-                  for img in self.styles]
+        styles = [
+            resized(to_tensor(img).to(self.device), fit_size(img.size, max(1, round(stage.long_side * s.style_scale))))
+            for img in self.styles
+        ]
         tile, overlap = self.tile_for(wh, self.objective.layers) if not s.seamless else (0, 0)
         gradient = self.gradient(self.objective, self.jitter, tile, overlap, circular=s.seamless)
-        masks = {**self.masks_at(wh, item), "style_alpha": [alpha_of(img, (t.shape[-1], t.shape[-2]), self.device)
-                                                            for img, t in zip(self.styles, styles)]}
-        ctx = TermContext(self.backbone, images={"style": styles}, blend=s.style_blend,
-                          options={"stage": stage.index, "size": wh, "term_scale": s.term_scale}, masks=masks,
-                          tiler=gradient.tiler)
+        masks = {
+            **self.masks_at(wh, item),
+            "style_alpha": [
+                alpha_of(img, (t.shape[-1], t.shape[-2]), self.device) for img, t in zip(self.styles, styles)
+            ],
+        }
+        ctx = TermContext(
+            self.backbone,
+            images={"style": styles},
+            blend=s.style_blend,
+            options={"stage": stage.index, "size": wh, "term_scale": s.term_scale},
+            masks=masks,
+            tiler=gradient.tiler,
+        )
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective))  # the painting is not periodic
         if previous is not None:
             start = resized(previous, wh)

@@ -44,8 +44,15 @@ class Photos:
     same in every run with that seed (so a resumed run sees what the first one would have). A photo
     that cannot be read is skipped, once, with one line to ``on_skip``."""
 
-    def __init__(self, paths: list[Path], side: int, batch: int, seed: int, max_pixels: int,
-                 on_skip: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        paths: list[Path],
+        side: int,
+        batch: int,
+        seed: int,
+        max_pixels: int,
+        on_skip: Callable[[str], None] | None = None,
+    ):
         self.paths, self.side, self.batch, self.seed = list(paths), int(side), int(batch), int(seed)
         self.max_pixels, self.on_skip = max_pixels, on_skip
         self._cache: dict[Path, torch.Tensor | None] = {}
@@ -57,8 +64,9 @@ class Photos:
                 short = min(img.size)
                 if short < self.side:  # upscale so a crop fits
                     w, h = img.size
-                    img = img.resize((max(self.side, round(w * self.side / short)),
-                                      max(self.side, round(h * self.side / short))))
+                    img = img.resize(
+                        (max(self.side, round(w * self.side / short)), max(self.side, round(h * self.side / short)))
+                    )
                 self._cache[path] = to_tensor(img)
             except (UserError, OSError) as exc:
                 self._cache[path] = None
@@ -73,7 +81,7 @@ class Photos:
             return None
         h, w = t.shape[-2:]
         y, x = (h - self.side) // 2, (w - self.side) // 2
-        return t[..., y:y + self.side, x:x + self.side]
+        return t[..., y : y + self.side, x : x + self.side]
 
     def batch_at(self, step: int) -> torch.Tensor:
         """Step ``step``'s batch (B, 3, side, side), from the photos that can be read."""
@@ -87,7 +95,7 @@ class Photos:
                 continue
             h, w = t.shape[-2:]
             y, x = rng.randrange(h - self.side + 1), rng.randrange(w - self.side + 1)
-            crops.append(t[..., y:y + self.side, x:x + self.side])
+            crops.append(t[..., y : y + self.side, x : x + self.side])
         if len(crops) < self.batch:
             raise ImageError("no photo in the folder could be read (each was skipped)")
         return torch.cat(crops, 0)
@@ -125,9 +133,17 @@ class TrainJob(TransferJob):
 
     source_key = "photos"
 
-    def __init__(self, settings: TrainSettings, session, output, *, resume: bool = False,
-                 on_skip: Callable[[str], None] | None = None,
-                 announce: Callable[[str], None] | None = None, recipe_paths: str = "full"):
+    def __init__(
+        self,
+        settings: TrainSettings,
+        session,
+        output,
+        *,
+        resume: bool = False,
+        on_skip: Callable[[str], None] | None = None,
+        announce: Callable[[str], None] | None = None,
+        recipe_paths: str = "full",
+    ):
         super().__init__(settings, session, announce=announce, recipe_paths=recipe_paths)
         self.output = Path(output)
         self.lr = settings.lr if settings.lr is not None else DEFAULT_LR
@@ -145,9 +161,12 @@ class TrainJob(TransferJob):
         self.net = net.to(self.device).train()
         self.param = NetworkParam(self.net)
         self.param.step_scale = 255.0  # the optimizer's learning rate is Adam's own (see optimizers.adam)
-        self.notes.update(architecture=asdict(self.net.arch),
-                          parameters=parameter_count(self.net), photos=len(self.paths),
-                          lr_used=self.lr)
+        self.notes.update(
+            architecture=asdict(self.net.arch),
+            parameters=parameter_count(self.net),
+            photos=len(self.paths),
+            lr_used=self.lr,
+        )
         self._stage: Stage | None = None
         self.begun = 0  # the steps begun in this run
 
@@ -160,15 +179,19 @@ class TrainJob(TransferJob):
         v = self.param.variable
         if v is not None and not bool(torch.isfinite(v).all()):
             last = f"; the last checkpoint is {self.output}" if self.settings.checkpoint_every else ""
-            raise DivergedTraining(f"the network's weights went to NaN or infinity at step "
-                                   f"{self.first_step + self.begun} (try a smaller --lr){last}; nothing was written")
+            raise DivergedTraining(
+                f"the network's weights went to NaN or infinity at step "
+                f"{self.first_step + self.begun} (try a smaller --lr){last}; nothing was written"
+            )
 
     def default_optimizer(self) -> str:
         return "adam"
 
     def preparing(self, item, stage) -> str:
-        return (f"{super().preparing(item, stage)}; training a {parameter_count(self.net) / 1e6:.2f} M-parameter "
-                f"network on {len(self.paths)} photos")
+        return (
+            f"{super().preparing(item, stage)}; training a {parameter_count(self.net) / 1e6:.2f} M-parameter "
+            f"network on {len(self.paths)} photos"
+        )
 
     def still_item(self) -> Item:
         side = self.settings.size
@@ -205,8 +228,14 @@ class TrainJob(TransferJob):
 
     def model_recipe(self, step: int) -> dict:
         out = self.settings.to_recipe(self.recipe_paths)
-        out.update(seed=self.seed, backbone=self.backbone.name, terms=self.objective.to_recipe(), **self.notes,
-                   photos_sha256=photo_hashes(self.paths), steps=step)
+        out.update(
+            seed=self.seed,
+            backbone=self.backbone.name,
+            terms=self.objective.to_recipe(),
+            **self.notes,
+            photos_sha256=photo_hashes(self.paths),
+            steps=step,
+        )
         return out
 
     @torch.no_grad()

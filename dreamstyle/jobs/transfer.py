@@ -52,8 +52,9 @@ def choose_dream_layer(backbone, used) -> str:
             return name
     free = [layer for layer in backbone.layer_map if layer.name not in used]
     if not free:
-        raise OptionError(f"content and style use every layer of {backbone.name}; name a --dream-layer "
-                          "and pass --allow-overlap")
+        raise OptionError(
+            f"content and style use every layer of {backbone.name}; name a --dream-layer and pass --allow-overlap"
+        )
     if any(layer.kind for layer in backbone.layer_map):  # the map says what each layer is
         activations = [layer.name for layer in free if layer.kind in DREAMABLE]
     else:  # a map without kinds: by the usual names
@@ -61,8 +62,15 @@ def choose_dream_layer(backbone, used) -> str:
     return (activations or [layer.name for layer in free])[-1]
 
 
-def dream_terms(specs, weight: float | None, allow_overlap: bool, used: dict[str, str], backbone,
-                announce: Callable[[str], None] | None = None, term_scale: str = "relative") -> tuple[Objective, dict]:
+def dream_terms(
+    specs,
+    weight: float | None,
+    allow_overlap: bool,
+    used: dict[str, str],
+    backbone,
+    announce: Callable[[str], None] | None = None,
+    term_scale: str = "relative",
+) -> tuple[Objective, dict]:
     """The hybrid's activation term on ``specs`` ("auto": a layer neither content nor style uses),
     and what to record of it."""
     if weight is None:
@@ -80,44 +88,65 @@ def dream_terms(specs, weight: float | None, allow_overlap: bool, used: dict[str
         if t.layer in used and not allow_overlap and t.layer not in auto:
             raise OptionError(
                 f"--dream-layer {t.layer} is also a {used[t.layer]} layer, so the two terms would fight over "
-                "it; pick another (--dream-layer auto picks one neither uses) or pass --allow-overlap")
+                "it; pick another (--dream-layer auto picks one neither uses) or pass --allow-overlap"
+            )
     notes = {"dream_layers_used": [str(t) for t in targets], "dream_weight_used": weight}
     if auto:
         notes["dream_auto"] = auto
         if announce is not None:
-            announce(f"dream layer{'s' if len(auto) > 1 else ''}: {', '.join(auto)} "
-                     f"(auto: neither content nor style uses {'them' if len(auto) > 1 else 'it'})")
+            announce(
+                f"dream layer{'s' if len(auto) > 1 else ''}: {', '.join(auto)} "
+                f"(auto: neither content nor style uses {'them' if len(auto) > 1 else 'it'})"
+            )
     return weight * term("activation", layers=targets, objective="mean"), notes
 
 
 class TransferJob(Job):
     """Built once per run: the checked settings, the style images, the objective."""
 
-    def __init__(self, settings: TransferSettings, session, *, clip: bool = False,
-                 announce: Callable[[str], None] | None = None, recipe_paths: str = "full"):
+    def __init__(
+        self,
+        settings: TransferSettings,
+        session,
+        *,
+        clip: bool = False,
+        announce: Callable[[str], None] | None = None,
+        recipe_paths: str = "full",
+    ):
         super().__init__(settings, session, recipe_paths)
         s, bb = settings, session.backbone
         self.content_layers = resolve_layers(s.content_layers, bb.content_layers, bb, "content")
         self.style_layers = resolve_layers(s.style_layers, bb.style_layers, bb, "style")
-        objective = (s.content_weight * term("content", layers=self.content_layers)
-                     + s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
-                     + s.tv_weight * term("tv") + extra_terms(s.losses, bb, absolute_defaults(s)))
+        objective = (
+            s.content_weight * term("content", layers=self.content_layers)
+            + s.style_weight * term(STYLE_LOSSES[s.style_loss], layers=self.style_layers)
+            + s.tv_weight * term("tv")
+            + extra_terms(s.losses, bb, absolute_defaults(s))
+        )
         if s.losses.keys() & {"activation"} and s.dream_layers:
             raise OptionError("--dream-layer and --loss activation both add the activation term; use one of them")
         if s.dream_layers:
-            used = {name: role for role, layers, w in (("content", self.content_layers, s.content_weight),
-                                                       ("style", self.style_layers, s.style_weight))
-                    if w for name in layers}
-            dream, notes = dream_terms(s.dream_layers, s.dream_weight, s.allow_overlap, used, bb, announce,
-                                       s.term_scale)
+            used = {
+                name: role
+                for role, layers, w in (
+                    ("content", self.content_layers, s.content_weight),
+                    ("style", self.style_layers, s.style_weight),
+                )
+                if w
+                for name in layers
+            }
+            dream, notes = dream_terms(
+                s.dream_layers, s.dream_weight, s.allow_overlap, used, bb, announce, s.term_scale
+            )
             objective, self.notes = objective + dream, {**self.notes, **notes}
         if clip and s.temporal_weight:
             objective = objective + s.temporal_weight * term("temporal")
         self.objective = nothing_to_optimize(objective)
         self.notes.update(content_layers_used=self.content_layers, style_layers_used=self.style_layers)
         self._styles = None
-        self.init_model = load_model(s.init[len(MODEL_INIT):], self.device).net \
-            if s.init.startswith(MODEL_INIT) else None
+        self.init_model = (
+            load_model(s.init[len(MODEL_INIT) :], self.device).net if s.init.startswith(MODEL_INIT) else None
+        )
         self.init_image = None if s.init in TRANSFER_INITS or self.init_model else to_tensor(self.load(s.init))
         self.color_reference = None  # the content the style colours follow (--preserve-color)
         self._prepared: dict[int, tuple] = {}  # term -> the stage key its fixed-role targets were made for
@@ -138,13 +167,20 @@ class TransferJob(Job):
 
     def preparing(self, item, stage) -> str:
         n = len(self.settings.styles)
-        return f"computing the style targets ({n} style image{'s' if n != 1 else ''}) at {stage.size[0]}x{stage.size[1]}"
+        return (
+            f"computing the style targets ({n} style image{'s' if n != 1 else ''}) at {stage.size[0]}x{stage.size[1]}"
+        )
 
     # --- items ------------------------------------------------------------------------------------
     def still_item(self) -> Item:
         img = self.load(self.settings.content)
-        item = Item(to_tensor(img).to(self.device), fit_size(img.size, self.settings.size), source=self.settings.content,
-                    source_size=img.size, alpha=alpha_of(img, device=self.device))
+        item = Item(
+            to_tensor(img).to(self.device),
+            fit_size(img.size, self.settings.size),
+            source=self.settings.content,
+            source_size=img.size,
+            alpha=alpha_of(img, device=self.device),
+        )
         self.check_item(item, img.size)
         return item
 
@@ -155,8 +191,12 @@ class TransferJob(Job):
         scales = self.settings.scales
         scales = ",".join(map(str, scales)) if isinstance(scales, tuple) else scales
         for stage in stages:
-            self.check_size(stage.size, f"the output at --size {stage.long_side} {of}" if stage.last else
-                            f"the {stage.long_side} px stage of --scales {scales} {of}")
+            self.check_size(
+                stage.size,
+                f"the output at --size {stage.long_side} {of}"
+                if stage.last
+                else f"the {stage.long_side} px stage of --scales {scales} {of}",
+            )
         for stage in stages:
             for img in self.styles:
                 s_wh = fit_size(img.size, max(1, round(stage.long_side * self.settings.style_scale)))
@@ -209,18 +249,31 @@ class TransferJob(Job):
         masks = self.masks_at(wh, item)
         present = {"content", "style", *item.images, *(MASK_ROLES[k] for k in masks), "style_alpha"}
         key = (stage.long_side, id(self.color_reference), wh if masks.keys() - {"alpha"} else None)
-        skip = [t for t in self.objective.terms if getattr(t, "reads", None) is not None
-                and set(t.reads) & present <= FIXED_ROLES and self._prepared.get(id(t)) == key]
+        skip = [
+            t
+            for t in self.objective.terms
+            if getattr(t, "reads", None) is not None
+            and set(t.reads) & present <= FIXED_ROLES
+            and self._prepared.get(id(t)) == key
+        ]
         styles = self.style_images(stage.long_side) if len(skip) < len(self.objective.terms) else []
         if styles:
             masks["style_alpha"] = self.style_alphas(stage.long_side)
-        images = {"content": [content], "style": styles,
-                  **{role: [resized(t.to(self.device), wh) for t in ts] for role, ts in item.images.items()}}
+        images = {
+            "content": [content],
+            "style": styles,
+            **{role: [resized(t.to(self.device), wh) for t in ts] for role, ts in item.images.items()},
+        }
         tile, overlap = self.tile_for(wh, self.objective.layers)
         gradient = self.gradient(self.objective, tile=tile, overlap=overlap)
-        ctx = TermContext(self.backbone, images=images, blend=self.settings.style_blend,
-                          options={"stage": stage.index, "size": wh, "term_scale": self.settings.term_scale},
-                          masks=masks, tiler=gradient.tiler)
+        ctx = TermContext(
+            self.backbone,
+            images=images,
+            blend=self.settings.style_blend,
+            options={"stage": stage.index, "size": wh, "term_scale": self.settings.term_scale},
+            masks=masks,
+            tiler=gradient.tiler,
+        )
         self.objective.to(self.device).prepare(ctx, self.extract(self.objective), skip=lambda t: t in skip)
         for t in self.objective.terms:
             self._prepared[id(t)] = key
@@ -253,8 +306,11 @@ class TransferJob(Job):
         sizes = [self.style_size(img, stage.long_side) for img in self.styles]
         big = max(sizes, key=lambda wh: wh[0] * wh[1])
         if big[0] * big[1] > stage.size[0] * stage.size[1]:
-            hints = (f"a smaller --style-scale (the style image is {big[0]}x{big[1]} px at --style-scale "
-                     f"{s.style_scale:g}, larger than the {stage.size[0]}x{stage.size[1]} px output)", *hints)
+            hints = (
+                f"a smaller --style-scale (the style image is {big[0]}x{big[1]} px at --style-scale "
+                f"{s.style_scale:g}, larger than the {stage.size[0]}x{stage.size[1]} px output)",
+                *hints,
+            )
         return super().oom_message(stage, memory, stages, (*hints, *self.tile_hint(stage)))
 
     def finish(self, item: Item, image, done: int, stages) -> torch.Tensor:

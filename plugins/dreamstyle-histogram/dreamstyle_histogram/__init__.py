@@ -33,5 +33,8 @@ def build(layers=DEFAULT_LAYERS, bins=DEFAULT_BINS):
 
 @hookimpl
 def register_loss_terms(register):
-    register(TermSpec(NAME, "per-channel feature histograms matched to the style images' (Risser et al.)",
-                      build, DEFAULT_WEIGHT))
+    register(
+        TermSpec(
+            NAME, "per-channel feature histograms matched to the style images' (Risser et al.)", build, DEFAULT_WEIGHT
+        )
+    )

@@ -86,8 +86,9 @@ def test_a_few_adam_steps_lower_it_on_a_real_backbone(host):
     torch.manual_seed(0)
     term = dreamstyle_histogram.build()  # default options: vgg19 layers
     extract = load_backbone(host.backbones.get("vgg19"), weights="random").features(term.layers)
-    ctx = TermContext(backbone=None, images={"style": [torch.rand(1, 3, 48, 48), torch.rand(1, 3, 40, 56)]},
-                      blend=[0.7, 0.3])
+    ctx = TermContext(
+        backbone=None, images={"style": [torch.rand(1, 3, 48, 48), torch.rand(1, 3, 40, 56)]}, blend=[0.7, 0.3]
+    )
     term.prepare(ctx, extract)
     objective = Objective({"histogram": (term, 1.0)})
     image = torch.rand(1, 3, 48, 48).mul(0.5).requires_grad_(True)
