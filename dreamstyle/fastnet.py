@@ -43,10 +43,12 @@ class ModelError(UserError):
 
 @dataclass(frozen=True)
 class Architecture:
-    width: int = 32  # channels of the first layer (then 2x and 4x)
+    width: int = 32  # channels of the first layer
     blocks: int = 5  # residual blocks at a quarter of the resolution
     upsample: str = "nearest"  # nearest or bilinear, each followed by a convolution
     edge: int = 9  # the kernel of the first and last convolutions (full resolution)
+    growth: int = 1  # channels times this at each downsampling (1: 32-32-32; 2: Johnson et al.'s 32-64-128)
+    taper: int = 4  # the upsampling side's channels divided by this (1: the mirror of the downsampling side)
 
     def check(self) -> Architecture:
         if not 1 <= int(self.width) <= 512:
@@ -57,7 +59,21 @@ class Architecture:
             raise ModelError(f"edge {self.edge}: choose a kernel of 3, 5, 7 or 9")
         if self.upsample not in ("nearest", "bilinear"):
             raise ModelError(f"upsample {self.upsample!r}: choose nearest or bilinear")
+        if int(self.growth) not in (1, 2):
+            raise ModelError(f"growth {self.growth}: choose 1 or 2")
+        if not 1 <= int(self.taper) <= 16:
+            raise ModelError(f"taper {self.taper}: choose 1 to 16")
         return self
+
+    def channels(self) -> tuple[list[int], list[int]]:
+        """The downsampling side's channels (full, half, quarter resolution) and the upsampling side's
+        (half, full)."""
+        w, g, t = int(self.width), int(self.growth), int(self.taper)
+        down = [w, w * g, w * g * g]
+        return down, [max(1, down[1] // t), max(1, down[0] // t)]
+
+
+JOHNSON = {"growth": 2, "taper": 1}  # Johnson et al.'s channels (32-64-128, a mirrored decoder)
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
@@ -96,17 +112,17 @@ class StyleNet(nn.Module):
     def __init__(self, arch: Architecture = Architecture()):
         super().__init__()
         self.arch = arch.check()
-        w = int(arch.width)
+        (c1, c2, c3), (u1, u2) = arch.channels()
         self.down = nn.ModuleList(
             [
-                nn.Sequential(_conv(3, w, int(arch.edge)), _norm(w), nn.ReLU(inplace=True)),
-                nn.Sequential(_conv(w, 2 * w, 3, 2), _norm(2 * w), nn.ReLU(inplace=True)),
-                nn.Sequential(_conv(2 * w, 4 * w, 3, 2), _norm(4 * w), nn.ReLU(inplace=True)),
+                nn.Sequential(_conv(3, c1, int(arch.edge)), _norm(c1), nn.ReLU(inplace=True)),
+                nn.Sequential(_conv(c1, c2, 3, 2), _norm(c2), nn.ReLU(inplace=True)),
+                nn.Sequential(_conv(c2, c3, 3, 2), _norm(c3), nn.ReLU(inplace=True)),
             ]
         )
-        self.blocks = nn.Sequential(*[_Residual(4 * w) for _ in range(int(arch.blocks))])
-        self.up = nn.ModuleList([_Up(4 * w, 2 * w, arch.upsample), _Up(2 * w, w, arch.upsample)])
-        self.out = _conv(w, 3, int(arch.edge))
+        self.blocks = nn.Sequential(*[_Residual(c3) for _ in range(int(arch.blocks))])
+        self.up = nn.ModuleList([_Up(c3, u1, arch.upsample), _Up(u1, u2, arch.upsample)])
+        self.out = _conv(u2, 3, int(arch.edge))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sizes = []
@@ -211,7 +227,7 @@ def load_model(path: str | os.PathLike, device="cpu") -> Model:
             f"version {FORMAT_VERSION} (train it again with this version)"
         )
     try:
-        arch = Architecture(**data["architecture"])
+        arch = Architecture(**{**JOHNSON, **data["architecture"]})  # files from before growth and taper
         net = StyleNet(arch)
         net.load_state_dict(data["state"], strict=True)
         recipe = json.loads(data.get("recipe") or "{}")

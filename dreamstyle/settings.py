@@ -1410,7 +1410,7 @@ class TrainSettings(TransferSettings):
     batch: int = opt(4, "Photos a step.", check=whole(1, 256), applies_to=TRAIN)
     width: int = opt(
         32,
-        "Channels of the network's first layer (then 2x and 4x): its size and speed.",
+        "Channels of the network's first layer (then times --growth at each downsampling): its size and speed.",
         check=whole(1, 512),
         applies_to=TRAIN,
     )
@@ -1426,6 +1426,22 @@ class TrainSettings(TransferSettings):
         9,
         "Kernel of the network's first and last convolutions: 3, 5, 7 or 9.",
         check=whole(3, 9),
+        type=int,
+        applies_to=TRAIN,
+    )
+    growth: int = opt(
+        1,
+        "Channels times this at each of the network's two downsamplings: 1 (the same width throughout) or 2 "
+        "(32-64-128, Johnson et al.: about 5x the time).",
+        check=whole(1, 2),
+        type=int,
+        applies_to=TRAIN,
+    )
+    taper: int = opt(
+        4,
+        "The upsampling layers' channels divided by this (4: a light decoder, fast on big pictures; 1: the "
+        "mirror of the downsampling side, as Johnson et al.).",
+        check=whole(1, 16),
         type=int,
         applies_to=TRAIN,
     )

@@ -68,6 +68,30 @@ def test_a_model_gives_the_same_picture_twice_at_any_size(tmp_path):
     assert dreamstyle.stylize(path, image, device="cpu").size == (53, 37)
 
 
+def test_the_light_architecture_has_the_channels_asked_and_round_trips(tmp_path):
+    arch = Architecture(width=8, blocks=2, growth=1, taper=4)
+    assert arch.channels() == ([8, 8, 8], [2, 2])
+    net = StyleNet(arch)
+    assert net.out[1].in_channels == 2 and net.blocks[0].body[1].num_features == 8
+    light, johnson = (
+        sum(p.numel() for p in net.parameters()),
+        sum(p.numel() for p in StyleNet(Architecture(width=8, blocks=2, growth=2, taper=1)).parameters()),
+    )
+    assert light < johnson / 3
+    model = load_model(save_model(tmp_path / "light.dsm", net, {}))
+    assert model.net.arch == arch
+    x = torch.rand(1, 3, 30, 42)
+    assert torch.equal(stylize(model.net, x), stylize(net.eval(), x))
+    older = save_model(tmp_path / "older.dsm", StyleNet(Architecture(width=4, blocks=1, growth=2, taper=1)), {})
+    data = torch.load(older, weights_only=True)  # a file from before growth and taper: Johnson's channels
+    data["architecture"] = {k: v for k, v in data["architecture"].items() if k not in ("growth", "taper")}
+    torch.save(data, older)
+    assert load_model(older).net.arch.channels() == ([4, 8, 16], [8, 4])
+    for bad in (dict(growth=3), dict(taper=0)):
+        with pytest.raises(ModelError, match=next(iter(bad))):
+            Architecture(**bad).check()
+
+
 def test_model_files_that_are_wrong_are_one_line(tmp_path):
     net = StyleNet(Architecture(width=4, blocks=1))
     good = save_model(tmp_path / "good.dsm", net, {})
@@ -220,6 +244,10 @@ def test_the_command_line_trains_then_stylizes(photos, style, tmp_path):
         "8",
         "--blocks",
         "1",
+        "--growth",
+        "1",
+        "--taper",
+        "2",
         "--preview-every",
         "3",
         "--held-out",
@@ -231,6 +259,7 @@ def test_the_command_line_trains_then_stylizes(photos, style, tmp_path):
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "held-out photo" in result.output
     assert load_model(model).step == 3 and model.with_suffix(".preview.png").exists()
+    assert load_model(model).net.arch.channels() == ([8, 8, 8], [4, 4])
     again = CliRunner().invoke(main, args)  # the model file exists: one line, nothing lost
     assert again.exit_code != 0 and "--resume" in again.output and "Traceback" not in again.output
     resumed = CliRunner().invoke(main, [*args, "--resume"])

@@ -124,7 +124,14 @@ def photo_paths(folder, held_out: int) -> tuple[list[Path], list[Path]]:
 
 
 def architecture(settings: TrainSettings) -> Architecture:
-    return Architecture(settings.width, settings.blocks, settings.upsample, settings.edge)
+    return Architecture(
+        width=settings.width,
+        blocks=settings.blocks,
+        upsample=settings.upsample,
+        edge=settings.edge,
+        growth=settings.growth,
+        taper=settings.taper,
+    )
 
 
 class TrainJob(TransferJob):
