@@ -13,9 +13,11 @@ a loaded backbone (:func:`dreamstyle.backbones.load_backbone`); ``snapshot_every
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from .applies import refuse
+from .errors import OptionError
 from .jobs.dream import DreamJob
 from .jobs.texture import TextureJob
 from .jobs.transfer import TransferJob
@@ -223,17 +225,47 @@ def train(
     return result
 
 
-def stylize(model, image, *, strength: float = 1.0, size: int | None = None, device: str = "auto"):
+def stylize(
+    model,
+    image,
+    *,
+    strength: float = 1.0,
+    size: int | None = None,
+    device: str = "auto",
+    output=None,
+    overwrite: bool = False,
+    crf: int | None = None,
+    on_frame=None,
+):
     """``image`` (a path or PIL image) through the model file ``model`` (a path, or a loaded
     :class:`~dreamstyle.fastnet.Model`): a PIL image, in milliseconds. ``strength`` < 1 blends with
-    the photo; ``size`` is the long side (default: the image's own)."""
+    the photo; ``size`` is the long side (default: the image's own). A clip (a video file or an
+    animation) goes frame by frame into ``output`` (an animation, a folder of frames or a video with
+    the source's sound; ``crf`` a video's quality, ``on_frame(done, total)`` after each frame) and
+    the result is a :class:`~dreamstyle.instant.Styled`."""
     from .fastnet import Model, load_model
     from .fastnet import stylize as apply
     from .images import fit_size, load_image, to_pil, to_tensor
+    from .instant import is_clip, stylize_clip
     from .runtime import resolve_device
 
     dev = resolve_device(device)
     model = model if isinstance(model, Model) else load_model(model, dev)
+    if isinstance(image, (str, os.PathLike)) and is_clip(image):
+        if output is None:
+            raise OptionError(f"{image} is a clip: give output=, where its frames go")
+        recipe = {"command": "stylize", "model": model.path.name, "model_recipe": model.recipe, "strength": strength}
+        return stylize_clip(
+            model,
+            image,
+            output,
+            strength=strength,
+            size=size,
+            overwrite=overwrite,
+            crf=crf,
+            recipe=recipe,
+            on_frame=on_frame,
+        )
     img = load_image(image)
     wh = fit_size(img.size, size) if size else img.size
     return to_pil(apply(model.net.to(dev), to_tensor(img, wh, dev), strength))

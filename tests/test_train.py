@@ -326,3 +326,67 @@ def test_transfer_can_start_from_a_style_networks_picture(photos, style, tmp_pat
     for bad in (f"model:{tmp_path / 'none.dsm'}", f"model:{style}"):
         with pytest.raises(OptionError, match="model:FILE"):
             make(TransferSettings, dict(content=str(photos / "photo0.png"), styles=[str(style)], init=bad))
+
+
+def _animation(path, n=3, size=(40, 30)):
+    torch.manual_seed(n)  # noise: the frames stay different through a random network (a GIF merges equal ones)
+    frames = [Image.fromarray((torch.rand(size[1], size[0], 3) * 255).byte().numpy()) for _ in range(n)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 200, 100, 100][:n], loop=0)
+    return path
+
+
+def test_a_clip_is_stylized_frame_by_frame_into_an_animation_or_frames(tmp_path):
+    from click.testing import CliRunner
+
+    from dreamstyle.cli import main
+    from dreamstyle.clips import read_clip
+
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {})
+    gif = _animation(tmp_path / "in.gif")
+    styled = dreamstyle.stylize(model, gif, output=tmp_path / "out.gif", device="cpu")
+    assert (styled.frames, styled.total, styled.interrupted) == (3, 3, False)
+    clip = read_clip(styled.path)
+    assert len(clip) == 3 and clip.durations == [100, 200, 100] and clip.frames[0].size == (40, 30)
+    assert read_clip(gif).frames[0].getpixel((5, 5)) != clip.frames[0].getpixel((5, 5))
+
+    result = CliRunner().invoke(main, ["stylize", str(model), str(gif), "-o", str(tmp_path / "frames"), "--size", "20"])
+    assert result.exit_code == 0, result.output
+    assert "3 of 3 frames" in result.output
+    assert sorted(p.name for p in (tmp_path / "frames").glob("*.png")) == [f"frame_0000{i}.png" for i in (1, 2, 3)]
+    assert Image.open(tmp_path / "frames" / "frame_00001.png").size == (20, 15)
+    again = CliRunner().invoke(main, ["stylize", str(model), str(gif), "-o", str(tmp_path / "out.gif")])
+    assert again.exit_code != 0 and "out.gif" in again.output and "Traceback" not in again.output
+    with pytest.raises(OptionError, match="output="):
+        dreamstyle.stylize(model, gif)
+
+
+def test_an_interrupted_clip_keeps_the_frames_done(tmp_path, monkeypatch):
+    from dreamstyle import instant
+    from dreamstyle.clips import read_clip
+
+    model = load_model(save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {}))
+    real, calls = instant.stylize, []
+
+    def stopping(net, x, strength):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(net, x, strength)
+
+    monkeypatch.setattr(instant, "stylize", stopping)
+    styled = instant.stylize_clip(model, _animation(tmp_path / "in.gif", n=4), tmp_path / "out.webp")
+    assert styled.interrupted and (styled.frames, styled.total) == (2, 4)
+    assert len(read_clip(styled.path)) == 2
+
+
+def test_a_video_keeps_its_rate_and_sound(tmp_path):
+    pytest.importorskip("av", reason="PyAV (dreamstyle[video]) is not installed")
+    from dreamstyle.video import probe, synthetic_video
+
+    walk = synthetic_video(tmp_path / "walk.mp4", seconds=1.0, fps=10)
+    model = save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {})
+    styled = dreamstyle.stylize(model, walk, output=tmp_path / "out.mp4", device="cpu", size=32)
+    info = probe(styled.path)
+    assert info["frames"] == 10 and info["fps"] == 10.0 and info["audio"] == "aac"
+    assert info["size"] == (32, 24)

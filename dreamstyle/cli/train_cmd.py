@@ -129,19 +129,27 @@ main.add_command(_train_command())
     default=None,
     help="Long side of the output, px [default: the image's own].",
 )
+@click.option("--crf", type=int, default=None, help="A video output's quality (lower is better; the codec's default).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def stylize_body(model, images, output, strength, size, device, overwrite):
+def stylize_body(model, images, output, strength, size, crf, device, overwrite):
     """IMAGES (files, or a folder of images) through the style network MODEL (a .dsm file that
-    `dreamstyle train` wrote): one forward pass each, no optimization."""
+    `dreamstyle train` wrote): one forward pass each, no optimization. One IMAGE that is a clip (a
+    video, or an animated GIF/WebP/PNG) goes frame by frame into OUTPUT: an animation, a folder of
+    frames, or a video (.mp4, .webm, ...) that keeps the source video's sound."""
     from ..api import stylize
     from ..clips import list_images
     from ..fastnet import load_model
+    from ..instant import is_clip
     from ..runtime import resolve_device
     from ..writers import check_output, save_image
 
-    paths = [p for given_path in images for p in (list_images(given_path) if given_path.is_dir() else [given_path])]
     loaded = load_model(model, resolve_device(device))
+    if len(images) == 1 and is_clip(images[0]):
+        return _stylize_clip(loaded, images[0], output, strength, size, crf, overwrite)
+    if crf is not None:
+        raise click.UsageError("--crf is a video's quality: give one video or animation and a video output")
+    paths = [p for given_path in images for p in (list_images(given_path) if given_path.is_dir() else [given_path])]
     single = len(paths) == 1 and not images[0].is_dir()
     if single:
         targets = [check_output(output, overwrite, (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"))]
@@ -169,3 +177,27 @@ def stylize_body(model, images, output, strength, size, device, overwrite):
     )
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(paths)} images could not be read (named above)")
+
+
+def _stylize_clip(loaded, clip, output, strength, size, crf, overwrite) -> None:
+    """A clip frame by frame, with a progress bar; Ctrl-C keeps the frames done (exit 130)."""
+    from types import SimpleNamespace
+
+    from ..api import stylize
+    from .progress import FrameProgress
+
+    with FrameProgress(0, False, "frames") as progress:
+
+        def on_frame(done, total):
+            progress.total = total
+            progress.frame(SimpleNamespace(name=f"frame {done}", losses={}))
+
+        styled = stylize(
+            loaded, clip, output=output, strength=strength, size=size, crf=crf, overwrite=overwrite, on_frame=on_frame
+        )
+    kept = f"{styled.frames} of {styled.total} frames"
+    if styled.interrupted:
+        where = f"the {kept} done are in {styled.path}" if styled.path else "nothing was written"
+        click.echo(f"dreamstyle: interrupted: {where}", err=True)
+        raise SystemExit(130)
+    click.echo(f"wrote {styled.path} ({kept}, {styled.ms_per_frame:.0f} ms each)", err=True)
