@@ -232,6 +232,7 @@ def stylize(
     strength: float = 1.0,
     size: int | None = None,
     device: str = "auto",
+    preserve_color: bool = False,
     output=None,
     overwrite: bool = False,
     crf: int | None = None,
@@ -239,13 +240,16 @@ def stylize(
 ):
     """``image`` (a path or PIL image) through the model file ``model`` (a path, or a loaded
     :class:`~dreamstyle.fastnet.Model`): a PIL image, in milliseconds. ``strength`` < 1 blends with
-    the photo; ``size`` is the long side (default: the image's own). A clip (a video file or an
+    the photo; ``size`` is the long side (default: the image's own); ``preserve_color``: the photo's
+    colours under the network's luminance; a transparent image stays transparent. A clip (a video file or an
     animation) goes frame by frame into ``output`` (an animation, a folder of frames or a video with
     the source's sound; ``crf`` a video's quality, ``on_frame(done, total)`` after each frame) and
     the result is a :class:`~dreamstyle.instant.Styled`."""
+    from PIL import Image
+
     from .fastnet import Model, load_model
     from .fastnet import stylize as apply
-    from .images import fit_size, load_image, to_pil, to_tensor
+    from .images import ALPHA, fit_size, load_image, to_pil, to_tensor
     from .instant import is_clip, stylize_clip
     from .runtime import resolve_device
 
@@ -265,7 +269,12 @@ def stylize(
             crf=crf,
             recipe=recipe,
             on_frame=on_frame,
+            preserve_color=preserve_color,
         )
     img = load_image(image)
     wh = fit_size(img.size, size) if size else img.size
-    return to_pil(apply(model.net.to(dev), to_tensor(img, wh, dev), strength))
+    picture = to_pil(apply(model.net.to(dev), to_tensor(img, wh, dev), strength, preserve_color))
+    alpha = img.info.get(ALPHA)
+    if alpha is not None:  # the network paints the RGB (composited on white); the photo's transparency returns
+        picture.putalpha(alpha.resize(wh, Image.BILINEAR))
+    return picture

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .color import recombine_luminance
 from .errors import UserError
 from .writers import publish
 
@@ -240,9 +241,12 @@ def load_model(path: str | os.PathLike, device="cpu") -> Model:
 
 
 @torch.no_grad()
-def stylize(net: StyleNet, image: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
-    """``net`` applied to ``image`` (B, 3, H, W) in [0, 1]; ``strength`` < 1 blends with the photo."""
+def stylize(net: StyleNet, image: torch.Tensor, strength: float = 1.0, preserve_color: bool = False) -> torch.Tensor:
+    """``net`` applied to ``image`` (B, 3, H, W) in [0, 1]; ``preserve_color``: the picture's
+    luminance with the photo's colours; ``strength`` < 1 blends with the photo."""
     out = net(image)
+    if preserve_color:
+        out = recombine_luminance(out, image)
     return out if strength >= 1.0 else torch.lerp(image, out, float(strength))
 
 

@@ -46,6 +46,7 @@ def stylize_clip(
     overwrite: bool = False,
     crf: int | None = None,
     recipe: dict | None = None,
+    preserve_color: bool = False,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> Styled:
     """Every frame of ``clip`` through ``model``'s network into ``output``; ``size``: the long side
@@ -72,7 +73,7 @@ def stylize_clip(
     try:
         for frame in source:
             wh = fit_size(frame.size, size) if size else frame.size
-            picture = to_pil(stylize(model.net, to_tensor(frame.convert("RGB"), wh, device), strength))
+            picture = to_pil(stylize(model.net, to_tensor(frame.convert("RGB"), wh, device), strength, preserve_color))
             if not is_video(output):
                 kept.append(picture)
             else:

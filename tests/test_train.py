@@ -368,11 +368,11 @@ def test_an_interrupted_clip_keeps_the_frames_done(tmp_path, monkeypatch):
     model = load_model(save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {}))
     real, calls = instant.stylize, []
 
-    def stopping(net, x, strength):
+    def stopping(net, x, *rest):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(net, x, strength)
+        return real(net, x, *rest)
 
     monkeypatch.setattr(instant, "stylize", stopping)
     styled = instant.stylize_clip(model, _animation(tmp_path / "in.gif", n=4), tmp_path / "out.webp")
@@ -390,3 +390,22 @@ def test_a_video_keeps_its_rate_and_sound(tmp_path):
     info = probe(styled.path)
     assert info["frames"] == 10 and info["fps"] == 10.0 and info["audio"] == "aac"
     assert info["size"] == (32, 24)
+
+
+def test_colour_preservation_and_transparency(tmp_path):
+    from dreamstyle.color import rgb_to_yiq
+    from dreamstyle.images import to_tensor
+
+    torch.manual_seed(1)
+    model = save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {})
+    photo = Image.fromarray((torch.rand(24, 32, 3) * 255).byte().numpy())
+    plain = dreamstyle.stylize(model, photo, device="cpu")
+    kept = dreamstyle.stylize(model, photo, device="cpu", preserve_color=True)
+    chroma = [rgb_to_yiq(to_tensor(p, (32, 24)))[:, 1:] for p in (photo, plain, kept)]
+    assert (chroma[2] - chroma[0]).abs().mean() < 0.5 * (chroma[1] - chroma[0]).abs().mean()
+    cutout = photo.convert("RGBA")
+    cutout.putalpha(Image.new("L", (32, 24), 0).crop((0, 0, 32, 24)))
+    cutout.paste((0, 0, 0, 255), (8, 6, 24, 18))
+    out = dreamstyle.stylize(model, cutout, device="cpu", size=16)
+    assert out.mode == "RGBA" and out.size == (16, 12)
+    assert out.getpixel((0, 0))[3] == 0 and out.getpixel((8, 6))[3] == 255

@@ -129,10 +129,16 @@ main.add_command(_train_command())
     default=None,
     help="Long side of the output, px [default: the image's own].",
 )
+@click.option(
+    "--preserve-color",
+    type=click.Choice(["luminance"]),
+    default=None,
+    help="luminance: the network's brushwork in the photo's own colours.",
+)
 @click.option("--crf", type=int, default=None, help="A video output's quality (lower is better; the codec's default).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def stylize_body(model, images, output, strength, size, crf, device, overwrite):
+def stylize_body(model, images, output, strength, size, preserve_color, crf, device, overwrite):
     """IMAGES (files, or a folder of images) through the style network MODEL (a .dsm file that
     `dreamstyle train` wrote): one forward pass each, no optimization. One IMAGE that is a clip (a
     video, or an animated GIF/WebP/PNG) goes frame by frame into OUTPUT: an animation, a folder of
@@ -146,7 +152,7 @@ def stylize_body(model, images, output, strength, size, crf, device, overwrite):
 
     loaded = load_model(model, resolve_device(device))
     if len(images) == 1 and is_clip(images[0]):
-        return _stylize_clip(loaded, images[0], output, strength, size, crf, overwrite)
+        return _stylize_clip(loaded, images[0], output, strength, size, bool(preserve_color), crf, overwrite)
     if crf is not None:
         raise click.UsageError("--crf is a video's quality: give one video or animation and a video output")
     paths = [p for given_path in images for p in (list_images(given_path) if given_path.is_dir() else [given_path])]
@@ -156,11 +162,19 @@ def stylize_body(model, images, output, strength, size, crf, device, overwrite):
     else:
         output.mkdir(parents=True, exist_ok=True)
         targets = [check_output(output / f"{p.stem}.png", overwrite) for p in paths]
-    recipe = {"command": "stylize", "model": Path(model).name, "model_recipe": loaded.recipe, "strength": strength}
+    recipe = {
+        "command": "stylize",
+        "model": Path(model).name,
+        "model_recipe": loaded.recipe,
+        "strength": strength,
+        "preserve_color": preserve_color,
+    }
     start, failed = time.perf_counter(), []
     for path, target in zip(paths, targets):
         try:
-            picture = stylize(loaded, path, strength=strength, size=size, device=device)
+            picture = stylize(
+                loaded, path, strength=strength, size=size, device=device, preserve_color=bool(preserve_color)
+            )
         except UserError as exc:  # an image that cannot be read: one line, the others go on
             if single:
                 raise
@@ -179,7 +193,7 @@ def stylize_body(model, images, output, strength, size, crf, device, overwrite):
         raise click.ClickException(f"{len(failed)} of {len(paths)} images could not be read (named above)")
 
 
-def _stylize_clip(loaded, clip, output, strength, size, crf, overwrite) -> None:
+def _stylize_clip(loaded, clip, output, strength, size, preserve_color, crf, overwrite) -> None:
     """A clip frame by frame, with a progress bar; Ctrl-C keeps the frames done (exit 130)."""
     from types import SimpleNamespace
 
@@ -193,7 +207,15 @@ def _stylize_clip(loaded, clip, output, strength, size, crf, overwrite) -> None:
             progress.frame(SimpleNamespace(name=f"frame {done}", losses={}))
 
         styled = stylize(
-            loaded, clip, output=output, strength=strength, size=size, crf=crf, overwrite=overwrite, on_frame=on_frame
+            loaded,
+            clip,
+            output=output,
+            strength=strength,
+            size=size,
+            preserve_color=preserve_color,
+            crf=crf,
+            overwrite=overwrite,
+            on_frame=on_frame,
         )
     kept = f"{styled.frames} of {styled.total} frames"
     if styled.interrupted:
