@@ -642,6 +642,44 @@ def friendly(exc: BaseException, paths=()) -> str:
     return text.replace("--max-pixels", "the pixel limit")
 
 
+def stylize_upload(
+    model_path, photo_path, folder: Path, strength: float = 1.0, preserve_color: bool = False, device: str | None = None
+) -> Outcome:
+    """The Instant tab: an uploaded photo through an uploaded style network (a ``.dsm`` file that
+    ``dreamstyle train`` wrote; read without executing anything), written as a PNG with its recipe
+    in ``folder``; the outcome's line says the milliseconds. Bad files are a UserError naming the
+    file, not the server's folder."""
+    from .api import stylize
+    from .fastnet import load_model
+    from .runtime import resolve_device
+    from .writers import save_image
+
+    if not model_path or not photo_path:
+        raise OptionError("give a style network (.dsm) and a photo")
+    paths = [model_path, photo_path]
+    try:
+        model = load_model(model_path, resolve_device(device or "auto"))
+        check_upload(photo_path)
+        start = time.perf_counter()
+        picture = stylize(model, photo_path, strength=float(strength), preserve_color=bool(preserve_color))
+        ms = (time.perf_counter() - start) * 1000
+    except UserError as exc:
+        raise type(exc)(friendly(exc, paths)) from None
+    recipe = {
+        "command": "stylize",
+        "model": Path(model_path).name,
+        "model_recipe": model.recipe,
+        "content": Path(photo_path).name,
+        "strength": float(strength),
+        "preserve_color": "luminance" if preserve_color else None,
+    }
+    out = save_image(picture, Path(folder) / f"dreamstyle-stylize-{int(time.time() * 1000)}.png", recipe, False)
+    flags = f" --strength {float(strength):g}" if strength < 1 else ""
+    flags += " --preserve-color luminance" if preserve_color else ""
+    command = f"dreamstyle stylize {Path(model_path).name} {Path(photo_path).name} -o {out.name}{flags}"
+    return Outcome(picture, out, command, f"made in {ms:.0f} ms")
+
+
 # --- the page (Gradio) --------------------------------------------------------------------------
 
 
@@ -691,6 +729,8 @@ def build_page(folder: Path, device: str | None = None):
             for tab, title in TABS.items():
                 with gr.Tab(title, id=tab, elem_id=f"tab-{tab}"):
                     tabs_controls[tab] = _tab(gr, tab, backbone, names, folder, stops, device)
+            with gr.Tab("Instant style", id="instant", elem_id="tab-instant"):
+                _instant_tab(gr, folder, device)
         recipe_outputs = [recipe_file, tabs, recipe_note]
         for tab in TABS:
             recipe_outputs += list(tabs_controls[tab]["restorable"].values())
@@ -714,6 +754,39 @@ def build_page(folder: Path, device: str | None = None):
 
         recipe_file.upload(on_recipe, recipe_file, recipe_outputs, concurrency_limit=None, api_visibility="private")
     return page
+
+
+def _instant_tab(gr, folder: Path, device) -> None:
+    """A style network trained with ``dreamstyle train`` (its ``.dsm`` file) applied to a photo."""
+    with gr.Row():
+        with gr.Column(scale=1):
+            model = refused_quietly(
+                gr,
+                gr.File(
+                    label="style network (.dsm, from dreamstyle train)",
+                    file_types=[".dsm"],
+                    type="filepath",
+                    elem_id="instant-model",
+                ),
+            )
+            photo = refused_quietly(gr, gr.Image(label="photo", type="filepath", elem_id="instant-photo"))
+        with gr.Column(scale=1):
+            strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="strength (less: blended with the photo)")
+            keep = gr.Checkbox(value=False, label="keep the photo's colours")
+            button = gr.Button("Stylize", variant="primary", elem_id="instant-run")
+        with gr.Column(scale=1):
+            picture = gr.Image(label="picture", type="pil", interactive=False, elem_id="instant-picture")
+            message = gr.Markdown(elem_id="instant-message")
+            command = gr.Textbox(label="the same from the command line", interactive=False)
+
+    def on_stylize(model_path, photo_path, strength_value, keep_colours):
+        try:
+            out = stylize_upload(model_path, photo_path, folder, strength_value, keep_colours, device)
+        except UserError as exc:
+            return None, f"**{exc}**", ""
+        return out.image, out.line, out.command
+
+    button.click(on_stylize, [model, photo, strength, keep], [picture, message, command], api_name="stylize")
 
 
 def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):

@@ -370,6 +370,7 @@ def test_one_run_at_a_time_on_the_device(tmp_path):
     runs = [fn for fn in page.fns.values() if str(getattr(fn, "api_name", "")).startswith("run_")]
     assert sorted(fn.api_name for fn in runs) == ["run_dream", "run_hybrid", "run_texture", "run_transfer"]
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in runs} == {("device", 1)}
+    assert any(getattr(fn, "api_name", "") == "stylize" for fn in page.fns.values())  # the Instant tab
 
 
 def test_serve_without_gradio_is_one_line(runner, monkeypatch):
@@ -500,3 +501,31 @@ def test_a_value_the_page_does_not_offer_is_one_line_and_no_traceback_in_the_log
         client.predict(handle_file(str(notes)), "chelsea.png", [], api_name="/run_transfer")
     log = (served.parent / "serve.txt").read_text()
     assert "Traceback" not in log, log
+
+
+# --- the Instant tab: a trained style network on a photo ---------------------------------------------
+
+
+def test_the_instant_tab_stylizes_with_an_uploaded_network(tmp_path, images):
+    from dreamstyle.fastnet import Architecture, StyleNet, save_model
+
+    photo, _ = images
+    model = save_model(tmp_path / "starry.dsm", StyleNet(Architecture(width=4, blocks=1)), {"made": "here"})
+    out = web.stylize_upload(str(model), str(photo), tmp_path, strength=0.5, preserve_color=True, device="cpu")
+    assert out.path.is_file() and out.path.parent == tmp_path and "ms" in out.line
+    recipe = read_recipe(out.path)
+    assert recipe["command"] == "stylize" and recipe["model"] == "starry.dsm" and recipe["strength"] == 0.5
+    assert (
+        out.command
+        == f"dreamstyle stylize starry.dsm photo.png -o {out.path.name} --strength 0.5 --preserve-color luminance"
+    )
+    with Image.open(out.path) as img:
+        assert img.size == Image.open(photo).size
+    (tmp_path / "server").mkdir()
+    bad = tmp_path / "server" / "broken.dsm"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(UserError) as caught:
+        web.stylize_upload(str(bad), str(photo), tmp_path, device="cpu")
+    assert "broken.dsm" in str(caught.value) and str(tmp_path / "server") not in str(caught.value)
+    with pytest.raises(UserError, match="give a style network"):
+        web.stylize_upload(None, str(photo), tmp_path)
