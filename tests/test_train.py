@@ -220,6 +220,26 @@ def test_an_onnx_export_gives_the_same_pictures_in_onnxruntime(tmp_path):
         assert got.shape == x.shape and float((got - stylize(net, x)).abs().max()) < 1e-4
 
 
+def test_stylize_export_onnx_writes_and_checks_the_file(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from click.testing import CliRunner
+
+    from dreamstyle.cli import main
+
+    model = save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {})
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["stylize", str(model), "--export", "onnx", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0 and "within" in result.output
+    again = CliRunner().invoke(main, ["stylize", str(model), "--export", "onnx", "-o", str(out)])
+    assert again.exit_code != 0 and "Traceback" not in again.output
+    wrong = CliRunner().invoke(main, ["stylize", str(model), "--export", "onnx", "-o", str(tmp_path / "m.png")])
+    assert wrong.exit_code != 0 and ".onnx" in wrong.output
+    nothing = CliRunner().invoke(main, ["stylize", str(model), "-o", str(tmp_path / "x.png")])
+    assert nothing.exit_code == 2 and "give IMAGES" in nothing.output
+
+
 def test_the_command_line_trains_then_stylizes(photos, style, tmp_path):
     from click.testing import CliRunner
 

@@ -108,7 +108,7 @@ main.add_command(_train_command())
 
 @main.command("stylize", context_settings=CONTEXT)
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -136,9 +136,15 @@ main.add_command(_train_command())
     help="luminance: the network's brushwork in the photo's own colours.",
 )
 @click.option("--crf", type=int, default=None, help="A video output's quality (lower is better; the codec's default).")
+@click.option(
+    "--export",
+    type=click.Choice(["onnx"]),
+    default=None,
+    help="onnx: write MODEL as an ONNX file to OUTPUT (no IMAGES) for onnxruntime: phones, browsers.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def stylize_body(model, images, output, strength, size, preserve_color, crf, device, overwrite):
+def stylize_body(model, images, output, strength, size, preserve_color, crf, export, device, overwrite):
     """IMAGES (files, or a folder of images) through the style network MODEL (a .dsm file that
     `dreamstyle train` wrote): one forward pass each, no optimization. One IMAGE that is a clip (a
     video, or an animated GIF/WebP/PNG) goes frame by frame into OUTPUT: an animation, a folder of
@@ -150,6 +156,10 @@ def stylize_body(model, images, output, strength, size, preserve_color, crf, dev
     from ..runtime import resolve_device
     from ..writers import check_output, save_image
 
+    if export:
+        return _export(model, images, output, overwrite)
+    if not images:
+        raise click.UsageError("give IMAGES to stylize (or --export onnx to write the network as ONNX)")
     loaded = load_model(model, resolve_device(device))
     if len(images) == 1 and is_clip(images[0]):
         return _stylize_clip(loaded, images[0], output, strength, size, bool(preserve_color), crf, overwrite)
@@ -223,3 +233,28 @@ def _stylize_clip(loaded, clip, output, strength, size, preserve_color, crf, ove
         click.echo(f"dreamstyle: interrupted: {where}", err=True)
         raise SystemExit(130)
     click.echo(f"wrote {styled.path} ({kept}, {styled.ms_per_frame:.0f} ms each)", err=True)
+
+
+def _export(model, images, output, overwrite) -> None:
+    """MODEL as ONNX at OUTPUT, and the largest difference from the torch network on a test picture."""
+    import torch
+
+    from ..fastnet import export_onnx, load_model
+    from ..writers import check_output
+
+    if images:
+        raise click.UsageError("--export writes the network, not pictures: give no IMAGES")
+    check_output(output, overwrite, (".onnx",))
+    net = load_model(model).net
+    written = export_onnx(net, output, overwrite)
+    line = f"wrote {written}"
+    try:
+        import onnxruntime
+    except ImportError:
+        click.echo(line + " (onnxruntime is not installed here: not checked)", err=True)
+        return
+    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    session = onnxruntime.InferenceSession(str(written), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        diff = (torch.from_numpy(session.run(None, {"image": x.numpy()})[0]) - net(x)).abs().max()
+    click.echo(f"{line} (onnxruntime gives the network's picture within {float(diff):.1e})", err=True)
