@@ -36,6 +36,17 @@ def is_clip(path) -> bool:
     return path.is_file() and (is_video(path) or is_animation(path))
 
 
+def _check_output(output: Path, overwrite: bool, crf: int | None, names: list[str]) -> None:
+    """A video (its --crf), an animation or a folder of frames, refused before any work."""
+    if is_video(output):
+        check_crf(output, crf)
+        check_output(output, overwrite, None)
+        return
+    if crf is not None:
+        raise OutputError(f"--crf is a video's quality; {output} is not a video")
+    check_clip_output(output, overwrite, names)
+
+
 def stylize_clip(
     model: Model,
     clip,
@@ -59,13 +70,7 @@ def stylize_clip(
         raise ImageError(f"{clip} is one picture, not a clip: give it as an IMAGE")
     total = source.total if video_in else len(source)
     names = [f"frame_{i:05d}" for i in range(1, total + 1)]
-    if is_video(output):
-        check_crf(output, crf)
-        check_output(output, overwrite, None)
-    else:
-        if crf is not None:
-            raise OutputError(f"--crf is a video's quality; {output} is not a video")
-        check_clip_output(output, overwrite, names)
+    _check_output(output, overwrite, crf, names)
     fps = float(source.fps) if video_in else 1000.0 * len(source) / max(1, sum(source.durations))
     durations = [round(1000 / fps)] * total if video_in else list(source.durations)
     device = next(model.net.parameters()).device
