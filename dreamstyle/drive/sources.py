@@ -81,7 +81,8 @@ class Folder:
     def runs(self, job, executor=None, callback: Callable | None = None) -> Iterator[object]:
         """Each picture made (:class:`~dreamstyle.sequence.FrameDone`, with its recipe) as its batch
         comes back from ``executor`` (default: the settings' ``--executor``), then how that batch
-        ended (:class:`Ended`). ``callback`` sees each engine step of the batches made here."""
+        ended (:class:`Ended`). ``callback`` sees each engine step of the batches made here. The
+        images are scanned now (each one that cannot be read told), before the iterator starts."""
         from ..executors import executor_for
         from ..sequence import _Collected, refuse_set
 
@@ -93,12 +94,14 @@ class Folder:
         tasks = _chunks(sizes, 1 if s.preserve_color else s.batch)
         self.done = _Collected(len(paths), None)
         executor = executor or executor_for(s.executor, s.workers)
-        running = executor.run(work, tasks)
+        return self._finished(job, work, tasks, executor.run(work, tasks))
+
+    def _finished(self, job, work, tasks, running) -> Iterator[object]:
         try:
             for finished in running:
                 if finished.error:
                     for i in tasks[finished.index]:
-                        self._tell(paths[i], finished.error)
+                        self._tell(work.paths[i], finished.error)
                     continue
                 yield from _take_batches(job, work, self.done, finished)
         finally:
