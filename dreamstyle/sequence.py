@@ -16,107 +16,18 @@ Ctrl-C keeps the frames (images) done; each finished one is reported to ``on_fra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from . import runner
-from .applies import refuse
 from .clips import Clip, estimate_flow, read_clip, warp
+from .drive.made import Collected, FrameDone, SequenceResult, alphas, refuse_set  # noqa: F401 - the API names them here
 from .errors import ImageError
-from .images import alpha_of, fit_size, to_pil, to_tensor
+from .images import fit_size, to_tensor
 from .runner import Item
 from .stop import Catch, Reason
-
-
-@dataclass
-class FrameDone:
-    """Reported to ``on_frame`` as each frame (or image) is finished."""
-
-    index: int  # 0-based
-    total: int
-    image: object  # PIL RGB
-    losses: dict
-    tensor: object = None  # (1, 3, H, W) on the CPU
-    name: str = ""  # the frame's or input image's name (stem)
-    recipe: dict | None = None  # its recipe
-    worker: int = 0  # the executor's worker that made it (a folder of images)
-
-
-@dataclass
-class SequenceResult:
-    """What a clip (or folder) run returns: the frames done (all of them unless ``stopped``)."""
-
-    frames: list  # PIL RGB
-    durations: list[int]
-    loop: int | None
-    names: list[str]
-    history: list[dict] = field(default_factory=list)
-    recipe: dict = field(default_factory=dict)
-    stopped: Reason | None = None
-    losses: list[dict] = field(default_factory=list)  # each frame's final (batch) losses
-    tensors: list = field(default_factory=list)  # (1, 3, H, W) CPU tensors, as optimized
-    fault: str = ""
-    total: int = 0  # frames (images) there were to do
-    failed: list[str] = field(default_factory=list)  # a folder: the images that could not be made (names)
-
-
-def refuse_set(settings, kind: str) -> None:
-    """Options set away from their defaults (given, or from a replayed recipe) that do not apply to
-    this kind of input: one line (:func:`dreamstyle.applies.refuse`)."""
-    cls = type(settings)
-    changed = [f.name for f in cls.fields() if getattr(settings, f.name) != f.default]
-    refuse(cls.applicability(), changed, kind, offered=cls.INPUTS)
-
-
-class _Collected:
-    """Frames done, in order, reported as they come."""
-
-    def __init__(self, total: int, on_frame: Callable | None, keep: bool = True):
-        self.total, self.on_frame, self.keep = total, on_frame, keep
-        self.frames, self.tensors, self.losses, self.names, self.history = [], [], [], [], []
-        self.indices: list[int] = []
-        self.recipe: dict = {}
-
-    def in_order(self) -> None:
-        """The pictures by their index (an executor with several workers reports them as they finish)."""
-        order = sorted(range(len(self.indices)), key=self.indices.__getitem__)
-        for name in ("losses", "names", "indices") + (("frames", "tensors") if self.keep else ()):
-            setattr(self, name, [getattr(self, name)[k] for k in order])
-
-    def add(self, index: int, result, j: int, name: str, recipe: dict, worker: int = 0) -> FrameDone:
-        picture = result.tensor[j : j + 1]
-        if picture.shape[1] == 4 and bool((picture[:, 3] >= 1).all()):  # opaque beside a clear one in a batch
-            picture = picture[:, :3]
-        image = to_pil(picture)
-        tensor = result.optimized[j : j + 1].detach().cpu()
-        if self.keep:
-            self.frames.append(image)
-            self.tensors.append(tensor)
-        self.losses.append(result.losses)
-        self.names.append(name)
-        self.indices.append(index)
-        done = FrameDone(index, self.total, image, dict(result.losses), tensor, name, recipe, worker)
-        if self.on_frame is not None:
-            self.on_frame(done)
-        return done
-
-    def take(self, result, indices, names, recipes, tag: dict, worker: int = 0) -> None:
-        """A batch done: its history rows tagged with ``tag``, each picture added with its name and recipe
-        (``worker``: which one made it)."""
-        for _ in self.each(result, indices, names, recipes, tag, worker):
-            pass
-
-    def each(self, result, indices, names, recipes, tag: dict, worker: int = 0):
-        """:meth:`take`, each picture yielded (a :class:`FrameDone`) as it is added."""
-        for row in result.history:
-            row.update(tag)
-        self.history.extend(result.history)
-        for j, (i, name, recipe) in enumerate(zip(indices, names, recipes)):
-            self.recipe = recipe
-            yield self.add(i, result, j, name, recipe, worker)
 
 
 def clip_kind(clip) -> str:
@@ -160,7 +71,7 @@ def run_clip(
     frames = iter(clip)
     head, wh = _first_frame(job, frames)
     pending = [head]
-    done = _Collected(n, on_frame, keep)
+    done = Collected(n, on_frame, keep)
     stopped, fault, first, batch, previous, before = None, "", 0, s.batch, None, None
     if resume is not None:
         first, previous, before = _skip_done(frames, head, resume, wh, job.device)
@@ -180,7 +91,7 @@ def run_clip(
             contents = [to_tensor(f, wh).to(job.device) for f in chunk]
             idx = list(range(first, first + len(chunk)))
             item = _frame_item(job, contents, idx, previous, before, flow, wh, n, head.size)
-            item.alpha = _alphas(chunk, wh, job.device)
+            item.alpha = alphas(chunk, wh, job.device)
             result, stop, fault = runner.attempt(job, item, callback)
             if stop is Reason.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
                 batch = len(idx) // 2
@@ -238,15 +149,6 @@ def _skip_done(frames, head, resume, wh, device):
         if last is None:
             raise ImageError(f"the clip has {i} frames, fewer than the {k} done before")
     return k, previous.to(device), to_tensor(last, wh).to(device)
-
-
-def _alphas(frames, wh, device):
-    """The frames' transparency at ``wh`` as one (N, 1, H, W) tensor (opaque ones as ones), or None
-    when every frame is opaque."""
-    alphas = [alpha_of(f, wh) for f in frames]
-    if all(a is None for a in alphas):
-        return None
-    return torch.cat([a if a is not None else torch.ones(1, 1, wh[1], wh[0]) for a in alphas]).to(device)
 
 
 def _frame_item(job, contents, idx, previous, before, flow, wh, n, source_size) -> Item:
@@ -339,7 +241,7 @@ def run_zoom(
     first_item = job.still_item()
     wh = first_item.size
     digits = max(5, len(str(frames)))
-    done = _Collected(frames, on_frame, keep)
+    done = Collected(frames, on_frame, keep)
     stopped, fault, first, previous = None, "", 0, None
     if resume is not None:
         first, previous = resume[0], resume[1].to(job.device)

@@ -160,7 +160,7 @@ class ImageFolder:
         return self
 
     def put(self, done) -> None:
-        """A picture made (a :class:`~dreamstyle.sequence.FrameDone`): shown, then written through the
+        """A picture made (a :class:`~dreamstyle.drive.made.FrameDone`): shown, then written through the
         outbox (atomically, with its recipe; one that cannot be written where asked is rescued, and
         the run goes on). Ctrl-C or SIGTERM while it is written waits, then stops the run."""
         if self.shown is not None:

@@ -1,6 +1,6 @@
 """Sources: what a job runs over. A still yields its one item (:class:`~dreamstyle.runner.Item`) for
 :func:`~dreamstyle.drive.drive` to run; a folder of images runs its items on an executor itself
-(:meth:`Folder.runs`) and yields each picture made (a :class:`~dreamstyle.sequence.FrameDone`), then
+(:meth:`Folder.runs`) and yields each picture made (a :class:`~dreamstyle.drive.made.FrameDone`), then
 how its task ended (:class:`Ended`), for the loop to write and to stop on."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..images import fit_size, to_tensor
 from ..runner import Item
 from ..settings import file_hash, plain
 from ..stop import Reason
+from .made import Collected, SequenceResult, alphas, refuse_set
 
 
 class Still:
@@ -79,12 +80,11 @@ class Folder:
         return self.skip
 
     def runs(self, job, executor=None, callback: Callable | None = None) -> Iterator[object]:
-        """Each picture made (:class:`~dreamstyle.sequence.FrameDone`, with its recipe) as its batch
+        """Each picture made (:class:`~dreamstyle.drive.made.FrameDone`, with its recipe) as its batch
         comes back from ``executor`` (default: the settings' ``--executor``), then how that batch
         ended (:class:`Ended`). ``callback`` sees each engine step of the batches made here. The
         images are scanned now (each one that cannot be read told), before the iterator starts."""
         from ..executors import executor_for
-        from ..sequence import _Collected, refuse_set
 
         s = job.settings
         refuse_set(s, "folder")
@@ -92,7 +92,7 @@ class Folder:
         sizes = _scan(job, paths, set(self.skip), self._tell)
         work = FolderWork(job, paths, sizes, callback)
         tasks = _chunks(sizes, 1 if s.preserve_color else s.batch)
-        self.done = _Collected(len(paths), None)
+        self.done = Collected(len(paths), None)
         executor = executor or executor_for(s.executor, s.workers)
         return self._finished(job, work, tasks, executor.run(work, tasks))
 
@@ -108,10 +108,8 @@ class Folder:
             running.close()  # the executor's workers stop now (what finished is kept)
 
     def result(self, stopped: Reason | None, fault: str = ""):
-        """What the run made (:class:`~dreamstyle.sequence.SequenceResult`), by the images' order."""
-        from ..sequence import SequenceResult, _Collected
-
-        done = self.done if self.done is not None else _Collected(len(self.paths), None)
+        """What the run made (:class:`~dreamstyle.drive.made.SequenceResult`), by the images' order."""
+        done = self.done if self.done is not None else Collected(len(self.paths), None)
         done.in_order()
         done.recipe["stopped"] = stopped.value if stopped else None
         return SequenceResult(
@@ -291,13 +289,11 @@ def _load(job, paths, chunk, data) -> dict:
 
 def _image_item(job, images, sizes, paths, chunk, n) -> Item:
     """The item of images ``chunk`` (``images``: index -> PIL image)."""
-    from ..sequence import _alphas
-
     label = f"image {chunk[0] + 1}/{n}" if len(chunk) == 1 else f"images {', '.join(str(i + 1) for i in chunk)}/{n}"
     content = torch.cat([to_tensor(images[i], sizes[i]) for i in chunk]).to(job.device)
     if job.settings.preserve_color and hasattr(job, "set_color_reference"):
         job.set_color_reference(content)
-    alpha = _alphas([images[i] for i in chunk], sizes[chunk[0]], job.device)  # a chunk has one size
+    alpha = alphas([images[i] for i in chunk], sizes[chunk[0]], job.device)  # a chunk has one size
     return Item(
         content,
         sizes[chunk[0]],
