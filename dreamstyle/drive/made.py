@@ -106,7 +106,7 @@ class Collected:
 def alphas(frames, wh, device):
     """The frames' transparency at ``wh`` as one (N, 1, H, W) tensor (opaque ones as ones), or None
     when every frame is opaque."""
-    alphas = [alpha_of(f, wh) for f in frames]
-    if all(a is None for a in alphas):
+    masks = [alpha_of(f, wh) for f in frames]
+    if all(a is None for a in masks):
         return None
-    return torch.cat([a if a is not None else torch.ones(1, 1, wh[1], wh[0]) for a in alphas]).to(device)
+    return torch.cat([a if a is not None else torch.ones(1, 1, wh[1], wh[0]) for a in masks]).to(device)
