@@ -7,7 +7,8 @@ session (one loaded backbone) for the whole run and the targets of fixed images 
   ``frame_iterations`` steps (a transfer: its last stage only). A job made with ``clip=True``
   adds the ``temporal`` term, which reads the images "previous" and "previous_content".
 - A folder (:func:`run_folder`): each image on its own, images of the same output size ``batch``
-  at a time; a batch that runs out of memory is retried at half the size.
+  at a time; a batch that runs out of memory is retried at half the size. It runs on
+  :mod:`dreamstyle.drive` (the :class:`~dreamstyle.drive.Folder` source), kept in memory here.
 
 Ctrl-C keeps the frames (images) done; each finished one is reported to ``on_frame`` as it is done.
 """
@@ -15,100 +16,18 @@ Ctrl-C keeps the frames (images) done; each finished one is reported to ``on_fra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from . import runner
-from .applies import refuse
-from .clips import Clip, estimate_flow, list_images, read_clip, warp
-from .errors import ClusterLost, ImageError
-from .images import alpha_of, fit_size, to_pil, to_tensor
+from .clips import Clip, estimate_flow, read_clip, warp
+from .drive.made import Collected, FrameDone, SequenceResult, alphas, refuse_set  # noqa: F401 - the API names them here
+from .errors import ImageError
+from .images import fit_size, to_tensor
 from .runner import Item
-from .settings import file_hash, plain
 from .stop import Catch, Reason
-
-
-@dataclass
-class FrameDone:
-    """Reported to ``on_frame`` as each frame (or image) is finished."""
-
-    index: int  # 0-based
-    total: int
-    image: object  # PIL RGB
-    losses: dict
-    tensor: object = None  # (1, 3, H, W) on the CPU
-    name: str = ""  # the frame's or input image's name (stem)
-    recipe: dict | None = None  # its recipe
-    worker: int = 0  # the executor's worker that made it (a folder of images)
-
-
-@dataclass
-class SequenceResult:
-    """What a clip (or folder) run returns: the frames done (all of them unless ``stopped``)."""
-
-    frames: list  # PIL RGB
-    durations: list[int]
-    loop: int | None
-    names: list[str]
-    history: list[dict] = field(default_factory=list)
-    recipe: dict = field(default_factory=dict)
-    stopped: Reason | None = None
-    losses: list[dict] = field(default_factory=list)  # each frame's final (batch) losses
-    tensors: list = field(default_factory=list)  # (1, 3, H, W) CPU tensors, as optimized
-    fault: str = ""
-    total: int = 0  # frames (images) there were to do
-
-
-def refuse_set(settings, kind: str) -> None:
-    """Options set away from their defaults (given, or from a replayed recipe) that do not apply to
-    this kind of input: one line (:func:`dreamstyle.applies.refuse`)."""
-    cls = type(settings)
-    changed = [f.name for f in cls.fields() if getattr(settings, f.name) != f.default]
-    refuse(cls.applicability(), changed, kind, offered=cls.INPUTS)
-
-
-class _Collected:
-    """Frames done, in order, reported as they come."""
-
-    def __init__(self, total: int, on_frame: Callable | None, keep: bool = True):
-        self.total, self.on_frame, self.keep = total, on_frame, keep
-        self.frames, self.tensors, self.losses, self.names, self.history = [], [], [], [], []
-        self.indices: list[int] = []
-        self.recipe: dict = {}
-
-    def in_order(self) -> None:
-        """The pictures by their index (an executor with several workers reports them as they finish)."""
-        order = sorted(range(len(self.indices)), key=self.indices.__getitem__)
-        for name in ("losses", "names", "indices") + (("frames", "tensors") if self.keep else ()):
-            setattr(self, name, [getattr(self, name)[k] for k in order])
-
-    def add(self, index: int, result, j: int, name: str, recipe: dict, worker: int = 0) -> None:
-        picture = result.tensor[j : j + 1]
-        if picture.shape[1] == 4 and bool((picture[:, 3] >= 1).all()):  # opaque beside a clear one in a batch
-            picture = picture[:, :3]
-        image = to_pil(picture)
-        tensor = result.optimized[j : j + 1].detach().cpu()
-        if self.keep:
-            self.frames.append(image)
-            self.tensors.append(tensor)
-        self.losses.append(result.losses)
-        self.names.append(name)
-        self.indices.append(index)
-        if self.on_frame is not None:
-            self.on_frame(FrameDone(index, self.total, image, dict(result.losses), tensor, name, recipe, worker))
-
-    def take(self, result, indices, names, recipes, tag: dict, worker: int = 0) -> None:
-        """A batch done: its history rows tagged with ``tag``, each picture added with its name and recipe
-        (``worker``: which one made it)."""
-        for row in result.history:
-            row.update(tag)
-        self.history.extend(result.history)
-        for j, (i, name, recipe) in enumerate(zip(indices, names, recipes)):
-            self.recipe = recipe
-            self.add(i, result, j, name, recipe, worker)
 
 
 def clip_kind(clip) -> str:
@@ -152,7 +71,7 @@ def run_clip(
     frames = iter(clip)
     head, wh = _first_frame(job, frames)
     pending = [head]
-    done = _Collected(n, on_frame, keep)
+    done = Collected(n, on_frame, keep)
     stopped, fault, first, batch, previous, before = None, "", 0, s.batch, None, None
     if resume is not None:
         first, previous, before = _skip_done(frames, head, resume, wh, job.device)
@@ -172,7 +91,7 @@ def run_clip(
             contents = [to_tensor(f, wh).to(job.device) for f in chunk]
             idx = list(range(first, first + len(chunk)))
             item = _frame_item(job, contents, idx, previous, before, flow, wh, n, head.size)
-            item.alpha = _alphas(chunk, wh, job.device)
+            item.alpha = alphas(chunk, wh, job.device)
             result, stop, fault = runner.attempt(job, item, callback)
             if stop is Reason.OUT_OF_MEMORY and len(idx) > 1:  # --batch where memory allows: retry with half
                 batch = len(idx) // 2
@@ -232,15 +151,6 @@ def _skip_done(frames, head, resume, wh, device):
     return k, previous.to(device), to_tensor(last, wh).to(device)
 
 
-def _alphas(frames, wh, device):
-    """The frames' transparency at ``wh`` as one (N, 1, H, W) tensor (opaque ones as ones), or None
-    when every frame is opaque."""
-    alphas = [alpha_of(f, wh) for f in frames]
-    if all(a is None for a in alphas):
-        return None
-    return torch.cat([a if a is not None else torch.ones(1, 1, wh[1], wh[0]) for a in alphas]).to(device)
-
-
 def _frame_item(job, contents, idx, previous, before, flow, wh, n, source_size) -> Item:
     """The item of frames ``idx``: the first batch starts as the job says; later ones from the previous
     output carried along the content's change, blended with ``temporal_init`` of their own start."""
@@ -296,211 +206,16 @@ def run_folder(
     skip: Sequence[int] = (),
     on_error: Callable | None = None,
 ) -> SequenceResult:
-    """``job`` over every still image of ``folder`` (or a list of paths): images of the same output
-    size are made ``batch`` at a time (one at a time with --preserve-color: the style follows each).
-    Each batch is one task of ``executor`` (default: this process, in order; ``dreamstyle.executors``);
-    the images ``skip`` (indices: done before, ``--resume``) are left out. An image that cannot be read
-    or made (a user error) is told to ``on_error(name, line)`` and the rest go on."""
-    from .executors import executor_for
+    """``job`` over every still image of ``folder`` (or a list of paths), kept in memory: the
+    :class:`~dreamstyle.drive.Folder` source through :func:`~dreamstyle.drive.drive` into a
+    :class:`~dreamstyle.drive.Memory` sink. Images of the same output size are made ``batch`` at a
+    time, each batch one task of ``executor`` (default: the settings' ``--executor``); the images
+    ``skip`` (indices: done before, ``--resume``) are left out; an image that cannot be read or made is
+    told to ``on_error(name, line)`` and the rest go on."""
+    from .drive import Folder, Memory, drive
 
-    s = job.settings
-    refuse_set(s, "folder")
-    paths = list_images(folder) if isinstance(folder, (str, Path)) else [Path(p) for p in folder]
-    sizes = _scan(job, paths, set(skip), on_error)
-    work = FolderWork(job, paths, sizes, callback)
-    tasks = _chunks(sizes, 1 if s.preserve_color else s.batch)
-    done = _Collected(len(paths), on_frame)
-    stopped, fault = None, ""
-    executor = executor or executor_for(s.executor, s.workers)
-    running = executor.run(work, tasks)
-    caught = Catch()  # Ctrl-C while an image is written (on_frame) stops the run as one during an image does
-    try:
-        with caught:
-            for finished in running:
-                if finished.error:
-                    for i in tasks[finished.index]:
-                        _tell(on_error, paths[i], finished.error)
-                    continue
-                stopped, fault = _take_batches(job, work, done, finished)
-                if stopped is not None and stopped is not Reason.DIVERGED:
-                    break
-    except ClusterLost as exc:  # what finished is written already; the line says what was lost
-        stopped, fault = Reason.FAILED, str(exc)
-    finally:
-        running.close()  # the executor's workers stop now (what finished is kept)
-    stopped = caught.reason or stopped
-    done.in_order()
-    done.recipe["stopped"] = stopped.value if stopped else None
-    return SequenceResult(
-        done.frames,
-        [],
-        None,
-        done.names,
-        done.history,
-        done.recipe,
-        stopped,
-        done.losses,
-        done.tensors,
-        fault,
-        len(paths),
-    )
-
-
-def _tell(on_error, path, line: str) -> None:
-    if on_error is None:
-        raise ImageError(line)
-    on_error(path.name, line)
-
-
-def _scan(job, paths, skip: set, on_error) -> list:
-    """Each image's output size, checked before any work (None: skipped, or told to ``on_error``)."""
-    sizes = []
-    for i, path in enumerate(paths):
-        if i in skip:
-            sizes.append(None)
-            continue
-        try:
-            img = job.load(path)
-            wh = fit_size(img.size, job.settings.size)
-            job.check_item(Item(None, wh, source_size=img.size), img.size)
-        except ImageError as exc:
-            _tell(on_error, path, str(exc))
-            wh = None
-        sizes.append(wh)
-    return sizes
-
-
-def _chunks(sizes, batch: int) -> list[list[int]]:
-    """The images to make, same output sizes together ``batch`` at a time, in the order of their first."""
-    groups: dict[tuple, list[int]] = {}
-    for i, wh in enumerate(sizes):
-        if wh is not None:
-            groups.setdefault(wh, []).append(i)
-    return sorted(
-        (idx[k : k + batch] for idx in groups.values() for k in range(0, len(idx), batch)), key=lambda chunk: chunk[0]
-    )
-
-
-def _take_batches(job, work, done: _Collected, finished):
-    """The batches of one finished task (one, or its halves where memory ran out) into ``done``: the
-    stop that ends the run, if any."""
-    paths = work.paths
-    for chunk, result, stop, fault in finished.value:
-        if result is None or (stop is not None and stop is not Reason.DIVERGED):
-            return stop, fault
-        tag = {"image": paths[chunk[0]].name}
-        if len(chunk) > 1:
-            tag["images"] = [paths[i].name for i in chunk]
-        recipes = [image_recipe(job, result.recipe, paths[i]) for i in chunk]
-        done.take(result, chunk, [paths[i].stem for i in chunk], recipes, tag, finished.worker)
-        if stop is not None:
-            return stop, fault
-    return None, ""
-
-
-def image_recipe(job, recipe: dict, path: Path) -> dict:
-    """The recipe of a folder's image: the run's, naming the image (and its SHA-256) as its input."""
-    return {
-        **recipe,
-        job.source_key: plain(str(path), job.recipe_paths, files=True),
-        "inputs": {**recipe.get("inputs", {}), path.name: file_hash(path)},
-    }
-
-
-def done_before(job, paths, outputs) -> list[int]:
-    """``--resume``: the images whose output exists with a recipe of these settings and this image
-    (to skip); an output that exists with another recipe is refused in one line."""
-    from .errors import OutputError
-    from .replay import expected_recipe, made_with
-
-    base, ignore = expected_recipe(job.settings, job.recipe_paths)
-    skip = []
-    for i, (path, output) in enumerate(zip(paths, outputs)):
-        same = made_with(output, image_recipe(job, base, Path(path)), ignore)
-        if same is False:
-            raise OutputError(
-                f"{output} exists but was not made with these settings from {Path(path).name}; "
-                "pass --overwrite to replace it"
-            )
-        if same:
-            skip.append(i)
-    return skip
-
-
-class FolderWork:
-    """What a worker needs to make a folder's images (``dreamstyle.executors``): in this process the
-    driver's job; on another, a job built there from the settings, the input files as bytes."""
-
-    def __init__(self, job, paths, sizes, callback=None):
-        self.job, self.paths, self.sizes, self.callback = job, list(paths), sizes, callback
-        self.kind, self.settings, self.recipe_paths = (
-            job.settings.KIND,
-            job.settings.replace(seed=job.seed),
-            job.recipe_paths,
-        )
-        self.files: dict = {}
-        self.back: dict = {}
-
-    @property
-    def device(self):
-        return self.settings.device
-
-    def __getstate__(self):  # what travels: no job, no callback; the input files as bytes
-        from .executors import pack_inputs
-
-        state = {**self.__dict__, "job": None, "callback": None}
-        state["files"] = pack_inputs(self.settings)
-        return state
-
-    def open(self):
-        if self.job is None:
-            from .executors import unpack_inputs
-            from .jobs import make_job
-
-            settings, self.back = unpack_inputs(self.settings, self.files)
-            self.job = make_job(self.kind, settings, recipe_paths=self.recipe_paths)
-        return self
-
-    def ship(self, chunk):
-        """A task as it travels: the batch's indices and each image's bytes."""
-        return chunk, [self.paths[i].read_bytes() for i in chunk]
-
-    def __call__(self, task):
-        """One batch: ``[(indices, result, stop, fault)]`` (its halves, where memory ran out)."""
-        chunk, data = (task, None) if isinstance(task, list) else task
-        images = _load(self.job, self.paths, chunk, data)
-        out, order = [], [chunk]
-        while order:
-            part = order.pop(0)
-            item = _image_item(self.job, images, self.sizes, self.paths, part, len(self.paths))
-            result, stop, fault = runner.attempt(self.job, item, self.callback)
-            if stop is Reason.OUT_OF_MEMORY and len(part) > 1:  # --batch where memory allows: split it
-                order[:0] = [part[: len(part) // 2], part[len(part) // 2 :]]
-                continue
-            if result is not None and self.back:
-                from .executors import relocated
-
-                result.recipe = relocated(result.recipe, self.back)
-            out.append((part, result, stop, fault))
-            if result is None or (stop is not None and stop is not Reason.DIVERGED):
-                break
-        return out
-
-
-def _load(job, paths, chunk, data) -> dict:
-    """The images of ``chunk``: from their files, or from the bytes they were sent as (each written to
-    a temporary file of its own name, so it is read exactly as the file is)."""
-    if data is None:
-        return {i: job.load(paths[i]) for i in chunk}
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="dreamstyle-item-") as tmp:
-        out = {}
-        for k, i in enumerate(chunk):
-            local = Path(tmp) / paths[i].name
-            local.write_bytes(data[k])
-            out[i] = job.load(local)
-        return out
+    source = Folder(folder, skip=skip, on_error=on_error)
+    return drive(job, source, Memory(on_frame), executor, callback).result
 
 
 ZOOM_FPS = 24.0  # a zoom's frame rate unless --fps
@@ -526,7 +241,7 @@ def run_zoom(
     first_item = job.still_item()
     wh = first_item.size
     digits = max(5, len(str(frames)))
-    done = _Collected(frames, on_frame, keep)
+    done = Collected(frames, on_frame, keep)
     stopped, fault, first, previous = None, "", 0, None
     if resume is not None:
         first, previous = resume[0], resume[1].to(job.device)
@@ -587,20 +302,3 @@ def zoomed(image, zoom: float, degrees: float = 0.0):
         image.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False
     )
     return out.clamp(0, 1).to(image.dtype)
-
-
-def _image_item(job, images, sizes, paths, chunk, n) -> Item:
-    """The item of images ``chunk`` (``images``: index -> PIL image)."""
-    label = f"image {chunk[0] + 1}/{n}" if len(chunk) == 1 else f"images {', '.join(str(i + 1) for i in chunk)}/{n}"
-    content = torch.cat([to_tensor(images[i], sizes[i]) for i in chunk]).to(job.device)
-    if job.settings.preserve_color and hasattr(job, "set_color_reference"):
-        job.set_color_reference(content)
-    alpha = _alphas([images[i] for i in chunk], sizes[chunk[0]], job.device)  # a chunk has one size
-    return Item(
-        content,
-        sizes[chunk[0]],
-        label=label,
-        source=str(paths[chunk[0]]),
-        source_size=images[chunk[0]].size,
-        alpha=alpha,
-    )

@@ -418,118 +418,64 @@ def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run,
 
 
 def run_folder(kind: str, settings, out: Outputs) -> None:
-    from .. import sequence
-    from ..clips import list_images
+    """A folder of images into a folder of images, each written as it is made (``--resume`` skips those
+    done before), through :func:`dreamstyle.drive.drive`; an image that cannot be read or made is one
+    line, and the others go on."""
+    from ..drive import Folder, ImageFolder, drive
     from ..executors import executor_for
-    from ..writers import check_folder_output, check_format, check_output, folder_outputs, write_json
 
-    source = settings.content if kind == "transfer" else settings.input
-    paths = list_images(source)
-    if out.output.suffix and not out.output.is_dir():
-        raise OutputError(
-            f"the output for a folder of images is a folder; {out.output} looks like a file "
-            "(to make a clip of the images, add --frames)"
-        )
-    check_format(out.output / "image.png", "image", out.bit_depth, out.quality, "a folder of images (written as .png)")
+    def on_error(name, line):
+        click.echo(f"dreamstyle: {name}: {line}; the others go on", err=True)
+        progress.skip(name)
+
+    source = Folder(settings.content if kind == "transfer" else settings.input, on_error=on_error)
+    sink = ImageFolder(
+        out.output,
+        source.names,
+        overwrite=out.overwrite,
+        bit_depth=out.bit_depth,
+        quality=out.quality,
+        recipe=out.recipe != "none",
+        log_json=out.log_json,
+    ).check_shape()
     job = make_job(kind, settings, out)
-    outs = folder_outputs(out.output, [p.stem for p in paths])
-    skip = sequence.done_before(job, paths, outs) if out.resume and not out.overwrite else []
+    skip = source.resume(job, sink.outputs) if out.resume and not out.overwrite else []
     if skip:
-        out.say(f"resuming: {len(skip)} of {len(paths)} images are done already")
-    check_folder_output(out.output, [p.stem for i, p in enumerate(paths) if i not in set(skip)], out.overwrite)
-    if out.log_json is not None:
-        check_output(out.log_json, out.overwrite, (".json",))
+        out.say(f"resuming: {len(skip)} of {len(source.paths)} images are done already")
+    sink.check(skip)
     executor = executor_for(settings.executor, settings.workers)
-    outbox, failed = Outbox(out.overwrite), []
-    with (
-        FrameProgress(
-            len(paths),
-            out.quiet,
-            "images",
-            done=len(skip),
-            every_given=given("log_every"),
-            budget=budget(settings, job),
-        ) as progress,
-        sigterm_as_interrupt(),
-    ):
-        writer = FolderWriter(out, outs, progress, outbox)
-        if executor.name != "local":  # the workers plan, not this job: its work begins here
+    progress = FrameProgress(
+        len(source.paths),
+        out.quiet,
+        "images",
+        done=len(skip),
+        every_given=given("log_every"),
+        budget=budget(settings, job),
+    )
+    sink.shown = progress.frame
+    done = drive(
+        job, source, sink, executor, progress.step, during=_folder_working(kind, settings, job, out, progress, executor)
+    )
+    warn_beside(sink.outbox)
+    stop = done.stop
+    if stop.reason is Reason.DIVERGED:
+        at, advice = _diverged_at(done.result, len(done.result.frames) + 1)
+        stop = dataclasses.replace(stop, at=at, advice=advice)
+    tell(describe(stop), out.quiet)
+
+
+@contextlib.contextmanager
+def _folder_working(kind: str, settings, job, out: Outputs, progress, executor):
+    """While a folder works: its progress shown, SIGTERM taken as Ctrl-C; on another executor, the job's
+    work begins here (its workers plan, not this job)."""
+    with progress, sigterm_as_interrupt():
+        if executor.name != "local":
             from ..runner import Phase
 
             job.phase_told = True
             begins(kind, settings, job, Phase("prepare", ""), out)
             progress.start_clock()
-
-        def on_error(name, line):
-            failed.append(_failed(out, name, line))
-            progress.skip(name)
-
-        result = sequence.run_folder(
-            job, paths, callback=progress.step, on_frame=writer, executor=executor, skip=skip, on_error=on_error
-        )
-    with signals_deferred() as received:
-        if out.log_json is not None:
-            write_json(out.log_json, result.history, out.overwrite, outbox)
-    _report_folder(result, out, outs, outbox, received, len(paths), len(skip), failed)
-
-
-def _failed(out: Outputs, name: str, line: str) -> str:
-    click.echo(f"dreamstyle: {name}: {line}; the others go on", err=True)
-    return name
-
-
-def _report_folder(result, out: Outputs, outs, outbox, received, total: int, before: int, failed: list) -> None:
-    n = sum(1 for w in outbox.written if w.path is not None and not w.rescued and w.intended in outs)
-    done = f" ({before} done before)" if before else ""
-    where = f"{n} of {total} images were written to {out.output}{done}"
-    rescue = rescue_line(outbox, "images", str(out.output))
-    if failed and not (result.stopped or rescue or received):
-        raise click.ClickException(
-            f"{where}; {len(failed)} could not be made ({', '.join(failed[:5])}"
-            f"{', ...' if len(failed) > 5 else ''}: see above)"
-        )
-    report(
-        result.stopped,
-        where if result.stopped or rescue or before else f"wrote {n} images to {out.output}",
-        out,
-        result,
-        received,
-        frame=len(result.frames) + 1,
-        rescue=f"{where}; {rescue}" if rescue else "",
-        outbox=outbox,
-        what="image",
-    )
-
-
-class FolderWriter:
-    """``on_frame`` of a folder run: shows the image done and writes it through the outbox (atomically,
-    with its recipe; one that cannot be written where asked is rescued, and the run goes on)."""
-
-    def __init__(self, out: Outputs, outs: list[Path], progress, outbox: Outbox):
-        self.out, self.outs, self.progress, self.outbox = out, outs, progress, outbox
-
-    def __call__(self, done) -> None:
-        from ..writers import precise, save_image
-
-        self.progress.frame(done)
-        try:
-            self.out.output.mkdir(exist_ok=True)
-        except OSError:
-            pass  # the write below fails too, and is rescued
-        out = self.out
-        image = precise(done.image, done.tensor) if (out.bit_depth or 8) > 8 else done.image
-        with signals_deferred() as received:
-            save_image(
-                image,
-                self.outs[done.index],
-                None if out.recipe == "none" else done.recipe,
-                out.overwrite,
-                self.outbox,
-                bit_depth=out.bit_depth,
-                quality=out.quality,
-            )
-        if received:
-            raise KeyboardInterrupt
+        yield
 
 
 # --- how it ended -----------------------------------------------------------------------------------

@@ -4,14 +4,15 @@ a sink writes what was made, and :func:`drive` is the loop between them, with th
 instead of raising it.
 
 A source (:mod:`.sources`) and a sink (:mod:`.sinks`) each check themselves before any work. So
-far the still image into an image file runs here; clips, folders and zooms are still driven by
-:mod:`dreamstyle.sequence` and the command line (issue 28).
+far a still into an image file, and a folder of images into a folder of images (or into memory, for
+the Python API), run here; clips and zooms are still driven by :mod:`dreamstyle.sequence` and the
+command line (issue 28).
 """
 
 from __future__ import annotations
 
 from .loop import Driven, drive
-from .sinks import ImageFile
-from .sources import Still
+from .sinks import ImageFile, ImageFolder, Memory
+from .sources import Ended, Folder, Still
 
-__all__ = ["Driven", "ImageFile", "Still", "drive"]
+__all__ = ["Driven", "Ended", "Folder", "ImageFile", "ImageFolder", "Memory", "Still", "drive"]

@@ -6,14 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ..errors import OutputError
 from ..stop import Reason, Stop, kept_as
 from ..writers import (
     Outbox,
+    check_folder_output,
     check_format,
     check_output,
+    folder_outputs,
+    precise,
     rescue_line,
     save_gif_frames,
     save_image,
+    signals_deferred,
     suffixes,
     write_json,
     writer_for,
@@ -93,3 +98,131 @@ def stop_where(stopped, what: str, written, gif=None) -> str:
         return f"wrote {written}" + (f" and {gif}" if gif else "")
     also = f" (its animation so far in {gif})" if gif else ""
     return f"{kept_as(stopped, what)} is in {written}{also}"
+
+
+class ImageFolder:
+    """A folder of pictures, one per input image (``names``: their stems; each ``NAME.png``, with its
+    recipe unless ``recipe=False``), each written as it is made; the run's loss history (``log_json``)
+    at the end. ``shown``: told each picture before it is written (a progress display)."""
+
+    snapshot_every = 0
+
+    def __init__(
+        self,
+        folder,
+        names,
+        *,
+        overwrite: bool = False,
+        bit_depth: int | None = None,
+        quality: int | None = None,
+        recipe: bool = True,
+        log_json=None,
+        shown: Callable | None = None,
+        outbox: Outbox | None = None,
+    ):
+        self.folder, self.names, self.overwrite = Path(folder), list(names), overwrite
+        self.bit_depth, self.quality, self.recipe, self.log_json = bit_depth, quality, recipe, log_json
+        self.shown = shown
+        self.outbox = outbox if outbox is not None else Outbox(overwrite)
+        self.before = 0  # the images done before (--resume), left out
+        self._outputs: list[Path] | None = None
+
+    @property
+    def outputs(self) -> list[Path]:
+        """Each image's output file (two names that would write the same file are refused)."""
+        if self._outputs is None:
+            self._outputs = folder_outputs(self.folder, self.names)
+        return self._outputs
+
+    def check_shape(self) -> ImageFolder:
+        """Refuse, before any work, an output that looks like a file, or a bit depth or quality that
+        PNG cannot take."""
+        if self.folder.suffix and not self.folder.is_dir():
+            raise OutputError(
+                f"the output for a folder of images is a folder; {self.folder} looks like a file "
+                "(to make a clip of the images, add --frames)"
+            )
+        check_format(
+            self.folder / "image.png", "image", self.bit_depth, self.quality, "a folder of images (written as .png)"
+        )
+        return self
+
+    def check(self, done=()) -> ImageFolder:
+        """Refuse, before any work, what :meth:`check_shape` refuses, a folder that cannot be written
+        into, and an output file that exists (unless ``overwrite``) of the images to make (those not
+        ``done``: indices, done before) or the log."""
+        self.check_shape()
+        done = set(done)
+        self.before = len(done)
+        check_folder_output(self.folder, [n for i, n in enumerate(self.names) if i not in done], self.overwrite)
+        if self.log_json is not None:
+            check_output(self.log_json, self.overwrite, (".json",))
+        return self
+
+    def put(self, done) -> None:
+        """A picture made (a :class:`~dreamstyle.drive.made.FrameDone`): shown, then written through the
+        outbox (atomically, with its recipe; one that cannot be written where asked is rescued, and
+        the run goes on). Ctrl-C or SIGTERM while it is written waits, then stops the run."""
+        if self.shown is not None:
+            self.shown(done)
+        try:
+            self.folder.mkdir(exist_ok=True)
+        except OSError:
+            pass  # the write below fails too, and is rescued
+        image = precise(done.image, done.tensor) if (self.bit_depth or 8) > 8 else done.image
+        with signals_deferred() as received:
+            save_image(
+                image,
+                self.outputs[done.index],
+                done.recipe if self.recipe else None,
+                self.overwrite,
+                self.outbox,
+                bit_depth=self.bit_depth,
+                quality=self.quality,
+            )
+        if received:
+            raise KeyboardInterrupt
+
+    def close(self, result) -> Stop:
+        """The log written: how the run ended and how many of the images are in the folder; images that
+        could not be made (``result.failed``) fail a run that otherwise finished."""
+        with signals_deferred() as received:
+            if self.log_json is not None:
+                write_json(self.log_json, result.history, self.overwrite, self.outbox)
+        outs = set(self.outputs)
+        n = sum(1 for w in self.outbox.written if w.path is not None and not w.rescued and w.intended in outs)
+        done = f" ({self.before} done before)" if self.before else ""
+        where = f"{n} of {len(self.names)} images were written to {self.folder}{done}"
+        rescue = rescue_line(self.outbox, "images", str(self.folder))
+        failed = getattr(result, "failed", [])
+        if failed and not (result.stopped or rescue or received):
+            missing = f"{', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}"
+            # described as "<fault>; <where>": what was written, then what could not be made
+            return Stop(Reason.FAILED, f"{len(failed)} could not be made ({missing}: see above)", where)
+        return Stop(
+            Reason.INTERRUPTED if received else Reason.of(result.stopped),
+            where if result.stopped or rescue or self.before else f"wrote {n} images to {self.folder}",
+            getattr(result, "fault", ""),
+            rescue=f"{where}; {rescue}" if rescue else "",
+            path=self.folder if n else None,
+        )
+
+
+class Memory:
+    """What a run made, kept in memory (the result :func:`~dreamstyle.drive.drive` returns), each
+    picture told to ``on_frame`` as it is made: how the Python API runs a folder."""
+
+    snapshot_every = 0
+
+    def __init__(self, on_frame: Callable | None = None):
+        self.on_frame = on_frame
+
+    def check(self) -> Memory:
+        return self
+
+    def put(self, done) -> None:
+        if self.on_frame is not None:
+            self.on_frame(done)
+
+    def close(self, result) -> Stop:
+        return Stop(Reason.of(result.stopped), fault=getattr(result, "fault", ""))
