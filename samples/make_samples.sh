@@ -156,3 +156,22 @@ if want zoom; then
   run $DS dream $IN/chelsea.png -o samples/dream_zoom_chelsea.gif --zoom-frames 30 --zoom 1.04 --rotate 0.5 \
     --size 160 --octaves 2 --iterations 10 --frame-iterations 4 --fps 12 --seed 0 --overwrite -q
 fi
+
+# --- instant styles: a style network trained here on the CPU, then pictures in one pass each --------
+if want instant; then
+  # the training photos: six of scikit-image's (not chelsea, which the network never sees), outside the repo
+  PHOTOS=$(mktemp -d)
+  "$PY" - "$PHOTOS" <<'EOF2'
+import sys
+from PIL import Image
+import skimage.data as data
+
+for name in ["astronaut", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket"]:
+    Image.fromarray(getattr(data, name)()).convert("RGB").save(f"{sys.argv[1]}/{name}.png")
+EOF2
+  T="--size 192 --batch 2 --seed 0 --overwrite -q"
+  run $DS train "$PHOTOS" $IN/starry_night.jpg -o samples/starry_night.dsm --iterations 3000 --content-weight 1.2e7 $T
+  run $DS stylize samples/starry_night.dsm $IN/chelsea.png -o samples/instant_chelsea.png --overwrite
+  run $DS stylize samples/starry_night.dsm $IN/chelsea_pan.png -o samples/instant_clip_chelsea.gif --overwrite
+  rm -rf "$PHOTOS"
+fi
