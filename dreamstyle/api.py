@@ -17,11 +17,13 @@ import os
 from typing import Callable
 
 from .applies import refuse
+from .drive import Memory, Still, drive
+from .drive.frames import input_kind
 from .errors import OptionError
 from .jobs.dream import DreamJob
 from .jobs.texture import TextureJob
 from .jobs.transfer import TransferJob
-from .runner import Result, run
+from .runner import Result
 from .session import Session
 from .settings import (
     ActivationsSettings,
@@ -49,7 +51,15 @@ def _settings(cls, kind: str, inputs: dict, options: dict):
 
 def _still(job_cls, settings, callback, loaded, snapshot_every, **job_options) -> Result:
     job = job_cls(settings, Session.for_settings(settings, loaded), **job_options)
-    return run(job, job.still_item(), callback, snapshot_every)
+    return drive(job, Still(), Memory(snapshot_every=snapshot_every), on_step=callback).result
+
+
+def _many(x, snapshot_every: int):
+    """The kind of input ``x`` is (:func:`~dreamstyle.drive.frames.input_kind`); a snapshot is a still's."""
+    kind = input_kind(x)
+    if kind != "still" and snapshot_every:
+        raise OptionError(f"snapshot_every is a single picture's; this input is a {kind}")
+    return kind
 
 
 def transfer(
@@ -57,23 +67,44 @@ def transfer(
     styles,
     *,
     callback: Callable | None = None,
+    on_frame: Callable | None = None,
     loaded=None,
     snapshot_every: int = 0,
     announce: Callable[[str], None] | None = None,
     **options,
 ) -> Result:
-    """Gatys style transfer of ``content`` (a path or PIL image) in the style of ``styles``; the
-    hybrid with ``dream_layers`` (specs, or "auto"). ``announce(line)`` is told what "auto" chose."""
+    """Gatys style transfer of ``content`` in the style of ``styles``; the hybrid with ``dream_layers``
+    (specs, or "auto"). ``announce(line)`` is told what "auto" chose. ``content`` picks the run: a
+    picture (a path or PIL image) gives a :class:`~dreamstyle.runner.Result`; a clip (an animation, a
+    video, a :class:`~dreamstyle.clips.Clip`) runs as :func:`transfer_clip` and a folder (or a list
+    of paths) as :func:`transfer_folder`, each giving a
+    :class:`~dreamstyle.drive.made.SequenceResult` (``on_frame`` sees each frame or image made)."""
+    kind = _many(content, snapshot_every)
+    if kind != "still":
+        many = transfer_folder if kind == "folder" else transfer_clip
+        return many(content, styles, callback=callback, on_frame=on_frame, loaded=loaded, **options)
     settings = _settings(TransferSettings, "still", {"content": content, "styles": styles}, options)
     return _still(TransferJob, settings, callback, loaded, snapshot_every, announce=announce)
 
 
 def dream(
-    image=None, layers=None, *, callback: Callable | None = None, loaded=None, snapshot_every: int = 0, **options
+    image=None,
+    layers=None,
+    *,
+    callback: Callable | None = None,
+    on_frame: Callable | None = None,
+    loaded=None,
+    snapshot_every: int = 0,
+    **options,
 ) -> Result:
     """DeepDream ``image`` on ``layers``: a spec (``"relu4_4"``, ``"relu4_4:12"``, ``"relu4_4:3,7"``,
     ``"relu4_4:12@5,9"``, each may end in ``=WEIGHT``), a list of specs, or ``{spec: weight}``; the
-    backbone's dream layer if omitted. ``lr`` is the step."""
+    backbone's dream layer if omitted. ``lr`` is the step. A clip or a folder (or a list of paths)
+    runs as :func:`dream_clip` or :func:`dream_folder` (see :func:`transfer`)."""
+    kind = _many(image, snapshot_every)
+    if kind != "still":
+        many = dream_folder if kind == "folder" else dream_clip
+        return many(image, layers, callback=callback, on_frame=on_frame, loaded=loaded, **options)
     settings = _settings(DreamSettings, "still", {"input": image, "layers": layers}, options)
     return _still(DreamJob, settings, callback, loaded, snapshot_every)
 
@@ -218,7 +249,7 @@ def train(
     settings = _settings(TrainSettings, "train", {"content": photos, "styles": styles}, options)
     check_model_output(output, overwrite or resume)
     job = TrainJob(settings, Session.for_settings(settings, loaded), output, resume=resume, on_skip=on_skip)
-    result = run(job, job.still_item(), callback, snapshot_every)
+    result = drive(job, Still(), Memory(snapshot_every=snapshot_every), on_step=callback).result
     job.check_finite()
     result.model = job.save(job.steps_done(result.stopped))
     result.job = job

@@ -19,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import ImageError, OptionError, OutputError
+from .stop import Reason, Stop
 from .writers import parse_recipe
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
@@ -399,30 +400,41 @@ def frames_folder(path) -> Path:
 
 
 class VideoRun:
-    """``on_frame`` of a clip written as a video: each frame done is encoded at once, and kept as a PNG
-    in :func:`frames_folder` with the run's state (the settings, the frames done, the last frame's
-    optimized tensor), until the video is complete. An interrupted run so leaves a playable shorter
-    video, and what ``resume`` needs to go on from its last frame (its frames re-encoded, the next
-    one warm-started from the last). ``key`` is the run's settings as a recipe: a resume with other
-    settings is refused, in one line."""
+    """A sink of :func:`~dreamstyle.drive.drive` for a clip written as a video: each frame done is
+    encoded at once, and kept as a PNG in :func:`frames_folder` with the run's state (the settings, the
+    frames done, the last frame's optimized tensor), until the video is complete. An interrupted run
+    so leaves a playable shorter video, and what ``resume`` needs to go on from its last frame (its
+    frames re-encoded, the next one warm-started from the last: :meth:`resume_point`). ``key`` is the
+    run's settings as a recipe: a resume with other settings is refused, in one line. ``frames``: the
+    source (its ``fps``, and ``audio_from``: the video whose sound is copied); ``log_json``: the loss
+    history, written at the end; ``shown``: told each frame before it is written."""
+
+    snapshot_every = 0
+    keeps = False  # the frames are written as they come: a source need not keep them
 
     def __init__(
         self,
         path,
         key: dict,
+        frames,
         *,
-        fps,
         crf: int | None = None,
-        audio_from=None,
         overwrite: bool = False,
         resume: bool = False,
         recipe: bool = True,
+        log_json=None,
         note=None,
         writer=None,
-        on_frame=None,
     ):
-        self.path, self.key, self.fps, self.crf, self.audio_from = Path(path), key, fps, crf, audio_from
-        self.recipe, self.note, self.on_frame = recipe, note or (lambda line: None), on_frame
+        from .writers import Outbox, check_output
+
+        check_crf(path, crf)
+        check_output(path, True, None)
+        if log_json is not None:
+            check_output(log_json, overwrite, (".json",))
+        self.path, self.key, self.fps, self.crf = Path(path), key, frames.fps, crf
+        self.audio_from, self.log_json, self.outbox = frames.audio_from, log_json, Outbox(overwrite)
+        self.recipe, self.note, self.shown = recipe, note or (lambda line: None), None
         self.writer = writer or VideoSink
         self.folder = frames_folder(self.path)
         self.sink, self.done, self.resumed = None, 0, False
@@ -462,6 +474,10 @@ class VideoRun:
             raise OutputError(f"{self.path} exists; pass --overwrite to replace it")
         self.overwrite = overwrite or self.resumed  # a resumed run replaces its own shorter video
 
+    def check(self) -> VideoRun:
+        """Everything is checked when it is made (the output, --crf, --resume's state)."""
+        return self
+
     def _state(self) -> dict | None:
         try:
             return json.loads((self.folder / STATE_FILE).read_text())
@@ -485,12 +501,12 @@ class VideoRun:
     def frame_path(self, index: int) -> Path:
         return self.folder / f"frame_{index + 1:06d}.png"
 
-    def __call__(self, done) -> None:
+    def put(self, done) -> None:
         """Frame ``done`` into the video and the kept frames; Ctrl-C waits until both are whole."""
         from .writers import signals_deferred
 
-        if self.on_frame is not None:
-            self.on_frame(done)
+        if self.shown is not None:
+            self.shown(done)
         with signals_deferred() as received:
             self._keep(done)
         if received:
@@ -535,16 +551,34 @@ class VideoRun:
                     f"({_why(exc)}); --overwrite starts over"
                 ) from None
 
-    def close(self, complete: bool) -> Path | None:
-        """Finish the video (of the frames done); once it is complete, the kept frames go."""
+    def close(self, result) -> Stop:
+        """Finish the video (of the frames done; once it is complete, the kept frames go) and write the
+        log: how the run ended and where the video went."""
+        from .writers import rescue_line, write_json
+
         written = (
             self.sink.close() if self.sink is not None else (self.path if self.resumed and self.path.exists() else None)
         )
-        if complete and written is not None:
+        if result.stopped is None and written is not None:
             import shutil
 
             shutil.rmtree(self.folder, ignore_errors=True)
-        return written
+        if self.log_json is not None:
+            write_json(self.log_json, result.history, self.overwrite, self.outbox)
+        n, total = self.done, result.total
+        if result.stopped is None:
+            where = f"wrote {written} ({n} frames)"
+        elif written:
+            where = f"the {n} of {total} frames done are in {written} (--resume goes on from there)"
+        else:
+            where = "nothing was written"
+        return Stop(
+            Reason.of(result.stopped),
+            where,
+            getattr(result, "fault", ""),
+            rescue=rescue_line(self.outbox, "log"),
+            path=written,
+        )
 
 
 def read_recipe(path) -> dict | None:

@@ -542,6 +542,7 @@ class WebRun:
     def __init__(
         self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None, device: str | None = None
     ):
+        from .drive import Still
         from .jobs import job_saying
 
         if device is not None:
@@ -551,7 +552,8 @@ class WebRun:
         self.notes: list[str] = []
         # what the job chose ("auto" dream layers), its hints and what it loads: shown with the result
         self.job = job_saying(KIND_OF_TAB[tab], settings, self.notes.append, recipe_paths="names")
-        self.item = self.job.still_item()
+        self.source = Still()
+        self.item = self.source.item(self.job)
         self.stages = self.job.stages(self.item)
         self.total = sum(s.iterations for s in self.stages)
         self.every = max(1, max(s.iterations for s in self.stages) // PREVIEW_STEPS)
@@ -565,10 +567,12 @@ class WebRun:
         self._events.put(event)
 
     def _work(self) -> None:
-        from . import runner
+        from .drive import Memory, drive
 
         try:
-            self._events.put(runner.run(self.job, self.item, self._callback, self.every))
+            self._events.put(
+                drive(self.job, self.source, Memory(snapshot_every=self.every), on_step=self._callback).result
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to the page's thread, which raises it
             self._events.put(exc)
 

@@ -190,10 +190,10 @@ def test_warm_frames_start_from_the_previous_output_carried_along_the_content():
 
 
 def test_a_clip_batch_that_runs_out_of_memory_is_halved(clip_gif, style, loaded, monkeypatch):
-    from dreamstyle import sequence
+    from dreamstyle import runner
     from dreamstyle.faults import OutOfMemory
 
-    real, sizes = sequence.runner.run, []
+    real, sizes = runner.run, []
 
     def run(job, item, callback=None, snapshot_every=0):
         sizes.append(item.content.shape[0])
@@ -201,7 +201,7 @@ def test_a_clip_batch_that_runs_out_of_memory_is_halved(clip_gif, style, loaded,
             raise OutOfMemory("out of memory on cpu at 40x33 px; nothing was written")
         return real(job, item, callback, snapshot_every)
 
-    monkeypatch.setattr(sequence.runner, "run", run)
+    monkeypatch.setattr(runner, "run", run)
     result = transfer_clip(clip_gif, style, loaded=loaded, batch=3, **{**FAST, "iterations": 1})
     assert sizes == [3, 1, 1, 1, 1] and len(result.frames) == 4 and result.stopped is None
 

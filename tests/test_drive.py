@@ -163,3 +163,71 @@ def test_a_folder_runs_on_the_executor_given(vgg, folder, tmp_path):
     assert done.stop.finished and executor.counts == {0: 3}
     with pytest.raises(OptionError, match="runs in this process"):
         drive(dream_job(vgg, folder), Still(), ImageFile(tmp_path / "o.png"), executor=Counted())
+
+
+# --- a clip's frames and a zoom's into a clip file -----------------------------------------------------
+
+
+@pytest.fixture
+def gif(tmp_path):
+    """Four 40 x 32 frames, 80 ms each."""
+    frames = [Image.open(make_image(tmp_path / f"f{i}.png", (40, 32), seed=i)).convert("RGB") for i in range(4)]
+    path = tmp_path / "clip.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return path
+
+
+def clip_job(vgg, gif, **more):
+    settings = make(DreamSettings, {"input": str(gif), **{k: v for k, v in tiny(vgg, **more).items() if k != "loaded"}})
+    return DreamJob(settings, Session.for_settings(settings, vgg), clip=True)
+
+
+def test_a_clip_into_a_clip_file_writes_every_frame_warm_from_the_last(vgg, gif, tmp_path):
+    from dreamstyle.clips import read_clip
+    from dreamstyle.drive import ClipFile, ClipFrames
+
+    out, labels = tmp_path / "out.gif", []
+    source = ClipFrames(read_clip(gif))
+    job = clip_job(vgg, gif, frame_iterations=1)
+    done = drive(job, source, ClipFile(out, source.names).check(), on_step=labels.append)
+    assert describe(done.stop).line == f"wrote {out} (4 frames)" and done.stop.path == out
+    made = read_clip(out)
+    assert len(made) == 4 and made.frames[0].size == (32, 26)  # --size 32: the long side
+    assert [e.label.split(" octave")[0] for e in labels if e.iteration == 1] == [f"frame {i}/4" for i in range(1, 5)]
+    assert [e.iterations for e in labels if e.iteration == 1] == [2, 1, 1, 1]  # later frames: warm, fewer steps
+
+
+def test_ctrl_c_mid_clip_writes_the_frames_done(vgg, gif, tmp_path):
+    from dreamstyle.clips import read_clip
+    from dreamstyle.drive import ClipFile, ClipFrames
+
+    out = tmp_path / "out.gif"
+
+    def on_step(event):
+        if event.label.startswith("frame 3/4"):
+            raise KeyboardInterrupt
+
+    source = ClipFrames(read_clip(gif))
+    done = drive(clip_job(vgg, gif), source, ClipFile(out, source.names).check(), on_step=on_step)
+    said = describe(done.stop)
+    assert said.code == 130 and said.line == f"interrupted; the 2 of 4 frames done are in {out}"
+    assert len(read_clip(out)) == 2
+
+
+def test_a_zoom_resumes_after_the_frames_done(vgg, photo):
+    from dreamstyle.drive import Memory, ZoomFrames
+
+    job = dream_job(vgg, photo, frame_iterations=1)
+    whole = drive(job, ZoomFrames(3), Memory()).result
+    again = drive(job, ZoomFrames(3, resume=(2, whole.tensors[1])), Memory()).result
+    assert whole.names == ["frame_00001", "frame_00002", "frame_00003"] and again.names == ["frame_00003"]
+    assert again.total == 3 and again.durations == [round(1000 / 24)]
+
+
+def test_the_api_picks_the_run_from_its_input(vgg, gif, folder):
+    clip = dreamstyle.dream(str(gif), **tiny(vgg))
+    many = dreamstyle.dream(str(folder), **tiny(vgg))
+    assert len(clip.frames) == 4 and clip.durations == [80] * 4
+    assert many.names == ["p1", "p2", "p3"]
+    with pytest.raises(OptionError, match="snapshot_every"):
+        dreamstyle.dream(str(gif), snapshot_every=1, **tiny(vgg))

@@ -20,6 +20,7 @@ from helpers import make_image  # noqa: E402
 
 from dreamstyle import sequence  # noqa: E402
 from dreamstyle.cli import main  # noqa: E402
+from dreamstyle.drive import frames  # noqa: E402
 from dreamstyle.video import VideoSource, frames_folder, probe, read_recipe, synthetic_video  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -295,14 +296,14 @@ def test_resume_warm_starts_from_the_last_frame_done(walk, style, monkeypatch):
     job = TransferJob(settings, Session.for_settings(settings), clip=True)
     previous = torch.full((1, 3, 24, 32), 0.25)
     starts = []
-    original = sequence._frame_item
+    original = frames.frame_item
 
     def spy(*args):
         item = original(*args)
         starts.append(item)
         return item
 
-    monkeypatch.setattr(sequence, "_frame_item", spy)
+    monkeypatch.setattr(frames, "frame_item", spy)
     result = sequence.run_clip(job, VideoSource(walk, duration=0.5), keep=False, resume=(3, previous))
     assert result.names == ["frame_00004", "frame_00005"] and result.total == 5
     assert starts[0].warm and starts[0].images["previous"][0].eq(0.25).all()

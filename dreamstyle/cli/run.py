@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import random
 import signal
 import sys
@@ -31,21 +30,15 @@ WHAT = {"transfer": "image", "dream": "dream", "texture": "texture"}
 
 
 def content_kind(path, as_frames: bool, zoom: bool = False) -> str:
-    """The input's kind (:mod:`dreamstyle.applies`): "still", "clip" (an animated file, or a folder
-    with --frames), "video", "folder" (still images) or "zoom" (a still with --zoom-frames)."""
-    from ..clips import is_animation
-    from ..video import is_video
+    """The input's kind (:func:`dreamstyle.drive.frames.input_kind`): "still", "clip" (an animated
+    file, or a folder with --frames), "video", "folder" (still images) or "zoom" (a still with
+    --zoom-frames)."""
+    from ..drive.frames import input_kind
 
-    if path is None or not isinstance(path, (str, os.PathLike)):
-        return "zoom" if zoom else "still"
-    path = Path(path)
-    if path.is_dir():
-        return "clip" if as_frames else "folder"
-    if as_frames:
-        raise click.UsageError(f"--frames needs a folder of frames; {path} is not a folder")
-    if is_video(path):
-        return "video"
-    return "clip" if is_animation(path) else "zoom" if zoom else "still"
+    try:
+        return input_kind(path, as_frames, zoom)
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def refuse_given(settings, kind: str, source) -> None:
@@ -258,162 +251,82 @@ def write_still(result, out: Outputs, outbox: Outbox) -> tuple[Path | None, Path
 
 
 def run_clip(kind: str, settings, out: Outputs) -> None:
-    """A clip (a video, an animation or a folder of frames) to a clip: frame by frame, each one warm."""
-    from .. import sequence
-    from ..video import VideoSource
+    """A clip (a video, an animation or a folder of frames) into a clip: frame by frame, each one warm
+    (:class:`dreamstyle.drive.ClipFrames`)."""
+    from ..drive import ClipFrames
+    from ..drive.frames import open_clip
 
-    clip = sequence.open_clip(settings.content if kind == "transfer" else settings.input, settings)
-    video = isinstance(clip, VideoSource)
-    fps = clip.fps if video else 1000 / clip.durations[0]
-
-    def run(job, progress, on_frame, keep, resume):
-        return sequence.run_clip(job, clip, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume)
-
-    write_sequence(
-        kind,
-        settings,
-        out,
-        len(clip),
-        clip,
-        fps,
-        clip if video else None,
-        lambda: make_job(kind, settings, out, clip=True),
-        run,
-        "frames" if kind == "transfer" else "dreaming",
-    )
+    clip = open_clip(settings.content if kind == "transfer" else settings.input, settings)
+    run_frames(kind, settings, out, ClipFrames(clip), "frames" if kind == "transfer" else "dreaming")
 
 
 def run_zoom(kind: str, settings, out: Outputs) -> None:
-    """An infinite zoom: a still dreamed, zoomed, dreamed again, ``--zoom-frames`` times."""
-    from .. import sequence
-    from ..clips import Clip, frame_ms
+    """An infinite zoom: a still dreamed, zoomed, dreamed again, ``--zoom-frames`` times
+    (:class:`dreamstyle.drive.ZoomFrames`)."""
+    from ..drive import ZoomFrames
 
-    n, fps = settings.zoom_frames, settings.fps or sequence.ZOOM_FPS
-    names = [f"frame_{i:0{max(5, len(str(n)))}d}" for i in range(1, n + 1)]
-    shape = Clip([None] * n, [frame_ms(fps)] * n, 0, names)
-
-    def run(job, progress, on_frame, keep, resume):
-        return sequence.run_zoom(job, n, callback=progress.step, on_frame=on_frame, keep=keep, resume=resume, fps=fps)
-
-    write_sequence(kind, settings, out, n, shape, fps, None, lambda: make_job(kind, settings, out), run, "zooming")
+    run_frames(kind, settings, out, ZoomFrames(settings.zoom_frames, settings.fps), "zooming")
 
 
-def write_sequence(kind: str, settings, out: Outputs, total: int, clip, fps, audio_from, make, run, title) -> None:
-    """The frames of a run (``run(job, progress, on_frame, keep, resume)``) written as they are done to a
-    video (resumable; see :class:`dreamstyle.video.VideoRun`), or kept and written at the end as an
-    animation or a folder of frames."""
-    from ..writers import check_output, writers
+def run_frames(kind: str, settings, out: Outputs, source, title: str) -> None:
+    """``source``'s frames through :func:`dreamstyle.drive.drive` into a video (each frame encoded as
+    it is done; ``--resume`` goes on after the last one an interrupted run finished), or kept and
+    written at the end as an animation or a folder of frames."""
+    from ..drive import drive
+
+    sink = frames_sink(out, settings, source).check()
+    resume = sink.resume_point() if hasattr(sink, "resume_point") else None
+    if resume is not None:
+        out.say(f"resuming after frame {resume[0]} of {source.total}")
+        source.resume = resume
+    source.keep = getattr(sink, "keeps", True)  # a video is written as each frame comes: none kept
+    job = make_job(kind, settings, out, clip=hasattr(source, "clip"))
+    progress = FrameProgress(
+        source.total, out.quiet, title, done=resume[0] if resume else 0, every_given=given("log_every")
+    )
+    sink.shown = progress.frame
+    done = drive(job, source, sink, on_step=progress.step, during=_working(progress))
+    warn_beside(sink.outbox)
+    stop = done.stop
+    if stop.reason is Reason.DIVERGED:
+        at, advice = _diverged_at(done.result, source.first + 1)
+        stop = dataclasses.replace(stop, at=at, advice=advice)
+    tell(describe(stop), out.quiet)
+
+
+def frames_sink(out: Outputs, settings, source):
+    """Where a clip's or a zoom's frames go, by the output: a resumable video
+    (:class:`dreamstyle.video.VideoRun`) or a clip file or folder of frames
+    (:class:`dreamstyle.drive.ClipFile`)."""
+    from ..drive import ClipFile
+    from ..video import VideoRun
+    from ..writers import writers
 
     video = next((w for w in writers("video") if out.output.suffix.lower() in w.suffixes), None)
-    if out.log_json is not None:
-        check_output(out.log_json, out.overwrite, (".json",))
     if video is None:
-        _write_kept(settings, out, total, clip, make, run, title)
-    else:
-        _write_video(settings, out, total, fps, audio_from, make, run, title, video)
-
-
-def _write_kept(settings, out: Outputs, total: int, clip, make, run, title) -> None:
-    """The frames kept, then written as one animation or a folder of frames."""
-    from ..writers import check_clip_output, precise, write_clip, write_json
-
-    check_clip_output(out.output, out.overwrite, [clip.names[i] for i in range(total)], out.bit_depth, out.quality)
-    job = make()
-    with FrameProgress(total, out.quiet, title, every_given=given("log_every")) as progress, sigterm_as_interrupt():
-        result = run(job, progress, progress.frame, True, None)
-    n = len(result.frames)
-    total = result.total or total
-    outbox = Outbox(out.overwrite)
-    written = out.output
-    with signals_deferred() as received:
-        if n:
-            frames = result.frames
-            if (out.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
-                frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
-            written = write_clip(
-                frames,
-                out.output,
-                result.durations,
-                result.loop,
-                result.names,
-                None if out.recipe == "none" else result.recipe,
-                out.overwrite,
-                outbox,
-                bit_depth=out.bit_depth,
-                quality=out.quality,
-            )
-        if out.log_json is not None:
-            write_json(out.log_json, result.history, out.overwrite, outbox)
-    where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
-    report(
-        result.stopped,
-        where if result.stopped else f"wrote {written} ({n} frames)",
-        out,
-        result,
-        received,
-        frame=n + 1,
-        rescue=rescue_line(outbox, f"{n} frames" if n != 1 else "frame"),
-        outbox=outbox,
-        what="clip",
-    )
-
-
-def _write_video(settings, out: Outputs, total: int, fps, audio_from, make, run, title, video) -> None:
-    """Each frame encoded as it is done (and kept for --resume until the video is complete)."""
-    from ..video import VideoRun, check_crf
-    from ..writers import check_output, write_json
-
+        return ClipFile(
+            out.output,
+            source.names,
+            overwrite=out.overwrite,
+            bit_depth=out.bit_depth,
+            quality=out.quality,
+            recipe=out.recipe != "none",
+            log_json=out.log_json,
+        )
     for name, value in (("--bit-depth", out.bit_depth not in (None, 8)), ("--quality", out.quality is not None)):
         if value:
             raise OptionError(f"{name} does not go with a video ({out.output.suffix.lower()}); its quality is --crf")
-    check_crf(out.output, out.crf)
-    check_output(out.output, True, None)
-    vrun = VideoRun(
+    return VideoRun(
         out.output,
         settings.to_recipe("names"),
-        fps=fps,
+        source,
         crf=out.crf,
-        audio_from=audio_from,
         overwrite=out.overwrite,
         resume=out.resume,
         recipe=out.recipe != "none",
+        log_json=out.log_json,
         note=out.say,
         writer=video.write,
-    )
-    resume = vrun.resume_point()
-    if resume is not None:
-        out.say(f"resuming after frame {resume[0]} of {total}")
-    job = make()
-    with (
-        FrameProgress(
-            total, out.quiet, title, done=resume[0] if resume else 0, every_given=given("log_every")
-        ) as progress,
-        sigterm_as_interrupt(),
-    ):
-        vrun.on_frame = progress.frame
-        result = run(job, progress, vrun, False, resume)
-    outbox = Outbox(out.overwrite)
-    with signals_deferred() as received:
-        written = vrun.close(complete=result.stopped is None and not received)
-        if out.log_json is not None:
-            write_json(out.log_json, result.history, out.overwrite, outbox)
-    n = vrun.done
-    if not (result.stopped or received):
-        where = f"wrote {written} ({n} frames)"
-    elif written:
-        where = f"the {n} of {result.total or total} frames done are in {written} (--resume goes on from there)"
-    else:
-        where = "nothing was written"
-    report(
-        result.stopped,
-        where,
-        out,
-        result,
-        received,
-        frame=n + 1,
-        rescue=rescue_line(outbox, "log"),
-        outbox=outbox,
-        what="clip",
     )
 
 

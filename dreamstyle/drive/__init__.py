@@ -3,16 +3,31 @@ a sink writes what was made, and :func:`drive` is the loop between them, with th
 (:mod:`dreamstyle.stop`): it returns how the run ended, in a :class:`~dreamstyle.stop.Stop`,
 instead of raising it.
 
-A source (:mod:`.sources`) and a sink (:mod:`.sinks`) each check themselves before any work. So
-far a still into an image file, and a folder of images into a folder of images (or into memory, for
-the Python API), run here; clips and zooms are still driven by :mod:`dreamstyle.sequence` and the
-command line (issue 28).
+A source (:mod:`.sources`) and a sink (:mod:`.sinks`) each check themselves before any work. A still
+(:class:`Still`), a folder of images (:class:`Folder`), a clip's frames (:class:`ClipFrames`: a video,
+an animation, a folder of frames) and a zoom's (:class:`ZoomFrames`) go into an image file
+(:class:`ImageFile`), a folder of images (:class:`ImageFolder`), a clip file or a folder of frames
+(:class:`ClipFile`), a resumable video (:class:`~dreamstyle.video.VideoRun`) or memory
+(:class:`Memory`: the Python API).
 """
 
 from __future__ import annotations
 
+from .frames import ClipFrames, ZoomFrames
 from .loop import Driven, drive
-from .sinks import ImageFile, ImageFolder, Memory
+from .sinks import ClipFile, ImageFile, ImageFolder, Memory
 from .sources import Ended, Folder, Still
 
-__all__ = ["Driven", "Ended", "Folder", "ImageFile", "ImageFolder", "Memory", "Still", "drive"]
+__all__ = [
+    "ClipFile",
+    "ClipFrames",
+    "Driven",
+    "Ended",
+    "Folder",
+    "ImageFile",
+    "ImageFolder",
+    "Memory",
+    "Still",
+    "ZoomFrames",
+    "drive",
+]

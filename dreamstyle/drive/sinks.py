@@ -10,6 +10,7 @@ from ..errors import OutputError
 from ..stop import Reason, Stop, kept_as
 from ..writers import (
     Outbox,
+    check_clip_output,
     check_folder_output,
     check_format,
     check_output,
@@ -20,6 +21,7 @@ from ..writers import (
     save_image,
     signals_deferred,
     suffixes,
+    write_clip,
     write_json,
     writer_for,
 )
@@ -208,14 +210,84 @@ class ImageFolder:
         )
 
 
-class Memory:
-    """What a run made, kept in memory (the result :func:`~dreamstyle.drive.drive` returns), each
-    picture told to ``on_frame`` as it is made: how the Python API runs a folder."""
+class ClipFile:
+    """A clip's frames, kept as they come and written at the end as one animation (a registered clip
+    format: .gif, .webp, .png...) or a folder of frames (``names``: each frame's), at full precision
+    (``bit_depth``, ``quality``), with the run's recipe unless ``recipe=False``; the loss history
+    (``log_json``) beside it. ``shown``: told each frame as it is made (a progress display)."""
 
     snapshot_every = 0
 
-    def __init__(self, on_frame: Callable | None = None):
-        self.on_frame = on_frame
+    def __init__(
+        self,
+        path,
+        names,
+        *,
+        overwrite: bool = False,
+        bit_depth: int | None = None,
+        quality: int | None = None,
+        recipe: bool = True,
+        log_json=None,
+        shown: Callable | None = None,
+        outbox: Outbox | None = None,
+    ):
+        self.path, self.names, self.overwrite = Path(path), list(names), overwrite
+        self.bit_depth, self.quality, self.recipe, self.log_json = bit_depth, quality, recipe, log_json
+        self.shown = shown
+        self.outbox = outbox if outbox is not None else Outbox(overwrite)
+
+    def check(self) -> ClipFile:
+        """Refuse, before any work, an output that exists (unless ``overwrite``), a format that is not a
+        clip's or that cannot take the bit depth or quality asked, and a log that exists."""
+        check_clip_output(self.path, self.overwrite, self.names, self.bit_depth, self.quality)
+        if self.log_json is not None:
+            check_output(self.log_json, self.overwrite, (".json",))
+        return self
+
+    def put(self, done) -> None:
+        if self.shown is not None:
+            self.shown(done)
+
+    def close(self, result) -> Stop:
+        """The frames made (``result``: a :class:`~dreamstyle.drive.made.SequenceResult`) and the log
+        written: how the run ended and where the clip went."""
+        n, written = len(result.frames), self.path
+        if n:
+            frames = result.frames
+            if (self.bit_depth or 8) > 8 and len(result.tensors) == n:  # 16-bit frames: at full precision
+                frames = [precise(f, t) for f, t in zip(result.frames, result.tensors)]
+            written = write_clip(
+                frames,
+                self.path,
+                result.durations,
+                result.loop,
+                result.names,
+                result.recipe if self.recipe else None,
+                self.overwrite,
+                self.outbox,
+                bit_depth=self.bit_depth,
+                quality=self.quality,
+            )
+        if self.log_json is not None:
+            write_json(self.log_json, result.history, self.overwrite, self.outbox)
+        total = result.total or len(self.names)
+        where = f"the {n} of {total} frames done are in {written}" if n else "nothing was written"
+        return Stop(
+            Reason.of(result.stopped),
+            where if result.stopped else f"wrote {written} ({n} frames)",
+            getattr(result, "fault", ""),
+            rescue=rescue_line(self.outbox, f"{n} frames" if n != 1 else "frame"),
+            path=written if n else None,
+        )
+
+
+class Memory:
+    """What a run made, kept in memory (the result :func:`~dreamstyle.drive.drive` returns), each
+    picture of many told to ``on_frame`` as it is made; a still's snapshots every ``snapshot_every``
+    steps (``result.frames``): how the Python API and the web page run."""
+
+    def __init__(self, on_frame: Callable | None = None, snapshot_every: int = 0):
+        self.on_frame, self.snapshot_every = on_frame, snapshot_every
 
     def check(self) -> Memory:
         return self
