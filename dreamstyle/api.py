@@ -276,36 +276,20 @@ def stylize(
     animation) goes frame by frame into ``output`` (an animation, a folder of frames or a video with
     the source's sound; ``crf`` a video's quality, ``on_frame(done, total)`` after each frame) and
     the result is a :class:`~dreamstyle.instant.Styled`."""
-    from PIL import Image
-
     from .fastnet import Model, load_model
-    from .fastnet import stylize as apply
-    from .images import ALPHA, fit_size, load_image, to_pil, to_tensor
-    from .instant import is_clip, stylize_clip
+    from .images import load_image
+    from .instant import is_clip, styled_picture, stylize_clip
     from .runtime import resolve_device
 
     dev = resolve_device(device)
     model = model if isinstance(model, Model) else load_model(model, dev)
+    model.net.to(dev)
+    options = {"strength": strength, "size": size, "preserve_color": preserve_color}
     if isinstance(image, (str, os.PathLike)) and is_clip(image):
         if output is None:
             raise OptionError(f"{image} is a clip: give output=, where its frames go")
         recipe = {"command": "stylize", "model": model.path.name, "model_recipe": model.recipe, "strength": strength}
         return stylize_clip(
-            model,
-            image,
-            output,
-            strength=strength,
-            size=size,
-            overwrite=overwrite,
-            crf=crf,
-            recipe=recipe,
-            on_frame=on_frame,
-            preserve_color=preserve_color,
+            model, image, output, recipe=recipe, overwrite=overwrite, crf=crf, on_frame=on_frame, **options
         )
-    img = load_image(image)
-    wh = fit_size(img.size, size) if size else img.size
-    picture = to_pil(apply(model.net.to(dev), to_tensor(img, wh, dev), strength, preserve_color))
-    alpha = img.info.get(ALPHA)
-    if alpha is not None:  # the network paints the RGB (composited on white); the photo's transparency returns
-        picture.putalpha(alpha.resize(wh, Image.BILINEAR))
-    return picture
+    return styled_picture(model, load_image(image), **options)

@@ -295,38 +295,21 @@ def run_frames(kind: str, settings, out: Outputs, source, title: str) -> None:
 
 
 def frames_sink(out: Outputs, settings, source):
-    """Where a clip's or a zoom's frames go, by the output: a resumable video
-    (:class:`dreamstyle.video.VideoRun`) or a clip file or folder of frames
-    (:class:`dreamstyle.drive.ClipFile`)."""
-    from ..drive import ClipFile
-    from ..video import VideoRun
-    from ..writers import writers
+    """Where a clip's or a zoom's frames go, by the output (:func:`dreamstyle.drive.sinks.clip_sink`)."""
+    from ..drive.sinks import clip_sink
 
-    video = next((w for w in writers("video") if out.output.suffix.lower() in w.suffixes), None)
-    if video is None:
-        return ClipFile(
-            out.output,
-            source.names,
-            overwrite=out.overwrite,
-            bit_depth=out.bit_depth,
-            quality=out.quality,
-            recipe=out.recipe != "none",
-            log_json=out.log_json,
-        )
-    for name, value in (("--bit-depth", out.bit_depth not in (None, 8)), ("--quality", out.quality is not None)):
-        if value:
-            raise OptionError(f"{name} does not go with a video ({out.output.suffix.lower()}); its quality is --crf")
-    return VideoRun(
+    return clip_sink(
         out.output,
-        settings.to_recipe("names"),
         source,
-        crf=out.crf,
+        settings.to_recipe("names"),
         overwrite=out.overwrite,
-        resume=out.resume,
+        bit_depth=out.bit_depth,
+        quality=out.quality,
         recipe=out.recipe != "none",
         log_json=out.log_json,
+        crf=out.crf,
+        resume=out.resume,
         note=out.say,
-        writer=video.write,
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import click
 
-from ..errors import UserError
 from ..settings import TrainSettings
+from ..stop import Reason, describe
 from .group import host, main
 from .options import given, output_options, settings_params
 from .progress import Progress
@@ -149,29 +150,16 @@ def stylize_body(model, images, output, strength, size, preserve_color, crf, exp
     `dreamstyle train` wrote): one forward pass each, no optimization. One IMAGE that is a clip (a
     video, or an animated GIF/WebP/PNG) goes frame by frame into OUTPUT: an animation, a folder of
     frames, or a video (.mp4, .webm, ...) that keeps the source video's sound."""
-    from ..api import stylize
     from ..clips import list_images
     from ..fastnet import load_model
-    from ..instant import is_clip
+    from ..instant import is_clip, open_frames
     from ..runtime import resolve_device
-    from ..writers import check_output, save_image
 
     if export:
         return _export(model, images, output, overwrite)
     if not images:
         raise click.UsageError("give IMAGES to stylize (or --export onnx to write the network as ONNX)")
     loaded = load_model(model, resolve_device(device))
-    if len(images) == 1 and is_clip(images[0]):
-        return _stylize_clip(loaded, images[0], output, strength, size, bool(preserve_color), crf, overwrite)
-    if crf is not None:
-        raise click.UsageError("--crf is a video's quality: give one video or animation and a video output")
-    paths = [p for given_path in images for p in (list_images(given_path) if given_path.is_dir() else [given_path])]
-    single = len(paths) == 1 and not images[0].is_dir()
-    if single:
-        targets = [check_output(output, overwrite, (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"))]
-    else:
-        output.mkdir(parents=True, exist_ok=True)
-        targets = [check_output(output / f"{p.stem}.png", overwrite) for p in paths]
     recipe = {
         "command": "stylize",
         "model": Path(model).name,
@@ -179,60 +167,46 @@ def stylize_body(model, images, output, strength, size, preserve_color, crf, exp
         "strength": strength,
         "preserve_color": preserve_color,
     }
-    start, failed = time.perf_counter(), []
-    for path, target in zip(paths, targets):
-        try:
-            picture = stylize(
-                loaded, path, strength=strength, size=size, device=device, preserve_color=bool(preserve_color)
-            )
-        except UserError as exc:  # an image that cannot be read: one line, the others go on
-            if single:
-                raise
-            failed.append(path)
-            click.echo(f"dreamstyle: skipped {path.name}: {exc}", err=True)
-            continue
-        save_image(picture, target, {**recipe, "content": path.name}, overwrite)
-    made = len(paths) - len(failed)
-    each = (time.perf_counter() - start) / max(1, made)
-    click.echo(
-        f"wrote {targets[0] if single else output} ({made} picture{'s' if made != 1 else ''}, "
-        f"{each * 1000:.0f} ms each)",
-        err=True,
-    )
-    if failed:
-        raise click.ClickException(f"{len(failed)} of {len(paths)} images could not be read (named above)")
+    options = {"strength": strength, "size": size, "preserve_color": bool(preserve_color)}
+    if len(images) == 1 and is_clip(images[0]):
+        return _stylize(loaded, open_frames(images[0]), output, recipe, options, overwrite=overwrite, crf=crf)
+    if crf is not None:
+        raise click.UsageError("--crf is a video's quality: give one video or animation and a video output")
+    paths = [p for given_path in images for p in (list_images(given_path) if given_path.is_dir() else [given_path])]
+    return _stylize(loaded, paths, output, recipe, options, overwrite=overwrite, folder=images[0].is_dir())
 
 
-def _stylize_clip(loaded, clip, output, strength, size, preserve_color, crf, overwrite) -> None:
-    """A clip frame by frame, with a progress bar; Ctrl-C keeps the frames done (exit 130)."""
-    from types import SimpleNamespace
-
-    from ..api import stylize
+def _stylize(loaded, pictures, output, recipe, options, *, overwrite, crf=None, folder=False) -> None:
+    """``pictures`` (paths, or a clip's frames) through the network by :func:`dreamstyle.drive.drive`
+    into a picture, a folder of pictures, or a clip (an animation, a folder of frames, a video), with
+    a progress bar for many; Ctrl-C keeps what was done (exit 130)."""
+    from ..drive import ImageFile, ImageFolder, drive
+    from ..drive.sinks import clip_sink
+    from ..instant import Stylized
     from .progress import FrameProgress
+    from .run import tell, warn_beside
 
-    with FrameProgress(0, False, "frames") as progress:
+    def on_error(name, line):
+        click.echo(f"dreamstyle: skipped {name}: {line}", err=True)
 
-        def on_frame(done, total):
-            progress.total = total
-            progress.frame(SimpleNamespace(name=f"frame {done}", losses={}))
-
-        styled = stylize(
-            loaded,
-            clip,
-            output=output,
-            strength=strength,
-            size=size,
-            preserve_color=preserve_color,
-            crf=crf,
-            overwrite=overwrite,
-            on_frame=on_frame,
-        )
-    kept = f"{styled.frames} of {styled.total} frames"
-    if styled.interrupted:
-        where = f"the {kept} done are in {styled.path}" if styled.path else "nothing was written"
-        click.echo(f"dreamstyle: interrupted: {where}", err=True)
-        raise SystemExit(130)
-    click.echo(f"wrote {styled.path} ({kept}, {styled.ms_per_frame:.0f} ms each)", err=True)
+    many = folder or not isinstance(pictures, list) or len(pictures) != 1  # one picture that fails: its error
+    source = Stylized(loaded, pictures, recipe=recipe, options=options, on_error=on_error if many else None)
+    if source.clip is not None:
+        sink = clip_sink(output, source, recipe, overwrite=overwrite, crf=crf)
+    elif not many:
+        sink = ImageFile(output, overwrite=overwrite, what="picture")
+    else:
+        sink = ImageFolder(output, source.names, overwrite=overwrite)
+    sink = sink.check()
+    source.keep = getattr(sink, "keeps", not many)
+    progress = FrameProgress(source.total, source.total == 1, "frames" if source.clip is not None else "pictures")
+    sink.shown = progress.frame
+    done = drive(None, source, sink, during=progress)
+    warn_beside(sink.outbox)
+    stop = done.stop
+    if stop.reason is Reason.DONE and source.count:
+        stop = dataclasses.replace(stop, where=f"{stop.where}, {source.ms:.0f} ms each")
+    tell(describe(stop))
 
 
 def _export(model, images, output, overwrite) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..errors import OutputError
+from ..errors import OptionError, OutputError
 from ..stop import Reason, Stop, kept_as
 from ..writers import (
     Outbox,
@@ -24,6 +24,7 @@ from ..writers import (
     write_clip,
     write_json,
     writer_for,
+    writers,
 )
 
 
@@ -50,7 +51,7 @@ class ImageFile:
     ):
         self.path, self.overwrite, self.bit_depth, self.quality = Path(path), overwrite, bit_depth, quality
         self.recipe, self.log_json, self.gif, self.snapshot_every = recipe, log_json, gif, snapshot_every
-        self.note, self.what = note, what
+        self.note, self.what, self.shown = note, what, None
         self.outbox = outbox if outbox is not None else Outbox(overwrite)
 
     def check(self) -> ImageFile:
@@ -63,6 +64,12 @@ class ImageFile:
         if self.gif is not None:
             check_output(self.gif, self.overwrite, (".gif", ".webp"))
         return self
+
+    def put(self, done) -> None:
+        """The picture made by a source that runs its own items (a style network's): shown; written at
+        the end (:meth:`close`)."""
+        if self.shown is not None:
+            self.shown(done)
 
     def write(self, result) -> tuple[Path | None, Path | None]:
         """The picture, the log and the animation, each through the outbox; where the picture and the
@@ -210,6 +217,31 @@ class ImageFolder:
         )
 
 
+def clip_sink(path, frames, key: dict, **options):
+    """Where a clip's frames go, by ``path``: a resumable video (a registered video format:
+    :class:`~dreamstyle.video.VideoRun`, ``key`` its settings) or a clip file or folder of frames
+    (:class:`ClipFile`). ``frames``: the source (its names, frame rate and sound); ``options``: the
+    sinks' (``overwrite``, ``recipe``, ``log_json``; a video's ``crf``, ``resume``, ``note``; a clip
+    file's ``bit_depth``, ``quality``), each refused where it does not go."""
+    from ..video import VideoRun
+
+    path = Path(path)
+    video = next((w for w in writers("video") if path.suffix.lower() in w.suffixes), None)
+    given = {k: v for k, v in options.items() if v not in (None, False)}
+    if video is None:
+        if "crf" in given:
+            raise OptionError(f"--crf is a video's quality; {path} is not a video")
+        for name in ("crf", "resume", "note"):
+            options.pop(name, None)
+        return ClipFile(path, frames.names, **options)
+    for name in ("bit_depth", "quality"):
+        if name in given and not (name == "bit_depth" and given[name] == 8):
+            flag = "--" + name.replace("_", "-")
+            raise OptionError(f"{flag} does not go with a video ({path.suffix.lower()}); its quality is --crf")
+        options.pop(name, None)
+    return VideoRun(path, key, frames, writer=video.write, **options)
+
+
 class ClipFile:
     """A clip's frames, kept as they come and written at the end as one animation (a registered clip
     format: .gif, .webp, .png...) or a folder of frames (``names``: each frame's), at full precision
@@ -217,6 +249,7 @@ class ClipFile:
     (``log_json``) beside it. ``shown``: told each frame as it is made (a progress display)."""
 
     snapshot_every = 0
+    keeps = True  # written at the end: the source keeps the frames
 
     def __init__(
         self,
