@@ -16,14 +16,24 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from . import sequence
 from .applies import refuse
 from .drive import Memory, Still, drive
 from .drive.frames import input_kind
 from .errors import OptionError
+from .fastnet import Model, load_model
+from .images import load_image
+from .instant import is_clip, styled_picture, stylize_clip
+from .jobs.atlas import activations as excited
+from .jobs.atlas import atlas as atlas_of
+from .jobs.compare import compare as compare_backbones
 from .jobs.dream import DreamJob
+from .jobs.reconstruct import reconstruct as reconstruct_layers
 from .jobs.texture import TextureJob
+from .jobs.train import TrainJob, check_model_output
 from .jobs.transfer import TransferJob
 from .runner import Result
+from .runtime import resolve_device
 from .session import Session
 from .settings import (
     ActivationsSettings,
@@ -35,8 +45,6 @@ from .settings import (
     TransferSettings,
     make,
 )
-
-# sequence, compare and reconstruct are imported when used: a still needs none of them (start-up)
 
 
 def _settings(cls, kind: str, inputs: dict, options: dict):
@@ -118,7 +126,6 @@ def texture(styles, *, callback: Callable | None = None, loaded=None, snapshot_e
 def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **options):
     """Style transfer of every frame of ``clip`` (a path or a :class:`~dreamstyle.clips.Clip`) with
     temporal coherence; the options are :func:`transfer`'s and the clip options."""
-    from . import sequence
 
     settings = _settings(
         TransferSettings,
@@ -132,7 +139,6 @@ def transfer_clip(clip, styles, *, callback=None, on_frame=None, loaded=None, **
 
 def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None, **options):
     """Style transfer of every still image in ``folder`` (or a list of paths), ``batch`` at a time."""
-    from . import sequence
 
     settings = _settings(
         TransferSettings,
@@ -147,7 +153,6 @@ def transfer_folder(folder, styles, *, callback=None, on_frame=None, loaded=None
 def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, **options):
     """DeepDream over every frame of ``clip``: each frame after the first is dreamed from the previous
     dream carried along the content's change, blended with ``temporal_init`` of the new frame."""
-    from . import sequence
 
     settings = _settings(
         DreamSettings,
@@ -161,7 +166,6 @@ def dream_clip(clip, layers=None, *, callback=None, on_frame=None, loaded=None, 
 
 def dream_folder(folder, layers=None, *, callback=None, on_frame=None, loaded=None, **options):
     """DeepDream over every still image of ``folder`` (or a list of paths)."""
-    from . import sequence
 
     settings = _settings(
         DreamSettings,
@@ -187,7 +191,6 @@ def compare(
     """The same transfer on every variant (``"vgg19,vgg19:avg,alexnet:random"`` or a list): a
     :class:`~dreamstyle.jobs.compare.Comparison`, each picture graded on ``judge`` (a backbone, as
     ``dreamstyle compare --judge`` takes it; None: not graded)."""
-    from .jobs.compare import compare as compare_backbones
 
     settings = _settings(TransferSettings, "grid", {"content": content, "styles": styles}, options)
     return compare_backbones(
@@ -199,7 +202,6 @@ def reconstruct(image, layers=None, *, callback=None, loaded=None, **options):
     """What single layers keep of ``image``: content per layer, or with ``style=True`` the Gram
     loss on growing sets of layers; every panel from the same noise, on one loaded network (a
     :class:`~dreamstyle.jobs.reconstruct.Reconstruction`)."""
-    from .jobs.reconstruct import reconstruct as reconstruct_layers
 
     settings = make(ReconstructSettings, {"image": image, "layers": layers, **options})
     return reconstruct_layers(settings, callback=callback, loaded=loaded)
@@ -208,7 +210,6 @@ def reconstruct(image, layers=None, *, callback=None, loaded=None, **options):
 def atlas(backbone, layer, *, channels="0-15", callback=None, loaded=None, **options):
     """One visualization per channel of ``layer`` from noise (fft and transforms by default), in
     batches: a :class:`~dreamstyle.jobs.atlas.Atlas` (``.cells``, ``.sheet()``, ``.to_dict()``)."""
-    from .jobs.atlas import atlas as atlas_of
 
     settings = make(AtlasSettings, {"backbone": backbone, "layer": layer, "channels": channels, **options})
     return atlas_of(settings, callback=callback, loaded=loaded)
@@ -217,7 +218,6 @@ def atlas(backbone, layer, *, channels="0-15", callback=None, loaded=None, **opt
 def activations(image, layer=None, *, callback=None, loaded=None, **options):
     """The ``top`` channels of ``layer`` that ``image`` excites most, with their activation maps and
     visualizations: a :class:`~dreamstyle.jobs.atlas.Excitation`."""
-    from .jobs.atlas import activations as excited
 
     settings = make(ActivationsSettings, {"image": image, "layer": layer, **options})
     return excited(settings, callback=callback, loaded=loaded)
@@ -244,7 +244,6 @@ def train(
     goes on training the model file ``output``. Returns
     the run's :class:`~dreamstyle.runner.Result`, with ``result.model`` the path written and
     ``result.job`` the job (``job.loss_on(job.held_out)``: the loss on photos it never saw)."""
-    from .jobs.train import TrainJob, check_model_output
 
     settings = _settings(TrainSettings, "train", {"content": photos, "styles": styles}, options)
     check_model_output(output, overwrite or resume)
@@ -276,10 +275,6 @@ def stylize(
     animation) goes frame by frame into ``output`` (an animation, a folder of frames or a video with
     the source's sound; ``crf`` a video's quality, ``on_frame(done, total)`` after each frame) and
     the result is a :class:`~dreamstyle.instant.Styled`."""
-    from .fastnet import Model, load_model
-    from .images import load_image
-    from .instant import is_clip, styled_picture, stylize_clip
-    from .runtime import resolve_device
 
     dev = resolve_device(device)
     model = model if isinstance(model, Model) else load_model(model, dev)

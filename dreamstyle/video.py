@@ -15,12 +15,28 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
+from PIL import Image
+
 from .errors import ImageError, OptionError, OutputError
 from .stop import Reason, Stop
-from .writers import parse_recipe
+from .writers import (
+    Outbox,
+    _umask,
+    check_output,
+    clean_stale_temps,
+    parse_recipe,
+    picture_of,
+    publish,
+    rescue_line,
+    settle,
+    signals_deferred,
+    temp_path_for,
+    write_json,
+)
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -215,7 +231,6 @@ class VideoSink:
         note=None,
         **_,
     ):
-        from .writers import clean_stale_temps, temp_path_for
 
         av = self.av = require_av()
         self.path, self.overwrite, self.note = Path(path), overwrite, note or (lambda line: None)
@@ -253,8 +268,6 @@ class VideoSink:
     def add(self, image) -> None:
         """One more frame (a PIL image of the size given; converted to RGB)."""
         if image.mode != "RGB":
-            from .writers import picture_of
-
             image = picture_of(image, alpha=False)
         if image.size != self.size:
             image = image.crop((0, 0, *self.size))
@@ -269,7 +282,6 @@ class VideoSink:
 
     def close(self) -> Path | None:
         """Finish the file and put it in place; with no frames written, nothing is (None)."""
-        from .writers import _umask, settle
 
         if self.count == 0:
             self._discard()
@@ -426,7 +438,6 @@ class VideoRun:
         note=None,
         writer=None,
     ):
-        from .writers import Outbox, check_output
 
         check_crf(path, crf)
         check_output(path, True, None)
@@ -456,8 +467,6 @@ class VideoRun:
                     )
                 self.done, self.resumed = int(state.get("done", 0)), True
             elif overwrite:
-                import shutil
-
                 shutil.rmtree(self.folder)
             else:
                 done = f" ({state.get('done', 0)} frames done)" if state else ""
@@ -503,7 +512,6 @@ class VideoRun:
 
     def put(self, done) -> None:
         """Frame ``done`` into the video and the kept frames; Ctrl-C waits until both are whole."""
-        from .writers import signals_deferred
 
         if self.shown is not None:
             self.shown(done)
@@ -513,7 +521,6 @@ class VideoRun:
             raise KeyboardInterrupt
 
     def _keep(self, done) -> None:
-        from .writers import publish
 
         if self.sink is None:
             self._open(done)
@@ -529,7 +536,6 @@ class VideoRun:
         publish(self.folder / STATE_FILE, lambda fh: fh.write(json.dumps(state, default=str).encode()))
 
     def _open(self, done) -> None:
-        from PIL import Image
 
         self.sink = self.writer(
             self.path,
@@ -554,14 +560,11 @@ class VideoRun:
     def close(self, result) -> Stop:
         """Finish the video (of the frames done; once it is complete, the kept frames go) and write the
         log: how the run ended and where the video went."""
-        from .writers import rescue_line, write_json
 
         written = (
             self.sink.close() if self.sink is not None else (self.path if self.resumed and self.path.exists() else None)
         )
         if result.stopped is None and written is not None:
-            import shutil
-
             shutil.rmtree(self.folder, ignore_errors=True)
         if self.log_json is not None:
             write_json(self.log_json, result.history, self.overwrite, self.outbox)

@@ -94,7 +94,7 @@ def api_runs(monkeypatch):
     monkeypatch.setattr(api.Session, "for_settings", lambda *a, **k: None)
     monkeypatch.setattr(sequence, "run_clip", lambda *a, **k: kinds.append("clip"))
     monkeypatch.setattr(sequence, "run_folder", lambda *a, **k: kinds.append("folder"))
-    monkeypatch.setattr("dreamstyle.jobs.compare.compare", lambda *a, **k: kinds.append("grid"))
+    monkeypatch.setattr(api, "compare_backbones", lambda *a, **k: kinds.append("grid"))
     return kinds
 
 

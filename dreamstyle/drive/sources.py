@@ -5,6 +5,7 @@ how its task ended (:class:`Ended`), for the loop to write and to stop on."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,12 @@ from typing import Callable
 import torch
 
 from .. import runner
-from ..errors import ImageError
+from ..clips import list_images
+from ..errors import ImageError, OutputError
+from ..executors import executor_for, pack_inputs, relocated, unpack_inputs
 from ..images import fit_size, to_tensor
+from ..jobs import make_job
+from ..replay import expected_recipe, made_with
 from ..runner import Item
 from ..settings import file_hash, plain
 from ..stop import Reason
@@ -60,7 +65,6 @@ class Folder:
     remote = True  # its batches may run on another executor
 
     def __init__(self, folder, *, skip: Sequence[int] = (), on_error: Callable | None = None):
-        from ..clips import list_images
 
         self.paths = list_images(folder) if isinstance(folder, (str, Path)) else [Path(p) for p in folder]
         self.skip, self.on_error = list(skip), on_error
@@ -84,7 +88,6 @@ class Folder:
         comes back from ``executor`` (default: the settings' ``--executor``), then how that batch
         ended (:class:`Ended`). ``callback`` sees each engine step of the batches made here. The
         images are scanned now (each one that cannot be read told), before the iterator starts."""
-        from ..executors import executor_for
 
         s = job.settings
         refuse_set(s, "folder")
@@ -194,8 +197,6 @@ def image_recipe(job, recipe: dict, path: Path) -> dict:
 def done_before(job, paths, outputs) -> list[int]:
     """``--resume``: the images whose output exists with a recipe of these settings and this image
     (to skip); an output that exists with another recipe is refused in one line."""
-    from ..errors import OutputError
-    from ..replay import expected_recipe, made_with
 
     base, ignore = expected_recipe(job.settings, job.recipe_paths)
     skip = []
@@ -230,7 +231,6 @@ class FolderWork:
         return self.settings.device
 
     def __getstate__(self):  # what travels: no job, no callback; the input files as bytes
-        from ..executors import pack_inputs
 
         state = {**self.__dict__, "job": None, "callback": None}
         state["files"] = pack_inputs(self.settings)
@@ -238,9 +238,6 @@ class FolderWork:
 
     def open(self):
         if self.job is None:
-            from ..executors import unpack_inputs
-            from ..jobs import make_job
-
             settings, self.back = unpack_inputs(self.settings, self.files)
             self.job = make_job(self.kind, settings, recipe_paths=self.recipe_paths)
         return self
@@ -262,8 +259,6 @@ class FolderWork:
                 order[:0] = [part[: len(part) // 2], part[len(part) // 2 :]]
                 continue
             if result is not None and self.back:
-                from ..executors import relocated
-
                 result.recipe = relocated(result.recipe, self.back)
             out.append((part, result, stop, fault))
             if result is None or (stop is not None and stop is not Reason.DIVERGED):
@@ -276,7 +271,6 @@ def _load(job, paths, chunk, data) -> dict:
     a temporary file of its own name, so it is read exactly as the file is)."""
     if data is None:
         return {i: job.load(paths[i]) for i in chunk}
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="dreamstyle-item-") as tmp:
         out = {}
