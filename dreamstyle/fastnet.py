@@ -19,9 +19,11 @@ with ``weights_only=True``: loading one never executes code.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -254,9 +256,6 @@ def export_onnx(net: StyleNet, path: str | os.PathLike, overwrite: bool = True) 
     """``net`` as an ONNX model (opset 17; batch, height and width dynamic; input ``image`` and
     output ``styled``, [0, 1] RGB NCHW) that onnxruntime runs, for phones and browsers. Needs the
     ``onnx`` extra (``pip install 'dreamstyle[onnx]'``)."""
-    import importlib.util
-    import warnings
-
     if importlib.util.find_spec("onnx") is None:
         raise ModelError("exporting to ONNX needs the onnx package: pip install 'dreamstyle[onnx]'")
     net = net.to("cpu").eval()

@@ -15,7 +15,9 @@ from typing import Callable
 from PIL import Image
 
 from .clips import Clip, is_animation, read_clip
+from .drive import drive
 from .drive.made import FrameDone, SequenceResult
+from .drive.sinks import clip_sink
 from .drive.sources import Ended
 from .errors import ImageError, Interrupted, OutputError, UserError
 from .fastnet import Model, stylize
@@ -163,9 +165,6 @@ def stylize_clip(
     a folder of frames or a video with the source's sound; ``crf`` a video's quality); ``options``:
     :func:`styled_picture`'s; ``on_frame(done, total)`` after each frame. Everything is checked
     before the first frame; an interrupted run writes the frames done."""
-    from .drive import drive
-    from .drive.sinks import clip_sink
-
     recipe = recipe or {"command": "stylize"}
     source = Stylized(model, open_frames(clip), recipe=recipe, options=options)
     sink = clip_sink(Path(output), source, recipe, overwrite=overwrite, crf=crf).check()

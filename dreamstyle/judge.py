@@ -20,7 +20,9 @@ import torch
 from .distribution import SlicedWassersteinLoss
 from .errors import OptionError, error_text
 from .images import fit_size, load_image, to_tensor
+from .plugins import get_backbone
 from .session import Session
+from .settings import plain
 from .terms import gram
 from .termspec import TermContext
 from .variants import parse_variants
@@ -134,8 +136,6 @@ class Judge:
         device: str = "auto",
         max_pixels: int | None = None,
     ):
-        from .plugins import get_backbone
-
         items = parse_variants(str(spec), weights="random")
         if len(items) != 1:
             raise OptionError(f"--judge {spec!r}: name one backbone (like vgg19 or alexnet:random)")
@@ -148,8 +148,6 @@ class Judge:
         self._loaded = None
 
     def describe(self, paths: str = "full") -> dict:
-        from .settings import plain
-
         return {
             "backbone": self.name,
             "weights": plain(self.weights or "pretrained", paths, files=True),

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import importlib.util
 import math
 import os
 from dataclasses import dataclass, field
@@ -621,8 +623,6 @@ _hashes: dict[tuple, str] = {}
 
 def file_hash(path) -> str:
     """SHA-256 of a file (remembered per path, size and modification time)."""
-    import hashlib
-
     st = os.stat(path)
     key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if key not in _hashes:
@@ -760,8 +760,6 @@ class SequenceOptions:
 
 def executor_spec(value, flag):
     """local, ray or ray:ADDRESS; ray needs the optional extra, checked now (before any work)."""
-    import importlib.util
-
     value = "local" if value is None else str(value).strip()
     kind, colon, address = value.partition(":")
     if kind not in ("local", "ray") or (kind == "local" and colon) or (colon and not address.strip()):

@@ -19,6 +19,7 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from .errors import ImageError, OptionError, OutputError
@@ -231,7 +232,6 @@ class VideoSink:
         note=None,
         **_,
     ):
-
         av = self.av = require_av()
         self.path, self.overwrite, self.note = Path(path), overwrite, note or (lambda line: None)
         suffix = self.path.suffix.lower()
@@ -438,7 +438,6 @@ class VideoRun:
         note=None,
         writer=None,
     ):
-
         check_crf(path, crf)
         check_output(path, True, None)
         if log_json is not None:
@@ -628,8 +627,6 @@ def synthetic_video(
 ) -> Path:
     """A small video for tests and benchmarks, made by PyAV itself: a colour gradient moving right
     10 px a frame, with a 440 Hz tone as its audio (AAC; Opus in .webm)."""
-    import numpy as np
-
     av = require_av()
     path = Path(path)
     w, h = size

@@ -17,16 +17,39 @@ import math
 import os
 import queue
 import shlex
+import shutil
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .api import stylize
 from .applies import refuse
+from .drive import Memory, Still, drive
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
-from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Bounds, Settings, flag_of, make, settings_for, short_repr
+from .fastnet import load_model
+from .images import load_image, to_pil
+from .jobs import job_saying
+from .plugins import get_backbone as lookup
+from .plugins import get_host
+from .replay import recipe_settings
+from .runtime import resolve_device
+from .settings import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_SIZE,
+    DREAM_STEP,
+    DREAM_WEIGHT,
+    Bounds,
+    Settings,
+    file_hash,
+    flag_of,
+    make,
+    settings_for,
+    short_repr,
+)
 from .stop import Reason, Stop, describe, kept_as
+from .writers import read_recipe, save_image
 
 TABS = {"transfer": "Style transfer", "dream": "DeepDream", "hybrid": "Hybrid", "texture": "Texture"}
 KIND_OF_TAB = {"transfer": "transfer", "hybrid": "transfer", "dream": "dream", "texture": "texture"}
@@ -163,15 +186,11 @@ def controls(tab: str, backbone) -> list[Control]:
 
 def backbone_names() -> list[str]:
     """The registered backbones a list can offer (families, such as any timm model, need a name typed)."""
-    from .plugins import get_host
-
     reg = get_host().backbones
     return [name for name in reg.names() if not hasattr(reg.entries[name], "resolve")]
 
 
 def get_backbone(name: str):
-    from .plugins import get_backbone as lookup
-
     return lookup(name)
 
 
@@ -196,9 +215,6 @@ def sample_path(name: str) -> str:
 def check_upload(path, max_pixels: int | None = None) -> str:
     """An uploaded file, read as dreamstyle reads inputs: an ImageError (named by its file name, not
     the server's folder) for a file that is not an image or has too many pixels."""
-    from .images import load_image
-    from .settings import DEFAULT_MAX_PIXELS
-
     try:
         load_image(path, max_pixels or DEFAULT_MAX_PIXELS)
     except ImageError as exc:
@@ -385,10 +401,6 @@ class Restored:
 def restore(path) -> Restored:
     """The form that made a dreamstyle picture, from the recipe it carries. Inputs are found among
     the samples by name and SHA-256; others are named in ``missing`` (upload them again)."""
-    from .replay import recipe_settings
-    from .settings import file_hash
-    from .writers import read_recipe
-
     name = Path(path).name
     try:
         recipe = read_recipe(path)
@@ -542,9 +554,6 @@ class WebRun:
     def __init__(
         self, tab: str, settings: Settings, folder: Path, stop: threading.Event | None = None, device: str | None = None
     ):
-        from .drive import Still
-        from .jobs import job_saying
-
         if device is not None:
             settings = settings.replace(device=device)
         self.tab, self.settings, self.folder = tab, settings, Path(folder)
@@ -567,8 +576,6 @@ class WebRun:
         self._events.put(event)
 
     def _work(self) -> None:
-        from .drive import Memory, drive
-
         try:
             self._events.put(
                 drive(self.job, self.source, Memory(snapshot_every=self.every), on_step=self._callback).result
@@ -577,8 +584,6 @@ class WebRun:
             self._events.put(exc)
 
     def __iter__(self):
-        from .images import to_pil
-
         thread = threading.Thread(target=self._work, name="dreamstyle-web-run", daemon=True)
         start, done = time.monotonic(), 0
         thread.start()
@@ -653,11 +658,6 @@ def stylize_upload(
     ``dreamstyle train`` wrote; read without executing anything), written as a PNG with its recipe
     in ``folder``; the outcome's line says the milliseconds. Bad files are a UserError naming the
     file, not the server's folder."""
-    from .api import stylize
-    from .fastnet import load_model
-    from .runtime import resolve_device
-    from .writers import save_image
-
     if not model_path or not photo_path:
         raise OptionError("give a style network (.dsm) and a photo")
     paths = [model_path, photo_path]
@@ -1010,8 +1010,6 @@ def serve(host: str = "127.0.0.1", port: int = 7860, device: str | None = None):
     """Start the page on ``host:port``; files (uploads, results, Gradio's cache) go only under one
     temporary folder of the server (the caller removes it when the server stops). Returns (page,
     url, folder)."""
-    import shutil
-
     folder = Path(tempfile.mkdtemp(prefix="dreamstyle-web-"))
     os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")  # before Gradio is imported: it reads it then too
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import signal
@@ -23,7 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from xml.sax.saxutils import escape, unescape
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .errors import OptionError, OutputError, RecipeError
@@ -489,8 +492,6 @@ def _has_alpha(img: Image.Image) -> bool:
 def picture_of(image, alpha: bool = True):
     """``(pixels, picture)``: float32 H x W x C (3, or 4 with alpha) in [0, 1] at full precision, and
     the PIL picture (RGB or RGBA) of it in 8 bits; without ``alpha``, flattened onto white."""
-    import numpy as np
-
     if hasattr(image, "detach"):  # a torch tensor
         t = image.detach().float().cpu()
         t = t[0] if t.dim() == 4 and t.shape[0] == 1 else t
@@ -513,8 +514,6 @@ def picture_of(image, alpha: bool = True):
 
 def levels(pixels, bits: int):
     """Pixels in [0, 1] as integers of ``bits`` (8: uint8, 16: uint16), rounded."""
-    import numpy as np
-
     top = (1 << bits) - 1
     return (pixels * top + 0.5).clip(0, top).astype(np.uint8 if bits <= 8 else np.uint16)
 
@@ -522,8 +521,6 @@ def levels(pixels, bits: int):
 def precise(image, tensor):
     """``tensor`` where it is ``image`` at full precision (it rounds to it), else ``image``: what a
     16-bit format should get of a frame whose tensor may be from before the job's finish."""
-    import numpy as np
-
     if tensor is None or not hasattr(tensor, "detach"):
         return image
     try:
@@ -574,8 +571,6 @@ def png_write(fh, images, recipe, bit_depth=8, pixels=None, **_):
 
 def _png16(fh, pixels, text: str | None) -> None:
     """A 16-bit RGB(A) PNG (Pillow writes none) through pypng, the recipe in a tEXt chunk after IHDR."""
-    import io
-
     import png
 
     height, width, channels = pixels.shape
@@ -591,8 +586,6 @@ def _png16(fh, pixels, text: str | None) -> None:
 
 def jpeg_write(fh, images, recipe, quality=None, **_):
     """Quality 95 unless given, 4:4:4 (no chroma blur); the recipe as XMP in an APP1 segment."""
-    import io
-
     text = _recipe_text(recipe)
     xmp = _xmp(text, JPEG_XMP_LIMIT) if text else None
     if text and xmp is None:
@@ -622,7 +615,6 @@ def webp_image_write(fh, images, recipe, quality=None, **_):
 def tiff_write(fh, images, recipe, bit_depth=16, pixels=None, **_):
     """RGB(A) TIFF, deflate-compressed (with the horizontal predictor), the recipe (JSON) in the
     ImageDescription tag."""
-    import numpy as np
     import tifffile
 
     if bit_depth == 16:
@@ -708,7 +700,6 @@ def gif_write(fh, frames, recipe, durations=(), loop=0, **_):
 
 def _xmp(text: str, limit: int | None = None) -> bytes | None:
     """The recipe as XMP; over ``limit`` bytes, compressed (zlib, base64); still over it: None."""
-    from xml.sax.saxutils import escape
 
     def packet(tag: str, body: str) -> bytes:
         return (
@@ -724,8 +715,6 @@ def _xmp(text: str, limit: int | None = None) -> bytes | None:
 
 
 def _from_xmp(xmp) -> str | None:
-    from xml.sax.saxutils import unescape
-
     text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else str(xmp)
     for tag in ("recipe", "recipe-zlib"):
         start, end = text.find(f"<dreamstyle:{tag}>"), text.find(f"</dreamstyle:{tag}>")

@@ -8,6 +8,7 @@ from typing import Callable
 
 from ..errors import OptionError, OutputError
 from ..stop import Reason, Stop, kept_as
+from ..video import VideoRun
 from ..writers import (
     Outbox,
     check_clip_output,
@@ -223,8 +224,6 @@ def clip_sink(path, frames, key: dict, **options):
     (:class:`ClipFile`). ``frames``: the source (its names, frame rate and sound); ``options``: the
     sinks' (``overwrite``, ``recipe``, ``log_json``; a video's ``crf``, ``resume``, ``note``; a clip
     file's ``bit_depth``, ``quality``), each refused where it does not go."""
-    from ..video import VideoRun
-
     path = Path(path)
     video = next((w for w in writers("video") if path.suffix.lower() in w.suffixes), None)
     given = {k: v for k, v in options.items() if v not in (None, False)}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..images import fit_size, load_image
+from ..judge import judge_rows, make_judge
 from ..memory import MEMORY_NOTE, MemoryProbe
 from ..runtime import device_name, resolve_device
 from ..settings import TransferSettings, plain
@@ -215,8 +216,6 @@ def compare(
     process); ``callback(event)`` gets every engine step (``event.label`` is the variant's). Then
     every picture is graded on one ``judge`` network (:class:`~dreamstyle.judge.Judge`; None or
     "none": not graded)."""
-    from ..judge import judge_rows, make_judge
-
     if isinstance(variants, str) or (variants and isinstance(variants[0], str)):
         variants = parse_variants(variants, settings.weights, settings.pooling)
     judging = make_judge(judge, settings)  # checked before any work

@@ -19,10 +19,16 @@ from typing import Callable
 
 from ..applies import refuse
 from ..errors import Interrupted, OptionError, error_text
+from ..executors import executor_for, pack_inputs
+from ..judge import judge_rows, make_judge
 from ..memory import MEMORY_NOTE, MemoryProbe, release_memory
 from ..runner import run
+from ..runtime import device_name, resolve_device
+from ..session import Session
 from ..settings import apply_preset, flag_of
+from ..sheets import labelled_grid
 from ..stop import Catch, Reason
+from . import make_job
 
 # the inputs, and what makes no other picture; what does not apply to a cell (a still) is refused by
 # dreamstyle.applies
@@ -186,8 +192,6 @@ class CellWork:
         return self.settings.device
 
     def __getstate__(self):
-        from ..executors import pack_inputs
-
         return {**self.__dict__, "callback": None, "on_start": None, "kept": None, "files": pack_inputs(self.settings)}
 
     def open(self):
@@ -212,8 +216,6 @@ class CellWork:
         return row
 
     def session(self, s):
-        from ..session import Session
-
         key = (s.backbone, s.weights, s.pooling, s.device, s.precision, s.compile)
         loaded = self.kept[1] if self.kept is not None and self.kept[0] == key else None
         dropped, self.kept = self.kept is not None and loaded is None, None  # kept again when the cell ends
@@ -227,9 +229,6 @@ class CellWork:
 
 def _run_row(work: CellWork, row: CellRow) -> None:
     """One cell: the settings with its changes, the job, the run; the time, memory and losses."""
-    from ..runtime import resolve_device
-    from . import make_job
-
     stage_time: dict[int, float] = {}
     dev = resolve_device(work.settings.device)
     probe = MemoryProbe(dev)
@@ -283,8 +282,6 @@ def run_cells(
     """Every variant (a :class:`Cell` or compare's ``Variant``) of ``settings`` on ``executor`` (default:
     the settings' ``--executor``); ``on_row(index, row, worker)`` as each finishes; the cells ``skip`` are left
     out (``--resume``). Returns the rows, in the variants' order, and ``Reason.INTERRUPTED`` if Ctrl-C ended it."""
-    from ..executors import executor_for
-
     rows = [CellRow(v, status="done before" if i in set(skip) else "pending") for i, v in enumerate(variants)]
     todo = [i for i in range(len(variants)) if i not in set(skip)]
     work = CellWork(kind, settings, recipe_paths, snapshot_every, callback, on_start)
@@ -369,8 +366,6 @@ class Sweep:
 
     def sheet(self):
         """The cells in a grid: columns by the last axis's values, rows by the others', each named."""
-        from ..sheets import labelled_grid
-
         columns = len(self.axes[-1].texts)
         row_names = [
             ", ".join(f"{a.flag.lstrip('-')} {t}" for a, t in zip(self.axes[:-1], combo))
@@ -491,9 +486,6 @@ def sweep(
     no style). ``given``: the options given (a varied ``preset`` leaves them); ``before_judge(rows)``:
     called when the cells are done, before they are graded (a folder's cells done before get their
     pictures there)."""
-    from ..judge import judge_rows, make_judge
-    from ..runtime import device_name, resolve_device
-
     axes = list(vary) if vary and isinstance(vary[0], Axis) else parse_axes(type(settings), vary)
     settings = resolved_seed(settings)
     cells = grid(settings, axes, given)
