@@ -141,12 +141,12 @@ def test_a_folder_of_stills_rescues_what_it_cannot_write_and_goes_on(tmp_path, i
 
 
 def test_a_writer_that_fails_has_its_frames_rescued_as_pngs(tmp_path, images, runner, monkeypatch, rescue_dir):
-    from dreamstyle import writers
+    from dreamstyle import formats
 
     def broken(fh, frames, recipe, **_):
         raise OverflowError("cannot convert float infinity to integer")
 
-    monkeypatch.setattr(writers, "gif_write", broken)
+    monkeypatch.setattr(formats, "gif_write", broken)
     clip = make_frames_gif(tmp_path / "in.gif")
     result = run(runner, "transfer", clip, images[1], "-o", tmp_path / "o.gif", *FAST)
     refused(result, "OverflowError", str(rescue_dir))

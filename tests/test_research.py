@@ -320,7 +320,7 @@ def test_reconstruct_writes_through_the_outbox_atomic_and_rescued(images, tmp_pa
     rescue folder instead, and one line says where (exit 1), as transfer's picture does."""
     import errno
 
-    import dreamstyle.writers as writers
+    import dreamstyle.formats as writers
 
     real = writers.png_write
     folder = tmp_path / "out"

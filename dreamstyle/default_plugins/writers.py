@@ -7,7 +7,7 @@ from ..hookspecs import hookimpl
 from ..records import Writer
 
 
-def _call(name, module="writers"):
+def _call(name, module="formats"):
     def call(*args, **kwargs):
         return getattr(import_module(f"dreamstyle.{module}"), name)(*args, **kwargs)
 
