@@ -35,7 +35,7 @@ def test_the_web_page_imports_nothing_from_the_cli():
 
 
 def test_importing_the_web_page_loads_no_cli_module():
-    code = "import sys, dreamstyle.web; print([m for m in sys.modules if m.startswith('dreamstyle.cli')])"
+    code = "import sys, dreamstyle.web; print([m for m in sys.modules if m.split('.')[:2] == ['dreamstyle', 'cli']])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
