@@ -108,10 +108,16 @@ class Registry:
             return entry
         for family in self.families:
             if name.startswith(family.prefix) and len(name) > len(family.prefix):
-                resolved = family.resolve(name)
-                resolved.plugin = self.owner[family.name]
-                return resolved
+                return self._resolved(family, name)
+        for family in self.families:  # a family may also claim names without its prefix (a model file)
+            if hasattr(family, "claims") and family.claims(name):
+                return self._resolved(family, name)
         raise UnknownNameError(self.kind, name, self.names(), hint=self.list_hint)
+
+    def _resolved(self, family, name: str) -> Any:
+        resolved = family.resolve(name)
+        resolved.plugin = self.owner[family.name]
+        return resolved
 
     def names(self) -> list[str]:
         return list(self.entries)
