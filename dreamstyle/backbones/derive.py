@@ -149,26 +149,34 @@ def _attr(gm, target: str):
     return obj
 
 
-def measure(gm, channels: int, name: str):
-    """Each node's output shape for one random (1, channels, *PROBE_HW) input: {node name: shape}."""
-    from torch.fx.passes.shape_prop import ShapeProp
+class _Shapes(torch.fx.Interpreter):
+    """Runs a graph and keeps each node's output shape (tensors only)."""
 
+    def __init__(self, gm):
+        super().__init__(gm)
+        self.shapes: dict[str, tuple] = {}
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            self.shapes[n.name] = tuple(out.shape)
+        return out
+
+
+def measure(gm, channels: int, name: str) -> dict[str, tuple]:
+    """Each node's output shape for one random (1, channels, *PROBE_HW) input: {node name: shape}."""
+    shapes = _Shapes(gm)
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(torch.rand(1, channels, *PROBE_HW))
+            shapes.run(torch.rand(1, channels, *PROBE_HW))
     except Exception as exc:  # noqa: BLE001 - whatever the network does with the input, one line
+        said = (str(exc).strip().splitlines() or [""])[0]
         raise BackboneError(
             f"backbone {name!r} cannot take a {PROBE_HW[1]}x{PROBE_HW[0]} px picture of {channels} channel"
-            f"{'s' if channels != 1 else ''} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-            "give --input-channels if it takes another number, and dreamstyle needs a network that takes "
-            "any size"
+            f"{'s' if channels != 1 else ''} ({type(exc).__name__}: {said[:200]}); give --input-channels if it "
+            "takes another number (dreamstyle needs a network that takes any size)"
         ) from None
-    shapes = {}
-    for node in gm.graph.nodes:
-        meta = node.meta.get("tensor_meta")
-        if meta is not None and hasattr(meta, "shape"):
-            shapes[node.name] = tuple(meta.shape)
-    return shapes
+    return shapes.shapes
 
 
 def derive(gm, channels: int, name: str) -> Derived:
