@@ -151,10 +151,14 @@ def backbone_for(settings):
     if not given and not is_own(settings.backbone):
         return settings.backbone
     backbone = get_backbone(settings.backbone)
+    if not hasattr(backbone, "configured") and not given:  # a path-like name a plugin's family resolved
+        return settings.backbone
     if not hasattr(backbone, "configured"):
         flag = "--" + given[0].replace("_", "-")
         raise OptionError(
             f"{flag} goes with your own network (--backbone FILE or MODULE:CALLABLE), not with "
             f"{settings.backbone!r}, whose input is declared with it"
         )
-    return backbone.configured(InputSpec.of(settings))
+    backbone = backbone.configured(InputSpec.of(settings))
+    backbone.check_weights(settings.weights)
+    return backbone

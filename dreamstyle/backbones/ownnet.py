@@ -247,13 +247,7 @@ class OwnBackbone(Backbone):
 
     def build(self, weights=None, pooling: str = "max"):
         self._derived()
-        if self.kind == "file" and weights not in (None, "default", "pretrained"):
-            raise WeightsError(f"backbone {self.name!r} is a file that carries its weights: leave --weights out")
-        if self.kind == "python" and weights in (None, "default", "pretrained"):
-            raise WeightsError(
-                f"backbone {self.name!r} is your code: give its weights with --weights FILE (a state dict, read "
-                "weights only), or --weights random"
-            )
+        self.check_weights(weights)
         if pooling not in self.poolings:
             raise OptionError(f"backbone {self.name!r} is your own network: it has no --pooling {pooling}")
         model = self._make(pooling)
@@ -264,6 +258,16 @@ class OwnBackbone(Backbone):
         for tensor in [*model.parameters(), *model.buffers()]:  # frozen (an exported graph has no eval())
             tensor.requires_grad_(False)
         return model, self.preprocess
+
+    def check_weights(self, weights) -> None:
+        """A file carries its weights; your code needs --weights FILE (or random): before any work."""
+        if self.kind == "file" and weights not in (None, "default", "pretrained"):
+            raise WeightsError(f"backbone {self.name!r} is a file that carries its weights: leave --weights out")
+        if self.kind == "python" and weights in (None, "default", "pretrained"):
+            raise WeightsError(
+                f"backbone {self.name!r} is your code: give its weights with --weights FILE (a state dict, read "
+                "weights only), or --weights random"
+            )
 
     def _load_pretrained(self, model) -> Preprocess:
         return self.preprocess

@@ -1,7 +1,7 @@
 """The built-in backbones, registered like any plugin's."""
 
 from ..backbones.graph import TimmFamily, builtin_graph
-from ..backbones.own import OwnFamily
+from ..backbones.ownfamily import OwnFamily
 from ..backbones.vgg import builtin_sequential
 from ..hookspecs import hookimpl
 
