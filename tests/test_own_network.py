@@ -389,3 +389,32 @@ def test_replay_finds_the_network_by_its_hash_and_says_when_it_changed(nets, tmp
     net.write_bytes(nets["four", "pt2"].read_bytes())  # another network at the same path
     res = run(runner, "dream", "--from", "a.png", "-o", "c.png")
     assert "the network file net.pt2 changed since the recipe was made" in one_line_error(res)
+
+
+@pytest.mark.parametrize("fmt", ["ts", "pt2"])
+def test_torchvisions_resnet18_as_a_file_gives_the_features_the_module_gives(tmp_path, fmt):
+    """torchvision's ResNet-18 (in-place ReLUs, ``out += identity``) saved as a file: its derived
+    layers are the module paths, and a tap gives what a forward hook on the module sees."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    path = save(model, 3, tmp_path / f"resnet18.{fmt}", fmt)
+    backbone = get_backbone(str(path))
+    names = backbone.layer_map.names
+    assert {"conv1", "relu", "maxpool", "layer1.0", "layer1", "layer2.0.conv1", "layer4"} <= set(names)
+    assert backbone.layer_map["layer3"].channels == 256 and backbone.layer_map["layer3"].stride == 16
+    seen = {}
+    hooks = [
+        model.get_submodule(m).register_forward_hook(lambda mod, args, out, m=m: seen.setdefault(m, out.clone()))
+        for m in ("conv1", "layer1.0.conv2", "layer2")
+    ]
+    x = torch.rand(1, 3, 64, 80)
+    with torch.no_grad():
+        model(x)
+        loaded = dreamstyle.backbones.load_backbone(backbone)
+        taps = backbone.extractor(loaded.model, [backbone.layer_map[n].module for n in seen])(x)
+    for hook in hooks:
+        hook.remove()
+    for name, tap in zip(seen, taps):
+        assert torch.allclose(tap, seen[name], atol=1e-5), name

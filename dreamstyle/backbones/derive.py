@@ -286,8 +286,8 @@ def script_to_fx(script) -> torch.fx.GraphModule:
     return torch.fx.GraphModule(targets, graph)
 
 
-def _inline(graph, module, path: str, args: list, targets: dict, stack: tuple):
-    jit_graph = module.forward.graph
+def _inline(graph, module, path: str, args: list, targets: dict, stack: tuple, method: str = "forward"):
+    jit_graph = getattr(module, method).graph
     inputs = list(jit_graph.inputs())
     env: dict = {inputs[0]: _ModuleRef(module, path)}
     env.update(zip(inputs[1:], args))
@@ -321,10 +321,12 @@ def _translate(graph, node, env, targets, stack):
         else:
             env[outs[0]] = value
     elif kind == "prim::CallMethod":
-        ref = ins[0]
-        if node.s("name") != "forward":
-            raise CannotConvert(f"it calls {node.s('name')} of {ref.path}")
-        env[outs[0]] = _call(graph, ref, ins[1:], targets, stack)
+        ref, method = ins[0], node.s("name")
+        if method == "forward":
+            env[outs[0]] = _call(graph, ref, ins[1:], targets, stack)
+        else:  # another method (ResNet's _forward_impl): inlined, in the scope of its module
+            inner = stack if (stack[-1:] == (ref.path,) or not ref.path) else (*stack, ref.path)
+            env[outs[0]] = _inline(graph, ref.module, ref.path, ins[1:], targets, inner, method)
     elif kind in ("prim::ListConstruct", "prim::TupleConstruct"):
         env[outs[0]] = list(ins) if kind == "prim::ListConstruct" else tuple(ins)
     elif kind in ("prim::TupleUnpack", "prim::ListUnpack"):
@@ -333,9 +335,11 @@ def _translate(graph, node, env, targets, stack):
                 ins[0][i] if isinstance(ins[0], (list, tuple)) else graph.call_function(operator.getitem, (ins[0], i))
             )
     elif kind.startswith("aten::"):
-        op, args, kwargs = _aten(node, ins)
+        op, args, kwargs, inplace = _aten(node, ins)
         made = graph.call_function(op, args, kwargs)
         made.meta["dreamstyle_scopes"] = stack
+        if inplace:  # y += x made functional: later uses of y read the sum, and a tap of y keeps y
+            env[next(node.inputs())] = made
         if len(outs) == 1:
             env[outs[0]] = made
         else:
@@ -346,10 +350,13 @@ def _translate(graph, node, env, targets, stack):
 
 
 def _aten(node, ins):
-    """The aten overload a TorchScript node calls, its positional and keyword-only arguments."""
+    """The aten overload a TorchScript node calls (an in-place one's out-of-place twin), its positional
+    and keyword-only arguments, and whether it was in place."""
     try:
         schema = torch._C.parse_schema(node.schema())
-        packet = getattr(torch.ops.aten, schema.name.split("::")[1])
+        name = schema.name.split("::")[1]
+        inplace = name.endswith("_") and not name.endswith("__") and hasattr(torch.ops.aten, name[:-1])
+        packet = getattr(torch.ops.aten, name[:-1] if inplace else name)
         op = getattr(packet, schema.overload_name or "default")
     except (RuntimeError, AttributeError):
         raise CannotConvert(f"it calls {node.kind()}") from None
@@ -359,7 +366,7 @@ def _aten(node, ins):
             kwargs[argument.name] = value
         else:
             args.append(value)
-    return op, tuple(args), kwargs
+    return op, tuple(args), kwargs, inplace
 
 
 def _call(graph, ref: _ModuleRef, args, targets, stack):
@@ -374,6 +381,8 @@ def _call(graph, ref: _ModuleRef, args, targets, stack):
             targets.clear()
             targets.update(checkpoint[1])
     targets[ref.path] = ref.module
+    if getattr(ref.module, "inplace", False) is True and args:  # ReLU(inplace=True): it gets a copy to change
+        args = [graph.call_function(torch.ops.aten.clone.default, (args[0],)), *args[1:]]
     made = graph.call_module(ref.path, tuple(args))
     made.meta["dreamstyle_scopes"] = inner
     return made

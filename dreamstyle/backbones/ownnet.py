@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import warnings
@@ -87,18 +86,18 @@ def weights_only_loads():
 
 
 def check_export_archive(path: Path) -> None:
-    """A torch.export archive holds no object only a pickle can make (opaque or custom objects)."""
+    """A torch.export archive holds no object only a pickle can make: torch.export.load reads opaque
+    objects with pickle.loads and custom (torchbind) objects with TorchScript's unpickler, whatever
+    torch.load is told. Tensors torch pickles (quantized, sparse) are read by torch.load, which
+    :func:`weights_only_loads` keeps to tensors."""
     with zipfile.ZipFile(path) as archive:
         for name in archive.namelist():
-            if "/data/constants/" in name and name.rsplit("/", 1)[-1].startswith(("custom_obj", "opaque_obj")):
+            base = name.rsplit("/", 1)[-1]
+            if "/data/constants/" in name and base.startswith(("custom_obj", "opaque_obj")):
                 raise BackboneError(
-                    f"{path} holds a Python object ({name.rsplit('/', 1)[-1]}) that only a pickle can make; "
-                    "dreamstyle loads tensors and graphs only: export a network whose constants are tensors"
+                    f"{path} holds a Python object ({base}) that only a pickle can make; dreamstyle loads "
+                    "tensors and graphs only: export a network whose constants are tensors"
                 )
-            if name.endswith("_config.json") and "/data/" in name:
-                config = json.loads(archive.read(name)).get("config", {})
-                if any(entry.get("use_pickle") for entry in config.values()):
-                    continue  # tensors torch pickles (quantized, sparse): read weights_only below
 
 
 def load_graph(path: Path):
