@@ -102,14 +102,16 @@ class Registry:
         if hasattr(entry, "prefix") and hasattr(entry, "resolve"):
             self.families.append(entry)
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str, claims: bool = True) -> Any:
+        """The entry ``name``, or a family's member by its prefix; with ``claims``, also a member a family
+        claims without its prefix (your own network's file: the web page leaves those out)."""
         entry = self.entries.get(name)
         if entry is not None and not hasattr(entry, "resolve"):
             return entry
         for family in self.families:
             if name.startswith(family.prefix) and len(name) > len(family.prefix):
                 return self._resolved(family, name)
-        for family in self.families:  # a family may also claim names without its prefix (a model file)
+        for family in self.families if claims else ():  # a family may claim names without its prefix (a file)
             if hasattr(family, "claims") and family.claims(name):
                 return self._resolved(family, name)
         raise UnknownNameError(self.kind, name, self.names(), hint=self.list_hint)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .applies import refuse
-from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
+from .errors import ImageError, Interrupted, OptionError, RecipeError, UnknownNameError, UserError
 from .settings import DEFAULT_SIZE, DREAM_STEP, DREAM_WEIGHT, Bounds, Settings, flag_of, make, settings_for, short_repr
 from .stop import Reason, Stop, describe, kept_as
 
@@ -170,9 +170,13 @@ def backbone_names() -> list[str]:
 
 
 def get_backbone(name: str):
-    from .plugins import get_backbone as lookup
+    """A registered backbone; never a file on the server (--backbone FILE is the command line's)."""
+    from .plugins import get_host
 
-    return lookup(name)
+    backbones = get_host().backbones
+    if name.startswith("file:"):
+        raise UnknownNameError("backbone", name, backbones.names(), hint="the page offers registered backbones")
+    return backbones.get(name, claims=False)
 
 
 def samples() -> list[str]:

@@ -418,3 +418,14 @@ def test_torchvisions_resnet18_as_a_file_gives_the_features_the_module_gives(tmp
         hook.remove()
     for name, tap in zip(seen, taps):
         assert torch.allclose(tap, seen[name], atol=1e-5), name
+
+
+def test_the_web_page_never_takes_a_file_on_the_server_as_a_backbone(nets, tmp_path):
+    from dreamstyle import web
+    from dreamstyle.errors import UserError
+
+    make_image(tmp_path / "style.png", (40, 32))
+    for name in (str(nets["res", "pt2"]), "file:" + str(nets["res", "pt2"]), "os:getcwd"):
+        form = {"content_sample": "chelsea.png", "styles_upload": [str(tmp_path / "style.png")], "backbone": name}
+        with pytest.raises(UserError, match="unknown backbone"):
+            web.settings_from_form("transfer", form)
