@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .backbones.own import file_of
+from .backbones.own import file_of, is_own
 from .errors import OptionError, RecipeError
 from .settings import INPUT_FIELDS, checked, file_hash, plain, short_repr
 from .writers import read_recipe
@@ -41,6 +41,11 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
         )
     if file_of(values.get("backbone")):
         values["backbone"] = _find_network(values["backbone"], path, hashes)
+    elif is_own(values.get("backbone")):  # MODULE:CALLABLE: code a recipe from anyone must not run by itself
+        raise OptionError(
+            f"--from {path}: the recipe's backbone is {values['backbone']}, code in a Python module; give "
+            f"--backbone {values['backbone']} (and --weights FILE) to run it"
+        )
     if explicit.get("preset") and explicit["preset"] != recipe.get("preset"):
         set_by_preset = recipe.get("preset_values")  # another preset: the old one's values go, the new one's come
         for key in set_by_preset if isinstance(set_by_preset, dict) else ():

@@ -350,6 +350,10 @@ def test_a_callable_in_your_code_with_weights_from_a_state_dict(tmp_path, photo,
     assert out.exists()
     res = run(runner, "backbones", "--layers", "mynet_own_test:make", "--json")
     assert [r["name"] for r in json.loads(res.output)] == ["0", "1", "2", "3"]
+    res = run(runner, "dream", "--from", out, photo, "-o", tmp_path / "again.png")  # code a recipe names: not run
+    assert "give --backbone mynet_own_test:make" in one_line_error(res)
+    res = run(runner, "dream", "--from", out, photo, "-o", tmp_path / "again.png", "--backbone", "mynet_own_test:make")
+    assert res.exit_code == 0, res.output
     res = run(runner, "dream", photo, "-o", out, "--overwrite", "--backbone", "mynet_own_test:make")
     assert "give its weights with --weights FILE" in one_line_error(res)
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "bad.pt")
