@@ -436,3 +436,38 @@ def test_the_web_page_never_takes_a_file_on_the_server_as_a_backbone(nets, tmp_p
         form = {"content_sample": "chelsea.png", "styles_upload": [str(tmp_path / "style.png")], "backbone": name}
         with pytest.raises(UserError, match="unknown backbone"):
             web.settings_from_form("transfer", form)
+
+
+INPUT_OPTIONS = {
+    "input_channels": ("--input-channels", "4", 4),
+    "mean": ("--mean", "0.4", [0.4]),
+    "std": ("--std", "0.5,0.5,0.5,0.25", [0.5, 0.5, 0.5, 0.25]),
+    "input_range": ("--input-range", "0,2", [0.0, 2.0]),
+    "show_channels": ("--show-channels", "3,2,1", [3, 2, 1]),
+    "hold_value": ("--hold-value", "0.3", 0.3),
+}
+
+
+@pytest.mark.parametrize("kind", ["still", "clip", "folder"])
+def test_every_input_option_works_on_a_still_a_clip_and_a_folder(nets, tmp_path, runner, kind):
+    """The options of a network that does not take RGB, each away from its default, taken and recorded
+    for a still, a clip (an animated GIF) and a folder of stills (tests/test_matrix.py leaves them here)."""
+    frames = [Image.open(make_image(tmp_path / f"f{i}.png", (40, 32), seed=i)).convert("RGB") for i in range(2)]
+    if kind == "clip":
+        source, out = tmp_path / "clip.gif", tmp_path / "out.gif"
+        frames[0].save(source, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    elif kind == "folder":
+        source, out = tmp_path / "stills", tmp_path / "out"
+        source.mkdir()
+        for i, frame in enumerate(frames):
+            frame.save(source / f"im{i}.png")
+    else:
+        source, out = tmp_path / "f0.png", tmp_path / "out.png"
+    flags = [word for flag, value, _ in INPUT_OPTIONS.values() for word in (flag, value)]
+    res = run(runner, "dream", source, "-o", out, "--backbone", nets["four", "pt2"], "--size", 32, "--octaves", 1,
+              "--iterations", 2, "--seed", 0, *flags)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    written = sorted(out.glob("*.png"))[0] if kind == "folder" else out
+    recipe = dreamstyle.writers.read_recipe(written)
+    for name, (_, _, recorded) in INPUT_OPTIONS.items():
+        assert recipe[name] == recorded, name
