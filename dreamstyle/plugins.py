@@ -102,16 +102,24 @@ class Registry:
         if hasattr(entry, "prefix") and hasattr(entry, "resolve"):
             self.families.append(entry)
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str, claims: bool = True) -> Any:
+        """The entry ``name``, or a family's member by its prefix; with ``claims``, also a member a family
+        claims without its prefix (your own network's file: the web page leaves those out)."""
         entry = self.entries.get(name)
         if entry is not None and not hasattr(entry, "resolve"):
             return entry
         for family in self.families:
             if name.startswith(family.prefix) and len(name) > len(family.prefix):
-                resolved = family.resolve(name)
-                resolved.plugin = self.owner[family.name]
-                return resolved
+                return self._resolved(family, name)
+        for family in self.families if claims else ():  # a family may claim names without its prefix (a file)
+            if hasattr(family, "claims") and family.claims(name):
+                return self._resolved(family, name)
         raise UnknownNameError(self.kind, name, self.names(), hint=self.list_hint)
+
+    def _resolved(self, family, name: str) -> Any:
+        resolved = family.resolve(name)
+        resolved.plugin = self.owner[family.name]
+        return resolved
 
     def names(self) -> list[str]:
         return list(self.entries)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .backbones.own import file_of, is_own
 from .errors import OptionError, RecipeError
 from .settings import INPUT_FIELDS, checked, file_hash, plain, short_repr
 from .writers import read_recipe
@@ -37,6 +38,13 @@ def recipe_values(path: str | Path, cls, explicit: dict) -> dict:
             tuple(_find(v, path, hashes, key) for v in value)
             if isinstance(value, tuple)
             else _find(value, path, hashes, key)
+        )
+    if file_of(values.get("backbone")):
+        values["backbone"] = _find_network(values["backbone"], path, hashes)
+    elif is_own(values.get("backbone")):  # MODULE:CALLABLE: code a recipe from anyone must not run by itself
+        raise OptionError(
+            f"--from {path}: the recipe's backbone is {values['backbone']}, code in a Python module; give "
+            f"--backbone {values['backbone']} (and --weights FILE) to run it"
         )
     if explicit.get("preset") and explicit["preset"] != recipe.get("preset"):
         set_by_preset = recipe.get("preset_values")  # another preset: the old one's values go, the new one's come
@@ -110,6 +118,28 @@ def _find(name, recipe_path: Path, hashes: dict, key: str):
             f"to check it by; give the {key} to use"
         )
     return str(candidate)
+
+
+def _find_network(name: str, recipe_path: Path, hashes: dict) -> str:
+    """Your own network's file, which the recipe records by its SHA-256: where the recipe says (a path
+    as given, from the folder the replay runs in), else beside the replayed file under its name. A
+    file there that is not the one the recipe was made with is one line (a network file is found by
+    its hash only: without one in the recipe, only the file beside is taken)."""
+    path = Path(file_of(name))
+    want = hashes.get(path.name)
+    beside = recipe_path.parent / path.name
+    for candidate in ([path] if want else []) + [beside]:
+        if candidate.is_file():
+            if want and file_hash(candidate) != want:
+                raise OptionError(
+                    f"--from {recipe_path}: the network file {candidate} changed since the recipe was made (its "
+                    f"SHA-256 differs); give --backbone FILE to use it as it is now"
+                )
+            return str(candidate)
+    raise OptionError(
+        f"--from {recipe_path}: the recipe's network file {path.name} is neither at {path} nor beside "
+        f"{recipe_path.name}; give --backbone FILE"
+    )
 
 
 def _tuples(value):

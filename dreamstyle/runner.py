@@ -161,7 +161,7 @@ def run(job, item: Item, callback: Callable | None = None, snapshot_every: int =
                     raise TermFailed(f"{fault}; nothing was written")
                 image = job.after(item, stage, plan.start)  # diverged or failed at its first step: keep the start
             break
-    final = job.finish(item, image, done, stages)
+    final = job.backbone.preprocess.shown(job.finish(item, image, done, stages))  # grey for a 1-channel network
     recipe = job.recipe(item, stages)
     recipe["stopped"] = stopped.value if stopped else None
     last = history[-1] if history else {}

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .backbones import LoadedBackbone, probe
+from .backbones.own import InputSpec, is_own
 from .errors import OptionError
 from .faults import OutOfMemory, is_out_of_memory
 from .plugins import get_backbone
@@ -63,7 +64,7 @@ class Session:
     @classmethod
     def for_settings(cls, settings, loaded: LoadedBackbone | None = None) -> Session:
         return cls(
-            settings.backbone,
+            backbone_for(settings) if loaded is None else settings.backbone,
             settings.weights,
             settings.pooling,
             settings.device,
@@ -138,3 +139,26 @@ class Session:
             "device_used": str(self.device),
             "precision_used": precision_name(self.dtype),
         }
+
+
+INPUT_OPTIONS = ("input_channels", "mean", "std", "input_range", "show_channels", "hold_value")
+
+
+def backbone_for(settings):
+    """The settings' backbone: your own network fed as the input options say (``--input-channels``,
+    ``--mean``, ...); those options with any other backbone are one line."""
+    given = [name for name in INPUT_OPTIONS if getattr(settings, name, None) is not None]
+    if not given and not is_own(settings.backbone):
+        return settings.backbone
+    backbone = get_backbone(settings.backbone)
+    if not hasattr(backbone, "configured") and not given:  # a path-like name a plugin's family resolved
+        return settings.backbone
+    if not hasattr(backbone, "configured"):
+        flag = "--" + given[0].replace("_", "-")
+        raise OptionError(
+            f"{flag} goes with your own network (--backbone FILE or MODULE:CALLABLE), not with "
+            f"{settings.backbone!r}, whose input is declared with it"
+        )
+    backbone = backbone.configured(InputSpec.of(settings))
+    backbone.check_weights(settings.weights)
+    return backbone

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from .applies import CLIPS, EVERYWHERE, PICTURES, SEQUENCES, AppliesTo, only
+from .backbones.own import file_of
 from .errors import OptionError, items
 
 # --- bounds ------------------------------------------------------------------------------------
@@ -37,6 +38,7 @@ MAX_OCTAVES = 32
 MAX_SEED = 2**63 - 1
 MAX_STYLES = 1024  # style images a --style-mask may name
 MAX_CHANNELS = 65_536  # channels an atlas may list (no layer has more)
+MAX_INPUT_CHANNELS = 1024  # input channels of your own network (--input-channels)
 DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_CLIP_PIXELS = 1_000_000_000  # all the frames of a clip together (3 GB decoded)
 DEFAULT_SIZE = 512  # px, the long side
@@ -466,6 +468,44 @@ TILE_HELP = (
 TILE_OVERLAP_HELP = "Context around each tile, px (the deepest layer's receptive field)."
 
 
+def number_list(value, flag):
+    """ "0.5" or "0.485,0.456,0.406" (or a sequence) -> a tuple of finite numbers."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        value = (value,)
+    parts = items(value, flag) if isinstance(value, str) else list(value)
+    try:
+        numbers = tuple(float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise OptionError(f"{flag} {value!r} is not a comma list of numbers") from None
+    if not all(math.isfinite(n) for n in numbers) or len(numbers) > MAX_INPUT_CHANNELS:
+        raise OptionError(f"{flag} {value!r}: give 1 to {MAX_INPUT_CHANNELS} finite numbers")
+    if flag == "--std" and any(n <= 0 for n in numbers):
+        raise OptionError(f"{flag} {value!r}: a divisor is more than 0")
+    return numbers
+
+
+def value_range(value, flag):
+    """``--input-range`` "0,255" -> (0.0, 255.0), low below high."""
+    numbers = number_list(value, flag)
+    if numbers is None:
+        return None
+    if len(numbers) != 2 or not numbers[0] < numbers[1]:
+        raise OptionError(f"{flag} {value!r}: give LO,HI with LO below HI, like 0,1 or 0,255")
+    return numbers
+
+
+def three_channels(value, flag):
+    """``--show-channels`` "0,1,2" -> (0, 1, 2): the input channel each of R, G, B feeds."""
+    if value is None:
+        return None
+    parts = items(value, flag) if isinstance(value, str) else list(value)
+    if len(parts) != 3 or not all(str(p).strip().isdigit() for p in parts):
+        raise OptionError(f"{flag} {value!r}: give three channel numbers, for R, G and B, like 0,1,2 or 3,2,1")
+    return tuple(int(p) for p in parts)
+
+
 def registered(kind: str, allow_none: bool = False):
     """A name that a registry (filled by plugins) must know: checked when the job runs."""
 
@@ -496,6 +536,54 @@ class Settings:
         None, "'random', a state-dict FILE, or omit for the backbone's pretrained weights.", check=text
     )
     pooling: str = opt("max", "Pooling of VGG-like backbones: max or avg.", check=choice(*POOLINGS), type=POOLINGS)
+    input_channels: int | None = opt(
+        None,
+        "Your own network (--backbone FILE): the channels it takes.",
+        check=whole(1, MAX_INPUT_CHANNELS, allow_none=True),
+        type=int,
+        default_text="its first convolution's",
+    )
+    mean: tuple | None = opt(
+        None,
+        "Your own network: the mean taken from each input channel, in --input-range units (one value, or one "
+        "per channel).",
+        check=number_list,
+        type=str,
+        metavar="M[,M...]",
+        default_text="0",
+    )
+    std: tuple | None = opt(
+        None,
+        "Your own network: the divisor of each input channel, in --input-range units (one, or one per channel).",
+        check=number_list,
+        type=str,
+        metavar="S[,S...]",
+        default_text="1",
+    )
+    input_range: tuple | None = opt(
+        None,
+        "Your own network: the values its input spans from black to white, like 0,1 or 0,255.",
+        check=value_range,
+        type=str,
+        metavar="LO,HI",
+        default_text="0,1",
+    )
+    show_channels: tuple | None = opt(
+        None,
+        "Your own network: the input channel each of the picture's R, G and B feeds (several on one channel: "
+        "their mean; 0,0,0 is a greyscale picture).",
+        check=three_channels,
+        type=str,
+        metavar="R,G,B",
+        default_text="0,1,2; 0,0,0 for 1 channel",
+    )
+    hold_value: float | None = opt(
+        None,
+        "Your own network: the value (0 to 1 of --input-range) of the input channels the picture does not feed.",
+        check=number(0.0, 1.0, allow_none=True),
+        type=float,
+        default_text="each one's --mean, else 0.5",
+    )
     device: str = opt("auto", "auto, cpu, cuda or cuda:N.", check=text)
     seed: int | None = opt(
         None, "Random seed (recorded in the output; the same seed gives the same image).", check=seed, type=int
@@ -597,7 +685,8 @@ class Settings:
         out = {"command": self.KIND}
         for f in self.fields():
             if f.metadata["spec"].recipe:
-                out[f.name] = plain(getattr(self, f.name), paths, files=f.name in INPUT_FIELDS)
+                files = f.name in INPUT_FIELDS or (f.name == "backbone" and file_of(self.backbone) is not None)
+                out[f.name] = plain(getattr(self, f.name), paths, files=files)
         if getattr(self, "preset", None):  # what the preset set (the options given beat it)
             out["preset_values"] = plain(preset_values(self))
         out["inputs"] = {Path(v).name: file_hash(v) for v in self.input_files()}
@@ -614,6 +703,9 @@ class Settings:
                     v = v[len(MODEL_INIT) :]
                 if isinstance(v, (str, os.PathLike)) and os.path.isfile(v) and v not in files:
                     files.append(v)
+        model = file_of(self.backbone) if isinstance(self.backbone, str) else None
+        if model is not None and os.path.isfile(model) and model not in files:  # your own network's file
+            files.append(model)
         return files
 
 

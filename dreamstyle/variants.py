@@ -1,5 +1,6 @@
 """A backbone as compare's ``--backbones`` and the judge's ``--judge`` name it: ``NAME``,
-``NAME:avg``, ``NAME:random``, ``NAME:pretrained``, ``NAME:weights=FILE``."""
+``NAME:avg``, ``NAME:random``, ``NAME:pretrained``, ``NAME:weights=FILE``; NAME may be your own
+network's file (``net.pt2``, ``file:net.pt2``)."""
 
 from __future__ import annotations
 
@@ -56,8 +57,9 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
     ``weights``/``pooling`` are the defaults for items that do not say."""
     variants = []
     for item in items(spec, "--backbones") if isinstance(spec, str) else [str(v).strip() for v in spec]:
-        name, _, rest = item.partition(":")
-        v = Variant(name.strip(), weights, pooling)
+        file_prefix = "file:" if item.startswith("file:") else ""  # your own network: file:FILE[:options]
+        name, _, rest = item[len(file_prefix) :].partition(":")
+        v = Variant(file_prefix + name.strip(), weights, pooling)
         while rest:
             if rest.startswith("weights="):
                 v.weights, rest = rest[len("weights=") :], ""

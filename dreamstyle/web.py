@@ -27,11 +27,10 @@ from pathlib import Path
 from .api import stylize
 from .applies import refuse
 from .drive import Memory, Still, drive
-from .errors import ImageError, Interrupted, OptionError, RecipeError, UserError
+from .errors import ImageError, Interrupted, OptionError, RecipeError, UnknownNameError, UserError
 from .fastnet import load_model
 from .images import load_image, to_pil
 from .jobs import job_saying
-from .plugins import get_backbone as lookup
 from .plugins import get_host
 from .replay import recipe_settings
 from .runtime import resolve_device
@@ -191,7 +190,11 @@ def backbone_names() -> list[str]:
 
 
 def get_backbone(name: str):
-    return lookup(name)
+    """A registered backbone; never a file on the server (--backbone FILE is the command line's)."""
+    backbones = get_host().backbones
+    if name.startswith("file:"):
+        raise UnknownNameError("backbone", name, backbones.names(), hint="the page offers registered backbones")
+    return backbones.get(name, claims=False)
 
 
 def samples() -> list[str]:

@@ -157,6 +157,12 @@ if want zoom; then
     --size 160 --octaves 2 --iterations 10 --frame-iterations 4 --fps 12 --seed 0 --overwrite -q
 fi
 
+# --- your own network: a small one trained here on a synthetic task (one thread: faster on tiny batches) --
+if want own; then
+  run env OMP_NUM_THREADS=1 "$PY" samples/own_network.py samples/own_net.pt2
+  run env OMP_NUM_THREADS=1 $DS channels samples/own_net.pt2 stage2 --channels 0-15 --size 96 -o samples/own_net_atlas.png --seed 0 --overwrite
+fi
+
 # --- instant styles: a style network trained here on the CPU, then pictures in one pass each --------
 if want instant; then
   # the training photos: six of scikit-image's (not chelsea, which the network never sees), outside the repo

@@ -102,11 +102,14 @@ COVERED_BY_BASE = {"weights", "device", "log_every", "frames", "content", "style
 VIDEO_AND_ZOOM = {"start", "duration", "zoom_frames", "zoom", "rotate"}
 # where the items run, not what they are (the recipe does not record it): tests/test_ray.py
 EXECUTION = {"executor", "workers"}
+# how a picture feeds your own network (--backbone FILE), refused with the backbones here: each is run on a
+# still, a clip and a folder in tests/test_own_network.py
+OWN_NETWORK = {"input_channels", "mean", "std", "input_range", "show_channels", "hold_value"}
 
 
 def test_every_option_is_in_the_matrix():
     for cls, table in ((TransferSettings, TRANSFER), (DreamSettings, DREAM)):
-        missing = cls.names() - set(table) - COVERED_BY_BASE - VIDEO_AND_ZOOM - EXECUTION
+        missing = cls.names() - set(table) - COVERED_BY_BASE - VIDEO_AND_ZOOM - EXECUTION - OWN_NETWORK
         assert not missing, f"{cls.__name__} options the matrix does not try: {sorted(missing)}"
 
 

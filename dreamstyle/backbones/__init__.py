@@ -53,6 +53,8 @@ def _feature_net_class():
             self.normalize = loaded.preprocess.module().to(loaded.device)
             try:
                 self.body = loaded.backbone.extractor(loaded.model, modules).to(loaded.device)
+            except BackboneError:  # the backbone's own line
+                raise
             except Exception as exc:  # noqa: BLE001 - a layer map naming what the network lacks
                 raise missing_modules(loaded, self.names, exc) from None
             self.body.eval().requires_grad_(False)

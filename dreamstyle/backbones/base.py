@@ -27,39 +27,86 @@ class Preprocess:
     ``channel_order`` is the order the network expects ("RGB" or "BGR"); ``scale``
     multiplies the [0, 1] image (255 for Caffe-style weights); ``mean`` and ``std`` are in
     the network's channel order and value range.
+
+    A network that does not take RGB (your own network, ``--backbone FILE``) says how the picture's
+    three channels feed its ``channels``: ``show[k]`` is the network channel that picture channel k
+    (R, G, B) feeds (a channel fed by several gets their mean: ``(0, 0, 0)`` is a greyscale picture
+    for a 1-channel network); each channel none feeds is held at ``hold[c]`` (a [0, 1] value).
     """
 
     channel_order: str = "RGB"
     scale: float = 1.0
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    channels: int = 3
+    show: tuple[int, ...] = ()  # () : the picture's R, G, B are the network's three channels
+    hold: tuple[float, ...] = ()  # per network channel: the value of those the picture does not feed
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "channel_order": self.channel_order,
             "scale": self.scale,
             "mean": list(self.mean),
             "std": list(self.std),
         }
+        if self.show:
+            out.update(channels=self.channels, show=list(self.show), hold=list(self.hold))
+        return out
+
+    @property
+    def grey(self) -> bool:
+        """Whether the network sees one mean of the picture's channels: the picture is shown in grey."""
+        return bool(self.show) and len(set(self.show)) == 1
+
+    def shown(self, t):
+        """The picture ``t`` (B, 3 or 4, H, W) as the network sees it, to show and save: grey where it
+        sees grey (alpha kept), else as it is."""
+        if not self.grey:
+            return t
+        import torch
+
+        grey = t[:, :3].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+        return torch.cat([grey, t[:, 3:]], 1)
+
+    def mixing(self):
+        """(W, b): the network's channels (before ``scale``, ``mean`` and ``std``) are ``W @ rgb + b``."""
+        import torch
+
+        if not self.show:
+            return None
+        w = torch.zeros(self.channels, 3)
+        for k, c in enumerate(self.show):
+            w[c, k] = 1.0
+        fed = w.sum(1, keepdim=True)
+        w = torch.where(fed > 0, w / fed.clamp_min(1), w)
+        b = torch.tensor([0.0 if fed[c] else float(self.hold[c]) for c in range(self.channels)])
+        return w, b
 
     def module(self):
-        """An ``nn.Module`` mapping RGB [0, 1] to the network's input: ``x * w + b``."""
+        """An ``nn.Module`` mapping RGB [0, 1] to the network's input: ``x * w + b`` (the picture's
+        channels first mixed into the network's, where it does not take RGB)."""
         import torch
         from torch import nn
 
-        std = torch.tensor(self.std)
-        mean = torch.tensor(self.mean)
+        std = torch.tensor(self.std, dtype=torch.float32)
+        mean = torch.tensor(self.mean, dtype=torch.float32)
         bgr = self.channel_order.upper() == "BGR"
+        mixing = self.mixing()
 
         class Normalize(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.register_buffer("w", (self_scale / std).view(1, 3, 1, 1))
-                self.register_buffer("b", (-mean / std).view(1, 3, 1, 1))
+                self.register_buffer("w", (self_scale / std).view(1, -1, 1, 1))
+                self.register_buffer("b", (-mean / std).view(1, -1, 1, 1))
+                if mixing is not None:
+                    self.register_buffer("mix", mixing[0])
+                    self.register_buffer("held", mixing[1].view(1, -1, 1, 1))
 
             def forward(self, x):
                 if bgr:
                     x = x.flip(1)
+                if mixing is not None:
+                    x = torch.einsum("ck,bkhw->bchw", self.mix.to(x.dtype), x[:, :3]) + self.held.to(x.dtype)
                 return torch.addcmul(self.b, x, self.w)
 
         self_scale = self.scale

@@ -218,9 +218,22 @@ def backbone_rows() -> list[dict]:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def backbones(as_json):
+@click.option(
+    "--layers",
+    "of",
+    metavar="BACKBONE",
+    shell_complete=complete_backbones,
+    help="List BACKBONE's layers instead (as dreamstyle layers BACKBONE): a name, or your own network's file.",
+)
+def backbones(as_json, of):
     """List the backbones (built-in and from plugins) and whether their pretrained weights are on this
-    machine; for the others, which file to place where (or --weights random / FILE)."""
+    machine; for the others, which file to place where (or --weights random / FILE).
+
+    Your own network is a backbone too: --backbone FILE (TorchScript, torch.export .pt2, ONNX) or
+    --backbone MODULE:CALLABLE wherever a backbone is taken."""
+    if of is not None:
+        show_layers(of, as_json)
+        return
     rows = backbone_rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -334,11 +347,29 @@ def optimizers(as_json):
 @main.command()
 @click.argument("backbone", shell_complete=complete_backbones)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def layers(backbone, as_json):
+@click.option(
+    "--input-channels",
+    type=click.IntRange(1, 1024),
+    help="Your own network (BACKBONE a file or MODULE:CALLABLE): the channels it takes "
+    "[default: its first convolution's].",
+)
+def layers(backbone, as_json, input_channels):
     """List the layers of BACKBONE in network order: name, module, channels, stride.
 
-    Listing never loads weights."""
+    BACKBONE may be your own network: a TorchScript, torch.export (.pt2) or ONNX file, or
+    MODULE:CALLABLE; its layers are derived from its graph. Listing never loads weights
+    (a file's are read with it)."""
+    show_layers(backbone, as_json, input_channels)
+
+
+def show_layers(backbone: str, as_json: bool, input_channels: int | None = None) -> None:
     bb = host().backbones.get(backbone)
+    if input_channels is not None:
+        if not hasattr(bb, "configured"):
+            raise click.UsageError(f"--input-channels goes with your own network, not with {backbone!r}")
+        from ..backbones.own import InputSpec
+
+        bb = bb.configured(InputSpec(channels=input_channels))
     rows = [layer.to_dict() for layer in bb.layer_map]
     defaults = {"content": set(bb.content_layers), "style": set(bb.style_layers), "dream": set(bb.dream_layers)}
     for r in rows:
@@ -348,11 +379,12 @@ def layers(backbone, as_json):
         return
     from .tables import show, table
 
+    channels = getattr(bb.preprocess, "channels", 3)
     show(
         table(
             ["layer", "module", "channels", "stride", "default for"],
             [(r["name"], r["module"], str(r["channels"]), str(r["stride"]), ", ".join(r["default_for"])) for r in rows],
-            title=bb.name,
+            title=bb.name + (f" ({channels} input channels)" if channels != 3 else ""),
             right=["channels", "stride"],
         )
     )
