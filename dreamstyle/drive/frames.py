@@ -93,22 +93,8 @@ class _Frames:
 
     def result(self, stopped: Reason | None, fault: str = "") -> SequenceResult:
         """The frames made in this run (:class:`~dreamstyle.drive.made.SequenceResult`)."""
-        done = self.done
-        k = len(done.names)
-        done.recipe["stopped"] = stopped.value if stopped else None
-        return SequenceResult(
-            done.frames,
-            self._durations(k),
-            self.loop,
-            done.names,
-            done.history,
-            done.recipe,
-            stopped,
-            done.losses,
-            done.tensors,
-            fault,
-            self.total if stopped else self.first,
-        )
+        k = len(self.done.names)
+        return self.done.result(stopped, fault, self.total if stopped else self.first, self._durations(k), self.loop)
 
 
 class ClipFrames(_Frames):

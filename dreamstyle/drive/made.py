@@ -64,6 +64,24 @@ class Collected:
         self.indices: list[int] = []
         self.recipe: dict = {}
 
+    def result(self, stopped: Reason | None, fault: str, total: int, durations=(), loop=None, failed=()):
+        """What was made, as a :class:`SequenceResult` (``total``: the pictures there were to do)."""
+        self.recipe["stopped"] = stopped.value if stopped else None
+        return SequenceResult(
+            self.frames,
+            list(durations),
+            loop,
+            self.names,
+            self.history,
+            self.recipe,
+            stopped,
+            self.losses,
+            self.tensors,
+            fault,
+            total,
+            failed=list(failed),
+        )
+
     def in_order(self) -> None:
         """The pictures by their index (an executor with several workers reports them as they finish)."""
         order = sorted(range(len(self.indices)), key=self.indices.__getitem__)

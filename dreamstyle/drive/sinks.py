@@ -110,16 +110,17 @@ def stop_where(stopped, what: str, written, gif=None) -> str:
     return f"{kept_as(stopped, what)} is in {written}{also}"
 
 
-class ImageFolder:
-    """A folder of pictures, one per input image (``names``: their stems; each ``NAME.png``, with its
-    recipe unless ``recipe=False``), each written as it is made; the run's loss history (``log_json``)
-    at the end. ``shown``: told each picture before it is written (a progress display)."""
+class _Pictures:
+    """What a sink of many pictures is given: where (``path``: a folder or a clip file), each picture's
+    name, and the output options (``bit_depth``, ``quality``; the recipe in each file unless
+    ``recipe=False``; the run's loss history ``log_json``). ``shown``: told each picture as it is made
+    (a progress display)."""
 
     snapshot_every = 0
 
     def __init__(
         self,
-        folder,
+        path,
         names,
         *,
         overwrite: bool = False,
@@ -130,10 +131,20 @@ class ImageFolder:
         shown: Callable | None = None,
         outbox: Outbox | None = None,
     ):
-        self.folder, self.names, self.overwrite = Path(folder), list(names), overwrite
+        self.path, self.names, self.overwrite = Path(path), list(names), overwrite
         self.bit_depth, self.quality, self.recipe, self.log_json = bit_depth, quality, recipe, log_json
         self.shown = shown
         self.outbox = outbox if outbox is not None else Outbox(overwrite)
+
+
+class ImageFolder(_Pictures):
+    """A folder of pictures, one per input image (``names``: their stems; each ``NAME.png``, with its
+    recipe unless ``recipe=False``), each written as it is made; the run's loss history (``log_json``)
+    at the end. ``shown``: told each picture before it is written (a progress display)."""
+
+    def __init__(self, folder, names, **options):
+        super().__init__(folder, names, **options)
+        self.folder = self.path
         self.before = 0  # the images done before (--resume), left out
         self._outputs: list[Path] | None = None
 
@@ -241,32 +252,12 @@ def clip_sink(path, frames, key: dict, **options):
     return VideoRun(path, key, frames, writer=video.write, **options)
 
 
-class ClipFile:
+class ClipFile(_Pictures):
     """A clip's frames, kept as they come and written at the end as one animation (a registered clip
-    format: .gif, .webp, .png...) or a folder of frames (``names``: each frame's), at full precision
-    (``bit_depth``, ``quality``), with the run's recipe unless ``recipe=False``; the loss history
-    (``log_json``) beside it. ``shown``: told each frame as it is made (a progress display)."""
+    format: .gif, .webp, .png...) or a folder of frames (``names``: each frame's), at full precision,
+    with the run's recipe (:class:`_Pictures`' options)."""
 
-    snapshot_every = 0
     keeps = True  # written at the end: the source keeps the frames
-
-    def __init__(
-        self,
-        path,
-        names,
-        *,
-        overwrite: bool = False,
-        bit_depth: int | None = None,
-        quality: int | None = None,
-        recipe: bool = True,
-        log_json=None,
-        shown: Callable | None = None,
-        outbox: Outbox | None = None,
-    ):
-        self.path, self.names, self.overwrite = Path(path), list(names), overwrite
-        self.bit_depth, self.quality, self.recipe, self.log_json = bit_depth, quality, recipe, log_json
-        self.shown = shown
-        self.outbox = outbox if outbox is not None else Outbox(overwrite)
 
     def check(self) -> ClipFile:
         """Refuse, before any work, an output that exists (unless ``overwrite``), a format that is not a

@@ -23,7 +23,7 @@ from ..replay import expected_recipe, made_with
 from ..runner import Item
 from ..settings import file_hash, plain
 from ..stop import Reason
-from .made import Collected, SequenceResult, alphas, refuse_set
+from .made import Collected, alphas, refuse_set
 
 
 class Still:
@@ -114,21 +114,7 @@ class Folder:
         """What the run made (:class:`~dreamstyle.drive.made.SequenceResult`), by the images' order."""
         done = self.done if self.done is not None else Collected(len(self.paths), None)
         done.in_order()
-        done.recipe["stopped"] = stopped.value if stopped else None
-        return SequenceResult(
-            done.frames,
-            [],
-            None,
-            done.names,
-            done.history,
-            done.recipe,
-            stopped,
-            done.losses,
-            done.tensors,
-            fault,
-            len(self.paths),
-            failed=list(self.failed),
-        )
+        return done.result(stopped, fault, len(self.paths), failed=self.failed)
 
     def _tell(self, path: Path, line: str) -> None:
         if self.on_error is None:
