@@ -179,5 +179,9 @@ EOF2
   run $DS train "$PHOTOS" $IN/starry_night.jpg -o samples/starry_night.dsm --iterations 3000 --content-weight 1.2e7 $T
   run $DS stylize samples/starry_night.dsm $IN/chelsea.png -o samples/instant_chelsea.png --overwrite
   run $DS stylize samples/starry_night.dsm $IN/chelsea_pan.png -o samples/instant_clip_chelsea.gif --overwrite
+  # the objective with a dream term: no other feed-forward tool trains against one
+  run $DS train "$PHOTOS" $IN/great_wave.jpg -o samples/wave_dream.dsm --dream-layer auto --iterations 1372 \
+    --content-weight 1.2e7 $T
+  run $DS stylize samples/wave_dream.dsm $IN/chelsea.png -o samples/instant_dream_chelsea.png --overwrite
   rm -rf "$PHOTOS"
 fi
