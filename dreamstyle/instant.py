@@ -167,7 +167,7 @@ def stylize_clip(
     before the first frame; an interrupted run writes the frames done."""
     recipe = recipe or {"command": "stylize"}
     source = Stylized(model, open_frames(clip), recipe=recipe, options=options)
-    sink = clip_sink(Path(output), source, recipe, overwrite=overwrite, crf=crf).check()
+    sink = clip_sink(Path(output), source, recipe, overwrite=overwrite, crf=crf, resumable=False).check()
     source.keep = sink.keeps
     if on_frame is not None:
         sink.shown = lambda done: on_frame(done.index + 1, source.total)

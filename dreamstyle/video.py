@@ -419,7 +419,9 @@ class VideoRun:
     frames re-encoded, the next one warm-started from the last: :meth:`resume_point`). ``key`` is the
     run's settings as a recipe: a resume with other settings is refused, in one line. ``frames``: the
     source (its ``fps``, and ``audio_from``: the video whose sound is copied); ``log_json``: the loss
-    history, written at the end; ``shown``: told each frame before it is written."""
+    history, written at the end; ``shown``: told each frame before it is written. With
+    ``resumable=False`` (frames made independently, as a style network's: nothing to resume from) no
+    frame is kept beside the video."""
 
     snapshot_every = 0
     keeps = False  # the frames are written as they come: a source need not keep them
@@ -437,6 +439,7 @@ class VideoRun:
         log_json=None,
         note=None,
         writer=None,
+        resumable: bool = True,
     ):
         check_crf(path, crf)
         check_output(path, True, None)
@@ -445,7 +448,7 @@ class VideoRun:
         self.path, self.key, self.fps, self.crf = Path(path), key, frames.fps, crf
         self.audio_from, self.log_json, self.outbox = frames.audio_from, log_json, Outbox(overwrite)
         self.recipe, self.note, self.shown = recipe, note or (lambda line: None), None
-        self.writer = writer or VideoSink
+        self.writer, self.resumable = writer or VideoSink, resumable
         self.folder = frames_folder(self.path)
         self.sink, self.done, self.resumed = None, 0, False
         state = self._state()
@@ -520,17 +523,18 @@ class VideoRun:
             raise KeyboardInterrupt
 
     def _keep(self, done) -> None:
-
         if self.sink is None:
             self._open(done)
         self.sink.add(done.image)
+        self.done = done.index + 1
+        if not self.resumable:
+            return
         self.folder.mkdir(exist_ok=True)
         publish(self.frame_path(done.index), lambda fh: done.image.save(fh, "PNG", compress_level=1))
         if done.tensor is not None:
             import torch
 
             publish(self.folder / LAST_FILE, lambda fh: torch.save(done.tensor, fh))
-        self.done = done.index + 1
         state = {"settings": self.key, "done": self.done, "output": self.path.name}
         publish(self.folder / STATE_FILE, lambda fh: fh.write(json.dumps(state, default=str).encode()))
 
@@ -571,7 +575,8 @@ class VideoRun:
         if result.stopped is None:
             where = f"wrote {written} ({n} frames)"
         elif written:
-            where = f"the {n} of {total} frames done are in {written} (--resume goes on from there)"
+            again = " (--resume goes on from there)" if self.resumable else ""
+            where = f"the {n} of {total} frames done are in {written}{again}"
         else:
             where = "nothing was written"
         return Stop(

@@ -412,6 +412,29 @@ def test_a_video_keeps_its_rate_and_sound(tmp_path):
     assert info["size"] == (32, 24)
 
 
+def test_an_interrupted_video_keeps_no_frames_to_resume(tmp_path, monkeypatch):
+    """A style network's frames are made independently: the video of the frames done, nothing beside it."""
+    pytest.importorskip("av", reason="PyAV (dreamstyle[video]) is not installed")
+    from dreamstyle import instant
+    from dreamstyle.video import frames_folder, probe, synthetic_video
+
+    walk = synthetic_video(tmp_path / "walk.mp4", seconds=1.0, fps=10)
+    model = load_model(save_model(tmp_path / "m.dsm", StyleNet(Architecture(width=4, blocks=1)), {}))
+    real, calls = instant.stylize, []
+
+    def stopping(net, x, *rest):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(net, x, *rest)
+
+    monkeypatch.setattr(instant, "stylize", stopping)
+    out = tmp_path / "out.mp4"
+    styled = instant.stylize_clip(model, walk, out, size=32)
+    assert styled.interrupted and (styled.frames, styled.total) == (4, 10)
+    assert probe(styled.path)["frames"] == 4 and not frames_folder(out).exists()
+
+
 def test_colour_preservation_and_transparency(tmp_path):
     from dreamstyle.color import rgb_to_yiq
     from dreamstyle.images import to_tensor

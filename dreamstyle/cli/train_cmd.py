@@ -192,7 +192,7 @@ def _stylize(loaded, pictures, output, recipe, options, *, overwrite, crf=None, 
     many = folder or not isinstance(pictures, list) or len(pictures) != 1  # one picture that fails: its error
     source = Stylized(loaded, pictures, recipe=recipe, options=options, on_error=on_error if many else None)
     if source.clip is not None:
-        sink = clip_sink(output, source, recipe, overwrite=overwrite, crf=crf)
+        sink = clip_sink(output, source, recipe, overwrite=overwrite, crf=crf, resumable=False)
     elif not many:
         sink = ImageFile(output, overwrite=overwrite, what="picture")
     else:

@@ -233,7 +233,8 @@ def clip_sink(path, frames, key: dict, **options):
     """Where a clip's frames go, by ``path``: a resumable video (a registered video format:
     :class:`~dreamstyle.video.VideoRun`, ``key`` its settings) or a clip file or folder of frames
     (:class:`ClipFile`). ``frames``: the source (its names, frame rate and sound); ``options``: the
-    sinks' (``overwrite``, ``recipe``, ``log_json``; a video's ``crf``, ``resume``, ``note``; a clip
+    sinks' (``overwrite``, ``recipe``, ``log_json``; a video's ``crf``, ``resume``, ``note``,
+    ``resumable``; a clip
     file's ``bit_depth``, ``quality``), each refused where it does not go."""
     path = Path(path)
     video = next((w for w in writers("video") if path.suffix.lower() in w.suffixes), None)
@@ -241,7 +242,7 @@ def clip_sink(path, frames, key: dict, **options):
     if video is None:
         if "crf" in given:
             raise OptionError(f"--crf is a video's quality; {path} is not a video")
-        for name in ("crf", "resume", "note"):
+        for name in ("crf", "resume", "note", "resumable"):
             options.pop(name, None)
         return ClipFile(path, frames.names, **options)
     for name in ("bit_depth", "quality"):
