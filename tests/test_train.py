@@ -379,6 +379,8 @@ def test_a_clip_is_stylized_frame_by_frame_into_an_animation_or_frames(tmp_path)
     assert again.exit_code != 0 and "out.gif" in again.output and "Traceback" not in again.output
     with pytest.raises(OptionError, match="output="):
         dreamstyle.stylize(model, gif)
+    crf = CliRunner().invoke(main, ["stylize", str(model), str(gif), "-o", str(tmp_path / "c.gif"), "--crf", "20"])
+    assert crf.exit_code != 0 and "--crf is a video's quality" in crf.output and "Traceback" not in crf.output
 
 
 def test_an_interrupted_clip_keeps_the_frames_done(tmp_path, monkeypatch):

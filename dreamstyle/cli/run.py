@@ -226,17 +226,24 @@ def _working(progress):
         yield
 
 
+def file_options(out: Outputs) -> dict:
+    """The output options every sink of files takes, from the command's (:class:`~.options.Outputs`)."""
+    return {
+        "overwrite": out.overwrite,
+        "bit_depth": out.bit_depth,
+        "quality": out.quality,
+        "recipe": out.recipe != "none",
+        "log_json": out.log_json,
+    }
+
+
 def image_file(out: Outputs, what: str = "image", outbox: Outbox | None = None):
     """The image-file sink of a still's outputs (:class:`dreamstyle.drive.ImageFile`)."""
     from ..drive import ImageFile
 
     return ImageFile(
         out.output,
-        overwrite=out.overwrite,
-        bit_depth=out.bit_depth,
-        quality=out.quality,
-        recipe=out.recipe != "none",
-        log_json=out.log_json,
+        **file_options(out),
         gif=out.gif,
         note=out.say,
         what=what,
@@ -302,11 +309,7 @@ def frames_sink(out: Outputs, settings, source):
         out.output,
         source,
         settings.to_recipe("names"),
-        overwrite=out.overwrite,
-        bit_depth=out.bit_depth,
-        quality=out.quality,
-        recipe=out.recipe != "none",
-        log_json=out.log_json,
+        **file_options(out),
         crf=out.crf,
         resume=out.resume,
         note=out.say,
@@ -325,15 +328,7 @@ def run_folder(kind: str, settings, out: Outputs) -> None:
         progress.skip(name)
 
     source = Folder(settings.content if kind == "transfer" else settings.input, on_error=on_error)
-    sink = ImageFolder(
-        out.output,
-        source.names,
-        overwrite=out.overwrite,
-        bit_depth=out.bit_depth,
-        quality=out.quality,
-        recipe=out.recipe != "none",
-        log_json=out.log_json,
-    ).check_shape()
+    sink = ImageFolder(out.output, source.names, **file_options(out)).check_shape()
     job = make_job(kind, settings, out)
     skip = source.resume(job, sink.outputs) if out.resume and not out.overwrite else []
     if skip:
