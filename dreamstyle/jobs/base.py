@@ -7,6 +7,7 @@ import random
 import torch
 import torch.nn.functional as F
 
+from ..backbones.own import file_of
 from ..errors import ImageError, OptionError
 from ..faults import oom_message
 from ..images import load_image, load_mask
@@ -125,7 +126,7 @@ class Job:
         terms = self.objective.to_recipe()
         out.update(
             seed=self.seed,
-            backbone=self.backbone.name,
+            backbone=plain(self.backbone.name, self.recipe_paths, files=file_of(self.backbone.name) is not None),
             **self.session.recipe(self.recipe_paths),
             **self.notes,
             sizes=[list(s.size) for s in stages],
