@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .api import stylize
 from .applies import refuse
+from .backbones.own import FILE_PREFIX, file_of, is_own
 from .drive import Memory, Still, drive
 from .errors import ImageError, Interrupted, OptionError, RecipeError, UnknownNameError, UserError
 from .fastnet import load_model
@@ -88,7 +89,10 @@ SLIDER_REACH = {
     "lr": 10 * DREAM_STEP,
 }
 WEIGHT_REACH = 10
-MAX_UPLOAD = "25mb"  # per file; the pixel limit (--max-pixels' default) applies too
+MAX_UPLOAD = "200mb"  # per file, Gradio's check: a network file (below) is the largest upload
+MAX_IMAGE_BYTES = 25 * 2**20  # an image upload; the pixel limit (--max-pixels' default) applies too
+MAX_NETWORK_BYTES = 200 * 2**20  # your own network's file (a ResNet-50 in fp32 is about 100 MB)
+NETWORK_SUFFIXES = (".pt", ".pt2", ".ts", ".torchscript", ".onnx")  # formats read without unpickling
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "inputs"
 DEFAULT_SAMPLES = {"content": "chelsea.png", "input": "chelsea.png", "styles": ("starry_night.jpg",)}
 PREVIEW_STEPS = 20  # the live picture updates about this many times a stage
@@ -179,6 +183,17 @@ def default_layers(name: str, backbone) -> list[str]:
     )
 
 
+def layer_choices(tab: str, backbone, chosen=()) -> list[tuple[list, list]]:
+    """(choices, value) of each layer list of ``tab`` for ``backbone``: the layers ``chosen`` (a list
+    per list) where the backbone has them all, else its defaults."""
+    out = []
+    for name, now in zip(LAYERS[tab], [*chosen, *([None] * len(LAYERS[tab]))]):
+        choices = form_spec(tab, name, backbone).choices
+        now = list(now or [])
+        out.append((choices, now if now and all(layer in choices for layer in now) else default_layers(name, backbone)))
+    return out
+
+
 def controls(tab: str, backbone) -> list[Control]:
     return [form_spec(tab, name, backbone) for name in (*IMAGES[tab], *LAYERS[tab], *SLIDERS[tab], *SWITCHES[tab])]
 
@@ -190,11 +205,51 @@ def backbone_names() -> list[str]:
 
 
 def get_backbone(name: str):
-    """A registered backbone; never a file on the server (--backbone FILE is the command line's)."""
+    """A registered backbone; never a file on the server by its name (a network file comes as an
+    upload: :func:`network_backbone`)."""
     backbones = get_host().backbones
-    if name.startswith("file:"):
+    if name.startswith(FILE_PREFIX):
         raise UnknownNameError("backbone", name, backbones.names(), hint="the page offers registered backbones")
     return backbones.get(name, claims=False)
+
+
+def network_backbone(path):
+    """Your own network from an uploaded file (TorchScript, a torch.export archive, ONNX), read as
+    ``--backbone FILE`` reads it: nothing unpickled, its layer map derived. A file that is too
+    large, of another kind, a pickle or damaged is one :class:`~dreamstyle.errors.UserError` naming
+    the file by its name, not the server's folder."""
+    path = Path(path)
+    if path.suffix.lower() not in NETWORK_SUFFIXES:
+        raise OptionError(
+            f"{path.name}: upload a network as TorchScript (.pt, .ts), a torch.export archive (.pt2) or ONNX (.onnx)"
+        )
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ImageError(f"{path.name}: the upload is gone; upload it again") from None
+    if size > MAX_NETWORK_BYTES:
+        raise OptionError(
+            f"{path.name} is {size / 2**20:.0f} MB; the page takes networks up to {MAX_NETWORK_BYTES // 2**20} MB"
+        )
+    try:
+        return get_host().backbones.get(FILE_PREFIX + str(path))
+    except UserError as exc:
+        raise type(exc)(
+            friendly(exc, [path]).replace("; or give --backbone MODULE:CALLABLE and --weights FILE", "")
+        ) from None
+
+
+def form_backbone(form: dict):
+    """The backbone a form names: an uploaded network first, else the list's choice."""
+    upload = form.get("network_upload")
+    if isinstance(upload, (list, tuple)):
+        upload = upload[0] if upload else None
+    if upload:
+        return network_backbone(str(getattr(upload, "name", upload)))
+    name = form.get("backbone") or "vgg19"
+    if not isinstance(name, str):
+        raise OptionError(f"backbone {short_repr(name)}: not a backbone's name")
+    return get_backbone(name)
 
 
 def samples() -> list[str]:
@@ -219,7 +274,14 @@ def check_upload(path, max_pixels: int | None = None) -> str:
     """An uploaded file, read as dreamstyle reads inputs: an ImageError (named by its file name, not
     the server's folder) for a file that is not an image or has too many pixels."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageError(
+                f"{path} is {size / 2**20:.0f} MB; the page takes images up to {MAX_IMAGE_BYTES // 2**20} MB"
+            )
         load_image(path, max_pixels or DEFAULT_MAX_PIXELS)
+    except OSError:
+        raise ImageError(f"{Path(path).name}: the upload is gone; upload it again") from None
     except ImageError as exc:
         raise ImageError(str(exc).replace(str(path), Path(path).name).replace(" with --max-pixels", "")) from None
     return str(path)
@@ -253,13 +315,11 @@ def settings_from_form(tab: str, form: dict) -> Settings:
     """Settings from a filled form (control name -> value): the images uploaded or picked, the
     backbone, the layers, the sliders. A mistake is one :class:`~dreamstyle.errors.UserError`."""
     cls = settings_for(KIND_OF_TAB[tab])
-    name = form.get("backbone") or "vgg19"
-    if not isinstance(name, str):
-        raise OptionError(f"backbone {short_repr(name)}: not a backbone's name")
-    backbone = get_backbone(name)
+    backbone = form_backbone(form)
+    weights = _name(form, "weights", ("pretrained", "random"))
     values: dict = {
-        "backbone": backbone.name,
-        "weights": "random" if _name(form, "weights", ("pretrained", "random")) == "random" else None,
+        "backbone": backbone.name,  # an uploaded network's: file:PATH, its file carries its weights
+        "weights": "random" if weights == "random" and not backbone.name.startswith(FILE_PREFIX) else None,
     }
     seed = form.get("seed")
     if isinstance(seed, str):
@@ -374,6 +434,8 @@ def display_names(settings: Settings) -> dict:
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, str):
                 out[v] = Path(v).name
+    if settings.backbone.startswith(FILE_PREFIX):  # an uploaded network: its file name, where the user keeps it
+        out[settings.backbone] = Path(settings.backbone[len(FILE_PREFIX) :]).name
     return out
 
 
@@ -419,16 +481,25 @@ def restore(path) -> Restored:
         raise ImageError(f"{name} was made by 'dreamstyle {command}', which the page does not run")
     tab = "hybrid" if command == "transfer" and values.get("dream_layers") else command
     backbone_name = values.get("backbone") or "vgg19"
-    try:
-        backbone = get_backbone(backbone_name)
-    except UserError:
-        raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
+    missing = []
+    if is_own(backbone_name):  # your own network: its file is uploaded again, its layers kept as they were
+        if not file_of(backbone_name):
+            raise ImageError(
+                f"{name} was made with {backbone_name}, code in a Python module, which the page does not run"
+            )
+        missing.append(f"{Path(file_of(backbone_name)).name} (the network)")
+        backbone = None
+    else:
+        try:
+            backbone = get_backbone(backbone_name)
+        except UserError:
+            raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
     form: dict = {
-        "backbone": backbone.name,
         "weights": "random" if values.get("weights") == "random" else "pretrained",
         "seed": "" if values.get("seed") is None else str(values["seed"]),
     }
-    missing = []
+    if backbone is not None:
+        form["backbone"] = backbone.name
     for field_name in IMAGES[tab]:
         given = values.get(field_name)
         found = []
@@ -480,14 +551,14 @@ def unshown(tab: str, values: dict, backbone) -> list[str]:
 
 def _shown(tab: str, name: str, value, backbone) -> bool:
     """Whether the form of ``tab`` holds ``value`` of field ``name`` as it is."""
-    if name == "weights":
-        return value in (None, "random")
+    if name == "weights":  # the radio: pretrained (the backbone's own, "default" in a recipe) or random
+        return value in (None, "default", "pretrained", "random")
     if name in SWITCHES[tab]:
         return True
-    if name in LAYERS[tab]:
+    if name in LAYERS[tab]:  # (your own network's layers: its upload offers them)
         choices = form_spec(tab, name, backbone).choices
         weights = value.values() if isinstance(value, dict) else [1]
-        return all(layer in choices for layer in value) and all(w == 1 for w in weights)
+        return (backbone is None or all(layer in choices for layer in value)) and all(w == 1 for w in weights)
     if name in SLIDERS[tab]:
         if isinstance(value, tuple):
             if len(set(value)) > 1:  # a W x H: the slider sets a long side (a texture's square)
@@ -753,7 +824,10 @@ def build_page(folder: Path, device: str | None = None):
             updates = []
             for tab in TABS:
                 for name in tabs_controls[tab]["restorable"]:
-                    if tab == restored.tab and name in restored.form:
+                    if tab == restored.tab and name in LAYERS[tab] and "backbone" not in restored.form:
+                        value = restored.form[name]  # your own network's layers, offered until it is uploaded
+                        updates.append(gr.update(choices=list(dict.fromkeys(["auto", *value])), value=value))
+                    elif tab == restored.tab and name in restored.form:
                         updates.append(gr.update(value=restored.form[name]))
                     else:
                         updates.append(gr.update())
@@ -813,7 +887,7 @@ def _tab(gr, tab: str, backbone, names, folder: Path, stops: dict, device):
             outputs = _result_outputs(gr, tab)
     for key, component in inputs.items():  # uploads stay Gradio's to check (their type, their path)
         (refused_quietly(gr, component) if key.endswith("_upload") else checked_by_dreamstyle(component))
-    _follow_backbone(gr, tab, inputs)
+    _follow_backbone(gr, tab, inputs, message)
     _wire_run(gr, tab, inputs, message, outputs, run_button, stop_button, folder, stops, device)
     return {"inputs": inputs, "restorable": restorable}
 
@@ -881,9 +955,16 @@ def _network_inputs(gr, tab: str, backbone, names, inputs: dict, restorable: dic
             ["pretrained", "random"],
             value="pretrained",
             label="weights",
-            info="random: an untrained network (quick tests)",
+            info="random: an untrained network (quick tests); your own network brings its own",
             elem_id=f"{tab}-weights",
         )
+    inputs["network_upload"] = gr.File(
+        label="or drop your own network (.pt .ts .pt2 .onnx)",
+        file_types=list(NETWORK_SUFFIXES),
+        type="filepath",
+        height=110,
+        elem_id=f"{tab}-network-upload",
+    )
     for name in LAYERS[tab]:
         c = form_spec(tab, name, backbone)
         inputs[name] = restorable[name] = gr.Dropdown(
@@ -924,20 +1005,27 @@ def _result_outputs(gr, tab: str) -> dict:
     }
 
 
-def _follow_backbone(gr, tab: str, inputs: dict) -> None:
-    """A new backbone offers its own layers."""
-    backbone_outputs = [inputs[name] for name in LAYERS[tab]]
+def _follow_backbone(gr, tab: str, inputs: dict, message) -> None:
+    """A new backbone, or an uploaded network, offers its own layers (what is chosen stays where the new
+    one has it all); a network that cannot be read is one line on the page."""
+    layer_lists = [inputs[name] for name in LAYERS[tab]]
 
-    def on_backbone(name):
+    def on_backbone(name, upload, *chosen):
         try:
-            bb = get_backbone(name)
-        except UserError:
-            return [gr.update() for _ in backbone_outputs]
-        return [gr.update(choices=form_spec(tab, n, bb).choices, value=default_layers(n, bb)) for n in LAYERS[tab]]
+            bb = form_backbone({"backbone": name, "network_upload": upload})
+        except UserError as exc:
+            return [f"**{exc}**", *(gr.update() for _ in layer_lists)]
+        lists = layer_choices(tab, bb, chosen)
+        return ["", *(gr.update(choices=choices, value=value) for choices, value in lists)]
 
-    inputs["backbone"].change(
-        on_backbone, inputs["backbone"], backbone_outputs, concurrency_limit=None, api_visibility="private"
-    )
+    for control in (inputs["backbone"], inputs["network_upload"]):
+        control.change(
+            on_backbone,
+            [inputs["backbone"], inputs["network_upload"], *layer_lists],
+            [message, *layer_lists],
+            concurrency_limit=None,
+            api_visibility="private",
+        )
 
 
 def _wire_run(gr, tab: str, inputs: dict, message, outputs: dict, run_button, stop_button, folder, stops, device):

@@ -7,6 +7,7 @@ README's samples/web_page.png)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +121,7 @@ def test_samples_are_offered_and_picked():
 # --- bad uploads: a message, never a crash ----------------------------------------------------------
 
 
-def test_a_bad_upload_is_one_message_naming_the_file_not_the_server_folder(tmp_path, images):
+def test_a_bad_upload_is_one_message_naming_the_file_not_the_server_folder(tmp_path, images, monkeypatch):
     content, style = images
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
@@ -130,6 +132,11 @@ def test_a_bad_upload_is_one_message_naming_the_file_not_the_server_folder(tmp_p
     big = make_image(tmp_path / "big.png", size=(300, 200))
     with pytest.raises(ImageError, match="big.png is 300x200 = 60,000 pixels, above the limit"):
         web.check_upload(big, max_pixels=50_000)
+    web.check_upload(big)
+    with monkeypatch.context() as m:  # a file larger than the page takes, whatever its pixels
+        m.setattr(web, "MAX_IMAGE_BYTES", big.stat().st_size - 1)
+        with pytest.raises(ImageError, match=r"^big.png is 0 MB; the page takes images up to 0 MB$"):
+            web.check_upload(big)
     tiny = make_image(tmp_path / "tiny.png", size=(12, 10))
     settings = web.settings_from_form("transfer", transfer_form(tiny, style, size=12))
     with pytest.raises(UserError, match="below the 16 px minimum") as caught:
@@ -489,16 +496,17 @@ def test_a_value_the_page_does_not_offer_is_one_line_and_no_traceback_in_the_log
 
     url, served = server
     client = Client(url, verbose=False)
-    message, *_ = client.predict(None, "../../../../etc/passwd", [], api_name="/run_transfer")
+    no_network = {"param_6": None}  # the network upload (a File has no default in Gradio's API)
+    message, *_ = client.predict(None, "../../../../etc/passwd", [], **no_network, api_name="/run_transfer")
     assert message == "**there is no sample image '../../../../etc/passwd'**"
     message, *_ = client.predict(
-        None, "chelsea.png", [], ["starry_night.jpg"], "vgg19", "/etc/passwd", api_name="/run_transfer"
+        None, "chelsea.png", [], ["starry_night.jpg"], "vgg19", "/etc/passwd", **no_network, api_name="/run_transfer"
     )  # content, its sample, styles, theirs, backbone, weights
     assert message == "**weights: choose pretrained or random, not '/etc/passwd'**"
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
     with pytest.raises(Exception, match="Invalid file type"):  # Gradio's own check of an upload, kept
-        client.predict(handle_file(str(notes)), "chelsea.png", [], api_name="/run_transfer")
+        client.predict(handle_file(str(notes)), "chelsea.png", [], **no_network, api_name="/run_transfer")
     log = (served.parent / "serve.txt").read_text()
     assert "Traceback" not in log, log
 
@@ -529,3 +537,173 @@ def test_the_instant_tab_stylizes_with_an_uploaded_network(tmp_path, images):
     assert "broken.dsm" in str(caught.value) and str(tmp_path / "server") not in str(caught.value)
     with pytest.raises(UserError, match="give a style network"):
         web.stylize_upload(None, str(photo), tmp_path)
+
+
+# --- your own network, uploaded (issue 33) ---------------------------------------------------------
+
+
+def small_network(path: Path) -> Path:
+    """A small RGB CNN saved as TorchScript (made here: no weights to download)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        OrderedDict(
+            conv1=nn.Conv2d(3, 8, 3, padding=1),
+            relu1=nn.ReLU(),
+            conv2=nn.Conv2d(8, 16, 3, stride=2, padding=1),
+            relu2=nn.ReLU(),
+        )
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(model.eval()).save(str(path))
+    return path
+
+
+def network_form(content, style, network, **more):
+    form = transfer_form(content, style, network_upload=str(network))
+    del form["content_layers"], form["style_layers"]  # the network's own
+    return {**form, **more}
+
+
+def test_an_uploaded_network_runs_and_its_command_and_recipe_name_the_file(tmp_path, images):
+    content, style = images
+    network = small_network(tmp_path / "server" / "mynet.pt")
+    backbone = web.network_backbone(network)
+    (content_choices, content_value), (style_choices, style_value) = web.layer_choices("transfer", backbone)
+    assert content_choices == style_choices == list(backbone.layer_map.names) and len(content_choices) >= 2
+    assert content_value == list(backbone.content_layers) and style_value == list(backbone.style_layers)
+    assert web.layer_choices("transfer", backbone, [[content_choices[0]], ["relu4_2"]]) == [
+        (content_choices, [content_choices[0]]),  # kept where the network has it
+        (style_choices, style_value),  # vgg19's layer: the network's defaults instead
+    ]
+    settings = web.settings_from_form("transfer", network_form(content, style, network))
+    assert settings.backbone == f"file:{network}" and settings.weights is None  # the file carries its weights
+    steps, out = finished(web.WebRun("transfer", settings, tmp_path))
+    assert steps and out.path.is_file() and out.line.startswith("done")
+    assert "--backbone mynet.pt" in out.command and str(tmp_path) not in out.command
+    assert "--weights" not in out.command
+    recipe = read_recipe(out.path)
+    assert recipe["backbone"] == "mynet.pt" and "mynet.pt" in recipe["inputs"]
+    other = next(layer for layer in style_choices if [layer] != style_value)
+    chosen = web.settings_from_form("transfer", network_form(content, style, network, style_layers=[other]))
+    assert chosen.style_layers == {other: 1.0}
+
+
+def test_a_pickle_a_wrong_kind_and_a_too_large_network_are_one_line_naming_the_file(tmp_path, images, monkeypatch):
+    import torch
+    from torch import nn
+
+    content, style = images
+    server = tmp_path / "server"
+    pickled = server / "pickled.pt"
+    server.mkdir()
+    torch.save(nn.Sequential(nn.Conv2d(3, 4, 3)), pickled)
+    damaged = server / "damaged.pt2"
+    damaged.write_bytes(b"PK\x03\x04 not a whole archive")
+    other = server / "model.pkl"
+    other.write_bytes(b"anything")
+    for path, says in (
+        (pickled, "pickled.pt is a whole module pickled by torch.save, which dreamstyle never unpickles"),
+        (damaged, "damaged.pt2 is"),
+        (other, "model.pkl: upload a network as TorchScript (.pt, .ts), a torch.export archive (.pt2) or ONNX"),
+    ):
+        with pytest.raises(UserError) as caught:
+            web.settings_from_form("transfer", network_form(content, style, path))
+        message = str(caught.value)
+        assert message.startswith(says) and str(server) not in message and "\n" not in message, message
+        assert "MODULE:CALLABLE" not in message  # the command line's way, not the page's
+    network = small_network(server / "big.pt")
+    monkeypatch.setattr(web, "MAX_NETWORK_BYTES", network.stat().st_size - 1)
+    with pytest.raises(OptionError, match=r"^big.pt is 0 MB; the page takes networks up to 0 MB$"):
+        web.network_backbone(network)
+
+
+def test_a_picture_made_with_an_uploaded_network_restores_all_but_the_network(tmp_path, images):
+    content, style = images
+    network = small_network(tmp_path / "server" / "mynet.pt")
+    backbone = web.network_backbone(network)
+    layer = next(name for name in backbone.layer_map.names if [name] != list(backbone.style_layers))
+    settings = web.settings_from_form("transfer", network_form(content, style, network, style_layers=[layer]))
+    _, out = finished(web.WebRun("transfer", settings, tmp_path))
+    restored = web.restore(out.path)
+    assert "backbone" not in restored.form and restored.unshown == []
+    assert sorted(restored.missing) == ["mynet.pt (the network)", "painting.png", "photo.png"]
+    assert restored.form["style_layers"] == [layer] and restored.form["content_layers"] == []
+    again = web.settings_from_form(
+        "transfer",
+        {
+            **restored.form,
+            "content_upload": str(content),
+            "styles_upload": [str(style)],
+            "network_upload": str(network),
+        },
+    )
+    assert again == settings
+
+
+def test_a_network_uploaded_in_a_real_browser_offers_its_layers_and_runs(server, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (apt-get install -y chromium; .ci/run installs it)")
+    playwright = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
+    )
+    from gradio_client import Client, handle_file
+
+    url, served = server
+    network = small_network(tmp_path / "mine" / "mynet.pt")
+    pickled = tmp_path / "mine" / "pickled.pt"
+    import torch
+
+    torch.save(torch.nn.Conv2d(3, 4, 3), pickled)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            expect = playwright.expect
+            expect(page.locator("#transfer-style_layers")).to_contain_text("relu5_1")  # vgg19's
+            page.set_input_files("#transfer-network-upload input[type=file]", str(pickled))
+            expect(page.locator("#transfer-message")).to_contain_text("pickled.pt is a whole module pickled")
+            expect(page.locator("#transfer-style_layers")).to_contain_text("relu5_1")  # unchanged
+            page.locator("#transfer-network-upload button[aria-label='Clear']").first.click()
+            page.set_input_files("#transfer-network-upload input[type=file]", str(network))
+            expect(page.locator("#transfer-style_layers")).not_to_contain_text("relu5_1", timeout=60_000)
+            expect(page.locator("#transfer-style_layers")).to_contain_text("relu1")  # the network's own
+            expect(page.locator("#transfer-message")).to_have_text("")
+        finally:
+            browser.close()
+    client = Client(url, verbose=False)  # the same page through its API: a run with the network
+    message, status, _, download, command = client.predict(
+        None,
+        "chelsea.png",
+        [],
+        ["starry_night.jpg"],
+        "vgg19",
+        "pretrained",
+        handle_file(str(network)),
+        [],
+        ["relu2"],
+        40,
+        3,
+        api_name="/run_transfer",
+    )  # content, its sample, styles, theirs, backbone, weights, network, content and style layers, size, iterations
+    assert not (isinstance(message, str) and message), message  # (an update left alone, or "")
+    assert status.startswith("done") and "--backbone mynet.pt" in command and "--style-layers relu2" in command
+    recipe = read_recipe(download)
+    assert recipe["backbone"] == "mynet.pt" and recipe["style_layers"] == {"relu2": 1.0}
+    assert str(served) not in command and str(tmp_path) not in json.dumps(recipe)
+    message, *_ = client.predict(
+        None,
+        "chelsea.png",
+        [],
+        ["starry_night.jpg"],
+        "vgg19",
+        "pretrained",
+        handle_file(str(pickled)),
+        api_name="/run_transfer",
+    )
+    assert message.startswith("**pickled.pt is a whole module pickled by torch.save")
+    log = (served.parent / "serve.txt").read_text()
+    assert "Traceback" not in log, log
