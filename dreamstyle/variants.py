@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backbones.own import CALLABLE
 from .errors import OptionError, items
+from .plugins import get_host
+
+OPTIONS = ("max", "avg", "random", "pretrained", "default")  # what may follow a --backbones name's ":"
 
 
 @dataclass
@@ -54,11 +58,17 @@ class Variant:
 def parse_variants(spec: str | Sequence[str], weights: str | None = None, pooling: str = "max") -> list[Variant]:
     """``"vgg19,vgg19:avg,alexnet:random"`` -> variants. After a ``:`` come options, ``:``-separated:
     ``max``/``avg`` (pooling), ``random``/``pretrained`` or ``weights=FILE`` (the rest of the item).
+    Your own network: ``file:FILE[:options]``, or ``MODULE:CALLABLE[:options]`` (a callable is a name
+    that is no option: ``mynets:small_cnn:weights=net.pt``).
     ``weights``/``pooling`` are the defaults for items that do not say."""
     variants = []
     for item in items(spec, "--backbones") if isinstance(spec, str) else [str(v).strip() for v in spec]:
         file_prefix = "file:" if item.startswith("file:") else ""  # your own network: file:FILE[:options]
         name, _, rest = item[len(file_prefix) :].partition(":")
+        callable_name, _, after = rest.partition(":")  # MODULE:CALLABLE[:options]: a name no option has
+        if not file_prefix and callable_name.strip().lower() not in OPTIONS and "=" not in callable_name:
+            if name.strip() not in get_host().backbones.entries and CALLABLE.fullmatch(f"{name}:{callable_name}"):
+                name, rest = f"{name.strip()}:{callable_name.strip()}", after
         v = Variant(file_prefix + name.strip(), weights, pooling)
         while rest:
             if rest.startswith("weights="):
@@ -68,7 +78,7 @@ def parse_variants(spec: str | Sequence[str], weights: str | None = None, poolin
             opt = opt.strip().lower()
             if opt in ("max", "avg"):
                 v.pooling = opt
-            elif opt in ("random", "pretrained", "default"):
+            elif opt in OPTIONS:
                 v.weights = None if opt != "random" else "random"
             elif opt:
                 raise OptionError(

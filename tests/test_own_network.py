@@ -24,6 +24,7 @@ from dreamstyle.cli import main
 from dreamstyle.errors import BackboneError
 from dreamstyle.plugins import get_backbone
 from dreamstyle.testing import check_backbone
+from dreamstyle.writers import read_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HAS_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnx2torch"))
@@ -375,6 +376,25 @@ def test_a_callable_in_your_code_with_weights_from_a_state_dict(tmp_path, photo,
     assert "do not fit" in one_line_error(res)
     res = run(runner, "dream", photo, "-o", out, "--overwrite", "--backbone", "mynet_own_test:nothing")
     assert "has no 'nothing'" in one_line_error(res)
+
+
+def test_compare_takes_a_file_and_a_callable_among_its_backbones(nets, tmp_path, photo, runner, monkeypatch):
+    (tmp_path / "mynet_compare_test.py").write_text(MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("mynet_compare_test", None)
+    import mynet_compare_test
+
+    torch.save(mynet_compare_test.make().state_dict(), tmp_path / "w.pt")
+    style = make_image(tmp_path / "style.png", (40, 32), seed=1)
+    out = tmp_path / "cmp"
+    backbones = f"file:{nets['res', 'ts']},mynet_compare_test:make:weights={tmp_path / 'w.pt'},vgg19:random"
+    res = run(runner, "compare", photo, style, "--backbones", backbones, "--size", 32, "--iterations", 2, "-o", out)
+    assert res.exit_code == 0, res.output
+    made = {read_recipe(p)["backbone"] for p in out.glob("*.png") if p.name != "compare.png"}
+    assert made == {"res.ts", "mynet_compare_test:make", "vgg19"}, made  # a file by its name
+    res = run(runner, "compare", photo, style, "--backbones", "vgg19:rondom", "-o", tmp_path / "typo")
+    assert "unknown option 'rondom'" in one_line_error(res)
 
 
 # --- replay ----------------------------------------------------------------------------------------------------------

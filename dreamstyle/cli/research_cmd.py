@@ -303,7 +303,8 @@ main.add_command(
                 required=True,
                 shell_complete=complete_backbones,
                 help="Comma list; NAME:avg, NAME:random or NAME:weights=FILE set one backbone's pooling or "
-                "weights (e.g. vgg19,vgg19:avg,alexnet:random).",
+                "weights (e.g. vgg19,vgg19:avg,alexnet:random); your own network as FILE, file:FILE or "
+                "MODULE:CALLABLE:weights=FILE.",
             ),
             click.Option(
                 ["--columns"],
