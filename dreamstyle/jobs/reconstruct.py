@@ -66,14 +66,44 @@ def reconstruct(
     img = load_image(s.image, s.max_pixels)
     w, h = fit_size(img.size, s.size)
     bb.check_size(h, w, f"the output at --size {s.size}")
-    if s.style:
-        panels = [
-            (names[k - 1] if k == 1 else f"{names[0]} … {names[k - 1]}", names[:k]) for k in range(1, len(names) + 1)
-        ]
-    else:
-        panels = [(name, [name]) for name in names]
+    panels = _panels(names, s.style)
     seed = s.seed if s.seed is not None else random.randrange(2**31)  # every panel starts from the same noise
-    base = TransferSettings(
+    weight = s.weight if s.weight is not None else (STYLE_WEIGHT if s.style else CONTENT_WEIGHT)
+    base = _transfer_settings(s, img, seed).replace(
+        **(dict(content_weight=0.0, style_weight=weight) if s.style else dict(style_weight=0.0, content_weight=weight))
+    )
+    recipe = {
+        **s.to_recipe(recipe_paths),
+        "mode": "style" if s.style else "content",
+        "seed": seed,
+        "weights": session.recipe(recipe_paths)["weights"],
+        "layers": names,
+        "panels": [],
+    }
+    rec = Reconstruction(img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img, [], recipe)
+    for i, (label, subset) in enumerate(panels, start=1):
+        try:
+            _panel(rec, base, session, label, subset, _labelled(callback, f"{label} ({i}/{len(panels)})"))
+        except (KeyboardInterrupt, Interrupted):  # before this panel's first step: keep the panels finished
+            if not rec.panels:
+                raise Interrupted("interrupted before the first iteration; nothing was written") from None
+            rec.stopped = Reason.INTERRUPTED
+        if rec.stopped is Reason.INTERRUPTED:
+            break
+    recipe["stopped"] = rec.stopped
+    return rec
+
+
+def _panels(names: list, style: bool) -> list[tuple[str, list]]:
+    """(label, layers) of each panel: one layer each, or (``style``) the first k layers together."""
+    if not style:
+        return [(name, [name]) for name in names]
+    return [(names[k - 1] if k == 1 else f"{names[0]} … {names[k - 1]}", names[:k]) for k in range(1, len(names) + 1)]
+
+
+def _transfer_settings(s: ReconstructSettings, img, seed: int) -> TransferSettings:
+    """The transfer every panel runs (from noise, the picture as content and style), before its terms."""
+    return TransferSettings(
         content=img,
         styles=(img,),
         init="noise",
@@ -92,51 +122,36 @@ def reconstruct(
         log_every=s.log_every,
         max_pixels=s.max_pixels,
     )
-    recipe = {
-        **s.to_recipe(recipe_paths),
-        "mode": "style" if s.style else "content",
-        "seed": seed,
-        "weights": session.recipe(recipe_paths)["weights"],
-        "layers": names,
-        "panels": [],
-    }
-    rec = Reconstruction(img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img, [], recipe)
-    for i, (label, subset) in enumerate(panels, start=1):
 
-        def on_event(event, _label=f"{label} ({i}/{len(panels)})"):
-            event.label = _label
-            if callback is not None:
-                callback(event)
 
-        weight = s.weight if s.weight is not None else (STYLE_WEIGHT if s.style else CONTENT_WEIGHT)
-        terms = (
-            dict(content_weight=0.0, style_weight=weight, style_layers=subset)
-            if s.style
-            else dict(style_weight=0.0, content_weight=weight, content_layers=subset)
-        )
-        start = time.perf_counter()
-        try:
-            job = TransferJob(base.replace(**terms), session)
-            result = run(job, job.still_item(), on_event)
-        except (KeyboardInterrupt, Interrupted):  # before this panel's first step: keep the panels finished
-            if not rec.panels:
-                raise Interrupted("interrupted before the first iteration; nothing was written") from None
-            rec.stopped = Reason.INTERRUPTED
-            break
-        seconds = time.perf_counter() - start
-        rec.panels.append((label, subset, result, seconds))
-        recipe["panels"].append(
-            {
-                "label": label,
-                "layers": subset,
-                "seconds": round(seconds, 2),
-                "loss": result.history[-1] if result.history else None,
-                "stopped": result.stopped.value if result.stopped else None,
-            }
-        )
-        if result.stopped:
-            rec.stopped = result.stopped
-            if rec.stopped is Reason.INTERRUPTED:
-                break
-    recipe["stopped"] = rec.stopped
-    return rec
+def _labelled(callback, label: str):
+    """A step callback that names the panel in each event's label."""
+
+    def on_event(event):
+        event.label = label
+        if callback is not None:
+            callback(event)
+
+    return on_event
+
+
+def _panel(rec: Reconstruction, base: TransferSettings, session, label: str, subset: list, on_event) -> None:
+    """Run one panel (its layers' content or style term alone: ``base`` weighs the other 0) and add it,
+    and its recipe entry, to ``rec``."""
+    layers = {"style_layers" if rec.recipe["mode"] == "style" else "content_layers": subset}
+    start = time.perf_counter()
+    job = TransferJob(base.replace(**layers), session)
+    result = run(job, job.still_item(), on_event)
+    seconds = time.perf_counter() - start
+    rec.panels.append((label, subset, result, seconds))
+    rec.recipe["panels"].append(
+        {
+            "label": label,
+            "layers": subset,
+            "seconds": round(seconds, 2),
+            "loss": result.history[-1] if result.history else None,
+            "stopped": result.stopped.value if result.stopped else None,
+        }
+    )
+    if result.stopped:
+        rec.stopped = result.stopped
