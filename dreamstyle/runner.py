@@ -129,6 +129,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def labelled(callback: Callable | None, label: str) -> Callable:
+    """A step callback that names its part of a longer task (a panel, a batch of cells) in each event's
+    label, then hands the event to ``callback``."""
+
+    def on_event(event):
+        event.label = label
+        if callback is not None:
+            callback(event)
+
+    return on_event
+
+
 def run(job, item: Item, callback: Callable | None = None, snapshot_every: int = 0) -> Result:
     """Run ``job`` on ``item``: every stage, one stop policy."""
     seed_everything(job.seed)

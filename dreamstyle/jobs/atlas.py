@@ -15,7 +15,7 @@ from ..activation import ActivationLoss
 from ..errors import Interrupted, OptionError
 from ..images import fit_size, load_image, to_pil, to_tensor
 from ..objective import Objective, extra_terms
-from ..runner import Item, run
+from ..runner import Item, labelled, run
 from ..runtime import versions
 from ..session import Session
 from ..settings import ActivationsSettings, AtlasSettings, DreamSettings
@@ -100,7 +100,38 @@ def visualize(settings, session, layer: str, channels, callback=None, recipe_pat
     """Visualizations of ``channels`` of ``layer`` in batches of ``settings.batch``: (cells, stopped,
     the dream recipe of the first batch)."""
     s = settings
-    dream_settings = DreamSettings(
+    dream_settings = _dream_settings(s, layer)
+    cells, stopped, recipe = [], None, None
+    chunks = [channels[i : i + s.batch] for i in range(0, len(channels), s.batch)]
+    for n, chunk in enumerate(chunks, start=1):
+        first = (n - 1) * s.batch + 1
+        job = ChannelsJob(dream_settings, session, layer, chunk, recipe_paths)
+        if dream_settings.seed is None:
+            dream_settings = dream_settings.replace(seed=job.seed)  # every batch from the same seed
+
+        last = first + len(chunk) - 1
+        label = f"cells {first}-{last} of {len(channels)}" if len(chunk) > 1 else f"cell {first} of {len(channels)}"
+        try:
+            result = run(job, job.still_item(), labelled(callback, label))
+        except (KeyboardInterrupt, Interrupted):
+            if not cells:
+                raise Interrupted("interrupted before the first iteration; nothing was written") from None
+            return cells, Reason.INTERRUPTED, recipe
+        recipe = recipe or result.recipe
+        values = job.activations(result.tensor)
+        state = result.stopped
+        cells += [Cell(c, to_pil(result.tensor[b : b + 1]), v, state) for b, (c, v) in enumerate(zip(chunk, values))]
+        if state is not None:
+            stopped = state
+            if state is Reason.INTERRUPTED:
+                break
+    return cells, stopped, recipe
+
+
+def _dream_settings(s, layer: str) -> DreamSettings:
+    """The dream each batch of cells runs: from noise, one octave, ``layer``'s channels (``s``: the
+    atlas's or the activations' settings)."""
+    return DreamSettings(
         input=None,
         init="noise",
         layers=(layer,),
@@ -124,39 +155,6 @@ def visualize(settings, session, layer: str, channels, callback=None, recipe_pat
         log_every=s.log_every,
         max_pixels=s.max_pixels,
     )
-    cells, stopped, recipe = [], None, None
-    chunks = [channels[i : i + s.batch] for i in range(0, len(channels), s.batch)]
-    for n, chunk in enumerate(chunks, start=1):
-        first = (n - 1) * s.batch + 1
-        job = ChannelsJob(dream_settings, session, layer, chunk, recipe_paths)
-        if dream_settings.seed is None:
-            dream_settings = dream_settings.replace(seed=job.seed)  # every batch from the same seed
-
-        def on_event(
-            event,
-            _label=f"cells {first}-{first + len(chunk) - 1} of {len(channels)}"
-            if len(chunk) > 1
-            else f"cell {first} of {len(channels)}",
-        ):
-            event.label = _label
-            if callback is not None:
-                callback(event)
-
-        try:
-            result = run(job, job.still_item(), on_event)
-        except (KeyboardInterrupt, Interrupted):
-            if not cells:
-                raise Interrupted("interrupted before the first iteration; nothing was written") from None
-            return cells, Reason.INTERRUPTED, recipe
-        recipe = recipe or result.recipe
-        values = job.activations(result.tensor)
-        state = result.stopped
-        cells += [Cell(c, to_pil(result.tensor[b : b + 1]), v, state) for b, (c, v) in enumerate(zip(chunk, values))]
-        if state is not None:
-            stopped = state
-            if state is Reason.INTERRUPTED:
-                break
-    return cells, stopped, recipe
 
 
 def _check_channels(session, layer: str, channels) -> None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..errors import Interrupted, OptionError
 from ..images import fit_size, load_image
-from ..runner import run
+from ..runner import labelled, run
 from ..session import Session
 from ..settings import CONTENT_WEIGHT, STYLE_WEIGHT, ReconstructSettings, TransferSettings
 from ..sheets import Panel, contact_sheet
@@ -83,7 +83,7 @@ def reconstruct(
     rec = Reconstruction(img.resize((w, h), Image.LANCZOS) if (w, h) != img.size else img, [], recipe)
     for i, (label, subset) in enumerate(panels, start=1):
         try:
-            _panel(rec, base, session, label, subset, _labelled(callback, f"{label} ({i}/{len(panels)})"))
+            _panel(rec, base, session, label, subset, labelled(callback, f"{label} ({i}/{len(panels)})"))
         except (KeyboardInterrupt, Interrupted):  # before this panel's first step: keep the panels finished
             if not rec.panels:
                 raise Interrupted("interrupted before the first iteration; nothing was written") from None
@@ -122,17 +122,6 @@ def _transfer_settings(s: ReconstructSettings, img, seed: int) -> TransferSettin
         log_every=s.log_every,
         max_pixels=s.max_pixels,
     )
-
-
-def _labelled(callback, label: str):
-    """A step callback that names the panel in each event's label."""
-
-    def on_event(event):
-        event.label = label
-        if callback is not None:
-            callback(event)
-
-    return on_event
 
 
 def _panel(rec: Reconstruction, base: TransferSettings, session, label: str, subset: list, on_event) -> None:
