@@ -480,20 +480,7 @@ def restore(path) -> Restored:
     if command not in KINDS:
         raise ImageError(f"{name} was made by 'dreamstyle {command}', which the page does not run")
     tab = "hybrid" if command == "transfer" and values.get("dream_layers") else command
-    backbone_name = values.get("backbone") or "vgg19"
-    missing = []
-    if is_own(backbone_name):  # your own network: its file is uploaded again, its layers kept as they were
-        if not file_of(backbone_name):
-            raise ImageError(
-                f"{name} was made with {backbone_name}, code in a Python module, which the page does not run"
-            )
-        missing.append(f"{Path(file_of(backbone_name)).name} (the network)")
-        backbone = None
-    else:
-        try:
-            backbone = get_backbone(backbone_name)
-        except UserError:
-            raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
+    backbone, missing = _restored_backbone(name, values.get("backbone") or "vgg19")
     form: dict = {
         "weights": "random" if values.get("weights") == "random" else "pretrained",
         "seed": "" if values.get("seed") is None else str(values["seed"]),
@@ -501,16 +488,7 @@ def restore(path) -> Restored:
     if backbone is not None:
         form["backbone"] = backbone.name
     for field_name in IMAGES[tab]:
-        given = values.get(field_name)
-        found = []
-        for v in given if isinstance(given, tuple) else (given,):
-            if not isinstance(v, str):
-                continue
-            base = Path(v).name
-            if base in samples() and (not hashes.get(base) or file_hash(SAMPLES / base) == hashes[base]):
-                found.append(base)
-            else:
-                missing.append(base)
+        found = _restored_samples(values.get(field_name), hashes, missing)
         form[f"{field_name}_sample"] = found if field_name == "styles" else (found[0] if found else None)
     for field_name in LAYERS[tab]:
         given = values.get(field_name)
@@ -524,6 +502,34 @@ def restore(path) -> Restored:
     for field_name in SWITCHES[tab]:
         form[field_name] = bool(values.get(field_name))
     return Restored(tab, form, missing, unshown(tab, values, backbone))
+
+
+def _restored_backbone(name: str, backbone_name: str) -> tuple[object, list[str]]:
+    """(the backbone, what to upload again) of a recipe's backbone: your own network's file is
+    uploaded again (None: its layers are kept as they were); code in a module or a backbone not
+    installed here is one line."""
+    if not is_own(backbone_name):
+        try:
+            return get_backbone(backbone_name), []
+        except UserError:
+            raise ImageError(f"{name} was made with backbone {backbone_name!r}, which is not installed here") from None
+    if not file_of(backbone_name):
+        raise ImageError(f"{name} was made with {backbone_name}, code in a Python module, which the page does not run")
+    return None, [f"{Path(file_of(backbone_name)).name} (the network)"]
+
+
+def _restored_samples(given, hashes: dict, missing: list) -> list[str]:
+    """The samples among a recipe's inputs ``given`` (by name and SHA-256); the others go to ``missing``."""
+    found = []
+    for v in given if isinstance(given, tuple) else (given,):
+        if not isinstance(v, str):
+            continue
+        base = Path(v).name
+        if base in samples() and (not hashes.get(base) or file_hash(SAMPLES / base) == hashes[base]):
+            found.append(base)
+        else:
+            missing.append(base)
+    return found
 
 
 def unshown(tab: str, values: dict, backbone) -> list[str]:
