@@ -124,19 +124,28 @@ def contact_sheet(
         if panel.image is not None:
             sheet.paste(fit_into(panel.image, cell), (x, y))
         else:
-            draw.rectangle([x, y, x + cw - 1, y + ch - 1], fill=FAILED)
-            note = wrap(panel.note, draw, fnt, cw - 2 * pad)[: max(1, (ch - pad) // line_h)]
-            ny = y + (ch - len(note) * line_h) / 2
-            for text in note:
-                tw = draw.textlength(text, font=fnt)
-                draw.text((x + (cw - tw) / 2, ny), text, fill=MUTED, font=fnt)
-                ny += line_h
+            _failed_cell(draw, panel.note, (x, y), cell, fnt, line_h, pad)
         ty = y + ch + pad // 2
         for index, text in lines:
-            tw = draw.textlength(text, font=fnt)
-            draw.text((x + max(0, (cw - tw) / 2), ty), text, fill=INK if index == 0 else MUTED, font=fnt)
+            _centred(draw, text, x, ty, cw, fnt, INK if index == 0 else MUTED)
             ty += line_h
     return sheet
+
+
+def _centred(draw, text: str, x: float, y: float, width: int, fnt, fill) -> None:
+    """``text`` centred in the ``width`` from ``x`` (left-aligned where it is wider)."""
+    draw.text((x + max(0, (width - draw.textlength(text, font=fnt)) / 2), y), text, fill=fill, font=fnt)
+
+
+def _failed_cell(draw, note: str, at: tuple[int, int], cell: tuple[int, int], fnt, line_h: int, pad: int) -> None:
+    """A cell whose image failed: shaded, its note centred in it."""
+    (x, y), (cw, ch) = at, cell
+    draw.rectangle([x, y, x + cw - 1, y + ch - 1], fill=FAILED)
+    note_lines = wrap(note, draw, fnt, cw - 2 * pad)[: max(1, (ch - pad) // line_h)]
+    ny = y + (ch - len(note_lines) * line_h) / 2
+    for text in note_lines:
+        _centred(draw, text, x, ny, cw, fnt, MUTED)
+        ny += line_h
 
 
 def labelled_grid(
