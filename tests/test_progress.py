@@ -233,6 +233,16 @@ def test_items_keep_one_unit_and_count_what_was_skipped(clock, capsys):
     assert all("images/s" not in line for line in lines)
 
 
+def test_an_item_faster_than_a_tenth_of_a_second_shows_its_time(clock, capsys):
+    p = progress.FrameProgress(3, False, "frames")
+    p.step(event(1, 2))
+    for name in ("a", "b"):
+        clock.now += 0.012
+        p.frame(SimpleNamespace(name=name, losses={"total": 1.0}))
+    lines = [line for line in capsys.readouterr().err.splitlines() if " it " not in line]
+    assert "0.012 s/frame" in lines[1] and "0.0 s/frame" not in lines[1], lines
+
+
 def test_a_folder_counts_a_file_it_cannot_read(runner, images, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

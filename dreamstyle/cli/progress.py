@@ -355,7 +355,8 @@ class FrameProgress:
         made = self.done - self.before - self.skipped
         if not made or elapsed <= 0:
             return ""
-        rate = f"{elapsed / made:.1f} s/{self.unit[:-1]}"
+        seconds = elapsed / made  # under 0.1 s (a style network's frames): two digits, not "0.0"
+        rate = f"{seconds:.1f} s/{self.unit[:-1]}" if seconds >= 0.1 else f"{seconds:.2g} s/{self.unit[:-1]}"
         if len(self.per_worker) > 1:
             rate += " · per worker " + " ".join(f"{n}" for _, n in sorted(self.per_worker.items()))
         return rate
