@@ -6,9 +6,12 @@ and iterations, on vgg19 with its default weights, in one process; every picture
 ``efficientnet-lite0-57934424.pth``, renamed to timm's layout as in ``benchmarks.scale``) where it is
 found, else vgg19 itself (then the judge grades its own features: said in the output). Reported per
 method: wall time, and the mean content distance and style distances (Gram, sliced Wasserstein)
-over the pairs; one contact sheet per method (the pairs in a row) under ``--sheets``.
+over the pairs, and each pair's; one contact sheet per method (the pairs in a row) under ``--sheets``.
+A method is ``LOSS:OPTIMIZER[:STYLE_WEIGHT[:ITERATIONS]]``: the methods cost different times per
+step, so equal wall time is each method's own number of steps (``--iterations`` where none is given).
 
     python -m benchmarks.styles --size 256 --iterations 100 --pairs 3 --sheets out/styles
+    python -m benchmarks.styles --pairs 3 --threads 1 --methods gram:lbfgs:1.5e7,swd:lbfgs:1.5e8:40
 """
 
 from __future__ import annotations
@@ -53,15 +56,22 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=3, help=f"how many of the {len(PAIRS)} pairs")
-    ap.add_argument("--methods", default=",".join(METHODS), help="LOSS:OPTIMIZER[:STYLE_WEIGHT], comma separated")
+    ap.add_argument(
+        "--methods", default=",".join(METHODS), help="LOSS:OPTIMIZER[:STYLE_WEIGHT[:ITERATIONS]], comma separated"
+    )
+    ap.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's own)")
     ap.add_argument("--sheets", default=None, help="folder for one contact sheet per method")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+
+    import torch
 
     import dreamstyle
     from benchmarks.common import device_name, write_results
     from dreamstyle.sheets import Panel, contact_sheet
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     inputs = ROOT / "samples" / "inputs"
     pairs = PAIRS[: args.pairs]
     sheets = Path(args.sheets) if args.sheets else None
@@ -72,8 +82,10 @@ def main(argv=None) -> int:
         print(f"device: {device_name('cpu')}  {args.size} px  {args.iterations} iterations  judge: {what}")
         rows = []
         for method in args.methods.split(","):
-            loss, optimizer, *weight = method.split(":")  # LOSS:OPTIMIZER[:STYLE_WEIGHT]
-            extra = {"style_weight": float(weight[0])} if weight else {}
+            loss, optimizer, *rest = method.split(":")  # LOSS:OPTIMIZER[:STYLE_WEIGHT[:ITERATIONS]]
+            weight, steps = (rest + [None, None])[:2]
+            extra = {"style_weight": float(weight)} if weight else {}
+            iterations = int(steps) if steps else args.iterations
             scores, panels, seconds = [], [], 0.0
             for content, style in pairs:
                 t = time.perf_counter()
@@ -81,7 +93,7 @@ def main(argv=None) -> int:
                     str(inputs / content),
                     [str(inputs / style)],
                     size=args.size,
-                    iterations=args.iterations,
+                    iterations=iterations,
                     style_loss=loss,
                     optimizer=optimizer,
                     seed=1,
@@ -100,13 +112,15 @@ def main(argv=None) -> int:
                     )
                 )
                 panels.append(Panel(result.image, [f"{Path(content).stem} x {Path(style).stem}"]))
-            row = {"method": method, "seconds": round(seconds, 1)}
+            row = {"method": method, "iterations": iterations, "seconds": round(seconds, 1)}
             for key in ("content", "style_gram", "style_swd"):
                 row[key] = sum(s[key] for s in scores) / len(scores)
+            row["per_pair"] = [{key: s[key] for key in ("content", "style_gram", "style_swd")} for s in scores]
             rows.append(row)
             print(
-                f"  {method:<11} {row['seconds']:7.1f} s   content {row['content']:.4f}   style: Gram "
-                f"{row['style_gram']:.4f}  sliced W. {row['style_swd']:.4f}",
+                f"  {method:<18} {row['seconds']:7.1f} s   content {row['content']:.4f}   style: Gram "
+                f"{row['style_gram']:.4f}  sliced W. {row['style_swd']:.4f}   per pair (content/sliced W.): "
+                + " ".join(f"{s['content']:.3f}/{s['style_swd']:.4f}" for s in scores),
                 flush=True,
             )
             if sheets:
@@ -115,14 +129,16 @@ def main(argv=None) -> int:
                     (args.size, args.size),
                     columns=len(panels),
                     title=f"--style-loss {loss} --optimizer {optimizer}"
-                    + (f" --style-weight {weight[0]}" if weight else ""),
-                ).save(sheets / f"{'-'.join([loss, optimizer, *weight])}.png")
+                    + (f" --style-weight {weight}" if weight else "")
+                    + f" --iterations {iterations}",
+                ).save(sheets / f"{'-'.join([loss, optimizer, *rest])}.png")
     record = {
         "benchmark": "styles",
         "device": "cpu",
         "device_name": device_name("cpu"),
         "size": args.size,
         "iterations": args.iterations,
+        "threads": torch.get_num_threads(),
         "pairs": [list(p) for p in pairs],
         "judge": what,
         "rows": rows,

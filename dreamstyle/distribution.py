@@ -259,8 +259,21 @@ class SlicedWassersteinLoss(_DistributionTerm):
                     cumulative = weights.to(device)[order].cumsum(-1)
                     groups.append((projected.gather(-1, order), cumulative / cumulative[..., -1:].clamp_min(1e-12)))
                 layers.append((d, groups))
-            self._drawn = ((self.step, str(device)), layers)
+            self._drawn = ((self.step, str(device)), layers, {})
         return self._drawn[1]
+
+    def _targets(self, i: int, k: int, groups: list, shape: torch.Size, device) -> torch.Tensor:
+        """The style's quantiles at a picture of ``shape`` (B, K, N) unweighted positions' levels, for
+        layer ``i`` and group ``k``: the same for every evaluation of a step's directions (L-BFGS keeps
+        a stage's), so found once and kept with them."""
+        cache = self._drawn[2]
+        key = (i, k, tuple(shape))
+        if key not in cache:
+            style_sorted, cumulative = groups[k]
+            n = shape[-1]
+            levels = ((torch.arange(n, device=device) + 0.5) / n).expand(shape)
+            cache[key] = _quantiles(style_sorted, cumulative, levels)
+        return cache[key]
 
     def forward(self, feats, image):
         total = 0.0
@@ -276,9 +289,7 @@ class SlicedWassersteinLoss(_DistributionTerm):
                     w = where.at(tuple(f.shape[-2:]), None, f.device)
                     sorted_picture, index = picture.sort(-1)
                     if w is None:
-                        n = sorted_picture.shape[-1]
-                        levels = ((torch.arange(n, device=f.device) + 0.5) / n).expand_as(sorted_picture)
-                        target = _quantiles(style_sorted, cumulative, levels)
+                        target = self._targets(i, k, groups, sorted_picture.shape, f.device)
                         distance = ((sorted_picture - target) ** 2).mean((1, 2))
                     else:
                         pw = w.float().expand(b, 1, *f.shape[-2:]).reshape(b, 1, -1).expand_as(picture)

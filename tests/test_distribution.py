@@ -134,6 +134,36 @@ def test_swd_draws_other_directions_at_another_step_and_the_same_at_the_same():
     assert first != second and float(t(feats, picture)) == first
 
 
+def test_swd_keeps_the_style_quantiles_of_a_step_and_they_are_the_ones_it_would_find_again():
+    torch.manual_seed(6)
+    style = torch.rand(1, 3, 24, 24)
+    extract = features()
+
+    def term(step):
+        u = SlicedWassersteinLoss(["a", "b"])
+        torch.manual_seed(0)  # the same seed for its directions
+        u.prepare(TermContext(None, images={"style": [style]}), extract)
+        u.new_step(step)
+        return u
+
+    def evaluate(u, picture):
+        picture = picture.clone().requires_grad_(True)
+        loss = u(extract(picture), picture)
+        return float(loss), torch.autograd.grad(loss, picture)[0]
+
+    t, kept = term(1), []
+    for step, side in ((1, 24), (1, 16), (1, 24), (2, 24), (1, 16)):  # sizes and steps, and back again
+        t.new_step(step)
+        picture = torch.rand(1, 3, side, side)
+        value_kept, grad_kept = evaluate(t, picture)
+        value_new, grad_new = evaluate(term(step), picture)  # a new term: nothing kept from before
+        assert value_kept == value_new and torch.equal(grad_kept, grad_new)
+        kept.append(len(t._drawn[2]))
+    # two layers' quantiles for each picture size a step's draw has seen (the third: found again, not
+    # made); a new step starts afresh
+    assert kept == [2, 4, 4, 2, 2]
+
+
 @pytest.mark.parametrize("loss", ["w2", "swd", "nn"])
 def test_a_transfer_moves_toward_the_style_and_replays_to_the_same_bytes(loss, tmp_path, runner):
     content = make_image(tmp_path / "content.png", (40, 32))
