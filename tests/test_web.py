@@ -426,12 +426,15 @@ def server(tmp_path):
             proc.kill()
 
 
-def test_a_style_transfer_in_a_real_browser(server, tmp_path_factory):
+def browser_or_skip():
+    """Playwright's sync API where it and Debian's chromium are here; else the test skips, saying which is missing."""
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine (apt-get install -y chromium; .ci/run installs it)")
-    playwright = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
-    )
+    return pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+
+
+def test_a_style_transfer_in_a_real_browser(server, tmp_path_factory):
+    playwright = browser_or_skip()
     url, served = server
     files = tmp_path_factory.mktemp("browser")
     shot = os.environ.get("DREAMSTYLE_SCREENSHOT")
@@ -644,11 +647,7 @@ def test_a_picture_made_with_an_uploaded_network_restores_all_but_the_network(tm
 
 
 def test_a_network_uploaded_in_a_real_browser_offers_its_layers_and_runs(server, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("no chromium on this machine (apt-get install -y chromium; .ci/run installs it)")
-    playwright = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
-    )
+    playwright = browser_or_skip()
     from gradio_client import Client, handle_file
 
     url, served = server
