@@ -12,15 +12,24 @@ step, so equal wall time is each method's own number of steps (``--iterations`` 
 
     python -m benchmarks.styles --size 256 --iterations 100 --pairs 3 --sheets out/styles
     python -m benchmarks.styles --pairs 3 --threads 1 --methods gram:lbfgs:1.5e7,swd:lbfgs:1.5e8:40
+
+``--grid`` runs the 5 photos x 5 paintings of ``../shared/assets/images`` instead (skipped where they are
+absent), one sheet per method with a row per photo. With ``--keep DIR`` every picture and its scores are
+kept there and a pair already kept is not made again, so a run can be resumed, or split between
+processes with ``--shard K/N`` (each makes every N-th pair from the K-th; one thread each) and then
+collected by the same command without ``--shard``, which makes nothing and writes the table and sheets.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("gram:lbfgs", "w2:lbfgs", "swd:lbfgs", "swd:adam")
@@ -31,6 +40,16 @@ PAIRS = (
     ("chelsea.png", "great_wave.jpg"),
     ("astronaut.png", "starry_night.jpg"),
 )
+
+
+ASSET_IMAGES = ROOT.parent / "shared" / "assets" / "images"
+
+
+def grid_pairs() -> list[tuple[Path, Path]]:
+    """Every photo x every painting of the shared assets (photo-major), or [] where they are absent."""
+    photos = sorted((ASSET_IMAGES / "content").glob("*.*"))
+    paintings = sorted((ASSET_IMAGES / "style").glob("*.*"))
+    return [(c, s) for c in photos for s in paintings]
 
 
 def judge_backbone(tmp: Path) -> tuple[str, str | None, str]:
@@ -56,11 +75,14 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--pairs", type=int, default=3, help=f"how many of the {len(PAIRS)} pairs")
+    ap.add_argument("--grid", action="store_true", help="the shared assets' 5 photos x 5 paintings instead")
     ap.add_argument(
         "--methods", default=",".join(METHODS), help="LOSS:OPTIMIZER[:STYLE_WEIGHT[:ITERATIONS]], comma separated"
     )
     ap.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: torch's own)")
     ap.add_argument("--sheets", default=None, help="folder for one contact sheet per method")
+    ap.add_argument("--keep", default=None, help="folder for every picture and its scores (resumable)")
+    ap.add_argument("--shard", default=None, help="K/N: make only every N-th pair from the K-th (needs --keep)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -72,11 +94,25 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    inputs = ROOT / "samples" / "inputs"
-    pairs = PAIRS[: args.pairs]
+    if args.grid:
+        pairs = grid_pairs()
+        if not pairs:
+            print(f"skipped: no images under {ASSET_IMAGES}")
+            return 0
+    else:
+        inputs = ROOT / "samples" / "inputs"
+        pairs = [(inputs / c, inputs / s) for c, s in PAIRS[: args.pairs]]
+    keep = Path(args.keep) if args.keep else None
+    mine = set(range(len(pairs)))
+    if args.shard:
+        if keep is None:
+            ap.error("--shard needs --keep: the shards meet in its folder")
+        k, n = (int(x) for x in args.shard.split("/"))
+        mine = set(range(k, len(pairs), n))
     sheets = Path(args.sheets) if args.sheets else None
     if sheets:
         sheets.mkdir(parents=True, exist_ok=True)
+    columns = len({s for _, s in pairs}) if args.grid else len(pairs)
     with tempfile.TemporaryDirectory() as tmp:
         judge, weights, what = judge_backbone(Path(tmp))
         print(f"device: {device_name('cpu')}  {args.size} px  {args.iterations} iterations  judge: {what}")
@@ -86,12 +122,21 @@ def main(argv=None) -> int:
             weight, steps = (rest + [None, None])[:2]
             extra = {"style_weight": float(weight)} if weight else {}
             iterations = int(steps) if steps else args.iterations
-            scores, panels, seconds = [], [], 0.0
-            for content, style in pairs:
+            folder = keep / f"{args.size}px" / "-".join([loss, optimizer, *rest]) if keep else None
+            done = []  # (index, image, scores with the seconds it took)
+            for i, (content, style) in enumerate(pairs):
+                stem = f"{content.stem}__{style.stem}"
+                if folder and (folder / f"{stem}.json").is_file():
+                    done.append(
+                        (i, Image.open(folder / f"{stem}.png"), json.loads((folder / f"{stem}.json").read_text()))
+                    )
+                    continue
+                if i not in mine:
+                    continue
                 t = time.perf_counter()
                 result = dreamstyle.transfer(
-                    str(inputs / content),
-                    [str(inputs / style)],
+                    str(content),
+                    [str(style)],
                     size=args.size,
                     iterations=iterations,
                     style_loss=loss,
@@ -100,38 +145,41 @@ def main(argv=None) -> int:
                     device="cpu",
                     **extra,
                 )
-                seconds += time.perf_counter() - t
-                scores.append(
-                    dreamstyle.score(
-                        result.image,
-                        str(inputs / content),
-                        [str(inputs / style)],
-                        backbone=judge,
-                        weights=weights,
-                        device="cpu",
-                    )
+                seconds = time.perf_counter() - t
+                scores = dreamstyle.score(
+                    result.image, str(content), [str(style)], backbone=judge, weights=weights, device="cpu"
                 )
-                panels.append(Panel(result.image, [f"{Path(content).stem} x {Path(style).stem}"]))
-            row = {"method": method, "iterations": iterations, "seconds": round(seconds, 1)}
+                scores = {key: scores[key] for key in ("content", "style_gram", "style_swd")} | {"seconds": seconds}
+                if folder:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    result.image.save(folder / f"{stem}.png")
+                    (folder / f"{stem}.json").write_text(json.dumps(scores))
+                done.append((i, result.image, scores))
+            if len(done) < len(pairs):
+                print(f"  {method:<18} {len(done)} of {len(pairs)} pairs made (the other shards make the rest)")
+                continue
+            row = {"method": method, "iterations": iterations, "seconds": round(sum(s["seconds"] for *_, s in done), 1)}
             for key in ("content", "style_gram", "style_swd"):
-                row[key] = sum(s[key] for s in scores) / len(scores)
-            row["per_pair"] = [{key: s[key] for key in ("content", "style_gram", "style_swd")} for s in scores]
+                row[key] = sum(s[key] for *_, s in done) / len(done)
+            row["per_pair"] = [{key: s[key] for key in ("content", "style_gram", "style_swd")} for *_, s in done]
             rows.append(row)
             print(
                 f"  {method:<18} {row['seconds']:7.1f} s   content {row['content']:.4f}   style: Gram "
                 f"{row['style_gram']:.4f}  sliced W. {row['style_swd']:.4f}   per pair (content/sliced W.): "
-                + " ".join(f"{s['content']:.3f}/{s['style_swd']:.4f}" for s in scores),
+                + " ".join(f"{s['content']:.3f}/{s['style_swd']:.4f}" for *_, s in done),
                 flush=True,
             )
             if sheets:
                 contact_sheet(
-                    panels,
+                    [Panel(im, [f"{pairs[i][0].stem} x {pairs[i][1].stem}"]) for i, im, _ in done],
                     (args.size, args.size),
-                    columns=len(panels),
+                    columns=columns,
                     title=f"--style-loss {loss} --optimizer {optimizer}"
                     + (f" --style-weight {weight}" if weight else "")
                     + f" --iterations {iterations}",
                 ).save(sheets / f"{'-'.join([loss, optimizer, *rest])}.png")
+    if args.shard or len(rows) < len(args.methods.split(",")):
+        return 0  # a shard: the collecting run writes the record
     record = {
         "benchmark": "styles",
         "device": "cpu",
@@ -139,7 +187,7 @@ def main(argv=None) -> int:
         "size": args.size,
         "iterations": args.iterations,
         "threads": torch.get_num_threads(),
-        "pairs": [list(p) for p in pairs],
+        "pairs": [[c.name, s.name] for c, s in pairs],
         "judge": what,
         "rows": rows,
         "date": time.strftime("%Y-%m-%d"),
