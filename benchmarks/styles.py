@@ -42,6 +42,7 @@ PAIRS = (
 )
 
 
+SCORES = ("content", "style_gram", "style_swd")
 ASSET_IMAGES = ROOT.parent / "shared" / "assets" / "images"
 
 
@@ -50,6 +51,49 @@ def grid_pairs() -> list[tuple[Path, Path]]:
     photos = sorted((ASSET_IMAGES / "content").glob("*.*"))
     paintings = sorted((ASSET_IMAGES / "style").glob("*.*"))
     return [(c, s) for c in photos for s in paintings]
+
+
+def shard(spec: str | None, count: int) -> set[int]:
+    """The indices of ``count`` pairs that shard ``spec`` ("K/N", or None for all) makes."""
+    if not spec:
+        return set(range(count))
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {spec}: give K/N, like 0/2") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard {spec}: K must be 0 to N-1")
+    return set(range(k, count, n))
+
+
+def make_pair(content: Path, style: Path, loss, optimizer, iterations, extra, size, judge, weights):
+    """One picture of ``content`` in ``style`` and its judge's scores, with the seconds it took to make."""
+    import dreamstyle
+
+    t = time.perf_counter()
+    result = dreamstyle.transfer(
+        str(content),
+        [str(style)],
+        size=size,
+        iterations=iterations,
+        style_loss=loss,
+        optimizer=optimizer,
+        seed=1,
+        device="cpu",
+        **extra,
+    )
+    seconds = time.perf_counter() - t
+    scores = dreamstyle.score(result.image, str(content), [str(style)], backbone=judge, weights=weights, device="cpu")
+    return result.image, {key: scores[key] for key in SCORES} | {"seconds": seconds}
+
+
+def keep_pair(folder: Path, stem: str, image, scores: dict) -> None:
+    """The picture, then its scores, each written atomically: a pair counts as kept once its JSON is there."""
+    from dreamstyle.outbox import publish, write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    publish(folder / f"{stem}.png", lambda fh: image.save(fh, format="PNG"))
+    write_json(folder / f"{stem}.json", scores)
 
 
 def judge_backbone(tmp: Path) -> tuple[str, str | None, str]:
@@ -88,7 +132,6 @@ def main(argv=None) -> int:
 
     import torch
 
-    import dreamstyle
     from benchmarks.common import device_name, write_results
     from dreamstyle.sheets import Panel, contact_sheet
 
@@ -103,12 +146,12 @@ def main(argv=None) -> int:
         inputs = ROOT / "samples" / "inputs"
         pairs = [(inputs / c, inputs / s) for c, s in PAIRS[: args.pairs]]
     keep = Path(args.keep) if args.keep else None
-    mine = set(range(len(pairs)))
-    if args.shard:
-        if keep is None:
-            ap.error("--shard needs --keep: the shards meet in its folder")
-        k, n = (int(x) for x in args.shard.split("/"))
-        mine = set(range(k, len(pairs), n))
+    if args.shard and keep is None:
+        ap.error("--shard needs --keep: the shards meet in its folder")
+    try:
+        mine = shard(args.shard, len(pairs))
+    except ValueError as e:
+        ap.error(str(e))
     sheets = Path(args.sheets) if args.sheets else None
     if sheets:
         sheets.mkdir(parents=True, exist_ok=True)
@@ -133,35 +176,17 @@ def main(argv=None) -> int:
                     continue
                 if i not in mine:
                     continue
-                t = time.perf_counter()
-                result = dreamstyle.transfer(
-                    str(content),
-                    [str(style)],
-                    size=args.size,
-                    iterations=iterations,
-                    style_loss=loss,
-                    optimizer=optimizer,
-                    seed=1,
-                    device="cpu",
-                    **extra,
-                )
-                seconds = time.perf_counter() - t
-                scores = dreamstyle.score(
-                    result.image, str(content), [str(style)], backbone=judge, weights=weights, device="cpu"
-                )
-                scores = {key: scores[key] for key in ("content", "style_gram", "style_swd")} | {"seconds": seconds}
+                image, scores = make_pair(content, style, loss, optimizer, iterations, extra, args.size, judge, weights)
                 if folder:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    result.image.save(folder / f"{stem}.png")
-                    (folder / f"{stem}.json").write_text(json.dumps(scores))
-                done.append((i, result.image, scores))
+                    keep_pair(folder, stem, image, scores)
+                done.append((i, image, scores))
             if len(done) < len(pairs):
                 print(f"  {method:<18} {len(done)} of {len(pairs)} pairs made (the other shards make the rest)")
                 continue
             row = {"method": method, "iterations": iterations, "seconds": round(sum(s["seconds"] for *_, s in done), 1)}
-            for key in ("content", "style_gram", "style_swd"):
+            for key in SCORES:
                 row[key] = sum(s[key] for *_, s in done) / len(done)
-            row["per_pair"] = [{key: s[key] for key in ("content", "style_gram", "style_swd")} for *_, s in done]
+            row["per_pair"] = [{key: s[key] for key in SCORES} for *_, s in done]
             rows.append(row)
             print(
                 f"  {method:<18} {row['seconds']:7.1f} s   content {row['content']:.4f}   style: Gram "
